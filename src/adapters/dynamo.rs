@@ -1,0 +1,701 @@
+//! The state table in DynamoDB (DESIGN section 4): one table, items told apart by key prefix.
+//!
+//! | item     | pk                        | sk                              | query attributes |
+//! |----------|---------------------------|---------------------------------|------------------|
+//! | state    | `ID#<account>#<subject>`  | `STATE`                         | `account`, `subject`, `principal`, `stage`, `stage_subject`, `version`, `due_pk` + `next_due_at` (only when a step is due) |
+//! | audit    | `ID#<account>#<subject>`  | `AUDIT#<time>#<seq>`            | — |
+//! | snapshot | `ID#<account>#<subject>`  | `SNAPSHOT#<time>`               | — |
+//! | event    | `EVENT#<id>`              | `EVENT`                         | `expires_at` (TTL) |
+//! | breaker  | `BREAKER#<account>`       | `BREAKER`                       | — |
+//!
+//! The domain value itself is kept as JSON in one string attribute (`record`, `entry`,
+//! `snapshot`, `state`), so the table never needs a migration when a domain type grows a field;
+//! the top-level attributes exist only to be queried. Three GSIs, all fed by state items only
+//! (other items never carry their key attributes):
+//! - `due` (`due_pk` = `DUE#<account>`, `next_due_at`): sparse, only records with a pending step;
+//! - `by_principal` (`principal` ARN, `subject`): the whole and the credentials of one principal;
+//! - `by_account` (`account`, `stage_subject` = `<stage>#<subject>`): a stage is a key prefix.
+//!
+//! Times in keys are fixed-width UTC with nanoseconds, so string order is time order.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::retry::{classify, RetryPolicy};
+use super::{ErrorKind, PortError, PortResult};
+use crate::domain::{
+    AuditEntry, BreakerState, Principal, Record, Snapshot, Stage, Subject, Timestamp,
+};
+use crate::ports::Store;
+
+/// The sparse index of records with a pending step.
+pub const DUE_INDEX: &str = "due";
+/// Records by principal ARN.
+pub const PRINCIPAL_INDEX: &str = "by_principal";
+/// Records by account, range key `<stage>#<subject id>`.
+pub const ACCOUNT_INDEX: &str = "by_account";
+/// The TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// How long an event id is remembered for deduplication.
+const EVENT_TTL: chrono::Duration = chrono::Duration::days(7);
+/// How long `init` waits for a new table to become ACTIVE.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How many fresh audit sort keys to try if one is taken (only another process could take it).
+const AUDIT_KEY_ATTEMPTS: usize = 5;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Makes audit sort keys unique within the process even for entries of the same instant, and
+/// write ids unique per write.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retry: RetryPolicy,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, retry: RetryPolicy) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            retry,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Whether the table exists.
+    pub async fn exists(&self) -> PortResult<bool> {
+        let described = self
+            .retry
+            .run(|| async {
+                self.client
+                    .describe_table()
+                    .table_name(&self.table)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeTable", e))
+            })
+            .await;
+        match described {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the table with its indexes if it is absent (`true` if this call created it), waits
+    /// until it is ACTIVE and makes sure TTL is on. Safe to run again.
+    pub async fn init(&self) -> PortResult<bool> {
+        let created = self.create_table().await?;
+        self.wait_active().await?;
+        self.enable_ttl().await?;
+        Ok(created)
+    }
+
+    async fn create_table(&self) -> PortResult<bool> {
+        let attributes = [
+            "pk",
+            "sk",
+            "due_pk",
+            "next_due_at",
+            "principal",
+            "subject",
+            "account",
+            "stage_subject",
+        ]
+        .into_iter()
+        .map(|name| {
+            built(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build(),
+            )
+        })
+        .collect::<PortResult<Vec<_>>>()?;
+        let indexes = vec![
+            gsi(DUE_INDEX, "due_pk", "next_due_at")?,
+            gsi(PRINCIPAL_INDEX, "principal", "subject")?,
+            gsi(ACCOUNT_INDEX, "account", "stage_subject")?,
+        ];
+        let request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_attribute_definitions(Some(attributes))
+            .set_key_schema(Some(key_schema("pk", "sk")?))
+            .set_global_secondary_indexes(Some(indexes));
+        self.retry
+            .run(|| {
+                let request = request.clone();
+                async move {
+                    match request.send().await {
+                        Ok(_) => Ok(true),
+                        // Someone (an earlier run, a concurrent one) already made it.
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|se| se.is_resource_in_use_exception()) =>
+                        {
+                            Ok(false)
+                        }
+                        Err(e) => Err(classify("CreateTable", e)),
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn wait_active(&self) -> PortResult<()> {
+        let deadline = Instant::now() + ACTIVE_TIMEOUT;
+        loop {
+            let out = self
+                .retry
+                .run(|| async {
+                    self.client
+                        .describe_table()
+                        .table_name(&self.table)
+                        .send()
+                        .await
+                        .map_err(|e| classify("DescribeTable", e))
+                })
+                .await?;
+            let table = out.table;
+            let table_active =
+                table.as_ref().and_then(|t| t.table_status.as_ref()) == Some(&TableStatus::Active);
+            let indexes_active = table
+                .as_ref()
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .all(|i| {
+                    i.index_status
+                        .as_ref()
+                        .is_none_or(|s| *s == IndexStatus::Active)
+                });
+            if table_active && indexes_active {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(PortError::new(
+                    ErrorKind::Transient,
+                    "DescribeTable",
+                    format!("table {} not ACTIVE after {ACTIVE_TIMEOUT:?}", self.table),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn enable_ttl(&self) -> PortResult<()> {
+        let current = self
+            .retry
+            .run(|| async {
+                self.client
+                    .describe_time_to_live()
+                    .table_name(&self.table)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeTimeToLive", e))
+            })
+            .await?;
+        let status = current
+            .time_to_live_description
+            .and_then(|d| d.time_to_live_status);
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(());
+        }
+        let spec = built(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build(),
+        )?;
+        let updated = self
+            .retry
+            .run(|| async {
+                self.client
+                    .update_time_to_live()
+                    .table_name(&self.table)
+                    .time_to_live_specification(spec.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("UpdateTimeToLive", e))
+            })
+            .await;
+        match updated {
+            // A concurrent init got there between our describe and update.
+            Err(e) if e.message.contains("already enabled") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// One item by key, strongly consistent (reads feed conditional writes).
+    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+        let out = self
+            .retry
+            .run(|| async {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetItem", e))
+            })
+            .await?;
+        Ok(out.item)
+    }
+
+    /// Every item a query matches, page by page (each page retried on its own).
+    async fn query_all(&self, query: QueryFluentBuilder) -> PortResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .retry
+                .run(|| {
+                    let request = query.clone().set_exclusive_start_key(start.clone());
+                    async move { request.send().await.map_err(|e| classify("Query", e)) }
+                })
+                .await?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    fn query(&self) -> QueryFluentBuilder {
+        self.client.query().table_name(&self.table)
+    }
+
+    /// A plain PutItem (last writer wins).
+    async fn put(&self, item: Item) -> PortResult<()> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        self.retry
+            .run(|| {
+                let request = request.clone();
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify("PutItem", e))
+                }
+            })
+            .await
+    }
+
+    /// A conditional PutItem: `Ok(true)` if written, `Ok(false)` if the condition failed.
+    ///
+    /// A retried attempt may fail its condition only because an earlier attempt was applied and
+    /// its response lost (a timeout or 5xx after the write). The item carries a unique
+    /// `write_id`, so in that case we read it back and count our own write as written.
+    async fn put_if(&self, mut item: Item, request: PutItemFluentBuilder) -> PortResult<bool> {
+        let write_id = unique_id();
+        item.insert("write_id".into(), s(&write_id));
+        let (pk, sk) = (
+            attr_s(&item, "pk").to_string(),
+            attr_s(&item, "sk").to_string(),
+        );
+        let request = request.table_name(&self.table).set_item(Some(item));
+        let mut attempts = 0u32;
+        let outcome = self
+            .retry
+            .run(|| {
+                attempts += 1;
+                let request = request.clone();
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify("PutItem", e))
+                }
+            })
+            .await;
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                if attempts > 1 {
+                    let stored = self.get(&pk, &sk).await?;
+                    if stored.as_ref().map(|i| attr_s(i, "write_id")) == Some(write_id.as_str()) {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn state_item(&self, stored: &Record) -> PortResult<Item> {
+        let subject = stored.subject.id();
+        let account = &stored.subject.principal.account;
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&subject_pk(&stored.subject)));
+        item.insert("sk".into(), s("STATE"));
+        item.insert("kind".into(), s("state"));
+        item.insert("record".into(), s(&to_json("PutItem", stored)?));
+        item.insert("account".into(), s(account));
+        item.insert("principal".into(), s(&stored.subject.principal.arn()));
+        item.insert("stage".into(), s(stored.stage.as_str()));
+        item.insert(
+            "stage_subject".into(),
+            s(&format!("{}#{subject}", stored.stage.as_str())),
+        );
+        item.insert("subject".into(), s(&subject));
+        item.insert(
+            "version".into(),
+            AttributeValue::N(stored.version.to_string()),
+        );
+        if let Some(step) = stored.next_step {
+            item.insert("next_step".into(), s(step.as_str()));
+        }
+        // Only records with a due step enter the sparse `due` index; a full PutItem drops
+        // these attributes from a record that no longer has one.
+        if let Some(due) = stored.next_due_at {
+            item.insert("due_pk".into(), s(&format!("DUE#{account}")));
+            item.insert("next_due_at".into(), s(&key_time(due)));
+        }
+        Ok(item)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn load(&self, subject: &Subject) -> PortResult<Option<Record>> {
+        self.get(&subject_pk(subject), "STATE")
+            .await?
+            .map(|item| decode(&item, "record"))
+            .transpose()
+    }
+
+    async fn load_principal(&self, principal: &Principal) -> PortResult<Vec<Record>> {
+        let query = self
+            .query()
+            .index_name(PRINCIPAL_INDEX)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", "principal")
+            .expression_attribute_values(":p", s(&principal.arn()));
+        decode_all(self.query_all(query).await?, "record")
+    }
+
+    async fn list(&self, account: &str, stage: Option<Stage>) -> PortResult<Vec<Record>> {
+        let mut query = self
+            .query()
+            .index_name(ACCOUNT_INDEX)
+            .expression_attribute_names("#a", "account")
+            .expression_attribute_values(":a", s(account));
+        query = match stage {
+            Some(stage) => query
+                .key_condition_expression("#a = :a AND begins_with(#ss, :stage)")
+                .expression_attribute_names("#ss", "stage_subject")
+                .expression_attribute_values(":stage", s(&format!("{}#", stage.as_str()))),
+            None => query.key_condition_expression("#a = :a"),
+        };
+        decode_all(self.query_all(query).await?, "record")
+    }
+
+    async fn due(&self, account: &str, now: Timestamp) -> PortResult<Vec<Record>> {
+        let query = self
+            .query()
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#d = :d AND #t <= :now")
+            .expression_attribute_names("#d", "due_pk")
+            .expression_attribute_names("#t", "next_due_at")
+            .expression_attribute_values(":d", s(&format!("DUE#{account}")))
+            .expression_attribute_values(":now", s(&key_time(now)));
+        decode_all(self.query_all(query).await?, "record")
+    }
+
+    async fn save(&self, record: &Record) -> PortResult<u64> {
+        let version = record.version.checked_add(1).ok_or_else(|| {
+            PortError::new(ErrorKind::Permanent, "PutItem", "record version overflow")
+        })?;
+        let stored = Record {
+            version,
+            ..record.clone()
+        };
+        let item = self.state_item(&stored)?;
+        let request = if record.version == 0 {
+            self.client
+                .put_item()
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", "pk")
+        } else {
+            self.client
+                .put_item()
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::N(record.version.to_string()),
+                )
+        };
+        if self.put_if(item, request).await? {
+            Ok(version)
+        } else {
+            Err(PortError::new(
+                ErrorKind::Conflict,
+                "PutItem",
+                format!(
+                    "{}: stored version is no longer {}",
+                    record.subject.id(),
+                    record.version
+                ),
+            ))
+        }
+    }
+
+    async fn append_audit(&self, subject: &Subject, entry: &AuditEntry) -> PortResult<()> {
+        let json = to_json("PutItem", entry)?;
+        // A fresh sequence number per attempt; the condition guarantees an entry is never
+        // overwritten (another process could hit the same instant and counter value).
+        for _ in 0..AUDIT_KEY_ATTEMPTS {
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            let mut item = Item::new();
+            item.insert("pk".into(), s(&subject_pk(subject)));
+            item.insert(
+                "sk".into(),
+                s(&format!("AUDIT#{}#{seq:020}", key_time(entry.at))),
+            );
+            item.insert("kind".into(), s("audit"));
+            item.insert("entry".into(), s(&json));
+            let request = self
+                .client
+                .put_item()
+                .condition_expression("attribute_not_exists(#sk)")
+                .expression_attribute_names("#sk", "sk");
+            if self.put_if(item, request).await? {
+                return Ok(());
+            }
+        }
+        Err(PortError::new(
+            ErrorKind::Conflict,
+            "PutItem",
+            format!(
+                "{}: no free audit key after {AUDIT_KEY_ATTEMPTS} tries",
+                subject.id()
+            ),
+        ))
+    }
+
+    async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>> {
+        let query = self
+            .query()
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(&subject_pk(subject)))
+            .expression_attribute_values(":prefix", s("AUDIT#"))
+            .scan_index_forward(true)
+            .consistent_read(true);
+        decode_all(self.query_all(query).await?, "entry")
+    }
+
+    async fn put_snapshot(&self, subject: &Subject, snapshot: &Snapshot) -> PortResult<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&subject_pk(subject)));
+        item.insert(
+            "sk".into(),
+            s(&format!("SNAPSHOT#{}", key_time(snapshot.taken_at))),
+        );
+        item.insert("kind".into(), s("snapshot"));
+        item.insert("snapshot".into(), s(&to_json("PutItem", snapshot)?));
+        self.put(item).await
+    }
+
+    async fn latest_snapshot(&self, subject: &Subject) -> PortResult<Option<Snapshot>> {
+        let query = self
+            .query()
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(&subject_pk(subject)))
+            .expression_attribute_values(":prefix", s("SNAPSHOT#"))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true);
+        // One page is enough: newest first, and Limit 1.
+        let page = self
+            .retry
+            .run(|| {
+                let request = query.clone();
+                async move { request.send().await.map_err(|e| classify("Query", e)) }
+            })
+            .await?;
+        page.items
+            .unwrap_or_default()
+            .first()
+            .map(|item| decode(item, "snapshot"))
+            .transpose()
+    }
+
+    async fn claim_event(&self, event_id: &str, now: Timestamp) -> PortResult<bool> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&format!("EVENT#{event_id}")));
+        item.insert("sk".into(), s("EVENT"));
+        item.insert("kind".into(), s("event"));
+        item.insert("first_seen".into(), s(&key_time(now)));
+        item.insert(
+            TTL_ATTRIBUTE.into(),
+            AttributeValue::N((now + EVENT_TTL).timestamp().to_string()),
+        );
+        let request = self
+            .client
+            .put_item()
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk");
+        self.put_if(item, request).await
+    }
+
+    async fn breaker(&self, account: &str) -> PortResult<BreakerState> {
+        match self.get(&breaker_pk(account), "BREAKER").await? {
+            Some(item) => decode(&item, "state"),
+            None => Ok(BreakerState::default()),
+        }
+    }
+
+    async fn save_breaker(&self, account: &str, state: &BreakerState) -> PortResult<()> {
+        // No `account` attribute here: that would put the breaker into the `by_account` index.
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&breaker_pk(account)));
+        item.insert("sk".into(), s("BREAKER"));
+        item.insert("kind".into(), s("breaker"));
+        item.insert("state".into(), s(&to_json("PutItem", state)?));
+        self.put(item).await
+    }
+}
+
+fn subject_pk(subject: &Subject) -> String {
+    format!("ID#{}#{}", subject.principal.account, subject.id())
+}
+
+fn breaker_pk(account: &str) -> String {
+    format!("BREAKER#{account}")
+}
+
+/// Fixed-width UTC with nanoseconds: lexical order is time order (for years 0000-9999).
+fn key_time(t: Timestamp) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// Unique per write across processes: a random per-process nonce (std's hash seed, drawn from
+/// the OS; Lambda containers may share pids) and a process-wide counter.
+fn unique_id() -> String {
+    static NONCE: OnceLock<u64> = OnceLock::new();
+    let nonce = NONCE.get_or_init(|| RandomState::new().build_hasher().finish());
+    format!("{nonce:016x}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+/// A string attribute, or "" if absent or not a string.
+fn attr_s<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+fn to_json<T: Serialize>(operation: &str, value: &T) -> PortResult<String> {
+    serde_json::to_string(value).map_err(|e| {
+        PortError::new(
+            ErrorKind::Permanent,
+            operation,
+            format!("cannot encode: {e}"),
+        )
+    })
+}
+
+/// The JSON in attribute `attr`, decoded; a malformed item is a permanent error naming its key.
+fn decode<T: DeserializeOwned>(item: &Item, attr: &str) -> PortResult<T> {
+    let bad = |why: String| {
+        PortError::new(
+            ErrorKind::Permanent,
+            "decode",
+            format!(
+                "item pk={} sk={}: {why}",
+                attr_s(item, "pk"),
+                attr_s(item, "sk")
+            ),
+        )
+    };
+    let json = item
+        .get(attr)
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| bad(format!("no string attribute '{attr}'")))?;
+    serde_json::from_str(json).map_err(|e| bad(format!("attribute '{attr}': {e}")))
+}
+
+fn decode_all<T: DeserializeOwned>(items: Vec<Item>, attr: &str) -> PortResult<Vec<T>> {
+    items.iter().map(|item| decode(item, attr)).collect()
+}
+
+fn built<T>(result: Result<T, BuildError>) -> PortResult<T> {
+    result.map_err(|e| PortError::new(ErrorKind::Permanent, "CreateTable", e.to_string()))
+}
+
+fn key_schema(hash: &str, range: &str) -> PortResult<Vec<KeySchemaElement>> {
+    [(hash, KeyType::Hash), (range, KeyType::Range)]
+        .into_iter()
+        .map(|(name, key_type)| {
+            built(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(key_type)
+                    .build(),
+            )
+        })
+        .collect()
+}
+
+fn gsi(name: &str, hash: &str, range: &str) -> PortResult<GlobalSecondaryIndex> {
+    built(
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .set_key_schema(Some(key_schema(hash, range)?))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build(),
+    )
+}

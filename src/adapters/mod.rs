@@ -1,0 +1,9 @@
+//! Thin adapters from the ports to the AWS SDK. Each maps SDK errors to [`PortError`] and retries
+//! what is worth retrying; no decisions are made here.
+
+pub mod clock;
+pub mod dynamo;
+pub mod iam;
+pub mod retry;
+
+pub use crate::ports::{ErrorKind, PortError, PortResult};

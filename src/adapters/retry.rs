@@ -1,0 +1,126 @@
+//! Error classification and bounded retries shared by every adapter.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use backon::{ExponentialBuilder, Retryable};
+use tracing::warn;
+
+use super::{ErrorKind, PortError, PortResult};
+
+/// Turns any SDK error into a [`PortError`] that keeps the AWS error code.
+pub fn classify<E>(operation: &str, err: SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let (code, message) = match &err {
+        SdkError::ServiceError(se) => (
+            se.err().code().map(str::to_string),
+            se.err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| se.err().to_string()),
+        ),
+        other => (
+            other.code().map(str::to_string),
+            format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            ),
+        ),
+    };
+    let kind = kind_of(code.as_deref(), status, &err);
+    let message = match code {
+        Some(c) => format!("{c}: {message}"),
+        None => message,
+    };
+    PortError::new(kind, operation, message)
+}
+
+fn kind_of<E>(
+    code: Option<&str>,
+    status: Option<u16>,
+    err: &SdkError<E, HttpResponse>,
+) -> ErrorKind {
+    match code {
+        Some(
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestThrottled"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "InternalError"
+            | "ServiceFailure",
+        ) => ErrorKind::Transient,
+        Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {
+            ErrorKind::AccessDenied
+        }
+        Some("NoSuchEntity" | "ResourceNotFoundException") => ErrorKind::NotFound,
+        Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
+            ErrorKind::Conflict
+        }
+        _ => match (status, err) {
+            (Some(s), _) if s >= 500 || s == 429 => ErrorKind::Transient,
+            (_, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) => ErrorKind::Transient,
+            _ => ErrorKind::Permanent,
+        },
+    }
+}
+
+/// How hard to retry transient errors. Tests shorten it.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_times: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_times: 5,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Quick retries for tests against the emulator.
+    pub fn fast() -> Self {
+        RetryPolicy {
+            max_times: 5,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+        }
+    }
+
+    /// Runs `op`, retrying transient failures with exponential backoff and jitter.
+    pub async fn run<T, F, Fut>(&self, op: F) -> PortResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = PortResult<T>>,
+    {
+        op.retry(
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(self.min_delay)
+                .with_max_delay(self.max_delay)
+                .with_max_times(self.max_times),
+        )
+        .when(PortError::is_retryable)
+        .notify(|e: &PortError, after: Duration| {
+            warn!(operation = %e.operation, error = %e.message, retry_in_ms = after.as_millis() as u64, "transient AWS error; retrying");
+        })
+        .await
+    }
+}

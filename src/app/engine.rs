@@ -1,0 +1,465 @@
+//! The engine: load → re-read facts → exemptions → decide → write intent → execute → commit →
+//! audit. It never acts on bulk facts: any step is preceded by a fresh read of that principal.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::{info, warn};
+
+use crate::domain::{
+    decide, dormant_subjects, AuditEntry, BreakerState, Budget, Decision, Effect, Facts, Gate,
+    Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
+};
+use crate::error::{Error, Result};
+use crate::ports::{ErrorKind, Iam, PortError, Store};
+
+use super::output::{ActionReport, RunReport};
+
+/// Who the audit trail names for the controller's own steps.
+pub const CONTROLLER: &str = "controller";
+
+/// The ports and policy for one account.
+pub struct Engine<I, S> {
+    pub iam: I,
+    pub store: S,
+    pub policy: Policy,
+    /// `controller`, or the operator's ARN for CLI commands.
+    pub actor: String,
+}
+
+/// What one run has done so far.
+struct Run {
+    budget: Budget,
+    breaker: BreakerState,
+    report: RunReport,
+    event_id: Option<String>,
+}
+
+impl<I: Iam, S: Store> Engine<I, S> {
+    pub fn new(iam: I, store: S, policy: Policy, actor: impl Into<String>) -> Self {
+        Engine {
+            iam,
+            store,
+            policy,
+            actor: actor.into(),
+        }
+    }
+
+    pub fn account(&self) -> &str {
+        self.iam.account()
+    }
+
+    async fn start_run(&self, event_id: Option<&str>, now: Timestamp) -> Result<Run> {
+        let breaker = self.store.breaker(self.account()).await?;
+        let budget = Budget {
+            tripped: breaker.tripped,
+            actions_this_run: 0,
+            quarantines_in_window: breaker.quarantines_within_day(now),
+            identities_in_account: breaker.identities,
+        };
+        Ok(Run {
+            budget,
+            breaker,
+            report: RunReport::default(),
+            event_id: event_id.map(str::to_string),
+        })
+    }
+
+    /// Evaluates every identity in the account and takes whatever step is due.
+    pub async fn sweep(&self, now: Timestamp) -> Result<RunReport> {
+        let mut run = self.start_run(None, now).await?;
+        let bulk = self.iam.bulk_facts().await?;
+        let identities = u32::try_from(bulk.len()).unwrap_or(u32::MAX);
+        run.budget.identities_in_account = identities;
+        run.breaker.identities = identities;
+        info!(
+            account = self.account(),
+            identities, "sweep: read IAM in bulk"
+        );
+
+        let mut tracked: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        for r in self.store.list(self.account(), None).await? {
+            tracked
+                .entry(r.subject.principal.arn())
+                .or_default()
+                .push(r);
+        }
+        for (n, facts) in bulk.iter().enumerate() {
+            let records = tracked.remove(&facts.principal.arn()).unwrap_or_default();
+            if let Err(e) = self.sweep_principal(&mut run, facts, records, now).await {
+                self.record_failure(&mut run, &Subject::whole(facts.principal.clone()), None, &e);
+            }
+            run.report.evaluated += 1;
+            if (n + 1) % 1000 == 0 {
+                info!(done = n + 1, of = bulk.len(), "sweep progress");
+            }
+        }
+        // Tracked principals IAM no longer lists were removed outside dormant.
+        for record in tracked.into_values().flatten() {
+            if record.stage != Stage::Deleted {
+                run.report.evaluated += 1;
+                let subject = record.subject.clone();
+                if let Err(e) = self.process(&mut run, record, None, now).await {
+                    self.record_failure(&mut run, &subject, None, &e);
+                }
+            }
+        }
+        if !self.policy.dry_run {
+            self.store
+                .save_breaker(self.account(), &run.breaker)
+                .await?;
+        }
+        Ok(run.report)
+    }
+
+    async fn sweep_principal(
+        &self,
+        run: &mut Run,
+        bulk: &Facts,
+        records: Vec<Record>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let candidates = dormant_subjects(bulk, &self.policy, now);
+        // Bulk reads carry no access-key ids, so credential-level subjects always get a fresh read.
+        let credential_level = candidates
+            .iter()
+            .chain(
+                records
+                    .iter()
+                    .filter(|r| r.stage != Stage::Deleted)
+                    .map(|r| &r.subject),
+            )
+            .any(|s| s.scope != Scope::Whole);
+        let whole = Subject::whole(bulk.principal.clone());
+        let whole_record = records
+            .iter()
+            .find(|r| r.subject == whole)
+            .cloned()
+            .unwrap_or_else(|| Record::new(whole.clone()));
+        let look = decide(&whole_record, Some(bulk), &self.policy, &run.budget, now);
+        let acts_on_iam = look.step.is_some() && !self.policy.dry_run;
+        if !credential_level && !acts_on_iam {
+            return self.carry_out(run, whole_record, look, now).await;
+        }
+        self.evaluate_fresh(
+            run,
+            &bulk.principal.clone().kind,
+            &bulk.principal.name,
+            records,
+            now,
+        )
+        .await
+    }
+
+    /// Re-reads one principal and decides for the whole and each of its credentials.
+    async fn evaluate_fresh(
+        &self,
+        run: &mut Run,
+        kind: &PrincipalKind,
+        name: &str,
+        records: Vec<Record>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let fresh = self.iam.fresh_facts(*kind, name).await?;
+        let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
+        if let Some(f) = &fresh {
+            subjects.insert(Subject::whole(f.principal.clone()));
+            subjects.extend(dormant_subjects(f, &self.policy, now));
+        }
+        for subject in subjects {
+            let record = records
+                .iter()
+                .find(|r| r.subject == subject)
+                .cloned()
+                .unwrap_or_else(|| Record::new(subject.clone()));
+            if let Err(e) = self.process(run, record, fresh.as_ref(), now).await {
+                self.record_failure(run, &subject, None, &e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the steps that are due, re-reading only those identities (the sparse due index).
+    pub async fn tick(&self, now: Timestamp) -> Result<RunReport> {
+        let mut run = self.start_run(None, now).await?;
+        let due = self.store.due(self.account(), now).await?;
+        info!(account = self.account(), due = due.len(), "tick");
+        for record in due {
+            run.report.evaluated += 1;
+            let subject = record.subject.clone();
+            let result = async {
+                let fresh = self
+                    .iam
+                    .fresh_facts(subject.principal.kind, &subject.principal.name)
+                    .await?;
+                self.process(&mut run, record, fresh.as_ref(), now).await
+            }
+            .await;
+            if let Err(e) = result {
+                self.record_failure(&mut run, &subject, None, &e);
+            }
+        }
+        Ok(run.report)
+    }
+
+    /// Evaluates one principal now (an event nominated it, or an operator asked).
+    pub async fn evaluate(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+        event_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<RunReport> {
+        let mut run = self.start_run(event_id, now).await?;
+        let fresh = self.iam.fresh_facts(kind, name).await?;
+        let records = match &fresh {
+            Some(f) => self.store.load_principal(&f.principal).await?,
+            None => Vec::new(),
+        };
+        if fresh.is_none() {
+            info!(%name, "identity no longer exists; nothing to do");
+            return Ok(run.report);
+        }
+        run.report.evaluated = 1;
+        self.evaluate_fresh(&mut run, &kind, name, records, now)
+            .await?;
+        Ok(run.report)
+    }
+
+    /// Decides for one subject and carries the decision out. On a lost race, re-reads and
+    /// decides once more.
+    async fn process(
+        &self,
+        run: &mut Run,
+        record: Record,
+        facts: Option<&Facts>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let d = decide(&record, facts, &self.policy, &run.budget, now);
+        match self.carry_out(run, record.clone(), d, now).await {
+            Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
+                let Some(current) = self.store.load(&record.subject).await? else {
+                    return Ok(());
+                };
+                info!(identity = %record.subject, "another run changed this identity first; deciding again");
+                let d = decide(&current, facts, &self.policy, &run.budget, now);
+                match self.carry_out(run, current, d, now).await {
+                    Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
+                        self.report(
+                            run,
+                            &record.subject,
+                            Step::Notice,
+                            Outcome::Skipped,
+                            "changed concurrently by another run; left to it",
+                        );
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn report(&self, run: &mut Run, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
+        run.report.actions.push(ActionReport {
+            identity: subject.id(),
+            step,
+            outcome,
+            reason: reason.to_string(),
+        });
+    }
+
+    fn record_failure(&self, run: &mut Run, subject: &Subject, step: Option<Step>, e: &Error) {
+        warn!(identity = %subject, error = %e, "evaluation failed");
+        self.report(
+            run,
+            subject,
+            step.unwrap_or(Step::Notice),
+            Outcome::Failed,
+            &e.to_string(),
+        );
+    }
+
+    async fn audit(
+        &self,
+        subject: &Subject,
+        step: &str,
+        outcome: Outcome,
+        reason: &str,
+        run: &Run,
+        now: Timestamp,
+    ) -> Result<()> {
+        let entry = AuditEntry {
+            at: now,
+            step: step.to_string(),
+            outcome,
+            actor: self.actor.clone(),
+            reason: reason.to_string(),
+            event_id: run.event_id.clone(),
+        };
+        self.store.append_audit(subject, &entry).await?;
+        Ok(())
+    }
+
+    /// Applies a decision: nothing, a bookkeeping write, a dry-run note, a breaker stop, or a step.
+    async fn carry_out(
+        &self,
+        run: &mut Run,
+        record: Record,
+        d: Decision,
+        now: Timestamp,
+    ) -> Result<()> {
+        let subject = record.subject.clone();
+        let Some(step) = d.step else {
+            if let Some(after) = d.after {
+                if self.policy.dry_run {
+                    return Ok(());
+                }
+                let what = match after.stage {
+                    Stage::Exempt | Stage::Clean => "exempt",
+                    _ => "delete",
+                };
+                info!(identity = %subject, stage = %after.stage, reason = %after.reason, "state updated");
+                self.store.save(&after).await?;
+                self.audit(&subject, what, Outcome::Skipped, &after.reason, run, now)
+                    .await?;
+            }
+            return Ok(());
+        };
+        match d.gate {
+            Gate::DryRun => {
+                run.budget.record(step);
+                info!(identity = %subject, %step, reason = %d.reason, "dry run: would act");
+                self.report(run, &subject, step, Outcome::DryRun, &d.reason);
+                self.audit(
+                    &subject,
+                    step.as_str(),
+                    Outcome::DryRun,
+                    &d.reason,
+                    run,
+                    now,
+                )
+                .await
+            }
+            Gate::Breaker(trip) => {
+                warn!(identity = %subject, %step, cause = %trip.cause, "circuit breaker stops the step");
+                run.budget.tripped = true;
+                run.report.breaker_tripped = true;
+                self.report(run, &subject, step, Outcome::Skipped, &trip.cause);
+                if self.policy.dry_run {
+                    return Ok(());
+                }
+                if trip.newly_tripped {
+                    run.breaker.tripped = true;
+                    run.breaker.tripped_at = Some(now);
+                    run.breaker.cause = Some(trip.cause.clone());
+                    self.store
+                        .save_breaker(self.account(), &run.breaker)
+                        .await?;
+                }
+                self.audit(
+                    &subject,
+                    step.as_str(),
+                    Outcome::Skipped,
+                    &trip.cause,
+                    run,
+                    now,
+                )
+                .await
+            }
+            Gate::Proceed => self.execute(run, record, step, d, now).await,
+        }
+    }
+
+    async fn execute(
+        &self,
+        run: &mut Run,
+        record: Record,
+        step: Step,
+        d: Decision,
+        now: Timestamp,
+    ) -> Result<()> {
+        let subject = record.subject.clone();
+        let Some(mut after) = d.after else {
+            return Err(Error::Port(PortError::new(
+                ErrorKind::Permanent,
+                "decide",
+                "a step without a resulting state",
+            )));
+        };
+        run.budget.record(step);
+        // Write-ahead intent: from here a crash leaves a record of what remains to be done.
+        let mut version = record.version;
+        if record.pending.is_none() {
+            let mut with_intent = record.clone();
+            with_intent.pending = Some(Intent {
+                step,
+                started_at: now,
+                effects: d.effects.clone(),
+                after: Box::new(after.clone()),
+            });
+            with_intent.next_step = Some(step);
+            with_intent.next_due_at = Some(now);
+            version = self.store.save(&with_intent).await?;
+        }
+        for effect in &d.effects {
+            if let Err(e) = self.apply(&subject, effect, now).await {
+                let reason = format!(
+                    "{step} failed at {}: {e}; the step will be completed on the next run",
+                    effect_name(effect)
+                );
+                warn!(identity = %subject, %step, error = %e, "step failed");
+                self.report(run, &subject, step, Outcome::Failed, &reason);
+                self.audit(&subject, step.as_str(), Outcome::Failed, &reason, run, now)
+                    .await?;
+                return Ok(());
+            }
+        }
+        after.version = version;
+        after.pending = None;
+        self.store.save(&after).await?;
+        if step == Step::Quarantine {
+            run.breaker.quarantines.push(now);
+            run.breaker
+                .quarantines
+                .retain(|t| *t > now - chrono::Duration::hours(24));
+            self.store
+                .save_breaker(self.account(), &run.breaker)
+                .await?;
+        }
+        info!(identity = %subject, %step, reason = %d.reason, "step done");
+        self.report(run, &subject, step, Outcome::Done, &d.reason);
+        self.audit(&subject, step.as_str(), Outcome::Done, &d.reason, run, now)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        subject: &Subject,
+        effect: &Effect,
+        now: Timestamp,
+    ) -> std::result::Result<(), PortError> {
+        match effect {
+            Effect::TakeSnapshot => {
+                let snapshot = self.iam.snapshot(&subject.principal, now).await?;
+                self.store.put_snapshot(subject, &snapshot).await
+            }
+            other => self.iam.apply(&subject.principal, other).await,
+        }
+    }
+}
+
+fn effect_name(e: &Effect) -> &'static str {
+    match e {
+        Effect::PutTags { .. } => "tagging",
+        Effect::RemoveTags { .. } => "untagging",
+        Effect::PutQuarantinePolicy => "attaching the quarantine policy",
+        Effect::DeleteQuarantinePolicy => "removing the quarantine policy",
+        Effect::DeactivateKeys { .. } => "deactivating access keys",
+        Effect::ReactivateKeys { .. } => "reactivating access keys",
+        Effect::TakeSnapshot => "taking the snapshot",
+        Effect::DeletePrincipal => "deleting the identity",
+        Effect::DeleteAccessKey { .. } => "deleting the access key",
+        Effect::DeleteLoginProfile => "deleting the login profile",
+    }
+}

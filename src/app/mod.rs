@@ -1,0 +1,8 @@
+//! The application: drives the pure core through the ports. `engine` runs sweeps and ticks;
+//! `commands` holds the operator commands shared by the CLI and the Lambda.
+
+pub mod commands;
+pub mod engine;
+pub mod output;
+
+pub use engine::Engine;

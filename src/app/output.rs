@@ -1,0 +1,108 @@
+//! The JSON shapes of DESIGN section 7. Field names are a contract: scripts depend on them.
+
+use serde::Serialize;
+
+use crate::domain::{AuditEntry, Decision, Outcome, Record, Stage, Step, Timestamp};
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// One step taken, skipped or planned in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionReport {
+    pub identity: String,
+    pub step: Step,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// `sweep`, `tick` and `handle-event`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub evaluated: usize,
+    pub actions: Vec<ActionReport>,
+    pub breaker_tripped: bool,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.outcome == Outcome::Failed)
+            .count()
+    }
+}
+
+/// `status` and each row of `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub identity: String,
+    pub kind: &'static str,
+    pub stage: Stage,
+    pub next_step: Option<Step>,
+    pub next_due_at: Option<String>,
+    pub exempt: bool,
+    pub reason: String,
+    pub last_used_at: Option<String>,
+}
+
+impl StatusReport {
+    /// From the stored record alone (`list`).
+    pub fn from_record(r: &Record) -> Self {
+        StatusReport {
+            identity: r.subject.id(),
+            kind: r.subject.kind().as_str(),
+            stage: r.stage,
+            next_step: r.next_step,
+            next_due_at: r.next_due_at.map(rfc3339),
+            exempt: r.stage == Stage::Exempt,
+            reason: r.reason.clone(),
+            last_used_at: r.last_used_at.map(rfc3339),
+        }
+    }
+
+    /// From the record and a fresh look at IAM (`status`): the exemption, the evidence, and
+    /// what would happen next (now, if a step is due).
+    pub fn from_decision(r: &Record, d: &Decision, now: Timestamp) -> Self {
+        let mut s = Self::from_record(r);
+        s.exempt = d.exemption.is_some();
+        s.reason = d.reason.clone();
+        let next = match d.step {
+            Some(step) => Some((step, now)),
+            None => d.next,
+        };
+        if let Some((step, at)) = next {
+            s.next_step = Some(step);
+            s.next_due_at = Some(rfc3339(at));
+        }
+        if let Some(a) = &d.activity {
+            s.last_used_at = a.last_used_at.map(rfc3339);
+        }
+        s
+    }
+}
+
+/// One line of `history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub step: String,
+    pub outcome: Outcome,
+    pub actor: String,
+    pub reason: String,
+    pub event_id: Option<String>,
+}
+
+impl From<&AuditEntry> for HistoryEntry {
+    fn from(e: &AuditEntry) -> Self {
+        HistoryEntry {
+            at: rfc3339(e.at),
+            step: e.step.clone(),
+            outcome: e.outcome,
+            actor: e.actor.clone(),
+            reason: e.reason.clone(),
+            event_id: e.event_id.clone(),
+        }
+    }
+}

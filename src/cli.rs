@@ -1,0 +1,408 @@
+//! The operator CLI (DESIGN section 7): argument parsing, AWS wiring and output. `main` only turns
+//! [`run`]'s result into an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde::Serialize;
+
+use crate::adapters::clock::Clock;
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::iam::AwsIam;
+use crate::adapters::retry::{classify, RetryPolicy};
+use crate::app::commands::permissions;
+use crate::app::engine::Engine;
+use crate::app::output::{HistoryEntry, RunReport, StatusReport};
+use crate::config::{Config, ConfigError};
+use crate::domain::{IdentityArg, PrincipalKind, Stage};
+use crate::error::{Error, Result};
+use crate::ports::Store;
+
+const ABOUT: &str = "dormant finds AWS IAM roles, users, access keys and passwords nobody uses any more \
+and takes them out of service in graduated, reversible steps: notice (tags), quarantine (a deny-all \
+inline policy), deactivate access keys, delete after a grace period. State, audit trail and \
+snapshots live in DynamoDB.\n\nAWS credentials and region come from the usual SDK sources; \
+AWS_ENDPOINT_URL points every client at an emulator.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dormant", version, about = ABOUT)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./dormant.toml if it exists, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Fix the clock (RFC 3339), for tests and demos.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+
+    /// Decide and record what would happen; change nothing in IAM.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the DynamoDB table and its indexes (local/dev; the CDK app does this in AWS). Idempotent.
+    Init,
+    /// Evaluate every role and user in the account and take each step that is due.
+    Sweep,
+    /// Take only the steps that are due (reads the due index, not the whole account).
+    Tick,
+    /// Tracked identities, optionally of one stage.
+    List {
+        /// clean, noticed, quarantined, keys_deactivated, pending_delete, deleted, released or exempt.
+        #[arg(long, value_parser = parse_stage)]
+        stage: Option<Stage>,
+    },
+    /// Stage, next step and when, exemption and last-used evidence of one identity.
+    Status {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
+    /// The audit trail of one identity.
+    History {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
+    /// The IAM actions each step needs (the CDK role is checked against this).
+    Permissions,
+    /// The circuit breaker: see whether it is tripped, or reset it.
+    Breaker {
+        #[command(subcommand)]
+        action: BreakerAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum BreakerAction {
+    /// Whether the breaker is tripped, why, and the quarantine count in the last 24 hours.
+    Status,
+    /// Re-enable steps after a trip.
+    Reset,
+}
+
+fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+}
+
+fn parse_stage(s: &str) -> std::result::Result<Stage, String> {
+    s.parse()
+}
+
+fn parse_identity(s: &str) -> std::result::Result<IdentityArg, String> {
+    s.parse()
+        .map_err(|e: crate::domain::subject::SubjectParseError| e.0)
+}
+
+/// Loads the configuration: the named file, or ./dormant.toml when present, or the defaults.
+pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::from_toml_file(p),
+        None => {
+            let default = PathBuf::from("dormant.toml");
+            if default.exists() {
+                Config::from_toml_file(&default)
+            } else {
+                Config::from_toml("")
+            }
+        }
+    }
+}
+
+/// Parses, runs and reports. Errors are printed here; the exit code follows DESIGN section 7.
+pub async fn main_with(cli: Cli) -> ExitCode {
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = load_config(cli.config.as_ref())?;
+    if cli.dry_run {
+        config.policy.dry_run = true;
+    }
+    let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
+    let out = cli.output;
+
+    if let Command::Permissions = cli.command {
+        print_json_or(out, &permissions(), |v| {
+            let mut t = table(["step", "role", "user"]);
+            if let Some(steps) = v["steps"].as_object() {
+                for (step, kinds) in steps {
+                    let join = |k: &str| {
+                        kinds[k]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                            })
+                            .unwrap_or_default()
+                    };
+                    t.add_row([step.clone(), join("role"), join("user")]);
+                }
+            }
+            t.to_string()
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let sts = aws_sdk_sts::Client::new(&aws);
+    let caller = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify("GetCallerIdentity", e))?;
+    let account = caller.account().unwrap_or_default().to_string();
+    let actor = caller.arn().unwrap_or("unknown").to_string();
+    if let Some(me) = controller_identity(&actor) {
+        config.policy.exemptions.controller.push(me);
+    }
+    let retry = RetryPolicy::default();
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        config.table.clone(),
+        retry,
+    );
+    let iam = AwsIam::new(aws_sdk_iam::Client::new(&aws), account.clone(), retry);
+
+    if let Command::Init = cli.command {
+        let created = store.init().await?;
+        let msg = if created { "created" } else { "already exists" };
+        print_json_or(
+            out,
+            &serde_json::json!({"table": config.table, "created": created}),
+            |_| format!("table {} {msg}", config.table),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let engine = Engine::new(iam, store, config.policy.clone(), actor.clone());
+    let now = clock.now();
+    match cli.command {
+        Command::Sweep | Command::Tick => {
+            let report = if matches!(cli.command, Command::Sweep) {
+                engine.sweep(now).await?
+            } else {
+                engine.tick(now).await?
+            };
+            print_json_or(out, &report, run_table)?;
+            Ok(if report.failed() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::List { stage } => {
+            let rows = engine.list(stage).await?;
+            print_json_or(out, &rows, |rows| status_table(rows))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { identity } => {
+            let s = engine.status(&identity, now).await?;
+            print_json_or(out, &s, |s| status_table(std::slice::from_ref(s)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { identity } => {
+            let h = engine.history(&identity).await?;
+            print_json_or(out, &h, |h| history_table(h))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Breaker { action } => {
+            let mut state = engine.store.breaker(&account).await?;
+            if let BreakerAction::Reset = action {
+                state.tripped = false;
+                state.tripped_at = None;
+                state.cause = None;
+                engine.store.save_breaker(&account, &state).await?;
+            }
+            let v = serde_json::json!({
+                "account": account,
+                "tripped": state.tripped,
+                "tripped_at": state.tripped_at.map(|t| t.to_rfc3339()),
+                "cause": state.cause,
+                "quarantines_last_24h": state.quarantines_within_day(now),
+            });
+            print_json_or(out, &v, |v| {
+                if v["tripped"] == true {
+                    format!(
+                        "breaker TRIPPED in {account}: {}",
+                        v["cause"].as_str().unwrap_or("")
+                    )
+                } else {
+                    format!(
+                        "breaker ok in {account} ({} quarantines in the last 24 h)",
+                        v["quarantines_last_24h"]
+                    )
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init | Command::Permissions => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The role or user dormant runs as, from the caller ARN: always protected.
+pub fn controller_identity(arn: &str) -> Option<(PrincipalKind, String)> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let mut parts = resource.split('/');
+    match parts.next()? {
+        "assumed-role" => Some((PrincipalKind::Role, parts.next()?.to_string())),
+        "user" => Some((PrincipalKind::User, parts.next_back()?.to_string())),
+        "role" => Some((PrincipalKind::Role, parts.next_back()?.to_string())),
+        _ => None,
+    }
+}
+
+fn print_json_or<T: Serialize>(
+    out: Output,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    let text = match out {
+        Output::Json => serde_json::to_string_pretty(value)
+            .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?,
+        Output::Table => table(value),
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = writeln!(stdout, "{text}");
+    Ok(())
+}
+
+fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_header(header);
+    t
+}
+
+fn run_table(r: &RunReport) -> String {
+    let mut t = table(["identity", "step", "outcome", "reason"]);
+    for a in &r.actions {
+        t.add_row([
+            a.identity.as_str(),
+            a.step.as_str(),
+            a.outcome.as_str(),
+            a.reason.as_str(),
+        ]);
+    }
+    let mut s = if r.actions.is_empty() {
+        String::new()
+    } else {
+        format!("{t}\n")
+    };
+    s.push_str(&format!(
+        "evaluated {} identities, {} actions{}",
+        r.evaluated,
+        r.actions.len(),
+        if r.breaker_tripped {
+            "; CIRCUIT BREAKER TRIPPED"
+        } else {
+            ""
+        }
+    ));
+    s
+}
+
+fn status_table(rows: &[StatusReport]) -> String {
+    if rows.is_empty() {
+        return "no tracked identities".to_string();
+    }
+    let mut t = table([
+        "identity",
+        "kind",
+        "stage",
+        "next step",
+        "due",
+        "exempt",
+        "last used",
+        "reason",
+    ]);
+    for r in rows {
+        t.add_row([
+            r.identity.clone(),
+            r.kind.to_string(),
+            r.stage.to_string(),
+            r.next_step
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.next_due_at.clone().unwrap_or_else(|| "-".into()),
+            if r.exempt { "yes".into() } else { "no".into() },
+            r.last_used_at.clone().unwrap_or_else(|| "never".into()),
+            r.reason.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+fn history_table(rows: &[HistoryEntry]) -> String {
+    if rows.is_empty() {
+        return "no history".to_string();
+    }
+    let mut t = table(["at", "step", "outcome", "actor", "reason"]);
+    for h in rows {
+        t.add_row([
+            h.at.clone(),
+            h.step.clone(),
+            h.outcome.as_str().to_string(),
+            h.actor.clone(),
+            h.reason.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controller_is_found_from_the_caller_arn() {
+        assert_eq!(
+            controller_identity("arn:aws:sts::123456789012:assumed-role/dormant-controller/lambda"),
+            Some((PrincipalKind::Role, "dormant-controller".into()))
+        );
+        assert_eq!(
+            controller_identity("arn:aws:iam::123456789012:user/ops/alice"),
+            Some((PrincipalKind::User, "alice".into()))
+        );
+        assert_eq!(controller_identity("arn:aws:iam::123456789012:root"), None);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

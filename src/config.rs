@@ -1,0 +1,576 @@
+//! The configuration file (DESIGN section 8): TOML on the command line, the same shape as JSON in
+//! `DORMANT_CONFIG` for the Lambda. Every key has a default, so an empty file is valid. Parsing is
+//! two-stage (ripgrep's LowArgs → HiArgs): [`RawConfig`] only mirrors the file; [`Config`] is
+//! checked, with durations and compiled globs, and every error names its field.
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::policy::{BreakerLimits, DeleteMode, Exemptions, Inactivity, Ladder, Policy};
+use crate::domain::record::Step;
+use crate::domain::subject::is_account_id;
+
+/// A configuration error: the field at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `ladder.notice_to_quarantine_days`; empty for the whole file.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid configuration: {}", self.message)
+        } else {
+            write!(f, "invalid configuration: {}: {}", self.field, self.message)
+        }
+    }
+}
+
+fn err(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The file as written. Unknown keys are errors that name them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub table: String,
+    pub event_bus: String,
+    pub dry_run: bool,
+    pub accounts: Vec<RawAccount>,
+    pub inactivity: RawInactivity,
+    pub ladder: RawLadder,
+    pub exemptions: RawExemptions,
+    pub breaker: RawBreaker,
+    pub fallback: RawFallback,
+    pub sources: RawSources,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub id: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInactivity {
+    pub threshold_days: i64,
+    pub key_threshold_days: i64,
+    pub min_age_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLadder {
+    pub notice_to_quarantine_days: i64,
+    pub quarantine_to_keys_days: i64,
+    pub to_delete_days: i64,
+    pub delete: RawDeleteMode,
+    pub cooloff_days: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawDeleteMode {
+    Enabled,
+    Approval,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawExemptions {
+    pub globs: Vec<String>,
+    pub require_until: bool,
+    pub max_days: i64,
+    /// Accounts whose identities are never acted on.
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBreaker {
+    pub max_actions_per_run: i64,
+    pub max_quarantine_fraction: f64,
+    pub min_count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFallback {
+    pub ssm_steps: Vec<String>,
+    pub automation_role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSources {
+    pub config_rules: Vec<String>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            table: "dormant".to_string(),
+            event_bus: "default".to_string(),
+            dry_run: false,
+            accounts: Vec::new(),
+            inactivity: RawInactivity::default(),
+            ladder: RawLadder::default(),
+            exemptions: RawExemptions::default(),
+            breaker: RawBreaker::default(),
+            fallback: RawFallback::default(),
+            sources: RawSources::default(),
+        }
+    }
+}
+
+impl Default for RawInactivity {
+    fn default() -> Self {
+        RawInactivity {
+            threshold_days: 90,
+            key_threshold_days: 45,
+            min_age_days: None,
+        }
+    }
+}
+
+impl Default for RawLadder {
+    fn default() -> Self {
+        RawLadder {
+            notice_to_quarantine_days: 7,
+            quarantine_to_keys_days: 7,
+            to_delete_days: 16,
+            delete: RawDeleteMode::Enabled,
+            cooloff_days: 30,
+        }
+    }
+}
+
+impl Default for RawExemptions {
+    fn default() -> Self {
+        RawExemptions {
+            globs: Vec::new(),
+            require_until: false,
+            max_days: 365,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker {
+            max_actions_per_run: 25,
+            max_quarantine_fraction: 0.10,
+            min_count: 5,
+        }
+    }
+}
+
+impl Default for RawSources {
+    fn default() -> Self {
+        RawSources {
+            config_rules: vec![
+                "iam-user-unused-credentials-check".to_string(),
+                "iam-role-last-used".to_string(),
+            ],
+        }
+    }
+}
+
+/// A member account and the role dormant assumes in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub role_arn: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub event_bus: String,
+    /// Empty: the caller's own account.
+    pub accounts: Vec<Account>,
+    pub policy: Policy,
+    /// Steps always run through SSM Automation.
+    pub ssm_steps: Vec<Step>,
+    pub automation_role: Option<String>,
+    pub config_rules: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| err("", e.message().to_string()))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let message = match e.inner().message() {
+                "" => e.inner().to_string(),
+                m => m.to_string(),
+            };
+            err(if field == "." { "" } else { &field }, message)
+        })?;
+        raw.validate()
+    }
+
+    /// The Lambda's form: the same shape as JSON.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let message = e.inner().to_string();
+            err(if field == "." { "" } else { &field }, message)
+        })?;
+        raw.validate()
+    }
+}
+
+fn days(field: &str, value: i64, min: i64) -> Result<Duration, ConfigError> {
+    if value < min {
+        let what = if min == 0 {
+            "must be zero or more".to_string()
+        } else {
+            format!("must be at least {min}")
+        };
+        return Err(err(field, format!("{what}, got {value}")));
+    }
+    // Ten years is far past any sensible wait and keeps date arithmetic far from overflow.
+    if value > 3650 {
+        return Err(err(
+            field,
+            format!("must be at most 3650 days, got {value}"),
+        ));
+    }
+    Ok(Duration::days(value))
+}
+
+fn count(field: &str, value: i64, min: i64) -> Result<u32, ConfigError> {
+    if value < min || value > i64::from(u32::MAX) {
+        return Err(err(field, format!("must be at least {min}, got {value}")));
+    }
+    u32::try_from(value).map_err(|_| err(field, format!("out of range: {value}")))
+}
+
+/// DynamoDB table names: 3-255 characters of `[A-Za-z0-9_.-]`.
+fn is_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let mut parts = s.splitn(6, ':');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("arn"), Some(p), Some("iam"), Some(""), Some(acct), Some(res))
+            if !p.is_empty() && is_account_id(acct) && res.starts_with("role/") && res.len() > 5
+    )
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        if !is_table_name(&self.table) {
+            return Err(err(
+                "table",
+                format!(
+                    "'{}' is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+                    self.table
+                ),
+            ));
+        }
+        if self.event_bus.trim().is_empty() {
+            return Err(err("event_bus", "must not be empty"));
+        }
+        let mut accounts: Vec<Account> = Vec::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if !is_account_id(&a.id) {
+                return Err(err(
+                    &format!("accounts[{i}].id"),
+                    format!("'{}' is not a 12-digit account id", a.id),
+                ));
+            }
+            if accounts.iter().any(|b| b.id == a.id) {
+                return Err(err(
+                    &format!("accounts[{i}].id"),
+                    format!("account {} is listed twice", a.id),
+                ));
+            }
+            let role_arn = match a.role.trim() {
+                "" => None,
+                r if is_role_arn(r) => Some(r.to_string()),
+                r => {
+                    return Err(err(
+                        &format!("accounts[{i}].role"),
+                        format!("'{r}' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                    ))
+                }
+            };
+            accounts.push(Account {
+                id: a.id.clone(),
+                role_arn,
+            });
+        }
+
+        let i = &self.inactivity;
+        let threshold = days("inactivity.threshold_days", i.threshold_days, 1)?;
+        let key_threshold = days("inactivity.key_threshold_days", i.key_threshold_days, 1)?;
+        let min_age = days(
+            "inactivity.min_age_days",
+            i.min_age_days.unwrap_or(i.threshold_days),
+            0,
+        )?;
+
+        let l = &self.ladder;
+        let ladder = Ladder {
+            notice_to_quarantine: days(
+                "ladder.notice_to_quarantine_days",
+                l.notice_to_quarantine_days,
+                0,
+            )?,
+            quarantine_to_keys: days(
+                "ladder.quarantine_to_keys_days",
+                l.quarantine_to_keys_days,
+                0,
+            )?,
+            to_delete: days("ladder.to_delete_days", l.to_delete_days, 0)?,
+            delete: match l.delete {
+                RawDeleteMode::Enabled => DeleteMode::Enabled,
+                RawDeleteMode::Approval => DeleteMode::Approval,
+                RawDeleteMode::Never => DeleteMode::Never,
+            },
+            cooloff: days("ladder.cooloff_days", l.cooloff_days, 0)?,
+        };
+
+        let e = &self.exemptions;
+        let max_duration = days("exemptions.max_days", e.max_days, 1)?;
+        for (n, a) in e.accounts.iter().enumerate() {
+            if !is_account_id(a) {
+                return Err(err(
+                    &format!("exemptions.accounts[{n}]"),
+                    format!("'{a}' is not a 12-digit account id"),
+                ));
+            }
+        }
+        for (n, g) in e.globs.iter().enumerate() {
+            if !g.starts_with('/') && !g.starts_with('*') {
+                return Err(err(
+                    &format!("exemptions.globs[{n}]"),
+                    format!("'{g}' never matches: globs match path + name, which starts with '/' (e.g. '/{g}')"),
+                ));
+            }
+        }
+        let exemptions =
+            Exemptions::new(&e.globs, e.require_until, max_duration, e.accounts.clone()).map_err(
+                |(pattern, why)| {
+                    let n = e.globs.iter().position(|g| *g == pattern).unwrap_or(0);
+                    err(
+                        &format!("exemptions.globs[{n}]"),
+                        format!("'{pattern}' is not a valid glob: {why}"),
+                    )
+                },
+            )?;
+
+        let b = &self.breaker;
+        let fraction = b.max_quarantine_fraction;
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(err(
+                "breaker.max_quarantine_fraction",
+                format!("must be more than 0 and at most 1, got {fraction}"),
+            ));
+        }
+        let breaker = BreakerLimits {
+            max_actions_per_run: count("breaker.max_actions_per_run", b.max_actions_per_run, 1)?,
+            max_quarantine_fraction: fraction,
+            min_count: count("breaker.min_count", b.min_count, 1)?,
+        };
+
+        let mut ssm_steps = Vec::new();
+        for (n, s) in self.fallback.ssm_steps.iter().enumerate() {
+            let step = match s.as_str() {
+                "quarantine" => Step::Quarantine,
+                "deactivate_keys" => Step::DeactivateKeys,
+                "delete" => Step::Delete,
+                "release" => Step::Release,
+                other => {
+                    return Err(err(
+                        &format!("fallback.ssm_steps[{n}]"),
+                        format!(
+                            "'{other}' has no SSM document (expected quarantine, deactivate_keys, delete or release)"
+                        ),
+                    ))
+                }
+            };
+            if !ssm_steps.contains(&step) {
+                ssm_steps.push(step);
+            }
+        }
+        let automation_role = match self.fallback.automation_role.trim() {
+            "" => None,
+            r if is_role_arn(r) => Some(r.to_string()),
+            r => {
+                return Err(err(
+                    "fallback.automation_role",
+                    format!("'{r}' is not an IAM role ARN"),
+                ))
+            }
+        };
+        if !ssm_steps.is_empty() && automation_role.is_none() {
+            return Err(err(
+                "fallback.automation_role",
+                "required when fallback.ssm_steps is not empty",
+            ));
+        }
+        for (n, r) in self.sources.config_rules.iter().enumerate() {
+            if r.trim().is_empty() {
+                return Err(err(
+                    &format!("sources.config_rules[{n}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+
+        Ok(Config {
+            table: self.table,
+            event_bus: self.event_bus,
+            accounts,
+            policy: Policy {
+                dry_run: self.dry_run,
+                inactivity: Inactivity {
+                    threshold,
+                    key_threshold,
+                    min_age,
+                },
+                ladder,
+                exemptions,
+                breaker,
+            },
+            ssm_steps,
+            automation_role,
+            config_rules: self.sources.config_rules,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().field
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.table, "dormant");
+        assert_eq!(c.event_bus, "default");
+        assert!(!c.policy.dry_run);
+        assert_eq!(c.policy.inactivity.threshold, Duration::days(90));
+        assert_eq!(c.policy.inactivity.key_threshold, Duration::days(45));
+        assert_eq!(c.policy.inactivity.min_age, Duration::days(90));
+        assert_eq!(c.policy.ladder.notice_to_quarantine, Duration::days(7));
+        assert_eq!(c.policy.ladder.quarantine_to_keys, Duration::days(7));
+        assert_eq!(c.policy.ladder.to_delete, Duration::days(16));
+        assert_eq!(c.policy.ladder.delete, DeleteMode::Enabled);
+        assert_eq!(c.policy.ladder.cooloff, Duration::days(30));
+        assert_eq!(c.policy.breaker.max_actions_per_run, 25);
+        assert_eq!(c.policy.breaker.min_count, 5);
+        assert_eq!(c.config_rules.len(), 2);
+        assert!(c.accounts.is_empty() && c.ssm_steps.is_empty());
+    }
+
+    #[test]
+    fn min_age_defaults_to_the_threshold() {
+        let c = Config::from_toml("[inactivity]\nthreshold_days = 120").unwrap();
+        assert_eq!(c.policy.inactivity.min_age, Duration::days(120));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field_of("[ladder]\nnotice_to_quarantine_days = -1"),
+            "ladder.notice_to_quarantine_days"
+        );
+        assert_eq!(field_of("[ladder]\nfoo = 1"), "ladder.foo");
+        assert_eq!(field_of("bogus = true"), "bogus");
+        assert_eq!(
+            field_of("[ladder]\ndelete = \"sometimes\""),
+            "ladder.delete"
+        );
+        assert_eq!(
+            field_of("[inactivity]\nthreshold_days = \"ninety\""),
+            "inactivity.threshold_days"
+        );
+        assert_eq!(
+            field_of("[exemptions]\nglobs = [\"/ok-*\", \"/bad[\"]"),
+            "exemptions.globs[1]"
+        );
+        assert_eq!(
+            field_of("[breaker]\nmax_quarantine_fraction = 1.5"),
+            "breaker.max_quarantine_fraction"
+        );
+        assert_eq!(field_of("[[accounts]]\nid = \"12345\""), "accounts[0].id");
+        assert_eq!(
+            field_of("[fallback]\nssm_steps = [\"notice\"]"),
+            "fallback.ssm_steps[0]"
+        );
+        assert_eq!(
+            field_of("[fallback]\nssm_steps = [\"delete\"]"),
+            "fallback.automation_role"
+        );
+        assert_eq!(field_of("table = \"x\""), "table");
+    }
+
+    #[test]
+    fn unknown_key_message_lists_the_valid_ones() {
+        let e = Config::from_toml("[ladder]\nnotice_days = 3").unwrap_err();
+        assert!(e.to_string().contains("ladder.notice_days"), "{e}");
+        assert!(e.message.contains("notice_to_quarantine_days"), "{e}");
+    }
+
+    #[test]
+    fn json_has_the_same_shape() {
+        let c =
+            Config::from_json(r#"{"dry_run": true, "ladder": {"delete": "approval"}}"#).unwrap();
+        assert!(c.policy.dry_run);
+        assert_eq!(c.policy.ladder.delete, DeleteMode::Approval);
+        let e = Config::from_json(r#"{"ladder": {"to_delete_days": -2}}"#).unwrap_err();
+        assert_eq!(e.field, "ladder.to_delete_days");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../dormant.example.toml");
+        let example: RawConfig = toml::from_str(text).unwrap();
+        assert_eq!(
+            example,
+            RawConfig {
+                inactivity: RawInactivity {
+                    min_age_days: Some(90),
+                    ..RawInactivity::default()
+                },
+                ..RawConfig::default()
+            }
+        );
+        Config::from_toml(text).unwrap();
+    }
+}

@@ -1,0 +1,96 @@
+//! Circuit-breaker arithmetic. The store keeps the counts; the core only checks them.
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::BreakerLimits;
+use super::record::Step;
+
+/// What the current run has done so far, and the account's recent history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Already tripped (persisted until `dormant breaker reset`).
+    pub tripped: bool,
+    /// Access-cutting steps taken (or, in dry-run, that would be taken) in this run.
+    pub actions_this_run: u32,
+    /// Quarantines in the account within the last 24 hours.
+    pub quarantines_in_window: u32,
+    /// Identities (roles + users) in the account.
+    pub identities_in_account: u32,
+}
+
+/// Why the breaker stopped a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trip {
+    pub cause: String,
+    /// Whether this step is the one that trips it (as opposed to it having been tripped before).
+    pub newly_tripped: bool,
+}
+
+impl Budget {
+    /// `Some` if taking `step` now would exceed a limit (or the breaker is already tripped).
+    pub fn check(&self, step: Step, limits: &BreakerLimits) -> Option<Trip> {
+        if self.tripped {
+            return Some(Trip {
+                cause: "the circuit breaker is tripped; `dormant breaker reset` re-enables steps"
+                    .to_string(),
+                newly_tripped: false,
+            });
+        }
+        if self.actions_this_run >= limits.max_actions_per_run {
+            return Some(Trip {
+                cause: format!(
+                    "more than {} access-cutting steps in one run",
+                    limits.max_actions_per_run
+                ),
+                newly_tripped: true,
+            });
+        }
+        if step == Step::Quarantine {
+            let count = self.quarantines_in_window + 1;
+            let fraction = f64::from(count) / f64::from(self.identities_in_account.max(1));
+            if count >= limits.min_count && fraction > limits.max_quarantine_fraction {
+                return Some(Trip {
+                    cause: format!(
+                        "{count} of {} identities quarantined within 24 h is more than {:.0} %",
+                        self.identities_in_account,
+                        limits.max_quarantine_fraction * 100.0
+                    ),
+                    newly_tripped: true,
+                });
+            }
+        }
+        None
+    }
+
+    /// Counts a step that was taken (or would be, in dry-run).
+    pub fn record(&mut self, step: Step) {
+        if step.cuts_access() {
+            self.actions_this_run += 1;
+        }
+        if step == Step::Quarantine {
+            self.quarantines_in_window += 1;
+        }
+    }
+}
+
+/// The persisted breaker of one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerState {
+    pub tripped: bool,
+    pub tripped_at: Option<super::facts::Timestamp>,
+    pub cause: Option<String>,
+    /// Quarantines taken, kept for the 24-hour window.
+    pub quarantines: Vec<super::facts::Timestamp>,
+    /// Roles + users the last sweep saw; the quarantine fraction's denominator between sweeps.
+    #[serde(default)]
+    pub identities: u32,
+}
+
+impl BreakerState {
+    /// Quarantines within the 24 hours before `now`.
+    pub fn quarantines_within_day(&self, now: super::facts::Timestamp) -> u32 {
+        let since = now - chrono::Duration::hours(24);
+        let n = self.quarantines.iter().filter(|t| **t > since).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}

@@ -1,0 +1,243 @@
+//! The exact IAM changes a step makes. The core lists them; the executor carries them out, each
+//! one idempotently, in order.
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::Timestamp;
+use super::record::{Stage, Step};
+use super::subject::{PrincipalKind, Scope, Subject};
+
+/// The inline policy dormant attaches to quarantine a principal.
+pub const QUARANTINE_POLICY_NAME: &str = "DormantQuarantineDenyAll";
+
+/// Deny everything. IAM evaluates inline policies on every request, so sessions issued before the
+/// quarantine are cut off too.
+pub const QUARANTINE_POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"DormantQuarantine","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "effect")]
+pub enum Effect {
+    PutTags {
+        tags: Vec<(String, String)>,
+    },
+    RemoveTags {
+        keys: Vec<String>,
+    },
+    PutQuarantinePolicy,
+    DeleteQuarantinePolicy,
+    DeactivateKeys {
+        key_ids: Vec<String>,
+    },
+    ReactivateKeys {
+        key_ids: Vec<String>,
+    },
+    /// Store everything `restore` needs, before anything is torn down.
+    TakeSnapshot,
+    /// Ordered teardown of everything attached, then `DeleteUser`/`DeleteRole`.
+    DeletePrincipal,
+    DeleteAccessKey {
+        key_id: String,
+    },
+    DeleteLoginProfile,
+}
+
+impl Effect {
+    /// The IAM actions this effect needs on a principal of `kind`.
+    pub fn permissions(&self, kind: PrincipalKind) -> &'static [&'static str] {
+        use PrincipalKind::{Role, User};
+        match (self, kind) {
+            (Effect::PutTags { .. }, Role) => &["iam:TagRole"],
+            (Effect::PutTags { .. }, User) => &["iam:TagUser"],
+            (Effect::RemoveTags { .. }, Role) => &["iam:UntagRole"],
+            (Effect::RemoveTags { .. }, User) => &["iam:UntagUser"],
+            (Effect::PutQuarantinePolicy, Role) => &["iam:PutRolePolicy"],
+            (Effect::PutQuarantinePolicy, User) => &["iam:PutUserPolicy"],
+            (Effect::DeleteQuarantinePolicy, Role) => &["iam:DeleteRolePolicy"],
+            (Effect::DeleteQuarantinePolicy, User) => &["iam:DeleteUserPolicy"],
+            (Effect::DeactivateKeys { .. } | Effect::ReactivateKeys { .. }, _) => {
+                &["iam:UpdateAccessKey"]
+            }
+            (Effect::TakeSnapshot, Role) => &[
+                "iam:GetRole",
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+                "iam:ListRoleTags",
+            ],
+            (Effect::TakeSnapshot, User) => &[
+                "iam:GetUser",
+                "iam:ListUserPolicies",
+                "iam:GetUserPolicy",
+                "iam:ListAttachedUserPolicies",
+                "iam:ListGroupsForUser",
+                "iam:ListUserTags",
+                "iam:ListAccessKeys",
+                "iam:GetLoginProfile",
+            ],
+            (Effect::DeletePrincipal, Role) => &[
+                "iam:ListInstanceProfilesForRole",
+                "iam:RemoveRoleFromInstanceProfile",
+                "iam:ListRolePolicies",
+                "iam:DeleteRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRole",
+            ],
+            (Effect::DeletePrincipal, User) => &[
+                "iam:DeleteLoginProfile",
+                "iam:ListAccessKeys",
+                "iam:DeleteAccessKey",
+                "iam:ListSigningCertificates",
+                "iam:DeleteSigningCertificate",
+                "iam:ListSSHPublicKeys",
+                "iam:DeleteSSHPublicKey",
+                "iam:ListServiceSpecificCredentials",
+                "iam:DeleteServiceSpecificCredential",
+                "iam:ListMFADevices",
+                "iam:DeactivateMFADevice",
+                "iam:ListUserPolicies",
+                "iam:DeleteUserPolicy",
+                "iam:ListAttachedUserPolicies",
+                "iam:DetachUserPolicy",
+                "iam:ListGroupsForUser",
+                "iam:RemoveUserFromGroup",
+                "iam:DeleteUser",
+            ],
+            (Effect::DeleteAccessKey { .. }, _) => &["iam:DeleteAccessKey"],
+            (Effect::DeleteLoginProfile, _) => &["iam:DeleteLoginProfile"],
+        }
+    }
+
+    /// Effects that cannot be reversed by `undo`.
+    pub fn is_irreversible(&self) -> bool {
+        match self {
+            Effect::DeletePrincipal
+            | Effect::DeleteAccessKey { .. }
+            | Effect::DeleteLoginProfile => true,
+            Effect::PutTags { .. }
+            | Effect::RemoveTags { .. }
+            | Effect::PutQuarantinePolicy
+            | Effect::DeleteQuarantinePolicy
+            | Effect::DeactivateKeys { .. }
+            | Effect::ReactivateKeys { .. }
+            | Effect::TakeSnapshot => false,
+        }
+    }
+}
+
+/// The tags that show a subject's stage on the principal itself: `dormant:stage`,
+/// `dormant:next-step`, `dormant:next-step-at` for the whole principal, and the same under
+/// `dormant:key:<id>:` or `dormant:password:` for credential-level subjects.
+pub fn stage_tag_keys(subject: &Subject) -> [String; 3] {
+    let prefix = match &subject.scope {
+        Scope::Whole => "dormant:".to_string(),
+        Scope::AccessKey(id) => format!("dormant:key:{id}:"),
+        Scope::Password => "dormant:password:".to_string(),
+    };
+    [
+        format!("{prefix}stage"),
+        format!("{prefix}next-step"),
+        format!("{prefix}next-step-at"),
+    ]
+}
+
+/// Tag values for a stage and what comes next. Values only use characters IAM accepts in tags.
+pub fn stage_tags(
+    subject: &Subject,
+    stage: Stage,
+    next: Option<(Step, Timestamp)>,
+    awaiting_approval: bool,
+) -> Vec<(String, String)> {
+    let [stage_key, step_key, at_key] = stage_tag_keys(subject);
+    let (step, at) = match next {
+        Some((step, at)) => (
+            step.as_str().to_string(),
+            at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+        None if awaiting_approval => ("delete".to_string(), "awaiting-approval".to_string()),
+        None => ("none".to_string(), "none".to_string()),
+    };
+    vec![
+        (stage_key, stage.as_str().to_string()),
+        (step_key, step),
+        (at_key, at),
+    ]
+}
+
+/// Every IAM action any step may need; `dormant permissions` prints this and the CDK role is checked
+/// against it.
+pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
+    let sample = [
+        Effect::PutTags { tags: vec![] },
+        Effect::RemoveTags { keys: vec![] },
+        Effect::PutQuarantinePolicy,
+        Effect::DeleteQuarantinePolicy,
+        Effect::DeactivateKeys { key_ids: vec![] },
+        Effect::ReactivateKeys { key_ids: vec![] },
+        Effect::TakeSnapshot,
+        Effect::DeletePrincipal,
+        Effect::DeleteAccessKey {
+            key_id: String::new(),
+        },
+        Effect::DeleteLoginProfile,
+    ];
+    let step_effects = |step: Step| -> Vec<&Effect> {
+        sample
+            .iter()
+            .filter(|e| match step {
+                Step::Notice | Step::RequestApproval => matches!(e, Effect::PutTags { .. }),
+                Step::Quarantine => {
+                    matches!(e, Effect::PutTags { .. } | Effect::PutQuarantinePolicy)
+                }
+                Step::DeactivateKeys => {
+                    matches!(e, Effect::PutTags { .. } | Effect::DeactivateKeys { .. })
+                }
+                Step::Delete => matches!(
+                    e,
+                    Effect::TakeSnapshot
+                        | Effect::DeletePrincipal
+                        | Effect::DeleteAccessKey { .. }
+                        | Effect::DeleteLoginProfile
+                        | Effect::RemoveTags { .. }
+                ),
+                Step::Release => matches!(
+                    e,
+                    Effect::RemoveTags { .. }
+                        | Effect::DeleteQuarantinePolicy
+                        | Effect::ReactivateKeys { .. }
+                ),
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for step in Step::ALL {
+        for kind in [PrincipalKind::Role, PrincipalKind::User] {
+            let mut actions: Vec<&'static str> = step_effects(step)
+                .into_iter()
+                .flat_map(|e| e.permissions(kind).iter().copied())
+                .filter(|a| kind == PrincipalKind::User || !a.contains("AccessKey"))
+                .collect();
+            actions.sort_unstable();
+            actions.dedup();
+            out.push((step, kind, actions));
+        }
+    }
+    out
+}
+
+/// The read-only IAM actions every evaluation needs (bulk reads for sweeps, fresh reads before a
+/// step).
+pub const EVALUATE_PERMISSIONS: &[&str] = &[
+    "iam:GenerateCredentialReport",
+    "iam:GetAccessKeyLastUsed",
+    "iam:GetAccountAuthorizationDetails",
+    "iam:GetCredentialReport",
+    "iam:GetLoginProfile",
+    "iam:GetRole",
+    "iam:GetUser",
+    "iam:ListAccessKeys",
+    "iam:ListRolePolicies",
+    "iam:ListUserPolicies",
+    "iam:ListUserTags",
+];

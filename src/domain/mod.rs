@@ -1,0 +1,28 @@
+//! The decision core: pure, synchronous and deterministic. It does no I/O, holds no AWS SDK types
+//! and never reads the clock: `now` is always an argument (the quinn-proto model). Everything that
+//! talks to AWS lives in `crate::adapters` and is driven by `crate::app`.
+
+pub mod audit;
+pub mod breaker;
+pub mod effect;
+pub mod exemption;
+pub mod facts;
+pub mod ladder;
+pub mod policy;
+pub mod record;
+pub mod snapshot;
+pub mod subject;
+
+pub use audit::{AuditEntry, Outcome};
+pub use breaker::{BreakerState, Budget, Trip};
+pub use effect::Effect;
+pub use exemption::{Exemption, Verdict};
+pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
+pub use ladder::{
+    approve, decide, dormancy, dormant_subjects, schedule, undo, Decision, Dormancy, Gate,
+    RefusedBecause,
+};
+pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
+pub use record::{Approval, Intent, Record, Stage, Step};
+pub use snapshot::Snapshot;
+pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};

@@ -1,0 +1,362 @@
+//! Who the ladder acts on: a principal (role or user) and, for credential-level findings, one of its
+//! credentials.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The two kinds of IAM principal dormant manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    Role,
+    User,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Role => "role",
+            PrincipalKind::User => "user",
+        }
+    }
+}
+
+/// A role or user, named the way IAM names it. `path` always starts and ends with `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Principal {
+    pub account: String,
+    pub kind: PrincipalKind,
+    pub path: String,
+    pub name: String,
+}
+
+impl Principal {
+    pub fn new(account: &str, kind: PrincipalKind, path: &str, name: &str) -> Self {
+        Principal {
+            account: account.to_string(),
+            kind,
+            path: normalise_path(path),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn role(account: &str, path: &str, name: &str) -> Self {
+        Self::new(account, PrincipalKind::Role, path, name)
+    }
+
+    pub fn user(account: &str, path: &str, name: &str) -> Self {
+        Self::new(account, PrincipalKind::User, path, name)
+    }
+
+    /// `arn:aws:iam::<account>:role/<path-without-leading-slash><name>`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:{}{}{}",
+            self.account,
+            self.kind.as_str(),
+            self.path,
+            self.name
+        )
+    }
+
+    /// Path + name, the string exemption globs match against (`/security-audit`, `/ops/deploy`).
+    pub fn path_and_name(&self) -> String {
+        format!("{}{}", self.path, self.name)
+    }
+
+    /// Parses an IAM ARN of a role or user. The account and path come from the ARN.
+    pub fn from_arn(arn: &str) -> Result<Self, SubjectParseError> {
+        let bad = || SubjectParseError(format!("'{arn}' is not an IAM role or user ARN"));
+        let rest = arn.strip_prefix("arn:").ok_or_else(bad)?;
+        let mut parts = rest.splitn(5, ':');
+        let _partition = parts.next().ok_or_else(bad)?;
+        let service = parts.next().ok_or_else(bad)?;
+        let _region = parts.next().ok_or_else(bad)?;
+        let account = parts.next().ok_or_else(bad)?;
+        let resource = parts.next().ok_or_else(bad)?;
+        if service != "iam" || !is_account_id(account) {
+            return Err(bad());
+        }
+        let (kind, path_and_name) = if let Some(r) = resource.strip_prefix("role/") {
+            (PrincipalKind::Role, r)
+        } else if let Some(u) = resource.strip_prefix("user/") {
+            (PrincipalKind::User, u)
+        } else {
+            return Err(bad());
+        };
+        let (path, name) = match path_and_name.rfind('/') {
+            Some(i) => (
+                format!("/{}/", &path_and_name[..i]),
+                &path_and_name[i + 1..],
+            ),
+            None => ("/".to_string(), path_and_name),
+        };
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Principal::new(account, kind, &path, name))
+    }
+}
+
+fn normalise_path(path: &str) -> String {
+    let mut p = String::with_capacity(path.len() + 2);
+    if !path.starts_with('/') {
+        p.push('/');
+    }
+    p.push_str(path);
+    if !p.ends_with('/') {
+        p.push('/');
+    }
+    p
+}
+
+/// Twelve ASCII digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What part of the principal the ladder walks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "key_id")]
+pub enum Scope {
+    /// The whole role or user.
+    Whole,
+    /// One access key of a user (IAM.22 / CIS 1.12 key-level findings).
+    AccessKey(String),
+    /// A user's console password (login profile).
+    Password,
+}
+
+/// The thing a ladder record tracks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Subject {
+    pub principal: Principal,
+    pub scope: Scope,
+}
+
+/// The `kind` field of the CLI contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    Role,
+    User,
+    AccessKey,
+    Password,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Role => "role",
+            SubjectKind::User => "user",
+            SubjectKind::AccessKey => "access_key",
+            SubjectKind::Password => "password",
+        }
+    }
+}
+
+impl Subject {
+    pub fn whole(principal: Principal) -> Self {
+        Subject {
+            principal,
+            scope: Scope::Whole,
+        }
+    }
+
+    pub fn access_key(user: Principal, key_id: &str) -> Self {
+        Subject {
+            principal: user,
+            scope: Scope::AccessKey(key_id.to_string()),
+        }
+    }
+
+    pub fn password(user: Principal) -> Self {
+        Subject {
+            principal: user,
+            scope: Scope::Password,
+        }
+    }
+
+    pub fn kind(&self) -> SubjectKind {
+        match (&self.scope, self.principal.kind) {
+            (Scope::Whole, PrincipalKind::Role) => SubjectKind::Role,
+            (Scope::Whole, PrincipalKind::User) => SubjectKind::User,
+            (Scope::AccessKey(_), _) => SubjectKind::AccessKey,
+            (Scope::Password, _) => SubjectKind::Password,
+        }
+    }
+
+    /// The stable id used in state keys and output: the principal's ARN, plus `/key/<id>` or
+    /// `/password` for credential-level subjects (the same shape the CLI accepts).
+    pub fn id(&self) -> String {
+        match &self.scope {
+            Scope::Whole => self.principal.arn(),
+            Scope::AccessKey(key) => format!("{}/key/{key}", self.principal.arn()),
+            Scope::Password => format!("{}/password", self.principal.arn()),
+        }
+    }
+
+    /// Parses [`Subject::id`] output back.
+    pub fn from_id(id: &str) -> Result<Self, SubjectParseError> {
+        if let Some((arn, key)) = split_key_suffix(id) {
+            let principal = Principal::from_arn(arn)?;
+            return Self::user_credential(principal, Scope::AccessKey(key.to_string()), id);
+        }
+        if let Some(arn) = id.strip_suffix("/password") {
+            if let Ok(principal) = Principal::from_arn(arn) {
+                if principal.kind == PrincipalKind::User {
+                    return Ok(Subject::password(principal));
+                }
+            }
+        }
+        Ok(Subject::whole(Principal::from_arn(id)?))
+    }
+
+    fn user_credential(
+        principal: Principal,
+        scope: Scope,
+        original: &str,
+    ) -> Result<Self, SubjectParseError> {
+        if principal.kind != PrincipalKind::User {
+            return Err(SubjectParseError(format!(
+                "'{original}': only users have access keys and passwords"
+            )));
+        }
+        Ok(Subject { principal, scope })
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id())
+    }
+}
+
+/// `…/key/AKIA…`: access key ids are 16-128 upper-case alphanumerics starting with `AKIA` or `ASIA`
+/// (moto also issues them), so a path segment named `key` cannot be confused with this suffix.
+fn split_key_suffix(id: &str) -> Option<(&str, &str)> {
+    let i = id.rfind("/key/")?;
+    let key = &id[i + 5..];
+    let looks_like_key = key.len() >= 16
+        && key.starts_with("AKIA")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    looks_like_key.then(|| (&id[..i], key))
+}
+
+/// How an operator names an identity on the command line, before the account is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityArg {
+    /// A full ARN (or subject id); carries its own account.
+    Subject(Subject),
+    /// `role/NAME`, `user/NAME`, `user/NAME/key/AKIA…` or `user/NAME/password`: the account is the
+    /// caller's, the path is looked up.
+    Name {
+        kind: PrincipalKind,
+        name: String,
+        scope: Scope,
+    },
+}
+
+impl FromStr for IdentityArg {
+    type Err = SubjectParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with("arn:") {
+            return Subject::from_id(s).map(IdentityArg::Subject);
+        }
+        let bad = || {
+            SubjectParseError(format!(
+                "'{s}' is not an identity: use an ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password"
+            ))
+        };
+        let (kind, rest) = if let Some(r) = s.strip_prefix("role/") {
+            (PrincipalKind::Role, r)
+        } else if let Some(u) = s.strip_prefix("user/") {
+            (PrincipalKind::User, u)
+        } else {
+            return Err(bad());
+        };
+        let (name, scope) = if let Some((name, key)) = split_key_suffix(rest) {
+            (name, Scope::AccessKey(key.to_string()))
+        } else if let Some(name) = rest.strip_suffix("/password") {
+            (name, Scope::Password)
+        } else {
+            (rest, Scope::Whole)
+        };
+        if !is_iam_name(name) || (kind == PrincipalKind::Role && scope != Scope::Whole) {
+            return Err(bad());
+        }
+        Ok(IdentityArg::Name {
+            kind,
+            name: name.to_string(),
+            scope,
+        })
+    }
+}
+
+/// IAM user and role names: 1-64 characters of `[A-Za-z0-9+=,.@_-]`.
+pub fn is_iam_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SubjectParseError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_round_trips_with_path() {
+        let p = Principal::role("123456789012", "/ops/team/", "deploy");
+        assert_eq!(p.arn(), "arn:aws:iam::123456789012:role/ops/team/deploy");
+        assert_eq!(Principal::from_arn(&p.arn()).unwrap(), p);
+        assert_eq!(p.path_and_name(), "/ops/team/deploy");
+    }
+
+    #[test]
+    fn subject_ids_round_trip() {
+        let u = Principal::user("123456789012", "/", "alice");
+        for s in [
+            Subject::whole(u.clone()),
+            Subject::access_key(u.clone(), "AKIAIOSFODNN7EXAMPLE"),
+            Subject::password(u),
+        ] {
+            assert_eq!(Subject::from_id(&s.id()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn a_path_segment_called_key_is_not_a_key_suffix() {
+        let s = Subject::from_id("arn:aws:iam::123456789012:user/key/bob").unwrap();
+        assert_eq!(s.scope, Scope::Whole);
+        assert_eq!(s.principal.path, "/key/");
+        assert_eq!(s.principal.name, "bob");
+    }
+
+    #[test]
+    fn cli_identity_forms() {
+        assert_eq!(
+            "user/alice/key/AKIAIOSFODNN7EXAMPLE"
+                .parse::<IdentityArg>()
+                .unwrap(),
+            IdentityArg::Name {
+                kind: PrincipalKind::User,
+                name: "alice".into(),
+                scope: Scope::AccessKey("AKIAIOSFODNN7EXAMPLE".into())
+            }
+        );
+        assert!("role/x/password".parse::<IdentityArg>().is_err());
+        assert!("group/admins".parse::<IdentityArg>().is_err());
+        assert!("role/".parse::<IdentityArg>().is_err());
+        assert!("arn:aws:s3:::bucket".parse::<IdentityArg>().is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! The ports the application drives: traits in domain types only, no SDK types (the awsdocs
+//! `traits.rs` seam). `crate::adapters` implements them over the AWS SDK; tests may use fakes.
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    AuditEntry, BreakerState, Effect, Facts, Principal, PrincipalKind, Record, Snapshot, Stage,
+    Subject, Timestamp,
+};
+
+/// What went wrong in a port call, classified so the engine can decide what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {kind:?}: {message}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    /// The AWS operation, e.g. `PutRolePolicy`.
+    pub operation: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling or a 5xx: retried with backoff; after that, a failure worth retrying later.
+    Transient,
+    /// AccessDenied: the SSM fallback may help; retrying will not.
+    AccessDenied,
+    /// The entity does not exist.
+    NotFound,
+    /// A conditional write lost (another writer got there first).
+    Conflict,
+    /// Anything else: validation errors, limits, malformed responses.
+    Permanent,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, operation: &str, message: impl Into<String>) -> Self {
+        PortError {
+            kind,
+            operation: operation.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// IAM, for one account.
+#[async_trait]
+pub trait Iam: Send + Sync {
+    /// The account these calls act in.
+    fn account(&self) -> &str;
+
+    /// Every role and user, read in bulk (`GetAccountAuthorizationDetails` + the credential
+    /// report). Access-key ids are not in those, so keys carry placeholder ids (`slot1`, `slot2`)
+    /// and `Facts::bulk` is true. Good for deciding who needs a closer look, not for acting.
+    async fn bulk_facts(&self) -> PortResult<Vec<Facts>>;
+
+    /// A fresh read of one principal just before acting. `None` if it no longer exists.
+    async fn fresh_facts(&self, kind: PrincipalKind, name: &str) -> PortResult<Option<Facts>>;
+
+    /// Carries out one effect (idempotently: already-done counts as done). `TakeSnapshot` is not
+    /// an IAM change and is handled through [`Iam::snapshot`].
+    async fn apply(&self, principal: &Principal, effect: &Effect) -> PortResult<()>;
+
+    /// Everything `restore` needs.
+    async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot>;
+}
+
+/// The state table.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn load(&self, subject: &Subject) -> PortResult<Option<Record>>;
+
+    /// Every record of one principal (the whole and its credentials).
+    async fn load_principal(&self, principal: &Principal) -> PortResult<Vec<Record>>;
+
+    /// Every record of an account, optionally of one stage.
+    async fn list(&self, account: &str, stage: Option<Stage>) -> PortResult<Vec<Record>>;
+
+    /// Records with a step due at or before `now` (the sparse due index).
+    async fn due(&self, account: &str, now: Timestamp) -> PortResult<Vec<Record>>;
+
+    /// Writes `record` if the stored version is still `record.version`; the stored copy gets
+    /// `version + 1`, which is returned. `ErrorKind::Conflict` if someone else wrote first.
+    async fn save(&self, record: &Record) -> PortResult<u64>;
+
+    async fn append_audit(&self, subject: &Subject, entry: &AuditEntry) -> PortResult<()>;
+
+    async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>>;
+
+    async fn put_snapshot(&self, subject: &Subject, snapshot: &Snapshot) -> PortResult<()>;
+
+    async fn latest_snapshot(&self, subject: &Subject) -> PortResult<Option<Snapshot>>;
+
+    /// Records an EventBridge event id; `true` the first time, `false` for a redelivery.
+    /// The item expires after 7 days.
+    async fn claim_event(&self, event_id: &str, now: Timestamp) -> PortResult<bool>;
+
+    async fn breaker(&self, account: &str) -> PortResult<BreakerState>;
+
+    async fn save_breaker(&self, account: &str, state: &BreakerState) -> PortResult<()>;
+}

@@ -1,0 +1,305 @@
+"""moto in-process, plus loopback-only test controls under /_dormant/.
+
+moto's own server cannot set dates (CreateDate, RoleLastUsed, PasswordLastUsed...)
+or fail on purpose, but dormant's logic is all about dates and about surviving
+throttling. So we run moto's WSGI app ourselves and put a small middleware in
+front of it. See README.md in this directory for the endpoints.
+"""
+
+import argparse
+import io
+import json
+import os
+import re
+import stat
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+# Before moto is imported: loading the ~1,500 AWS managed policies costs a
+# noticeable start-up delay that almost no test needs.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+
+from moto.iam.models import AccessKeyLastUsed, get_account_id_from, iam_backends  # noqa: E402
+from moto.moto_api._internal.models import moto_api_backend  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+DEFAULT_ACCOUNT = "123456789012"
+JSON_NAMESPACES = {"dynamodb": "com.amazonaws.dynamodb.v20120810", "events": "AWSEvents",
+                   "ssm": "AmazonSSM", "sqs": "com.amazonaws.sqs"}
+LOGGED_FIELDS = ("RoleName", "UserName", "AccessKeyId", "PolicyName", "PolicyArn")
+# (code, status, message) per fault kind; the codes are the ones the SDKs'
+# retry classifiers know (Throttling/ThrottlingException = throttling error).
+FAULTS = {
+    "throttle": {"query": ("Throttling", 400, "Rate exceeded"),
+                 "json": ("ThrottlingException", 400, "Rate exceeded")},
+    "access_denied": {"query": ("AccessDenied", 403, "User is not authorized (injected)"),
+                      "json": ("AccessDeniedException", 400, "User is not authorized (injected)")},
+    "http500": {"query": ("InternalFailure", 500, "Internal failure (injected)"),
+                "json": ("InternalFailure", 500, "Internal failure (injected)")},
+}
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
+lock = threading.Lock()
+faults = []     # dicts; "count" counts down to zero
+requests = []   # the request log
+last_activity = [time.monotonic()]
+
+
+def parse_time(value):
+    """RFC3339 -> the naive UTC datetime moto stores everywhere."""
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+class HttpError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def backdate(body):
+    """Absent field = unchanged; "last_used": null = never used; "created": null = unchanged."""
+    backend = iam_backends[body.get("account", DEFAULT_ACCOUNT)]["global"]
+    kind, name = body.get("kind"), body.get("name")
+    created = parse_time(body["created"]) if body.get("created") else None
+    clear_used = "last_used" in body and body["last_used"] is None
+    used = parse_time(body["last_used"]) if body.get("last_used") else None
+    if kind == "role":
+        role = next((r for r in backend.roles.values() if r.name == name), None)
+        if role is None:
+            raise HttpError(404, f"no role {name!r} in account {body.get('account', DEFAULT_ACCOUNT)}")
+        role.create_date = created or role.create_date
+        if used or clear_used:
+            role.last_used, role.last_used_region = used, ("us-east-1" if used else None)
+        return
+    user = backend.users.get(name)
+    if user is None:
+        raise HttpError(404, f"no user {name!r} in account {body.get('account', DEFAULT_ACCOUNT)}")
+    if kind == "user":
+        user.create_date = created or user.create_date
+        if used or clear_used:
+            user.password_last_used = used
+    elif kind == "login_profile":
+        if created:
+            # GetLoginProfile reports User.create_date; moto keeps no date of its own.
+            raise HttpError(400, "moto has no login-profile create date; backdate the user instead")
+        if used or clear_used:
+            user.password_last_used = used
+    elif kind == "access_key":
+        key = next((k for k in user.access_keys if k.access_key_id == body.get("key_id")), None)
+        if key is None:
+            raise HttpError(404, f"no access key {body.get('key_id')!r} for user {name!r}")
+        key.create_date = created or key.create_date
+        if used or clear_used:
+            key.last_used = used and AccessKeyLastUsed(
+                used, body.get("service", "iam"), body.get("region", "us-east-1"))
+    else:
+        raise HttpError(400, f"unknown kind {kind!r} (user|role|access_key|login_profile)")
+
+
+def control(environ, path, query):
+    """The /_dormant/ endpoints. Returns (status, json-able body)."""
+    method = environ["REQUEST_METHOD"]
+    raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    body = json.loads(raw) if raw.strip() else {}
+    account = query.get("account", [None])[0]
+    with lock:
+        if path == "health":
+            return 200, {"ok": True}
+        if path == "iam/backdate" and method == "POST":
+            backdate(body)
+            return 200, {"ok": True}
+        if path == "faults" and method == "POST":
+            if body.get("fault") not in (*FAULTS, "latency"):
+                raise HttpError(400, f"unknown fault {body.get('fault')!r}")
+            faults.append({"service": "*", "operation": "*", "account": None, "count": 1, **body})
+            return 200, {"ok": True}
+        if path == "requests" and method == "GET":
+            # Copies: in-flight entries still get their "status" from other threads.
+            return 200, [dict(r) for r in requests if account in (None, r["account"])]
+        if path == "faults" and method == "GET":
+            return 200, [dict(f) for f in faults if account in (None, f["account"])]
+        if path in ("faults", "requests") and method == "DELETE":
+            kept = faults if path == "faults" else requests
+            kept[:] = [x for x in kept if account not in (None, x["account"])]
+            return 200, {"ok": True}
+        if path == "reset" and method == "POST":
+            moto_api_backend.reset()
+            faults.clear()
+            requests.clear()
+            return 200, {"ok": True}
+    raise HttpError(404, f"no control endpoint {method} /_dormant/{path}")
+
+
+def take_fault(account, service, operation):
+    with lock:
+        for fault in faults:
+            if (fault["count"] > 0 and fault["service"] in ("*", service)
+                    and fault["operation"] in ("*", operation)
+                    and fault["account"] in (None, account)):
+                fault["count"] -= 1
+                if fault["count"] == 0:
+                    faults.remove(fault)
+                return fault
+    return None
+
+
+def error_response(service, kind, json_type):
+    """An error shaped like the real service's, so the SDK parses and classifies it.
+
+    awsQuery services (IAM, STS) answer in XML; the X-Amz-Target ones in JSON."""
+    request_id = str(uuid.uuid4())
+    if not json_type:
+        code, status, message = FAULTS[kind]["query"]
+        side = "Receiver" if status >= 500 else "Sender"
+        body = (f"<ErrorResponse><Error><Type>{side}</Type><Code>{code}</Code><Message>{message}"
+                f"</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+        return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
+    code, status, message = FAULTS[kind]["json"]
+    namespace = JSON_NAMESPACES.get(service, "com.amazonaws")
+    body = json.dumps({"__type": f"{namespace}#{code}", "message": message})
+    return status, [("Content-Type", json_type), ("x-amzn-ErrorType", code),
+                    ("x-amzn-RequestId", request_id)], body
+
+
+def respond(start_response, status, headers, body):
+    data = body.encode()
+    start_response(f"{status} {'OK' if status < 400 else 'Error'}",
+                   headers + [("Content-Length", str(len(data)))])
+    return [data]
+
+
+class Harness:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        last_activity[0] = time.monotonic()
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_dormant/"):
+            # Bound to 127.0.0.1 anyway; this guards against a later --host change.
+            if environ.get("REMOTE_ADDR") != "127.0.0.1":
+                return respond(start_response, 403, [("Content-Type", "application/json")],
+                               json.dumps({"error": "control endpoints are loopback-only"}))
+            try:
+                status, out = control(environ, path[len("/_dormant/"):], parse_qs(environ.get("QUERY_STRING", "")))
+            except HttpError as e:
+                status, out = e.status, {"error": e.message}
+            except (ValueError, KeyError, TypeError) as e:
+                status, out = 400, {"error": f"bad request: {e!r}"}
+            return respond(start_response, status, [("Content-Type", "application/json")], json.dumps(out))
+
+        match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match:  # unsigned: /moto-api/..., metadata; not an AWS call worth logging
+            return self.app(environ, start_response)
+        access_key, service = match.group(1), match.group(3).lower()
+        service = {"eventbridge": "events"}.get(service, service)
+        # Per-test accounts: moto only maps access keys it issued itself, so a
+        # 12-digit dummy key id names the account (via moto's own header).
+        if re.fullmatch(r"\d{12}", access_key) and "HTTP_X_MOTO_ACCOUNT_ID" not in environ:
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = access_key
+        account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
+
+        # We read the body to find the Action, so moto needs a fresh stream.
+        stream = environ["wsgi.input"]
+        raw = stream.read() if environ.get("wsgi.input_terminated") else stream.read(
+            int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        form = {}
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        operation = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
+
+        entry = {"account": account, "service": service, "operation": operation, "fault": None,
+                 **{k: form[k] for k in LOGGED_FIELDS if k in form}}
+        with lock:
+            requests.append(entry)
+        fault = take_fault(account, service, operation)
+        if fault:
+            entry["fault"] = fault["fault"]
+            if fault["fault"] == "latency":
+                time.sleep(fault.get("latency_ms", 1000) / 1000)
+            else:
+                json_type = target and environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
+                status, headers, body = error_response(service, fault["fault"], json_type)
+                entry["status"] = status
+                return respond(start_response, status, headers, body)
+
+        def recording_start_response(status, headers, exc_info=None):
+            entry["status"] = int(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, recording_start_response)
+
+
+class QuietHandler(MotoRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass  # one line per request drowns real errors in the test log
+
+
+def watch_parent(idle_exit, port_file):
+    """Never outlive the test process: stdin EOF, re-parenting or idleness ends us."""
+    def leave():
+        if port_file:  # nobody else will: statics holding us are never dropped
+            try:
+                os.remove(port_file)
+            except OSError:
+                pass
+        os._exit(0)  # serve_forever() would not return without a request
+
+    def stdin_eof():
+        while sys.stdin.buffer.read(4096):
+            pass
+        leave()
+
+    # Only a pipe says something about the parent: /dev/null or a terminal
+    # (someone running us by hand or in the background) would end us at once.
+    try:
+        stdin_is_pipe = stat.S_ISFIFO(os.fstat(0).st_mode)
+    except OSError:
+        stdin_is_pipe = False
+    if stdin_is_pipe:
+        threading.Thread(target=stdin_eof, daemon=True).start()
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            leave()
+        if idle_exit and time.monotonic() - last_activity[0] > idle_exit:
+            leave()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", help="the port is written here once we accept connections")
+    parser.add_argument("--idle-exit", type=float, default=0, help="exit after this many idle seconds")
+    args = parser.parse_args()
+
+    server = make_server("127.0.0.1", args.port, Harness(DomainDispatcherApplication(create_backend_app)),
+                         threaded=True, request_handler=QuietHandler)
+    port = server.server_address[1]
+    # The socket listens from here on; connections wait in the backlog until
+    # serve_forever. Rename so a reader never sees a half-written file.
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(f"{port}\n")
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"READY {port}", flush=True)
+    threading.Thread(target=watch_parent, args=(args.idle_exit, args.port_file), daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,615 @@
+//! The decision core walked through the ladder of DESIGN section 2-3 with a fake clock.
+//! Each test reads as a story: an identity, a date, what dormant does.
+
+#[path = "core/world.rs"]
+mod world;
+
+use chrono::Duration;
+use dormant::domain::exemption::{TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
+use dormant::domain::policy::Exemptions;
+use dormant::domain::{
+    approve, dormant_subjects, undo, Budget, DeleteMode, Effect, Gate, PrincipalKind, Record,
+    Stage, Step, Subject,
+};
+use world::*;
+
+fn step_of(w: &mut World, at: Duration) -> Option<Step> {
+    w.run(at).step
+}
+
+#[test]
+fn an_unused_role_walks_notice_quarantine_delete() {
+    let mut w = World::whole(role("old-deploy").created(days(120)).build());
+
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert!(d.reason.contains("unused for 120 days"), "{}", d.reason);
+    assert_eq!(w.record.stage, Stage::Noticed);
+    assert_eq!(w.tag("dormant:stage"), Some("noticed"));
+    assert_eq!(w.tag("dormant:next-step"), Some("quarantine"));
+    assert_eq!(w.tag("dormant:next-step-at"), Some("2026-06-08T00:00:00Z"));
+    assert!(!w.facts().has_quarantine_policy, "a notice only tags");
+
+    assert_eq!(step_of(&mut w, days(6)), None, "quarantine waits 7 days");
+    let d = w.run(days(7));
+    assert_eq!(d.step, Some(Step::Quarantine));
+    assert!(w.facts().has_quarantine_policy);
+    assert_eq!(w.tag("dormant:stage"), Some("quarantined"));
+    assert_eq!(
+        w.tag("dormant:next-step"),
+        Some("delete"),
+        "roles skip key deactivation"
+    );
+    assert_eq!(w.record.next_due_at, Some(t0() + days(23)));
+
+    assert_eq!(step_of(&mut w, days(22)), None);
+    let d = w.run(days(23));
+    assert_eq!(d.step, Some(Step::Delete));
+    assert_eq!(
+        d.effects,
+        vec![Effect::TakeSnapshot, Effect::DeletePrincipal],
+        "the snapshot is taken before anything is torn down"
+    );
+    assert_eq!(w.record.stage, Stage::Deleted);
+    assert!(w.facts.is_none());
+    assert_eq!(step_of(&mut w, days(60)), None, "nothing after deletion");
+}
+
+#[test]
+fn a_user_with_two_keys_only_loses_the_active_one() {
+    let facts = user("alice")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(200)))
+        .key(KEY_B, false, days(300), None)
+        .password(days(400), Some(days(150)))
+        .build();
+    let mut w = World::whole(facts);
+
+    assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
+    assert_eq!(step_of(&mut w, days(7)), Some(Step::Quarantine));
+    assert_eq!(w.tag("dormant:next-step"), Some("deactivate_keys"));
+    assert_eq!(step_of(&mut w, days(13)), None);
+    let d = w.run(days(14));
+    assert_eq!(d.step, Some(Step::DeactivateKeys));
+    assert_eq!(
+        d.effects[0],
+        Effect::DeactivateKeys {
+            key_ids: vec![KEY_A.to_string()]
+        }
+    );
+    assert_eq!(
+        w.record.keys_deactivated,
+        vec![KEY_A.to_string()],
+        "only the key dormant turned off"
+    );
+    assert!(!w.key_active(KEY_A) && !w.key_active(KEY_B));
+    assert_eq!(step_of(&mut w, days(29)), None);
+    assert_eq!(step_of(&mut w, days(30)), Some(Step::Delete));
+    assert_eq!(w.record.stage, Stage::Deleted);
+}
+
+#[test]
+fn a_lone_unused_key_on_an_active_user_walks_the_short_ladder() {
+    let facts = user("bob")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(1)))
+        .key(KEY_B, true, days(100), Some(days(60)))
+        .build();
+    let subjects = dormant_subjects(&facts, &dormant::domain::Policy::default(), t0());
+    let key_subject = Subject::access_key(facts.principal.clone(), KEY_B);
+    assert_eq!(
+        subjects,
+        vec![key_subject.clone()],
+        "the user is active; only key B is idle past 45 days"
+    );
+
+    let mut w = World::new(facts, key_subject);
+    assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
+    assert_eq!(
+        w.tag(&format!("dormant:key:{KEY_B}:stage")),
+        Some("noticed")
+    );
+    assert_eq!(
+        w.tag("dormant:stage"),
+        None,
+        "the user itself is not marked"
+    );
+    assert_eq!(step_of(&mut w, days(7)), Some(Step::DeactivateKeys));
+    assert!(w.key_active(KEY_A) && !w.key_active(KEY_B));
+    assert!(
+        !w.facts().has_quarantine_policy,
+        "key-level findings never quarantine the user"
+    );
+    assert_eq!(step_of(&mut w, days(23)), Some(Step::Delete));
+    assert!(w.facts().access_key(KEY_B).is_none());
+    assert!(w.facts().access_key(KEY_A).is_some());
+    assert_eq!(
+        w.tag(&format!("dormant:key:{KEY_B}:stage")),
+        None,
+        "its tags go with it"
+    );
+    assert_eq!(w.record.stage, Stage::Deleted);
+}
+
+#[test]
+fn an_unused_password_is_noticed_then_its_login_profile_deleted() {
+    let facts = user("carol")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(2)))
+        .password(days(300), Some(days(50)))
+        .build();
+    let subjects = dormant_subjects(&facts, &dormant::domain::Policy::default(), t0());
+    let pw = Subject::password(facts.principal.clone());
+    assert_eq!(subjects, vec![pw.clone()]);
+
+    let mut w = World::new(facts, pw);
+    assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
+    assert_eq!(w.tag("dormant:password:next-step"), Some("delete"));
+    let d = w.run(days(7));
+    assert_eq!(d.step, Some(Step::Delete));
+    assert!(d.effects.contains(&Effect::DeleteLoginProfile));
+    assert!(w.facts().login_profile.is_none());
+    assert!(w.key_active(KEY_A), "the user keeps working with its key");
+}
+
+#[test]
+fn an_exemption_tag_keeps_a_role_off_the_ladder() {
+    let mut w = World::whole(
+        role("legacy")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "true")
+            .tag(TAG_EXEMPT_REASON, "DR only")
+            .build(),
+    );
+    let d = w.run(days(0));
+    assert_eq!(d.step, None);
+    assert!(d.reason.contains("DR only"), "{}", d.reason);
+    assert!(w.applied.is_empty());
+
+    // "false" is the one value that does not exempt.
+    w.facts_mut().tags.insert(TAG_EXEMPT.into(), "False".into());
+    assert_eq!(step_of(&mut w, days(1)), Some(Step::Notice));
+}
+
+#[test]
+fn an_expired_exemption_is_acted_on_and_says_so() {
+    let mut w = World::whole(
+        role("was-exempt")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "yes")
+            .tag(TAG_EXEMPT_UNTIL, "2026-05-31")
+            .build(),
+    );
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert!(d.reason.contains("lapsed"), "{}", d.reason);
+
+    // Valid through the whole day named.
+    let mut w = World::whole(
+        role("still-exempt")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "yes")
+            .tag(TAG_EXEMPT_UNTIL, "2026-06-01")
+            .build(),
+    );
+    assert_eq!(w.run(Duration::hours(23)).step, None);
+    assert_eq!(w.run(days(1)).step, Some(Step::Notice));
+}
+
+#[test]
+fn exemption_tags_that_break_the_rules_do_not_count() {
+    let mut w = World::whole(
+        role("typo")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "true")
+            .tag(TAG_EXEMPT_UNTIL, "next tuesday")
+            .build(),
+    );
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert!(d.reason.contains("is not a date"), "{}", d.reason);
+
+    let mut w = World::whole(
+        role("forever")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "true")
+            .build(),
+    );
+    w.policy.exemptions.require_until = true;
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert!(
+        d.reason.contains("requires dormant:exempt-until"),
+        "{}",
+        d.reason
+    );
+
+    let mut w = World::whole(
+        role("too-far")
+            .created(days(500))
+            .tag(TAG_EXEMPT, "true")
+            .tag(TAG_EXEMPT_UNTIL, "2028-01-01")
+            .build(),
+    );
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert!(d.reason.contains("more than 365 days"), "{}", d.reason);
+}
+
+fn glob_policy(globs: &[&str]) -> dormant::domain::Policy {
+    let mut p = dormant::domain::Policy::default();
+    let globs: Vec<String> = globs.iter().map(|s| s.to_string()).collect();
+    p.exemptions = Exemptions::new(&globs, false, days(365), vec![]).unwrap();
+    p
+}
+
+#[test]
+fn configured_globs_match_path_and_name_like_fnmatch() {
+    for (path, name, exempt) in [
+        ("/", "breakglass-role", true),
+        ("/", "security-audit", true),
+        ("/team/", "security-audit", false),
+        ("/security-tools/", "scanner", true),
+        ("/", "deploy", false),
+    ] {
+        let mut w = World::whole(role_at(path, name).created(days(500)).build());
+        w.policy = glob_policy(&["/breakglass-role", "/security-*"]);
+        let d = w.run(days(0));
+        assert_eq!(d.step.is_none(), exempt, "{path}{name}: {}", d.reason);
+    }
+}
+
+#[test]
+fn protected_identities_are_never_touched_even_if_tracked() {
+    let cases = [
+        role_at(
+            "/aws-service-role/elasticbeanstalk.amazonaws.com/",
+            "AWSServiceRoleForElasticBeanstalk",
+        ),
+        role_at(
+            "/aws-reserved/sso.amazonaws.com/",
+            "AWSReservedSSO_Admin_0123456789abcdef",
+        ),
+        role("OrganizationAccountAccessRole"),
+        role("dormant-controller"),
+    ];
+    for b in cases {
+        let facts = b.created(days(900)).build();
+        let mut w = World::whole(facts.clone());
+        w.policy.exemptions.controller = vec![(PrincipalKind::Role, "dormant-controller".into())];
+        for day in [0, 7, 30, 60] {
+            let d = w.run(days(day));
+            assert!(
+                d.effects.is_empty() && d.step.is_none(),
+                "{}: {:?}",
+                facts.principal.name,
+                d
+            );
+        }
+        // Even a record left from before (say the controller role was renamed into protection).
+        w.record.stage = Stage::Quarantined;
+        w.record.stage_since = Some(t0());
+        w.record.version = 3;
+        let d = w.run(days(90));
+        assert!(
+            d.effects.is_empty(),
+            "protected: never even released by dormant"
+        );
+        assert_eq!(w.record.stage, Stage::Exempt);
+        assert!(w.applied.is_empty());
+    }
+}
+
+#[test]
+fn a_role_used_again_mid_ladder_is_released_then_cools_off() {
+    let mut w = World::whole(
+        role("comeback")
+            .created(days(200))
+            .role_used(days(100))
+            .build(),
+    );
+    assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
+    assert_eq!(step_of(&mut w, days(7)), Some(Step::Quarantine));
+
+    w.facts_mut().role_last_used = Some(t0() + days(9));
+    let d = w.run(days(10));
+    assert_eq!(d.step, Some(Step::Release));
+    assert!(d.reason.contains("used at"), "{}", d.reason);
+    assert_eq!(w.record.stage, Stage::Released);
+    assert!(!w.facts().has_quarantine_policy);
+    assert_eq!(w.tag("dormant:stage"), None, "dormant's tags are removed");
+
+    // Idle again past the threshold, but inside the 30-day cool-off: left alone.
+    w.policy.inactivity.threshold = days(10);
+    let d = w.run(days(30));
+    assert_eq!(d.step, None);
+    assert!(d.reason.contains("cool-off"), "{}", d.reason);
+    assert_eq!(
+        step_of(&mut w, days(40)),
+        Some(Step::Notice),
+        "after cool-off it starts again from notice"
+    );
+}
+
+#[test]
+fn a_late_run_never_collapses_two_steps() {
+    let mut w = World::whole(role("late").created(days(300)).build());
+    assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
+    // The controller was down for two months.
+    assert_eq!(step_of(&mut w, days(60)), Some(Step::Quarantine));
+    assert_eq!(
+        w.record.next_due_at,
+        Some(t0() + days(76)),
+        "the wait counts from the late quarantine"
+    );
+    assert_eq!(step_of(&mut w, days(60)), None, "one step per run");
+    assert_eq!(step_of(&mut w, days(75)), None);
+    assert_eq!(step_of(&mut w, days(76)), Some(Step::Delete));
+}
+
+#[test]
+fn young_identities_and_recent_use_are_left_alone() {
+    let mut w = World::whole(role("new").created(days(30)).build());
+    assert_eq!(step_of(&mut w, days(0)), None);
+    let mut w = World::whole(role("busy").created(days(300)).role_used(days(3)).build());
+    assert_eq!(step_of(&mut w, days(0)), None);
+    // An old user with a key issued ten days ago is not "unused for 300 days".
+    let mut w = World::whole(
+        user("fresh-key")
+            .created(days(300))
+            .key(KEY_A, true, days(10), None)
+            .build(),
+    );
+    assert!(dormant_subjects(w.facts(), &w.policy, t0()).is_empty());
+    assert_eq!(step_of(&mut w, days(0)), None);
+    assert_eq!(step_of(&mut w, days(79)), None);
+    assert_eq!(
+        step_of(&mut w, days(80)),
+        Some(Step::Notice),
+        "90 days after the key was issued"
+    );
+}
+
+#[test]
+fn dry_run_decides_but_changes_nothing() {
+    let mut w = World::whole(role("dry").created(days(200)).build());
+    w.policy.dry_run = true;
+    let d = w.run(days(0));
+    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.gate, Gate::DryRun);
+    assert!(!d.effects.is_empty(), "it says what it would do");
+    assert!(w.applied.is_empty());
+    assert_eq!(w.record.stage, Stage::Clean);
+}
+
+#[test]
+fn the_breaker_stops_access_cutting_steps_but_not_notices() {
+    let mut w = World::whole(role("many").created(days(200)).build());
+    w.budget = Budget {
+        actions_this_run: 25,
+        ..Budget::default()
+    };
+    assert_eq!(w.run(days(0)).gate, Gate::Proceed, "notices are only tags");
+    let d = w.run(days(7));
+    assert_eq!(d.step, Some(Step::Quarantine));
+    match d.gate {
+        Gate::Breaker(trip) => {
+            assert!(trip.newly_tripped);
+            assert!(trip.cause.contains("more than 25"), "{}", trip.cause);
+        }
+        other => panic!("expected the breaker, got {other:?}"),
+    }
+    assert!(!w.facts().has_quarantine_policy);
+
+    // 24 actions: the 25th is allowed.
+    w.budget = Budget {
+        actions_this_run: 24,
+        identities_in_account: 1000,
+        ..Budget::default()
+    };
+    assert_eq!(w.run(days(7)).gate, Gate::Proceed);
+}
+
+#[test]
+fn the_breaker_trips_on_the_quarantine_fraction_once_min_count_is_reached() {
+    let d = |quarantined: u32, identities: u32| {
+        let mut w = World::whole(role("q").created(days(200)).build());
+        w.run(days(0));
+        w.budget = Budget {
+            quarantines_in_window: quarantined,
+            identities_in_account: identities,
+            ..Budget::default()
+        };
+        w.run(days(7)).gate
+    };
+    assert_eq!(
+        d(3, 20),
+        Gate::Proceed,
+        "4 of 20 is 20 % but below min_count 5"
+    );
+    assert!(matches!(d(4, 20), Gate::Breaker(_)), "5 of 20 is 25 %");
+    assert_eq!(d(9, 100), Gate::Proceed, "10 of 100 is not more than 10 %");
+    assert!(matches!(d(10, 100), Gate::Breaker(_)), "11 of 100 is");
+}
+
+#[test]
+fn deletion_waits_for_approval_when_configured() {
+    let mut w = World::whole(role("needs-ok").created(days(200)).build());
+    w.policy.ladder.delete = DeleteMode::Approval;
+    w.run(days(0));
+    w.run(days(7));
+    let d = w.run(days(23));
+    assert_eq!(d.step, Some(Step::RequestApproval));
+    assert_eq!(w.record.stage, Stage::PendingDelete);
+    assert_eq!(w.tag("dormant:next-step-at"), Some("awaiting-approval"));
+    assert_eq!(
+        step_of(&mut w, days(100)),
+        None,
+        "no deletion without approval"
+    );
+    assert!(w.facts.is_some());
+
+    assert!(
+        approve(&Record::new(w.record.subject.clone()), "ops", t0()).is_err(),
+        "only a pending deletion can be approved"
+    );
+    w.record = approve(
+        &w.record,
+        "arn:aws:iam::111122223333:user/ops",
+        t0() + days(101),
+    )
+    .unwrap();
+    assert!(
+        approve(&w.record, "someone-else", t0() + days(101)).is_err(),
+        "approved once"
+    );
+    assert_eq!(step_of(&mut w, days(101)), Some(Step::Delete));
+    assert!(w.facts.is_none());
+}
+
+#[test]
+fn delete_never_stops_at_the_last_reversible_rung() {
+    let mut w = World::whole(role("keep").created(days(200)).build());
+    w.policy.ladder.delete = DeleteMode::Never;
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.tag("dormant:next-step"), Some("none"));
+    assert_eq!(step_of(&mut w, days(365)), None);
+    assert_eq!(w.record.stage, Stage::Quarantined);
+}
+
+#[test]
+fn undo_reverses_exactly_what_dormant_did() {
+    let facts = user("dave")
+        .created(days(400))
+        .key(KEY_A, true, days(300), None)
+        .key(KEY_B, false, days(300), None)
+        .tag(TAG_EXEMPT, "false")
+        .build();
+    let mut w = World::whole(facts);
+    w.run(days(0));
+    w.run(days(7));
+    w.run(days(14));
+    assert_eq!(w.record.stage, Stage::KeysDeactivated);
+
+    let d = undo(
+        &w.record,
+        w.facts.as_ref(),
+        &w.policy,
+        t0() + days(15),
+        "needed for the audit",
+    )
+    .unwrap();
+    assert_eq!(d.step, Some(Step::Release));
+    assert!(d.effects.contains(&Effect::ReactivateKeys {
+        key_ids: vec![KEY_A.to_string()]
+    }));
+    w.commit(&d);
+    assert!(w.key_active(KEY_A), "dormant's key is back on");
+    assert!(
+        !w.key_active(KEY_B),
+        "the owner's deactivated key stays off"
+    );
+    assert!(!w.facts().has_quarantine_policy);
+    assert_eq!(w.tag(TAG_EXEMPT), Some("false"), "other tags are untouched");
+    assert_eq!(w.tag("dormant:stage"), None);
+    assert_eq!(w.record.stage, Stage::Released);
+    assert!(w.record.reason.contains("needed for the audit"));
+
+    let again = undo(
+        &w.record,
+        w.facts.as_ref(),
+        &w.policy,
+        t0() + days(15),
+        "again",
+    )
+    .unwrap_err();
+    assert!(again.to_string().contains("already released"), "{again}");
+    let never = undo(
+        &Record::new(w.record.subject.clone()),
+        w.facts.as_ref(),
+        &w.policy,
+        t0(),
+        "x",
+    )
+    .unwrap_err();
+    assert!(never.to_string().contains("not tracked"), "{never}");
+}
+
+#[test]
+fn an_exemption_added_during_quarantine_releases_and_its_expiry_restarts_from_notice() {
+    let mut w = World::whole(role("saved").created(days(200)).build());
+    w.run(days(0));
+    w.run(days(7));
+    w.facts_mut().tags.insert(TAG_EXEMPT.into(), "true".into());
+    w.facts_mut()
+        .tags
+        .insert(TAG_EXEMPT_UNTIL.into(), "2026-07-31".into());
+    let d = w.run(days(8));
+    assert_eq!(d.step, Some(Step::Release));
+    assert_eq!(w.record.stage, Stage::Exempt);
+    assert!(!w.facts().has_quarantine_policy);
+    assert_eq!(
+        w.tag(TAG_EXEMPT),
+        Some("true"),
+        "the exemption tag is never removed by dormant"
+    );
+
+    assert_eq!(step_of(&mut w, days(30)), None);
+    let d = w.run(days(61));
+    assert_eq!(d.step, Some(Step::Notice), "{}", d.reason);
+    assert_eq!(w.record.stage, Stage::Noticed);
+}
+
+#[test]
+fn a_crash_between_intent_and_commit_is_completed_not_redecided() {
+    let mut w = World::whole(
+        user("erin")
+            .created(days(400))
+            .key(KEY_A, true, days(300), None)
+            .key(KEY_B, true, days(300), None)
+            .build(),
+    );
+    w.run(days(0));
+    w.run(days(7));
+    let d = dormant::domain::decide(
+        &w.record,
+        w.facts.as_ref(),
+        &w.policy,
+        &w.budget,
+        t0() + days(14),
+    );
+    assert_eq!(d.step, Some(Step::DeactivateKeys));
+    // The intent is stored, then the process dies after turning off only key A.
+    w.record.pending = Some(dormant::domain::Intent {
+        step: Step::DeactivateKeys,
+        started_at: t0() + days(14),
+        effects: d.effects.clone(),
+        after: Box::new(d.after.clone().unwrap()),
+    });
+    w.facts_mut().access_keys[0].active = false;
+
+    let resumed = w.run(days(14));
+    assert_eq!(
+        resumed.effects, d.effects,
+        "the same effects, not a new decision from half-changed facts"
+    );
+    assert_eq!(
+        w.record.keys_deactivated,
+        vec![KEY_A.to_string(), KEY_B.to_string()],
+        "both keys recorded, so undo restores both"
+    );
+    assert!(w.record.pending.is_none());
+}
+
+#[test]
+fn an_identity_deleted_outside_dormant_stops_being_tracked() {
+    let mut w = World::whole(role("gone").created(days(200)).build());
+    w.run(days(0));
+    w.facts = None;
+    let d = w.run(days(3));
+    assert!(d.effects.is_empty());
+    assert_eq!(w.record.stage, Stage::Deleted);
+    assert!(w.record.reason.contains("outside dormant"));
+    assert_eq!(w.record.next_due_at, None);
+}
