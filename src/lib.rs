@@ -10,5 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod inbound;
 pub mod lambda;
 pub mod ports;

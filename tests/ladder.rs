@@ -589,7 +589,12 @@ fn a_crash_between_intent_and_commit_is_completed_not_redecided() {
     });
     w.facts_mut().access_keys[0].active = false;
 
-    let resumed = w.run(days(14));
+    let meanwhile = w.run(days(14) + Duration::minutes(5));
+    assert!(
+        meanwhile.effects.is_empty() && meanwhile.reason.contains("in progress"),
+        "another run may still own it"
+    );
+    let resumed = w.run(days(14) + Duration::minutes(15));
     assert_eq!(
         resumed.effects, d.effects,
         "the same effects, not a new decision from half-changed facts"

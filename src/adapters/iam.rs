@@ -538,8 +538,8 @@ impl AwsIam {
 
     /// Service-specific credential ids (CodeCommit, Keyspaces, Bedrock...).
     ///
-    /// moto does not implement this listing: it answers HTTP 500 with an HTML page, which the
-    /// SDK cannot parse (no error code). Such an unparseable answer is taken as "none" with a
+    /// moto does not implement this listing: it answers HTTP 500 with an HTML page and no error
+    /// code (see [`is_unimplemented`]). Such an unparseable answer is taken as "none" with a
     /// warning, so the teardown works against the emulator. This cannot hide credentials in
     /// AWS: there `DeleteUser` refuses (`DeleteConflict`) a user that still has any, and that
     /// error is reported. Coded errors (throttling, AccessDenied...) are handled as usual.
@@ -1165,8 +1165,9 @@ fn decode_document(op: &str, doc: &str) -> PortResult<String> {
         })
 }
 
-/// A response the SDK could not parse at all (no error code): what an endpoint that does not
-/// implement the operation gives, e.g. moto's HTML 500 page.
+/// An answer with no AWS error in it: what an endpoint that does not implement the operation
+/// gives. moto answers HTTP 500 `text/html`, which the SDK surfaces as a `ServiceError` with no
+/// code. AWS's own 5xx answers are XML and stay ordinary (retried) errors.
 fn is_unimplemented<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::ResponseError(_) => true,

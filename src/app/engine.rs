@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
+use crate::domain::ladder::INTENT_LEASE;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, BreakerState, Budget, Decision, Effect, Facts, Gate,
     Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
@@ -399,7 +400,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 after: Box::new(after.clone()),
             });
             with_intent.next_step = Some(step);
-            with_intent.next_due_at = Some(now);
+            // If this run dies, the due index hands the intent to the first tick after the lease.
+            with_intent.next_due_at = Some(now + INTENT_LEASE);
             version = self.store.save(&with_intent).await?;
         }
         for effect in &d.effects {

@@ -4,9 +4,7 @@ use serde::Serialize;
 
 use crate::domain::{AuditEntry, Decision, Outcome, Record, Stage, Step, Timestamp};
 
-fn rfc3339(t: Timestamp) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::domain::facts::fmt_time as rfc3339;
 
 /// One step taken, skipped or planned in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::Timestamp;
+use super::facts::{fmt_time, Timestamp};
 use super::record::{Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject};
 
@@ -151,10 +151,7 @@ pub fn stage_tags(
 ) -> Vec<(String, String)> {
     let [stage_key, step_key, at_key] = stage_tag_keys(subject);
     let (step, at) = match next {
-        Some((step, at)) => (
-            step.as_str().to_string(),
-            at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        ),
+        Some((step, at)) => (step.as_str().to_string(), fmt_time(at)),
         None if awaiting_approval => ("delete".to_string(), "awaiting-approval".to_string()),
         None => ("none".to_string(), "none".to_string()),
     };

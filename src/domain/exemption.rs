@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::facts::Timestamp;
+use super::facts::{fmt_time, Timestamp};
 use super::policy::Exemptions;
 use super::subject::{Principal, PrincipalKind};
 
@@ -40,7 +40,7 @@ impl Exemption {
             Exemption::Tag { reason, until } => {
                 let mut s = format!("exempt by tag {TAG_EXEMPT}");
                 if let Some(u) = until {
-                    s.push_str(&format!(" until {}", u.to_rfc3339()));
+                    s.push_str(&format!(" until {}", fmt_time(*u)));
                 }
                 if let Some(r) = reason {
                     s.push_str(&format!(" ({r})"));
@@ -137,10 +137,7 @@ fn tag_verdict(tags: &BTreeMap<String, String>, policy: &Exemptions, now: Timest
     };
     if let Some(until) = until {
         if until <= now {
-            return not_exempt(format!(
-                "exemption lapsed at {}",
-                until.format("%Y-%m-%dT%H:%M:%SZ")
-            ));
+            return not_exempt(format!("exemption lapsed at {}", fmt_time(until)));
         }
         if until - now > policy.max_duration {
             return not_exempt(format!(

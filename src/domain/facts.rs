@@ -10,6 +10,11 @@ use super::subject::{Principal, PrincipalKind, Scope};
 
 pub type Timestamp = DateTime<Utc>;
 
+/// `2026-01-31T12:00:00Z`: the one format for times in reasons, tags and output.
+pub fn fmt_time(t: Timestamp) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub principal: Principal,

@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 use super::breaker::{Budget, Trip};
 use super::effect::{stage_tag_keys, stage_tags, Effect};
 use super::exemption::{self, Exemption, Verdict};
-use super::facts::{Activity, Facts, Timestamp};
+use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
 use super::record::{Approval, Record, Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject, SubjectKind};
+
+/// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
+/// last. After that, the next run completes it.
+pub const INTENT_LEASE: Duration = Duration::minutes(15);
 
 /// Whether a chosen step may run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +159,15 @@ pub fn decide(
     now: Timestamp,
 ) -> Decision {
     if let Some(intent) = &record.pending {
+        if now < intent.started_at + INTENT_LEASE {
+            // Another run may still be carrying it out; re-running its effects concurrently would
+            // double every IAM call. Past the lease that run is certainly gone.
+            return Decision::nothing(format!(
+                "{} in progress since {}",
+                intent.step,
+                fmt_time(intent.started_at)
+            ));
+        }
         // Finish what was started; every effect is idempotent, so re-running done ones is safe.
         return Decision {
             step: Some(intent.step),
@@ -164,7 +177,7 @@ pub fn decide(
             reason: format!(
                 "completing {} started at {}",
                 intent.step,
-                intent.started_at.to_rfc3339()
+                fmt_time(intent.started_at)
             ),
             next: intent.after.next_step.zip(intent.after.next_due_at),
             activity: None,
@@ -215,10 +228,9 @@ pub fn decide(
                 .filter(|_| record.stage == Stage::Released)
                 .map(|t| t + policy.ladder.cooloff);
             match (&dormancy, cooloff_end) {
-                (Dormancy::Dormant { .. }, Some(end)) if now < end => Decision::nothing(format!(
-                    "in cool-off after release until {}",
-                    end.to_rfc3339()
-                )),
+                (Dormancy::Dormant { .. }, Some(end)) if now < end => {
+                    Decision::nothing(format!("in cool-off after release until {}", fmt_time(end)))
+                }
                 (Dormancy::Dormant { idle, .. }, _) => {
                     let reason = with_note(format!(
                         "unused for {} days ({})",
@@ -263,14 +275,10 @@ pub fn decide(
 fn not_dormant(d: &Dormancy) -> String {
     match d {
         Dormancy::Active { activity } => match activity.last_used_at {
-            Some(t) => format!(
-                "used at {} ({})",
-                t.to_rfc3339(),
-                activity.evidence.describe()
-            ),
+            Some(t) => format!("used at {} ({})", fmt_time(t), activity.evidence.describe()),
             None => format!(
                 "created at {}, within the threshold",
-                activity.since.to_rfc3339()
+                fmt_time(activity.since)
             ),
         },
         Dormancy::TooYoung => "younger than the minimum age".to_string(),
@@ -283,8 +291,8 @@ fn not_dormant(d: &Dormancy) -> String {
 fn describe_activity(a: Option<&Activity>) -> String {
     match a {
         Some(a) => match a.last_used_at {
-            Some(t) => format!("last used {} per {}", t.to_rfc3339(), a.evidence.describe()),
-            None => format!("never used since creation at {}", a.since.to_rfc3339()),
+            Some(t) => format!("last used {} per {}", fmt_time(t), a.evidence.describe()),
+            None => format!("never used since creation at {}", fmt_time(a.since)),
         },
         None => "no activity known".to_string(),
     }
@@ -392,22 +400,21 @@ fn advance(
             record.stage
         )),
         Some((step, due)) if due > now => {
-            let mut d = Decision::nothing(format!("waiting: {step} due at {}", due.to_rfc3339()));
+            let mut d = Decision::nothing(format!("waiting: {step} due at {}", fmt_time(due)));
             d.next = Some((step, due));
             d
         }
-        Some((step, _)) => {
-            let reason = match step {
-                Step::Delete if record.approval.is_some() => "deletion approved".to_string(),
-                _ => format!(
-                    "{} has been {} since {}",
-                    record.subject.kind().as_str(),
+        Some((step, due)) => {
+            let reason = match (step, &record.approval, record.stage_since) {
+                (Step::Delete, Some(a), _) => format!("deletion approved by {}", a.by),
+                (_, _, Some(since)) => format!(
+                    "{} {} days ago ({}) and still unused; {step} was due {}",
                     record.stage,
-                    record
-                        .stage_since
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
+                    (now - since).num_days(),
+                    fmt_time(since),
+                    fmt_time(due)
                 ),
+                (_, _, None) => format!("{step} was due {}", fmt_time(due)),
             };
             take(record, facts, policy, budget, now, step, reason)
         }

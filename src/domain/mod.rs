@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod effect;
 pub mod exemption;
 pub mod facts;
+pub mod finding;
 pub mod ladder;
 pub mod policy;
 pub mod record;

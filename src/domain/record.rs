@@ -92,7 +92,7 @@ impl FromStr for Stage {
 }
 
 /// A step dormant takes. Each changes IAM (except in dry-run) and is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Notice,

@@ -1,0 +1,1 @@
+//! A normalised noncompliance finding (filled in by the event-intake work).

@@ -1,0 +1,1 @@
+//! Inbound events: EventBridge JSON → domain findings (parse and validate only).

@@ -1,0 +1,1069 @@
+//! The IAM adapter against the moto emulator: every read and effect, checked by reading IAM
+//! state back through the SDK and the emulator's request log. Each test has an account of its own.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_sdk_iam::types::{StatusType, Tag};
+use aws_sdk_iam::Client;
+use chrono::{DateTime, Utc};
+use dormant::adapters::iam::AwsIam;
+use dormant::adapters::retry::RetryPolicy;
+use dormant::domain::effect::{QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME};
+use dormant::domain::{Effect, Facts, Principal, PrincipalKind};
+use dormant::ports::{ErrorKind, Iam};
+use serde_json::{json, Value};
+use support::emulator::{emulator, Fault};
+
+const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const ALLOW_S3: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+
+// A self-signed certificate (moto parses signing certificates) and an SSH public key.
+const CERT_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIDETCCAfmgAwIBAgIUJlz5JPgzDeWLr/ZUkZbtl0RUkhEwDQYJKoZIhvcNAQEL\n\
+BQAwFzEVMBMGA1UEAwwMZG9ybWFudC10ZXN0MCAXDTI2MTEyMzE0MDUyMFoYDzIx\n\
+MjYxMDMwMTQwNTIwWjAXMRUwEwYDVQQDDAxkb3JtYW50LXRlc3QwggEiMA0GCSqG\n\
+SIb3DQEBAQUAA4IBDwAwggEKAoIBAQCY7zA2LLCtFWalM+/1jeXh0SV3xLbuTjdE\n\
+AsXtmG/Nr+GvLw68JFaIAhVgSsN55LacL4mgaOQunP0nfWlRSGab0811gvwc0PGT\n\
+5JuTxtonMddqos9zEola5roa1+xYErKDd9YitRhlQiH2On4fZXtL1rxN23ZXIkm7\n\
+6dIwShynufTcwKsNqkddpRjqoJT5GygJHQrr2tnwmHbw9yVq7EcL8TkPtu1p7ZGc\n\
+MK9BjYnUGP7SlspyDOL9rmFAMDT0JLKxD93nNNbw7GL720hF6sp7VUACDLky067z\n\
+pmvm5yGbUOybxQxFtz/dsJ12GVt2U7Js22+FNQyQD2FsSlhAG4rZAgMBAAGjUzBR\n\
+MB0GA1UdDgQWBBRpPs7/j5i/6lOnH53imFwhB3uQDTAfBgNVHSMEGDAWgBRpPs7/\n\
+j5i/6lOnH53imFwhB3uQDTAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUA\n\
+A4IBAQB5SGkiCpKwt68HFdA0470NLozmgheq8MSJyc8Qp8Gjdw5JTE2hQtZ99I//\n\
+NLlAKTdKrvWcmCfGN74warqJxTO74fF45WTy88fG2ex8HQqsEq4UUvWV8X/jVSfM\n\
+Z5N1pzco7JgDZN2yMWgfPlB0kPBq9YKPs+e4P6M6KPZl6ryv6wkToNfvke7NBVFX\n\
+/TdXwyggRBUwsG4xYH/7iaaIGpeSnSESTMSs8xrF6drOQBqHYhBEziOanajf5rRW\n\
+ZSAgRfQmD1MeI6wJwylVuxrb+3dpmyum510w58Qybb4VkThWt05YldcAMCwmXui0\n\
+RD0WiscMHFNq87ANHb0AB6jR1wsD\n\
+-----END CERTIFICATE-----\n\
+";
+const SSH_PUBLIC_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCzIqDxLjak7Upt0tpDwuf89QLr2yVhk4Bix/fo8I4aSnnIK9RLMA06kLAqqYVCNk0y2aKhtHL0l8Myy6SX0xlyioToIDHZUL9MqTQMc7/7F+YreKAuhOnmzLmfKXZRyBOhMiN3mlYSlDSUfDlZUeCj0eWoEVuhtGs5wFe11JCbVqNX6ITYQCT5XJ//X6km+sO79WSO2GK7fX/EucuV4lkFFjz/enMcNfpVGx1nAhsh3n8STnLslzNcs5ggKsqazAm4kLv1tMgEVOhz7EaFmAeRqJvhFyVDINyxb6QH94IJXdYVJ3jry5h2o3bv6GmN44trRGOQl7m/15I4LLvWx+in dormant-test";
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Ctx {
+    account: String,
+    sdk: Client,
+    iam: AwsIam,
+}
+
+/// A fresh account, an SDK client with SDK retries off (our backoff does the retrying) and
+/// the adapter over it.
+async fn ctx() -> Ctx {
+    let account = emulator().new_account();
+    let sdk = Client::new(&emulator().sdk_config_for(&account).await);
+    let iam = AwsIam::new(sdk.clone(), account.clone(), RetryPolicy::fast());
+    Ctx { account, sdk, iam }
+}
+
+impl Ctx {
+    fn role(&self, name: &str) -> Principal {
+        Principal::role(&self.account, "/", name)
+    }
+
+    fn user(&self, name: &str) -> Principal {
+        Principal::user(&self.account, "/", name)
+    }
+
+    async fn create_role(&self, name: &str, path: &str, tags: &[(&str, &str)]) {
+        self.sdk
+            .create_role()
+            .role_name(name)
+            .path(path)
+            .assume_role_policy_document(TRUST_POLICY)
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn create_user(&self, name: &str, path: &str, tags: &[(&str, &str)]) {
+        self.sdk
+            .create_user()
+            .user_name(name)
+            .path(path)
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn create_key(&self, user: &str) -> String {
+        self.sdk
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .access_key()
+            .unwrap()
+            .access_key_id()
+            .to_string()
+    }
+
+    async fn create_login_profile(&self, user: &str) {
+        self.sdk
+            .create_login_profile()
+            .user_name(user)
+            .password("Correct-Horse-Battery-9")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn create_policy(&self, name: &str) -> String {
+        self.sdk
+            .create_policy()
+            .policy_name(name)
+            .policy_document(ALLOW_S3)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn key_statuses(&self, user: &str) -> BTreeMap<String, StatusType> {
+        let out = self
+            .sdk
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        out.access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id().unwrap().to_string(),
+                    k.status().unwrap().clone(),
+                )
+            })
+            .collect()
+    }
+
+    async fn role_policies(&self, role: &str) -> Vec<String> {
+        let out = self
+            .sdk
+            .list_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap();
+        out.policy_names().to_vec()
+    }
+
+    async fn role_tags(&self, role: &str) -> BTreeMap<String, String> {
+        let out = self
+            .sdk
+            .list_role_tags()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap();
+        out.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    /// The operations this account sent, in order, with their faults.
+    fn operations(&self) -> Vec<(String, Option<String>)> {
+        emulator()
+            .requests(&self.account)
+            .iter()
+            .map(|r| {
+                (
+                    r["operation"].as_str().unwrap().to_string(),
+                    r["fault"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+}
+
+fn sdk_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+        .collect()
+}
+
+fn tag_map(tags: &[(&str, &str)]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn by_name(facts: &[Facts], kind: PrincipalKind, name: &str) -> Facts {
+    facts
+        .iter()
+        .find(|f| f.principal.kind == kind && f.principal.name == name)
+        .unwrap_or_else(|| panic!("no {kind:?} {name} in {facts:#?}"))
+        .clone()
+}
+
+fn is_no_such_entity<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("NoSuchEntity")
+}
+
+#[tokio::test]
+async fn bulk_facts_reads_roles_users_and_the_credential_report() {
+    let cx = ctx().await;
+    let emu = emulator();
+    cx.create_role("app-used", "/svc/", &[("team", "payments")])
+        .await;
+    cx.create_role("app-idle", "/", &[]).await;
+    cx.sdk
+        .put_role_policy()
+        .role_name("app-idle")
+        .policy_name(QUARANTINE_POLICY_NAME)
+        .policy_document(QUARANTINE_POLICY_DOCUMENT)
+        .send()
+        .await
+        .unwrap();
+    emu.backdate_role(
+        &cx.account,
+        "app-used",
+        Some(at("2023-01-02T03:04:05Z")),
+        Some(at("2024-06-01T12:00:00Z")),
+    );
+    emu.backdate_role(
+        &cx.account,
+        "app-idle",
+        Some(at("2022-05-06T00:00:00Z")),
+        None,
+    );
+
+    cx.create_user("alice", "/people/", &[("dormant:exempt", "true")])
+        .await;
+    let k1 = cx.create_key("alice").await;
+    let k2 = cx.create_key("alice").await;
+    cx.sdk
+        .update_access_key()
+        .user_name("alice")
+        .access_key_id(&k2)
+        .status(StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    cx.create_login_profile("alice").await;
+    emu.backdate_user(
+        &cx.account,
+        "alice",
+        Some(at("2021-01-01T00:00:00Z")),
+        Some(at("2024-02-03T04:05:06Z")),
+    );
+    emu.backdate_access_key(
+        &cx.account,
+        "alice",
+        &k1,
+        Some(at("2021-02-01T00:00:00Z")),
+        Some(at("2024-05-05T05:05:05Z")),
+    );
+    emu.backdate_access_key(
+        &cx.account,
+        "alice",
+        &k2,
+        Some(at("2021-03-01T00:00:00Z")),
+        None,
+    );
+    cx.create_user("bob", "/", &[]).await;
+    emu.backdate_user(&cx.account, "bob", Some(at("2020-07-07T07:07:07Z")), None);
+
+    let facts = cx.iam.bulk_facts().await.unwrap();
+    assert_eq!(facts.len(), 4, "{facts:#?}");
+    assert!(facts
+        .iter()
+        .all(|f| f.bulk && f.principal.account == cx.account));
+
+    let used = by_name(&facts, PrincipalKind::Role, "app-used");
+    assert_eq!(used.principal.path, "/svc/");
+    assert_eq!(used.created_at, at("2023-01-02T03:04:05Z"));
+    assert_eq!(used.role_last_used, Some(at("2024-06-01T12:00:00Z")));
+    assert_eq!(used.tags, tag_map(&[("team", "payments")]));
+    assert!(!used.has_quarantine_policy);
+
+    let idle = by_name(&facts, PrincipalKind::Role, "app-idle");
+    assert_eq!(idle.principal.path, "/");
+    assert_eq!(idle.created_at, at("2022-05-06T00:00:00Z"));
+    assert_eq!(idle.role_last_used, None);
+    assert!(idle.has_quarantine_policy);
+
+    let alice = by_name(&facts, PrincipalKind::User, "alice");
+    assert_eq!(alice.principal.path, "/people/");
+    assert_eq!(alice.created_at, at("2021-01-01T00:00:00Z"));
+    assert_eq!(alice.tags, tag_map(&[("dormant:exempt", "true")]));
+    assert_eq!(alice.password_last_used, Some(at("2024-02-03T04:05:06Z")));
+    // moto reports the user's CreateDate as password_last_changed.
+    assert_eq!(
+        alice.login_profile.as_ref().map(|p| p.created_at),
+        Some(at("2021-01-01T00:00:00Z"))
+    );
+    let keys: Vec<_> = alice
+        .access_keys
+        .iter()
+        .map(|k| (k.id.as_str(), k.active, k.created_at, k.last_used_at))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (
+                "slot1",
+                true,
+                at("2021-02-01T00:00:00Z"),
+                Some(at("2024-05-05T05:05:05Z"))
+            ),
+            ("slot2", false, at("2021-03-01T00:00:00Z"), None),
+        ]
+    );
+    assert!(!alice.has_quarantine_policy);
+
+    let bob = by_name(&facts, PrincipalKind::User, "bob");
+    assert_eq!(bob.created_at, at("2020-07-07T07:07:07Z"));
+    assert!(bob.tags.is_empty());
+    assert_eq!(bob.login_profile, None);
+    assert_eq!(bob.password_last_used, None);
+    assert!(bob.access_keys.is_empty());
+}
+
+#[tokio::test]
+async fn fresh_facts_reads_real_key_ids_and_dates() {
+    let cx = ctx().await;
+    let emu = emulator();
+    cx.create_user("carol", "/ops/", &[("owner", "carol@example.com")])
+        .await;
+    let used = cx.create_key("carol").await;
+    let never = cx.create_key("carol").await;
+    emu.backdate_user(
+        &cx.account,
+        "carol",
+        Some(at("2022-01-01T00:00:00Z")),
+        Some(at("2023-03-03T03:03:03Z")),
+    );
+    emu.backdate_access_key(
+        &cx.account,
+        "carol",
+        &used,
+        Some(at("2022-02-02T00:00:00Z")),
+        Some(at("2024-03-01T12:00:00Z")),
+    );
+    emu.backdate_access_key(
+        &cx.account,
+        "carol",
+        &never,
+        Some(at("2022-04-04T00:00:00Z")),
+        None,
+    );
+
+    let facts = cx
+        .iam
+        .fresh_facts(PrincipalKind::User, "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!facts.bulk);
+    assert_eq!(
+        facts.principal,
+        Principal::user(&cx.account, "/ops/", "carol")
+    );
+    assert_eq!(facts.created_at, at("2022-01-01T00:00:00Z"));
+    assert_eq!(facts.tags, tag_map(&[("owner", "carol@example.com")]));
+    assert_eq!(facts.password_last_used, Some(at("2023-03-03T03:03:03Z")));
+    assert_eq!(facts.login_profile, None);
+    assert!(!facts.has_quarantine_policy);
+    let key = facts.access_key(&used).unwrap();
+    assert!(key.active);
+    assert_eq!(key.created_at, at("2022-02-02T00:00:00Z"));
+    assert_eq!(key.last_used_at, Some(at("2024-03-01T12:00:00Z")));
+    let key = facts.access_key(&never).unwrap();
+    assert_eq!(key.created_at, at("2022-04-04T00:00:00Z"));
+    assert_eq!(key.last_used_at, None);
+    assert_eq!(facts.access_keys.len(), 2);
+
+    cx.create_login_profile("carol").await;
+    cx.iam
+        .apply(&cx.user("carol"), &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap();
+    let facts = cx
+        .iam
+        .fresh_facts(PrincipalKind::User, "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        facts.login_profile.map(|p| p.created_at),
+        Some(at("2022-01-01T00:00:00Z"))
+    );
+    assert!(facts.has_quarantine_policy);
+
+    cx.create_role("svc", "/", &[("a", "b")]).await;
+    emu.backdate_role(
+        &cx.account,
+        "svc",
+        Some(at("2021-01-01T00:00:00Z")),
+        Some(at("2024-01-01T00:00:00Z")),
+    );
+    let role = cx
+        .iam
+        .fresh_facts(PrincipalKind::Role, "svc")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(role.created_at, at("2021-01-01T00:00:00Z"));
+    assert_eq!(role.role_last_used, Some(at("2024-01-01T00:00:00Z")));
+    assert_eq!(role.tags, tag_map(&[("a", "b")]));
+    assert!(!role.bulk && !role.has_quarantine_policy);
+
+    assert_eq!(
+        cx.iam
+            .fresh_facts(PrincipalKind::User, "nobody")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        cx.iam
+            .fresh_facts(PrincipalKind::Role, "nobody")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn effects_are_idempotent() {
+    let cx = ctx().await;
+    cx.create_role("r", "/", &[("keep", "1")]).await;
+    let role = cx.role("r");
+
+    for _ in 0..2 {
+        cx.iam
+            .apply(&role, &Effect::PutQuarantinePolicy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        cx.role_policies("r").await,
+        vec![QUARANTINE_POLICY_NAME.to_string()]
+    );
+    let doc = cx
+        .sdk
+        .get_role_policy()
+        .role_name("r")
+        .policy_name(QUARANTINE_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(doc.policy_document())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&doc).unwrap(),
+        serde_json::from_str::<Value>(QUARANTINE_POLICY_DOCUMENT).unwrap()
+    );
+    for _ in 0..2 {
+        cx.iam
+            .apply(&role, &Effect::DeleteQuarantinePolicy)
+            .await
+            .unwrap();
+    }
+    assert!(cx.role_policies("r").await.is_empty());
+    assert!(
+        cx.operations()
+            .iter()
+            .any(|(op, _)| op == "DeleteRolePolicy"),
+        "the second delete reached IAM and got NoSuchEntity"
+    );
+
+    let tags = vec![
+        ("dormant:stage".to_string(), "noticed".to_string()),
+        ("dormant:next-step".to_string(), "quarantine".to_string()),
+    ];
+    for _ in 0..2 {
+        cx.iam
+            .apply(&role, &Effect::PutTags { tags: tags.clone() })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        cx.role_tags("r").await,
+        tag_map(&[
+            ("keep", "1"),
+            ("dormant:stage", "noticed"),
+            ("dormant:next-step", "quarantine")
+        ])
+    );
+    let remove = Effect::RemoveTags {
+        keys: vec!["dormant:stage".into(), "dormant:next-step".into()],
+    };
+    for _ in 0..2 {
+        cx.iam.apply(&role, &remove).await.unwrap();
+    }
+    assert_eq!(cx.role_tags("r").await, tag_map(&[("keep", "1")]));
+
+    // Users: tags, quarantine, keys.
+    cx.create_user("u", "/", &[]).await;
+    let user = cx.user("u");
+    cx.iam
+        .apply(&user, &Effect::PutTags { tags: tags.clone() })
+        .await
+        .unwrap();
+    let out = cx.sdk.list_user_tags().user_name("u").send().await.unwrap();
+    assert_eq!(out.tags().len(), 2);
+    cx.iam.apply(&user, &remove).await.unwrap();
+    let out = cx.sdk.list_user_tags().user_name("u").send().await.unwrap();
+    assert!(out.tags().is_empty());
+    cx.iam
+        .apply(&user, &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap();
+    cx.iam
+        .apply(&user, &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap();
+    let out = cx
+        .sdk
+        .list_user_policies()
+        .user_name("u")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.policy_names(), [QUARANTINE_POLICY_NAME.to_string()]);
+    cx.iam
+        .apply(&user, &Effect::DeleteQuarantinePolicy)
+        .await
+        .unwrap();
+    cx.iam
+        .apply(&user, &Effect::DeleteQuarantinePolicy)
+        .await
+        .unwrap();
+    let out = cx
+        .sdk
+        .list_user_policies()
+        .user_name("u")
+        .send()
+        .await
+        .unwrap();
+    assert!(out.policy_names().is_empty());
+
+    let k1 = cx.create_key("u").await;
+    let k2 = cx.create_key("u").await;
+    let both = vec![k1.clone(), k2.clone()];
+    for _ in 0..2 {
+        cx.iam
+            .apply(
+                &user,
+                &Effect::DeactivateKeys {
+                    key_ids: both.clone(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let statuses = cx.key_statuses("u").await;
+    assert_eq!(statuses[&k1], StatusType::Inactive);
+    assert_eq!(statuses[&k2], StatusType::Inactive);
+    cx.iam
+        .apply(
+            &user,
+            &Effect::ReactivateKeys {
+                key_ids: vec![k1.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    let statuses = cx.key_statuses("u").await;
+    assert_eq!(statuses[&k1], StatusType::Active);
+    assert_eq!(statuses[&k2], StatusType::Inactive);
+
+    // A deleted key cannot come back; that is not an error, and nothing is recreated.
+    for _ in 0..2 {
+        cx.iam
+            .apply(&user, &Effect::DeleteAccessKey { key_id: k2.clone() })
+            .await
+            .unwrap();
+    }
+    cx.iam
+        .apply(
+            &user,
+            &Effect::ReactivateKeys {
+                key_ids: vec![k2.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    cx.iam
+        .apply(
+            &user,
+            &Effect::DeactivateKeys {
+                key_ids: vec![k2.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cx.key_statuses("u")
+            .await
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![k1.clone()]
+    );
+
+    cx.create_login_profile("u").await;
+    for _ in 0..2 {
+        cx.iam
+            .apply(&user, &Effect::DeleteLoginProfile)
+            .await
+            .unwrap();
+    }
+    let err = cx
+        .sdk
+        .get_login_profile()
+        .user_name("u")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(is_no_such_entity(&err.into_service_error()));
+
+    // Not an IAM change: nothing is sent.
+    let before = cx.operations().len();
+    cx.iam.apply(&user, &Effect::TakeSnapshot).await.unwrap();
+    assert_eq!(cx.operations().len(), before);
+
+    // Tagging or quarantining someone who does not exist is an error, not a silent success.
+    let ghost = cx.role("ghost");
+    let err = cx
+        .iam
+        .apply(&ghost, &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    cx.iam
+        .apply(&ghost, &Effect::DeleteQuarantinePolicy)
+        .await
+        .unwrap();
+}
+
+/// Position of the last request for `op`; panics if there is none.
+fn last(ops: &[(String, Option<String>)], op: &str) -> usize {
+    ops.iter()
+        .rposition(|(o, _)| o == op)
+        .unwrap_or_else(|| panic!("no {op} in {ops:?}"))
+}
+
+fn count(ops: &[(String, Option<String>)], op: &str) -> usize {
+    ops.iter().filter(|(o, _)| o == op).count()
+}
+
+#[tokio::test]
+async fn delete_user_tears_everything_down_first() {
+    let cx = ctx().await;
+    cx.create_user("doomed", "/", &[("x", "y")]).await;
+    cx.create_login_profile("doomed").await;
+    cx.create_key("doomed").await;
+    cx.create_key("doomed").await;
+    cx.sdk
+        .upload_signing_certificate()
+        .user_name("doomed")
+        .certificate_body(CERT_PEM)
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .upload_ssh_public_key()
+        .user_name("doomed")
+        .ssh_public_key_body(SSH_PUBLIC_KEY)
+        .send()
+        .await
+        .unwrap();
+    let mfa = cx
+        .sdk
+        .create_virtual_mfa_device()
+        .virtual_mfa_device_name("doomed-mfa")
+        .send()
+        .await
+        .unwrap();
+    let serial = mfa
+        .virtual_mfa_device()
+        .unwrap()
+        .serial_number()
+        .to_string();
+    cx.sdk
+        .enable_mfa_device()
+        .user_name("doomed")
+        .serial_number(&serial)
+        .authentication_code1("123456")
+        .authentication_code2("654321")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .put_user_policy()
+        .user_name("doomed")
+        .policy_name("inline")
+        .policy_document(ALLOW_S3)
+        .send()
+        .await
+        .unwrap();
+    let arn = cx.create_policy("managed").await;
+    cx.sdk
+        .attach_user_policy()
+        .user_name("doomed")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    for group in ["g1", "g2"] {
+        cx.sdk
+            .create_group()
+            .group_name(group)
+            .send()
+            .await
+            .unwrap();
+        cx.sdk
+            .add_user_to_group()
+            .group_name(group)
+            .user_name("doomed")
+            .send()
+            .await
+            .unwrap();
+    }
+    emulator().clear_requests(&cx.account);
+
+    cx.iam
+        .apply(&cx.user("doomed"), &Effect::DeletePrincipal)
+        .await
+        .unwrap();
+
+    let err = cx
+        .sdk
+        .get_user()
+        .user_name("doomed")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(is_no_such_entity(&err.into_service_error()));
+    let ops = cx.operations();
+    let delete = last(&ops, "DeleteUser");
+    assert_eq!(count(&ops, "DeleteUser"), 1, "{ops:?}");
+    for (op, n) in [
+        ("DeleteLoginProfile", 1),
+        ("DeleteAccessKey", 2),
+        ("DeleteSigningCertificate", 1),
+        ("DeleteSSHPublicKey", 1),
+        ("DeactivateMFADevice", 1),
+        ("DeleteUserPolicy", 1),
+        ("DetachUserPolicy", 1),
+        ("RemoveUserFromGroup", 2),
+    ] {
+        assert_eq!(count(&ops, op), n, "{op} in {ops:?}");
+        assert!(last(&ops, op) < delete, "{op} after DeleteUser: {ops:?}");
+    }
+    // moto does not implement service-specific credentials (HTML 500): asked once, not retried,
+    // taken as none.
+    assert_eq!(count(&ops, "ListServiceSpecificCredentials"), 1, "{ops:?}");
+    assert!(last(&ops, "ListServiceSpecificCredentials") < delete);
+    for group in ["g1", "g2"] {
+        let g = cx.sdk.get_group().group_name(group).send().await.unwrap();
+        assert!(g.users().is_empty(), "{group} still has members");
+    }
+    // The managed policy itself stays; only the attachment went.
+    cx.sdk.get_policy().policy_arn(&arn).send().await.unwrap();
+
+    // Deleting again is done already.
+    cx.iam
+        .apply(&cx.user("doomed"), &Effect::DeletePrincipal)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn delete_role_tears_everything_down_first() {
+    let cx = ctx().await;
+    cx.create_role("doomed", "/", &[]).await;
+    cx.sdk
+        .create_instance_profile()
+        .instance_profile_name("ip")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .add_role_to_instance_profile()
+        .instance_profile_name("ip")
+        .role_name("doomed")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .put_role_policy()
+        .role_name("doomed")
+        .policy_name("inline")
+        .policy_document(ALLOW_S3)
+        .send()
+        .await
+        .unwrap();
+    let arn = cx.create_policy("managed").await;
+    cx.sdk
+        .attach_role_policy()
+        .role_name("doomed")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    emulator().clear_requests(&cx.account);
+
+    cx.iam
+        .apply(&cx.role("doomed"), &Effect::DeletePrincipal)
+        .await
+        .unwrap();
+
+    let err = cx
+        .sdk
+        .get_role()
+        .role_name("doomed")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(is_no_such_entity(&err.into_service_error()));
+    let ops = cx.operations();
+    let delete = last(&ops, "DeleteRole");
+    for op in [
+        "RemoveRoleFromInstanceProfile",
+        "DeleteRolePolicy",
+        "DetachRolePolicy",
+    ] {
+        assert_eq!(count(&ops, op), 1, "{op} in {ops:?}");
+        assert!(last(&ops, op) < delete, "{op} after DeleteRole: {ops:?}");
+    }
+    let ip = cx
+        .sdk
+        .get_instance_profile()
+        .instance_profile_name("ip")
+        .send()
+        .await
+        .unwrap();
+    assert!(ip.instance_profile().unwrap().roles().is_empty());
+
+    cx.iam
+        .apply(&cx.role("doomed"), &Effect::DeletePrincipal)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn snapshot_captures_what_restore_needs() {
+    let cx = ctx().await;
+    // Spaces, '+', '%' and '/' make the URL-encoding visible.
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "Lambda and CI",
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringLike": {"aws:PrincipalTag/team": "a+b %20 c/d"}}
+        }]
+    });
+    let boundary = cx.create_policy("boundary").await;
+    let attached = cx.create_policy("attached").await;
+    cx.sdk
+        .create_role()
+        .role_name("keeper")
+        .path("/app/")
+        .assume_role_policy_document(trust.to_string())
+        .description("Runs the nightly job")
+        .max_session_duration(7200)
+        .permissions_boundary(&boundary)
+        .set_tags(Some(sdk_tags(&[("team", "data"), ("cost-center", "42")])))
+        .send()
+        .await
+        .unwrap();
+    let inline_a = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket with space/*"}]});
+    let inline_b: Value = serde_json::from_str(ALLOW_S3).unwrap();
+    for (name, doc) in [("a", &inline_a), ("b", &inline_b)] {
+        cx.sdk
+            .put_role_policy()
+            .role_name("keeper")
+            .policy_name(name)
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    cx.sdk
+        .attach_role_policy()
+        .role_name("keeper")
+        .policy_arn(&attached)
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .create_instance_profile()
+        .instance_profile_name("keeper-ip")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .add_role_to_instance_profile()
+        .instance_profile_name("keeper-ip")
+        .role_name("keeper")
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(
+        &cx.account,
+        "keeper",
+        Some(at("2020-02-02T02:02:02Z")),
+        None,
+    );
+
+    let now = at("2025-01-01T00:00:00Z");
+    let principal = Principal::role(&cx.account, "/app/", "keeper");
+    let snap = cx.iam.snapshot(&principal, now).await.unwrap();
+    assert_eq!(snap.principal, principal);
+    assert_eq!(snap.taken_at, now);
+    assert_eq!(snap.created_at, Some(at("2020-02-02T02:02:02Z")));
+    assert_eq!(
+        snap.tags,
+        tag_map(&[("team", "data"), ("cost-center", "42")])
+    );
+    assert_eq!(snap.description.as_deref(), Some("Runs the nightly job"));
+    assert_eq!(snap.max_session_duration, Some(7200));
+    assert_eq!(
+        snap.permissions_boundary.as_deref(),
+        Some(boundary.as_str())
+    );
+    let decoded: Value = serde_json::from_str(snap.trust_policy.as_deref().unwrap()).unwrap();
+    assert_eq!(decoded, trust);
+    assert_eq!(snap.inline_policies.len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&snap.inline_policies["a"]).unwrap(),
+        inline_a
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&snap.inline_policies["b"]).unwrap(),
+        inline_b
+    );
+    assert_eq!(snap.attached_policy_arns, vec![attached.clone()]);
+    assert_eq!(snap.instance_profiles, vec!["keeper-ip".to_string()]);
+    assert!(snap.groups.is_empty() && snap.access_key_ids.is_empty() && !snap.had_login_profile);
+
+    // A user.
+    cx.create_user("dana", "/people/", &[("owner", "dana")])
+        .await;
+    let key = cx.create_key("dana").await;
+    cx.create_login_profile("dana").await;
+    cx.sdk
+        .create_group()
+        .group_name("readers")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .add_user_to_group()
+        .group_name("readers")
+        .user_name("dana")
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .put_user_policy()
+        .user_name("dana")
+        .policy_name("inline")
+        .policy_document(inline_a.to_string())
+        .send()
+        .await
+        .unwrap();
+    cx.sdk
+        .attach_user_policy()
+        .user_name("dana")
+        .policy_arn(&attached)
+        .send()
+        .await
+        .unwrap();
+    let snap = cx.iam.snapshot(&cx.user("dana"), now).await.unwrap();
+    assert_eq!(
+        snap.principal,
+        Principal::user(&cx.account, "/people/", "dana")
+    );
+    assert_eq!(snap.tags, tag_map(&[("owner", "dana")]));
+    assert_eq!(snap.groups, vec!["readers".to_string()]);
+    assert_eq!(snap.access_key_ids, vec![key]);
+    assert!(snap.had_login_profile);
+    assert_eq!(
+        serde_json::from_str::<Value>(&snap.inline_policies["inline"]).unwrap(),
+        inline_a
+    );
+    assert_eq!(snap.attached_policy_arns, vec![attached]);
+    assert_eq!(snap.trust_policy, None);
+
+    let err = cx.iam.snapshot(&cx.role("ghost"), now).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    let err = cx.iam.snapshot(&cx.user("ghost"), now).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_access_denied_is_not() {
+    let cx = ctx().await;
+    let emu = emulator();
+    cx.create_role("r", "/", &[]).await;
+    cx.create_user("u", "/", &[]).await;
+    emu.clear_requests(&cx.account);
+    emu.inject_fault(
+        &cx.account,
+        "iam",
+        "GetAccountAuthorizationDetails",
+        Fault::Throttle,
+        2,
+    );
+
+    let facts = cx.iam.bulk_facts().await.unwrap();
+    assert_eq!(facts.len(), 2);
+    let gaad: Vec<_> = cx
+        .operations()
+        .into_iter()
+        .filter(|(op, _)| op == "GetAccountAuthorizationDetails")
+        .map(|(_, fault)| fault)
+        .collect();
+    assert_eq!(
+        gaad,
+        vec![
+            Some("throttle".to_string()),
+            Some("throttle".to_string()),
+            None
+        ]
+    );
+
+    // A 5xx on a mutating call is retried too.
+    emu.inject_fault(&cx.account, "iam", "TagRole", Fault::Http500, 1);
+    let tags = Effect::PutTags {
+        tags: vec![("k".into(), "v".into())],
+    };
+    cx.iam.apply(&cx.role("r"), &tags).await.unwrap();
+    assert_eq!(cx.role_tags("r").await, tag_map(&[("k", "v")]));
+    assert_eq!(count(&cx.operations(), "TagRole"), 2);
+
+    emu.inject_fault(&cx.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    let err = cx
+        .iam
+        .apply(&cx.role("r"), &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
+    assert_eq!(err.operation, "PutRolePolicy");
+    assert_eq!(emu.count_requests(&cx.account, "PutRolePolicy"), 1);
+    assert!(cx.role_policies("r").await.is_empty());
+}

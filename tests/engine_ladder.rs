@@ -1,0 +1,748 @@
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
+//! The ladder against real (emulated) IAM and DynamoDB: sweep and tick walk identities through
+//! every step, and each test reads IAM state back through the SDK and the emulator's request log.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::{StatusType, Tag};
+use aws_sdk_iam::Client;
+use chrono::{DateTime, Duration, Utc};
+use dormant::adapters::dynamo::DynamoStore;
+use dormant::adapters::iam::AwsIam;
+use dormant::adapters::retry::RetryPolicy;
+use dormant::app::output::RunReport;
+use dormant::app::Engine;
+use dormant::domain::policy::Exemptions;
+use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject};
+use dormant::ports::Store;
+use serde_json::{json, Value};
+use support::emulator::{emulator, Fault};
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// IAM calls that change something; a protected or exempt identity must never see one.
+const MUTATING: &[&str] = &[
+    "TagRole",
+    "UntagRole",
+    "TagUser",
+    "UntagUser",
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "PutUserPolicy",
+    "DeleteUserPolicy",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "DeleteRole",
+    "DeleteUser",
+    "DeleteLoginProfile",
+    "DetachRolePolicy",
+    "DetachUserPolicy",
+    "RemoveRoleFromInstanceProfile",
+    "RemoveUserFromGroup",
+    "DeactivateMFADevice",
+];
+
+struct Account {
+    id: String,
+    iam: Client,
+    now: DateTime<Utc>,
+}
+
+impl Account {
+    async fn new() -> Self {
+        let id = emulator().new_account();
+        let sdk = emulator().sdk_config_for(&id).await;
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            "dormant",
+            RetryPolicy::fast(),
+        );
+        store.init().await.unwrap();
+        Account {
+            iam: Client::new(&sdk),
+            id,
+            now: Utc::now(),
+        }
+    }
+
+    async fn engine(&self, policy: Policy) -> Engine<AwsIam, DynamoStore> {
+        let sdk = emulator().sdk_config_for(&self.id).await;
+        Engine::new(
+            AwsIam::new(Client::new(&sdk), self.id.clone(), RetryPolicy::fast()),
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                "dormant",
+                RetryPolicy::fast(),
+            ),
+            policy,
+            "controller",
+        )
+    }
+
+    fn day(&self, n: i64) -> DateTime<Utc> {
+        self.now + Duration::days(n)
+    }
+
+    async fn role(&self, name: &str, created_days_ago: i64, tags: &[(&str, &str)]) {
+        let mut req = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(TRUST);
+        if let Some(path) = name.strip_prefix("svc:") {
+            req = req.role_name(path);
+        }
+        for (k, v) in tags {
+            req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
+        }
+        req.send().await.unwrap();
+        emulator().backdate_role(
+            &self.id,
+            name,
+            Some(self.now - Duration::days(created_days_ago)),
+            None,
+        );
+    }
+
+    async fn role_tags(&self, name: &str) -> BTreeMap<String, String> {
+        let r = self
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap();
+        r.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    async fn role_policies(&self, name: &str) -> Vec<String> {
+        self.iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .to_vec()
+    }
+
+    async fn role_exists(&self, name: &str) -> bool {
+        self.iam.get_role().role_name(name).send().await.is_ok()
+    }
+
+    fn mutations_of(&self, name: &str) -> Vec<String> {
+        emulator()
+            .requests(&self.id)
+            .iter()
+            .filter(|r| MUTATING.contains(&r["operation"].as_str().unwrap_or("")))
+            .filter(|r| r["RoleName"] == name || r["UserName"] == name)
+            .map(|r| r["operation"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Everything about the account's roles and users that dormant could change.
+    async fn dump(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for r in self.iam.list_roles().send().await.unwrap().roles() {
+            let name = r.role_name();
+            out.insert(format!("role/{name}"), json!({"tags": self.role_tags(name).await, "policies": self.role_policies(name).await}));
+        }
+        for u in self.iam.list_users().send().await.unwrap().users() {
+            let name = u.user_name();
+            let keys: Vec<Value> = self
+                .iam
+                .list_access_keys()
+                .user_name(name)
+                .send()
+                .await
+                .unwrap()
+                .access_key_metadata()
+                .iter()
+                .map(|k| {
+                    json!([
+                        k.access_key_id(),
+                        k.status().map(|s| s.as_str().to_string())
+                    ])
+                })
+                .collect();
+            let tags: BTreeMap<String, String> = self
+                .iam
+                .list_user_tags()
+                .user_name(name)
+                .send()
+                .await
+                .unwrap()
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            let policies = self
+                .iam
+                .list_user_policies()
+                .user_name(name)
+                .send()
+                .await
+                .unwrap()
+                .policy_names()
+                .to_vec();
+            let login = self
+                .iam
+                .get_login_profile()
+                .user_name(name)
+                .send()
+                .await
+                .is_ok();
+            out.insert(
+                format!("user/{name}"),
+                json!({"tags": tags, "keys": keys, "policies": policies, "login": login}),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+fn steps(report: &RunReport, outcome: Outcome) -> Vec<(String, Step)> {
+    report
+        .actions
+        .iter()
+        .filter(|a| a.outcome == outcome)
+        .map(|a| {
+            (
+                a.identity.rsplit('/').next().unwrap_or("").to_string(),
+                a.step,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
+    let a = Account::new().await;
+    a.role("legacy-etl", 120, &[("team", "data")]).await;
+    let engine = a.engine(Policy::default()).await;
+    let subject = Subject::whole(Principal::role(&a.id, "/", "legacy-etl"));
+
+    let r = engine.sweep(a.day(0)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("legacy-etl".into(), Step::Notice)]
+    );
+    let tags = a.role_tags("legacy-etl").await;
+    assert_eq!(tags["dormant:stage"], "noticed");
+    assert_eq!(tags["dormant:next-step"], "quarantine");
+    assert_eq!(tags["team"], "data");
+    assert!(
+        a.role_policies("legacy-etl").await.is_empty(),
+        "a notice does not cut access"
+    );
+    assert_eq!(
+        engine.store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Noticed
+    );
+
+    assert!(
+        engine.tick(a.day(6)).await.unwrap().actions.is_empty(),
+        "nothing due before day 7"
+    );
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("legacy-etl".into(), Step::Quarantine)]
+    );
+    assert_eq!(
+        a.role_policies("legacy-etl").await,
+        vec!["DormantQuarantineDenyAll".to_string()]
+    );
+    assert_eq!(
+        a.role_tags("legacy-etl").await["dormant:stage"],
+        "quarantined"
+    );
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert_eq!(record.next_step, Some(Step::Delete));
+
+    let r = engine.tick(a.day(23)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("legacy-etl".into(), Step::Delete)]
+    );
+    assert!(!a.role_exists("legacy-etl").await);
+    let snapshot = engine
+        .store
+        .latest_snapshot(&subject)
+        .await
+        .unwrap()
+        .expect("a snapshot was taken before deletion");
+    assert_eq!(snapshot.tags.get("team").map(String::as_str), Some("data"));
+    let trust: Value = serde_json::from_str(snapshot.trust_policy.as_deref().unwrap()).unwrap();
+    assert_eq!(trust, serde_json::from_str::<Value>(TRUST).unwrap());
+    assert_eq!(
+        engine.store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Deleted
+    );
+
+    let history = engine.store.history(&subject).await.unwrap();
+    let done: Vec<&str> = history
+        .iter()
+        .filter(|h| h.outcome == Outcome::Done)
+        .map(|h| h.step.as_str())
+        .collect();
+    assert_eq!(done, vec!["notice", "quarantine", "delete"]);
+}
+
+#[tokio::test]
+async fn deactivate_keys_turns_off_only_the_active_key_and_records_only_it() {
+    let a = Account::new().await;
+    a.iam.create_user().user_name("alice").send().await.unwrap();
+    emulator().backdate_user(&a.id, "alice", Some(a.now - Duration::days(400)), None);
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let k = a
+            .iam
+            .create_access_key()
+            .user_name("alice")
+            .send()
+            .await
+            .unwrap();
+        let id = k.access_key().unwrap().access_key_id().to_string();
+        emulator().backdate_access_key(
+            &a.id,
+            "alice",
+            &id,
+            Some(a.now - Duration::days(300)),
+            Some(a.now - Duration::days(200)),
+        );
+        keys.push(id);
+    }
+    let (active, owner_off) = (keys[0].clone(), keys[1].clone());
+    a.iam
+        .update_access_key()
+        .user_name("alice")
+        .access_key_id(&owner_off)
+        .status(StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let engine = a.engine(Policy::default()).await;
+
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    emulator().clear_requests(&a.id);
+    let r = engine.tick(a.day(14)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("alice".into(), Step::DeactivateKeys)]
+    );
+    let updates: Vec<Value> = emulator()
+        .requests(&a.id)
+        .into_iter()
+        .filter(|r| r["operation"] == "UpdateAccessKey")
+        .collect();
+    assert_eq!(
+        updates.len(),
+        1,
+        "only the active key is touched: {updates:?}"
+    );
+    assert_eq!(updates[0]["AccessKeyId"], active.as_str());
+    let record = engine
+        .store
+        .load(&Subject::whole(Principal::user(&a.id, "/", "alice")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.keys_deactivated, vec![active.clone()]);
+    let statuses: Vec<_> = a
+        .iam
+        .list_access_keys()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .map(|k| k.status().cloned())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == Some(StatusType::Inactive)));
+}
+
+#[tokio::test]
+async fn only_the_expired_exemption_is_touched() {
+    let a = Account::new().await;
+    let yesterday = (a.now - Duration::days(1)).format("%Y-%m-%d").to_string();
+    a.role("exempt-by-tag", 200, &[("dormant:exempt", "true")])
+        .await;
+    a.role(
+        "exemption-expired",
+        200,
+        &[
+            ("dormant:exempt", "true"),
+            ("dormant:exempt-until", &yesterday),
+        ],
+    )
+    .await;
+    a.role("breakglass-role", 200, &[]).await;
+    a.role("too-young", 30, &[]).await;
+    a.iam
+        .create_role()
+        .role_name("AWSServiceRoleForSupport")
+        .path("/aws-service-role/support.amazonaws.com/")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(
+        &a.id,
+        "AWSServiceRoleForSupport",
+        Some(a.now - Duration::days(500)),
+        None,
+    );
+    let mut policy = Policy::default();
+    policy.exemptions = Exemptions::new(
+        &["/breakglass-*".to_string()],
+        false,
+        Duration::days(365),
+        vec![],
+    )
+    .unwrap();
+    let engine = a.engine(policy).await;
+
+    for day in [0, 7, 23] {
+        engine.sweep(a.day(day)).await.unwrap();
+    }
+    assert!(
+        !a.role_exists("exemption-expired").await,
+        "the lapsed exemption was walked to deletion"
+    );
+    for name in [
+        "exempt-by-tag",
+        "breakglass-role",
+        "too-young",
+        "AWSServiceRoleForSupport",
+    ] {
+        assert!(a.role_exists(name).await, "{name}");
+        assert_eq!(
+            a.mutations_of(name),
+            Vec::<String>::new(),
+            "{name} was never changed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_role_used_again_after_notice_is_released_and_untagged() {
+    let a = Account::new().await;
+    a.role("comeback", 200, &[("owner", "ops")]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(a.role_policies("comeback").await.len(), 1);
+
+    emulator().backdate_role(&a.id, "comeback", None, Some(a.day(8)));
+    let r = engine.sweep(a.day(9)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("comeback".into(), Step::Release)]
+    );
+    assert!(
+        r.actions[0].reason.contains("used at"),
+        "{}",
+        r.actions[0].reason
+    );
+    assert!(a.role_policies("comeback").await.is_empty());
+    let tags = a.role_tags("comeback").await;
+    assert!(!tags.keys().any(|k| k.starts_with("dormant:")), "{tags:?}");
+    assert_eq!(tags["owner"], "ops");
+    let record = engine
+        .store
+        .load(&Subject::whole(Principal::role(&a.id, "/", "comeback")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.stage, Stage::Released);
+    assert_eq!(record.next_due_at, None, "nothing left in the due index");
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
+    let a = Account::new().await;
+    a.role("dry-one", 200, &[]).await;
+    a.iam
+        .create_user()
+        .user_name("dry-user")
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_user(&a.id, "dry-user", Some(a.now - Duration::days(300)), None);
+    let before = a.dump().await;
+    let mut policy = Policy::default();
+    policy.dry_run = true;
+    let engine = a.engine(policy).await;
+    let r = engine.sweep(a.day(0)).await.unwrap();
+    let mut planned = steps(&r, Outcome::DryRun);
+    planned.sort();
+    assert_eq!(
+        planned,
+        vec![
+            ("dry-one".into(), Step::Notice),
+            ("dry-user".into(), Step::Notice)
+        ]
+    );
+    assert_eq!(a.dump().await, before);
+    assert!(
+        engine.store.list(&a.id, None).await.unwrap().is_empty(),
+        "no state is recorded as if it had happened"
+    );
+}
+
+/// Crash safety: the quarantine step makes two IAM calls (PutRolePolicy, then TagRole). Fail each
+/// in turn, as if the process died there; the next run after the intent lease converges to the
+/// same end state as a run without the fault, and the step is recorded done exactly once.
+#[tokio::test]
+async fn a_step_interrupted_at_any_call_converges_on_the_next_run() {
+    let mut end_states = Vec::new();
+    for failing in [None, Some("PutRolePolicy"), Some("TagRole")] {
+        let a = Account::new().await;
+        a.role("fragile", 200, &[]).await;
+        let engine = a.engine(Policy::default()).await;
+        engine.sweep(a.day(0)).await.unwrap();
+        if let Some(op) = failing {
+            emulator().inject_fault(&a.id, "iam", op, Fault::AccessDenied, 1);
+            let r = engine.tick(a.day(7)).await.unwrap();
+            assert_eq!(steps(&r, Outcome::Failed).len(), 1, "{op}: {r:?}");
+            let stored = engine
+                .store
+                .load(&Subject::whole(Principal::role(&a.id, "/", "fragile")))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                stored.pending.is_some(),
+                "{op}: the intent survives the failure"
+            );
+            assert!(
+                engine
+                    .tick(a.day(7) + Duration::minutes(5))
+                    .await
+                    .unwrap()
+                    .actions
+                    .is_empty(),
+                "not resumed while the lease holds"
+            );
+        }
+        engine.tick(a.day(7) + Duration::minutes(16)).await.unwrap();
+        let subject = Subject::whole(Principal::role(&a.id, "/", "fragile"));
+        let record = engine.store.load(&subject).await.unwrap().unwrap();
+        assert_eq!(record.stage, Stage::Quarantined, "{failing:?}");
+        assert!(record.pending.is_none());
+        let done = engine
+            .store
+            .history(&subject)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|h| h.step == "quarantine" && h.outcome == Outcome::Done)
+            .count();
+        assert_eq!(done, 1, "{failing:?}: recorded done exactly once");
+        let mut tags = a.role_tags("fragile").await;
+        tags.remove("dormant:next-step-at"); // the wait counts from the real commit time
+        end_states.push((a.role_policies("fragile").await, tags, record.stage));
+    }
+    assert_eq!(end_states[0], end_states[1]);
+    assert_eq!(end_states[0], end_states[2]);
+}
+
+#[tokio::test]
+async fn two_ticks_racing_take_each_step_once() {
+    let a = Account::new().await;
+    for n in 0..4 {
+        a.role(&format!("race-{n}"), 200, &[]).await;
+    }
+    let (e1, e2) = (
+        a.engine(Policy::default()).await,
+        a.engine(Policy::default()).await,
+    );
+    e1.sweep(a.day(0)).await.unwrap();
+    emulator().clear_requests(&a.id);
+    let (r1, r2) = tokio::join!(e1.tick(a.day(7)), e2.tick(a.day(7)));
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let done = steps(&r1, Outcome::Done).len() + steps(&r2, Outcome::Done).len();
+    assert_eq!(
+        done, 4,
+        "each quarantine done once between the two: {r1:?} {r2:?}"
+    );
+    assert_eq!(
+        emulator().count_requests(&a.id, "PutRolePolicy"),
+        4,
+        "no IAM call made twice"
+    );
+    for n in 0..4 {
+        let s = Subject::whole(Principal::role(&a.id, "/", &format!("race-{n}")));
+        let h = e1.store.history(&s).await.unwrap();
+        assert_eq!(
+            h.iter()
+                .filter(|h| h.step == "quarantine" && h.outcome == Outcome::Done)
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn throttled_reads_are_retried_and_access_denied_is_recorded_without_stopping_others() {
+    let a = Account::new().await;
+    a.role("denied", 200, &[]).await;
+    a.role("fine", 200, &[]).await;
+    a.iam
+        .create_user()
+        .user_name("young-user")
+        .send()
+        .await
+        .unwrap();
+    let engine = a.engine(Policy::default()).await;
+    for op in [
+        "GetAccountAuthorizationDetails",
+        "GenerateCredentialReport",
+        "GetCredentialReport",
+        "GetRole",
+        "ListRolePolicies",
+    ] {
+        emulator().inject_fault(&a.id, "iam", op, Fault::Throttle, 2);
+    }
+    let r = engine.sweep(a.day(0)).await.unwrap();
+    assert_eq!(steps(&r, Outcome::Done).len(), 2, "{r:?}");
+    assert!(
+        emulator().faults(&a.id).is_empty(),
+        "every injected throttle was hit and retried past"
+    );
+
+    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    let r = engine.tick(a.day(7)).await.unwrap();
+    let failed = steps(&r, Outcome::Failed);
+    assert_eq!(failed.len(), 1);
+    let done = steps(&r, Outcome::Done);
+    assert_eq!(done.len(), 1, "the other identity is still processed");
+    let failed_name = &failed[0].0;
+    let reason = &r
+        .actions
+        .iter()
+        .find(|x| x.outcome == Outcome::Failed)
+        .unwrap()
+        .reason;
+    assert!(reason.contains("AccessDenied"), "{reason}");
+    let h = engine
+        .store
+        .history(&Subject::whole(Principal::role(&a.id, "/", failed_name)))
+        .await
+        .unwrap();
+    assert!(h
+        .iter()
+        .any(|e| e.outcome == Outcome::Failed && e.reason.contains("AccessDenied")));
+}
+
+#[tokio::test]
+async fn the_breaker_trips_at_max_actions_plus_one_and_stops_every_further_mutation() {
+    let a = Account::new().await;
+    for n in 0..4 {
+        a.role(&format!("mass-{n}"), 200, &[]).await;
+    }
+    let mut policy = Policy::default();
+    policy.breaker.max_actions_per_run = 2;
+    let engine = a.engine(policy).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    emulator().clear_requests(&a.id);
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert!(r.breaker_tripped);
+    assert_eq!(steps(&r, Outcome::Done).len(), 2);
+    assert_eq!(steps(&r, Outcome::Skipped).len(), 2);
+    assert_eq!(
+        emulator().count_requests(&a.id, "PutRolePolicy"),
+        2,
+        "no IAM mutation after the trip"
+    );
+    let breaker = engine.store.breaker(&a.id).await.unwrap();
+    assert!(breaker.tripped);
+    assert!(breaker.cause.unwrap().contains("more than 2"));
+
+    // Stays tripped across runs until reset.
+    let r = engine.tick(a.day(8)).await.unwrap();
+    assert_eq!(steps(&r, Outcome::Done).len(), 0);
+    assert_eq!(emulator().count_requests(&a.id, "PutRolePolicy"), 2);
+}
+
+#[tokio::test]
+async fn deleting_a_user_tears_everything_down_before_delete_user() {
+    let a = Account::new().await;
+    let u = "leaver";
+    a.iam.create_user().user_name(u).send().await.unwrap();
+    emulator().backdate_user(&a.id, u, Some(a.now - Duration::days(400)), None);
+    a.iam
+        .create_login_profile()
+        .user_name(u)
+        .password("Passw0rd-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    let key = a
+        .iam
+        .create_access_key()
+        .user_name(u)
+        .send()
+        .await
+        .unwrap()
+        .access_key()
+        .unwrap()
+        .access_key_id()
+        .to_string();
+    emulator().backdate_access_key(&a.id, u, &key, Some(a.now - Duration::days(300)), None);
+    a.iam.put_user_policy().user_name(u).policy_name("inline").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
+    a.iam
+        .create_group()
+        .group_name("devs")
+        .send()
+        .await
+        .unwrap();
+    a.iam
+        .add_user_to_group()
+        .group_name("devs")
+        .user_name(u)
+        .send()
+        .await
+        .unwrap();
+    let engine = a.engine(Policy::default()).await;
+
+    for day in [0, 7, 14, 30] {
+        engine.sweep(a.day(day)).await.unwrap();
+    }
+    assert!(
+        a.iam.get_user().user_name(u).send().await.is_err(),
+        "deleted"
+    );
+    let ops: Vec<String> = emulator()
+        .requests(&a.id)
+        .iter()
+        .filter(|r| r["UserName"] == u)
+        .map(|r| r["operation"].as_str().unwrap().to_string())
+        .collect();
+    let pos = |op: &str| {
+        ops.iter()
+            .position(|o| o == op)
+            .unwrap_or_else(|| panic!("{op} missing from {ops:?}"))
+    };
+    let delete = pos("DeleteUser");
+    for before in [
+        "DeleteLoginProfile",
+        "DeleteAccessKey",
+        "DeleteUserPolicy",
+        "RemoveUserFromGroup",
+    ] {
+        assert!(
+            pos(before) < delete,
+            "{before} must come before DeleteUser: {ops:?}"
+        );
+    }
+}
