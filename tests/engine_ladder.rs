@@ -401,14 +401,16 @@ async fn only_the_expired_exemption_is_touched() {
         Some(a.now - Duration::days(500)),
         None,
     );
-    let mut policy = Policy::default();
-    policy.exemptions = Exemptions::new(
-        &["/breakglass-*".to_string()],
-        false,
-        Duration::days(365),
-        vec![],
-    )
-    .unwrap();
+    let policy = Policy {
+        exemptions: Exemptions::new(
+            &["/breakglass-*".to_string()],
+            false,
+            Duration::days(365),
+            vec![],
+        )
+        .unwrap(),
+        ..Policy::default()
+    };
     let engine = a.engine(policy).await;
 
     for day in [0, 7, 23] {
@@ -479,8 +481,10 @@ async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
         .unwrap();
     emulator().backdate_user(&a.id, "dry-user", Some(a.now - Duration::days(300)), None);
     let before = a.dump().await;
-    let mut policy = Policy::default();
-    policy.dry_run = true;
+    let policy = Policy {
+        dry_run: true,
+        ..Policy::default()
+    };
     let engine = a.engine(policy).await;
     let r = engine.sweep(a.day(0)).await.unwrap();
     let mut planned = steps(&r, Outcome::DryRun);
