@@ -14,11 +14,11 @@ use crate::adapters::clock::Clock;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::iam::AwsIam;
 use crate::adapters::retry::{classify, RetryPolicy};
-use crate::app::commands::permissions;
+use crate::app::commands::{permissions, CommandReport};
 use crate::app::engine::Engine;
 use crate::app::output::{HistoryEntry, RunReport, StatusReport};
 use crate::config::{Config, ConfigError};
-use crate::domain::{IdentityArg, PrincipalKind, Stage};
+use crate::domain::{IdentityArg, Outcome, PrincipalKind, Stage};
 use crate::error::{Error, Result};
 use crate::ports::Store;
 
@@ -83,6 +83,41 @@ pub enum Command {
         #[arg(value_parser = parse_identity)]
         identity: IdentityArg,
     },
+    /// Release an identity: reverse exactly what dormant changed (its policy, the keys it turned
+    /// off, its tags), record who and why, and start the cool-off.
+    Undo {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Recreate a role or user dormant deleted, from its snapshot. Access keys and passwords
+    /// cannot be recreated; the output lists them.
+    Restore {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
+    /// Exempt an identity until a date (writes the dormant:exempt tags; releases it if needed).
+    Exempt {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Last day of the exemption (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        until: chrono::NaiveDate,
+        /// Why (stored in the dormant:exempt-reason tag).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve a pending deletion (with `ladder.delete = "approval"`); the next tick deletes.
+    Approve {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
     /// The IAM actions each step needs (the CDK role is checked against this).
     Permissions,
     /// The circuit breaker: see whether it is tripped, or reset it.
@@ -104,6 +139,11 @@ fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("'{s}' is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+}
+
+fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("'{s}' is not a date (YYYY-MM-DD): {e}"))
 }
 
 fn parse_stage(s: &str) -> std::result::Result<Stage, String> {
@@ -237,6 +277,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_json_or(out, &h, |h| history_table(h))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Undo { identity, reason } => {
+            let r = engine.undo(&identity, &reason, now).await?;
+            print_json_or(out, &r, command_text)?;
+            Ok(exit_for(&r))
+        }
+        Command::Restore { identity } => {
+            let r = engine.restore(&identity, now).await?;
+            print_json_or(out, &r, command_text)?;
+            Ok(exit_for(&r))
+        }
+        Command::Exempt {
+            identity,
+            until,
+            reason,
+        } => {
+            let r = engine.exempt(&identity, until, &reason, now).await?;
+            print_json_or(out, &r, command_text)?;
+            Ok(exit_for(&r))
+        }
+        Command::Approve { identity } => {
+            let r = engine.approve(&identity, now).await?;
+            print_json_or(out, &r, command_text)?;
+            Ok(exit_for(&r))
+        }
         Command::Breaker { action } => {
             let mut state = engine.store.breaker(&account).await?;
             if let BreakerAction::Reset = action {
@@ -364,6 +428,36 @@ fn status_table(rows: &[StatusReport]) -> String {
         ]);
     }
     t.to_string()
+}
+
+fn exit_for(r: &CommandReport) -> ExitCode {
+    if r.outcome == Outcome::Failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn command_text(r: &CommandReport) -> String {
+    let mut s = format!(
+        "{} {}: {} (now {}): {}",
+        r.command,
+        r.identity,
+        r.outcome.as_str(),
+        r.stage,
+        r.reason
+    );
+    if let Some(done) = &r.restored {
+        for line in done {
+            s.push_str(&format!("\n  restored: {line}"));
+        }
+    }
+    if let Some(missing) = &r.not_restored {
+        for line in missing {
+            s.push_str(&format!("\n  NOT restored: {line}"));
+        }
+    }
+    s
 }
 
 fn history_table(rows: &[HistoryEntry]) -> String {

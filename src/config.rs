@@ -220,7 +220,15 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| err("", e.message().to_string()))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(n) => err("", format!("line {n}: {}", e.message())),
+                None => err("", e.message().to_string()),
+            }
+        })?;
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let message = match e.inner().message() {

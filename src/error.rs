@@ -19,6 +19,10 @@ pub enum Error {
     /// The command does not apply to the identity's state; nothing was changed: exit 1.
     #[error(transparent)]
     Refused(#[from] RefusedBecause),
+    /// The operator's request cannot be honoured as given (a date in the past); nothing changed:
+    /// exit 1.
+    #[error("{0}")]
+    Rejected(String),
     /// AWS said no or was unavailable: exit 1.
     #[error("AWS error: {0}")]
     Port(#[from] PortError),
@@ -28,7 +32,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
-            Error::NotFound(_) | Error::Refused(_) | Error::Port(_) => 1,
+            Error::NotFound(_) | Error::Refused(_) | Error::Rejected(_) | Error::Port(_) => 1,
         }
     }
 
@@ -36,7 +40,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Port(e) => e.is_retryable(),
-            Error::Config(_) | Error::Usage(_) | Error::NotFound(_) | Error::Refused(_) => false,
+            Error::Config(_)
+            | Error::Usage(_)
+            | Error::NotFound(_)
+            | Error::Refused(_)
+            | Error::Rejected(_) => false,
         }
     }
 }

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    AuditEntry, BreakerState, Effect, Facts, Principal, PrincipalKind, Record, Snapshot, Stage,
-    Subject, Timestamp,
+    AuditEntry, BreakerState, Effect, Facts, OutboundEvent, Principal, PrincipalKind, Record,
+    RestoreReport, Snapshot, Stage, Subject, Timestamp,
 };
 
 /// What went wrong in a port call, classified so the engine can decide what to do.
@@ -68,6 +68,17 @@ pub trait Iam: Send + Sync {
 
     /// Everything `restore` needs.
     async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot>;
+
+    /// Recreates a deleted principal from its snapshot, as far as IAM allows. Idempotent: what
+    /// already exists counts as restored. Access keys and passwords cannot be recreated and are
+    /// listed in `not_restored`.
+    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport>;
+}
+
+/// Where dormant's own events go (EventBridge `PutEvents`).
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()>;
 }
 
 /// The state table.

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod dynamo;
+pub mod events;
 pub mod iam;
 pub mod retry;
 

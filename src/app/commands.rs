@@ -9,7 +9,8 @@ use crate::ports::{Iam, Store};
 
 use super::output::{HistoryEntry, StatusReport};
 use super::Engine;
-use crate::domain::{decide, Budget, Facts};
+use crate::domain::facts::fmt_time;
+use crate::domain::{decide, exemption, Budget, Facts, Outcome, RefusedBecause, Scope};
 
 impl<I: Iam, S: Store> Engine<I, S> {
     /// Turns what the operator typed into a subject, reading IAM for the path when only a name
@@ -116,4 +117,265 @@ pub fn permissions() -> serde_json::Value {
     all.sort_unstable();
     all.dedup();
     serde_json::json!({ "steps": steps, "all": all })
+}
+
+/// The outcome of an operator command that changes something.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommandReport {
+    pub identity: String,
+    pub command: &'static str,
+    pub outcome: Outcome,
+    pub stage: Stage,
+    pub reason: String,
+    /// `restore` only: what was recreated, and what could not be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_restored: Option<Vec<String>>,
+}
+
+/// IAM tag values: up to 256 of letters, digits, spaces and `_ . : / = + - @`.
+fn check_tag_value(field: &str, value: &str) -> Result<()> {
+    let ok = value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{field} '{value}': IAM tag values allow up to 256 letters, digits, spaces and _ . : / = + - @"
+        )))
+    }
+}
+
+impl<I: Iam, S: Store> Engine<I, S> {
+    async fn tracked(&self, subject: &Subject) -> Result<Record> {
+        self.store
+            .load(subject)
+            .await?
+            .ok_or_else(|| RefusedBecause::NotTracked(subject.id()).into())
+    }
+
+    /// `undo`: reverse exactly what dormant changed, then cool-off.
+    pub async fn undo(
+        &self,
+        arg: &IdentityArg,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CommandReport> {
+        let (subject, facts) = self.resolve(arg).await?;
+        let record = self.tracked(&subject).await?;
+        let d = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
+        let after_stage = d.after.as_ref().map_or(record.stage, |a| a.stage);
+        let mut run = self.start_run(None, now).await?;
+        self.carry_out(&mut run, record, d, now).await?;
+        let action = run.report.actions.pop();
+        let outcome = action.as_ref().map_or(Outcome::Done, |a| a.outcome);
+        let stored = self
+            .store
+            .load(&subject)
+            .await?
+            .map_or(after_stage, |r| r.stage);
+        Ok(CommandReport {
+            identity: subject.id(),
+            command: "undo",
+            outcome,
+            stage: stored,
+            reason: action.map(|a| a.reason).unwrap_or_default(),
+            restored: None,
+            not_restored: None,
+        })
+    }
+
+    /// `approve`: record the caller's approval of a pending deletion; the next tick deletes.
+    pub async fn approve(&self, arg: &IdentityArg, now: Timestamp) -> Result<CommandReport> {
+        let (subject, _) = self.resolve(arg).await?;
+        let record = self.tracked(&subject).await?;
+        let after = crate::domain::approve(&record, &self.actor, now)?;
+        let run = self.start_run(None, now).await?;
+        if !self.policy.dry_run {
+            self.store.save(&after).await?;
+            self.audit(&subject, "approve", Outcome::Done, &after.reason, &run, now)
+                .await?;
+        }
+        Ok(CommandReport {
+            identity: subject.id(),
+            command: "approve",
+            outcome: if self.policy.dry_run {
+                Outcome::DryRun
+            } else {
+                Outcome::Done
+            },
+            stage: after.stage,
+            reason: after.reason,
+            restored: None,
+            not_restored: None,
+        })
+    }
+
+    /// `exempt`: write the exemption tags, then evaluate at once (a quarantined identity is
+    /// released).
+    pub async fn exempt(
+        &self,
+        arg: &IdentityArg,
+        until: chrono::NaiveDate,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CommandReport> {
+        let Some(until_instant) = exemption::parse_until(&until.format("%Y-%m-%d").to_string())
+        else {
+            return Err(Error::Usage(format!("--until {until} is not a date")));
+        };
+        if until_instant <= now {
+            return Err(Error::Rejected(format!(
+                "--until {until} is in the past; an exemption must end in the future"
+            )));
+        }
+        if until_instant - now > self.policy.exemptions.max_duration {
+            return Err(Error::Rejected(format!(
+                "--until {until} is more than {} days away (exemptions.max_days)",
+                self.policy.exemptions.max_duration.num_days()
+            )));
+        }
+        if reason.trim().is_empty() {
+            return Err(Error::Usage("--reason must not be empty".to_string()));
+        }
+        check_tag_value("--reason", reason)?;
+        let (subject, facts) = self.resolve(arg).await?;
+        let Some(facts) = facts else {
+            return Err(Error::NotFound(format!("{subject} does not exist in IAM")));
+        };
+        if let Some(why) = exemption::protection(&facts.principal, &self.policy.exemptions) {
+            return Err(Error::Rejected(format!(
+                "{subject} is protected ({why}); dormant never changes it, not even to tag it"
+            )));
+        }
+        let whole = Subject::whole(facts.principal.clone());
+        let reason_text = format!("exempted until {until}: {reason}");
+        if self.policy.dry_run {
+            return Ok(CommandReport {
+                identity: whole.id(),
+                command: "exempt",
+                outcome: Outcome::DryRun,
+                stage: self
+                    .store
+                    .load(&whole)
+                    .await?
+                    .map_or(Stage::Clean, |r| r.stage),
+                reason: reason_text,
+                restored: None,
+                not_restored: None,
+            });
+        }
+        let tags = vec![
+            (exemption::TAG_EXEMPT.to_string(), "true".to_string()),
+            (
+                exemption::TAG_EXEMPT_UNTIL.to_string(),
+                until.format("%Y-%m-%d").to_string(),
+            ),
+            (
+                exemption::TAG_EXEMPT_REASON.to_string(),
+                reason.trim().to_string(),
+            ),
+        ];
+        self.iam
+            .apply(&facts.principal, &crate::domain::Effect::PutTags { tags })
+            .await?;
+        let run = self.start_run(None, now).await?;
+        self.audit(&whole, "exempt", Outcome::Done, &reason_text, &run, now)
+            .await?;
+        // Evaluate now, so a quarantined identity is released at once.
+        self.evaluate(facts.principal.kind, &facts.principal.name, None, now)
+            .await?;
+        let stage = self
+            .store
+            .load(&whole)
+            .await?
+            .map_or(Stage::Clean, |r| r.stage);
+        Ok(CommandReport {
+            identity: whole.id(),
+            command: "exempt",
+            outcome: Outcome::Done,
+            stage,
+            reason: reason_text,
+            restored: None,
+            not_restored: None,
+        })
+    }
+
+    /// `restore`: recreate a deleted role or user from its latest snapshot.
+    pub async fn restore(&self, arg: &IdentityArg, now: Timestamp) -> Result<CommandReport> {
+        let (subject, _) = self.resolve(arg).await?;
+        if subject.scope != Scope::Whole {
+            return Err(Error::Rejected(format!(
+                "{subject}: access keys and passwords cannot be recreated; create a new one for the user"
+            )));
+        }
+        let record = self.tracked(&subject).await?;
+        if record.stage != Stage::Deleted {
+            return Err(Error::Rejected(format!(
+                "{subject} is {}, not deleted: there is nothing to restore{}",
+                record.stage,
+                if record.stage.is_on_ladder() {
+                    " (use `dormant undo`)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let snapshot = self.store.latest_snapshot(&subject).await?.ok_or_else(|| {
+            Error::Rejected(format!(
+                "{subject} has no snapshot: it was not deleted by dormant ({})",
+                record.reason
+            ))
+        })?;
+        if self.policy.dry_run {
+            return Ok(CommandReport {
+                identity: subject.id(),
+                command: "restore",
+                outcome: Outcome::DryRun,
+                stage: record.stage,
+                reason: format!(
+                    "would restore from the snapshot of {}",
+                    fmt_time(snapshot.taken_at)
+                ),
+                restored: None,
+                not_restored: None,
+            });
+        }
+        let report = self.iam.restore(&snapshot).await?;
+        let reason = format!(
+            "restored from the snapshot of {}; not restored: {}",
+            fmt_time(snapshot.taken_at),
+            if report.not_restored.is_empty() {
+                "nothing".to_string()
+            } else {
+                report.not_restored.join("; ")
+            }
+        );
+        let mut after = record.entering(Stage::Released, now, reason.clone());
+        after.released_at = Some(now);
+        after.keys_deactivated.clear();
+        after.approval = None;
+        self.store.save(&after).await?;
+        let run = self.start_run(None, now).await?;
+        self.audit(&subject, "restore", Outcome::Done, &reason, &run, now)
+            .await?;
+        self.publish(vec![crate::domain::OutboundEvent::for_record(
+            "Identity Restored",
+            &after,
+            &reason,
+        )])
+        .await;
+        Ok(CommandReport {
+            identity: subject.id(),
+            command: "restore",
+            outcome: Outcome::Done,
+            stage: Stage::Released,
+            reason,
+            restored: Some(report.restored),
+            not_restored: Some(report.not_restored),
+        })
+    }
 }

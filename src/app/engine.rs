@@ -2,16 +2,19 @@
 //! audit. It never acts on bulk facts: any step is preceded by a fresh read of that principal.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::domain::event::REMEDIATION_FAILED;
 use crate::domain::ladder::INTENT_LEASE;
+use crate::domain::OutboundEvent;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, BreakerState, Budget, Decision, Effect, Facts, Gate,
     Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{ErrorKind, Iam, PortError, Store};
+use crate::ports::{ErrorKind, Iam, PortError, Publisher, Store};
 
 use super::output::{ActionReport, RunReport};
 
@@ -25,14 +28,16 @@ pub struct Engine<I, S> {
     pub policy: Policy,
     /// `controller`, or the operator's ARN for CLI commands.
     pub actor: String,
+    /// Where step events go; `None` publishes nothing (local runs without a bus).
+    pub publisher: Option<Arc<dyn Publisher>>,
 }
 
 /// What one run has done so far.
-struct Run {
-    budget: Budget,
-    breaker: BreakerState,
-    report: RunReport,
-    event_id: Option<String>,
+pub(crate) struct Run {
+    pub(crate) budget: Budget,
+    pub(crate) breaker: BreakerState,
+    pub(crate) report: RunReport,
+    pub(crate) event_id: Option<String>,
 }
 
 impl<I: Iam, S: Store> Engine<I, S> {
@@ -42,6 +47,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
             store,
             policy,
             actor: actor.into(),
+            publisher: None,
+        }
+    }
+
+    pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Publishes dormant's own events. A failure is logged and never undoes a committed step.
+    pub(crate) async fn publish(&self, events: Vec<OutboundEvent>) {
+        let Some(p) = &self.publisher else { return };
+        if let Err(e) = p.publish(&events).await {
+            warn!(error = %e, events = events.len(), "could not publish dormant events; the steps stand");
         }
     }
 
@@ -49,7 +68,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.iam.account()
     }
 
-    async fn start_run(&self, event_id: Option<&str>, now: Timestamp) -> Result<Run> {
+    pub(crate) async fn start_run(&self, event_id: Option<&str>, now: Timestamp) -> Result<Run> {
         let breaker = self.store.breaker(self.account()).await?;
         let budget = Budget {
             tripped: breaker.tripped,
@@ -281,7 +300,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         );
     }
 
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         subject: &Subject,
         step: &str,
@@ -303,7 +322,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 
     /// Applies a decision: nothing, a bookkeeping write, a dry-run note, a breaker stop, or a step.
-    async fn carry_out(
+    pub(crate) async fn carry_out(
         &self,
         run: &mut Run,
         record: Record,
@@ -357,6 +376,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     self.store
                         .save_breaker(self.account(), &run.breaker)
                         .await?;
+                    warn!(account = self.account(), cause = %trip.cause, "circuit breaker tripped");
+                    self.publish(vec![OutboundEvent::breaker_tripped(
+                        self.account(),
+                        &trip.cause,
+                        now,
+                    )])
+                    .await;
                 }
                 self.audit(
                     &subject,
@@ -391,7 +417,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
         run.budget.record(step);
         // Write-ahead intent: from here a crash leaves a record of what remains to be done.
         let mut version = record.version;
-        if record.pending.is_none() {
+        let resuming = record
+            .pending
+            .as_ref()
+            .is_some_and(|i| i.step == step && i.effects == d.effects);
+        if !resuming {
             let mut with_intent = record.clone();
             with_intent.pending = Some(Intent {
                 step,
@@ -402,6 +432,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             with_intent.next_step = Some(step);
             // If this run dies, the due index hands the intent to the first tick after the lease.
             with_intent.next_due_at = Some(now + INTENT_LEASE);
+            with_intent.version = record.version;
             version = self.store.save(&with_intent).await?;
         }
         for effect in &d.effects {
@@ -414,12 +445,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 self.report(run, &subject, step, Outcome::Failed, &reason);
                 self.audit(&subject, step.as_str(), Outcome::Failed, &reason, run, now)
                     .await?;
+                self.publish(vec![OutboundEvent::for_record(
+                    REMEDIATION_FAILED,
+                    &record,
+                    &reason,
+                )])
+                .await;
                 return Ok(());
             }
         }
         after.version = version;
         after.pending = None;
         self.store.save(&after).await?;
+        self.publish(vec![OutboundEvent::step_done(step, &after, &d.reason)])
+            .await;
         if step == Step::Quarantine {
             run.breaker.quarantines.push(now);
             run.breaker

@@ -1,1 +1,273 @@
-//! A normalised noncompliance finding (filled in by the event-intake work).
+//! What an inbound event nominates, in domain terms and independent of the EventBridge wire format
+//! (DESIGN section 1). Events only *nominate*: the engine re-reads IAM and decides on fresh facts,
+//! so nothing here is trusted beyond "look at this identity now".
+//!
+//! `crate::inbound::eventbridge` builds these; this module is pure data.
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::Timestamp;
+use super::subject::{Principal, PrincipalKind, Scope, Subject};
+
+/// Which service nominated the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Config,
+    AccessAnalyzer,
+    SecurityHub,
+    #[serde(rename = "cloudtrail")]
+    CloudTrail,
+    Schedule,
+}
+
+impl Source {
+    /// The JSON name (`event classify` output, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::AccessAnalyzer => "access_analyzer",
+            Source::SecurityHub => "security_hub",
+            Source::CloudTrail => "cloudtrail",
+            Source::Schedule => "schedule",
+        }
+    }
+}
+
+/// Who (or what) an event nominates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "nominee")]
+pub enum Nominee {
+    /// A role or user by name. `path` is known only when the event carried an ARN; IAM names are
+    /// unique per account whatever the path, so the engine can always look the principal up.
+    Principal {
+        account: String,
+        kind: PrincipalKind,
+        path: Option<String>,
+        name: String,
+        scope: Scope,
+    },
+    /// AWS Config reports roles and users by unique id (`AROA…`/`AIDA…`): the engine resolves the
+    /// name through IAM.
+    UniqueId {
+        account: String,
+        kind: PrincipalKind,
+        unique_id: String,
+    },
+    /// One access key of a user whose id the event does not carry (Access Analyzer
+    /// `UnusedIAMUserAccessKey`): the engine gets it from `GetFindingV2`.
+    AccessKeyOf {
+        account: String,
+        path: Option<String>,
+        user: String,
+    },
+    /// Scheduled: evaluate every identity.
+    Sweep,
+    /// Scheduled: advance identities whose next step is due.
+    Tick,
+}
+
+impl Nominee {
+    /// The account the nominee lives in; `None` for scheduled work.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Nominee::Principal { account, .. }
+            | Nominee::UniqueId { account, .. }
+            | Nominee::AccessKeyOf { account, .. } => Some(account),
+            Nominee::Sweep | Nominee::Tick => None,
+        }
+    }
+
+    /// The ladder subject, when the event says enough to name it exactly (an ARN with its path).
+    pub fn subject(&self) -> Option<Subject> {
+        match self {
+            Nominee::Principal {
+                account,
+                kind,
+                path: Some(path),
+                name,
+                scope,
+            } => Some(Subject {
+                principal: Principal::new(account, *kind, path, name),
+                scope: scope.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Human-readable identity: the subject id (ARN-based) when the path is known, else the
+    /// CLI's `role/NAME`-style form; `None` for scheduled work.
+    pub fn identity(&self) -> Option<String> {
+        if let Some(subject) = self.subject() {
+            return Some(subject.id());
+        }
+        match self {
+            Nominee::Principal {
+                kind, name, scope, ..
+            } => Some(match scope {
+                Scope::Whole => format!("{}/{name}", kind.as_str()),
+                Scope::AccessKey(key) => format!("{}/{name}/key/{key}", kind.as_str()),
+                Scope::Password => format!("{}/{name}/password", kind.as_str()),
+            }),
+            Nominee::UniqueId {
+                kind, unique_id, ..
+            } => Some(format!("{} with unique id {unique_id}", kind.as_str())),
+            Nominee::AccessKeyOf {
+                account,
+                path,
+                user,
+            } => Some(match path {
+                Some(path) => format!(
+                    "access key of {}",
+                    Principal::user(account, path, user).arn()
+                ),
+                None => format!("access key of user/{user}"),
+            }),
+            Nominee::Sweep | Nominee::Tick => None,
+        }
+    }
+}
+
+/// One normalised nomination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub source: Source,
+    /// The EventBridge event id (deduplication key).
+    pub event_id: String,
+    pub nominee: Nominee,
+    /// What fired: a finding type, control, rule or API call (`UnusedIAMRole`, `IAM.8`,
+    /// `iam-role-last-used`, `TagRole`, `sweep`).
+    pub finding: String,
+    /// One line for logs and the audit trail.
+    pub reason: String,
+    /// Access Analyzer finding id, for `GetFindingV2`.
+    pub analyzer_finding_id: Option<String>,
+    /// Access Analyzer analyzer ARN, for `GetFindingV2`.
+    pub analyzer_arn: Option<String>,
+    /// Last use the source reported. No EventBridge shape carries it today; enrichment fills it.
+    pub observed_last_used: Option<Timestamp>,
+}
+
+/// The verdict on one event (or, for multi-finding events, one finding in it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Classification {
+    /// Worth re-reading IAM for.
+    Candidate(Finding),
+    /// Well-formed but not ours (another rule, a passed check, an out-of-scope finding type).
+    /// Acknowledged so that EventBridge does not retry.
+    Ignored {
+        source: Option<Source>,
+        event_id: Option<String>,
+        reason: String,
+    },
+    /// Malformed: logged with its id and returned as a non-retryable error.
+    Invalid {
+        source: Option<Source>,
+        event_id: Option<String>,
+        reason: String,
+    },
+}
+
+impl Classification {
+    /// `candidate`, `ignored` or `invalid`: the `outcome` field of `event classify`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Classification::Candidate(_) => "candidate",
+            Classification::Ignored { .. } => "ignored",
+            Classification::Invalid { .. } => "invalid",
+        }
+    }
+
+    pub fn source(&self) -> Option<Source> {
+        match self {
+            Classification::Candidate(f) => Some(f.source),
+            Classification::Ignored { source, .. } | Classification::Invalid { source, .. } => {
+                *source
+            }
+        }
+    }
+
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Classification::Candidate(f) => Some(&f.event_id),
+            Classification::Ignored { event_id, .. } | Classification::Invalid { event_id, .. } => {
+                event_id.as_deref()
+            }
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Classification::Candidate(f) => &f.reason,
+            Classification::Ignored { reason, .. } | Classification::Invalid { reason, .. } => {
+                reason
+            }
+        }
+    }
+
+    pub fn candidate(&self) -> Option<&Finding> {
+        match self {
+            Classification::Candidate(f) => Some(f),
+            Classification::Ignored { .. } | Classification::Invalid { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities() {
+        let role = Nominee::Principal {
+            account: "123456789012".into(),
+            kind: PrincipalKind::Role,
+            path: Some("/ops/".into()),
+            name: "deploy".into(),
+            scope: Scope::Whole,
+        };
+        assert_eq!(
+            role.identity().as_deref(),
+            Some("arn:aws:iam::123456789012:role/ops/deploy")
+        );
+        let key = Nominee::Principal {
+            account: "123456789012".into(),
+            kind: PrincipalKind::User,
+            path: None,
+            name: "alice".into(),
+            scope: Scope::AccessKey("AKIAIOSFODNN7EXAMPLE".into()),
+        };
+        assert_eq!(
+            key.identity().as_deref(),
+            Some("user/alice/key/AKIAIOSFODNN7EXAMPLE")
+        );
+        assert!(key.subject().is_none());
+        let id = Nominee::UniqueId {
+            account: "123456789012".into(),
+            kind: PrincipalKind::Role,
+            unique_id: "AROAEXAMPLE".into(),
+        };
+        assert_eq!(
+            id.identity().as_deref(),
+            Some("role with unique id AROAEXAMPLE")
+        );
+        assert_eq!(Nominee::Sweep.identity(), None);
+    }
+
+    #[test]
+    fn source_names_match_serde() {
+        for s in [
+            Source::Config,
+            Source::AccessAnalyzer,
+            Source::SecurityHub,
+            Source::CloudTrail,
+            Source::Schedule,
+        ] {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod breaker;
 pub mod effect;
+pub mod event;
 pub mod exemption;
 pub mod facts;
 pub mod finding;
@@ -17,6 +18,7 @@ pub mod subject;
 pub use audit::{AuditEntry, Outcome};
 pub use breaker::{BreakerState, Budget, Trip};
 pub use effect::Effect;
+pub use event::OutboundEvent;
 pub use exemption::{Exemption, Verdict};
 pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
 pub use ladder::{
@@ -25,5 +27,5 @@ pub use ladder::{
 };
 pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
 pub use record::{Approval, Intent, Record, Stage, Step};
-pub use snapshot::Snapshot;
+pub use snapshot::{RestoreReport, Snapshot};
 pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};

@@ -215,7 +215,7 @@ impl Record {
     }
 
     /// Moves to `stage` as of `now`, clearing the schedule (the caller sets the next one).
-    pub(crate) fn entering(&self, stage: Stage, now: Timestamp, reason: String) -> Record {
+    pub fn entering(&self, stage: Stage, now: Timestamp, reason: String) -> Record {
         Record {
             stage,
             stage_since: Some(now),

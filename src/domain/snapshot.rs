@@ -30,3 +30,12 @@ pub struct Snapshot {
     /// Users: whether a console password existed (passwords cannot be recreated).
     pub had_login_profile: bool,
 }
+
+/// What `restore` could and could not bring back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// What was recreated, one line each (e.g. "role deploy", "inline policy read", "tag team").
+    pub restored: Vec<String>,
+    /// What cannot be recreated, and why (access keys, passwords) or what failed.
+    pub not_restored: Vec<String>,
+}

@@ -1,0 +1,120 @@
+/**
+ * The controller's configuration as the Lambda reads it: JSON in `DORMANT_CONFIG`, the same shape as
+ * the TOML file (DESIGN section 8, `src/config.rs` `RawConfig`). The Rust side rejects unknown keys
+ * (`deny_unknown_fields`), so this mirrors its fields exactly; test/config.test.ts checks the mirror
+ * against `dormant.example.toml`.
+ */
+
+export interface DormantAccount {
+  readonly id: string;
+  readonly role: string;
+}
+
+export interface DormantConfig {
+  readonly table: string;
+  readonly event_bus: string;
+  readonly dry_run: boolean;
+  readonly accounts: DormantAccount[];
+  readonly inactivity: {
+    readonly threshold_days: number;
+    readonly key_threshold_days: number;
+    /** Omitted: defaults to threshold_days on the Rust side. */
+    readonly min_age_days?: number;
+  };
+  readonly ladder: {
+    readonly notice_to_quarantine_days: number;
+    readonly quarantine_to_keys_days: number;
+    readonly to_delete_days: number;
+    readonly delete: 'enabled' | 'approval' | 'never';
+    readonly cooloff_days: number;
+  };
+  readonly exemptions: {
+    readonly globs: string[];
+    readonly require_until: boolean;
+    readonly max_days: number;
+    readonly accounts: string[];
+  };
+  readonly breaker: {
+    readonly max_actions_per_run: number;
+    readonly max_quarantine_fraction: number;
+    readonly min_count: number;
+  };
+  readonly fallback: {
+    readonly ssm_steps: string[];
+    readonly automation_role: string;
+  };
+  readonly sources: {
+    readonly config_rules: string[];
+  };
+}
+
+type Section = Exclude<keyof DormantConfig, 'table' | 'event_bus' | 'dry_run' | 'accounts'>;
+
+/** What an operator may override from the stack props (`table`, `event_bus`, `accounts` and
+ * `fallback.automation_role` are filled in by the stack from the resources it creates). */
+export type DormantConfigOverrides = {
+  readonly dry_run?: boolean;
+} & { readonly [S in Section]?: Partial<DormantConfig[S]> };
+
+/** The documented defaults (DESIGN section 8). */
+export const DEFAULT_CONFIG: DormantConfig = {
+  table: 'dormant',
+  event_bus: 'default',
+  dry_run: false,
+  accounts: [],
+  inactivity: { threshold_days: 90, key_threshold_days: 45 },
+  ladder: {
+    notice_to_quarantine_days: 7,
+    quarantine_to_keys_days: 7,
+    to_delete_days: 16,
+    delete: 'enabled',
+    cooloff_days: 30,
+  },
+  exemptions: { globs: [], require_until: false, max_days: 365, accounts: [] },
+  breaker: { max_actions_per_run: 25, max_quarantine_fraction: 0.1, min_count: 5 },
+  fallback: { ssm_steps: [], automation_role: '' },
+  sources: { config_rules: ['iam-user-unused-credentials-check', 'iam-role-last-used'] },
+};
+
+/** Every key the Rust parser accepts, by section ('' = top level). */
+export const CONFIG_KEYS: Record<string, string[]> = {
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
+  inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days'],
+  ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
+  exemptions: ['globs', 'require_until', 'max_days', 'accounts'],
+  breaker: ['max_actions_per_run', 'max_quarantine_fraction', 'min_count'],
+  fallback: ['ssm_steps', 'automation_role'],
+  sources: ['config_rules'],
+};
+
+export function buildConfig(
+  overrides: DormantConfigOverrides | undefined,
+  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & { automationRoleArn: string },
+): DormantConfig {
+  const o = overrides ?? {};
+  for (const key of Object.keys(o)) {
+    if (!CONFIG_KEYS[''].includes(key) || ['table', 'event_bus', 'accounts'].includes(key)) {
+      throw new Error(`config override '${key}' is not allowed (table, event_bus and accounts come from the stack)`);
+    }
+    const section = (o as Record<string, unknown>)[key];
+    if (section !== null && typeof section === 'object') {
+      for (const sub of Object.keys(section)) {
+        if (!CONFIG_KEYS[key]?.includes(sub)) {
+          throw new Error(`config override '${key}.${sub}' is not a dormant configuration key`);
+        }
+      }
+    }
+  }
+  return {
+    table: fixed.table,
+    event_bus: fixed.event_bus,
+    dry_run: o.dry_run ?? DEFAULT_CONFIG.dry_run,
+    accounts: fixed.accounts,
+    inactivity: { ...DEFAULT_CONFIG.inactivity, ...o.inactivity },
+    ladder: { ...DEFAULT_CONFIG.ladder, ...o.ladder },
+    exemptions: { ...DEFAULT_CONFIG.exemptions, ...o.exemptions },
+    breaker: { ...DEFAULT_CONFIG.breaker, ...o.breaker },
+    fallback: { ...DEFAULT_CONFIG.fallback, ...o.fallback, automation_role: fixed.automationRoleArn },
+    sources: { ...DEFAULT_CONFIG.sources, ...o.sources },
+  };
+}

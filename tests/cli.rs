@@ -1,0 +1,462 @@
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
+//! The `dormant` binary as operators and scripts use it: `--help`, configuration errors, exit
+//! codes and the JSON contract of DESIGN section 7, against the emulator.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use aws_sdk_iam::Client;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use support::emulator::emulator;
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+struct Cli {
+    account: String,
+    dir: PathBuf,
+    now: DateTime<Utc>,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let account = emulator().new_account();
+        let dir = std::env::temp_dir().join(format!("dormant-cli-{account}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dormant.toml"), "").unwrap();
+        Cli {
+            account,
+            dir,
+            now: Utc::now(),
+        }
+    }
+
+    fn config(&self, text: &str) -> &Self {
+        std::fs::write(self.dir.join("dormant.toml"), text).unwrap();
+        self
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dormant"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("AWS_ENDPOINT_URL", emulator().endpoint())
+            .env("AWS_ACCESS_KEY_ID", &self.account)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    }
+
+    fn at(&self, days: i64) -> String {
+        (self.now + Duration::days(days)).to_rfc3339()
+    }
+
+    /// Runs with `--output json --now <day>` and parses stdout.
+    fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
+        let now = self.at(day);
+        let mut all = vec!["--output", "json", "--now", now.as_str()];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, value)
+    }
+
+    async fn iam(&self) -> Client {
+        Client::new(&emulator().sdk_config_for(&self.account).await)
+    }
+
+    async fn dormant_role(&self, name: &str) {
+        self.iam()
+            .await
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(TRUST)
+            .send()
+            .await
+            .unwrap();
+        emulator().backdate_role(
+            &self.account,
+            name,
+            Some(self.now - Duration::days(200)),
+            None,
+        );
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn help_lists_the_commands_that_exist_and_each_explains_itself() {
+    let cli = Cli::new();
+    let out = cli.run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "init",
+        "sweep",
+        "tick",
+        "list",
+        "status",
+        "history",
+        "undo",
+        "restore",
+        "exempt",
+        "approve",
+        "permissions",
+        "breaker",
+    ] {
+        assert!(
+            help.contains(&format!("  {cmd}")),
+            "--help lacks {cmd}:\n{help}"
+        );
+        let sub = cli.run(&[cmd, "--help"]);
+        assert!(sub.status.success(), "{cmd} --help");
+        assert!(
+            String::from_utf8_lossy(&sub.stdout).len() > 80,
+            "{cmd} --help says something"
+        );
+    }
+    for missing in ["report", "handle-event"] {
+        assert!(
+            !help.contains(&format!("  {missing}")),
+            "{missing} is listed but not built"
+        );
+    }
+}
+
+#[test]
+fn a_bad_configuration_exits_2_naming_the_field_and_touches_nothing() {
+    let cli = Cli::new();
+    for (text, field) in [
+        (
+            "[ladder]\nnotice_to_quarantine_days = -3",
+            "ladder.notice_to_quarantine_days",
+        ),
+        ("[ladder]\nquarantine_days = 3", "ladder.quarantine_days"),
+        (
+            "[exemptions]\nglobs = [\"/ok\", \"/bad[\"]",
+            "exemptions.globs[1]",
+        ),
+        (
+            "[breaker]\nmax_quarantine_fraction = 2.0",
+            "breaker.max_quarantine_fraction",
+        ),
+        ("dry_run = \"yes\"", "dry_run"),
+        ("[ladder\n", "line"),
+    ] {
+        cli.config(text);
+        let out = cli.run(&["sweep"]);
+        assert_eq!(out.status.code(), Some(2), "{text}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(field),
+            "{text}: stderr should name {field}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        emulator().requests(&cli.account).is_empty(),
+        "no AWS call with a bad configuration"
+    );
+
+    let out = cli.run(&["--config", "/nonexistent/dormant.toml", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/dormant.toml"));
+    let out = cli.run(&["--now", "yesterday", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RFC 3339"));
+}
+
+#[tokio::test]
+async fn json_output_follows_the_contract() {
+    let cli = Cli::new();
+    cli.dormant_role("contract").await;
+    assert!(cli.run(&["init"]).status.success());
+
+    let (code, sweep) = cli.json(0, &["sweep"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        keys(&sweep),
+        set(&["evaluated", "actions", "breaker_tripped"])
+    );
+    assert_eq!(sweep["evaluated"], 1);
+    assert_eq!(sweep["breaker_tripped"], false);
+    let action = &sweep["actions"][0];
+    assert_eq!(
+        keys(action),
+        set(&["identity", "step", "outcome", "reason"])
+    );
+    let arn = format!("arn:aws:iam::{}:role/contract", cli.account);
+    assert_eq!(action["identity"], arn.as_str());
+    assert_eq!(action["step"], "notice");
+    assert_eq!(action["outcome"], "done");
+
+    let status_fields = set(&[
+        "identity",
+        "kind",
+        "stage",
+        "next_step",
+        "next_due_at",
+        "exempt",
+        "reason",
+        "last_used_at",
+    ]);
+    let (code, status) = cli.json(1, &["status", "role/contract"]);
+    assert_eq!(code, 0);
+    assert_eq!(keys(&status), status_fields);
+    assert_eq!(status["kind"], "role");
+    assert_eq!(status["stage"], "noticed");
+    assert_eq!(status["next_step"], "quarantine");
+    assert!(status["next_due_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(status["exempt"], false);
+    assert_eq!(status["last_used_at"], Value::Null);
+    let (_, by_arn) = cli.json(1, &["status", &arn]);
+    assert_eq!(by_arn["identity"], status["identity"]);
+
+    let (code, list) = cli.json(1, &["list"]);
+    assert_eq!(code, 0);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(keys(&list[0]), status_fields);
+    let (_, none) = cli.json(1, &["list", "--stage", "quarantined"]);
+    assert_eq!(none, Value::Array(vec![]));
+
+    let (_, tick) = cli.json(7, &["tick"]);
+    assert_eq!(tick["actions"][0]["step"], "quarantine");
+    let (code, history) = cli.json(7, &["history", "role/contract"]);
+    assert_eq!(code, 0);
+    let h = history.as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        keys(&h[0]),
+        set(&["at", "step", "outcome", "actor", "reason", "event_id"])
+    );
+    assert_eq!(
+        (h[0]["step"].as_str(), h[1]["step"].as_str()),
+        (Some("notice"), Some("quarantine"))
+    );
+
+    let (code, perms) = cli.json(0, &["permissions"]);
+    assert_eq!(code, 0);
+    let all: Vec<&str> = perms["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(all.contains(&"iam:PutRolePolicy") && all.contains(&"iam:DeleteUser"));
+    assert!(all
+        .iter()
+        .all(|a| a.starts_with("iam:") && !a.contains('*')));
+}
+
+#[tokio::test]
+async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
+    let cli = Cli::new();
+    cli.dormant_role("tracked").await;
+    cli.dormant_role("untracked").await;
+    assert!(cli.run(&["init"]).status.success());
+    cli.iam()
+        .await
+        .tag_role()
+        .role_name("untracked")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("dormant:exempt")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cli.json(0, &["sweep"]);
+
+    let out = cli.run(&["status", "role/ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    let out = cli.run(&["undo", "role/untracked", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not tracked"), "{}", stderr(&out));
+
+    let out = cli.run(&["approve", "role/tracked"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not pending_delete"),
+        "{}",
+        stderr(&out)
+    );
+
+    emulator().clear_requests(&cli.account);
+    let past = (cli.now - Duration::days(2)).format("%Y-%m-%d").to_string();
+    let out = cli.run(&[
+        "exempt",
+        "role/tracked",
+        "--until",
+        &past,
+        "--reason",
+        "too late",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("in the past"), "{}", stderr(&out));
+    let out = cli.run(&["restore", "role/tracked"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not deleted"), "{}", stderr(&out));
+    let mutating: Vec<Value> = emulator()
+        .requests(&cli.account)
+        .into_iter()
+        .filter(|r| {
+            let op = r["operation"].as_str().unwrap_or("");
+            ["Tag", "Untag", "Put", "Delete", "Update", "Create"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .collect();
+    assert!(
+        mutating.is_empty(),
+        "refused commands changed nothing: {mutating:?}"
+    );
+}
+
+#[tokio::test]
+async fn undo_releases_a_quarantined_role_once() {
+    let cli = Cli::new();
+    cli.dormant_role("oops").await;
+    assert!(cli.run(&["init"]).status.success());
+    cli.json(0, &["sweep"]);
+    cli.json(7, &["tick"]);
+    let iam = cli.iam().await;
+    assert_eq!(
+        iam.list_role_policies()
+            .role_name("oops")
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .len(),
+        1
+    );
+
+    let (code, undo) = cli.json(
+        8,
+        &["undo", "role/oops", "--reason", "still needed by billing"],
+    );
+    assert_eq!(code, 0, "{undo}");
+    assert_eq!(undo["outcome"], "done");
+    assert_eq!(undo["stage"], "released");
+    assert!(iam
+        .list_role_policies()
+        .role_name("oops")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .is_empty());
+    let tags = iam.list_role_tags().role_name("oops").send().await.unwrap();
+    assert!(tags.tags().iter().all(|t| !t.key().starts_with("dormant:")));
+
+    let out = cli.run(&["undo", "role/oops", "--reason", "again"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already released"),
+        "{}",
+        stderr(&out)
+    );
+    let (_, history) = cli.json(8, &["history", "role/oops"]);
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["step"], "release");
+    assert!(last["reason"]
+        .as_str()
+        .unwrap()
+        .contains("still needed by billing"));
+    assert!(
+        last["actor"].as_str().unwrap().contains(&cli.account),
+        "the operator is recorded: {last}"
+    );
+}
+
+#[tokio::test]
+async fn exempt_releases_a_quarantined_role_and_approval_gates_deletion() {
+    let cli = Cli::new();
+    cli.config("[ladder]\ndelete = \"approval\"\n");
+    cli.dormant_role("keepme").await;
+    cli.dormant_role("deleteme").await;
+    assert!(cli.run(&["init"]).status.success());
+    cli.json(0, &["sweep"]);
+    cli.json(7, &["tick"]);
+
+    let until = (cli.now + Duration::days(90))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (code, ex) = cli.json(
+        8,
+        &[
+            "exempt",
+            "role/keepme",
+            "--until",
+            &until,
+            "--reason",
+            "DR drill in Q3",
+        ],
+    );
+    assert_eq!(code, 0, "{ex}");
+    assert_eq!(ex["stage"], "exempt");
+    let iam = cli.iam().await;
+    assert!(iam
+        .list_role_policies()
+        .role_name("keepme")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+        .is_empty());
+    let tags: Vec<(String, String)> = iam
+        .list_role_tags()
+        .role_name("keepme")
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert!(tags.contains(&("dormant:exempt-until".into(), until.clone())));
+    assert!(tags.contains(&("dormant:exempt-reason".into(), "DR drill in Q3".into())));
+
+    let (_, t) = cli.json(23, &["tick"]);
+    assert_eq!(t["actions"][0]["step"], "request_approval");
+    let (_, t) = cli.json(40, &["tick"]);
+    assert!(
+        t["actions"].as_array().unwrap().is_empty(),
+        "no deletion without approval"
+    );
+    assert!(iam.get_role().role_name("deleteme").send().await.is_ok());
+    let (code, ap) = cli.json(41, &["approve", "role/deleteme"]);
+    assert_eq!(code, 0, "{ap}");
+    let (_, t) = cli.json(41, &["tick"]);
+    assert_eq!(t["actions"][0]["step"], "delete");
+    assert!(iam.get_role().role_name("deleteme").send().await.is_err());
+}
