@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    AuditEntry, BreakerState, Effect, Facts, OutboundEvent, Principal, PrincipalKind, Record,
-    RestoreReport, Snapshot, Stage, Subject, Timestamp,
+    AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts, OutboundEvent,
+    Principal, PrincipalKind, Record, RestoreReport, Snapshot, Stage, Subject, Timestamp,
 };
 
 /// What went wrong in a port call, classified so the engine can decide what to do.
@@ -73,6 +73,16 @@ pub trait Iam: Send + Sync {
     /// already exists counts as restored. Access keys and passwords cannot be recreated and are
     /// listed in `not_restored`.
     async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport>;
+}
+
+/// SSM Automation: runs a `remediation-docs/` document where the controller cannot act directly.
+#[async_trait]
+pub trait Fallback: Send + Sync {
+    /// Starts an execution; returns its id.
+    async fn start(&self, request: &AutomationRequest) -> PortResult<String>;
+
+    /// Where an execution stands.
+    async fn status(&self, execution_id: &str) -> PortResult<AutomationStatus>;
 }
 
 /// Where dormant's own events go (EventBridge `PutEvents`).

@@ -5,23 +5,55 @@
 // "error": "..."}. The simulator's own chatter (it console.logs every step) goes to stderr.
 //
 // aws:executeAwsApi steps call AWS for real through the AWS SDK for JavaScript v3, which honours
-// AWS_ENDPOINT_URL (moto in the tests). aws:executeScript steps run the document's Python with
-// the `python3` found on PATH (the tests put the project venv, with boto3, first).
+// AWS_ENDPOINT_URL (moto in the tests). aws:executeScript steps run the document's Python handler
+// in a child process of the interpreter named by DORMANT_SIM_PYTHON (the project venv, which has
+// boto3), called as handler(events, context) with events = the resolved InputPayload.
 'use strict';
 
+const fs = require('node:fs');
+const path = require('node:path');
 const readline = require('node:readline');
 const answer = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 console.log = (...args) => process.stderr.write(args.join(' ') + '\n');
 console.info = console.log;
 
 const { Stack } = require('aws-cdk-lib');
-const { AwsApiStep, ResponseCode, Simulation, StringDocument } = require('@cdklabs/cdk-ssm-documents');
+const {
+  AwsApiStep, Input, ResponseCode, Simulation, StringDocument,
+} = require('@cdklabs/cdk-ssm-documents');
+
+// aws:executeScript runs in a worker thread through the simulator's copy of python-shell, which
+// starts `python3` from PATH: put the chosen interpreter's directory first.
+const python = process.env.DORMANT_SIM_PYTHON;
+if (!python || !fs.existsSync(path.join(path.dirname(python), 'python3'))) {
+  throw new Error('set DORMANT_SIM_PYTHON to a python (with boto3) whose directory has python3');
+}
+process.env.PATH = `${path.dirname(python)}${path.delimiter}${process.env.PATH}`;
 
 // Simulator bug (0.0.74): an aws:executeAwsApi step that declares no `outputs` crashes in
 // getSelectedResponse (undefined.forEach). In SSM, outputs are optional: treat absent as none.
 const declaredOutputs = AwsApiStep.prototype.listUserOutputs;
 AwsApiStep.prototype.listUserOutputs = function listUserOutputs() {
   return declaredOutputs.call(this) ?? [];
+};
+
+// Simulator bug (0.0.74): allowedPattern on a StringList parameter calls value.match() on the
+// array and fails. SSM applies the pattern to each item: do that.
+const validateInput = Input.prototype.validate;
+Input.prototype.validate = function validate(value) {
+  if (!Array.isArray(value) || !this.allowedPattern) return validateInput.call(this, value);
+  for (const item of value) {
+    if (typeof item !== 'string' || !item.match(this.allowedPattern)) {
+      throw new Error(`Value ${JSON.stringify(item)} does not match regex ${this.allowedPattern}`);
+    }
+  }
+  const pattern = this.allowedPattern;
+  this.allowedPattern = undefined;
+  try {
+    return validateInput.call(this, value);
+  } finally {
+    this.allowedPattern = pattern;
+  }
 };
 
 function run({ document, inputs }) {

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
+use crate::domain::fallback::automation_for;
 use crate::domain::ladder::INTENT_LEASE;
+use crate::domain::AutomationStatus;
 use crate::domain::OutboundEvent;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, BreakerState, Budget, Decision, Effect, Facts, Gate,
     Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{ErrorKind, Iam, PortError, Publisher, Store};
+use crate::ports::{ErrorKind, Fallback, Iam, PortError, Publisher, Store};
 
 use super::output::{ActionReport, RunReport};
 
@@ -30,7 +32,20 @@ pub struct Engine<I, S> {
     pub actor: String,
     /// Where step events go; `None` publishes nothing (local runs without a bus).
     pub publisher: Option<Arc<dyn Publisher>>,
+    /// SSM Automation, for steps the controller cannot (or is configured not to) take directly.
+    pub fallback: Option<FallbackSetup>,
 }
+
+/// The SSM fallback: the port, the role the documents run as, and the steps always run there.
+#[derive(Clone)]
+pub struct FallbackSetup {
+    pub runner: Arc<dyn Fallback>,
+    pub automation_role: String,
+    pub always: Vec<Step>,
+}
+
+/// How long an Automation execution may run before it counts as failed.
+const FALLBACK_TIMEOUT: chrono::Duration = chrono::Duration::hours(24);
 
 /// What one run has done so far.
 pub(crate) struct Run {
@@ -48,7 +63,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             policy,
             actor: actor.into(),
             publisher: None,
+            fallback: None,
         }
+    }
+
+    pub fn with_fallback(mut self, fallback: FallbackSetup) -> Self {
+        self.fallback = Some(fallback);
+        self
     }
 
     pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
@@ -254,6 +275,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
         facts: Option<&Facts>,
         now: Timestamp,
     ) -> Result<()> {
+        if record
+            .pending
+            .as_ref()
+            .is_some_and(|i| !i.fallback.is_empty())
+        {
+            return self.poll_fallback(run, record, now).await;
+        }
         let d = decide(&record, facts, &self.policy, &run.budget, now);
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
@@ -428,6 +456,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 started_at: now,
                 effects: d.effects.clone(),
                 after: Box::new(after.clone()),
+                fallback: Vec::new(),
             });
             with_intent.next_step = Some(step);
             // If this run dies, the due index hands the intent to the first tick after the lease.
@@ -435,8 +464,30 @@ impl<I: Iam, S: Store> Engine<I, S> {
             with_intent.version = record.version;
             version = self.store.save(&with_intent).await?;
         }
+        let via_ssm = self
+            .fallback
+            .as_ref()
+            .is_some_and(|f| f.always.contains(&step));
         for effect in &d.effects {
-            if let Err(e) = self.apply(&subject, effect, now).await {
+            // Snapshots are reads the controller always takes itself.
+            let result = if via_ssm && *effect != Effect::TakeSnapshot {
+                Err(PortError::new(
+                    ErrorKind::AccessDenied,
+                    "fallback",
+                    format!("{step} is configured to run through SSM (fallback.ssm_steps)"),
+                ))
+            } else {
+                self.apply(&subject, effect, now).await
+            };
+            if let Err(e) = result {
+                if e.kind == ErrorKind::AccessDenied {
+                    if let Some(started) = self
+                        .start_fallback(run, &record, step, &d.effects, &after, version, &e, now)
+                        .await?
+                    {
+                        return Ok(started);
+                    }
+                }
                 let reason = format!(
                     "{step} failed at {}: {e}; the step will be completed on the next run",
                     effect_name(effect)
@@ -471,6 +522,133 @@ impl<I: Iam, S: Store> Engine<I, S> {
         info!(identity = %subject, %step, reason = %d.reason, "step done");
         self.report(run, &subject, step, Outcome::Done, &d.reason);
         self.audit(&subject, step.as_str(), Outcome::Done, &d.reason, run, now)
+            .await
+    }
+
+    /// Hands the step to SSM Automation after IAM refused it. `Ok(None)` when no document or no
+    /// fallback covers it (the caller records the failure).
+    #[allow(clippy::too_many_arguments)]
+    async fn start_fallback(
+        &self,
+        run: &mut Run,
+        record: &Record,
+        step: Step,
+        effects: &[Effect],
+        after: &Record,
+        version: u64,
+        cause: &PortError,
+        now: Timestamp,
+    ) -> Result<Option<()>> {
+        let Some(setup) = &self.fallback else {
+            return Ok(None);
+        };
+        let Some(requests) = automation_for(&record.subject, step, effects, &setup.automation_role)
+        else {
+            return Ok(None);
+        };
+        let mut executions = Vec::new();
+        for request in &requests {
+            executions.push(setup.runner.start(request).await?);
+        }
+        let mut with_fallback = record.clone();
+        with_fallback.pending = Some(Intent {
+            step,
+            started_at: now,
+            effects: effects.to_vec(),
+            after: Box::new(after.clone()),
+            fallback: executions.clone(),
+        });
+        with_fallback.next_step = Some(step);
+        with_fallback.next_due_at = Some(now);
+        with_fallback.version = version;
+        self.store.save(&with_fallback).await?;
+        let docs: Vec<&str> = requests.iter().map(|r| r.document.as_str()).collect();
+        let reason = format!(
+            "{}; started SSM Automation {} (execution {})",
+            cause.message,
+            docs.join(", "),
+            executions.join(", ")
+        );
+        info!(identity = %record.subject, %step, executions = ?executions, "fell back to SSM Automation");
+        self.report(
+            run,
+            &record.subject,
+            step,
+            Outcome::FallbackStarted,
+            &reason,
+        );
+        self.audit(
+            &record.subject,
+            step.as_str(),
+            Outcome::FallbackStarted,
+            &reason,
+            run,
+            now,
+        )
+        .await?;
+        Ok(Some(()))
+    }
+
+    /// A step handed to SSM: commit when every execution succeeded, record the failure when one
+    /// failed or ran too long, wait otherwise.
+    async fn poll_fallback(&self, run: &mut Run, record: Record, now: Timestamp) -> Result<()> {
+        let (Some(intent), Some(setup)) = (&record.pending, &self.fallback) else {
+            return Ok(());
+        };
+        let subject = record.subject.clone();
+        let step = intent.step;
+        let mut failure = None;
+        let mut running = false;
+        for id in &intent.fallback {
+            match setup.runner.status(id).await? {
+                AutomationStatus::Succeeded => {}
+                AutomationStatus::Running => running = true,
+                AutomationStatus::Failed(why) => failure = Some(format!("execution {id}: {why}")),
+            }
+        }
+        if failure.is_none() && running && now - intent.started_at > FALLBACK_TIMEOUT {
+            failure = Some(format!(
+                "still running after {} hours",
+                FALLBACK_TIMEOUT.num_hours()
+            ));
+        }
+        if let Some(why) = failure {
+            let reason = format!("{step} through SSM Automation failed: {why}");
+            warn!(identity = %subject, %step, %reason, "fallback failed");
+            let mut failed = record.clone();
+            failed.pending = None;
+            failed.reason = reason.clone();
+            // Try again tomorrow rather than on every tick.
+            failed.next_step = Some(step);
+            failed.next_due_at = Some(now + chrono::Duration::days(1));
+            self.store.save(&failed).await?;
+            self.report(run, &subject, step, Outcome::Failed, &reason);
+            self.audit(&subject, step.as_str(), Outcome::Failed, &reason, run, now)
+                .await?;
+            self.publish(vec![OutboundEvent::for_record(
+                REMEDIATION_FAILED,
+                &failed,
+                &reason,
+            )])
+            .await;
+            return Ok(());
+        }
+        if running {
+            return Ok(());
+        }
+        let mut after = (*intent.after).clone();
+        after.version = record.version;
+        after.pending = None;
+        let reason = format!("{} (through SSM Automation)", after.reason);
+        self.store.save(&after).await?;
+        self.publish(vec![OutboundEvent::step_done(step, &after, &reason)])
+            .await;
+        if step == Step::Quarantine {
+            run.breaker.quarantines.push(now);
+        }
+        info!(identity = %subject, %step, "SSM Automation finished the step");
+        self.report(run, &subject, step, Outcome::Done, &reason);
+        self.audit(&subject, step.as_str(), Outcome::Done, &reason, run, now)
             .await
     }
 

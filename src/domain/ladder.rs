@@ -631,6 +631,8 @@ pub fn undo(
             if !r.stage.is_on_ladder() {
                 r.stage = intent.after.stage;
             }
+            // Executions still running may finish after the release; the release's own effects
+            // are idempotent, so a second `undo` or the next sweep tidies up behind them.
             rolled_back = r;
             &rolled_back
         }

@@ -8,6 +8,7 @@ pub mod effect;
 pub mod event;
 pub mod exemption;
 pub mod facts;
+pub mod fallback;
 pub mod finding;
 pub mod ladder;
 pub mod policy;
@@ -21,6 +22,7 @@ pub use effect::Effect;
 pub use event::OutboundEvent;
 pub use exemption::{Exemption, Verdict};
 pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
+pub use fallback::{AutomationRequest, AutomationStatus};
 pub use ladder::{
     approve, decide, dormancy, dormant_subjects, schedule, undo, Decision, Dormancy, Gate,
     RefusedBecause,

@@ -170,6 +170,10 @@ pub struct Intent {
     pub effects: Vec<Effect>,
     /// The record to commit once every effect is done.
     pub after: Box<Record>,
+    /// SSM Automation executions carrying the step out instead of the controller (DESIGN
+    /// section 5); polled on each tick until they end.
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 /// The state of one subject.

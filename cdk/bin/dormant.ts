@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The CDK app: DormantStack (controller account) and DormantMemberStack (member accounts), checked
+ * by cdk-nag's AwsSolutions pack (synth fails on any unacknowledged finding).
+ *
+ * Context (all optional; `-c key=value`):
+ *   memberAccounts      comma-separated member account ids (config `accounts`)
+ *   controllerAccountId default of DormantMemberStack's ControllerAccountId parameter
+ *   organizationId      restrict sts:AssumeRole to roles in this organization
+ *   alarmTopicArn       SNS topic for the alarms
+ *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}'
+ */
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { DormantStack } from '../lib/dormant-stack';
+import { DormantMemberStack } from '../lib/member-stack';
+import { acknowledgeNagFindings } from '../lib/nag';
+
+const app = new App();
+const ctx = (key: string): string | undefined => {
+  const v: unknown = app.node.tryGetContext(key);
+  return v === undefined || v === null || v === '' ? undefined : String(v);
+};
+const dormantConfig: unknown = app.node.tryGetContext('dormantConfig');
+
+const controller = new DormantStack(app, 'DormantStack', {
+  description: 'dormant: IAM remediation controller (table, Lambda, EventBridge rules, SSM documents, alarms)',
+  memberAccounts: ctx('memberAccounts')?.split(',').map((s) => s.trim()).filter(Boolean),
+  organizationId: ctx('organizationId'),
+  alarmTopicArn: ctx('alarmTopicArn'),
+  config: typeof dormantConfig === 'string' ? JSON.parse(dormantConfig) : (dormantConfig as object | undefined),
+});
+if (controller.lambdaAsset.placeholder) {
+  console.warn(
+    'WARNING: no Lambda asset built; synthesizing with cdk/placeholder-asset, which fails every invocation. ' +
+      'Run `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` or set DORMANT_LAMBDA_ZIP.',
+  );
+}
+const member = new DormantMemberStack(app, 'DormantMemberStack', {
+  description: 'dormant: member-account role assumed by the controller, SSM automation role and documents',
+  controllerAccountId: ctx('controllerAccountId'),
+});
+
+acknowledgeNagFindings(controller);
+acknowledgeNagFindings(member);
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));

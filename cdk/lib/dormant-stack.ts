@@ -1,0 +1,419 @@
+/**
+ * DormantStack: the controller, deployed once in the security (controller) account.
+ *
+ * DynamoDB table, the Rust Lambda, one EventBridge rule per input source plus the sweep and tick
+ * schedules, a dead-letter queue, the SSM Automation documents, the controller's least-privilege
+ * role, the SSM automation role, and alarms (DESIGN sections 1, 4, 5, 9).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
+import { identityStatements } from './iam-grants';
+import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
+import { DYNAMODB_ITEM_ACTIONS, loadPermissions, PERMISSIONS_FILE } from './permissions';
+import { readRemediationDocs, RemediationDocuments, DEFAULT_DOCS_DIR } from './ssm-documents';
+
+/** Where `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` writes. */
+export const CARGO_LAMBDA_ZIP = path.join(__dirname, '..', '..', 'target', 'lambda', 'dormant-lambda', 'bootstrap.zip');
+/** A stand-in so the app synthesizes before the Rust asset is built. It cannot run. */
+export const PLACEHOLDER_ASSET = path.join(__dirname, '..', 'placeholder-asset');
+
+export interface LambdaAsset {
+  readonly path: string;
+  readonly placeholder: boolean;
+}
+
+/** `DORMANT_LAMBDA_ZIP` if set (it must exist), else the cargo-lambda zip if built, else the placeholder. */
+export function resolveLambdaAsset(env: NodeJS.ProcessEnv = process.env): LambdaAsset {
+  const fromEnv = env.DORMANT_LAMBDA_ZIP;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!fs.existsSync(fromEnv)) {
+      throw new Error(`DORMANT_LAMBDA_ZIP=${fromEnv} does not exist`);
+    }
+    return { path: path.resolve(fromEnv), placeholder: false };
+  }
+  if (fs.existsSync(CARGO_LAMBDA_ZIP)) {
+    return { path: CARGO_LAMBDA_ZIP, placeholder: false };
+  }
+  return { path: PLACEHOLDER_ASSET, placeholder: true };
+}
+
+export const DEFAULT_ROLE_NAMES = {
+  controller: 'dormant-controller',
+  member: 'dormant-member',
+  automation: 'dormant-automation',
+};
+
+export interface DormantStackProps extends StackProps {
+  /** Configuration overrides (everything but table, event_bus, accounts, fallback.automation_role). */
+  readonly config?: DormantConfigOverrides;
+  /** The bus dormant's own events go to (`event_bus`). @default 'default' */
+  readonly eventBusName?: string;
+  /** Member account ids; each gets `{ id, role: arn:...:role/<memberRoleName> }` in `accounts`. */
+  readonly memberAccounts?: string[];
+  /** Optional AWS Organizations id: AssumeRole is then allowed only into roles of that organization. */
+  readonly organizationId?: string;
+  readonly controllerRoleName?: string;
+  readonly memberRoleName?: string;
+  readonly automationRoleName?: string;
+  /** @default 'dormant-lambda' */
+  readonly functionName?: string;
+  /** @default resolveLambdaAsset() */
+  readonly lambdaAsset?: LambdaAsset;
+  /** @default ../remediation-docs */
+  readonly remediationDocsDir?: string;
+  /** @default 3 */
+  readonly reservedConcurrency?: number;
+  /** @default THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default daily at 03:00 UTC */
+  readonly sweepSchedule?: events.Schedule;
+  /** @default every 15 minutes */
+  readonly tickSchedule?: events.Schedule;
+  /** An SNS topic the alarms notify. @default no alarm actions */
+  readonly alarmTopicArn?: string;
+  /** @default the permissions.json next to package.json */
+  readonly permissionsFile?: string;
+}
+
+/** Everything that is not an IAM action of permissions.json, by purpose (the tests use this list). */
+export function nonIdentityActions(opts: { hasDocuments: boolean }): string[] {
+  return [
+    ...DYNAMODB_ITEM_ACTIONS,
+    'events:PutEvents',
+    'sts:AssumeRole',
+    'sts:GetCallerIdentity',
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'sqs:SendMessage',
+    ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
+  ].sort();
+}
+
+export class DormantStack extends Stack {
+  public readonly table: dynamodb.Table;
+  public readonly fn: lambda.Function;
+  public readonly role: iam.Role;
+  public readonly automationRole: iam.Role;
+  public readonly dlq: sqs.Queue;
+  public readonly logGroup: logs.LogGroup;
+  public readonly documents: RemediationDocuments;
+  public readonly config: DormantConfig;
+  /** The deployed patterns, by rule (finding rules only; the schedules have no pattern). */
+  public readonly findingPatterns: Record<FindingRuleKey, EventPatternJson>;
+  public readonly findingRules: Record<FindingRuleKey, events.Rule>;
+  public readonly scheduleRules: Record<ScheduleAction, events.Rule>;
+  public readonly alarms: { errors: cloudwatch.Alarm; dlq: cloudwatch.Alarm; breaker: cloudwatch.Alarm };
+  public readonly lambdaAsset: LambdaAsset;
+  public readonly memberRoleName: string;
+
+  constructor(scope: Construct, id: string, props: DormantStackProps = {}) {
+    super(scope, id, props);
+    const names = {
+      controller: props.controllerRoleName ?? DEFAULT_ROLE_NAMES.controller,
+      member: props.memberRoleName ?? DEFAULT_ROLE_NAMES.member,
+      automation: props.automationRoleName ?? DEFAULT_ROLE_NAMES.automation,
+    };
+    this.memberRoleName = names.member;
+    const eventBusName = props.eventBusName ?? 'default';
+    const permissions = loadPermissions(props.permissionsFile ?? PERMISSIONS_FILE);
+
+    // ---- State (DESIGN section 4) ----
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      timeToLiveAttribute: 'expires_at',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // The index names and keys are those of src/adapters/dynamo.rs (test/stack.test.ts compares).
+    const gsis: [string, string, string][] = [
+      ['due', 'due_pk', 'next_due_at'],
+      ['by_principal', 'principal', 'subject'],
+      ['by_account', 'account', 'stage_subject'],
+    ];
+    for (const [indexName, hash, range] of gsis) {
+      this.table.addGlobalSecondaryIndex({
+        indexName,
+        partitionKey: { name: hash, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: range, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+
+    // ---- Dead-letter queue: Lambda async failures and EventBridge delivery failures ----
+    this.dlq = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    // ---- SSM Automation documents and the role they run as (DESIGN section 5) ----
+    this.documents = new RemediationDocuments(this, 'RemediationDocuments', {
+      docs: readRemediationDocs(props.remediationDocsDir ?? DEFAULT_DOCS_DIR),
+    });
+    this.automationRole = new iam.Role(this, 'AutomationRole', {
+      roleName: names.automation,
+      description: 'dormant: the role SSM Automation runs the remediation documents as',
+      assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': this.account },
+      }),
+    });
+    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
+      this.automationRole.addToPolicy(s);
+    }
+
+    // ---- The controller's role: exactly what `dormant permissions` lists, plus its plumbing ----
+    this.role = new iam.Role(this, 'ControllerRole', {
+      roleName: names.controller,
+      description: 'dormant: the controller Lambda (permissions from cdk/permissions.json)',
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    });
+    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
+      this.role.addToPolicy(s);
+    }
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'StateTable',
+        actions: DYNAMODB_ITEM_ACTIONS,
+        resources: [this.table.tableArn],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'StateTableIndexes',
+        actions: ['dynamodb:Query'],
+        resources: gsis.map(([indexName]) => `${this.table.tableArn}/index/${indexName}`),
+      }),
+    );
+    const busArn = eventBusName.startsWith('arn:')
+      ? eventBusName
+      : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
+    const memberRoleArns =
+      props.memberAccounts && props.memberAccounts.length > 0
+        ? props.memberAccounts.map((acct) => `arn:${this.partition}:iam::${acct}:role/${names.member}`)
+        : [`arn:${this.partition}:iam::*:role/${names.member}`];
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'AssumeMemberRoles',
+        actions: ['sts:AssumeRole'],
+        resources: memberRoleArns,
+        conditions: props.organizationId ? { StringEquals: { 'aws:ResourceOrgID': props.organizationId } } : undefined,
+      }),
+    );
+    // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
+    // statement documents that the controller calls it. It has no resource type, hence "*".
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));
+    if (this.documents.names.length > 0) {
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'StartRemediationDocuments',
+          actions: ['ssm:StartAutomationExecution'],
+          resources: [...this.documents.startArns(), this.documents.executionArn()],
+        }),
+      );
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'PollRemediationExecutions',
+          actions: ['ssm:GetAutomationExecution'],
+          resources: [this.documents.executionArn()],
+        }),
+      );
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'PassAutomationRole',
+          actions: ['iam:PassRole'],
+          resources: [this.automationRole.roleArn],
+          conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
+        }),
+      );
+    }
+
+    // ---- The Lambda ----
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.config = buildConfig(props.config, {
+      table: this.table.tableName,
+      event_bus: eventBusName,
+      accounts: (props.memberAccounts ?? []).map((acct) => ({
+        id: acct,
+        role: `arn:${this.partition}:iam::${acct}:role/${names.member}`,
+      })),
+      automationRoleArn: this.documents.names.length > 0 ? this.automationRole.roleArn : '',
+    });
+
+    this.lambdaAsset = props.lambdaAsset ?? resolveLambdaAsset();
+    if (this.lambdaAsset.placeholder) {
+      const message =
+        'dormant: the Lambda asset is the placeholder cdk/placeholder-asset (it fails every invocation). ' +
+        'Build the real one with `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` ' +
+        'or set DORMANT_LAMBDA_ZIP before deploying.';
+      Annotations.of(this).addWarningV2('dormant:placeholder-asset', message);
+    }
+
+    this.fn = new lambda.Function(this, 'Controller', {
+      functionName: props.functionName ?? 'dormant-lambda',
+      description: 'dormant: IAM remediation controller (EventBridge findings, sweep, tick)',
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(this.lambdaAsset.path),
+      role: this.role,
+      memorySize: 512,
+      timeout: Duration.minutes(15),
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 3,
+      deadLetterQueue: this.dlq,
+      retryAttempts: 2,
+      logGroup: this.logGroup,
+      environment: {
+        DORMANT_CONFIG: this.toJsonString(this.config),
+      },
+    });
+
+    // ---- EventBridge: one rule per source (DESIGN section 1) ----
+    const target = (event?: events.RuleTargetInput) =>
+      new targets.LambdaFunction(this.fn, {
+        event,
+        deadLetterQueue: this.dlq,
+        retryAttempts: 8,
+        maxEventAge: Duration.hours(2),
+      });
+    this.findingPatterns = findingRulePatterns(this.config.sources.config_rules);
+    const descriptions: Record<FindingRuleKey, string> = {
+      config: 'dormant: AWS Config NON_COMPLIANT evaluations of the configured inactivity rules',
+      accessAnalyzer: 'dormant: IAM Access Analyzer unused-access findings (roles, keys, passwords)',
+      securityHub: 'dormant: Security Hub failed, active findings on IAM users, roles and access keys',
+      securityHubV2: 'dormant: Security Hub findings in the V2 (OCSF) format',
+      cloudTrailTags: 'dormant: a dormant:* tag was added to or removed from a role or user',
+    };
+    const ruleIds: Record<FindingRuleKey, string> = {
+      config: 'ConfigComplianceRule',
+      accessAnalyzer: 'AccessAnalyzerUnusedRule',
+      securityHub: 'SecurityHubFindingsRule',
+      securityHubV2: 'SecurityHubFindingsV2Rule',
+      cloudTrailTags: 'CloudTrailTagChangeRule',
+    };
+    const findingRules = {} as Record<FindingRuleKey, events.Rule>;
+    for (const key of Object.keys(this.findingPatterns) as FindingRuleKey[]) {
+      const rule = new events.Rule(this, ruleIds[key], {
+        description: descriptions[key],
+        eventPattern: toCdkPattern(this.findingPatterns[key]),
+        targets: [target()],
+      });
+      findingRules[key] = rule;
+    }
+    this.findingRules = findingRules;
+
+    this.scheduleRules = {
+      sweep: new events.Rule(this, 'SweepSchedule', {
+        description: 'dormant: daily sweep of every identity',
+        schedule: props.sweepSchedule ?? events.Schedule.cron({ minute: '0', hour: '3' }),
+        targets: [target(scheduledEvent('sweep'))],
+      }),
+      tick: new events.Rule(this, 'TickSchedule', {
+        description: 'dormant: advance identities whose next step is due',
+        schedule: props.tickSchedule ?? events.Schedule.rate(Duration.minutes(15)),
+        targets: [target(scheduledEvent('tick'))],
+      }),
+    };
+
+    // ---- Alarms ----
+    const period = Duration.minutes(5);
+    const errors = new cloudwatch.Alarm(this, 'LambdaErrorsAlarm', {
+      alarmDescription: 'dormant: the controller Lambda returned errors',
+      metric: this.fn.metricErrors({ period, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const dlqAlarm = new cloudwatch.Alarm(this, 'DeadLetterQueueAlarm', {
+      alarmDescription: 'dormant: events are waiting in the dead-letter queue',
+      metric: this.dlq.metricApproximateNumberOfMessagesVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 0,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    // The engine logs "circuit breaker stops the step" (src/app/engine.rs) for every step the
+    // tripped breaker holds back.
+    const breakerFilter = new logs.MetricFilter(this, 'BreakerMetricFilter', {
+      logGroup: this.logGroup,
+      filterPattern: logs.FilterPattern.literal(BREAKER_FILTER_PATTERN),
+      metricNamespace: 'Dormant',
+      metricName: 'CircuitBreakerStops',
+      metricValue: '1',
+    });
+    const breaker = new cloudwatch.Alarm(this, 'CircuitBreakerAlarm', {
+      alarmDescription: 'dormant: the circuit breaker is holding back steps (`dormant breaker status`)',
+      metric: breakerFilter.metric({ period, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarms = { errors, dlq: dlqAlarm, breaker };
+    if (props.alarmTopicArn) {
+      const topic = sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);
+      for (const alarm of Object.values(this.alarms)) alarm.addAlarmAction(new cwActions.SnsAction(topic));
+    }
+
+    new CfnOutput(this, 'TableName', { value: this.table.tableName, description: 'config: table' });
+    new CfnOutput(this, 'FunctionName', { value: this.fn.functionName });
+    new CfnOutput(this, 'ControllerRoleArn', {
+      value: this.role.roleArn,
+      description: 'trusted by DormantMemberStack (parameter ControllerAccountId)',
+    });
+    new CfnOutput(this, 'AutomationRoleArn', { value: this.automationRole.roleArn });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.dlq.queueUrl });
+  }
+}
+
+/** A term pattern: matches log events containing the phrase, in text or JSON logs alike. */
+export const BREAKER_FILTER_PATTERN = '"circuit breaker"';
+
+/**
+ * The scheduled-event envelope the Lambda expects (`source`, `detail-type`, `id`, `detail.action`).
+ * A scheduled rule's own event has `detail: {}`; an input transformer rebuilds the envelope with the
+ * real event id, account, time and region, and puts the action into `detail`.
+ */
+export function scheduledEvent(action: ScheduleAction): events.RuleTargetInput {
+  return events.RuleTargetInput.fromObject({
+    version: '0',
+    id: events.EventField.eventId,
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: events.EventField.account,
+    time: events.EventField.time,
+    region: events.EventField.region,
+    detail: { action },
+  });
+}
+
+/** CloudFormation-shaped pattern → CDK's EventPattern (only `detail-type` is renamed). */
+export function toCdkPattern(p: EventPatternJson): events.EventPattern {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(p)) {
+    out[k === 'detail-type' ? 'detailType' : k] = v;
+  }
+  return out as events.EventPattern;
+}

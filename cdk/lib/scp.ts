@@ -1,0 +1,64 @@
+/**
+ * A sample service control policy for the organization (DESIGN section 9): only security admins
+ * and dormant's own roles may write `dormant:*` tags, and the inline policies of an identity that
+ * dormant has quarantined cannot be changed by anyone else.
+ *
+ * IAM has no condition key for an inline policy's name, so the SCP cannot protect the policy
+ * `DormantQuarantineDenyAll` by name. It protects it through the identity's `dormant:stage` tag
+ * instead (see README "The sample SCP").
+ */
+
+export interface ScpOptions {
+  /** ARN patterns (ArnLike) of the principals allowed to do what the SCP denies to everyone else. */
+  readonly privilegedPrincipalArns: string[];
+  /** Stages during which dormant's deny-all inline policy is in place. */
+  readonly quarantinedStages: string[];
+}
+
+export const DEFAULT_SCP_OPTIONS: ScpOptions = {
+  privilegedPrincipalArns: [
+    // The security team's admin role (replace with your own).
+    'arn:aws:iam::*:role/security-admin',
+    // The same team through IAM Identity Center (permission set "SecurityAdmin").
+    'arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_SecurityAdmin_*',
+    // dormant's own roles (cdk/: DormantStack and DormantMemberStack).
+    'arn:aws:iam::*:role/dormant-controller',
+    'arn:aws:iam::*:role/dormant-member',
+    'arn:aws:iam::*:role/dormant-automation',
+  ],
+  quarantinedStages: ['quarantined', 'keys_deactivated', 'pending_delete'],
+};
+
+export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string, unknown> {
+  const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': opts.privilegedPrincipalArns } };
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'DenyDormantTagWritesExceptAdmins',
+        Effect: 'Deny',
+        Action: ['iam:TagRole', 'iam:UntagRole', 'iam:TagUser', 'iam:UntagUser', 'iam:CreateRole', 'iam:CreateUser'],
+        Resource: '*',
+        Condition: {
+          'ForAnyValue:StringLike': { 'aws:TagKeys': ['dormant:*'] },
+          ...unlessPrivileged,
+        },
+      },
+      {
+        Sid: 'DenyInlinePolicyChangesOnQuarantinedIdentities',
+        Effect: 'Deny',
+        Action: ['iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:PutUserPolicy', 'iam:DeleteUserPolicy'],
+        Resource: '*',
+        Condition: {
+          StringEquals: { 'aws:ResourceTag/dormant:stage': opts.quarantinedStages },
+          ...unlessPrivileged,
+        },
+      },
+    ],
+  };
+}
+
+/** The SCP as committed in `cdk/scp/dormant-tags-scp.json` (2-space JSON, trailing newline). */
+export function renderScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): string {
+  return JSON.stringify(buildScp(opts), null, 2) + '\n';
+}

@@ -1,0 +1,232 @@
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
+//! The SSM Automation fallback in the engine: IAM (the emulator) refuses a step, the engine starts
+//! the matching `remediation-docs/` document, and later ticks commit or record the failure.
+//! moto has no Automation executions, so the SSM side here is a hand-written fake port that
+//! records requests and reports what the test tells it (the SSM adapter itself is tested with
+//! aws-smithy-mocks in adapters_ssm.rs).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_iam::Client;
+use chrono::{DateTime, Duration, Utc};
+use dormant::adapters::dynamo::DynamoStore;
+use dormant::adapters::iam::AwsIam;
+use dormant::adapters::retry::RetryPolicy;
+use dormant::app::engine::FallbackSetup;
+use dormant::app::Engine;
+use dormant::domain::{
+    AutomationRequest, AutomationStatus, OutboundEvent, Outcome, Policy, Principal, Stage, Step,
+    Subject,
+};
+use dormant::ports::{Fallback, PortResult, Publisher, Store};
+use support::emulator::{emulator, Fault};
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const AUTOMATION_ROLE: &str = "arn:aws:iam::111122223333:role/dormant-automation";
+
+#[derive(Default)]
+struct FakeSsm {
+    started: Mutex<Vec<AutomationRequest>>,
+    status: Mutex<Option<AutomationStatus>>,
+}
+
+#[async_trait]
+impl Fallback for FakeSsm {
+    async fn start(&self, request: &AutomationRequest) -> PortResult<String> {
+        let mut started = self.started.lock().unwrap();
+        started.push(request.clone());
+        Ok(format!("exec-{}", started.len()))
+    }
+    async fn status(&self, _id: &str) -> PortResult<AutomationStatus> {
+        Ok(self
+            .status
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(AutomationStatus::Running))
+    }
+}
+
+#[derive(Default)]
+struct Events(Mutex<Vec<OutboundEvent>>);
+
+#[async_trait]
+impl Publisher for Events {
+    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+struct Setup {
+    account: String,
+    now: DateTime<Utc>,
+    ssm: Arc<FakeSsm>,
+    events: Arc<Events>,
+    engine: Engine<AwsIam, DynamoStore>,
+}
+
+async fn setup(always: Vec<Step>) -> Setup {
+    let account = emulator().new_account();
+    let sdk = emulator().sdk_config_for(&account).await;
+    let now = Utc::now();
+    let iam = Client::new(&sdk);
+    iam.create_role()
+        .role_name("locked")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(&account, "locked", Some(now - Duration::days(200)), None);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "dormant",
+        RetryPolicy::fast(),
+    );
+    store.init().await.unwrap();
+    let ssm = Arc::new(FakeSsm::default());
+    let events = Arc::new(Events::default());
+    let engine = Engine::new(
+        AwsIam::new(iam, account.clone(), RetryPolicy::fast()),
+        store,
+        Policy::default(),
+        "controller",
+    )
+    .with_publisher(events.clone())
+    .with_fallback(FallbackSetup {
+        runner: ssm.clone(),
+        automation_role: AUTOMATION_ROLE.into(),
+        always,
+    });
+    Setup {
+        account,
+        now,
+        ssm,
+        events,
+        engine,
+    }
+}
+
+fn subject(s: &Setup) -> Subject {
+    Subject::whole(Principal::role(&s.account, "/", "locked"))
+}
+
+#[tokio::test]
+async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success() {
+    let s = setup(vec![]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions.len(), 1);
+    assert_eq!(
+        r.actions[0].outcome,
+        Outcome::FallbackStarted,
+        "{:?}",
+        r.actions
+    );
+    let started = s.ssm.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].document, "Dormant-QuarantineIdentity");
+    assert_eq!(started[0].parameters["PrincipalKind"], vec!["role"]);
+    assert_eq!(started[0].parameters["PrincipalName"], vec!["locked"]);
+    assert_eq!(
+        started[0].parameters["AutomationAssumeRole"],
+        vec![AUTOMATION_ROLE]
+    );
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(
+        record.stage,
+        Stage::Noticed,
+        "not quarantined until SSM says so"
+    );
+    assert_eq!(
+        record.pending.as_ref().unwrap().fallback,
+        vec!["exec-1".to_string()]
+    );
+
+    // Still running: nothing changes.
+    let r = s
+        .engine
+        .tick(s.now + Duration::days(7) + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert!(r.actions.is_empty(), "{r:?}");
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+    let r = s
+        .engine
+        .tick(s.now + Duration::days(7) + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::Done);
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert!(record.pending.is_none());
+    assert_eq!(record.next_step, Some(Step::Delete));
+    let history = s.engine.store.history(&subject(&s)).await.unwrap();
+    let outcomes: Vec<(&str, Outcome)> = history
+        .iter()
+        .map(|h| (h.step.as_str(), h.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("notice", Outcome::Done),
+            ("quarantine", Outcome::FallbackStarted),
+            ("quarantine", Outcome::Done)
+        ]
+    );
+    assert!(s
+        .events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.detail_type == "Identity Quarantined"));
+}
+
+#[tokio::test]
+async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
+    let s = setup(vec![]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Failed(
+        "Step PutPolicy failed: AccessDenied".into(),
+    ));
+    let r = s
+        .engine
+        .tick(s.now + Duration::days(7) + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::Failed);
+    assert!(
+        r.actions[0].reason.contains("Step PutPolicy failed"),
+        "{}",
+        r.actions[0].reason
+    );
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Noticed);
+    assert!(record.pending.is_none());
+    assert_eq!(
+        record.next_due_at,
+        Some(s.now + Duration::days(8) + Duration::minutes(15)),
+        "retried a day later, not every tick"
+    );
+    let events = s.events.0.lock().unwrap().clone();
+    assert!(events.iter().any(|e| e.detail_type == "Remediation Failed"
+        && e.detail.reason.contains("Step PutPolicy failed")));
+}
+
+#[tokio::test]
+async fn steps_configured_for_ssm_never_call_iam_directly() {
+    let s = setup(vec![Step::Quarantine]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().clear_requests(&s.account);
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
+    assert_eq!(emulator().count_requests(&s.account, "PutRolePolicy"), 0);
+    assert_eq!(s.ssm.started.lock().unwrap().len(), 1);
+}
