@@ -12,14 +12,14 @@ use serde::Serialize;
 
 use crate::adapters::clock::Clock;
 use crate::adapters::dynamo::DynamoStore;
-use crate::adapters::iam::AwsIam;
-use crate::adapters::retry::{classify, RetryPolicy};
+use crate::adapters::retry::RetryPolicy;
 use crate::app::commands::{permissions, CommandReport};
-use crate::app::engine::Engine;
 use crate::app::output::{HistoryEntry, RunReport, StatusReport};
+use crate::app::wiring::{wire, Actor, Wired};
 use crate::config::{Config, ConfigError};
-use crate::domain::{IdentityArg, Outcome, PrincipalKind, Stage};
+use crate::domain::{IdentityArg, Outcome, Stage};
 use crate::error::{Error, Result};
+use crate::inbound::eventbridge::{classification_json, classify_bytes, ClassifyRules};
 use crate::ports::Store;
 
 const ABOUT: &str = "dormant finds AWS IAM roles, users, access keys and passwords nobody uses any more \
@@ -118,12 +118,32 @@ pub enum Command {
         #[arg(value_parser = parse_identity)]
         identity: IdentityArg,
     },
+    /// Process one EventBridge event (a file, or - for stdin) exactly as the Lambda does.
+    HandleEvent {
+        /// The event JSON, or - to read it from stdin.
+        file: PathBuf,
+    },
+    /// Offline tools for EventBridge events.
+    Event {
+        #[command(subcommand)]
+        action: EventAction,
+    },
     /// The IAM actions each step needs (the CDK role is checked against this).
     Permissions,
     /// The circuit breaker: see whether it is tripped, or reset it.
     Breaker {
         #[command(subcommand)]
         action: BreakerAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventAction {
+    /// Say whether an event nominates an identity, without calling AWS (no credentials needed):
+    /// {"outcome": "candidate|ignored|invalid", "source", "identity", "finding", "reason"}.
+    Classify {
+        /// The event JSON, or - to read it from stdin.
+        file: PathBuf,
     },
 }
 
@@ -189,6 +209,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
     let out = cli.output;
 
+    if let Command::Event {
+        action: EventAction::Classify { file },
+    } = &cli.command
+    {
+        let bytes = read_input(file)?;
+        let rules = ClassifyRules::from_config(&config);
+        let verdict = classify_bytes(&bytes, &rules);
+        let json = classification_json(&verdict);
+        print_json_or(out, &json, |v| {
+            format!(
+                "{}: {} ({})",
+                v["outcome"].as_str().unwrap_or(""),
+                v["identity"].as_str().unwrap_or("-"),
+                v["reason"].as_str().unwrap_or("")
+            )
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
     if let Command::Permissions = cli.command {
         print_json_or(out, &permissions(), |v| {
             let mut t = table(["step", "role", "user"]);
@@ -216,26 +255,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let sts = aws_sdk_sts::Client::new(&aws);
-    let caller = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("GetCallerIdentity", e))?;
-    let account = caller.account().unwrap_or_default().to_string();
-    let actor = caller.arn().unwrap_or("unknown").to_string();
-    if let Some(me) = controller_identity(&actor) {
-        config.policy.exemptions.controller.push(me);
-    }
     let retry = RetryPolicy::default();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        config.table.clone(),
-        retry,
-    );
-    let iam = AwsIam::new(aws_sdk_iam::Client::new(&aws), account.clone(), retry);
 
     if let Command::Init = cli.command {
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            config.table.clone(),
+            retry,
+        );
         let created = store.init().await?;
         let msg = if created { "created" } else { "already exists" };
         print_json_or(
@@ -246,7 +273,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let engine = Engine::new(iam, store, config.policy.clone(), actor.clone());
+    let Wired {
+        engine, account, ..
+    } = wire(&config, &aws, Actor::Caller, retry).await?;
     let now = clock.now();
     match cli.command {
         Command::Sweep | Command::Tick => {
@@ -276,6 +305,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let h = engine.history(&identity).await?;
             print_json_or(out, &h, |h| history_table(h))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::HandleEvent { file } => {
+            let bytes = read_input(&file)?;
+            let event: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Usage(format!("{}: not JSON: {e}", file.display())))?;
+            let rules = ClassifyRules::from_config(&config);
+            let report = crate::lambda::handle(&event, &engine, &rules, now)
+                .await
+                .map_err(|e| match e {
+                    crate::lambda::HandlerError::Failed(e) => e,
+                    malformed => Error::Rejected(malformed.to_string()),
+                })?;
+            print_json_or(out, &report, |r| {
+                let mut text = run_table(&r.run);
+                if let Some(why) = &r.ignored {
+                    text.push_str(&format!("\nignored: {why}"));
+                }
+                if r.duplicate {
+                    text.push_str("\nduplicate delivery: already processed");
+                }
+                text
+            })?;
+            Ok(if report.run.failed() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Undo { identity, reason } => {
             let r = engine.undo(&identity, &reason, now).await?;
@@ -331,20 +387,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init | Command::Permissions => Ok(ExitCode::SUCCESS),
+        Command::Init | Command::Permissions | Command::Event { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
-/// The role or user dormant runs as, from the caller ARN: always protected.
-pub fn controller_identity(arn: &str) -> Option<(PrincipalKind, String)> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    let mut parts = resource.split('/');
-    match parts.next()? {
-        "assumed-role" => Some((PrincipalKind::Role, parts.next()?.to_string())),
-        "user" => Some((PrincipalKind::User, parts.next_back()?.to_string())),
-        "role" => Some((PrincipalKind::Role, parts.next_back()?.to_string())),
-        _ => None,
-    }
+/// A file's bytes, or stdin's for `-`.
+fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+    };
+    result.map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    Ok(bytes)
 }
 
 fn print_json_or<T: Serialize>(
@@ -480,19 +537,6 @@ fn history_table(rows: &[HistoryEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_controller_is_found_from_the_caller_arn() {
-        assert_eq!(
-            controller_identity("arn:aws:sts::123456789012:assumed-role/dormant-controller/lambda"),
-            Some((PrincipalKind::Role, "dormant-controller".into()))
-        );
-        assert_eq!(
-            controller_identity("arn:aws:iam::123456789012:user/ops/alice"),
-            Some((PrincipalKind::User, "alice".into()))
-        );
-        assert_eq!(controller_identity("arn:aws:iam::123456789012:root"), None);
-    }
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -1,16 +1,16 @@
-//! The Lambda handler: one EventBridge event in, a run report out. Generic over the ports, so it
-//! is tested without AWS; `bin/lambda.rs` only wires it up.
-//!
-//! Today it acts on scheduled `sweep` and `tick` events. Findings from AWS Config, Access Analyzer,
-//! Security Hub and CloudTrail are acknowledged and ignored with a logged reason until their
-//! parsers land (issue 6), so EventBridge does not retry them.
+//! Event handling shared by the Lambda and `dormant handle-event`: one EventBridge event in, a
+//! run report out. Generic over the ports, so it is tested without AWS; `bin/lambda.rs` only
+//! wires it up.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::app::output::{ActionReport, RunReport};
 use crate::app::Engine;
-use crate::domain::Timestamp;
+use crate::domain::finding::{Classification, Finding, Nominee};
+use crate::domain::{Outcome, PrincipalKind, Step, Timestamp};
 use crate::error::Error;
+use crate::inbound::eventbridge::{classify_all, ClassifyRules};
 use crate::ports::{Iam, Store};
 
 /// A handler failure, classified for the Lambda runtime (and so for EventBridge's retries).
@@ -46,47 +46,56 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Processes one EventBridge event.
+/// What handling one event did: the run report of DESIGN section 7, plus why an event was
+/// ignored or a duplicate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventReport {
+    #[serde(flatten)]
+    pub run: RunReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// Processes one EventBridge event exactly as the Lambda does.
 pub async fn handle<I: Iam, S: Store>(
     event: &Value,
     engine: &Engine<I, S>,
+    rules: &ClassifyRules,
     now: Timestamp,
-) -> Result<Value, HandlerError> {
-    let id = event
-        .get("id")
-        .and_then(Value::as_str)
+) -> Result<EventReport, HandlerError> {
+    let verdicts = classify_all(event, rules);
+    let id = verdicts
+        .iter()
+        .find_map(Classification::event_id)
+        .or_else(|| event.get("id").and_then(Value::as_str))
         .unwrap_or("(no id)")
         .to_string();
-    let malformed = |reason: &str| HandlerError::Malformed {
-        id: id.clone(),
-        reason: reason.to_string(),
-    };
-    let source = event
-        .get("source")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("no \"source\""))?;
-    let detail_type = event
-        .get("detail-type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("no \"detail-type\""))?;
-
-    let scheduled =
-        matches!(source, "aws.events" | "aws.scheduler") && detail_type == "Scheduled Event";
-    if !scheduled {
-        let reason = format!("events from {source} / {detail_type} are not handled yet");
-        info!(event_id = %id, %reason, "ignored");
-        return Ok(json!({"outcome": "ignored", "reason": reason}));
-    }
-    let action = event
-        .pointer("/detail/action")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            malformed("a scheduled event needs detail.action = \"sweep\" or \"tick\"")
-        })?;
-    if !matches!(action, "sweep" | "tick") {
-        return Err(malformed(&format!(
-            "unknown detail.action '{action}' (expected sweep or tick)"
-        )));
+    let candidates: Vec<&Finding> = verdicts
+        .iter()
+        .filter_map(Classification::candidate)
+        .collect();
+    if candidates.is_empty() {
+        if let Some(invalid) = verdicts
+            .iter()
+            .find(|v| matches!(v, Classification::Invalid { .. }))
+        {
+            warn!(event_id = %id, reason = invalid.reason(), "malformed event");
+            return Err(HandlerError::Malformed {
+                id,
+                reason: invalid.reason().to_string(),
+            });
+        }
+        let reason = verdicts
+            .first()
+            .map(|v| v.reason().to_string())
+            .unwrap_or_else(|| "nothing in the event concerns dormant".to_string());
+        info!(event_id = %id, %reason, "event ignored");
+        return Ok(EventReport {
+            ignored: Some(reason),
+            ..EventReport::default()
+        });
     }
     if !engine
         .store
@@ -95,15 +104,68 @@ pub async fn handle<I: Iam, S: Store>(
         .map_err(Error::from)?
     {
         info!(event_id = %id, "duplicate delivery; already processed");
-        return Ok(json!({"outcome": "duplicate", "event_id": id}));
+        return Ok(EventReport {
+            duplicate: true,
+            ..EventReport::default()
+        });
     }
-    let report = if action == "sweep" {
-        engine.sweep(now).await?
-    } else {
-        engine.tick(now).await?
-    };
+    let mut report = RunReport::default();
+    for finding in candidates {
+        info!(event_id = %id, source = finding.source.as_str(), finding = %finding.finding, "nominated");
+        let part = nominate(engine, finding, &id, now).await?;
+        report.evaluated += part.evaluated;
+        report.actions.extend(part.actions);
+        report.breaker_tripped |= part.breaker_tripped;
+    }
     if report.failed() > 0 {
         warn!(event_id = %id, failed = report.failed(), "some steps failed; they are recorded and retried on the next run");
     }
-    serde_json::to_value(&report).map_err(|e| malformed(&format!("cannot render the report: {e}")))
+    Ok(EventReport {
+        run: report,
+        ..EventReport::default()
+    })
+}
+
+async fn nominate<I: Iam, S: Store>(
+    engine: &Engine<I, S>,
+    finding: &Finding,
+    event_id: &str,
+    now: Timestamp,
+) -> Result<RunReport, Error> {
+    if let Some(account) = finding.nominee.account() {
+        if account != engine.account() {
+            let reason = format!(
+                "account {account} is not the account this controller runs in ({})",
+                engine.account()
+            );
+            warn!(%event_id, %reason, "skipped");
+            return Ok(RunReport {
+                evaluated: 0,
+                actions: vec![ActionReport {
+                    identity: finding.nominee.identity().unwrap_or_default(),
+                    step: Step::Notice,
+                    outcome: Outcome::Skipped,
+                    reason,
+                }],
+                breaker_tripped: false,
+            });
+        }
+    }
+    let (kind, name) = match &finding.nominee {
+        Nominee::Sweep => return engine.sweep(now).await,
+        Nominee::Tick => return engine.tick(now).await,
+        Nominee::Principal { kind, name, .. } => (*kind, name.clone()),
+        // Every credential of the user is re-read and judged, so the key id is not needed.
+        Nominee::AccessKeyOf { user, .. } => (PrincipalKind::User, user.clone()),
+        Nominee::UniqueId {
+            kind, unique_id, ..
+        } => match engine.iam.name_by_unique_id(*kind, unique_id).await? {
+            Some(name) => (*kind, name),
+            None => {
+                info!(%event_id, %unique_id, "no such identity any more; nothing to do");
+                return Ok(RunReport::default());
+            }
+        },
+    };
+    engine.evaluate(kind, &name, Some(event_id), now).await
 }

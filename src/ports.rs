@@ -59,6 +59,14 @@ pub trait Iam: Send + Sync {
     /// and `Facts::bulk` is true. Good for deciding who needs a closer look, not for acting.
     async fn bulk_facts(&self) -> PortResult<Vec<Facts>>;
 
+    /// The name of the role or user with this unique id (`AROA…`/`AIDA…`, as AWS Config reports
+    /// them); `None` if no such principal exists.
+    async fn name_by_unique_id(
+        &self,
+        kind: PrincipalKind,
+        unique_id: &str,
+    ) -> PortResult<Option<String>>;
+
     /// A fresh read of one principal just before acting. `None` if it no longer exists.
     async fn fresh_facts(&self, kind: PrincipalKind, name: &str) -> PortResult<Option<Facts>>;
 

@@ -586,6 +586,7 @@ fn a_crash_between_intent_and_commit_is_completed_not_redecided() {
         started_at: t0() + days(14),
         effects: d.effects.clone(),
         after: Box::new(d.after.clone().unwrap()),
+        fallback: Vec::new(),
     });
     w.facts_mut().access_keys[0].active = false;
 

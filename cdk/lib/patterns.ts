@@ -43,6 +43,8 @@ export function findingRulePatterns(configRuleNames: readonly string[]): Record<
       detail: {
         findingType: [...UNUSED_ACCESS_FINDING_TYPES],
         status: ['ACTIVE'],
+        // A finding the analyzer could not complete carries `error` (a string, e.g. INTERNAL_ERROR).
+        error: [{ exists: false }],
       },
     },
     securityHub: {
@@ -53,6 +55,10 @@ export function findingRulePatterns(configRuleNames: readonly string[]): Record<
           Compliance: { Status: ['FAILED'] },
           RecordState: ['ACTIVE'],
           Resources: { Type: [...SECURITY_HUB_RESOURCE_TYPES] },
+          // Not suppressed. AWS sends one finding per event, so this is exact there; with several
+          // findings in one event it passes if any finding is not suppressed (the classifier checks
+          // each). A finding without Workflow.Status (older ASFF) is let through, not dropped.
+          $or: [{ Workflow: { Status: [{ 'anything-but': 'SUPPRESSED' }] } }, { Workflow: { Status: [{ exists: false }] } }],
         },
       },
     },
@@ -63,7 +69,8 @@ export function findingRulePatterns(configRuleNames: readonly string[]): Record<
       'detail-type': ['Findings Imported V2'],
     },
     // Only successful calls that add or remove a dormant:* tag. Tag* carries
-    // requestParameters.tags[].key, Untag* carries requestParameters.tagKeys[].
+    // requestParameters.tags[].key, Untag* carries requestParameters.tagKeys[]. The prefix ignores
+    // case because IAM tag keys are case-insensitive and the classifier counts `Dormant:Exempt` too.
     cloudTrailTags: {
       source: ['aws.iam'],
       'detail-type': ['AWS API Call via CloudTrail'],
@@ -73,11 +80,11 @@ export function findingRulePatterns(configRuleNames: readonly string[]): Record<
         $or: [
           {
             eventName: ['TagRole', 'TagUser'],
-            requestParameters: { tags: { key: [{ prefix: TAG_PREFIX }] } },
+            requestParameters: { tags: { key: [{ prefix: { 'equals-ignore-case': TAG_PREFIX } }] } },
           },
           {
             eventName: ['UntagRole', 'UntagUser'],
-            requestParameters: { tagKeys: [{ prefix: TAG_PREFIX }] },
+            requestParameters: { tagKeys: [{ prefix: { 'equals-ignore-case': TAG_PREFIX } }] },
           },
         ],
       },

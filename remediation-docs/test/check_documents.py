@@ -299,7 +299,7 @@ def main(argv):
     files = [Path(f) for f in (argv[1:] if self_test else argv)]
     if not files:
         raise SystemExit("no documents given")
-    failures = 0
+    failures, checks = 0, 0
     if not self_test:
         for f in files:
             errors = check(f.read_text())
@@ -307,6 +307,7 @@ def main(argv):
             for e in errors:
                 print(f"       {e}")
             failures += bool(errors)
+            checks += 1
         scripts = {}
         for f in files:
             for step in yaml.safe_load(f.read_text())["mainSteps"]:
@@ -316,6 +317,8 @@ def main(argv):
             same = pair[0].replace('"Inactive"', '"Active"') == pair[1]
             print(f"{'ok  ' if same else 'FAIL'} key scripts differ only in TARGET_STATUS")
             failures += not same
+            checks += 1
+        print(f"api: {checks - failures} passed, {failures} failed")
         return failures
     by_name = {f.name: f for f in files}
     for name, label, old, new in BREAKAGES:
@@ -325,11 +328,14 @@ def main(argv):
         if old not in text:
             print(f"FAIL self-test {label}: {old!r} not found in {name} (update the self-test)")
             failures += 1
+            checks += 1
             continue
         errors = check(text.replace(old, new, 1))
         print(f"{'ok  ' if errors else 'FAIL'} api check catches {label} in {name}"
               + (f": {errors[0]}" if errors else " (not caught!)"))
         failures += not errors
+        checks += 1
+    print(f"api-self-test: {checks - failures} passed, {failures} failed")
     return failures
 
 

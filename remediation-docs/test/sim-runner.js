@@ -1,8 +1,9 @@
 // Runs Automation documents with @cdklabs/cdk-ssm-documents' simulator, for test/simulate.py.
 //
-// Protocol: one JSON request per stdin line, {"document": PATH, "inputs": {...}}; one JSON
-// answer per stdout line, {"status": "Success"|"Failed", "outputs": {...}, "steps": [...],
-// "error": "..."}. The simulator's own chatter (it console.logs every step) goes to stderr.
+// Protocol: one JSON request per stdin line, {"document": PATH, "inputs": {...}}; one answer
+// per request on stdout, a line "@@dormant-sim@@ " + JSON {"status": "Success"|"FAILED"|...,
+// "outputs": {...}, "steps": [...], "error": "..."}. Other stdout lines are the simulator's
+// chatter (its worker threads log to stdout; the main thread's console.log is sent to stderr).
 //
 // aws:executeAwsApi steps call AWS for real through the AWS SDK for JavaScript v3, which honours
 // AWS_ENDPOINT_URL (moto in the tests). aws:executeScript steps run the document's Python handler
@@ -13,13 +14,14 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
-const answer = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const answer = (obj) => process.stdout.write(`@@dormant-sim@@ ${JSON.stringify(obj)}\n`);
 console.log = (...args) => process.stderr.write(args.join(' ') + '\n');
 console.info = console.log;
 
 const { Stack } = require('aws-cdk-lib');
 const {
-  AwsApiStep, Input, ResponseCode, Simulation, StringDocument,
+  AwsApiStep, DataTypeEnum, ExecuteScriptStep, Input, ResponseCode, Simulation, StringDocument, StringListVariable,
+  StringVariable,
 } = require('@cdklabs/cdk-ssm-documents');
 
 // aws:executeScript runs in a worker thread through the simulator's copy of python-shell, which
@@ -59,6 +61,18 @@ Input.prototype.validate = function validate(value) {
 function run({ document, inputs }) {
   // A fresh Stack each time: steps are constructs named after the step, unique per scope.
   const doc = StringDocument.fromFile(new Stack(), 'Document', document);
+  // Simulator gap (0.0.74): every '{{ X }}' in an aws:executeScript InputPayload becomes a
+  // StringVariable, which refuses a list. SSM passes a StringList parameter as a list: retype it.
+  const stringLists = new Set(doc.docInputs.filter((i) => i.inputType === DataTypeEnum.STRING_LIST)
+    .map((i) => i.name));
+  for (const step of doc.builder.steps) {
+    if (!(step instanceof ExecuteScriptStep)) continue;
+    for (const [key, variable] of Object.entries(step.inputs)) {
+      if (variable instanceof StringVariable && stringLists.has(variable.reference)) {
+        step.inputs[key] = new StringListVariable(variable.reference);
+      }
+    }
+  }
   const result = Simulation.ofAutomation(doc, {}).simulate({ ...inputs });
   const ok = result.responseCode === ResponseCode.SUCCESS;
   return {

@@ -59,6 +59,7 @@ function main(argv) {
   const files = selfTest ? argv.slice(1) : argv;
   if (!files.length) throw new Error('no documents given');
   let failures = 0;
+  let checks = 0;
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8');
     const name = path.basename(file);
@@ -67,6 +68,7 @@ function main(argv) {
       console.log(`${errors.length ? 'FAIL' : 'ok  '} schema ${name}`);
       for (const e of errors) console.log(`       ${e}`);
       failures += errors.length ? 1 : 0;
+      checks += 1;
       continue;
     }
     for (const [label, breakIt] of BREAKAGES) {
@@ -81,8 +83,10 @@ function main(argv) {
       const ok = errors.length > 0;
       console.log(`${ok ? 'ok  ' : 'FAIL'} schema rejects ${name} with ${label}${ok ? '' : ' (accepted!)'}`);
       failures += ok ? 0 : 1;
+      checks += 1;
     }
   }
+  console.log(`${selfTest ? 'schema-self-test' : 'schema'}: ${checks - failures} passed, ${failures} failed`);
   return failures;
 }
 

@@ -1047,6 +1047,51 @@ impl Iam for AwsIam {
         Ok(facts)
     }
 
+    async fn name_by_unique_id(
+        &self,
+        kind: PrincipalKind,
+        unique_id: &str,
+    ) -> PortResult<Option<String>> {
+        // IAM has no lookup by unique id: list and match (one call per 1,000 identities).
+        let c = &self.client;
+        let found = match kind {
+            PrincipalKind::Role => {
+                self.paged(
+                    "ListRoles",
+                    |m| c.list_roles().set_marker(m).max_items(1000).send(),
+                    |o| {
+                        let ids = o
+                            .roles
+                            .into_iter()
+                            .map(|r| (r.role_id, r.role_name))
+                            .collect();
+                        (ids, next_marker(o.is_truncated, o.marker))
+                    },
+                )
+                .await?
+            }
+            PrincipalKind::User => {
+                self.paged(
+                    "ListUsers",
+                    |m| c.list_users().set_marker(m).max_items(1000).send(),
+                    |o| {
+                        let ids = o
+                            .users
+                            .into_iter()
+                            .map(|u| (u.user_id, u.user_name))
+                            .collect();
+                        (ids, next_marker(o.is_truncated, o.marker))
+                    },
+                )
+                .await?
+            }
+        };
+        Ok(found
+            .into_iter()
+            .find(|(id, _)| id == unique_id)
+            .map(|(_, name)| name))
+    }
+
     async fn fresh_facts(&self, kind: PrincipalKind, name: &str) -> PortResult<Option<Facts>> {
         let read = match kind {
             PrincipalKind::Role => self.fresh_role(name).await,

@@ -6,5 +6,6 @@ pub mod dynamo;
 pub mod events;
 pub mod iam;
 pub mod retry;
+pub mod ssm;
 
 pub use crate::ports::{ErrorKind, PortError, PortResult};

@@ -181,26 +181,21 @@ impl<I: Iam, S: Store> Engine<I, S> {
         if !credential_level && !acts_on_iam {
             return self.carry_out(run, whole_record, look, now).await;
         }
-        self.evaluate_fresh(
-            run,
-            &bulk.principal.clone().kind,
-            &bulk.principal.name,
-            records,
-            now,
-        )
-        .await
+        let fresh = self
+            .iam
+            .fresh_facts(bulk.principal.kind, &bulk.principal.name)
+            .await?;
+        self.evaluate_fresh(run, fresh, records, now).await
     }
 
     /// Re-reads one principal and decides for the whole and each of its credentials.
     async fn evaluate_fresh(
         &self,
         run: &mut Run,
-        kind: &PrincipalKind,
-        name: &str,
+        fresh: Option<Facts>,
         records: Vec<Record>,
         now: Timestamp,
     ) -> Result<()> {
-        let fresh = self.iam.fresh_facts(*kind, name).await?;
         let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
         if let Some(f) = &fresh {
             subjects.insert(Subject::whole(f.principal.clone()));
@@ -261,8 +256,27 @@ impl<I: Iam, S: Store> Engine<I, S> {
             return Ok(run.report);
         }
         run.report.evaluated = 1;
-        self.evaluate_fresh(&mut run, &kind, name, records, now)
+        let whole = fresh.as_ref().map(|f| Subject::whole(f.principal.clone()));
+        self.evaluate_fresh(&mut run, fresh.clone(), records, now)
             .await?;
+        // An event only nominates: when IAM says otherwise, say why nothing happened.
+        if let (Some(event_id), Some(whole), true) =
+            (event_id, whole, run.report.actions.is_empty())
+        {
+            let record = self
+                .store
+                .load(&whole)
+                .await?
+                .unwrap_or_else(|| Record::new(whole.clone()));
+            let d = decide(&record, fresh.as_ref(), &self.policy, &run.budget, now);
+            let reason = format!("event {event_id} nominated it; no action: {}", d.reason);
+            info!(identity = %whole, %reason, "re-verified");
+            self.report(&mut run, &whole, Step::Notice, Outcome::Skipped, &reason);
+            if !self.policy.dry_run {
+                self.audit(&whole, "notice", Outcome::Skipped, &reason, &run, now)
+                    .await?;
+            }
+        }
         Ok(run.report)
     }
 

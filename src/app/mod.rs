@@ -4,5 +4,6 @@
 pub mod commands;
 pub mod engine;
 pub mod output;
+pub mod wiring;
 
 pub use engine::Engine;

@@ -2,11 +2,10 @@
 //! goes to `dormant::lambda::handle`.
 
 use dormant::adapters::clock::Clock;
-use dormant::adapters::dynamo::DynamoStore;
-use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::{classify, RetryPolicy};
-use dormant::app::engine::{Engine, CONTROLLER};
+use dormant::adapters::retry::RetryPolicy;
+use dormant::app::wiring::{wire, Actor};
 use dormant::config::Config;
+use dormant::inbound::eventbridge::ClassifyRules;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -29,31 +28,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let caller = aws_sdk_sts::Client::new(&aws)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("GetCallerIdentity", e))?;
-    let account = caller.account().unwrap_or_default().to_string();
-    let mut policy = config.policy.clone();
-    if let Some(me) = dormant::cli::controller_identity(caller.arn().unwrap_or_default()) {
-        policy.exemptions.controller.push(me);
-    }
-    let retry = RetryPolicy::default();
-    let engine = Engine::new(
-        AwsIam::new(aws_sdk_iam::Client::new(&aws), account, retry),
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            config.table.clone(),
-            retry,
-        ),
-        policy,
-        CONTROLLER,
-    );
-    let engine = &engine;
+    let wired = wire(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
+    let rules = ClassifyRules::from_config(&config);
+    let (engine, rules) = (&wired.engine, &rules);
     let clock = Clock::system();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dormant::lambda::handle(&event.payload, engine, clock.now()).await
+        dormant::lambda::handle(&event.payload, engine, rules, clock.now()).await
     }))
     .await
 }

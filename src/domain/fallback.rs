@@ -68,7 +68,8 @@ pub fn automation_for(
                 Effect::DeactivateKeys { key_ids } => Some(key_ids),
                 _ => None,
             });
-            Some(vec![request("Dormant-DeactivateAccessKeys", Some(&ids))])
+            // The document requires at least one key id; with none there is nothing to hand over.
+            (!ids.is_empty()).then(|| vec![request("Dormant-DeactivateAccessKeys", Some(&ids))])
         }
         (Step::Delete, Scope::Whole) => Some(vec![request("Dormant-DeleteIdentity", None)]),
         (Step::Release, _) => {

@@ -39,7 +39,7 @@ impl ClassifyRules {
 pub fn classify_bytes(bytes: &[u8], rules: &ClassifyRules) -> Classification {
     match parse_bytes(bytes) {
         Ok(event) => summarise(evaluate(&event, rules, false)),
-        Err(invalid) => invalid,
+        Err(reason) => unparsed(reason),
     }
 }
 
@@ -60,7 +60,7 @@ pub fn classify_all(event: &Value, rules: &ClassifyRules) -> Vec<Classification>
 pub fn classify_all_bytes(bytes: &[u8], rules: &ClassifyRules) -> Vec<Classification> {
     match parse_bytes(bytes) {
         Ok(event) => expand(evaluate(&event, rules, false)),
-        Err(invalid) => vec![invalid],
+        Err(reason) => vec![unparsed(reason)],
     }
 }
 
@@ -79,17 +79,20 @@ pub fn classification_json(c: &Classification) -> Value {
     })
 }
 
-fn parse_bytes(bytes: &[u8]) -> Result<Value, Classification> {
-    let invalid = |reason: String| Classification::Invalid {
+fn parse_bytes(bytes: &[u8]) -> Parsed<Value> {
+    // Checked before parsing so that an oversized payload costs nothing.
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(too_big(bytes.len()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("not a JSON event: {e}"))
+}
+
+fn unparsed(reason: String) -> Classification {
+    Classification::Invalid {
         source: None,
         event_id: None,
         reason,
-    };
-    // Checked before parsing so that an oversized payload costs nothing.
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(invalid(too_big(bytes.len())));
     }
-    serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a JSON event: {e}")))
 }
 
 fn too_big(size: usize) -> String {
@@ -101,7 +104,7 @@ fn too_big(size: usize) -> String {
 
 /// A finding's verdict; `Err` in [`Parsed`] is the malformed case.
 enum Outcome {
-    Candidate(Finding),
+    Candidate(Box<Finding>),
     Skip(String),
 }
 
@@ -124,7 +127,7 @@ fn summarise(e: Evaluated) -> Classification {
                 if total > 1 {
                     f.reason = format!("{} (finding {} of {total} in the event)", f.reason, i + 1);
                 }
-                return Classification::Candidate(f);
+                return Classification::Candidate(*f);
             }
             Ok(Outcome::Skip(r)) => {
                 first_skip.get_or_insert(r);
@@ -179,8 +182,8 @@ fn expand(e: Evaluated) -> Vec<Classification> {
             };
             match outcome {
                 Ok(Outcome::Candidate(mut f)) => {
-                    f.reason = of(f.reason);
-                    Classification::Candidate(f)
+                    f.reason = of(std::mem::take(&mut f.reason));
+                    Classification::Candidate(*f)
                 }
                 Ok(Outcome::Skip(reason)) => Classification::Ignored {
                     source: e.source,
@@ -219,8 +222,8 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn finding(&self, nominee: Nominee, finding: &str, reason: String) -> Finding {
-        Finding {
+    fn finding(&self, nominee: Nominee, finding: &str, reason: String) -> Box<Finding> {
+        Box::new(Finding {
             source: self.source,
             event_id: self.id.to_string(),
             nominee,
@@ -229,7 +232,7 @@ impl Cx<'_> {
             analyzer_finding_id: None,
             analyzer_arn: None,
             observed_last_used: None,
-        }
+        })
     }
 }
 

@@ -1,0 +1,48 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { buildConfig, CONFIG_KEYS, DEFAULT_CONFIG } from '../lib/config';
+import { REPO_ROOT } from './helpers';
+
+/** Keys of a TOML file by section: `[section]` headers and `key =` lines (enough for the example file). */
+function tomlKeys(text: string): Record<string, string[]> {
+  const out: Record<string, string[]> = { '': [] };
+  let section = '';
+  for (const line of text.split('\n')) {
+    const header = /^\[([a-z_]+)\]/.exec(line);
+    if (header) {
+      section = header[1];
+      out[''].push(section);
+      out[section] = [];
+      continue;
+    }
+    const key = /^([a-z_]+)\s*=/.exec(line);
+    if (key) out[section].push(key[1]);
+  }
+  return out;
+}
+
+const example = path.join(REPO_ROOT, 'dormant.example.toml');
+
+(fs.existsSync(example) ? test : test.skip)('the configuration mirror has exactly the keys of dormant.example.toml', () => {
+  const keys = tomlKeys(fs.readFileSync(example, 'utf8'));
+  const sortAll = (r: Record<string, string[]>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, [...v].sort()]).sort());
+  expect(sortAll(CONFIG_KEYS)).toEqual(sortAll(keys));
+});
+
+test('the defaults are DESIGN section 8', () => {
+  const c = buildConfig(undefined, { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' });
+  expect(c).toEqual({ ...DEFAULT_CONFIG, table: 't', event_bus: 'b' });
+  expect(Object.keys(c).sort()).toEqual([...CONFIG_KEYS['']].sort());
+  for (const [section, keys] of Object.entries(CONFIG_KEYS)) {
+    if (section === '') continue;
+    // min_age_days is optional (defaults to threshold_days) and left out.
+    for (const k of Object.keys((c as unknown as Record<string, Record<string, unknown>>)[section])) expect(keys).toContain(k);
+  }
+});
+
+test('table, event_bus and accounts cannot be overridden', () => {
+  const fixed = { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' };
+  expect(() => buildConfig({ table: 'x' } as never, fixed)).toThrow(/table/);
+  expect(() => buildConfig({ nonsense: 1 } as never, fixed)).toThrow(/nonsense/);
+  expect(buildConfig({ breaker: { min_count: 9 } }, fixed).breaker).toEqual({ ...DEFAULT_CONFIG.breaker, min_count: 9 });
+});

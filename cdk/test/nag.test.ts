@@ -1,0 +1,52 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { controller, member, tempDir } from './helpers';
+
+const violations = (stack: Stack) =>
+  new AwsSolutionsChecks().validateScope(stack).violations.map((v) => ({
+    rule: v.ruleName,
+    severity: v.severity,
+    at: v.violatingResources.map((r) => r.constructPath),
+  }));
+
+/** Every acknowledgment recorded on the stack's constructs, as finding ids. */
+function acknowledged(stack: Stack): string[] {
+  const ids: string[] = [];
+  for (const c of stack.node.findAll()) {
+    for (const m of c.node.metadata) {
+      if (m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY) {
+        for (const [id, reason] of Object.entries(m.data as Record<string, string>)) {
+          expect(reason.length).toBeGreaterThan(40); // a specific reason, not a placeholder
+          ids.push(id.replace(/^annotation::/i, ''));
+        }
+      }
+    }
+  }
+  return [...new Set(ids)].sort();
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  test.each([
+    ['DormantStack', () => controller().stack],
+    ['DormantStack, members pinned, organization set', () => controller({ memberAccounts: ['111122223333'], organizationId: 'o-abc123' }).stack],
+    ['DormantStack without documents', () => controller({ remediationDocsDir: tempDir({}) }).stack],
+    ['DormantStack with an alarm topic', () => controller({ alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack],
+    ['DormantMemberStack', () => member().stack],
+  ])('%s: no unacknowledged error or warning', (_name, make) => {
+    expect(violations(make())).toEqual([]);
+  });
+
+  test.each([
+    ['DormantStack', () => controller().stack, () => controller({}, false).stack],
+    ['DormantMemberStack', () => member().stack, () => member({}, false).stack],
+  ])('%s: every acknowledgment answers a finding that really fires', (_name, withAcks, withoutAcks) => {
+    const fired = new Set(violations(withoutAcks()).map((v) => v.rule));
+    const acks = acknowledged(withAcks());
+    expect(acks.length).toBeGreaterThan(0);
+    // The member-role AssumeRole wildcard is acknowledged even when members are pinned (then it
+    // does not fire); everything else must fire without its acknowledgment.
+    expect(acks.filter((id) => !fired.has(id))).toEqual([]);
+    // Nothing but IAM5 (wildcard resources) is acknowledged.
+    for (const id of acks) expect(id).toMatch(/^AwsSolutions-IAM5\[Resource::/);
+  });
+});

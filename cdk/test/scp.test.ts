@@ -1,0 +1,50 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { buildScp, DEFAULT_SCP_OPTIONS, renderScp } from '../lib/scp';
+
+const FILE = path.join(__dirname, '..', 'scp', 'dormant-tags-scp.json');
+const committed = fs.readFileSync(FILE, 'utf8');
+type Statement = { Sid: string; Effect: string; Action: string[]; Resource: string; Condition: Record<string, Record<string, string[]>> };
+const statements = (JSON.parse(committed) as { Statement: Statement[] }).Statement;
+
+describe('sample SCP (scp/dormant-tags-scp.json)', () => {
+  test('the committed file is what lib/scp.ts generates (`npm run scp`)', () => {
+    expect(committed).toBe(renderScp());
+  });
+
+  test('fits the SCP size limit (5,120 characters, whitespace included)', () => {
+    expect(committed.length).toBeLessThanOrEqual(5120);
+  });
+
+  test('is deny-only, with no NotAction/NotResource', () => {
+    for (const s of statements) {
+      expect(s.Effect).toBe('Deny');
+      expect(Object.keys(s).sort()).toEqual(['Action', 'Condition', 'Effect', 'Resource', 'Sid']);
+    }
+  });
+
+  test('denies dormant:* tag writes (and creating identities with them) unless the principal is privileged', () => {
+    const s = statements.find((x) => x.Sid === 'DenyDormantTagWritesExceptAdmins')!;
+    expect(s.Action.sort()).toEqual(['iam:CreateRole', 'iam:CreateUser', 'iam:TagRole', 'iam:TagUser', 'iam:UntagRole', 'iam:UntagUser']);
+    expect(s.Condition['ForAnyValue:StringLike']).toEqual({ 'aws:TagKeys': ['dormant:*'] });
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
+  });
+
+  test('protects the quarantine through the dormant:stage tag (IAM has no policy-name condition key)', () => {
+    const s = statements.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
+    expect(s.Action.sort()).toEqual(['iam:DeleteRolePolicy', 'iam:DeleteUserPolicy', 'iam:PutRolePolicy', 'iam:PutUserPolicy']);
+    expect(s.Condition.StringEquals).toEqual({ 'aws:ResourceTag/dormant:stage': ['quarantined', 'keys_deactivated', 'pending_delete'] });
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
+  });
+
+  test('the privileged principals include dormant\'s own roles', () => {
+    for (const role of ['dormant-controller', 'dormant-member', 'dormant-automation']) {
+      expect(DEFAULT_SCP_OPTIONS.privilegedPrincipalArns).toContain(`arn:aws:iam::*:role/${role}`);
+    }
+  });
+
+  test('other principals and stages can be configured', () => {
+    const doc = buildScp({ privilegedPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
+    expect(doc.Statement[1].Condition.StringEquals['aws:ResourceTag/dormant:stage']).toEqual(['quarantined']);
+  });
+});

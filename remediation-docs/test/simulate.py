@@ -1,0 +1,594 @@
+"""Runs every dormant Automation document against the moto emulator and checks what it did to IAM.
+
+Each document runs in @cdklabs/cdk-ssm-documents' simulator (test/sim-runner.js): its
+aws:executeAwsApi steps call IAM through the AWS SDK for JavaScript, its aws:executeScript
+steps run the document's own Python with boto3, both against moto (AWS_ENDPOINT_URL), so the
+documents really change IAM state. For each document: seed an identity, dump its state, run the
+document, check the state, run it again (nothing may change), run the reversal where there is one
+(the dump must equal the original), and check the emulator's request log (which calls, in which
+order). Usage: python test/simulate.py   (from anywhere; needs node_modules and the root .venv)
+"""
+
+import copy
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent
+ROOT = DOCS.parent
+ACCOUNT = "210000000017"  # a 12-digit access key id is the account, in the dormant launcher
+QUARANTINE_POLICY = "DormantQuarantineDenyAll"
+DENY_ALL = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "DormantQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"}]}
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+STAGE_TAGS = ["dormant:stage", "dormant:next-step", "dormant:next-step-at"]
+GHOST_KEY = "AKIAGHOST00000000000"
+
+results = []
+
+
+def check(label, ok, detail=None):
+    results.append(bool(ok))
+    print(f"{'ok  ' if ok else 'FAIL'} {label}")
+    if not ok and detail is not None:
+        print(f"       {detail}")
+
+
+def doc(name):
+    return str(DOCS / f"Dormant-{name}.yaml")
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+class Emulator:
+    """tests/emulator/launcher.py: moto on 127.0.0.1, a free port, plus /_dormant/ controls."""
+
+    def __init__(self, workdir):
+        port_file = Path(workdir) / "moto.port"
+        self.log = open(Path(workdir) / "launcher.log", "w")
+        # stdin is a pipe: the launcher exits when we close it (or when we die).
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/emulator/launcher.py"), "--port", "0",
+             "--port-file", str(port_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 60
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"emulator did not start; see {self.log.name}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+
+    def requests(self):
+        with urllib.request.urlopen(f"{self.url}/_dormant/requests?account={ACCOUNT}") as r:
+            return json.load(r)
+
+    def clear_requests(self):
+        req = urllib.request.Request(f"{self.url}/_dormant/requests?account={ACCOUNT}", method="DELETE")
+        urllib.request.urlopen(req).close()
+
+    def mutations(self):
+        """The log's IAM calls that change something (not Get*/List*), oldest first."""
+        return [r for r in self.requests()
+                if r["service"] == "iam" and not r["operation"].startswith(("Get", "List"))]
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+ANSWER = "@@dormant-sim@@ "
+
+
+class Simulator:
+    """test/sim-runner.js: one JSON request per line in, one marked JSON result line out."""
+
+    def __init__(self, env, workdir):
+        self.log = open(Path(workdir) / "simulator.log", "w")
+        self.proc = subprocess.Popen(
+            ["node", str(HERE / "sim-runner.js")], cwd=DOCS, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+
+    def run(self, document, **inputs):
+        self.proc.stdin.write(json.dumps({"document": document, "inputs": inputs}) + "\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"simulator died; see {self.log.name}")
+            if line.startswith(ANSWER):
+                return json.loads(line[len(ANSWER):])
+            self.log.write(line)  # the simulator's worker threads log to stdout
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# --- IAM state ---------------------------------------------------------------------------------
+
+
+class State:
+    def __init__(self, iam, ssc_file):
+        self.iam, self.ssc_file = iam, ssc_file
+
+    def service_specific(self):
+        return json.loads(Path(self.ssc_file).read_text())
+
+    def dump(self, kind, name):
+        """Everything the documents may touch on one role or user (and nothing time-dependent)."""
+        iam = self.iam
+        try:
+            if kind == "role":
+                iam.get_role(RoleName=name)
+            else:
+                iam.get_user(UserName=name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return {"exists": False}
+            raise
+        if kind == "role":
+            who = {"RoleName": name}
+            policies = iam.list_role_policies(**who)["PolicyNames"]
+            d = {"inline": {p: iam.get_role_policy(**who, PolicyName=p)["PolicyDocument"] for p in policies},
+                 "attached": sorted(a["PolicyArn"] for a in iam.list_attached_role_policies(**who)["AttachedPolicies"]),
+                 "tags": {t["Key"]: t["Value"] for t in iam.list_role_tags(**who)["Tags"]},
+                 "instance_profiles": sorted(p["InstanceProfileName"] for p in
+                                             iam.list_instance_profiles_for_role(**who)["InstanceProfiles"])}
+        else:
+            who = {"UserName": name}
+            policies = iam.list_user_policies(**who)["PolicyNames"]
+            try:
+                iam.get_login_profile(**who)
+                login = True
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "NoSuchEntity":
+                    raise
+                login = False
+            d = {"inline": {p: iam.get_user_policy(**who, PolicyName=p)["PolicyDocument"] for p in policies},
+                 "attached": sorted(a["PolicyArn"] for a in iam.list_attached_user_policies(**who)["AttachedPolicies"]),
+                 "tags": {t["Key"]: t["Value"] for t in iam.list_user_tags(**who)["Tags"]},
+                 "keys": {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(**who)["AccessKeyMetadata"]},
+                 "login_profile": login,
+                 "groups": sorted(g["GroupName"] for g in iam.list_groups_for_user(**who)["Groups"]),
+                 "signing_certs": {c["CertificateId"]: c["Status"] for c in
+                                   iam.list_signing_certificates(**who)["Certificates"]},
+                 "ssh_keys": {k["SSHPublicKeyId"]: k["Status"] for k in iam.list_ssh_public_keys(**who)["SSHPublicKeys"]},
+                 "mfa": sorted(m["SerialNumber"] for m in iam.list_mfa_devices(**who)["MFADevices"]),
+                 "service_specific": sorted(c["ServiceSpecificCredentialId"]
+                                            for c in self.service_specific().get(name, []))}
+        return {"exists": True, **d}
+
+
+def show(label, dump):
+    """One concise line: inline policies by name, no empty fields, ARNs without the account."""
+    if dump.get("exists"):
+        dump = {k: v for k, v in {**dump, "inline": sorted(dump["inline"])}.items()
+                if k != "exists" and v not in ([], {})}
+    text = json.dumps(dump, sort_keys=True, separators=(",", ":"))
+    print(f"       {label:<14} {text.replace(f'arn:aws:iam::{ACCOUNT}:', '')}")
+
+
+def mutation_summary(entries):
+    return [f"{e['operation']}({e.get('AccessKeyId') or e.get('PolicyName') or e.get('PolicyArn') or ''})"
+            .replace("()", "") for e in entries]
+
+
+# --- seeding -----------------------------------------------------------------------------------
+
+
+def make_credentials():
+    """A self-signed certificate and an SSH public key (moto parses both)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dormant-sim")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    ssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), ssh.decode()
+
+
+def managed_policy(iam, name):
+    return iam.create_policy(PolicyName=name, PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))["Policy"]["Arn"]
+
+
+APP_POLICY = json.dumps({"Version": "2012-10-17",
+                         "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+
+
+def tags(mapping):
+    return [{"Key": k, "Value": v} for k, v in mapping.items()]
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+def scenario_quarantine_release_role(sim, emu, state, iam):
+    print("== Dormant-QuarantineIdentity <-> Dormant-ReleaseIdentity, role")
+    name = "sim-quarantine-role"
+    iam.create_role(RoleName=name, Path="/app/", AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+    iam.attach_role_policy(RoleName=name, PolicyArn=managed_policy(iam, "sim-quarantine-role-managed"))
+    # A lapsed exemption: the owners' tags, which release must never remove.
+    iam.tag_role(RoleName=name, Tags=tags({"team": "payments", "dormant:exempt-until": "2020-01-01",
+                                           "dormant:exempt-reason": "until the migration"}))
+    before = state.dump("role", name)
+    show("before", before)
+
+    emu.clear_requests()
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    after = state.dump("role", name)
+    show("after", after)
+    check("quarantine role: succeeds", run["status"] == "Success", run.get("error"))
+    check("quarantine role: runs the role branch",
+          run["steps"] == ["ChoosePrincipalKind", "PutRoleQuarantinePolicy", "TagRoleQuarantined",
+                           "VerifyRoleQuarantined"], run["steps"])
+    check("quarantine role: output names the policy",
+          run["outputs"] == {"VerifyRoleQuarantined.PolicyName": QUARANTINE_POLICY}, run["outputs"])
+    expected = copy.deepcopy(before)
+    expected["inline"][QUARANTINE_POLICY] = DENY_ALL
+    expected["tags"]["dormant:stage"] = "quarantined"
+    check("quarantine role: adds exactly the deny-all policy and the stage tag", after == expected,
+          {"expected": expected, "got": after})
+    calls = mutation_summary(emu.mutations())
+    check("quarantine role: IAM changes are PutRolePolicy, TagRole",
+          calls == [f"PutRolePolicy({QUARANTINE_POLICY})", "TagRole"], calls)
+
+    run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    again = state.dump("role", name)
+    show("after again", again)
+    check("quarantine role: second run succeeds and changes nothing",
+          run2["status"] == "Success" and again == after, run2.get("error") or again)
+
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    released = state.dump("role", name)
+    show("after release", released)
+    check("release role: succeeds", rel["status"] == "Success", rel.get("error"))
+    check("release role: outputs say the policy and dormant:stage were removed",
+          rel["outputs"] == {"ReleaseIdentity.PolicyDeleted": True,
+                             "ReleaseIdentity.TagsRemoved": ["dormant:stage"],
+                             "ReleaseIdentity.PrincipalFound": True}, rel["outputs"])
+    check("release role: state equals the original (exemption tags kept)", released == before,
+          {"expected": before, "got": released})
+    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("release role: second run succeeds, removes nothing, changes nothing",
+          rel2["status"] == "Success" and state.dump("role", name) == before
+          and rel2["outputs"] == {"ReleaseIdentity.PolicyDeleted": False, "ReleaseIdentity.TagsRemoved": [],
+                                  "ReleaseIdentity.PrincipalFound": True}, rel2)
+
+
+def scenario_quarantine_release_user(sim, emu, state, iam):
+    print("== Dormant-QuarantineIdentity <-> Dormant-ReleaseIdentity, user noticed earlier")
+    name = "sim-quarantine-user"
+    iam.create_user(UserName=name)
+    iam.create_login_profile(UserName=name, Password="Sim-Passw0rd!")
+    iam.create_access_key(UserName=name)
+    iam.create_group(GroupName="sim-quarantine-group")
+    iam.add_user_to_group(GroupName="sim-quarantine-group", UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+    iam.tag_user(UserName=name, Tags=tags({
+        "owner": "alice", "dormant:exempt": "false", "dormant:stage": "noticed",
+        "dormant:next-step": "quarantine", "dormant:next-step-at": "2030-01-08T00:00:00Z"}))
+    before = state.dump("user", name)
+    show("before", before)
+
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=name)
+    after = state.dump("user", name)
+    show("after", after)
+    check("quarantine user: succeeds through the user branch",
+          run["status"] == "Success" and run["steps"] == [
+              "ChoosePrincipalKind", "PutUserQuarantinePolicy", "TagUserQuarantined", "VerifyUserQuarantined"]
+          and run["outputs"] == {"VerifyUserQuarantined.PolicyName": QUARANTINE_POLICY}, run)
+    expected = copy.deepcopy(before)
+    expected["inline"][QUARANTINE_POLICY] = DENY_ALL
+    expected["tags"]["dormant:stage"] = "quarantined"
+    check("quarantine user: adds the policy, sets dormant:stage, leaves keys/password/groups",
+          after == expected, {"expected": expected, "got": after})
+    run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=name)
+    again = state.dump("user", name)
+    show("after again", again)
+    check("quarantine user: second run changes nothing", run2["status"] == "Success" and again == after)
+
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
+    released = state.dump("user", name)
+    show("after release", released)
+    expected = copy.deepcopy(before)
+    for key in STAGE_TAGS:
+        del expected["tags"][key]
+    check("release user: removes the policy and all three stage tags, keeps dormant:exempt and owner",
+          rel["status"] == "Success" and released == expected, {"expected": expected, "got": released})
+    check("release user: outputs list the removed tags",
+          rel["outputs"].get("ReleaseIdentity.TagsRemoved") == STAGE_TAGS
+          and rel["outputs"].get("ReleaseIdentity.PolicyDeleted") is True, rel["outputs"])
+    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
+    check("release user: second run changes nothing",
+          rel2["status"] == "Success" and state.dump("user", name) == released)
+
+
+def scenario_keys(sim, emu, state, iam):
+    print("== Dormant-DeactivateAccessKeys <-> Dormant-ReactivateAccessKeys")
+    name = "sim-keys-user"
+    iam.create_user(UserName=name)
+    recorded = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    owners_off = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName=name, AccessKeyId=owners_off, Status="Inactive")
+    iam.create_login_profile(UserName=name, Password="Sim-Passw0rd!")
+    before = state.dump("user", name)
+    show("before", before)
+    ids = [recorded, GHOST_KEY]
+
+    emu.clear_requests()
+    run = sim.run(doc("DeactivateAccessKeys"), PrincipalName=name, AccessKeyIds=ids)
+    after = state.dump("user", name)
+    show("after", after)
+    check("deactivate: succeeds", run["status"] == "Success", run.get("error"))
+    check("deactivate: outputs Changed=[recorded], NotFound=[ghost]",
+          run["outputs"] == {"DeactivateAccessKeys.Changed": [recorded], "DeactivateAccessKeys.AlreadyDone": [],
+                             "DeactivateAccessKeys.NotFound": [GHOST_KEY]}, run["outputs"])
+    expected = copy.deepcopy(before)
+    expected["keys"][recorded] = "Inactive"
+    check("deactivate: only the listed key changed", after == expected, {"expected": expected, "got": after})
+    calls = emu.mutations()
+    check("deactivate: one UpdateAccessKey, for the listed key",
+          mutation_summary(calls) == [f"UpdateAccessKey({recorded})"], mutation_summary(calls))
+
+    emu.clear_requests()
+    run2 = sim.run(doc("DeactivateAccessKeys"), PrincipalName=name, AccessKeyIds=ids)
+    again = state.dump("user", name)
+    show("after again", again)
+    check("deactivate: second run changes nothing (no IAM write) and says AlreadyDone",
+          run2["status"] == "Success" and again == after and not emu.mutations()
+          and run2["outputs"]["DeactivateAccessKeys.AlreadyDone"] == [recorded], run2)
+
+    rea = sim.run(doc("ReactivateAccessKeys"), PrincipalName=name, AccessKeyIds=ids)
+    restored = state.dump("user", name)
+    show("after reversal", restored)
+    check("reactivate: succeeds with Changed=[recorded]",
+          rea["status"] == "Success" and rea["outputs"]["ReactivateAccessKeys.Changed"] == [recorded], rea)
+    check("reactivate: state equals the original (the owner's inactive key stays inactive)",
+          restored == before, {"expected": before, "got": restored})
+    rea2 = sim.run(doc("ReactivateAccessKeys"), PrincipalName=name, AccessKeyIds=ids)
+    check("reactivate: second run changes nothing",
+          rea2["status"] == "Success" and state.dump("user", name) == before
+          and rea2["outputs"]["ReactivateAccessKeys.Changed"] == [], rea2)
+
+    gone = sim.run(doc("DeactivateAccessKeys"), PrincipalName="sim-no-such-user", AccessKeyIds=[GHOST_KEY])
+    check("deactivate: a user that does not exist counts as done",
+          gone["status"] == "Success" and gone["outputs"]["DeactivateAccessKeys.NotFound"] == [GHOST_KEY], gone)
+    role = sim.run(doc("DeactivateAccessKeys"), PrincipalKind="role", PrincipalName=name, AccessKeyIds=ids)
+    check("deactivate: PrincipalKind=role is refused before anything runs",
+          role["status"] != "Success" and not role["steps"], role.get("error", "")[:200])
+
+
+USER_TEARDOWN = ["DeleteLoginProfile", "DeleteAccessKey", "DeleteAccessKey", "DeleteSigningCertificate",
+                 "DeleteSSHPublicKey", "DeleteServiceSpecificCredential", "DeactivateMFADevice",
+                 "DeleteUserPolicy", "DeleteUserPolicy", "DetachUserPolicy", "RemoveUserFromGroup",
+                 "RemoveUserFromGroup", "DeleteUser"]
+
+
+def scenario_delete_user(sim, emu, state, iam):
+    print("== Dormant-DeleteIdentity, user with every kind of attachment")
+    name = "sim-delete-user"
+    cert_pem, ssh_pub = make_credentials()
+    iam.create_user(UserName=name, Path="/people/", Tags=tags({"owner": "bob", "dormant:stage": "pending_delete"}))
+    iam.create_login_profile(UserName=name, Password="Sim-Passw0rd!")
+    keys = [iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"] for _ in range(2)]
+    cert = iam.upload_signing_certificate(UserName=name, CertificateBody=cert_pem)["Certificate"]["CertificateId"]
+    ssh = iam.upload_ssh_public_key(UserName=name, SSHPublicKeyBody=ssh_pub)["SSHPublicKey"]["SSHPublicKeyId"]
+    ssc = "ACCASIMULATED0000001"  # moto lacks these: the test shim (pyshim/sitecustomize.py) holds it
+    store = state.service_specific()
+    store[name] = [{"ServiceSpecificCredentialId": ssc, "ServiceName": "codecommit.amazonaws.com",
+                    "ServiceUserName": f"{name}-at-000", "UserName": name, "Status": "Active"}]
+    Path(state.ssc_file).write_text(json.dumps(store))
+    mfa = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-mfa")["VirtualMFADevice"]["SerialNumber"]
+    iam.enable_mfa_device(UserName=name, SerialNumber=mfa, AuthenticationCode1="123456",
+                          AuthenticationCode2="654321")
+    iam.put_user_policy(UserName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+    iam.put_user_policy(UserName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    policy_arn = managed_policy(iam, "sim-delete-user-managed")
+    iam.attach_user_policy(UserName=name, PolicyArn=policy_arn)
+    groups = ["sim-delete-group-a", "sim-delete-group-b"]
+    for group in groups:
+        iam.create_group(GroupName=group)
+        iam.add_user_to_group(GroupName=group, UserName=name)
+    before = state.dump("user", name)
+    show("before", before)
+
+    emu.clear_requests()
+    run = sim.run(doc("DeleteIdentity"), PrincipalKind="user", PrincipalName=name)
+    after = state.dump("user", name)
+    show("after", after)
+    log = emu.requests()
+    check("delete user: succeeds", run["status"] == "Success", run.get("error"))
+    check("delete user: the user is gone", after == {"exists": False}, after)
+    outputs = run["outputs"]
+    check("delete user: outputs Result=deleted and the ARN",
+          outputs.get("DeleteIdentity.Result") == "deleted"
+          and outputs.get("DeleteIdentity.Arn") == f"arn:aws:iam::{ACCOUNT}:user/people/{name}", outputs)
+    expected_actions = (["DeleteLoginProfile"] + [f"DeleteAccessKey {k}" for k in keys]
+                        + [f"DeleteSigningCertificate {cert}", f"DeleteSSHPublicKey {ssh}",
+                           f"DeleteServiceSpecificCredential {ssc}", f"DeactivateMFADevice {mfa}"]
+                        + [f"DeleteUserPolicy {p}" for p in sorted(before["inline"])]
+                        + [f"DetachUserPolicy {policy_arn}"] + [f"RemoveUserFromGroup {g}" for g in groups]
+                        + ["DeleteUser"])
+    actions = outputs.get("DeleteIdentity.Actions", [])
+    check("delete user: Actions output lists every change in teardown order",
+          sorted(actions) == sorted(expected_actions)
+          and [a.split()[0] for a in actions] == USER_TEARDOWN, actions)
+
+    # The order as IAM saw it. Service-specific credentials do not reach moto: the shim records
+    # where its call fell in the request log.
+    ops = [(i, r["operation"]) for i, r in enumerate(log)
+           if r["service"] == "iam" and not r["operation"].startswith(("Get", "List"))]
+    shim_calls = [c for c in state.service_specific().get("_calls", []) if c[0] == "DeleteServiceSpecificCredential"
+                  and c[1].get("UserName") == name]
+    position = shim_calls[0][2] if shim_calls else None
+    merged = [op for i, op in ops if position is None or i < position]
+    merged += ["DeleteServiceSpecificCredential"] if position is not None else []
+    merged += [op for i, op in ops if position is not None and i >= position]
+    print(f"       {'IAM writes':<14} {' > '.join(merged)}")
+    check("delete user: teardown happened in the order IAM requires (request log)",
+          merged == USER_TEARDOWN, merged)
+    check("delete user: every write succeeded (HTTP 200)",
+          all(log[i].get("status") == 200 for i, _ in ops), [log[i] for i, _ in ops])
+    check("delete user: groups, managed policy and the virtual MFA device still exist",
+          all(iam.get_group(GroupName=g)["Group"] for g in groups)
+          and iam.get_policy(PolicyArn=policy_arn)["Policy"]
+          and mfa in [d["SerialNumber"] for d in iam.list_virtual_mfa_devices()["VirtualMFADevices"]])
+
+    emu.clear_requests()
+    run2 = sim.run(doc("DeleteIdentity"), PrincipalKind="user", PrincipalName=name)
+    check("delete user: second run succeeds as absent and writes nothing",
+          run2["status"] == "Success" and run2["outputs"].get("DeleteIdentity.Result") == "absent"
+          and run2["outputs"].get("DeleteIdentity.Actions") == [] and not emu.mutations(), run2)
+
+
+def scenario_delete_role(sim, emu, state, iam):
+    print("== Dormant-DeleteIdentity, role in instance profiles")
+    name = "sim-delete-role"
+    iam.create_role(RoleName=name, Path="/service/", AssumeRolePolicyDocument=TRUST,
+                    Tags=tags({"dormant:stage": "pending_delete"}))
+    profiles = ["sim-delete-profile-a", "sim-delete-profile-b"]
+    for profile in profiles:
+        iam.create_instance_profile(InstanceProfileName=profile)
+        iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=name)
+    iam.put_role_policy(RoleName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+    iam.put_role_policy(RoleName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    arns = [managed_policy(iam, f"sim-delete-role-managed-{i}") for i in (1, 2)]
+    for arn in arns:
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    before = state.dump("role", name)
+    show("before", before)
+
+    emu.clear_requests()
+    run = sim.run(doc("DeleteIdentity"), PrincipalKind="role", PrincipalName=name)
+    after = state.dump("role", name)
+    show("after", after)
+    ops = [r["operation"] for r in emu.mutations()]
+    print(f"       {'IAM writes':<14} {' > '.join(ops)}")
+    check("delete role: succeeds, the role is gone",
+          run["status"] == "Success" and after == {"exists": False}
+          and run["outputs"].get("DeleteIdentity.Result") == "deleted", run)
+    check("delete role: teardown in order (request log)",
+          ops == ["RemoveRoleFromInstanceProfile"] * 2 + ["DeleteRolePolicy"] * 2
+          + ["DetachRolePolicy"] * 2 + ["DeleteRole"], ops)
+    check("delete role: instance profiles (now empty) and managed policies remain",
+          all(iam.get_instance_profile(InstanceProfileName=p)["InstanceProfile"]["Roles"] == [] for p in profiles)
+          and all(iam.get_policy(PolicyArn=a)["Policy"] for a in arns))
+    emu.clear_requests()
+    run2 = sim.run(doc("DeleteIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("delete role: second run succeeds as absent and writes nothing",
+          run2["status"] == "Success" and run2["outputs"].get("DeleteIdentity.Result") == "absent"
+          and not emu.mutations(), run2)
+
+
+def scenario_protected_and_missing(sim, emu, state, iam):
+    print("== refusals and missing identities")
+    protected = [("AWSServiceRoleForDormantSim", "/aws-service-role/sim.amazonaws.com/"),
+                 ("OrganizationAccountAccessRole", "/")]
+    for name, path in protected:
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TRUST)
+        iam.put_role_policy(RoleName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+        before = state.dump("role", name)
+        emu.clear_requests()
+        run = sim.run(doc("DeleteIdentity"), PrincipalKind="role", PrincipalName=name)
+        check(f"delete refuses protected role {name} and changes nothing",
+              run["status"] != "Success" and "refusing" in run.get("error", "")
+              and state.dump("role", name) == before and not emu.mutations(), run)
+
+    missing = "sim-no-such-role"
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=missing)
+    check("quarantine of a role that does not exist fails (nothing to quarantine: a typo?)",
+          run["status"] != "Success" and "not found" in run.get("error", ""), run.get("error", "")[:200])
+    run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=missing,
+                  AutomationAssumeRole=f"arn:aws:iam::{ACCOUNT}:role/dormant-remediation")
+    check("release of a role that does not exist succeeds, PrincipalFound=false",
+          run["status"] == "Success" and run["outputs"].get("ReleaseIdentity.PrincipalFound") is False, run)
+    run = sim.run(doc("DeleteIdentity"), PrincipalKind="user", PrincipalName="sim-no-such-user")
+    check("delete of a user that does not exist succeeds as absent",
+          run["status"] == "Success" and run["outputs"].get("DeleteIdentity.Result") == "absent", run)
+
+    bad = [("PrincipalKind=group", dict(PrincipalKind="group", PrincipalName="x")),
+           ("PrincipalName with a space", dict(PrincipalKind="role", PrincipalName="bad name")),
+           ("AutomationAssumeRole not a role ARN", dict(PrincipalKind="role", PrincipalName="x",
+                                                        AutomationAssumeRole="arn:aws:iam::1:user/x"))]
+    for label, inputs in bad:
+        run = sim.run(doc("ReleaseIdentity"), **inputs)
+        check(f"parameters: {label} is refused before anything runs",
+              run["status"] != "Success" and not run["steps"], run)
+
+
+def main():
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="dormant-ssm-sim-") as workdir:
+        ssc_file = Path(workdir) / "service-specific-credentials.json"
+        ssc_file.write_text("{}")
+        emu = Emulator(workdir)
+        sim = None
+        try:
+            env = {**os.environ, "AWS_ENDPOINT_URL": emu.url, "AWS_ACCESS_KEY_ID": ACCOUNT,
+                   "AWS_SECRET_ACCESS_KEY": "dummy", "AWS_REGION": "us-east-1",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                   "DORMANT_SIM_PYTHON": sys.executable, "DORMANT_SIM_SSC_FILE": str(ssc_file),
+                   "PYTHONPATH": str(HERE / "pyshim"), "PYTHONDONTWRITEBYTECODE": "1",
+                   # the simulator writes each inline script to a new directory under TMPDIR
+                   "TMPDIR": workdir, "NODE_NO_WARNINGS": "1"}
+            for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+                env.pop(var, None)
+            sim = Simulator(env, workdir)
+            iam = boto3.Session(aws_access_key_id=ACCOUNT, aws_secret_access_key="dummy",
+                                region_name="us-east-1").client("iam", endpoint_url=emu.url)
+            state = State(iam, ssc_file)
+            for scenario in (scenario_quarantine_release_role, scenario_quarantine_release_user,
+                             scenario_keys, scenario_delete_user, scenario_delete_role,
+                             scenario_protected_and_missing):
+                try:
+                    scenario(sim, emu, state, iam)
+                except Exception as e:  # a crash in one scenario is one failure, not the end
+                    check(f"{scenario.__name__} ran to the end", False, repr(e))
+        finally:
+            if sim:
+                sim.close()
+            emu.close()
+            if not all(results):
+                for log in ("simulator.log", "launcher.log"):
+                    text = (Path(workdir) / log).read_text(errors="replace").splitlines()
+                    print(f"--- last lines of {log}")
+                    print("\n".join(text[-30:]))
+    passed = sum(results)
+    print(f"({time.monotonic() - started:.1f} s)")
+    print(f"simulation: {passed} passed, {len(results) - passed} failed")
+    return 0 if results and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
