@@ -9,8 +9,16 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION=true
 t0=$SECONDS
 step() { echo "== cdk: $* ($((SECONDS - t0))s)"; }
 
-step "npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci from the committed lockfile; skipped when node_modules was installed by this script from
+# the very same lockfile with the same node (set CDK_FORCE_NPM_CI=1 to reinstall anyway).
+stamp="$(node --version) $(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)"
+if [ "${CDK_FORCE_NPM_CI:-0}" != 1 ] && [ -f node_modules/.dormant-npm-ci ] && [ "$(cat node_modules/.dormant-npm-ci)" = "$stamp" ]; then
+  step "npm ci: node_modules already installed from this package-lock.json"
+else
+  step "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$stamp" > node_modules/.dormant-npm-ci
+fi
 
 step "tsc --noEmit"
 npx tsc --noEmit

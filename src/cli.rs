@@ -128,6 +128,14 @@ pub enum Command {
         #[command(subcommand)]
         action: EventAction,
     },
+    /// Compliance report: every role and user in the account with kind, path, creation, last use
+    /// and its evidence, days inactive, stage, next step and when, and exemption. Rows stream
+    /// to stdout as they are produced.
+    Report {
+        /// csv or json (one JSON array).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+        format: ReportFormat,
+    },
     /// The IAM actions each step needs (the CDK role is checked against this).
     Permissions,
     /// The circuit breaker: see whether it is tripped, or reset it.
@@ -135,6 +143,12 @@ pub enum Command {
         #[command(subcommand)]
         action: BreakerAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +320,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_json_or(out, &h, |h| history_table(h))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report { format } => {
+            let mut stdout = std::io::stdout().lock();
+            let rows = match format {
+                ReportFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(&mut stdout);
+                    let n = engine
+                        .compliance_report(now, |row| {
+                            w.serialize(CsvRow::from(&row))
+                                .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))
+                        })
+                        .await?;
+                    w.flush()
+                        .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))?;
+                    n
+                }
+                ReportFormat::Json => {
+                    let mut first = true;
+                    let _ = write!(stdout, "[");
+                    let n = engine
+                        .compliance_report(now, |row| {
+                            let text = serde_json::to_string(&row).map_err(|e| {
+                                Error::Usage(format!("cannot write the report: {e}"))
+                            })?;
+                            let sep = if first { "\n" } else { ",\n" };
+                            first = false;
+                            let _ = write!(stdout, "{sep}{text}");
+                            Ok(())
+                        })
+                        .await?;
+                    let _ = writeln!(stdout, "\n]");
+                    n
+                }
+            };
+            tracing::info!(rows, "report written");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::HandleEvent { file } => {
             let bytes = read_input(&file)?;
             let event: serde_json::Value = serde_json::from_slice(&bytes)
@@ -388,6 +438,49 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init | Command::Permissions | Command::Event { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A report row flattened for CSV (no nested values; empty for none).
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    account: &'a str,
+    identity: &'a str,
+    kind: &'a str,
+    path: &'a str,
+    created_at: &'a str,
+    last_used_at: &'a str,
+    evidence: &'a str,
+    days_inactive: i64,
+    stage: &'a str,
+    next_step: &'a str,
+    next_due_at: &'a str,
+    exempt: bool,
+    exemption: &'a str,
+    exempt_until: &'a str,
+    exempt_reason: &'a str,
+}
+
+impl<'a> From<&'a crate::app::commands::ReportRow> for CsvRow<'a> {
+    fn from(r: &'a crate::app::commands::ReportRow) -> Self {
+        let s = |o: &'a Option<String>| o.as_deref().unwrap_or("");
+        CsvRow {
+            account: &r.account,
+            identity: &r.identity,
+            kind: r.kind,
+            path: &r.path,
+            created_at: &r.created_at,
+            last_used_at: s(&r.last_used_at),
+            evidence: &r.evidence,
+            days_inactive: r.days_inactive,
+            stage: r.stage.as_str(),
+            next_step: r.next_step.map_or("", |s| s.as_str()),
+            next_due_at: s(&r.next_due_at),
+            exempt: r.exempt,
+            exemption: s(&r.exemption),
+            exempt_until: s(&r.exempt_until),
+            exempt_reason: s(&r.exempt_reason),
+        }
     }
 }
 

@@ -162,6 +162,7 @@ async fn save_is_versioned_and_load_returns_what_was_saved() {
         started_at: t(1),
         effects: Vec::new(),
         after: Box::new(record(subject.clone(), Stage::Quarantined, None)),
+        fallback: Vec::new(),
     });
     assert_eq!(store.save(&r).await.unwrap(), 1);
     let loaded = store.load(&subject).await.unwrap().unwrap();

@@ -59,6 +59,7 @@ fn request(key_ids: &[&str]) -> AutomationRequest {
     AutomationRequest {
         document: DOC.to_string(),
         parameters,
+        attempt: "arn:aws:iam::111122223333:user/alice#2026-01-01T00:00:00Z".to_string(),
     }
 }
 

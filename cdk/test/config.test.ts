@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { buildConfig, CONFIG_KEYS, DEFAULT_CONFIG } from '../lib/config';
-import { REPO_ROOT } from './helpers';
+
+const REPO_ROOT = path.join(__dirname, '..', '..');
 
 /** Keys of a TOML file by section: `[section]` headers and `key =` lines (enough for the example file). */
 function tomlKeys(text: string): Record<string, string[]> {

@@ -161,6 +161,8 @@ pub fn client_token(request: &AutomationRequest) -> String {
     let mut h = Fnv128::new();
     h.field(b"dormant-ssm-v1");
     h.field(request.document.as_bytes());
+    // One token per attempt: a retried call is deduplicated, a later re-run is not.
+    h.field(request.attempt.as_bytes());
     for (key, values) in &request.parameters {
         h.field(key.as_bytes());
         h.write(&(values.len() as u64).to_be_bytes());
@@ -219,6 +221,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
                 .collect::<BTreeMap<_, _>>(),
+            attempt: "attempt-1".to_string(),
         }
     }
 
@@ -241,10 +244,14 @@ mod tests {
         assert!(is_uuid(&t), "{t}");
         assert_eq!(&t[14..15], "8", "version nibble: {t}");
         assert!(matches!(&t[19..20], "8" | "9" | "a" | "b"), "variant: {t}");
-        // Pinned (checked against an independent FNV-1a): a change here would let a start
-        // retried across a deploy launch twice.
-        assert_eq!(t, "eb1eda3d-2a8d-800c-ba0a-41849c57ab18");
+        // Pinned: a change here would let a start retried across a deploy launch twice.
+        assert_eq!(t, "1f804fb6-cf79-849a-ae90-e819d24a5c06");
         assert_eq!(t, client_token(&a.clone()));
+        let later = AutomationRequest {
+            attempt: "attempt-2".to_string(),
+            ..a.clone()
+        };
+        assert_ne!(t, client_token(&later), "a later attempt must run again");
         assert_ne!(
             t,
             client_token(&request(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
+use crate::domain::facts::fmt_time;
 use crate::domain::fallback::automation_for;
 use crate::domain::ladder::INTENT_LEASE;
 use crate::domain::AutomationStatus;
@@ -556,8 +557,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let Some(setup) = &self.fallback else {
             return Ok(None);
         };
-        let Some(requests) = automation_for(&record.subject, step, effects, &setup.automation_role)
-        else {
+        let attempt = format!("{}#{}", record.subject.id(), fmt_time(now));
+        let Some(requests) = automation_for(
+            &record.subject,
+            step,
+            effects,
+            &setup.automation_role,
+            &attempt,
+        ) else {
             return Ok(None);
         };
         let mut executions = Vec::new();

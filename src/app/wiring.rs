@@ -38,6 +38,11 @@ pub async fn wire(
     actor: Actor,
     retry: RetryPolicy,
 ) -> Result<Wired> {
+    // `RetryPolicy` retries with backoff and jitter; SDK retries underneath would multiply it.
+    let aws = &aws
+        .to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
     let caller = aws_sdk_sts::Client::new(aws)
         .get_caller_identity()
         .send()

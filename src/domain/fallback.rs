@@ -15,6 +15,9 @@ use super::subject::{Scope, Subject};
 pub struct AutomationRequest {
     pub document: String,
     pub parameters: BTreeMap<String, Vec<String>>,
+    /// Identifies this attempt (not sent as a parameter): SSM's idempotency token is derived
+    /// from it, so retries of one start are deduplicated but a later attempt runs again.
+    pub attempt: String,
 }
 
 /// Where an execution stands.
@@ -35,6 +38,7 @@ pub fn automation_for(
     step: Step,
     effects: &[Effect],
     automation_role: &str,
+    attempt: &str,
 ) -> Option<Vec<AutomationRequest>> {
     let request = |document: &str, key_ids: Option<&[String]>| {
         let mut parameters = BTreeMap::new();
@@ -56,6 +60,7 @@ pub fn automation_for(
         AutomationRequest {
             document: document.to_string(),
             parameters,
+            attempt: attempt.to_string(),
         }
     };
     let keys_in = |pick: fn(&Effect) -> Option<&Vec<String>>| -> Vec<String> {

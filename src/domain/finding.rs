@@ -256,6 +256,37 @@ mod tests {
     }
 
     #[test]
+    fn classifications_round_trip_through_json() {
+        let c = Classification::Candidate(Finding {
+            source: Source::SecurityHub,
+            event_id: "e-1".into(),
+            nominee: Nominee::Principal {
+                account: "123456789012".into(),
+                kind: PrincipalKind::User,
+                path: None,
+                name: "ci".into(),
+                scope: Scope::AccessKey("AKIAIOSFODNN7EXAMPLE".into()),
+            },
+            finding: "IAM.22".into(),
+            reason: "r".into(),
+            analyzer_finding_id: None,
+            analyzer_arn: None,
+            observed_last_used: None,
+        });
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["outcome"], "candidate");
+        assert_eq!(j["nominee"]["nominee"], "principal");
+        assert_eq!(serde_json::from_value::<Classification>(j).unwrap(), c);
+        let i = Classification::Ignored {
+            source: None,
+            event_id: None,
+            reason: "r".into(),
+        };
+        let j = serde_json::to_value(&i).unwrap();
+        assert_eq!(serde_json::from_value::<Classification>(j).unwrap(), i);
+    }
+
+    #[test]
     fn source_names_match_serde() {
         for s in [
             Source::Config,
