@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The CDK app: DormantStack (controller account) and DormantMemberStack (member accounts), checked
- * by cdk-nag's AwsSolutions pack (synth fails on any unacknowledged finding).
+ * by cdk-nag's AwsSolutions pack (synth fails on any unacknowledged finding). See lib/app.ts.
  *
  * Context (all optional; `-c key=value`):
  *   memberAccounts      comma-separated member account ids (config `accounts`)
@@ -9,12 +9,10 @@
  *   organizationId      restrict sts:AssumeRole to roles in this organization
  *   alarmTopicArn       SNS topic for the alarms
  *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}'
+ * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: the cargo-lambda zip, else a placeholder).
  */
-import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { DormantStack } from '../lib/dormant-stack';
-import { DormantMemberStack } from '../lib/member-stack';
-import { acknowledgeNagFindings } from '../lib/nag';
+import { App } from 'aws-cdk-lib';
+import { buildApp } from '../lib/app';
 
 const app = new App();
 const ctx = (key: string): string | undefined => {
@@ -23,11 +21,11 @@ const ctx = (key: string): string | undefined => {
 };
 const dormantConfig: unknown = app.node.tryGetContext('dormantConfig');
 
-const controller = new DormantStack(app, 'DormantStack', {
-  description: 'dormant: IAM remediation controller (table, Lambda, EventBridge rules, SSM documents, alarms)',
+const { controller } = buildApp(app, {
   memberAccounts: ctx('memberAccounts')?.split(',').map((s) => s.trim()).filter(Boolean),
   organizationId: ctx('organizationId'),
   alarmTopicArn: ctx('alarmTopicArn'),
+  controllerAccountId: ctx('controllerAccountId'),
   config: typeof dormantConfig === 'string' ? JSON.parse(dormantConfig) : (dormantConfig as object | undefined),
 });
 if (controller.lambdaAsset.placeholder) {
@@ -36,11 +34,3 @@ if (controller.lambdaAsset.placeholder) {
       'Run `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` or set DORMANT_LAMBDA_ZIP.',
   );
 }
-const member = new DormantMemberStack(app, 'DormantMemberStack', {
-  description: 'dormant: member-account role assumed by the controller, SSM automation role and documents',
-  controllerAccountId: ctx('controllerAccountId'),
-});
-
-acknowledgeNagFindings(controller);
-acknowledgeNagFindings(member);
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));

@@ -1,5 +1,8 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { buildApp } from '../lib/app';
+import { PLACEHOLDER_ASSET } from '../lib/dormant-stack';
 import { controller, member, tempDir } from './helpers';
 
 const violations = (stack: Stack) =>
@@ -48,5 +51,28 @@ describe('cdk-nag AwsSolutions', () => {
     expect(acks.filter((id) => !fired.has(id))).toEqual([]);
     // Nothing but IAM5 (wildcard resources) is acknowledged.
     for (const id of acks) expect(id).toMatch(/^AwsSolutions-IAM5\[Resource::/);
+  });
+});
+
+describe('the app as bin/dormant.ts builds it (cdk-nag as a validation plugin)', () => {
+  test('synthesizes, with the acknowledgments in the template metadata', () => {
+    const app = new App({ outdir: tempDir({}) });
+    const { controller: c } = buildApp(app, { lambdaAsset: { path: PLACEHOLDER_ASSET, placeholder: true } });
+    const assembly = app.synth(); // throws if cdk-nag reports an unacknowledged finding
+    const template = assembly.getStackByName(c.stackName).template as { Resources: Record<string, { Metadata?: { cdk_nag?: unknown } }> };
+    const withAcks = Object.entries(template.Resources).filter(([, r]) => r.Metadata?.cdk_nag !== undefined);
+    expect(withAcks.map(([id]) => id).sort()).toEqual([
+      expect.stringMatching(/^AutomationRole.*DefaultPolicy|^AutomationRole/),
+      expect.stringMatching(/^AutomationRole/),
+      expect.stringMatching(/^ControllerRole/),
+      expect.stringMatching(/^ControllerRole/),
+    ]);
+  });
+
+  test('an unacknowledged finding stops the synth', () => {
+    const app = new App({ outdir: tempDir({}) });
+    const { controller: c } = buildApp(app, { lambdaAsset: { path: PLACEHOLDER_ASSET, placeholder: true } });
+    new sqs.Queue(c, 'PlainQueue'); // no TLS policy, no DLQ: AwsSolutions-SQS3/SQS4
+    expect(() => app.synth()).toThrow(/AwsSolutions-SQS4/);
   });
 });
