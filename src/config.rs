@@ -338,6 +338,14 @@ impl RawConfig {
             });
         }
 
+        if !accounts.is_empty() {
+            // Refuse rather than silently sweep only the caller's account.
+            return Err(err(
+                "accounts",
+                "multi-account sweeps are not built yet; leave it empty to use the caller's own account",
+            ));
+        }
+
         let i = &self.inactivity;
         let threshold = days("inactivity.threshold_days", i.threshold_days, 1)?;
         let key_threshold = days("inactivity.key_threshold_days", i.key_threshold_days, 1)?;
@@ -537,6 +545,7 @@ mod tests {
             "breaker.max_quarantine_fraction"
         );
         assert_eq!(field_of("[[accounts]]\nid = \"12345\""), "accounts[0].id");
+        assert_eq!(field_of("[[accounts]]\nid = \"123456789012\""), "accounts");
         assert_eq!(
             field_of("[fallback]\nssm_steps = [\"notice\"]"),
             "fallback.ssm_steps[0]"
