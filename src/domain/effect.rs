@@ -212,8 +212,19 @@ pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
         for kind in [PrincipalKind::Role, PrincipalKind::User] {
             let mut actions: Vec<&'static str> = step_effects(step)
                 .into_iter()
+                // Roles have no access keys or console password.
+                .filter(|e| {
+                    kind == PrincipalKind::User
+                        || !matches!(
+                            e,
+                            Effect::DeactivateKeys { .. }
+                                | Effect::ReactivateKeys { .. }
+                                | Effect::DeleteAccessKey { .. }
+                                | Effect::DeleteLoginProfile
+                        )
+                })
                 .flat_map(|e| e.permissions(kind).iter().copied())
-                .filter(|a| kind == PrincipalKind::User || !a.contains("AccessKey"))
+
                 .collect();
             actions.sort_unstable();
             actions.dedup();
