@@ -224,7 +224,6 @@ pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
                         )
                 })
                 .flat_map(|e| e.permissions(kind).iter().copied())
-
                 .collect();
             actions.sort_unstable();
             actions.dedup();
