@@ -14,6 +14,7 @@ use crate::adapters::clock::Clock;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::app::commands::{permissions, CommandReport};
+use crate::app::fleet::FleetReport;
 use crate::app::output::{HistoryEntry, RunReport, StatusReport};
 use crate::app::wiring::{wire, Actor, Wired};
 use crate::config::{Config, ConfigError};
@@ -287,36 +288,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let Wired {
-        engine, account, ..
-    } = wire(&config, &aws, Actor::Caller, retry).await?;
+    let Wired { fleet, .. } = wire(&config, &aws, Actor::Caller, retry).await?;
     let now = clock.now();
+    // An ARN names its account; `role/NAME` needs a single configured account.
+    let pick = |identity: &IdentityArg| match identity {
+        IdentityArg::Subject(s) => fleet.engine(&s.principal.account),
+        IdentityArg::Name { .. } => fleet.single(),
+    };
     match cli.command {
         Command::Sweep | Command::Tick => {
             let report = if matches!(cli.command, Command::Sweep) {
-                engine.sweep(now).await?
+                fleet.sweep(now).await
             } else {
-                engine.tick(now).await?
+                fleet.tick(now).await
             };
-            print_json_or(out, &report, run_table)?;
-            Ok(if report.failed() > 0 {
+            print_json_or(out, &report, fleet_table)?;
+            Ok(if report.run.failed() > 0 || report.failed_accounts() > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
         }
         Command::List { stage } => {
-            let rows = engine.list(stage).await?;
+            let mut rows = Vec::new();
+            for engine in &fleet.engines {
+                rows.extend(engine.list(stage).await?);
+            }
             print_json_or(out, &rows, |rows| status_table(rows))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { identity } => {
-            let s = engine.status(&identity, now).await?;
+            let s = pick(&identity)?.status(&identity, now).await?;
             print_json_or(out, &s, |s| status_table(std::slice::from_ref(s)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::History { identity } => {
-            let h = engine.history(&identity).await?;
+            let h = pick(&identity)?.history(&identity).await?;
             print_json_or(out, &h, |h| history_table(h))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -325,12 +332,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let rows = match format {
                 ReportFormat::Csv => {
                     let mut w = csv::Writer::from_writer(&mut stdout);
-                    let n = engine
-                        .compliance_report(now, |row| {
-                            w.serialize(CsvRow::from(&row))
-                                .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))
-                        })
-                        .await?;
+                    let mut n = 0;
+                    for engine in &fleet.engines {
+                        n += engine
+                            .compliance_report(now, |row| {
+                                w.serialize(CsvRow::from(&row)).map_err(|e| {
+                                    Error::Usage(format!("cannot write the report: {e}"))
+                                })
+                            })
+                            .await?;
+                    }
                     w.flush()
                         .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))?;
                     n
@@ -338,17 +349,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ReportFormat::Json => {
                     let mut first = true;
                     let _ = write!(stdout, "[");
-                    let n = engine
-                        .compliance_report(now, |row| {
-                            let text = serde_json::to_string(&row).map_err(|e| {
-                                Error::Usage(format!("cannot write the report: {e}"))
-                            })?;
-                            let sep = if first { "\n" } else { ",\n" };
-                            first = false;
-                            let _ = write!(stdout, "{sep}{text}");
-                            Ok(())
-                        })
-                        .await?;
+                    let mut n = 0;
+                    for engine in &fleet.engines {
+                        n += engine
+                            .compliance_report(now, |row| {
+                                let text = serde_json::to_string(&row).map_err(|e| {
+                                    Error::Usage(format!("cannot write the report: {e}"))
+                                })?;
+                                let sep = if first { "\n" } else { ",\n" };
+                                first = false;
+                                let _ = write!(stdout, "{sep}{text}");
+                                Ok(())
+                            })
+                            .await?;
+                    }
                     let _ = writeln!(stdout, "\n]");
                     n
                 }
@@ -361,7 +375,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let event: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Usage(format!("{}: not JSON: {e}", file.display())))?;
             let rules = ClassifyRules::from_config(&config);
-            let report = crate::lambda::handle(&event, &engine, &rules, now)
+            let report = crate::lambda::handle(&event, &fleet, &rules, now)
                 .await
                 .map_err(|e| match e {
                     crate::lambda::HandlerError::Failed(e) => e,
@@ -384,12 +398,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Undo { identity, reason } => {
-            let r = engine.undo(&identity, &reason, now).await?;
+            let r = pick(&identity)?.undo(&identity, &reason, now).await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
         Command::Restore { identity } => {
-            let r = engine.restore(&identity, now).await?;
+            let r = pick(&identity)?.restore(&identity, now).await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
@@ -398,42 +412,62 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             until,
             reason,
         } => {
-            let r = engine.exempt(&identity, until, &reason, now).await?;
+            let r = pick(&identity)?
+                .exempt(&identity, until, &reason, now)
+                .await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
         Command::Approve { identity } => {
-            let r = engine.approve(&identity, now).await?;
+            let r = pick(&identity)?.approve(&identity, now).await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
         Command::Breaker { action } => {
-            let mut state = engine.store.breaker(&account).await?;
-            if let BreakerAction::Reset = action {
-                state.tripped = false;
-                state.tripped_at = None;
-                state.cause = None;
-                engine.store.save_breaker(&account, &state).await?;
-            }
-            let v = serde_json::json!({
-                "account": account,
-                "tripped": state.tripped,
-                "tripped_at": state.tripped_at.map(|t| t.to_rfc3339()),
-                "cause": state.cause,
-                "quarantines_last_24h": state.quarantines_within_day(now),
-            });
-            print_json_or(out, &v, |v| {
-                if v["tripped"] == true {
-                    format!(
-                        "breaker TRIPPED in {account}: {}",
-                        v["cause"].as_str().unwrap_or("")
-                    )
-                } else {
-                    format!(
-                        "breaker ok in {account} ({} quarantines in the last 24 h)",
-                        v["quarantines_last_24h"]
-                    )
+            let mut states = Vec::new();
+            for engine in &fleet.engines {
+                let account = engine.account();
+                let mut state = engine.store.breaker(account).await?;
+                if let BreakerAction::Reset = action {
+                    state.tripped = false;
+                    state.tripped_at = None;
+                    state.cause = None;
+                    engine.store.save_breaker(account, &state).await?;
+                    tracing::info!(%account, "circuit breaker reset");
                 }
+                states.push(serde_json::json!({
+                    "account": account,
+                    "tripped": state.tripped,
+                    "tripped_at": state.tripped_at.map(crate::domain::facts::fmt_time),
+                    "cause": state.cause,
+                    "quarantines_last_24h": state.quarantines_within_day(now),
+                }));
+            }
+            // One account: one object (the common case); several: an array.
+            let v = match states.as_slice() {
+                [one] => one.clone(),
+                _ => serde_json::Value::Array(states.clone()),
+            };
+            print_json_or(out, &v, |_| {
+                states
+                    .iter()
+                    .map(|v| {
+                        if v["tripped"] == true {
+                            format!(
+                                "breaker TRIPPED in {}: {}",
+                                v["account"].as_str().unwrap_or(""),
+                                v["cause"].as_str().unwrap_or("")
+                            )
+                        } else {
+                            format!(
+                                "breaker ok in {} ({} quarantines in the last 24 h)",
+                                v["account"].as_str().unwrap_or(""),
+                                v["quarantines_last_24h"]
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -546,6 +580,22 @@ fn run_table(r: &RunReport) -> String {
             ""
         }
     ));
+    s
+}
+
+fn fleet_table(r: &FleetReport) -> String {
+    let mut s = run_table(&r.run);
+    if r.accounts.len() > 1 || r.failed_accounts() > 0 {
+        for a in &r.accounts {
+            match &a.error {
+                None => s.push_str(&format!(
+                    "\naccount {}: ok, {} evaluated",
+                    a.account, a.evaluated
+                )),
+                Some(e) => s.push_str(&format!("\naccount {}: FAILED: {e}", a.account)),
+            }
+        }
+    }
     s
 }
 

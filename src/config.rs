@@ -46,6 +46,7 @@ pub struct RawConfig {
     pub event_bus: String,
     pub dry_run: bool,
     pub accounts: Vec<RawAccount>,
+    pub max_concurrent_accounts: i64,
     pub inactivity: RawInactivity,
     pub ladder: RawLadder,
     pub exemptions: RawExemptions,
@@ -126,6 +127,7 @@ impl Default for RawConfig {
             event_bus: "default".to_string(),
             dry_run: false,
             accounts: Vec::new(),
+            max_concurrent_accounts: 8,
             inactivity: RawInactivity::default(),
             ladder: RawLadder::default(),
             exemptions: RawExemptions::default(),
@@ -204,6 +206,8 @@ pub struct Config {
     pub event_bus: String,
     /// Empty: the caller's own account.
     pub accounts: Vec<Account>,
+    /// How many accounts are swept at once.
+    pub max_concurrent_accounts: usize,
     pub policy: Policy,
     /// Steps always run through SSM Automation.
     pub ssm_steps: Vec<Step>,
@@ -338,13 +342,8 @@ impl RawConfig {
             });
         }
 
-        if !accounts.is_empty() {
-            // Refuse rather than silently sweep only the caller's account.
-            return Err(err(
-                "accounts",
-                "multi-account sweeps are not built yet; leave it empty to use the caller's own account",
-            ));
-        }
+        let concurrency =
+            count("max_concurrent_accounts", self.max_concurrent_accounts, 1)? as usize;
 
         let i = &self.inactivity;
         let threshold = days("inactivity.threshold_days", i.threshold_days, 1)?;
@@ -468,6 +467,7 @@ impl RawConfig {
             table: self.table,
             event_bus: self.event_bus,
             accounts,
+            max_concurrent_accounts: concurrency,
             policy: Policy {
                 dry_run: self.dry_run,
                 inactivity: Inactivity {
@@ -545,7 +545,6 @@ mod tests {
             "breaker.max_quarantine_fraction"
         );
         assert_eq!(field_of("[[accounts]]\nid = \"12345\""), "accounts[0].id");
-        assert_eq!(field_of("[[accounts]]\nid = \"123456789012\""), "accounts");
         assert_eq!(
             field_of("[fallback]\nssm_steps = [\"notice\"]"),
             "fallback.ssm_steps[0]"

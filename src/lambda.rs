@@ -5,8 +5,8 @@
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::app::fleet::Fleet;
 use crate::app::output::{ActionReport, RunReport};
-use crate::app::Engine;
 use crate::domain::finding::{Classification, Finding, Nominee};
 use crate::domain::{Outcome, PrincipalKind, Step, Timestamp};
 use crate::error::Error;
@@ -59,9 +59,9 @@ pub struct EventReport {
 }
 
 /// Processes one EventBridge event exactly as the Lambda does.
-pub async fn handle<I: Iam, S: Store>(
+pub async fn handle<I: Iam + 'static, S: Store + 'static>(
     event: &Value,
-    engine: &Engine<I, S>,
+    fleet: &Fleet<I, S>,
     rules: &ClassifyRules,
     now: Timestamp,
 ) -> Result<EventReport, HandlerError> {
@@ -97,12 +97,13 @@ pub async fn handle<I: Iam, S: Store>(
             ..EventReport::default()
         });
     }
-    if !engine
-        .store
-        .claim_event(&id, now)
-        .await
-        .map_err(Error::from)?
-    {
+    // Dedup lives in the controller's table, which every engine shares.
+    let Some(any) = fleet.engines.first() else {
+        return Err(HandlerError::Failed(Error::Rejected(
+            "no account is reachable".to_string(),
+        )));
+    };
+    if !any.store.claim_event(&id, now).await.map_err(Error::from)? {
         info!(event_id = %id, "duplicate delivery; already processed");
         return Ok(EventReport {
             duplicate: true,
@@ -112,7 +113,7 @@ pub async fn handle<I: Iam, S: Store>(
     let mut report = RunReport::default();
     for finding in candidates {
         info!(event_id = %id, source = finding.source.as_str(), finding = %finding.finding, "nominated");
-        let part = nominate(engine, finding, &id, now).await?;
+        let part = nominate(fleet, finding, &id, now).await?;
         report.evaluated += part.evaluated;
         report.actions.extend(part.actions);
         report.breaker_tripped |= part.breaker_tripped;
@@ -126,18 +127,23 @@ pub async fn handle<I: Iam, S: Store>(
     })
 }
 
-async fn nominate<I: Iam, S: Store>(
-    engine: &Engine<I, S>,
+async fn nominate<I: Iam + 'static, S: Store + 'static>(
+    fleet: &Fleet<I, S>,
     finding: &Finding,
     event_id: &str,
     now: Timestamp,
 ) -> Result<RunReport, Error> {
-    if let Some(account) = finding.nominee.account() {
-        if account != engine.account() {
-            let reason = format!(
-                "account {account} is not the account this controller runs in ({})",
-                engine.account()
-            );
+    let account = match &finding.nominee {
+        Nominee::Sweep => return Ok(fleet.sweep(now).await.run),
+        Nominee::Tick => return Ok(fleet.tick(now).await.run),
+        Nominee::Principal { account, .. }
+        | Nominee::UniqueId { account, .. }
+        | Nominee::AccessKeyOf { account, .. } => account,
+    };
+    let engine = match fleet.engine(account) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = format!("not acted on: {e}");
             warn!(%event_id, %reason, "skipped");
             return Ok(RunReport {
                 evaluated: 0,
@@ -150,10 +156,9 @@ async fn nominate<I: Iam, S: Store>(
                 breaker_tripped: false,
             });
         }
-    }
+    };
     let (kind, name) = match &finding.nominee {
-        Nominee::Sweep => return engine.sweep(now).await,
-        Nominee::Tick => return engine.tick(now).await,
+        Nominee::Sweep | Nominee::Tick => return Ok(RunReport::default()),
         Nominee::Principal { kind, name, .. } => (*kind, name.clone()),
         // Every credential of the user is re-read and judged, so the key id is not needed.
         Nominee::AccessKeyOf { user, .. } => (PrincipalKind::User, user.clone()),

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod engine;
+pub mod fleet;
 pub mod output;
 pub mod wiring;
 

@@ -11,9 +11,13 @@ use crate::adapters::iam::AwsIam;
 use crate::adapters::retry::{classify, RetryPolicy};
 use crate::adapters::ssm::SsmFallback;
 use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
+use crate::app::fleet::Fleet;
+use crate::config::Account;
 use crate::config::Config;
 use crate::domain::PrincipalKind;
 use crate::error::Result;
+use crate::ports::Publisher;
+use tracing::warn;
 
 /// Who the audit trail names for steps this process takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +29,8 @@ pub enum Actor {
 }
 
 pub struct Wired {
-    pub engine: Engine<AwsIam, DynamoStore>,
+    pub fleet: Fleet<AwsIam, DynamoStore>,
+    /// The account dormant runs in (where its table lives).
     pub account: String,
     pub caller_arn: String,
 }
@@ -54,37 +59,110 @@ pub async fn wire(
     if let Some(me) = controller_identity(&caller_arn) {
         policy.exemptions.controller.push(me);
     }
+    // The roles dormant assumes in member accounts are its own too.
+    for a in &config.accounts {
+        if let Some(role) = a.role_arn.as_deref().and_then(|r| r.rsplit('/').next()) {
+            policy
+                .exemptions
+                .controller
+                .push((PrincipalKind::Role, role.to_string()));
+        }
+    }
     let actor = match actor {
         Actor::Controller => CONTROLLER.to_string(),
         Actor::Caller => caller_arn.clone(),
     };
-    let mut engine = Engine::new(
-        AwsIam::new(aws_sdk_iam::Client::new(aws), account.clone(), retry),
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            config.table.clone(),
-            retry,
-        ),
-        policy,
-        actor,
-    )
-    .with_publisher(Arc::new(EventBridgePublisher::new(
+    let members: Vec<Account> = if config.accounts.is_empty() {
+        vec![Account {
+            id: account.clone(),
+            role_arn: None,
+        }]
+    } else {
+        config.accounts.clone()
+    };
+    let publisher: Arc<dyn Publisher> = Arc::new(EventBridgePublisher::new(
         aws_sdk_eventbridge::Client::new(aws),
         config.event_bus.clone(),
         retry,
-    )));
-    if let Some(role) = &config.automation_role {
-        engine = engine.with_fallback(FallbackSetup {
-            runner: Arc::new(SsmFallback::new(aws_sdk_ssm::Client::new(aws), retry)),
-            automation_role: role.clone(),
-            always: config.ssm_steps.clone(),
-        });
+    ));
+    let fallback = config.automation_role.as_ref().map(|role| FallbackSetup {
+        runner: Arc::new(SsmFallback::new(aws_sdk_ssm::Client::new(aws), retry)),
+        automation_role: role.clone(),
+        always: config.ssm_steps.clone(),
+    });
+    let mut fleet = Fleet {
+        engines: Vec::new(),
+        unreachable: Vec::new(),
+        concurrency: config.max_concurrent_accounts,
+    };
+    for member in members {
+        let member_aws = match (&member.role_arn, member.id == account) {
+            (None, true) => aws.clone(),
+            (Some(role), _) => match assume(aws, role).await {
+                Ok(c) => c,
+                Err(why) => {
+                    warn!(account = %member.id, %why, "cannot reach account");
+                    fleet.unreachable.push((member.id.clone(), why));
+                    continue;
+                }
+            },
+            (None, false) => {
+                fleet.unreachable.push((
+                    member.id.clone(),
+                    "no role to assume (accounts[].role)".to_string(),
+                ));
+                continue;
+            }
+        };
+        let mut engine = Engine::new(
+            AwsIam::new(
+                aws_sdk_iam::Client::new(&member_aws),
+                member.id.clone(),
+                retry,
+            ),
+            // State, events and automation stay in the controller's account.
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.table.clone(),
+                retry,
+            ),
+            policy.clone(),
+            actor.clone(),
+        )
+        .with_publisher(publisher.clone());
+        if let Some(f) = &fallback {
+            engine = engine.with_fallback(f.clone());
+        }
+        fleet.engines.push(Arc::new(engine));
     }
     Ok(Wired {
-        engine,
+        fleet,
         account,
         caller_arn,
     })
+}
+
+/// Credentials for `role`, assumed now so that a denied AssumeRole is reported for its account
+/// up front instead of failing every call later.
+async fn assume(aws: &SdkConfig, role: &str) -> std::result::Result<SdkConfig, String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+        .configure(aws)
+        .session_name("dormant")
+        .build()
+        .await;
+    provider.provide_credentials().await.map_err(|e| {
+        format!(
+            "AssumeRole {role}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(e)
+        )
+    })?;
+    Ok(aws
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        )
+        .build())
 }
 
 /// The role or user dormant runs as, from the caller ARN: always protected.

@@ -30,10 +30,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     let wired = wire(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
     let rules = ClassifyRules::from_config(&config);
-    let (engine, rules) = (&wired.engine, &rules);
+    let (fleet, rules) = (&wired.fleet, &rules);
     let clock = Clock::system();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dormant::lambda::handle(&event.payload, engine, rules, clock.now()).await
+        dormant::lambda::handle(&event.payload, fleet, rules, clock.now()).await
     }))
     .await
 }

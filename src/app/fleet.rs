@@ -1,0 +1,146 @@
+//! Many accounts: one engine per account, swept concurrently with a bound. One account failing
+//! (AssumeRole denied, a throttling storm) is recorded and does not stop the others.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::domain::Timestamp;
+use crate::error::{Error, Result};
+use crate::ports::{Iam, Store};
+
+use super::output::RunReport;
+use super::Engine;
+
+/// How one account's run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountOutcome {
+    pub account: String,
+    pub ok: bool,
+    pub evaluated: usize,
+    pub error: Option<String>,
+}
+
+/// `sweep`/`tick` over every account: the run report of DESIGN section 7, plus one line per
+/// account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FleetReport {
+    #[serde(flatten)]
+    pub run: RunReport,
+    pub accounts: Vec<AccountOutcome>,
+}
+
+impl FleetReport {
+    pub fn failed_accounts(&self) -> usize {
+        self.accounts.iter().filter(|a| !a.ok).count()
+    }
+}
+
+pub struct Fleet<I, S> {
+    pub engines: Vec<Arc<Engine<I, S>>>,
+    /// Accounts that could not even be set up (e.g. AssumeRole denied), with why.
+    pub unreachable: Vec<(String, String)>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    Sweep,
+    Tick,
+}
+
+impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
+    /// The engine for `account`.
+    pub fn engine(&self, account: &str) -> Result<&Engine<I, S>> {
+        if let Some(e) = self.engines.iter().find(|e| e.account() == account) {
+            return Ok(e);
+        }
+        match self.unreachable.iter().find(|(a, _)| a == account) {
+            Some((_, why)) => Err(Error::Rejected(format!(
+                "account {account} is unreachable: {why}"
+            ))),
+            None => Err(Error::Usage(format!(
+                "account {account} is not one dormant manages (see `accounts` in the configuration)"
+            ))),
+        }
+    }
+
+    /// The only engine, when there is exactly one account (names like `role/NAME` need it).
+    pub fn single(&self) -> Result<&Engine<I, S>> {
+        match (self.engines.as_slice(), self.unreachable.as_slice()) {
+            ([only], []) => Ok(only),
+            ([], [(account, why)]) => Err(Error::Rejected(format!(
+                "account {account} is unreachable: {why}"
+            ))),
+            _ => Err(Error::Usage(
+                "several accounts are configured: name the identity by its ARN".to_string(),
+            )),
+        }
+    }
+
+    pub async fn sweep(&self, now: Timestamp) -> FleetReport {
+        self.run(Job::Sweep, now).await
+    }
+
+    pub async fn tick(&self, now: Timestamp) -> FleetReport {
+        self.run(Job::Tick, now).await
+    }
+
+    async fn run(&self, job: Job, now: Timestamp) -> FleetReport {
+        let total = self.engines.len();
+        let results: Vec<(String, Result<RunReport>)> = stream::iter(self.engines.iter().cloned())
+            .map(|engine| async move {
+                let account = engine.account().to_string();
+                let result = match job {
+                    Job::Sweep => engine.sweep(now).await,
+                    Job::Tick => engine.tick(now).await,
+                };
+                (account, result)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut report = FleetReport::default();
+        for (account, why) in &self.unreachable {
+            report.accounts.push(AccountOutcome {
+                account: account.clone(),
+                ok: false,
+                evaluated: 0,
+                error: Some(why.clone()),
+            });
+        }
+        for (account, result) in results {
+            match result {
+                Ok(r) => {
+                    report.accounts.push(AccountOutcome {
+                        account,
+                        ok: true,
+                        evaluated: r.evaluated,
+                        error: None,
+                    });
+                    report.run.evaluated += r.evaluated;
+                    report.run.actions.extend(r.actions);
+                    report.run.breaker_tripped |= r.breaker_tripped;
+                }
+                Err(e) => {
+                    warn!(%account, error = %e, "account failed; the others go on");
+                    report.accounts.push(AccountOutcome {
+                        account,
+                        ok: false,
+                        evaluated: 0,
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+        report.accounts.sort_by(|a, b| a.account.cmp(&b.account));
+        info!(
+            accounts = total + self.unreachable.len(),
+            failed = report.failed_accounts(),
+            "run over all accounts finished"
+        );
+        report
+    }
+}
