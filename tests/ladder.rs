@@ -297,6 +297,9 @@ fn protected_identities_are_never_touched_even_if_tracked() {
         );
         assert_eq!(w.record.stage, Stage::Exempt);
         assert!(w.applied.is_empty());
+        let refused =
+            undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(91), "x").unwrap_err();
+        assert!(refused.to_string().contains("protected"), "{refused}");
     }
 }
 

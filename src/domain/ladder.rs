@@ -601,6 +601,8 @@ pub enum RefusedBecause {
     AlreadyApproved(String, String),
     #[error("{0} no longer exists in IAM")]
     Gone(String),
+    #[error("{0} is protected ({1}): dormant never changes it")]
+    Protected(String, String),
 }
 
 /// The operator's `undo`: release now, whatever the schedule says. Cool-off starts from now.
@@ -612,6 +614,9 @@ pub fn undo(
     reason: &str,
 ) -> Result<Decision, RefusedBecause> {
     let id = record.subject.id();
+    if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
+        return Err(RefusedBecause::Protected(id, why));
+    }
     // A step cut short by a crash or an error is rolled back with the rest: the keys it may have
     // turned off count as dormant's, and the release works from what IAM shows now.
     let rolled_back;
