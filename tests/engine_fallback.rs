@@ -230,3 +230,102 @@ async fn steps_configured_for_ssm_never_call_iam_directly() {
     assert_eq!(emulator().count_requests(&s.account, "PutRolePolicy"), 0);
     assert_eq!(s.ssm.started.lock().unwrap().len(), 1);
 }
+
+/// The same path through the real SSM adapter, its answers mocked with aws-smithy-mocks (moto has
+/// no Automation executions): the start carries the document and parameters, a poll that says
+/// InProgress waits, and Success commits the quarantine.
+#[tokio::test]
+async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
+    use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
+    use aws_sdk_ssm::operation::start_automation_execution::StartAutomationExecutionOutput;
+    use aws_sdk_ssm::types::{AutomationExecution, AutomationExecutionStatus};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use dormant::adapters::ssm::SsmFallback;
+
+    let start = mock!(aws_sdk_ssm::Client::start_automation_execution)
+        .match_requests(|r| {
+            let p = r.parameters().cloned().unwrap_or_default();
+            r.document_name() == Some("Dormant-QuarantineIdentity")
+                && p.get("PrincipalName") == Some(&vec!["locked".to_string()])
+                && p.get("PrincipalKind") == Some(&vec!["role".to_string()])
+                && p.get("AutomationAssumeRole") == Some(&vec![AUTOMATION_ROLE.to_string()])
+        })
+        .then_output(|| {
+            StartAutomationExecutionOutput::builder()
+                .automation_execution_id("exec-42")
+                .build()
+        });
+    let status = |s: AutomationExecutionStatus| {
+        GetAutomationExecutionOutput::builder()
+            .automation_execution(
+                AutomationExecution::builder()
+                    .automation_execution_id("exec-42")
+                    .automation_execution_status(s)
+                    .build(),
+            )
+            .build()
+    };
+    let poll = mock!(aws_sdk_ssm::Client::get_automation_execution)
+        .match_requests(|r| r.automation_execution_id() == Some("exec-42"))
+        .sequence()
+        .output(move || status(AutomationExecutionStatus::Inprogress))
+        .output(move || status(AutomationExecutionStatus::Success))
+        .build();
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&start, &poll], |c| c
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()));
+
+    let account = emulator().new_account();
+    let sdk = emulator().sdk_config_for(&account).await;
+    let now = Utc::now();
+    let iam = Client::new(&sdk);
+    iam.create_role()
+        .role_name("locked")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(&account, "locked", Some(now - Duration::days(200)), None);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "dormant",
+        RetryPolicy::fast(),
+    );
+    store.init().await.unwrap();
+    let engine = Engine::new(
+        AwsIam::new(iam, account.clone(), RetryPolicy::fast()),
+        store,
+        Policy::default(),
+        "controller",
+    )
+    .with_fallback(FallbackSetup {
+        runner: Arc::new(SsmFallback::new(ssm, RetryPolicy::fast())),
+        automation_role: AUTOMATION_ROLE.into(),
+        always: vec![],
+    });
+    engine.sweep(now).await.unwrap();
+    emulator().inject_fault(&account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    let r = engine.tick(now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted, "{r:?}");
+    assert!(r.actions[0].reason.contains("exec-42"));
+    assert_eq!(start.num_calls(), 1);
+    assert!(
+        engine
+            .tick(now + Duration::days(7) + Duration::minutes(15))
+            .await
+            .unwrap()
+            .actions
+            .is_empty(),
+        "InProgress: wait"
+    );
+    let r = engine
+        .tick(now + Duration::days(7) + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::Done);
+    let subject = Subject::whole(Principal::role(&account, "/", "locked"));
+    assert_eq!(
+        engine.store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Quarantined
+    );
+    assert_eq!(poll.num_calls(), 2);
+}

@@ -750,3 +750,127 @@ async fn deleting_a_user_tears_everything_down_before_delete_user() {
         );
     }
 }
+
+#[tokio::test]
+async fn quarantine_then_undo_restores_the_user_exactly_including_an_owner_deactivated_key() {
+    let a = Account::new().await;
+    let u = "roundtrip";
+    a.iam
+        .create_user()
+        .user_name(u)
+        .tags(Tag::builder().key("owner").value("ops").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_user(&a.id, u, Some(a.now - Duration::days(400)), None);
+    a.iam
+        .create_login_profile()
+        .user_name(u)
+        .password("Passw0rd-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let id = a
+            .iam
+            .create_access_key()
+            .user_name(u)
+            .send()
+            .await
+            .unwrap()
+            .access_key()
+            .unwrap()
+            .access_key_id()
+            .to_string();
+        emulator().backdate_access_key(
+            &a.id,
+            u,
+            &id,
+            Some(a.now - Duration::days(300)),
+            Some(a.now - Duration::days(200)),
+        );
+        keys.push(id);
+    }
+    a.iam
+        .update_access_key()
+        .user_name(u)
+        .access_key_id(&keys[1])
+        .status(StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let before = a.dump().await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    engine.tick(a.day(14)).await.unwrap();
+    assert_ne!(a.dump().await, before, "quarantined and a key turned off");
+
+    let arg: dormant::domain::IdentityArg = format!("user/{u}").parse().unwrap();
+    let r = engine.undo(&arg, "false alarm", a.day(15)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(
+        a.dump().await,
+        before,
+        "everything dormant changed is reversed, nothing else"
+    );
+    let again = engine.undo(&arg, "again", a.day(15)).await.unwrap_err();
+    assert!(again.to_string().contains("already released"), "{again}");
+}
+
+#[tokio::test]
+async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry_restarts_from_notice(
+) {
+    let a = Account::new().await;
+    a.role("tagged-later", 200, &[]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(a.role_policies("tagged-later").await.len(), 1);
+
+    let until = a.day(20).format("%Y-%m-%d").to_string();
+    a.iam
+        .tag_role()
+        .role_name("tagged-later")
+        .tags(
+            Tag::builder()
+                .key("dormant:exempt")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            Tag::builder()
+                .key("dormant:exempt-until")
+                .value(&until)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = engine.sweep(a.day(8)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("tagged-later".into(), Step::Release)]
+    );
+    assert!(a.role_policies("tagged-later").await.is_empty());
+    let subject = Subject::whole(Principal::role(&a.id, "/", "tagged-later"));
+    assert_eq!(
+        engine.store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Exempt
+    );
+
+    let r = engine.sweep(a.day(22)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("tagged-later".into(), Step::Notice)],
+        "the lapsed exemption puts it back at notice"
+    );
+    assert!(
+        r.actions[0].reason.contains("lapsed"),
+        "{}",
+        r.actions[0].reason
+    );
+}
