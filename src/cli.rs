@@ -288,7 +288,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let Wired { fleet, .. } = wire(&config, &aws, Actor::Caller, retry).await?;
+    let Wired {
+        fleet, api_calls, ..
+    } = wire(&config, &aws, Actor::Caller, retry).await?;
     let now = clock.now();
     // An ARN names its account; `role/NAME` needs a single configured account.
     let pick = |identity: &IdentityArg| match identity {
@@ -297,11 +299,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Sweep | Command::Tick => {
-            let report = if matches!(cli.command, Command::Sweep) {
+            let mut report = if matches!(cli.command, Command::Sweep) {
                 fleet.sweep(now).await
             } else {
                 fleet.tick(now).await
             };
+            report.api_calls = api_calls.snapshot();
             print_json_or(out, &report, fleet_table)?;
             Ok(if report.run.failed() > 0 || report.failed_accounts() > 0 {
                 ExitCode::from(1)
@@ -585,6 +588,14 @@ fn run_table(r: &RunReport) -> String {
 
 fn fleet_table(r: &FleetReport) -> String {
     let mut s = run_table(&r.run);
+    let total: u64 = r.api_calls.values().sum();
+    let iam: u64 = r
+        .api_calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("iam:"))
+        .map(|(_, v)| v)
+        .sum();
+    s.push_str(&format!("\n{total} AWS requests ({iam} IAM)"));
     if r.accounts.len() > 1 || r.failed_accounts() > 0 {
         for a in &r.accounts {
             match &a.error {

@@ -193,12 +193,29 @@ async fn json_output_follows_the_contract() {
     cli.dormant_role("contract").await;
     assert!(cli.run(&["init"]).status.success());
 
+    emulator().clear_requests(&cli.account);
     let (code, sweep) = cli.json(0, &["sweep"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        keys(&sweep),
-        set(&["evaluated", "actions", "breaker_tripped"])
+    assert!(
+        set(&["evaluated", "actions", "breaker_tripped"]).is_subset(&keys(&sweep)),
+        "{sweep}"
     );
+    assert_eq!(sweep["accounts"][0]["account"], cli.account.as_str());
+    // The run reports its own cost: the same IAM requests the emulator saw.
+    let iam_seen = emulator()
+        .requests(&cli.account)
+        .iter()
+        .filter(|r| r["service"] == "iam")
+        .count() as u64;
+    let iam_reported: u64 = sweep["api_calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("iam:"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(iam_reported, iam_seen, "{}", sweep["api_calls"]);
+    assert_eq!(sweep["api_calls"]["iam:GetAccountAuthorizationDetails"], 1);
     assert_eq!(sweep["evaluated"], 1);
     assert_eq!(sweep["breaker_tripped"], false);
     let action = &sweep["actions"][0];

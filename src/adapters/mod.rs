@@ -5,6 +5,7 @@ pub mod clock;
 pub mod dynamo;
 pub mod events;
 pub mod iam;
+pub mod metrics;
 pub mod retry;
 pub mod ssm;
 

@@ -30,6 +30,9 @@ pub struct FleetReport {
     #[serde(flatten)]
     pub run: RunReport,
     pub accounts: Vec<AccountOutcome>,
+    /// AWS requests sent, by `service:Operation` (retries included).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub api_calls: std::collections::BTreeMap<String, u64>,
 }
 
 impl FleetReport {

@@ -8,6 +8,7 @@ use aws_config::SdkConfig;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
+use crate::adapters::metrics::ApiCalls;
 use crate::adapters::retry::{classify, RetryPolicy};
 use crate::adapters::ssm::SsmFallback;
 use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
@@ -30,6 +31,8 @@ pub enum Actor {
 
 pub struct Wired {
     pub fleet: Fleet<AwsIam, DynamoStore>,
+    /// Every AWS request the fleet's clients send, by operation.
+    pub api_calls: ApiCalls,
     /// The account dormant runs in (where its table lives).
     pub account: String,
     pub caller_arn: String,
@@ -48,7 +51,18 @@ pub async fn wire(
         .to_builder()
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
-    let caller = aws_sdk_sts::Client::new(aws)
+    let calls = ApiCalls::default();
+    // Every client counts its requests through the same interceptor.
+    macro_rules! client {
+        ($sdk:ident, $conf:expr) => {
+            $sdk::Client::from_conf(
+                $sdk::config::Builder::from($conf)
+                    .interceptor(calls.clone())
+                    .build(),
+            )
+        };
+    }
+    let caller = client!(aws_sdk_sts, aws)
         .get_caller_identity()
         .send()
         .await
@@ -81,12 +95,12 @@ pub async fn wire(
         config.accounts.clone()
     };
     let publisher: Arc<dyn Publisher> = Arc::new(EventBridgePublisher::new(
-        aws_sdk_eventbridge::Client::new(aws),
+        client!(aws_sdk_eventbridge, aws),
         config.event_bus.clone(),
         retry,
     ));
     let fallback = config.automation_role.as_ref().map(|role| FallbackSetup {
-        runner: Arc::new(SsmFallback::new(aws_sdk_ssm::Client::new(aws), retry)),
+        runner: Arc::new(SsmFallback::new(client!(aws_sdk_ssm, aws), retry)),
         automation_role: role.clone(),
         always: config.ssm_steps.clone(),
     });
@@ -115,17 +129,9 @@ pub async fn wire(
             }
         };
         let mut engine = Engine::new(
-            AwsIam::new(
-                aws_sdk_iam::Client::new(&member_aws),
-                member.id.clone(),
-                retry,
-            ),
+            AwsIam::new(client!(aws_sdk_iam, &member_aws), member.id.clone(), retry),
             // State, events and automation stay in the controller's account.
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.table.clone(),
-                retry,
-            ),
+            DynamoStore::new(client!(aws_sdk_dynamodb, aws), config.table.clone(), retry),
             policy.clone(),
             actor.clone(),
         )
@@ -137,6 +143,7 @@ pub async fn wire(
     }
     Ok(Wired {
         fleet,
+        api_calls: calls,
         account,
         caller_arn,
     })
