@@ -18,13 +18,16 @@ as JSON. The benchmark imports `seed()`.
 
 import argparse
 import json
-import threading
+import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
@@ -107,10 +110,23 @@ class Seeder:
         self.endpoint, self.account, self.today = endpoint, account, today
         session = boto3.session.Session(aws_access_key_id=account, aws_secret_access_key="x",
                                         region_name="us-east-1")
-        # Clients are thread-safe; one connection per worker thread.
+        # Clients are thread-safe; enough pooled connections for every worker thread.
         self.iam = session.client("iam", endpoint_url=endpoint,
-                                  config=Config(max_pool_connections=32, retries={"max_attempts": 2}))
-        self.local = threading.local()
+                                  config=Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 8}))
+
+    def call(self, op, **kw):
+        """One IAM call, retried when moto fails with an HTML 500: its IAM backend iterates dicts
+        (roles, every account's keys) that concurrent requests change ("dictionary changed size
+        during iteration"). Such a failure happens before anything is stored, so a retry is safe."""
+        for attempt in range(10):
+            try:
+                return getattr(self.iam, op)(**kw)
+            except (ResponseParserError, ClientError) as e:
+                server = isinstance(e, ResponseParserError) or e.response.get(
+                    "ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+                if not server or attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def ago(self, days):
         return (self.today - timedelta(days=days)).isoformat().replace("+00:00", "Z")
@@ -119,50 +135,63 @@ class Seeder:
         body["account"] = self.account
         req = urllib.request.Request(f"{self.endpoint}/_dormant/iam/backdate", data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req) as r:
-            r.read()
+        # The launcher's backdate iterates moto's role dict without moto's lock, so a CreateRole in
+        # another thread can make it fail with HTTP 500 ("dictionary changed size during
+        # iteration"). Retrying is safe: backdating is idempotent.
+        for attempt in range(8):
+            try:
+                with urllib.request.urlopen(req) as r:
+                    r.read()
+                return
+            except urllib.error.HTTPError as e:
+                if e.code != 500 or attempt == 7:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def shared(self, n):
         """Groups and customer managed policies the identities are attached to."""
         self.groups = [f"bench-group-{g:04d}" for g in range(max(1, n // 100))]
         self.policies = []
         for g in self.groups:
-            self.iam.create_group(GroupName=g)
+            self.call("create_group", GroupName=g)
         for p in range(max(1, n // 200)):
-            arn = self.iam.create_policy(PolicyName=f"bench-policy-{p:04d}", PolicyDocument=READ_ONLY)["Policy"]["Arn"]
+            arn = self.call("create_policy", PolicyName=f"bench-policy-{p:04d}", PolicyDocument=READ_ONLY)["Policy"]["Arn"]
             self.policies.append(arn)
 
     def one(self, i):
         kind, name, spec, _ = profile(i)
-        iam = self.iam
+        iam = self.iam  # for its exception classes
         if kind == "role":
-            iam.create_role(RoleName=name, Path=spec.get("path", "/"), AssumeRolePolicyDocument=TRUST,
-                            Description="benchmark identity", Tags=spec.get("tags", []))
+            try:
+                self.call("create_role", RoleName=name, Path=spec.get("path", "/"), AssumeRolePolicyDocument=TRUST,
+                                Description="benchmark identity", Tags=spec.get("tags", []))
+            except iam.exceptions.EntityAlreadyExistsException:
+                pass  # a retried request whose first attempt got through
             if spec.get("inline"):
-                iam.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=READ_ONLY)
+                self.call("put_role_policy", RoleName=name, PolicyName="read", PolicyDocument=READ_ONLY)
             if spec.get("managed"):
-                iam.attach_role_policy(RoleName=name, PolicyArn=self.policies[i % len(self.policies)])
+                self.call("attach_role_policy", RoleName=name, PolicyArn=self.policies[i % len(self.policies)])
             used = spec.get("used")
             self.backdate(kind="role", name=name, created=self.ago(spec["created"]),
                           last_used=self.ago(used) if used is not None else None)
             return
-        iam.create_user(UserName=name, Tags=spec.get("tags", []))
+        self.call("create_user", UserName=name, Tags=spec.get("tags", []))
         self.backdate(kind="user", name=name, created=self.ago(spec["created"]))
         if "password" in spec:
-            iam.create_login_profile(UserName=name, Password="Bench-Passw0rd!")
+            self.call("create_login_profile", UserName=name, Password="Bench-Passw0rd!")
             self.backdate(kind="login_profile", name=name, last_used=self.ago(spec["password"]))
         for created, used, active in spec.get("keys", ()):
-            key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+            key = self.call("create_access_key", UserName=name)["AccessKey"]["AccessKeyId"]
             self.backdate(kind="access_key", name=name, key_id=key, created=self.ago(created),
                           last_used=self.ago(used) if used is not None else None)
             if not active:
-                iam.update_access_key(UserName=name, AccessKeyId=key, Status="Inactive")
+                self.call("update_access_key", UserName=name, AccessKeyId=key, Status="Inactive")
         if spec.get("inline"):
-            iam.put_user_policy(UserName=name, PolicyName="read", PolicyDocument=READ_ONLY)
+            self.call("put_user_policy", UserName=name, PolicyName="read", PolicyDocument=READ_ONLY)
         if spec.get("managed"):
-            iam.attach_user_policy(UserName=name, PolicyArn=self.policies[i % len(self.policies)])
+            self.call("attach_user_policy", UserName=name, PolicyArn=self.policies[i % len(self.policies)])
         if spec.get("group"):
-            iam.add_user_to_group(GroupName=self.groups[(i // 20) % len(self.groups)], UserName=name)
+            self.call("add_user_to_group", GroupName=self.groups[(i // 20) % len(self.groups)], UserName=name)
 
 
 def seed(endpoint, account, n, today=None, threads=8):
@@ -173,6 +202,26 @@ def seed(endpoint, account, n, today=None, threads=8):
         for _ in pool.map(s.one, range(n)):
             pass
     t = truth(n)
+    # Check the content: every identity, key and password is there.
+    roles = users = keys = passwords = 0
+    for page in s.iam.get_paginator("get_account_authorization_details").paginate(Filter=["Role", "User"]):
+        roles += len(page["RoleDetailList"])
+        users += len(page["UserDetailList"])
+    report = s.iam.generate_credential_report() and None
+    for _ in range(20):
+        try:
+            report = s.iam.get_credential_report()["Content"].decode()
+            break
+        except s.iam.exceptions.CredentialReportNotReadyException:
+            time.sleep(0.2)
+    for row in report.splitlines()[1:]:
+        cols = row.split(",")
+        passwords += cols[3] == "true"
+        keys += (cols[9] != "N/A") + (cols[14] != "N/A")
+    got = (roles, users, keys, passwords)
+    want = (t["roles"], t["users"], t["access_keys"], t["login_profiles"])
+    if got != want:
+        raise RuntimeError(f"seeded account {account} holds (roles, users, keys, passwords) {got}, expected {want}")
     t["today"] = today.isoformat().replace("+00:00", "Z")
     return t
 

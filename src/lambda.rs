@@ -110,10 +110,31 @@ pub async fn handle<I: Iam + 'static, S: Store + 'static>(
             ..EventReport::default()
         });
     }
+    match process(fleet, &candidates, &id, now).await {
+        Ok(report) => Ok(EventReport {
+            run: report,
+            ..EventReport::default()
+        }),
+        Err(e) => {
+            // Give the claim back, or EventBridge's retry would be taken for a duplicate.
+            if let Err(release) = any.store.release_event(&id).await {
+                warn!(event_id = %id, error = %release, "could not release the event claim; its retry will be skipped");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+async fn process<I: Iam + 'static, S: Store + 'static>(
+    fleet: &Fleet<I, S>,
+    candidates: &[&Finding],
+    id: &str,
+    now: Timestamp,
+) -> Result<RunReport, Error> {
     let mut report = RunReport::default();
     for finding in candidates {
         info!(event_id = %id, source = finding.source.as_str(), finding = %finding.finding, "nominated");
-        let part = nominate(fleet, finding, &id, now).await?;
+        let part = nominate(fleet, finding, id, now).await?;
         report.evaluated += part.evaluated;
         report.actions.extend(part.actions);
         report.breaker_tripped |= part.breaker_tripped;
@@ -121,10 +142,7 @@ pub async fn handle<I: Iam + 'static, S: Store + 'static>(
     if report.failed() > 0 {
         warn!(event_id = %id, failed = report.failed(), "some steps failed; they are recorded and retried on the next run");
     }
-    Ok(EventReport {
-        run: report,
-        ..EventReport::default()
-    })
+    Ok(report)
 }
 
 async fn nominate<I: Iam + 'static, S: Store + 'static>(

@@ -119,6 +119,15 @@ pub trait Store: Send + Sync {
 
     async fn append_audit(&self, subject: &Subject, entry: &AuditEntry) -> PortResult<()>;
 
+    /// Appends an entry under a key derived from `dedup` and `entry.at`: writing the same entry
+    /// again (a resumed step) leaves exactly one.
+    async fn append_audit_once(
+        &self,
+        subject: &Subject,
+        entry: &AuditEntry,
+        dedup: &str,
+    ) -> PortResult<()>;
+
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>>;
 
     async fn put_snapshot(&self, subject: &Subject, snapshot: &Snapshot) -> PortResult<()>;
@@ -128,6 +137,9 @@ pub trait Store: Send + Sync {
     /// Records an EventBridge event id; `true` the first time, `false` for a redelivery.
     /// The item expires after 7 days.
     async fn claim_event(&self, event_id: &str, now: Timestamp) -> PortResult<bool>;
+
+    /// Gives a claim back after processing failed, so the event's redelivery is processed.
+    async fn release_event(&self, event_id: &str) -> PortResult<()>;
 
     async fn breaker(&self, account: &str) -> PortResult<BreakerState>;
 

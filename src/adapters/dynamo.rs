@@ -515,6 +515,29 @@ impl Store for DynamoStore {
         ))
     }
 
+    async fn append_audit_once(
+        &self,
+        subject: &Subject,
+        entry: &AuditEntry,
+        dedup: &str,
+    ) -> PortResult<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&subject_pk(subject)));
+        item.insert(
+            "sk".into(),
+            s(&format!("AUDIT#{}#{dedup}", key_time(entry.at))),
+        );
+        item.insert("kind".into(), s("audit"));
+        item.insert("entry".into(), s(&to_json("PutItem", entry)?));
+        let request = self
+            .client
+            .put_item()
+            .condition_expression("attribute_not_exists(#sk)")
+            .expression_attribute_names("#sk", "sk");
+        // Already there: an earlier attempt of the same step wrote it.
+        self.put_if(item, request).await.map(|_| ())
+    }
+
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>> {
         let query = self
             .query()
@@ -582,6 +605,23 @@ impl Store for DynamoStore {
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", "pk");
         self.put_if(item, request).await
+    }
+
+    async fn release_event(&self, event_id: &str) -> PortResult<()> {
+        let pk = format!("EVENT#{event_id}");
+        self.retry
+            .run(|| async {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s("EVENT"))
+                    .send()
+                    .await
+                    .map_err(|e| classify("DeleteItem", e))
+            })
+            .await?;
+        Ok(())
     }
 
     async fn breaker(&self, account: &str) -> PortResult<BreakerState> {

@@ -135,14 +135,26 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 info!(done = n + 1, of = bulk.len(), "sweep progress");
             }
         }
-        // Tracked principals IAM no longer lists were removed outside dormant.
-        for record in tracked.into_values().flatten() {
-            if record.stage != Stage::Deleted {
-                run.report.evaluated += 1;
-                let subject = record.subject.clone();
-                if let Err(e) = self.process(&mut run, record, None, now).await {
-                    self.record_failure(&mut run, &subject, None, &e);
-                }
+        // Tracked principals the bulk listing did not show: look before concluding they are gone
+        // (a listing can end early).
+        for records in tracked.into_values() {
+            let live: Vec<Record> = records
+                .into_iter()
+                .filter(|r| r.stage != Stage::Deleted)
+                .collect();
+            let Some(first) = live.first() else { continue };
+            run.report.evaluated += 1;
+            let principal = first.subject.principal.clone();
+            let result = async {
+                let fresh = self
+                    .iam
+                    .fresh_facts(principal.kind, &principal.name)
+                    .await?;
+                self.evaluate_fresh(&mut run, fresh, live, now).await
+            }
+            .await;
+            if let Err(e) = result {
+                self.record_failure(&mut run, &Subject::whole(principal), None, &e);
             }
         }
         if !self.policy.dry_run {
@@ -483,7 +495,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .fallback
             .as_ref()
             .is_some_and(|f| f.always.contains(&step));
+        let started_at = record
+            .pending
+            .as_ref()
+            .filter(|_| resuming)
+            .map_or(now, |i| i.started_at);
         for effect in &d.effects {
+            // A resumed delete keeps the snapshot taken before its teardown began: a second one
+            // would capture a half-torn-down identity (or fail on one already gone).
+            if resuming && *effect == Effect::TakeSnapshot {
+                let kept = self.store.latest_snapshot(&subject).await?;
+                if kept.is_some_and(|s| s.taken_at >= started_at) {
+                    continue;
+                }
+            }
             // Snapshots are reads the controller always takes itself.
             let result = if via_ssm && *effect != Effect::TakeSnapshot {
                 Err(PortError::new(
@@ -495,6 +520,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 self.apply(&subject, effect, now).await
             };
             if let Err(e) = result {
+                if resuming && *effect == Effect::TakeSnapshot && e.kind == ErrorKind::NotFound {
+                    warn!(identity = %subject, "resumed delete: the identity is already gone and no snapshot was kept");
+                    continue;
+                }
                 if e.kind == ErrorKind::AccessDenied {
                     if let Some(started) = self
                         .start_fallback(run, &record, step, &d.effects, &after, version, &e, now)
@@ -520,6 +549,19 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 return Ok(());
             }
         }
+        // The done entry is written before the commit, under a key fixed by the intent: a crash
+        // between the two leaves the intent, whose completion writes the same entry again.
+        let done = AuditEntry {
+            at: started_at,
+            step: step.as_str().to_string(),
+            outcome: Outcome::Done,
+            actor: self.actor.clone(),
+            reason: d.reason.clone(),
+            event_id: run.event_id.clone(),
+        };
+        self.store
+            .append_audit_once(&subject, &done, &format!("done-{step}"))
+            .await?;
         after.version = version;
         after.pending = None;
         self.store.save(&after).await?;
@@ -536,8 +578,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         info!(identity = %subject, %step, reason = %d.reason, "step done");
         self.report(run, &subject, step, Outcome::Done, &d.reason);
-        self.audit(&subject, step.as_str(), Outcome::Done, &d.reason, run, now)
-            .await
+        Ok(())
     }
 
     /// Hands the step to SSM Automation after IAM refused it. `Ok(None)` when no document or no
