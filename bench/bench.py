@@ -108,6 +108,7 @@ def measure(emu, account, cmd, env, workdir, label, results_dir, stdout_path=Non
     timefile = results_dir / f"{label}.time"
     stdout_path = stdout_path or results_dir / f"{label}.out"
     stderr_path = results_dir / f"{label}.err"
+    load = os.getloadavg()[0]
     cpu0 = emu.cpu_seconds()
     t0 = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
@@ -115,7 +116,8 @@ def measure(emu, account, cmd, env, workdir, label, results_dir, stdout_path=Non
                             stdout=out, stderr=err).returncode
     wall = time.monotonic() - t0
     cpu1 = emu.cpu_seconds()
-    m = {"command": cmd, "exit_code": rc, "wall_s": round(wall, 3), **parse_gnu_time(timefile)}
+    m = {"command": cmd, "exit_code": rc, "wall_s": round(wall, 3), "load_avg_before": round(load, 2),
+         **parse_gnu_time(timefile)}
     m["cpu_s"] = round(m.get("user_s", 0) + m.get("sys_s", 0), 3)
     m["emulator_cpu_s"] = round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None
     m["calls"] = summarize_calls(emu.log(account))
@@ -146,7 +148,21 @@ def found_dormant(stdout_path):
         kind = ("keys" if "/key/" in ident else "passwords" if ident.endswith("/password")
                 else "roles" if ":role/" in ident else "users")
         found[kind] += 1
-    return {"found": dict(found), "outcomes": dict(outcomes), "evaluated": report.get("evaluated")}
+    out = {"found": dict(found), "outcomes": dict(outcomes), "evaluated": report.get("evaluated")}
+    if "api_calls" in report:  # dormant's own count (an SDK interceptor), checked against the log
+        out["self_reported_calls"] = {k.replace("eventbridge:", "events:"): v for k, v in report["api_calls"].items()}
+    return out
+
+
+def check_self_report(m):
+    """dormant's api_calls must equal the emulator's request log, operation by operation."""
+    own = m.get("self_reported_calls")
+    if own is None:
+        return None
+    logged = m["calls"]["by_operation"]
+    diff = {op: (own.get(op, 0), logged.get(op, 0)) for op in set(own) | set(logged)
+            if own.get(op, 0) != logged.get(op, 0)}
+    return "agrees" if not diff else f"differs (dormant, emulator): {diff}"
 
 
 def run_dormant(emu, args, account, n, rdir):
@@ -163,6 +179,7 @@ def run_dormant(emu, args, account, n, rdir):
         m = measure(emu, account, [*base, *extra, "sweep"], env, HERE, label, rdir)
         if m["exit_code"] == 0:
             m.update(found_dormant(rdir / f"{label}.out"))
+            m["self_report_check"] = check_self_report(m)
         out[mode] = m
     out["init_s"] = init_s
     return out
@@ -308,6 +325,8 @@ def build_targets(results):
                    f"subjects -> {ratio(rc['iam_writes'], noticed)} writes and "
                    f"{ratio(rc['iam_per_identity_reads'], principals)} re-reads per noticed identity; "
                    f"other: {', '.join(f'{k} {v}' for k, v in rc['by_operation'].items() if not k.startswith('iam:'))}")
+        out.append(f"  dormant's own api_calls vs the emulator's log: dry run {dry.get('self_report_check')}, "
+                   f"real {real.get('self_report_check')}")
         out.append(f"  peak RSS: dry run {dry.get('peak_rss_mib')} MiB, real {real.get('peak_rss_mib')} MiB")
         out.append(f"  CPU per identity ({results['dormant_profile']} build, includes SDK/HTTP/JSON work): dry run "
                    f"{dry['cpu_s'] / n_int * 1e6:.0f} us, real {real['cpu_s'] / n_int * 1e6:.0f} us")
@@ -338,10 +357,13 @@ def main():
                                       capture_output=True, text=True).stdout.strip(),
                 "boto3 (peers)": subprocess.run([args.peer_python, "-c", "import boto3; print(boto3.__version__)"],
                                                 capture_output=True, text=True).stdout.strip()}
+    git = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty", "--exclude", "*"],
+                         capture_output=True, text=True).stdout.strip()
     results = {"started": stamp, "dormant_binary": args.dormant, "dormant_profile": args.dormant_profile,
+               "git": git,
                "versions": versions, "cores": os.cpu_count(), "runs": {}}
-    print(f"dormant: {args.dormant} ({args.dormant_profile} build); c7n {versions['c7n']}; results in {rdir}",
-          flush=True)
+    print(f"dormant: {args.dormant} ({args.dormant_profile} build, {versions['dormant']}, commit {git}); "
+          f"c7n {versions['c7n']}; results in {rdir}", flush=True)
 
     for n in args.ns:
         per_n = results["runs"][str(n)] = {}
@@ -367,7 +389,9 @@ def main():
     table = build_report(results)
     targets = build_targets(results)
     (rdir / "results.json").write_text(json.dumps(results, indent=2))
-    (rdir / "table.md").write_text(table + "\n\nTargets (printed, not asserted):\n\n```\n" + targets + "\n```\n")
+    head = (f"dormant {results['dormant_profile']} build at commit {git}, c7n {versions['c7n']}, "
+            f"{results['cores']} cores, load average at the end {os.getloadavg()[0]:.1f}\n\n")
+    (rdir / "table.md").write_text(head + table + "\n\nTargets (printed, not asserted):\n\n```\n" + targets + "\n```\n")
     print()
     print(table)
     print()

@@ -148,6 +148,8 @@ impl AwsIam {
                     c.get_account_authorization_details()
                         .filter(EntityType::Role)
                         .filter(EntityType::User)
+                        // The default page is 100 entries; 1,000 is the most IAM allows.
+                        .max_items(1000)
                         .set_marker(marker)
                         .send()
                 },
@@ -325,8 +327,8 @@ impl AwsIam {
             .await?;
         let user = out.user().ok_or_else(|| missing(OP, "User"))?;
         let created_at = to_chrono(OP, user.create_date())?;
-        // GetUser omits tags in moto (and AWS documents them as optional there).
-        let tags = self.user_tags(name).await?;
+        // GetUser carries the user's tags (as GetRole does): no ListUserTags per re-read.
+        let tags = tag_map(user.tags());
         let mut access_keys = Vec::new();
         for meta in self.list_access_keys(name).await? {
             let Some(id) = meta.access_key_id() else {

@@ -246,5 +246,4 @@ pub const EVALUATE_PERMISSIONS: &[&str] = &[
     "iam:ListAccessKeys",
     "iam:ListRolePolicies",
     "iam:ListUserPolicies",
-    "iam:ListUserTags",
 ];
