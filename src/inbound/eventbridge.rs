@@ -732,16 +732,7 @@ fn asff(cx: &Cx, f: &Value, path: &str) -> Parsed<Outcome> {
         &format!("{path}.AwsAccountId"),
         cx.account,
     )?;
-    let resources = match present(f, "Resources") {
-        Some(Value::Array(rs)) => rs,
-        Some(other) => {
-            return Err(format!(
-                "{path}.Resources must be an array, not {}",
-                type_name(other)
-            ))
-        }
-        None => return Err(format!("{path}.Resources is missing")),
-    };
+    let resources = required_array(f, path, "Resources")?;
     let mut seen = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         let rpath = format!("{path}.Resources[{i}]");
@@ -917,16 +908,7 @@ fn ocsf(cx: &Cx, f: &Value, path: &str) -> Parsed<Outcome> {
         Some(a) => account_or(Some(a), &format!("{path}.cloud.account.uid"), cx.account)?,
         None => cx.account,
     };
-    let resources = match present(f, "resources") {
-        Some(Value::Array(rs)) => rs,
-        Some(other) => {
-            return Err(format!(
-                "{path}.resources must be an array, not {}",
-                type_name(other)
-            ))
-        }
-        None => return Err(format!("{path}.resources is missing")),
-    };
+    let resources = required_array(f, path, "resources")?;
     let mut seen = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         let rpath = format!("{path}.resources[{i}]");
@@ -1110,16 +1092,7 @@ fn cloudtrail(cx: &Cx, detail: &Value) -> Parsed<Outcome> {
 /// `requestParameters.tags[].key` (Tag*) or `requestParameters.tagKeys[]` (Untag*).
 fn tag_keys(params: &Value, untag: bool) -> Parsed<Vec<&str>> {
     let field = if untag { "tagKeys" } else { "tags" };
-    let items = match present(params, field) {
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(format!(
-                "detail.requestParameters.{field} must be an array, not {}",
-                type_name(other)
-            ))
-        }
-        None => return Err(format!("detail.requestParameters.{field} is missing")),
-    };
+    let items = required_array(params, "detail.requestParameters", field)?;
     items
         .iter()
         .enumerate()
@@ -1315,6 +1288,18 @@ fn value_at<'a>(v: &'a Value, base: &str, keys: &[&str]) -> Parsed<Option<&'a Va
         }
     }
     Ok(Some(cur))
+}
+
+/// `base.key`, which must be present and an array.
+fn required_array<'a>(v: &'a Value, base: &str, key: &str) -> Parsed<&'a Vec<Value>> {
+    match present(v, key) {
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(format!(
+            "{base}.{key} must be an array, not {}",
+            type_name(other)
+        )),
+        None => Err(format!("{base}.{key} is missing")),
+    }
 }
 
 fn str_at<'a>(v: &'a Value, base: &str, keys: &[&str]) -> Parsed<Option<&'a str>> {
