@@ -47,6 +47,7 @@ pub struct RawConfig {
     pub dry_run: bool,
     pub accounts: Vec<RawAccount>,
     pub max_concurrent_accounts: i64,
+    pub max_concurrent_identities: i64,
     pub inactivity: RawInactivity,
     pub ladder: RawLadder,
     pub exemptions: RawExemptions,
@@ -128,6 +129,7 @@ impl Default for RawConfig {
             dry_run: false,
             accounts: Vec::new(),
             max_concurrent_accounts: 8,
+            max_concurrent_identities: 8,
             inactivity: RawInactivity::default(),
             ladder: RawLadder::default(),
             exemptions: RawExemptions::default(),
@@ -208,6 +210,8 @@ pub struct Config {
     pub accounts: Vec<Account>,
     /// How many accounts are swept at once.
     pub max_concurrent_accounts: usize,
+    /// How many identities of one account are worked on at once.
+    pub max_concurrent_identities: usize,
     pub policy: Policy,
     /// Steps always run through SSM Automation.
     pub ssm_steps: Vec<Step>,
@@ -344,6 +348,11 @@ impl RawConfig {
 
         let concurrency =
             count("max_concurrent_accounts", self.max_concurrent_accounts, 1)? as usize;
+        let identity_concurrency = count(
+            "max_concurrent_identities",
+            self.max_concurrent_identities,
+            1,
+        )? as usize;
 
         let i = &self.inactivity;
         let threshold = days("inactivity.threshold_days", i.threshold_days, 1)?;
@@ -468,6 +477,7 @@ impl RawConfig {
             event_bus: self.event_bus,
             accounts,
             max_concurrent_accounts: concurrency,
+            max_concurrent_identities: identity_concurrency,
             policy: Policy {
                 dry_run: self.dry_run,
                 inactivity: Inactivity {

@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts, OutboundEvent,
-    Principal, PrincipalKind, Record, RestoreReport, Snapshot, Stage, Subject, Timestamp,
+    AccessKey, AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts,
+    OutboundEvent, Principal, PrincipalKind, Record, RestoreReport, Snapshot, Stage, Subject,
+    Timestamp,
 };
 
 /// What went wrong in a port call, classified so the engine can decide what to do.
@@ -70,6 +71,16 @@ pub trait Iam: Send + Sync {
     /// A fresh read of one principal just before acting. `None` if it no longer exists.
     async fn fresh_facts(&self, kind: PrincipalKind, name: &str) -> PortResult<Option<Facts>>;
 
+    /// A user's access keys with their ids, status and creation dates (`ListAccessKeys`; no
+    /// last-used dates): enough to put ids on the credential report's key slots.
+    async fn access_keys(&self, user: &str) -> PortResult<Vec<AccessKey>> {
+        Ok(self
+            .fresh_facts(PrincipalKind::User, user)
+            .await?
+            .map(|f| f.access_keys)
+            .unwrap_or_default())
+    }
+
     /// Carries out one effect (idempotently: already-done counts as done). `TakeSnapshot` is not
     /// an IAM change and is handled through [`Iam::snapshot`].
     async fn apply(&self, principal: &Principal, effect: &Effect) -> PortResult<()>;
@@ -127,6 +138,25 @@ pub trait Store: Send + Sync {
         entry: &AuditEntry,
         dedup: &str,
     ) -> PortResult<()>;
+
+    /// Commits a step: its done entry as [`Store::append_audit_once`] does, then `record` as
+    /// [`Store::save`] does. The entry goes first, under a key fixed by the intent: a crash
+    /// between the two leaves the intent, whose completion writes the same entry again.
+    /// (DynamoDB could write both in one transaction, but moto copies the whole table per
+    /// transaction, and on AWS it costs twice the write units.)
+    async fn commit(&self, record: &Record, done: &AuditEntry, dedup: &str) -> PortResult<u64> {
+        self.append_audit_once(&record.subject, done, dedup).await?;
+        self.save(record).await
+    }
+
+    /// Appends entries that need no ordering against other writes (a dry run's notes), in as
+    /// few requests as the store allows.
+    async fn append_audits(&self, entries: &[(Subject, AuditEntry)]) -> PortResult<()> {
+        for (subject, entry) in entries {
+            self.append_audit(subject, entry).await?;
+        }
+        Ok(())
+    }
 
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>>;
 

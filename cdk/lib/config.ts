@@ -17,6 +17,8 @@ export interface DormantConfig {
   readonly accounts: DormantAccount[];
   /** Member accounts swept at once. */
   readonly max_concurrent_accounts: number;
+  /** Identities of one account worked on at once. */
+  readonly max_concurrent_identities: number;
   readonly inactivity: {
     readonly threshold_days: number;
     readonly key_threshold_days: number;
@@ -52,7 +54,7 @@ export interface DormantConfig {
 
 type Section = Exclude<
   keyof DormantConfig,
-  'table' | 'event_bus' | 'dry_run' | 'accounts' | 'max_concurrent_accounts'
+  'table' | 'event_bus' | 'dry_run' | 'accounts' | 'max_concurrent_accounts' | 'max_concurrent_identities'
 >;
 
 /** What an operator may override from the stack props (`table`, `event_bus`, `accounts` and
@@ -60,6 +62,7 @@ type Section = Exclude<
 export type DormantConfigOverrides = {
   readonly dry_run?: boolean;
   readonly max_concurrent_accounts?: number;
+  readonly max_concurrent_identities?: number;
 } & { readonly [S in Section]?: Partial<DormantConfig[S]> };
 
 /** The documented defaults (DESIGN section 8). */
@@ -69,6 +72,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
   dry_run: false,
   accounts: [],
   max_concurrent_accounts: 8,
+  max_concurrent_identities: 8,
   inactivity: { threshold_days: 90, key_threshold_days: 45 },
   ladder: {
     notice_to_quarantine_days: 7,
@@ -85,7 +89,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
   exemptions: ['globs', 'require_until', 'max_days', 'accounts'],
@@ -118,6 +122,7 @@ export function buildConfig(
     dry_run: o.dry_run ?? DEFAULT_CONFIG.dry_run,
     accounts: fixed.accounts,
     max_concurrent_accounts: o.max_concurrent_accounts ?? DEFAULT_CONFIG.max_concurrent_accounts,
+    max_concurrent_identities: o.max_concurrent_identities ?? DEFAULT_CONFIG.max_concurrent_identities,
     inactivity: { ...DEFAULT_CONFIG.inactivity, ...o.inactivity },
     ladder: { ...DEFAULT_CONFIG.ladder, ...o.ladder },
     exemptions: { ...DEFAULT_CONFIG.exemptions, ...o.exemptions },

@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -483,19 +483,11 @@ impl Store for DynamoStore {
     }
 
     async fn append_audit(&self, subject: &Subject, entry: &AuditEntry) -> PortResult<()> {
-        let json = to_json("PutItem", entry)?;
         // A fresh sequence number per attempt; the condition guarantees an entry is never
         // overwritten (another process could hit the same instant and counter value).
         for _ in 0..AUDIT_KEY_ATTEMPTS {
             let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-            let mut item = Item::new();
-            item.insert("pk".into(), s(&subject_pk(subject)));
-            item.insert(
-                "sk".into(),
-                s(&format!("AUDIT#{}#{seq:020}", key_time(entry.at))),
-            );
-            item.insert("kind".into(), s("audit"));
-            item.insert("entry".into(), s(&json));
+            let item = audit_item(subject, entry, &format!("{seq:020}"))?;
             let request = self
                 .client
                 .put_item()
@@ -521,14 +513,7 @@ impl Store for DynamoStore {
         entry: &AuditEntry,
         dedup: &str,
     ) -> PortResult<()> {
-        let mut item = Item::new();
-        item.insert("pk".into(), s(&subject_pk(subject)));
-        item.insert(
-            "sk".into(),
-            s(&format!("AUDIT#{}#{dedup}", key_time(entry.at))),
-        );
-        item.insert("kind".into(), s("audit"));
-        item.insert("entry".into(), s(&to_json("PutItem", entry)?));
+        let item = audit_item(subject, entry, dedup)?;
         let request = self
             .client
             .put_item()
@@ -536,6 +521,61 @@ impl Store for DynamoStore {
             .expression_attribute_names("#sk", "sk");
         // Already there: an earlier attempt of the same step wrote it.
         self.put_if(item, request).await.map(|_| ())
+    }
+
+    /// `BatchWriteItem`, 25 entries a request; keys are unique per write, so no condition is
+    /// needed. Unprocessed items are sent again with backoff.
+    async fn append_audits(&self, entries: &[(Subject, AuditEntry)]) -> PortResult<()> {
+        for chunk in entries.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for (subject, entry) in chunk {
+                let item = audit_item(subject, entry, &unique_id())?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| {
+                        PortError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string())
+                    })?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let pending = std::sync::Mutex::new(requests);
+            self.retry
+                .run(|| {
+                    let batch = pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    let pending = &pending;
+                    async move {
+                        let out = self
+                            .client
+                            .batch_write_item()
+                            .request_items(&self.table, batch)
+                            .send()
+                            .await
+                            .map_err(|e| classify("BatchWriteItem", e))?;
+                        let left = out
+                            .unprocessed_items
+                            .and_then(|mut u| u.remove(&self.table))
+                            .unwrap_or_default();
+                        let count = left.len();
+                        *pending
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = left;
+                        if count == 0 {
+                            Ok(())
+                        } else {
+                            Err(PortError::new(
+                                ErrorKind::Transient,
+                                "BatchWriteItem",
+                                format!("{count} items unprocessed"),
+                            ))
+                        }
+                    }
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>> {
@@ -648,6 +688,19 @@ fn subject_pk(subject: &Subject) -> String {
 
 fn breaker_pk(account: &str) -> String {
     format!("BREAKER#{account}")
+}
+
+/// An audit entry under `AUDIT#<time>#<suffix>`.
+fn audit_item(subject: &Subject, entry: &AuditEntry, suffix: &str) -> PortResult<Item> {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(&subject_pk(subject)));
+    item.insert(
+        "sk".into(),
+        s(&format!("AUDIT#{}#{suffix}", key_time(entry.at))),
+    );
+    item.insert("kind".into(), s("audit"));
+    item.insert("entry".into(), s(&to_json("PutItem", entry)?));
+    Ok(item)
 }
 
 /// Fixed-width UTC with nanoseconds: lexical order is time order (for years 0000-9999).

@@ -1110,6 +1110,22 @@ impl Iam for AwsIam {
         }
     }
 
+    async fn access_keys(&self, user: &str) -> PortResult<Vec<AccessKey>> {
+        let mut keys = Vec::new();
+        for meta in self.list_access_keys(user).await? {
+            let (Some(id), Some(created)) = (meta.access_key_id(), meta.create_date()) else {
+                continue;
+            };
+            keys.push(AccessKey {
+                id: id.to_string(),
+                active: meta.status() == Some(&StatusType::Active),
+                created_at: to_chrono("ListAccessKeys", created)?,
+                last_used_at: None,
+            });
+        }
+        Ok(keys)
+    }
+
     async fn apply(&self, principal: &Principal, effect: &Effect) -> PortResult<()> {
         match effect {
             Effect::PutTags { tags } => self.put_tags(principal, tags).await,

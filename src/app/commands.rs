@@ -168,9 +168,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let record = self.tracked(&subject).await?;
         let d = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
         let after_stage = d.after.as_ref().map_or(record.stage, |a| a.stage);
-        let mut run = self.start_run(None, now).await?;
-        self.carry_out(&mut run, record, d, now).await?;
-        let action = run.report.actions.pop();
+        let run = self.start_run(None, now).await?;
+        let result = self.carry_out(&run, record, d, now).await;
+        let report = self.finish(run).await;
+        result?;
+        let action = report?.actions.pop();
         let outcome = action.as_ref().map_or(Outcome::Done, |a| a.outcome);
         let stored = self
             .store

@@ -2,6 +2,8 @@
 //! audit. It never acts on bulk facts: any step is preceded by a fresh read of that principal.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
 use std::sync::Arc;
 
 use tracing::{info, warn};
@@ -13,13 +15,14 @@ use crate::domain::ladder::INTENT_LEASE;
 use crate::domain::AutomationStatus;
 use crate::domain::OutboundEvent;
 use crate::domain::{
-    decide, dormant_subjects, AuditEntry, BreakerState, Budget, Decision, Effect, Facts, Gate,
-    Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
+    decide, dormant_subjects, AuditEntry, Budget, Decision, Effect, Facts, Gate, Intent, Outcome,
+    Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{ErrorKind, Fallback, Iam, PortError, Publisher, Store};
 
-use super::output::{ActionReport, RunReport};
+use super::output::RunReport;
+use super::run::Run;
 
 /// Who the audit trail names for the controller's own steps.
 pub const CONTROLLER: &str = "controller";
@@ -35,7 +38,13 @@ pub struct Engine<I, S> {
     pub publisher: Option<Arc<dyn Publisher>>,
     /// SSM Automation, for steps the controller cannot (or is configured not to) take directly.
     pub fallback: Option<FallbackSetup>,
+    /// How many identities of the account are worked on at once.
+    pub concurrency: usize,
 }
+
+/// Identities worked on at once by default: enough to hide IAM's latency, few enough to stay
+/// clear of its rate limits (throttling is retried with backoff anyway).
+pub const DEFAULT_IDENTITY_CONCURRENCY: usize = 8;
 
 /// The SSM fallback: the port, the role the documents run as, and the steps always run there.
 #[derive(Clone)]
@@ -48,14 +57,6 @@ pub struct FallbackSetup {
 /// How long an Automation execution may run before it counts as failed.
 const FALLBACK_TIMEOUT: chrono::Duration = chrono::Duration::hours(24);
 
-/// What one run has done so far.
-pub(crate) struct Run {
-    pub(crate) budget: Budget,
-    pub(crate) breaker: BreakerState,
-    pub(crate) report: RunReport,
-    pub(crate) event_id: Option<String>,
-}
-
 impl<I: Iam, S: Store> Engine<I, S> {
     pub fn new(iam: I, store: S, policy: Policy, actor: impl Into<String>) -> Self {
         Engine {
@@ -65,7 +66,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             actor: actor.into(),
             publisher: None,
             fallback: None,
+            concurrency: DEFAULT_IDENTITY_CONCURRENCY,
         }
+    }
+
+    pub fn with_concurrency(mut self, identities: usize) -> Self {
+        self.concurrency = identities.max(1);
+        self
     }
 
     pub fn with_fallback(mut self, fallback: FallbackSetup) -> Self {
@@ -78,12 +85,32 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self
     }
 
-    /// Publishes dormant's own events. A failure is logged and never undoes a committed step.
+    /// Publishes dormant's own events at once. A failure is logged and never undoes a committed
+    /// step.
     pub(crate) async fn publish(&self, events: Vec<OutboundEvent>) {
         let Some(p) = &self.publisher else { return };
+        if events.is_empty() {
+            return;
+        }
         if let Err(e) = p.publish(&events).await {
             warn!(error = %e, events = events.len(), "could not publish dormant events; the steps stand");
         }
+    }
+
+    /// Queues a step event for the run; a full batch goes out at once, the rest in `finish`.
+    pub(crate) async fn emit(&self, run: &Run, event: OutboundEvent) {
+        if let Some(batch) = run.queue_event(event) {
+            self.publish(batch).await;
+        }
+    }
+
+    /// Publishes what is still queued and writes the queued dry-run audit entries. Every run
+    /// ends here, also when it failed half-way, so nothing queued is dropped.
+    pub(crate) async fn finish(&self, run: Run) -> Result<RunReport> {
+        let (events, audits) = run.drain();
+        self.publish(events).await;
+        self.store.append_audits(&audits).await?;
+        Ok(run.into_report())
     }
 
     pub fn account(&self) -> &str {
@@ -98,21 +125,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
             quarantines_in_window: breaker.quarantines_within_day(now),
             identities_in_account: breaker.identities,
         };
-        Ok(Run {
-            budget,
-            breaker,
-            report: RunReport::default(),
-            event_id: event_id.map(str::to_string),
-        })
+        Ok(Run::new(budget, breaker, event_id.map(str::to_string)))
+    }
+
+    /// Saves the run's breaker state. Serialised, so a save never overwrites a newer one.
+    async fn save_breaker(&self, run: &Run) -> Result<()> {
+        let _turn = run.breaker_save.lock().await;
+        let state = run.state().breaker.clone();
+        self.store.save_breaker(self.account(), &state).await?;
+        Ok(())
     }
 
     /// Evaluates every identity in the account and takes whatever step is due.
     pub async fn sweep(&self, now: Timestamp) -> Result<RunReport> {
-        let mut run = self.start_run(None, now).await?;
+        let run = self.start_run(None, now).await?;
+        let result = self.sweep_with(&run, now).await;
+        let report = self.finish(run).await;
+        result.and(report)
+    }
+
+    async fn sweep_with(&self, run: &Run, now: Timestamp) -> Result<()> {
         let bulk = self.iam.bulk_facts().await?;
         let identities = u32::try_from(bulk.len()).unwrap_or(u32::MAX);
-        run.budget.identities_in_account = identities;
-        run.breaker.identities = identities;
+        {
+            let mut state = run.state();
+            state.budget.identities_in_account = identities;
+            state.breaker.identities = identities;
+        }
         info!(
             account = self.account(),
             identities, "sweep: read IAM in bulk"
@@ -125,16 +164,36 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .or_default()
                 .push(r);
         }
-        for (n, facts) in bulk.iter().enumerate() {
-            let records = tracked.remove(&facts.principal.arn()).unwrap_or_default();
-            if let Err(e) = self.sweep_principal(&mut run, facts, records, now).await {
-                self.record_failure(&mut run, &Subject::whole(facts.principal.clone()), None, &e);
-            }
-            run.report.evaluated += 1;
-            if (n + 1) % 1000 == 0 {
-                info!(done = n + 1, of = bulk.len(), "sweep progress");
-            }
-        }
+        let work: Vec<(Facts, Vec<Record>)> = bulk
+            .into_iter()
+            .map(|facts| {
+                let records = tracked.remove(&facts.principal.arn()).unwrap_or_default();
+                (facts, records)
+            })
+            .collect();
+        let total = work.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        // Identities are independent; the run's budget is shared and checked under its lock.
+        futures::stream::iter(work)
+            .for_each_concurrent(self.concurrency, |(facts, records)| {
+                let done = &done;
+                async move {
+                    if let Err(e) = self.sweep_principal(run, &facts, records, now).await {
+                        self.record_failure(
+                            run,
+                            &Subject::whole(facts.principal.clone()),
+                            None,
+                            &e,
+                        );
+                    }
+                    run.count_evaluated(1);
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n.is_multiple_of(1000) {
+                        info!(done = n, of = total, "sweep progress");
+                    }
+                }
+            })
+            .await;
         // Tracked principals the bulk listing did not show: look before concluding they are gone
         // (a listing can end early).
         for records in tracked.into_values() {
@@ -143,57 +202,79 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .filter(|r| r.stage != Stage::Deleted)
                 .collect();
             let Some(first) = live.first() else { continue };
-            run.report.evaluated += 1;
+            run.count_evaluated(1);
             let principal = first.subject.principal.clone();
             let result = async {
                 let fresh = self
                     .iam
                     .fresh_facts(principal.kind, &principal.name)
                     .await?;
-                self.evaluate_fresh(&mut run, fresh, live, now).await
+                self.evaluate_fresh(run, fresh, live, now).await
             }
             .await;
             if let Err(e) = result {
-                self.record_failure(&mut run, &Subject::whole(principal), None, &e);
+                self.record_failure(run, &Subject::whole(principal), None, &e);
             }
         }
         if !self.policy.dry_run {
-            self.store
-                .save_breaker(self.account(), &run.breaker)
-                .await?;
+            self.save_breaker(run).await?;
         }
-        Ok(run.report)
+        Ok(())
     }
 
+    /// One principal of a sweep, decided on the bulk read where that is safe: a notice only
+    /// tags, on facts read moments ago in this run (a stale fact is corrected by the release
+    /// rule). Anything else (a later step, a stage change of a tracked identity) is decided
+    /// again on a fresh read of the principal. Bulk facts name keys by report slot; one
+    /// `ListAccessKeys` gives them ids where acting, or matching tracked keys, needs them.
     async fn sweep_principal(
         &self,
-        run: &mut Run,
+        run: &Run,
         bulk: &Facts,
         records: Vec<Record>,
         now: Timestamp,
     ) -> Result<()> {
-        let candidates = dormant_subjects(bulk, &self.policy, now);
-        // Bulk reads carry no access-key ids, so credential-level subjects always get a fresh read.
-        let credential_level = candidates
+        let is_key = |s: &Subject| matches!(s.scope, Scope::AccessKey(_));
+        let tracks_keys = records
             .iter()
-            .chain(
-                records
-                    .iter()
-                    .filter(|r| r.stage != Stage::Deleted)
-                    .map(|r| &r.subject),
-            )
-            .any(|s| s.scope != Scope::Whole);
-        let whole = Subject::whole(bulk.principal.clone());
-        let whole_record = records
-            .iter()
-            .find(|r| r.subject == whole)
-            .cloned()
-            .unwrap_or_else(|| Record::new(whole.clone()));
-        let look = decide(&whole_record, Some(bulk), &self.policy, &run.budget, now);
-        let acts_on_iam = look.step.is_some() && !self.policy.dry_run;
-        if !credential_level && !acts_on_iam {
-            return self.carry_out(run, whole_record, look, now).await;
+            .any(|r| r.stage != Stage::Deleted && is_key(&r.subject));
+        let key_candidates = dormant_subjects(bulk, &self.policy, now).iter().any(is_key);
+        let mut facts = bulk.clone();
+        if facts.has_slot_keys() && (tracks_keys || (key_candidates && !self.policy.dry_run)) {
+            let listed = self.iam.access_keys(&facts.principal.name).await?;
+            match facts.with_key_ids(&listed) {
+                Some(with_ids) => facts = with_ids,
+                None => return self.sweep_fresh(run, bulk, records, now).await,
+            }
         }
+        let bulk_will_do = self.subjects(&facts, &records, now).iter().all(|subject| {
+            let record = record_for(&records, subject);
+            let d = decide(
+                &record,
+                Some(&facts),
+                &self.policy,
+                &run.state().budget,
+                now,
+            );
+            match d.step {
+                Some(step) => step == Step::Notice,
+                None => d.after.is_none(),
+            }
+        });
+        if bulk_will_do {
+            self.evaluate_fresh(run, Some(facts), records, now).await
+        } else {
+            self.sweep_fresh(run, bulk, records, now).await
+        }
+    }
+
+    async fn sweep_fresh(
+        &self,
+        run: &Run,
+        bulk: &Facts,
+        records: Vec<Record>,
+        now: Timestamp,
+    ) -> Result<()> {
         let fresh = self
             .iam
             .fresh_facts(bulk.principal.kind, &bulk.principal.name)
@@ -201,25 +282,30 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.evaluate_fresh(run, fresh, records, now).await
     }
 
-    /// Re-reads one principal and decides for the whole and each of its credentials.
+    /// Every subject to decide for: the tracked ones, the whole principal and each credential
+    /// these facts show dormant.
+    fn subjects(&self, facts: &Facts, records: &[Record], now: Timestamp) -> BTreeSet<Subject> {
+        let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
+        subjects.insert(Subject::whole(facts.principal.clone()));
+        subjects.extend(dormant_subjects(facts, &self.policy, now));
+        subjects
+    }
+
+    /// Decides for the whole principal and each of its credentials on these facts (a fresh read,
+    /// or the sweep's bulk read where that is enough; see `sweep_principal`).
     async fn evaluate_fresh(
         &self,
-        run: &mut Run,
+        run: &Run,
         fresh: Option<Facts>,
         records: Vec<Record>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
-        if let Some(f) = &fresh {
-            subjects.insert(Subject::whole(f.principal.clone()));
-            subjects.extend(dormant_subjects(f, &self.policy, now));
-        }
+        let subjects = match &fresh {
+            Some(f) => self.subjects(f, &records, now),
+            None => records.iter().map(|r| r.subject.clone()).collect(),
+        };
         for subject in subjects {
-            let record = records
-                .iter()
-                .find(|r| r.subject == subject)
-                .cloned()
-                .unwrap_or_else(|| Record::new(subject.clone()));
+            let record = record_for(&records, &subject);
             if let Err(e) = self.process(run, record, fresh.as_ref(), now).await {
                 self.record_failure(run, &subject, None, &e);
             }
@@ -229,25 +315,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Takes the steps that are due, re-reading only those identities (the sparse due index).
     pub async fn tick(&self, now: Timestamp) -> Result<RunReport> {
-        let mut run = self.start_run(None, now).await?;
+        let run = self.start_run(None, now).await?;
+        let result = self.tick_with(&run, now).await;
+        let report = self.finish(run).await;
+        result.and(report)
+    }
+
+    async fn tick_with(&self, run: &Run, now: Timestamp) -> Result<()> {
         let due = self.store.due(self.account(), now).await?;
         info!(account = self.account(), due = due.len(), "tick");
-        for record in due {
-            run.report.evaluated += 1;
-            let subject = record.subject.clone();
-            let result = async {
-                let fresh = self
-                    .iam
-                    .fresh_facts(subject.principal.kind, &subject.principal.name)
-                    .await?;
-                self.process(&mut run, record, fresh.as_ref(), now).await
-            }
+        futures::stream::iter(due)
+            .for_each_concurrent(self.concurrency, |record| async move {
+                run.count_evaluated(1);
+                let subject = record.subject.clone();
+                let result = async {
+                    let fresh = self
+                        .iam
+                        .fresh_facts(subject.principal.kind, &subject.principal.name)
+                        .await?;
+                    self.process(run, record, fresh.as_ref(), now).await
+                }
+                .await;
+                if let Err(e) = result {
+                    self.record_failure(run, &subject, None, &e);
+                }
+            })
             .await;
-            if let Err(e) = result {
-                self.record_failure(&mut run, &subject, None, &e);
-            }
-        }
-        Ok(run.report)
+        Ok(())
     }
 
     /// Evaluates one principal now (an event nominated it, or an operator asked).
@@ -258,46 +352,60 @@ impl<I: Iam, S: Store> Engine<I, S> {
         event_id: Option<&str>,
         now: Timestamp,
     ) -> Result<RunReport> {
-        let mut run = self.start_run(event_id, now).await?;
+        let run = self.start_run(event_id, now).await?;
+        let result = self.evaluate_with(&run, kind, name, now).await;
+        let report = self.finish(run).await;
+        result.and(report)
+    }
+
+    async fn evaluate_with(
+        &self,
+        run: &Run,
+        kind: PrincipalKind,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<()> {
         let fresh = self.iam.fresh_facts(kind, name).await?;
-        let records = match &fresh {
-            Some(f) => self.store.load_principal(&f.principal).await?,
-            None => Vec::new(),
-        };
-        if fresh.is_none() {
+        let Some(facts) = &fresh else {
             info!(%name, "identity no longer exists; nothing to do");
-            return Ok(run.report);
-        }
-        run.report.evaluated = 1;
-        let whole = fresh.as_ref().map(|f| Subject::whole(f.principal.clone()));
-        self.evaluate_fresh(&mut run, fresh.clone(), records, now)
+            return Ok(());
+        };
+        let records = self.store.load_principal(&facts.principal).await?;
+        run.count_evaluated(1);
+        let whole = Subject::whole(facts.principal.clone());
+        self.evaluate_fresh(run, fresh.clone(), records, now)
             .await?;
         // An event only nominates: when IAM says otherwise, say why nothing happened.
-        if let (Some(event_id), Some(whole), true) =
-            (event_id, whole, run.report.actions.is_empty())
-        {
+        let quiet = run.state().report.actions.is_empty();
+        if let (Some(event_id), true) = (run.event_id.as_deref(), quiet) {
             let record = self
                 .store
                 .load(&whole)
                 .await?
                 .unwrap_or_else(|| Record::new(whole.clone()));
-            let d = decide(&record, fresh.as_ref(), &self.policy, &run.budget, now);
+            let d = decide(
+                &record,
+                fresh.as_ref(),
+                &self.policy,
+                &run.state().budget,
+                now,
+            );
             let reason = format!("event {event_id} nominated it; no action: {}", d.reason);
             info!(identity = %whole, %reason, "re-verified");
-            self.report(&mut run, &whole, Step::Notice, Outcome::Skipped, &reason);
+            self.report(run, &whole, Step::Notice, Outcome::Skipped, &reason);
             if !self.policy.dry_run {
-                self.audit(&whole, "notice", Outcome::Skipped, &reason, &run, now)
+                self.audit(&whole, "notice", Outcome::Skipped, &reason, run, now)
                     .await?;
             }
         }
-        Ok(run.report)
+        Ok(())
     }
 
     /// Decides for one subject and carries the decision out. On a lost race, re-reads and
     /// decides once more.
     async fn process(
         &self,
-        run: &mut Run,
+        run: &Run,
         record: Record,
         facts: Option<&Facts>,
         now: Timestamp,
@@ -309,14 +417,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
         {
             return self.poll_fallback(run, record, now).await;
         }
-        let d = decide(&record, facts, &self.policy, &run.budget, now);
+        let d = run.decide(&record, facts, &self.policy, now);
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                 let Some(current) = self.store.load(&record.subject).await? else {
                     return Ok(());
                 };
                 info!(identity = %record.subject, "another run changed this identity first; deciding again");
-                let d = decide(&current, facts, &self.policy, &run.budget, now);
+                let d = run.decide(&current, facts, &self.policy, now);
                 match self.carry_out(run, current, d, now).await {
                     Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                         self.report(
@@ -335,16 +443,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
     }
 
-    fn report(&self, run: &mut Run, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
-        run.report.actions.push(ActionReport {
-            identity: subject.id(),
-            step,
-            outcome,
-            reason: reason.to_string(),
-        });
+    fn report(&self, run: &Run, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
+        run.report(subject, step, outcome, reason);
     }
 
-    fn record_failure(&self, run: &mut Run, subject: &Subject, step: Option<Step>, e: &Error) {
+    fn record_failure(&self, run: &Run, subject: &Subject, step: Option<Step>, e: &Error) {
         warn!(identity = %subject, error = %e, "evaluation failed");
         self.report(
             run,
@@ -372,6 +475,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             reason: reason.to_string(),
             event_id: run.event_id.clone(),
         };
+        if outcome == Outcome::DryRun {
+            // Notes of what would happen: written in batches, at the latest when the run ends.
+            if let Some(batch) = run.queue_audit(subject, entry) {
+                self.store.append_audits(&batch).await?;
+            }
+            return Ok(());
+        }
         self.store.append_audit(subject, &entry).await?;
         Ok(())
     }
@@ -379,7 +489,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// Applies a decision: nothing, a bookkeeping write, a dry-run note, a breaker stop, or a step.
     pub(crate) async fn carry_out(
         &self,
-        run: &mut Run,
+        run: &Run,
         record: Record,
         d: Decision,
         now: Timestamp,
@@ -403,7 +513,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         match d.gate {
             Gate::DryRun => {
-                run.budget.record(step);
                 info!(identity = %subject, %step, reason = %d.reason, "dry run: would act");
                 self.report(run, &subject, step, Outcome::DryRun, &d.reason);
                 self.audit(
@@ -418,19 +527,23 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             Gate::Breaker(trip) => {
                 warn!(identity = %subject, %step, cause = %trip.cause, "circuit breaker stops the step");
-                run.budget.tripped = true;
-                run.report.breaker_tripped = true;
+                {
+                    let mut state = run.state();
+                    state.budget.tripped = true;
+                    state.report.breaker_tripped = true;
+                }
                 self.report(run, &subject, step, Outcome::Skipped, &trip.cause);
                 if self.policy.dry_run {
                     return Ok(());
                 }
                 if trip.newly_tripped {
-                    run.breaker.tripped = true;
-                    run.breaker.tripped_at = Some(now);
-                    run.breaker.cause = Some(trip.cause.clone());
-                    self.store
-                        .save_breaker(self.account(), &run.breaker)
-                        .await?;
+                    {
+                        let mut state = run.state();
+                        state.breaker.tripped = true;
+                        state.breaker.tripped_at = Some(now);
+                        state.breaker.cause = Some(trip.cause.clone());
+                    }
+                    self.save_breaker(run).await?;
                     warn!(account = self.account(), cause = %trip.cause, "circuit breaker tripped");
                     self.publish(vec![OutboundEvent::breaker_tripped(
                         self.account(),
@@ -455,7 +568,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     async fn execute(
         &self,
-        run: &mut Run,
+        run: &Run,
         record: Record,
         step: Step,
         d: Decision,
@@ -469,7 +582,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 "a step without a resulting state",
             )));
         };
-        run.budget.record(step);
         // Write-ahead intent: from here a crash leaves a record of what remains to be done.
         let mut version = record.version;
         let resuming = record
@@ -540,17 +652,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 self.report(run, &subject, step, Outcome::Failed, &reason);
                 self.audit(&subject, step.as_str(), Outcome::Failed, &reason, run, now)
                     .await?;
-                self.publish(vec![OutboundEvent::for_record(
-                    REMEDIATION_FAILED,
-                    &record,
-                    &reason,
-                )])
+                self.emit(
+                    run,
+                    OutboundEvent::for_record(REMEDIATION_FAILED, &record, &reason),
+                )
                 .await;
                 return Ok(());
             }
         }
-        // The done entry is written before the commit, under a key fixed by the intent: a crash
-        // between the two leaves the intent, whose completion writes the same entry again.
         let done = AuditEntry {
             at: started_at,
             step: step.as_str().to_string(),
@@ -559,22 +668,23 @@ impl<I: Iam, S: Store> Engine<I, S> {
             reason: d.reason.clone(),
             event_id: run.event_id.clone(),
         };
-        self.store
-            .append_audit_once(&subject, &done, &format!("done-{step}"))
-            .await?;
         after.version = version;
         after.pending = None;
-        self.store.save(&after).await?;
-        self.publish(vec![OutboundEvent::step_done(step, &after, &d.reason)])
+        self.store
+            .commit(&after, &done, &format!("done-{step}"))
+            .await?;
+        self.emit(run, OutboundEvent::step_done(step, &after, &d.reason))
             .await;
         if step == Step::Quarantine {
-            run.breaker.quarantines.push(now);
-            run.breaker
-                .quarantines
-                .retain(|t| *t > now - chrono::Duration::hours(24));
-            self.store
-                .save_breaker(self.account(), &run.breaker)
-                .await?;
+            {
+                let mut state = run.state();
+                state.breaker.quarantines.push(now);
+                state
+                    .breaker
+                    .quarantines
+                    .retain(|t| *t > now - chrono::Duration::hours(24));
+            }
+            self.save_breaker(run).await?;
         }
         info!(identity = %subject, %step, reason = %d.reason, "step done");
         self.report(run, &subject, step, Outcome::Done, &d.reason);
@@ -586,7 +696,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     #[allow(clippy::too_many_arguments)]
     async fn start_fallback(
         &self,
-        run: &mut Run,
+        run: &Run,
         record: &Record,
         step: Step,
         effects: &[Effect],
@@ -653,7 +763,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// A step handed to SSM: commit when every execution succeeded, record the failure when one
     /// failed or ran too long, wait otherwise.
-    async fn poll_fallback(&self, run: &mut Run, record: Record, now: Timestamp) -> Result<()> {
+    async fn poll_fallback(&self, run: &Run, record: Record, now: Timestamp) -> Result<()> {
         let (Some(intent), Some(setup)) = (&record.pending, &self.fallback) else {
             return Ok(());
         };
@@ -687,11 +797,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             self.report(run, &subject, step, Outcome::Failed, &reason);
             self.audit(&subject, step.as_str(), Outcome::Failed, &reason, run, now)
                 .await?;
-            self.publish(vec![OutboundEvent::for_record(
-                REMEDIATION_FAILED,
-                &failed,
-                &reason,
-            )])
+            self.emit(
+                run,
+                OutboundEvent::for_record(REMEDIATION_FAILED, &failed, &reason),
+            )
             .await;
             return Ok(());
         }
@@ -703,10 +812,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         after.pending = None;
         let reason = format!("{} (through SSM Automation)", after.reason);
         self.store.save(&after).await?;
-        self.publish(vec![OutboundEvent::step_done(step, &after, &reason)])
+        self.emit(run, OutboundEvent::step_done(step, &after, &reason))
             .await;
         if step == Step::Quarantine {
-            run.breaker.quarantines.push(now);
+            run.state().breaker.quarantines.push(now);
         }
         info!(identity = %subject, %step, "SSM Automation finished the step");
         self.report(run, &subject, step, Outcome::Done, &reason);
@@ -728,6 +837,15 @@ impl<I: Iam, S: Store> Engine<I, S> {
             other => self.iam.apply(&subject.principal, other).await,
         }
     }
+}
+
+/// The stored record of `subject`, or a new one.
+fn record_for(records: &[Record], subject: &Subject) -> Record {
+    records
+        .iter()
+        .find(|r| r.subject == *subject)
+        .cloned()
+        .unwrap_or_else(|| Record::new(subject.clone()))
 }
 
 fn effect_name(e: &Effect) -> &'static str {

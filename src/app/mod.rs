@@ -5,6 +5,7 @@ pub mod commands;
 pub mod engine;
 pub mod fleet;
 pub mod output;
+mod run;
 pub mod wiring;
 
 pub use engine::Engine;

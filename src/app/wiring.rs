@@ -135,7 +135,8 @@ pub async fn wire(
             policy.clone(),
             actor.clone(),
         )
-        .with_publisher(publisher.clone());
+        .with_publisher(publisher.clone())
+        .with_concurrency(config.max_concurrent_identities);
         if let Some(f) = &fallback {
             engine = engine.with_fallback(f.clone());
         }

@@ -101,6 +101,11 @@ impl Activity {
     }
 }
 
+/// The placeholder ids bulk reads give keys: the credential report has slots, not ids.
+fn is_slot(id: &str) -> bool {
+    matches!(id, "slot1" | "slot2")
+}
+
 impl Facts {
     /// The latest of `PasswordLastUsed` and every key's last use. A credential that was never used
     /// counts from its creation: a key issued last week is not 90 days unused, whatever the
@@ -131,6 +136,37 @@ impl Facts {
             });
         }
         activity
+    }
+
+    /// Whether some access key still carries a credential-report slot instead of its id.
+    pub fn has_slot_keys(&self) -> bool {
+        self.access_keys.iter().any(|k| is_slot(&k.id))
+    }
+
+    /// These bulk facts with each slot key (`slot1`, `slot2`) given its id from `listed`
+    /// (`ListAccessKeys`): the key created in the same second with the same status. `None`
+    /// when a slot matches no key or several (two keys created in one second), or the user
+    /// has keys the report did not show: then only a full read will do.
+    pub fn with_key_ids(&self, listed: &[AccessKey]) -> Option<Facts> {
+        if listed.len() != self.access_keys.len() {
+            return None;
+        }
+        let mut facts = self.clone();
+        let mut taken = Vec::new();
+        for key in facts.access_keys.iter_mut().filter(|k| is_slot(&k.id)) {
+            let mut matches = listed.iter().filter(|l| {
+                l.created_at.timestamp() == key.created_at.timestamp() && l.active == key.active
+            });
+            let (Some(found), None) = (matches.next(), matches.next()) else {
+                return None;
+            };
+            if taken.contains(&found.id) {
+                return None;
+            }
+            taken.push(found.id.clone());
+            key.id = found.id.clone();
+        }
+        Some(facts)
     }
 
     pub fn access_key(&self, id: &str) -> Option<&AccessKey> {
@@ -179,5 +215,84 @@ impl Facts {
             (Scope::Whole, Some(t)) if t > own.since => Activity::used(t, Evidence::AccessAdvisor),
             _ => own,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> Timestamp {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn key(id: &str, active: bool, created: Timestamp) -> AccessKey {
+        AccessKey {
+            id: id.into(),
+            active,
+            created_at: created,
+            last_used_at: None,
+        }
+    }
+
+    fn bulk(keys: Vec<AccessKey>) -> Facts {
+        Facts {
+            principal: Principal::user("123456789012", "/", "u"),
+            created_at: at(0),
+            tags: BTreeMap::new(),
+            role_last_used: None,
+            password_last_used: None,
+            login_profile: None,
+            access_keys: keys,
+            has_quarantine_policy: false,
+            advisor_last_used: None,
+            bulk: true,
+        }
+    }
+
+    #[test]
+    fn slots_take_the_ids_of_the_keys_created_in_the_same_second_with_the_same_status() {
+        let mut used = key("slot2", true, at(50));
+        used.last_used_at = Some(at(90));
+        let facts = bulk(vec![key("slot1", false, at(10)), used]);
+        // ListAccessKeys has sub-second dates on some backends; the report has seconds.
+        let listed = vec![
+            key("AKIAB", true, at(50) + chrono::Duration::milliseconds(400)),
+            key("AKIAA", false, at(10)),
+        ];
+        let mapped = facts.with_key_ids(&listed).unwrap();
+        assert!(!mapped.has_slot_keys());
+        assert_eq!(mapped.access_keys[0].id, "AKIAA");
+        assert_eq!(mapped.access_keys[1].id, "AKIAB");
+        assert_eq!(
+            mapped.access_keys[1].last_used_at,
+            Some(at(90)),
+            "the report's last use is kept"
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_missing_keys_give_no_mapping() {
+        let twins = bulk(vec![key("slot1", true, at(10)), key("slot2", true, at(10))]);
+        let listed = vec![key("AKIAA", true, at(10)), key("AKIAB", true, at(10))];
+        assert_eq!(
+            twins.with_key_ids(&listed),
+            None,
+            "same second, same status"
+        );
+
+        let one = bulk(vec![key("slot1", true, at(10))]);
+        assert_eq!(one.with_key_ids(&[]), None, "deleted since the report");
+        assert_eq!(
+            one.with_key_ids(&[key("AKIAA", true, at(10)), key("AKIAC", true, at(70))]),
+            None,
+            "created since the report"
+        );
+        assert_eq!(
+            one.with_key_ids(&[key("AKIAA", false, at(10))]),
+            None,
+            "deactivated since the report"
+        );
     }
 }

@@ -1,0 +1,125 @@
+//! What one run (sweep, tick, event, command) has done so far, shared by the identities the run
+//! works on concurrently. Locks are held only for bookkeeping, never across an await.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::domain::{
+    decide, AuditEntry, BreakerState, Budget, Decision, Facts, Gate, OutboundEvent, Outcome,
+    Policy, Record, Step, Subject, Timestamp,
+};
+
+use super::output::{ActionReport, RunReport};
+
+/// `PutEvents` takes at most 10 entries per call.
+pub(crate) const EVENTS_PER_CALL: usize = 10;
+/// `BatchWriteItem` takes at most 25 items per call.
+pub(crate) const AUDITS_PER_CALL: usize = 25;
+
+pub(crate) struct Run {
+    pub(crate) event_id: Option<String>,
+    state: Mutex<RunState>,
+    /// Serialises breaker saves, so a later save always carries every earlier change.
+    pub(crate) breaker_save: tokio::sync::Mutex<()>,
+}
+
+pub(crate) struct RunState {
+    pub(crate) budget: Budget,
+    pub(crate) breaker: BreakerState,
+    pub(crate) report: RunReport,
+    /// Step events not yet published (sent in batches of [`EVENTS_PER_CALL`]).
+    pub(crate) events: Vec<OutboundEvent>,
+    /// Dry-run audit entries not yet written (in batches of [`AUDITS_PER_CALL`]); they record
+    /// what would have happened, so nothing depends on their order with other writes.
+    pub(crate) audits: Vec<(Subject, AuditEntry)>,
+}
+
+impl Run {
+    pub(crate) fn new(budget: Budget, breaker: BreakerState, event_id: Option<String>) -> Self {
+        Run {
+            event_id,
+            state: Mutex::new(RunState {
+                budget,
+                breaker,
+                report: RunReport::default(),
+                events: Vec::new(),
+                audits: Vec::new(),
+            }),
+            breaker_save: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The state, for a short bookkeeping change. A panic elsewhere cannot leave it half-changed
+    /// in a way that matters (every change is a push or a counter), so poisoning is ignored.
+    pub(crate) fn state(&self) -> MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides under the lock and, when the step will be taken (or would be, in a dry run),
+    /// counts it against the budget at once: two identities decided at the same time cannot
+    /// both take the last step the breaker allows.
+    pub(crate) fn decide(
+        &self,
+        record: &Record,
+        facts: Option<&Facts>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Decision {
+        let mut state = self.state();
+        let d = decide(record, facts, policy, &state.budget, now);
+        if let (Some(step), Gate::Proceed | Gate::DryRun) = (d.step, &d.gate) {
+            state.budget.record(step);
+        }
+        d
+    }
+
+    pub(crate) fn report(&self, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
+        self.state().report.actions.push(ActionReport {
+            identity: subject.id(),
+            step,
+            outcome,
+            reason: reason.to_string(),
+        });
+    }
+
+    pub(crate) fn count_evaluated(&self, n: usize) {
+        self.state().report.evaluated += n;
+    }
+
+    /// Queues an event; returns a full batch to publish when there is one.
+    pub(crate) fn queue_event(&self, event: OutboundEvent) -> Option<Vec<OutboundEvent>> {
+        let mut state = self.state();
+        state.events.push(event);
+        (state.events.len() >= EVENTS_PER_CALL).then(|| std::mem::take(&mut state.events))
+    }
+
+    /// Queues a dry-run audit entry; returns a full batch to write when there is one.
+    pub(crate) fn queue_audit(
+        &self,
+        subject: &Subject,
+        entry: AuditEntry,
+    ) -> Option<Vec<(Subject, AuditEntry)>> {
+        let mut state = self.state();
+        state.audits.push((subject.clone(), entry));
+        (state.audits.len() >= AUDITS_PER_CALL).then(|| std::mem::take(&mut state.audits))
+    }
+
+    /// Everything still queued.
+    pub(crate) fn drain(&self) -> (Vec<OutboundEvent>, Vec<(Subject, AuditEntry)>) {
+        let mut state = self.state();
+        (
+            std::mem::take(&mut state.events),
+            std::mem::take(&mut state.audits),
+        )
+    }
+
+    pub(crate) fn into_report(self) -> RunReport {
+        let mut report = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report;
+        // Identities are worked on concurrently; a stable order keeps output diffable.
+        report.actions.sort_by(|a, b| a.identity.cmp(&b.identity));
+        report
+    }
+}
