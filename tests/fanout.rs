@@ -420,6 +420,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(sqs_event(&[
         ("m-denied", request(denied)),
         ("m-bad", "{not json".to_string()),
+        ("m-own", request(&org.controller)),
     ]))
     .unwrap();
     let report = dormant::lambda::handle_queue(&event, &engines, 4, Utc::now()).await;
@@ -428,8 +429,13 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
         "the retry gets a fresh AssumeRole: {report:?}"
     );
     assert!(noticed(denied).await);
-    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
     assert_eq!(report.rejected[0].message_id, "m-bad");
+    // The controller's own account is not swept unless organization.include_own_account.
+    assert_eq!(report.rejected[1].message_id, "m-own");
+    assert!(report.rejected[1]
+        .reason
+        .contains("not one dormant manages"));
     assert!(
         report.rejected[0].reason.contains("m-bad")
             && report.rejected[0].reason.contains("not a dormant message"),

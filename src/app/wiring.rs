@@ -194,10 +194,7 @@ impl Wiring {
     /// One engine per account; AssumeRole into `max_concurrent_accounts` accounts at a time. An
     /// account that cannot be reached is recorded as unreachable.
     pub async fn fleet(&self, members: Vec<Account>) -> Fleet<AwsIam, DynamoStore> {
-        let built: Vec<(
-            String,
-            std::result::Result<Engine<AwsIam, DynamoStore>, String>,
-        )> = stream::iter(members)
+        let built: Vec<_> = stream::iter(members)
             .map(|member| async move {
                 let engine = self.engine(&member).await;
                 (member.id, engine)
