@@ -48,6 +48,7 @@ pub struct RawConfig {
     pub accounts: Vec<RawAccount>,
     pub max_concurrent_accounts: i64,
     pub max_concurrent_identities: i64,
+    pub organization: RawOrganization,
     pub inactivity: RawInactivity,
     pub ladder: RawLadder,
     pub exemptions: RawExemptions,
@@ -62,6 +63,16 @@ pub struct RawAccount {
     pub id: String,
     #[serde(default)]
     pub role: String,
+}
+
+/// `[organization]`: member accounts discovered with AWS Organizations `ListAccounts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOrganization {
+    pub enabled: bool,
+    pub role_name: String,
+    pub exclude: Vec<String>,
+    pub include_own_account: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,12 +141,24 @@ impl Default for RawConfig {
             accounts: Vec::new(),
             max_concurrent_accounts: 8,
             max_concurrent_identities: 8,
+            organization: RawOrganization::default(),
             inactivity: RawInactivity::default(),
             ladder: RawLadder::default(),
             exemptions: RawExemptions::default(),
             breaker: RawBreaker::default(),
             fallback: RawFallback::default(),
             sources: RawSources::default(),
+        }
+    }
+}
+
+impl Default for RawOrganization {
+    fn default() -> Self {
+        RawOrganization {
+            enabled: false,
+            role_name: "dormant-member".to_string(),
+            exclude: Vec::new(),
+            include_own_account: false,
         }
     }
 }
@@ -201,13 +224,30 @@ pub struct Account {
     pub role_arn: Option<String>,
 }
 
+/// Discovery of member accounts with AWS Organizations (`[organization] enabled = true`).
+///
+/// Discovered accounts are merged with `accounts`: an account listed in both is swept once, with
+/// the role its `accounts` entry names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// The role assumed in every discovered account: `arn:PARTITION:iam::ID:role/ROLE_NAME`.
+    pub role_name: String,
+    /// Discovered accounts never swept.
+    pub exclude: Vec<String>,
+    /// Whether the controller's own account is swept when Organizations lists it (with the
+    /// controller's own credentials, no AssumeRole).
+    pub include_own_account: bool,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table: String,
     pub event_bus: String,
-    /// Empty: the caller's own account.
+    /// Empty (and no `organization`): the caller's own account.
     pub accounts: Vec<Account>,
+    /// `Some` when member accounts are also discovered with Organizations.
+    pub organization: Option<Organization>,
     /// How many accounts are swept at once.
     pub max_concurrent_accounts: usize,
     /// How many identities of one account are worked on at once.
@@ -293,6 +333,13 @@ fn is_table_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// IAM role names: 1-64 of `[A-Za-z0-9+=,.@_-]` (no path).
+fn is_role_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 fn is_role_arn(s: &str) -> bool {
     let mut parts = s.splitn(6, ':');
     matches!(
@@ -353,6 +400,7 @@ impl RawConfig {
             self.max_concurrent_identities,
             1,
         )? as usize;
+        let organization = organization(&self.organization, &accounts)?;
 
         let i = &self.inactivity;
         let threshold = days("inactivity.threshold_days", i.threshold_days, 1)?;
@@ -476,6 +524,7 @@ impl RawConfig {
             table: self.table,
             event_bus: self.event_bus,
             accounts,
+            organization,
             max_concurrent_accounts: concurrency,
             max_concurrent_identities: identity_concurrency,
             policy: Policy {
@@ -494,6 +543,45 @@ impl RawConfig {
             config_rules: self.sources.config_rules,
         })
     }
+}
+
+/// `[organization]`, checked even when disabled so that a typo does not wait for the day it is
+/// switched on.
+fn organization(
+    o: &RawOrganization,
+    accounts: &[Account],
+) -> Result<Option<Organization>, ConfigError> {
+    let role_name = o.role_name.trim();
+    if !is_role_name(role_name) {
+        return Err(err(
+            "organization.role_name",
+            format!(
+                "'{role_name}' is not an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -, no path)"
+            ),
+        ));
+    }
+    let mut exclude: Vec<String> = Vec::new();
+    for (n, a) in o.exclude.iter().enumerate() {
+        let field = format!("organization.exclude[{n}]");
+        if !is_account_id(a) {
+            return Err(err(&field, format!("'{a}' is not a 12-digit account id")));
+        }
+        // Listing an account and excluding it at once is a contradiction, not a preference.
+        if let Some(i) = accounts.iter().position(|b| b.id == *a) {
+            return Err(err(
+                &field,
+                format!("account {a} is also listed in accounts[{i}]; remove one of the two"),
+            ));
+        }
+        if !exclude.contains(a) {
+            exclude.push(a.clone());
+        }
+    }
+    Ok(o.enabled.then(|| Organization {
+        role_name: role_name.to_string(),
+        exclude,
+        include_own_account: o.include_own_account,
+    }))
 }
 
 #[cfg(test)]
@@ -564,6 +652,45 @@ mod tests {
             "fallback.automation_role"
         );
         assert_eq!(field_of("table = \"x\""), "table");
+        assert_eq!(
+            field_of("[organization]\nenabled = true\nrole_name = \"a/b\""),
+            "organization.role_name"
+        );
+        assert_eq!(
+            field_of("[organization]\nexclude = [\"123456789012\", \"12\"]"),
+            "organization.exclude[1]"
+        );
+        assert_eq!(
+            field_of("[organization]\nenable = true"),
+            "organization.enable"
+        );
+    }
+
+    #[test]
+    fn organization_discovery_is_off_by_default_and_validated_when_on() {
+        assert_eq!(Config::from_toml("").unwrap().organization, None);
+        let c = Config::from_toml(
+            "[organization]\nenabled = true\nrole_name = \"DormantMember\"\nexclude = [\"111111111111\", \"111111111111\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.organization,
+            Some(Organization {
+                role_name: "DormantMember".into(),
+                exclude: vec!["111111111111".into()],
+                include_own_account: false,
+            })
+        );
+    }
+
+    #[test]
+    fn an_account_both_listed_and_excluded_is_rejected() {
+        let e = Config::from_toml(
+            "[[accounts]]\nid = \"111111111111\"\nrole = \"arn:aws:iam::111111111111:role/r\"\n[organization]\nenabled = true\nexclude = [\"111111111111\"]",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "organization.exclude[0]");
+        assert!(e.message.contains("accounts[0]"), "{e}");
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! Event handling shared by the Lambda and `dormant handle-event`: one EventBridge event in, a
-//! run report out. Generic over the ports, so it is tested without AWS; `bin/lambda.rs` only
-//! wires it up.
+//! run report out; or, when the sweep is fanned out, one batch of SQS sweep requests in, the
+//! messages to retry out. Generic over the ports, so it is tested without AWS; `bin/lambda.rs`
+//! only wires it up.
 
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::app::fleet::Fleet;
+use crate::app::fanout::SweepFanOut;
+use crate::app::fleet::{AccountOutcome, Engines, Fleet};
 use crate::app::output::{ActionReport, RunReport};
 use crate::domain::finding::{Classification, Finding, Nominee};
 use crate::domain::{Outcome, PrincipalKind, Step, Timestamp};
 use crate::error::Error;
 use crate::inbound::eventbridge::{classify_all, ClassifyRules};
+use crate::inbound::sqs;
 use crate::ports::{Iam, Store};
 
 /// A handler failure, classified for the Lambda runtime (and so for EventBridge's retries).
@@ -56,13 +64,28 @@ pub struct EventReport {
     pub ignored: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// A fanned-out sweep: the accounts a sweep request was queued for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<String>,
 }
 
-/// Processes one EventBridge event exactly as the Lambda does.
+/// Processes one EventBridge event exactly as the Lambda does without fan-out: a scheduled sweep
+/// sweeps every account here.
 pub async fn handle<I: Iam + 'static, S: Store + 'static>(
     event: &Value,
     fleet: &Fleet<I, S>,
     rules: &ClassifyRules,
+    now: Timestamp,
+) -> Result<EventReport, HandlerError> {
+    handle_with(event, fleet, rules, None, now).await
+}
+
+/// [`handle`], with a scheduled sweep queued per account through `fanout` when given.
+pub async fn handle_with<I: Iam + 'static, S: Store + 'static>(
+    event: &Value,
+    fleet: &Fleet<I, S>,
+    rules: &ClassifyRules,
+    fanout: Option<&dyn SweepFanOut>,
     now: Timestamp,
 ) -> Result<EventReport, HandlerError> {
     let verdicts = classify_all(event, rules);
@@ -110,9 +133,10 @@ pub async fn handle<I: Iam + 'static, S: Store + 'static>(
             ..EventReport::default()
         });
     }
-    match process(fleet, &candidates, &id, now).await {
-        Ok(report) => Ok(EventReport {
+    match process(fleet, fanout, &candidates, &id, now).await {
+        Ok((report, queued)) => Ok(EventReport {
             run: report,
+            queued,
             ..EventReport::default()
         }),
         Err(e) => {
@@ -127,13 +151,19 @@ pub async fn handle<I: Iam + 'static, S: Store + 'static>(
 
 async fn process<I: Iam + 'static, S: Store + 'static>(
     fleet: &Fleet<I, S>,
+    fanout: Option<&dyn SweepFanOut>,
     candidates: &[&Finding],
     id: &str,
     now: Timestamp,
-) -> Result<RunReport, Error> {
+) -> Result<(RunReport, Vec<String>), Error> {
     let mut report = RunReport::default();
+    let mut queued = Vec::new();
     for finding in candidates {
         info!(event_id = %id, source = finding.source.as_str(), finding = %finding.finding, "nominated");
+        if let (Nominee::Sweep, Some(fanout)) = (&finding.nominee, fanout) {
+            queued.extend(fanout.fan_out(id).await?);
+            continue;
+        }
         let part = nominate(fleet, finding, id, now).await?;
         report.evaluated += part.evaluated;
         report.actions.extend(part.actions);
@@ -142,7 +172,7 @@ async fn process<I: Iam + 'static, S: Store + 'static>(
     if report.failed() > 0 {
         warn!(event_id = %id, failed = report.failed(), "some steps failed; they are recorded and retried on the next run");
     }
-    Ok(report)
+    Ok((report, queued))
 }
 
 async fn nominate<I: Iam + 'static, S: Store + 'static>(
@@ -191,4 +221,194 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
         },
     };
     engine.evaluate(kind, &name, Some(event_id), now).await
+}
+
+/// Whether a Lambda payload is an SQS event (the sweep queue's event source mapping).
+pub fn is_sqs_event(payload: &Value) -> bool {
+    payload
+        .get("Records")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("eventSource"))
+        .and_then(Value::as_str)
+        == Some("aws:sqs")
+}
+
+/// A message that is never retried: it can never succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedMessage {
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// What one batch from the sweep queue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueReport {
+    #[serde(flatten)]
+    pub run: RunReport,
+    /// One line per account swept (or that failed), by account.
+    pub accounts: Vec<AccountOutcome>,
+    /// Messages whose account failed: handed back to SQS to be retried alone.
+    pub retry: Vec<String>,
+    /// Malformed messages, and requests for an account dormant does not manage: not retried.
+    pub rejected: Vec<RejectedMessage>,
+}
+
+impl QueueReport {
+    /// The Lambda's answer to SQS (`ReportBatchItemFailures`): only the failed messages return to
+    /// the queue; the others are deleted.
+    pub fn batch_response(&self) -> SqsBatchResponse {
+        let mut r = SqsBatchResponse::default();
+        for id in &self.retry {
+            r.add_failure(id.clone());
+        }
+        r
+    }
+}
+
+/// Sweeps the accounts a batch of sweep requests names, `concurrency` at a time (an account named
+/// twice is swept once). An account that fails (AssumeRole denied, a throttling storm) has its
+/// messages retried; a malformed message is reported, logged with its message id and dropped.
+pub async fn handle_queue<I, S, E>(
+    event: &SqsEvent,
+    engines: &E,
+    concurrency: usize,
+    now: Timestamp,
+) -> QueueReport
+where
+    I: Iam + 'static,
+    S: Store + 'static,
+    E: Engines<I, S> + ?Sized,
+{
+    let mut report = QueueReport::default();
+    // account -> the ids of the messages asking for it
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (n, message) in event.records.iter().enumerate() {
+        let Some(id) = message.message_id.clone().filter(|i| !i.is_empty()) else {
+            // SQS always sets it; without one the message cannot even be named for a retry.
+            error!(index = n, "SQS record without a messageId; dropped");
+            report.rejected.push(RejectedMessage {
+                message_id: format!("(record {n}, no messageId)"),
+                reason: "no messageId".to_string(),
+            });
+            continue;
+        };
+        match sqs::decode(message.body.as_deref().unwrap_or_default()) {
+            Ok(request) => {
+                info!(message_id = %id, account = %request.account, run = %request.run, "sweep request");
+                wanted.entry(request.account).or_default().push(id);
+            }
+            Err(reason) => {
+                error!(message_id = %id, %reason, "malformed sweep request; not retried");
+                report.rejected.push(RejectedMessage {
+                    message_id: id,
+                    reason: format!(
+                        "malformed message {}: {reason}",
+                        message.message_id.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
+    let results: Vec<(String, Vec<String>, Result<RunReport, Error>)> = stream::iter(wanted)
+        .map(|(account, ids)| async move {
+            let result = match engines.engine_for(&account).await {
+                Ok(engine) => engine.sweep(now).await,
+                Err(e) => Err(e),
+            };
+            (account, ids, result)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (account, ids, result) in results {
+        match result {
+            Ok(r) => {
+                report.accounts.push(AccountOutcome {
+                    account,
+                    ok: true,
+                    evaluated: r.evaluated,
+                    error: None,
+                });
+                report.run.evaluated += r.evaluated;
+                report.run.actions.extend(r.actions);
+                report.run.breaker_tripped |= r.breaker_tripped;
+            }
+            // Not an account dormant manages: a retry would be refused the same way.
+            Err(e @ Error::Usage(_)) => {
+                error!(%account, error = %e, "sweep request refused; not retried");
+                for id in ids {
+                    report.rejected.push(RejectedMessage {
+                        message_id: id,
+                        reason: e.to_string(),
+                    });
+                }
+                report.accounts.push(AccountOutcome {
+                    account,
+                    ok: false,
+                    evaluated: 0,
+                    error: Some(e.to_string()),
+                });
+            }
+            Err(e) => {
+                warn!(%account, error = %e, "account failed; its messages go back to the queue");
+                report.retry.extend(ids);
+                report.accounts.push(AccountOutcome {
+                    account,
+                    ok: false,
+                    evaluated: 0,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+    }
+    report.accounts.sort_by(|a, b| a.account.cmp(&b.account));
+    report.retry.sort();
+    report
+}
+
+/// What the Lambda handles events with, wired once at cold start.
+pub struct Services<'a, I, S, E: ?Sized> {
+    pub fleet: &'a Fleet<I, S>,
+    pub rules: &'a ClassifyRules,
+    /// Engines for the accounts of queued sweep requests.
+    pub engines: &'a E,
+    /// `Some` when the scheduled sweep fans out through the sweep queue.
+    pub fanout: Option<&'a dyn SweepFanOut>,
+    pub concurrency: usize,
+}
+
+/// One Lambda invocation: an SQS batch from the sweep queue (answered with `batchItemFailures`)
+/// or an EventBridge event (answered with its report).
+pub async fn dispatch<I, S, E>(
+    payload: Value,
+    services: &Services<'_, I, S, E>,
+    now: Timestamp,
+) -> Result<Value, HandlerError>
+where
+    I: Iam + 'static,
+    S: Store + 'static,
+    E: Engines<I, S> + ?Sized,
+{
+    let answer = if is_sqs_event(&payload) {
+        let event: SqsEvent =
+            serde_json::from_value(payload).map_err(|e| HandlerError::Malformed {
+                id: "(SQS batch)".to_string(),
+                reason: e.to_string(),
+            })?;
+        let report = handle_queue(&event, services.engines, services.concurrency, now).await;
+        serde_json::to_value(report.batch_response())
+    } else {
+        let report = handle_with(
+            &payload,
+            services.fleet,
+            services.rules,
+            services.fanout,
+            now,
+        )
+        .await?;
+        serde_json::to_value(report)
+    };
+    answer.map_err(|e| {
+        HandlerError::Failed(Error::Rejected(format!("cannot serialize the answer: {e}")))
+    })
 }

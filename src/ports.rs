@@ -175,3 +175,41 @@ pub trait Store: Send + Sync {
 
     async fn save_breaker(&self, account: &str, state: &BreakerState) -> PortResult<()>;
 }
+
+/// A member account as AWS Organizations lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAccount {
+    pub id: String,
+    /// `State` (`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`, `CLOSED`, `PENDING_ACTIVATION`), or the
+    /// older `Status` when AWS sends no `State`.
+    pub state: String,
+}
+
+impl OrgAccount {
+    /// Only active accounts are swept: a suspended or closing one cannot be acted in.
+    pub fn is_active(&self) -> bool {
+        self.state == "ACTIVE"
+    }
+}
+
+/// AWS Organizations: where member accounts come from when they are not listed in the config.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Every account of the organization, whatever its state (all pages).
+    async fn accounts(&self) -> PortResult<Vec<OrgAccount>>;
+}
+
+/// One account's share of a fanned-out sweep: the SQS message body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSweep {
+    pub account: String,
+    /// The run it belongs to (the scheduled event's id), for the logs.
+    pub run: String,
+}
+
+/// The sweep queue: one message per account, consumed by concurrent Lambda invocations.
+#[async_trait]
+pub trait SweepQueue: Send + Sync {
+    /// Sends every request (in batches); an error means some may not have been sent.
+    async fn send(&self, requests: &[AccountSweep]) -> PortResult<()>;
+}

@@ -8,7 +8,9 @@
  *   controllerAccountId default of DormantMemberStack's ControllerAccountId parameter
  *   organizationId      restrict sts:AssumeRole to roles in this organization
  *   alarmTopicArn       SNS topic for the alarms
- *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}'
+ *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}' or
+ *                       '{"organization":{"enabled":true}}' (accounts from AWS Organizations)
+ *   sweepFanOut         true: the daily sweep queues one SQS message per account (DESIGN section 10)
  * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: the cargo-lambda zip, else a placeholder).
  */
 import { App } from 'aws-cdk-lib';
@@ -26,6 +28,7 @@ const { controller } = buildApp(app, {
   organizationId: ctx('organizationId'),
   alarmTopicArn: ctx('alarmTopicArn'),
   controllerAccountId: ctx('controllerAccountId'),
+  sweepFanOut: ctx('sweepFanOut') === 'true',
   config: typeof dormantConfig === 'string' ? JSON.parse(dormantConfig) : (dormantConfig as object | undefined),
 });
 if (controller.lambdaAsset.placeholder) {

@@ -16,6 +16,8 @@ export interface AppOptions {
   readonly alarmTopicArn?: string;
   readonly controllerAccountId?: string;
   readonly config?: DormantConfigOverrides;
+  /** Fan the scheduled sweep out through SQS (DormantStackProps.sweepFanOut). */
+  readonly sweepFanOut?: boolean;
   /** @default resolveLambdaAsset() */
   readonly lambdaAsset?: LambdaAsset;
 }
@@ -27,6 +29,7 @@ export function buildApp(app: App, opts: AppOptions = {}): { controller: Dormant
     organizationId: opts.organizationId,
     alarmTopicArn: opts.alarmTopicArn,
     config: opts.config,
+    sweepFanOut: opts.sweepFanOut,
     lambdaAsset: opts.lambdaAsset,
   });
   const member = new DormantMemberStack(app, 'DormantMemberStack', {

@@ -19,6 +19,14 @@ export interface DormantConfig {
   readonly max_concurrent_accounts: number;
   /** Identities of one account worked on at once. */
   readonly max_concurrent_identities: number;
+  /** Member accounts discovered with AWS Organizations `ListAccounts` (merged with `accounts`). */
+  readonly organization: {
+    readonly enabled: boolean;
+    /** Filled in by the stack: the member role name. */
+    readonly role_name: string;
+    readonly exclude: string[];
+    readonly include_own_account: boolean;
+  };
   readonly inactivity: {
     readonly threshold_days: number;
     readonly key_threshold_days: number;
@@ -57,13 +65,16 @@ type Section = Exclude<
   'table' | 'event_bus' | 'dry_run' | 'accounts' | 'max_concurrent_accounts' | 'max_concurrent_identities'
 >;
 
-/** What an operator may override from the stack props (`table`, `event_bus`, `accounts` and
- * `fallback.automation_role` are filled in by the stack from the resources it creates). */
+/** What an operator may override from the stack props (`table`, `event_bus`, `accounts`,
+ * `organization.role_name` and `fallback.automation_role` are filled in by the stack from the
+ * resources it creates). */
 export type DormantConfigOverrides = {
   readonly dry_run?: boolean;
   readonly max_concurrent_accounts?: number;
   readonly max_concurrent_identities?: number;
-} & { readonly [S in Section]?: Partial<DormantConfig[S]> };
+} & { readonly [S in Exclude<Section, 'organization'>]?: Partial<DormantConfig[S]> } & {
+  readonly organization?: Partial<Omit<DormantConfig['organization'], 'role_name'>>;
+};
 
 /** The documented defaults (DESIGN section 8). */
 export const DEFAULT_CONFIG: DormantConfig = {
@@ -73,6 +84,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
   accounts: [],
   max_concurrent_accounts: 8,
   max_concurrent_identities: 8,
+  organization: { enabled: false, role_name: 'dormant-member', exclude: [], include_own_account: false },
   inactivity: { threshold_days: 90, key_threshold_days: 45 },
   ladder: {
     notice_to_quarantine_days: 7,
@@ -89,7 +101,8 @@ export const DEFAULT_CONFIG: DormantConfig = {
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
+  organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
   exemptions: ['globs', 'require_until', 'max_days', 'accounts'],
@@ -100,7 +113,7 @@ export const CONFIG_KEYS: Record<string, string[]> = {
 
 export function buildConfig(
   overrides: DormantConfigOverrides | undefined,
-  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & { automationRoleArn: string },
+  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & { automationRoleArn: string; memberRoleName?: string },
 ): DormantConfig {
   const o = overrides ?? {};
   for (const key of Object.keys(o)) {
@@ -113,6 +126,9 @@ export function buildConfig(
         if (!CONFIG_KEYS[key]?.includes(sub)) {
           throw new Error(`config override '${key}.${sub}' is not a dormant configuration key`);
         }
+        if (key === 'organization' && sub === 'role_name') {
+          throw new Error("config override 'organization.role_name' is not allowed (the stack's memberRoleName is used)");
+        }
       }
     }
   }
@@ -123,6 +139,11 @@ export function buildConfig(
     accounts: fixed.accounts,
     max_concurrent_accounts: o.max_concurrent_accounts ?? DEFAULT_CONFIG.max_concurrent_accounts,
     max_concurrent_identities: o.max_concurrent_identities ?? DEFAULT_CONFIG.max_concurrent_identities,
+    organization: {
+      ...DEFAULT_CONFIG.organization,
+      ...o.organization,
+      role_name: fixed.memberRoleName ?? DEFAULT_CONFIG.organization.role_name,
+    },
     inactivity: { ...DEFAULT_CONFIG.inactivity, ...o.inactivity },
     ladder: { ...DEFAULT_CONFIG.ladder, ...o.ladder },
     exemptions: { ...DEFAULT_CONFIG.exemptions, ...o.exemptions },

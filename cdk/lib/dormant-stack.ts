@@ -15,6 +15,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -56,6 +57,20 @@ export const DEFAULT_ROLE_NAMES = {
   automation: 'dormant-automation',
 };
 
+/** The sweep fanned out through SQS, one message per account (DESIGN section 10). */
+export interface SweepFanOutProps {
+  /** Concurrent invocations the queue may drive (2-1000); must stay below the function's reserved
+   * concurrency so findings always find a free slot. @default 2 */
+  readonly maxConcurrency?: number;
+  /** Sweep requests (accounts) per invocation, swept `max_concurrent_accounts` at a time. @default 1 */
+  readonly batchSize?: number;
+  /** Receives before a request goes to the sweep dead-letter queue. @default 3 */
+  readonly maxReceiveCount?: number;
+}
+
+/** The environment variable that switches the Lambda's scheduled sweep to fan-out (src/bin/lambda.rs). */
+export const SWEEP_QUEUE_ENV = 'DORMANT_SWEEP_QUEUE_URL';
+
 export interface DormantStackProps extends StackProps {
   /** Configuration overrides (everything but table, event_bus, accounts, fallback.automation_role). */
   readonly config?: DormantConfigOverrides;
@@ -86,10 +101,13 @@ export interface DormantStackProps extends StackProps {
   readonly alarmTopicArn?: string;
   /** @default the permissions.json next to package.json */
   readonly permissionsFile?: string;
+  /** Fan the scheduled sweep out through an SQS queue, one message per account, consumed by this
+   * same function (`true` for the defaults). @default off: one invocation sweeps every account */
+  readonly sweepFanOut?: boolean | SweepFanOutProps;
 }
 
 /** Everything that is not an IAM action of permissions.json, by purpose (the tests use this list). */
-export function nonIdentityActions(opts: { hasDocuments: boolean }): string[] {
+export function nonIdentityActions(opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean }): string[] {
   return [
     ...DYNAMODB_ITEM_ACTIONS,
     'events:PutEvents',
@@ -97,10 +115,22 @@ export function nonIdentityActions(opts: { hasDocuments: boolean }): string[] {
     'sts:GetCallerIdentity',
     'logs:CreateLogStream',
     'logs:PutLogEvents',
+    // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
     'sqs:SendMessage',
     ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
+    ...(opts.organization ? ['organizations:ListAccounts'] : []),
+    ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
   ].sort();
 }
+
+/** What the SQS event source mapping grants the function on the sweep queue. */
+export const SWEEP_CONSUMER_ACTIONS = [
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+  'sqs:ReceiveMessage',
+];
 
 export class DormantStack extends Stack {
   public readonly table: dynamodb.Table;
@@ -115,7 +145,10 @@ export class DormantStack extends Stack {
   public readonly findingPatterns: Record<FindingRuleKey, EventPatternJson>;
   public readonly findingRules: Record<FindingRuleKey, events.Rule>;
   public readonly scheduleRules: Record<ScheduleAction, events.Rule>;
-  public readonly alarms: { errors: cloudwatch.Alarm; dlq: cloudwatch.Alarm; breaker: cloudwatch.Alarm };
+  public readonly alarms: { errors: cloudwatch.Alarm; dlq: cloudwatch.Alarm; breaker: cloudwatch.Alarm; sweepDlq?: cloudwatch.Alarm };
+  /** With `sweepFanOut`: the queue of per-account sweep requests and its dead-letter queue. */
+  public readonly sweepQueue?: sqs.Queue;
+  public readonly sweepDlq?: sqs.Queue;
   public readonly lambdaAsset: LambdaAsset;
   public readonly memberRoleName: string;
 
@@ -204,8 +237,20 @@ export class DormantStack extends Stack {
       ? eventBusName
       : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
+    this.config = buildConfig(props.config, {
+      table: this.table.tableName,
+      event_bus: eventBusName,
+      accounts: (props.memberAccounts ?? []).map((acct) => ({
+        id: acct,
+        role: `arn:${this.partition}:iam::${acct}:role/${names.member}`,
+      })),
+      automationRoleArn: this.documents.names.length > 0 ? this.automationRole.roleArn : '',
+      memberRoleName: names.member,
+    });
+    // Discovered accounts are only known at run time: any account's member role then.
+    const discover = this.config.organization.enabled;
     const memberRoleArns =
-      props.memberAccounts && props.memberAccounts.length > 0
+      props.memberAccounts && props.memberAccounts.length > 0 && !discover
         ? props.memberAccounts.map((acct) => `arn:${this.partition}:iam::${acct}:role/${names.member}`)
         : [`arn:${this.partition}:iam::*:role/${names.member}`];
     this.role.addToPolicy(
@@ -216,6 +261,12 @@ export class DormantStack extends Stack {
         conditions: props.organizationId ? { StringEquals: { 'aws:ResourceOrgID': props.organizationId } } : undefined,
       }),
     );
+    if (discover) {
+      // ListAccounts has no resource-level permissions: Resource must be "*".
+      this.role.addToPolicy(
+        new iam.PolicyStatement({ sid: 'DiscoverMemberAccounts', actions: ['organizations:ListAccounts'], resources: ['*'] }),
+      );
+    }
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
     // statement documents that the controller calls it. It has no resource type, hence "*".
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));
@@ -251,16 +302,6 @@ export class DormantStack extends Stack {
     });
     this.logGroup.grantWrite(this.role);
 
-    this.config = buildConfig(props.config, {
-      table: this.table.tableName,
-      event_bus: eventBusName,
-      accounts: (props.memberAccounts ?? []).map((acct) => ({
-        id: acct,
-        role: `arn:${this.partition}:iam::${acct}:role/${names.member}`,
-      })),
-      automationRoleArn: this.documents.names.length > 0 ? this.automationRole.roleArn : '',
-    });
-
     this.lambdaAsset = props.lambdaAsset ?? resolveLambdaAsset();
     if (this.lambdaAsset.placeholder) {
       const message =
@@ -288,6 +329,55 @@ export class DormantStack extends Stack {
         DORMANT_CONFIG: this.toJsonString(this.config),
       },
     });
+
+    // ---- Sweep fan-out through SQS (DESIGN section 10) ----
+    const fanOut: SweepFanOutProps | undefined =
+      props.sweepFanOut === true ? {} : props.sweepFanOut === false ? undefined : props.sweepFanOut;
+    let sweepDlqAlarm: cloudwatch.Alarm | undefined;
+    if (fanOut) {
+      const reserved = props.reservedConcurrency ?? 3;
+      const maxConcurrency = fanOut.maxConcurrency ?? 2;
+      if (maxConcurrency < 2 || maxConcurrency >= reserved) {
+        throw new Error(
+          `sweepFanOut.maxConcurrency must be at least 2 and below reservedConcurrency (${reserved}) so findings keep a slot; got ${maxConcurrency}`,
+        );
+      }
+      this.sweepDlq = new sqs.Queue(this, 'SweepDeadLetterQueue', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      const timeout = this.fn.timeout ?? Duration.minutes(15);
+      this.sweepQueue = new sqs.Queue(this, 'SweepQueue', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        // AWS: at least six times the function timeout, or a slow batch is delivered twice.
+        visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+        // A request older than a day is superseded by the next daily sweep.
+        retentionPeriod: Duration.days(1),
+        deadLetterQueue: { queue: this.sweepDlq, maxReceiveCount: fanOut.maxReceiveCount ?? 3 },
+      });
+      this.fn.addEventSource(
+        new SqsEventSource(this.sweepQueue, {
+          batchSize: fanOut.batchSize ?? 1,
+          reportBatchItemFailures: true,
+          maxConcurrency,
+        }),
+      );
+      // Only SendMessage (which also authorizes SendMessageBatch); grantSendMessages would add reads.
+      this.role.addToPolicy(
+        new iam.PolicyStatement({ sid: 'QueueSweepRequests', actions: ['sqs:SendMessage'], resources: [this.sweepQueue.queueArn] }),
+      );
+      this.fn.addEnvironment(SWEEP_QUEUE_ENV, this.sweepQueue.queueUrl);
+      sweepDlqAlarm = new cloudwatch.Alarm(this, 'SweepDeadLetterQueueAlarm', {
+        alarmDescription: 'dormant: per-account sweep requests failed every retry (an account unreachable or failing)',
+        metric: this.sweepDlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
 
     // ---- EventBridge: one rule per source (DESIGN section 1) ----
     const target = (event?: events.RuleTargetInput) =>
@@ -371,7 +461,7 @@ export class DormantStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.alarms = { errors, dlq: dlqAlarm, breaker };
+    this.alarms = { errors, dlq: dlqAlarm, breaker, ...(sweepDlqAlarm ? { sweepDlq: sweepDlqAlarm } : {}) };
     if (props.alarmTopicArn) {
       const topic = sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);
       for (const alarm of Object.values(this.alarms)) alarm.addAlarmAction(new cwActions.SnsAction(topic));
@@ -385,6 +475,9 @@ export class DormantStack extends Stack {
     });
     new CfnOutput(this, 'AutomationRoleArn', { value: this.automationRole.roleArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.dlq.queueUrl });
+    if (this.sweepQueue) {
+      new CfnOutput(this, 'SweepQueueUrl', { value: this.sweepQueue.queueUrl, description: `env ${SWEEP_QUEUE_ENV}` });
+    }
   }
 }
 

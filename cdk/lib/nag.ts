@@ -45,8 +45,9 @@ function identityWildcards(role: iam.Role): void {
     {
       id: `${IAM5}[Resource::*]`,
       reason:
-        'iam:GenerateCredentialReport, iam:GetCredentialReport, iam:GetAccountAuthorizationDetails and sts:GetCallerIdentity ' +
-        'have no resource-level permissions in the Service Authorization Reference: Resource must be "*".',
+        'iam:GenerateCredentialReport, iam:GetCredentialReport, iam:GetAccountAuthorizationDetails, sts:GetCallerIdentity ' +
+        'and (with Organizations discovery) organizations:ListAccounts have no resource-level permissions in the Service ' +
+        'Authorization Reference: Resource must be "*".',
     },
   );
 }

@@ -34,6 +34,10 @@ describe('cdk-nag AwsSolutions', () => {
     ['DormantStack, members pinned, organization set', () => controller({ memberAccounts: ['111122223333'], organizationId: 'o-abc123' }).stack],
     ['DormantStack without documents', () => controller({ remediationDocsDir: tempDir({}) }).stack],
     ['DormantStack with an alarm topic', () => controller({ alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack],
+    [
+      'DormantStack with sweep fan-out and Organizations discovery',
+      () => controller({ sweepFanOut: true, config: { organization: { enabled: true } }, alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack,
+    ],
     ['DormantMemberStack', () => member().stack],
   ])('%s: no unacknowledged error or warning', (_name, make) => {
     expect(violations(make())).toEqual([]);

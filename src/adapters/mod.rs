@@ -6,7 +6,9 @@ pub mod dynamo;
 pub mod events;
 pub mod iam;
 pub mod metrics;
+pub mod organizations;
 pub mod retry;
+pub mod sqs;
 pub mod ssm;
 
 pub use crate::ports::{ErrorKind, PortError, PortResult};

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -48,6 +49,24 @@ pub struct Fleet<I, S> {
     pub concurrency: usize,
 }
 
+/// Where the engine for one account comes from: the port of the SQS-triggered sweep of one
+/// account. [`Fleet`] answers from the engines it holds; the Lambda also wires missing ones on
+/// demand (`wiring::OnDemand`).
+#[async_trait]
+pub trait Engines<I, S>: Send + Sync {
+    async fn engine_for(&self, account: &str) -> Result<Arc<Engine<I, S>>>;
+}
+
+#[async_trait]
+impl<I: Iam + 'static, S: Store + 'static> Engines<I, S> for Fleet<I, S> {
+    async fn engine_for(&self, account: &str) -> Result<Arc<Engine<I, S>>> {
+        match self.engines.iter().find(|e| e.account() == account) {
+            Some(e) => Ok(e.clone()),
+            None => Err(self.missing(account)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Sweep,
@@ -57,16 +76,19 @@ enum Job {
 impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
     /// The engine for `account`.
     pub fn engine(&self, account: &str) -> Result<&Engine<I, S>> {
-        if let Some(e) = self.engines.iter().find(|e| e.account() == account) {
-            return Ok(e);
+        match self.engines.iter().find(|e| e.account() == account) {
+            Some(e) => Ok(e),
+            None => Err(self.missing(account)),
         }
+    }
+
+    /// Why there is no engine for `account`.
+    fn missing(&self, account: &str) -> Error {
         match self.unreachable.iter().find(|(a, _)| a == account) {
-            Some((_, why)) => Err(Error::Rejected(format!(
-                "account {account} is unreachable: {why}"
-            ))),
-            None => Err(Error::Usage(format!(
+            Some((_, why)) => Error::Rejected(format!("account {account} is unreachable: {why}")),
+            None => Error::Usage(format!(
                 "account {account} is not one dormant manages (see `accounts` in the configuration)"
-            ))),
+            )),
         }
     }
 

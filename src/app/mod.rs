@@ -1,8 +1,10 @@
 //! The application: drives the pure core through the ports. `engine` runs sweeps and ticks;
 //! `commands` holds the operator commands shared by the CLI and the Lambda.
 
+pub mod accounts;
 pub mod commands;
 pub mod engine;
+pub mod fanout;
 pub mod fleet;
 pub mod output;
 mod run;

@@ -9,15 +9,21 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
 use crate::adapters::metrics::ApiCalls;
+use crate::adapters::organizations::AwsOrganizations;
 use crate::adapters::retry::{classify, RetryPolicy};
+use crate::adapters::sqs::SqsSweepQueue;
 use crate::adapters::ssm::SsmFallback;
+use crate::app::accounts::{partition_of, Members};
 use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
-use crate::app::fleet::Fleet;
+use crate::app::fleet::{Engines, Fleet};
 use crate::config::Account;
 use crate::config::Config;
+use crate::domain::policy::Policy;
 use crate::domain::PrincipalKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ports::Publisher;
+use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
 use tracing::warn;
 
 /// Who the audit trail names for steps this process takes.
@@ -36,118 +42,246 @@ pub struct Wired {
     /// The account dormant runs in (where its table lives).
     pub account: String,
     pub caller_arn: String,
+    /// What built the fleet: lists the accounts again and wires single accounts on demand.
+    pub wiring: Wiring,
 }
 
-/// Resolves the caller (STS), protects the caller's own identity, and builds the engine with the
-/// event publisher and, when an automation role is configured, the SSM fallback.
+/// Everything an account's engine is built from, kept after start-up so that the Lambda can list
+/// the accounts again for each fanned-out sweep and wire an account the fleet does not hold.
+pub struct Wiring {
+    /// The controller's own configuration, SDK retries off.
+    aws: SdkConfig,
+    calls: ApiCalls,
+    /// The account dormant runs in (where its table lives).
+    pub account: String,
+    pub caller_arn: String,
+    pub members: Members,
+    policy: Policy,
+    actor: String,
+    publisher: Arc<dyn Publisher>,
+    fallback: Option<FallbackSetup>,
+    table: String,
+    retry: RetryPolicy,
+    /// Accounts worked on at once.
+    concurrency: usize,
+    /// Identities of one account worked on at once.
+    identity_concurrency: usize,
+}
+
+// Every client counts its requests through the same interceptor.
+macro_rules! client {
+    ($calls:expr, $sdk:ident, $conf:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($conf)
+                .interceptor($calls.clone())
+                .build(),
+        )
+    };
+}
+
+/// Resolves the caller (STS), protects the caller's own identity, lists the accounts (config and,
+/// when enabled, Organizations) and builds one engine per account with the event publisher and,
+/// when an automation role is configured, the SSM fallback.
 pub async fn wire(
     config: &Config,
     aws: &SdkConfig,
     actor: Actor,
     retry: RetryPolicy,
 ) -> Result<Wired> {
-    // `RetryPolicy` retries with backoff and jitter; SDK retries underneath would multiply it.
-    let aws = &aws
-        .to_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .build();
-    let calls = ApiCalls::default();
-    // Every client counts its requests through the same interceptor.
-    macro_rules! client {
-        ($sdk:ident, $conf:expr) => {
-            $sdk::Client::from_conf(
-                $sdk::config::Builder::from($conf)
-                    .interceptor(calls.clone())
-                    .build(),
-            )
-        };
-    }
-    let caller = client!(aws_sdk_sts, aws)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("GetCallerIdentity", e))?;
-    let account = caller.account().unwrap_or_default().to_string();
-    let caller_arn = caller.arn().unwrap_or("unknown").to_string();
-    let mut policy = config.policy.clone();
-    if let Some(me) = controller_identity(&caller_arn) {
-        policy.exemptions.controller.push(me);
-    }
-    // The roles dormant assumes in member accounts are its own too.
-    for a in &config.accounts {
-        if let Some(role) = a.role_arn.as_deref().and_then(|r| r.rsplit('/').next()) {
+    let wiring = Wiring::new(config, aws, actor, retry).await?;
+    let members = wiring.accounts().await?;
+    let fleet = wiring.fleet(members).await;
+    Ok(Wired {
+        fleet,
+        api_calls: wiring.calls.clone(),
+        account: wiring.account.clone(),
+        caller_arn: wiring.caller_arn.clone(),
+        wiring,
+    })
+}
+
+impl Wiring {
+    pub async fn new(
+        config: &Config,
+        aws: &SdkConfig,
+        actor: Actor,
+        retry: RetryPolicy,
+    ) -> Result<Wiring> {
+        // `RetryPolicy` retries with backoff and jitter; SDK retries underneath would multiply it.
+        let aws = aws
+            .to_builder()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let calls = ApiCalls::default();
+        let caller = client!(calls, aws_sdk_sts, &aws)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("GetCallerIdentity", e))?;
+        let account = caller.account().unwrap_or_default().to_string();
+        let caller_arn = caller.arn().unwrap_or("unknown").to_string();
+        let mut policy = config.policy.clone();
+        if let Some(me) = controller_identity(&caller_arn) {
+            policy.exemptions.controller.push(me);
+        }
+        // The roles dormant assumes in member accounts are its own too.
+        let assumed = config
+            .accounts
+            .iter()
+            .filter_map(|a| a.role_arn.as_deref().and_then(|r| r.rsplit('/').next()))
+            .chain(config.organization.iter().map(|o| o.role_name.as_str()));
+        for role in assumed {
             policy
                 .exemptions
                 .controller
                 .push((PrincipalKind::Role, role.to_string()));
         }
+        let actor = match actor {
+            Actor::Controller => CONTROLLER.to_string(),
+            Actor::Caller => caller_arn.clone(),
+        };
+        let publisher: Arc<dyn Publisher> = Arc::new(EventBridgePublisher::new(
+            client!(calls, aws_sdk_eventbridge, &aws),
+            config.event_bus.clone(),
+            retry,
+        ));
+        let fallback = config.automation_role.as_ref().map(|role| FallbackSetup {
+            runner: Arc::new(SsmFallback::new(client!(calls, aws_sdk_ssm, &aws), retry)),
+            automation_role: role.clone(),
+            always: config.ssm_steps.clone(),
+        });
+        Ok(Wiring {
+            members: Members::new(config, &account, partition_of(&caller_arn)),
+            aws,
+            calls,
+            account,
+            caller_arn,
+            policy,
+            actor,
+            publisher,
+            fallback,
+            table: config.table.clone(),
+            retry,
+            concurrency: config.max_concurrent_accounts,
+            identity_concurrency: config.max_concurrent_identities,
+        })
     }
-    let actor = match actor {
-        Actor::Controller => CONTROLLER.to_string(),
-        Actor::Caller => caller_arn.clone(),
-    };
-    let members: Vec<Account> = if config.accounts.is_empty() {
-        vec![Account {
-            id: account.clone(),
-            role_arn: None,
-        }]
-    } else {
-        config.accounts.clone()
-    };
-    let publisher: Arc<dyn Publisher> = Arc::new(EventBridgePublisher::new(
-        client!(aws_sdk_eventbridge, aws),
-        config.event_bus.clone(),
-        retry,
-    ));
-    let fallback = config.automation_role.as_ref().map(|role| FallbackSetup {
-        runner: Arc::new(SsmFallback::new(client!(aws_sdk_ssm, aws), retry)),
-        automation_role: role.clone(),
-        always: config.ssm_steps.clone(),
-    });
-    let mut fleet = Fleet {
-        engines: Vec::new(),
-        unreachable: Vec::new(),
-        concurrency: config.max_concurrent_accounts,
-    };
-    for member in members {
-        let member_aws = match (&member.role_arn, member.id == account) {
-            (None, true) => aws.clone(),
-            (Some(role), _) => match assume(aws, role).await {
-                Ok(c) => c,
+
+    /// Every AWS request sent through this wiring's clients, by operation.
+    pub fn api_calls(&self) -> &ApiCalls {
+        &self.calls
+    }
+
+    /// The accounts of a run: the configured ones and, when enabled, the ACTIVE ones of the
+    /// organization (`ListAccounts`, every page, asked again on each call).
+    pub async fn accounts(&self) -> Result<Vec<Account>> {
+        self.members.list(Some(&self.directory())).await
+    }
+
+    /// AWS Organizations, asked only when `[organization] enabled = true`.
+    pub fn directory(&self) -> AwsOrganizations {
+        AwsOrganizations::new(
+            client!(self.calls, aws_sdk_organizations, &self.aws),
+            self.retry,
+        )
+    }
+
+    /// The sweep queue at `queue_url`, for a fanned-out sweep.
+    pub fn sweep_queue(&self, queue_url: &str) -> SqsSweepQueue {
+        SqsSweepQueue::new(
+            client!(self.calls, aws_sdk_sqs, &self.aws),
+            queue_url,
+            self.retry,
+        )
+    }
+
+    /// One engine per account; AssumeRole into `max_concurrent_accounts` accounts at a time. An
+    /// account that cannot be reached is recorded as unreachable.
+    pub async fn fleet(&self, members: Vec<Account>) -> Fleet<AwsIam, DynamoStore> {
+        let built: Vec<_> = stream::iter(members)
+            .map(|member| async move {
+                let engine = self.engine(&member).await;
+                (member.id, engine)
+            })
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut fleet = Fleet {
+            engines: Vec::new(),
+            unreachable: Vec::new(),
+            concurrency: self.concurrency,
+        };
+        for (id, engine) in built {
+            match engine {
+                Ok(e) => fleet.engines.push(Arc::new(e)),
                 Err(why) => {
-                    warn!(account = %member.id, %why, "cannot reach account");
-                    fleet.unreachable.push((member.id.clone(), why));
-                    continue;
+                    warn!(account = %id, %why, "cannot reach account");
+                    fleet.unreachable.push((id, why));
                 }
-            },
-            (None, false) => {
-                fleet.unreachable.push((
-                    member.id.clone(),
-                    "no role to assume (accounts[].role)".to_string(),
-                ));
-                continue;
             }
+        }
+        fleet
+    }
+
+    /// The engine for one account: its IAM through the role it names (the controller's own
+    /// credentials for its own account), state, events and automation in the controller's account.
+    pub async fn engine(
+        &self,
+        member: &Account,
+    ) -> std::result::Result<Engine<AwsIam, DynamoStore>, String> {
+        let member_aws = match (&member.role_arn, member.id == self.account) {
+            (None, true) => self.aws.clone(),
+            (Some(role), _) => assume(&self.aws, role).await?,
+            (None, false) => return Err("no role to assume (accounts[].role)".to_string()),
         };
         let mut engine = Engine::new(
-            AwsIam::new(client!(aws_sdk_iam, &member_aws), member.id.clone(), retry),
-            // State, events and automation stay in the controller's account.
-            DynamoStore::new(client!(aws_sdk_dynamodb, aws), config.table.clone(), retry),
-            policy.clone(),
-            actor.clone(),
+            AwsIam::new(
+                client!(self.calls, aws_sdk_iam, &member_aws),
+                member.id.clone(),
+                self.retry,
+            ),
+            DynamoStore::new(
+                client!(self.calls, aws_sdk_dynamodb, &self.aws),
+                self.table.clone(),
+                self.retry,
+            ),
+            self.policy.clone(),
+            self.actor.clone(),
         )
-        .with_publisher(publisher.clone())
-        .with_concurrency(config.max_concurrent_identities);
-        if let Some(f) = &fallback {
+        .with_publisher(self.publisher.clone())
+        .with_concurrency(self.identity_concurrency);
+        if let Some(f) = &self.fallback {
             engine = engine.with_fallback(f.clone());
         }
-        fleet.engines.push(Arc::new(engine));
+        Ok(engine)
     }
-    Ok(Wired {
-        fleet,
-        api_calls: calls,
-        account,
-        caller_arn,
-    })
+}
+
+/// The engines a queued sweep request may use: the fleet wired at start-up, or, for an account
+/// it does not hold (unreachable then, or added to the organization since), one wired now, so a
+/// retried message gets a fresh AssumeRole.
+pub struct OnDemand<'a> {
+    pub fleet: &'a Fleet<AwsIam, DynamoStore>,
+    pub wiring: &'a Wiring,
+}
+
+#[async_trait]
+impl Engines<AwsIam, DynamoStore> for OnDemand<'_> {
+    async fn engine_for(&self, account: &str) -> Result<Arc<Engine<AwsIam, DynamoStore>>> {
+        if let Some(e) = self.fleet.engines.iter().find(|e| e.account() == account) {
+            return Ok(e.clone());
+        }
+        let Some(member) = self.wiring.members.resolve(account) else {
+            return Err(Error::Usage(format!(
+                "account {account} is not one dormant manages (see `accounts` and `[organization]` in the configuration)"
+            )));
+        };
+        self.wiring
+            .engine(&member)
+            .await
+            .map(Arc::new)
+            .map_err(|why| Error::Rejected(format!("account {account} is unreachable: {why}")))
+    }
 }
 
 /// Credentials for `role`, assumed now so that a denied AssumeRole is reported for its account

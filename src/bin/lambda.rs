@@ -1,9 +1,14 @@
 //! `dormant-lambda`: cold start wires tracing, configuration and SDK clients once; each invocation
-//! goes to `dormant::lambda::handle`.
+//! goes to `dormant::lambda::dispatch`.
+//!
+//! Environment: `DORMANT_CONFIG` (the configuration as JSON; default: all defaults) and
+//! `DORMANT_SWEEP_QUEUE_URL` (set: the scheduled sweep queues one request per account there
+//! instead of sweeping them itself; the same function consumes the queue).
 
 use dormant::adapters::clock::Clock;
 use dormant::adapters::retry::RetryPolicy;
-use dormant::app::wiring::{wire, Actor};
+use dormant::app::fanout::{FanOut, SweepFanOut};
+use dormant::app::wiring::{wire, Actor, OnDemand};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -30,10 +35,28 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     let wired = wire(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
     let rules = ClassifyRules::from_config(&config);
-    let (fleet, rules) = (&wired.fleet, &rules);
-    let clock = Clock::system();
+    let fanout = match std::env::var("DORMANT_SWEEP_QUEUE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(FanOut {
+            members: wired.wiring.members.clone(),
+            directory: wired.wiring.directory(),
+            queue: wired.wiring.sweep_queue(url.trim()),
+        }),
+        _ => None,
+    };
+    let engines = OnDemand {
+        fleet: &wired.fleet,
+        wiring: &wired.wiring,
+    };
+    let services = dormant::lambda::Services {
+        fleet: &wired.fleet,
+        rules: &rules,
+        engines: &engines,
+        fanout: fanout.as_ref().map(|f| f as &dyn SweepFanOut),
+        concurrency: config.max_concurrent_accounts,
+    };
+    let (services, clock) = (&services, Clock::system());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dormant::lambda::handle(&event.payload, fleet, rules, clock.now()).await
+        dormant::lambda::dispatch(event.payload, services, clock.now()).await
     }))
     .await
 }
