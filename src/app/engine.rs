@@ -17,7 +17,7 @@ use crate::domain::{
     Intent, Outcome, Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{ErrorKind, Fallback, Iam, PortError, Publisher, Store};
+use crate::ports::{AccessAdvisor, ErrorKind, Fallback, Iam, PortError, Publisher, Store};
 
 use super::output::{ActionReport, RunReport};
 
@@ -35,6 +35,23 @@ pub struct Engine<I, S> {
     pub publisher: Option<Arc<dyn Publisher>>,
     /// SSM Automation, for steps the controller cannot (or is configured not to) take directly.
     pub fallback: Option<FallbackSetup>,
+    /// IAM Access Advisor, asked before access-cutting steps when
+    /// `inactivity.confirm_with_access_advisor` is on.
+    pub advisor: Option<Arc<dyn AccessAdvisor>>,
+}
+
+/// What an event nominated, for [`Engine::evaluate_nominated`].
+#[derive(Debug, Clone)]
+pub struct Nomination<'a> {
+    pub kind: PrincipalKind,
+    pub name: &'a str,
+    /// A credential-level finding names one key or the password: only that credential is newly
+    /// put on the ladder (the whole principal and what is already tracked are judged as always).
+    pub scope: Option<Scope>,
+    pub event_id: Option<&'a str>,
+    /// What the source observed (e.g. Access Analyzer's last access), added to the audit entries
+    /// of this run. Information only: the decision rests on IAM.
+    pub note: Option<String>,
 }
 
 /// The SSM fallback: the port, the role the documents run as, and the steps always run there.
@@ -54,6 +71,8 @@ pub(crate) struct Run {
     pub(crate) breaker: BreakerState,
     pub(crate) report: RunReport,
     pub(crate) event_id: Option<String>,
+    /// Appended to every audit reason of this run (see [`Nomination::note`]).
+    pub(crate) note: Option<String>,
 }
 
 impl<I: Iam, S: Store> Engine<I, S> {
@@ -65,7 +84,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             actor: actor.into(),
             publisher: None,
             fallback: None,
+            advisor: None,
         }
+    }
+
+    pub fn with_advisor(mut self, advisor: Arc<dyn AccessAdvisor>) -> Self {
+        self.advisor = Some(advisor);
+        self
     }
 
     pub fn with_fallback(mut self, fallback: FallbackSetup) -> Self {
@@ -103,6 +128,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             breaker,
             report: RunReport::default(),
             event_id: event_id.map(str::to_string),
+            note: None,
         })
     }
 
@@ -150,7 +176,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     .iam
                     .fresh_facts(principal.kind, &principal.name)
                     .await?;
-                self.evaluate_fresh(&mut run, fresh, live, now).await
+                self.evaluate_fresh(&mut run, fresh, live, None, now).await
             }
             .await;
             if let Err(e) = result {
@@ -192,27 +218,39 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let look = decide(&whole_record, Some(bulk), &self.policy, &run.budget, now);
         let acts_on_iam = look.step.is_some() && !self.policy.dry_run;
         if !credential_level && !acts_on_iam {
+            let Some(look) = self
+                .confirmed(run, &whole_record, Some(bulk), look, now)
+                .await?
+            else {
+                return Ok(());
+            };
             return self.carry_out(run, whole_record, look, now).await;
         }
         let fresh = self
             .iam
             .fresh_facts(bulk.principal.kind, &bulk.principal.name)
             .await?;
-        self.evaluate_fresh(run, fresh, records, now).await
+        self.evaluate_fresh(run, fresh, records, None, now).await
     }
 
-    /// Re-reads one principal and decides for the whole and each of its credentials.
+    /// Re-reads one principal and decides for the whole and each of its credentials. With
+    /// `only`, of the credentials not yet tracked just that one may be put on the ladder.
     async fn evaluate_fresh(
         &self,
         run: &mut Run,
         fresh: Option<Facts>,
         records: Vec<Record>,
+        only: Option<&Scope>,
         now: Timestamp,
     ) -> Result<()> {
         let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
         if let Some(f) = &fresh {
             subjects.insert(Subject::whole(f.principal.clone()));
-            subjects.extend(dormant_subjects(f, &self.policy, now));
+            subjects.extend(
+                dormant_subjects(f, &self.policy, now)
+                    .into_iter()
+                    .filter(|s| only.is_none_or(|o| s.scope == Scope::Whole || s.scope == *o)),
+            );
         }
         for subject in subjects {
             let record = records
@@ -258,7 +296,37 @@ impl<I: Iam, S: Store> Engine<I, S> {
         event_id: Option<&str>,
         now: Timestamp,
     ) -> Result<RunReport> {
+        self.evaluate_nominated(
+            Nomination {
+                kind,
+                name,
+                scope: None,
+                event_id,
+                note: None,
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Evaluates what an event nominated: the principal, narrowed to one credential when the
+    /// finding names one.
+    pub async fn evaluate_nominated(
+        &self,
+        nomination: Nomination<'_>,
+        now: Timestamp,
+    ) -> Result<RunReport> {
+        let Nomination {
+            kind,
+            name,
+            scope,
+            event_id,
+            note,
+        } = nomination;
+        // The whole principal is what a scope-less nomination names.
+        let scope = scope.filter(|s| *s != Scope::Whole);
         let mut run = self.start_run(event_id, now).await?;
+        run.note = note;
         let fresh = self.iam.fresh_facts(kind, name).await?;
         let records = match &fresh {
             Some(f) => self.store.load_principal(&f.principal).await?,
@@ -269,24 +337,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
             return Ok(run.report);
         }
         run.report.evaluated = 1;
-        let whole = fresh.as_ref().map(|f| Subject::whole(f.principal.clone()));
-        self.evaluate_fresh(&mut run, fresh.clone(), records, now)
+        let nominated = fresh.as_ref().map(|f| Subject {
+            principal: f.principal.clone(),
+            scope: scope.clone().unwrap_or(Scope::Whole),
+        });
+        self.evaluate_fresh(&mut run, fresh.clone(), records, scope.as_ref(), now)
             .await?;
         // An event only nominates: when IAM says otherwise, say why nothing happened.
-        if let (Some(event_id), Some(whole), true) =
-            (event_id, whole, run.report.actions.is_empty())
+        if let (Some(event_id), Some(nominated), true) =
+            (event_id, nominated, run.report.actions.is_empty())
         {
             let record = self
                 .store
-                .load(&whole)
+                .load(&nominated)
                 .await?
-                .unwrap_or_else(|| Record::new(whole.clone()));
+                .unwrap_or_else(|| Record::new(nominated.clone()));
             let d = decide(&record, fresh.as_ref(), &self.policy, &run.budget, now);
             let reason = format!("event {event_id} nominated it; no action: {}", d.reason);
-            info!(identity = %whole, %reason, "re-verified");
-            self.report(&mut run, &whole, Step::Notice, Outcome::Skipped, &reason);
+            info!(identity = %nominated, %reason, "re-verified");
+            self.report(
+                &mut run,
+                &nominated,
+                Step::Notice,
+                Outcome::Skipped,
+                &reason,
+            );
             if !self.policy.dry_run {
-                self.audit(&whole, "notice", Outcome::Skipped, &reason, &run, now)
+                self.audit(&nominated, "notice", Outcome::Skipped, &reason, &run, now)
                     .await?;
             }
         }
@@ -310,6 +387,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
             return self.poll_fallback(run, record, now).await;
         }
         let d = decide(&record, facts, &self.policy, &run.budget, now);
+        let Some(d) = self.confirmed(run, &record, facts, d, now).await? else {
+            return Ok(());
+        };
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                 let Some(current) = self.store.load(&record.subject).await? else {
@@ -317,6 +397,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 };
                 info!(identity = %record.subject, "another run changed this identity first; deciding again");
                 let d = decide(&current, facts, &self.policy, &run.budget, now);
+                let Some(d) = self.confirmed(run, &current, facts, d, now).await? else {
+                    return Ok(());
+                };
                 match self.carry_out(run, current, d, now).await {
                     Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                         self.report(
@@ -333,6 +416,91 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             other => other,
         }
+    }
+
+    /// With `inactivity.confirm_with_access_advisor`, a step that cuts a whole principal's access
+    /// is decided again with Access Advisor's latest `LastAuthenticated` among the facts: a later
+    /// date than IAM's counts as use. `None` when no confirmation could be had: the failure is
+    /// recorded and the step is not taken this run (fail safe: a role used through a path IAM's
+    /// last-used date misses must not be cut off because Access Advisor was unavailable).
+    async fn confirmed(
+        &self,
+        run: &mut Run,
+        record: &Record,
+        facts: Option<&Facts>,
+        d: Decision,
+        now: Timestamp,
+    ) -> Result<Option<Decision>> {
+        let (Some(step), Some(facts)) = (d.step, facts) else {
+            return Ok(Some(d));
+        };
+        // Access Advisor reports per principal, not per credential, so it cannot speak for one
+        // key or the password; a resumed intent is finished whatever it says; a step the breaker
+        // stops needs no confirmation.
+        if !self.policy.inactivity.confirm_with_access_advisor
+            || !step.cuts_access()
+            || record.subject.scope != Scope::Whole
+            || record.pending.is_some()
+            || matches!(d.gate, Gate::Breaker(_))
+        {
+            return Ok(Some(d));
+        }
+        let answer = match &self.advisor {
+            Some(advisor) => advisor.last_authenticated(&facts.principal).await,
+            None => Err(PortError::new(
+                ErrorKind::Permanent,
+                "GenerateServiceLastAccessedDetails",
+                "no Access Advisor client is configured",
+            )),
+        };
+        let latest = match answer {
+            Ok(latest) => latest,
+            Err(e) => {
+                self.confirmation_failed(run, record, step, &e, now).await?;
+                return Ok(None);
+            }
+        };
+        let mut confirmed = facts.clone();
+        confirmed.advisor_last_used = latest;
+        let mut again = decide(record, Some(&confirmed), &self.policy, &run.budget, now);
+        if again.step == Some(step) {
+            let seen = match latest {
+                Some(t) => format!("last authenticated {}", fmt_time(t)),
+                None => "no service authenticated to in its tracking period".to_string(),
+            };
+            again.reason = format!("{}; Access Advisor: {seen}", again.reason);
+        } else {
+            info!(identity = %record.subject, %step, reason = %again.reason, "Access Advisor shows later use; step not taken");
+        }
+        Ok(Some(again))
+    }
+
+    async fn confirmation_failed(
+        &self,
+        run: &mut Run,
+        record: &Record,
+        step: Step,
+        e: &PortError,
+        now: Timestamp,
+    ) -> Result<()> {
+        let subject = &record.subject;
+        let reason = format!(
+            "{step} not taken: Access Advisor could not confirm the identity is unused ({e}); trying again on the next run"
+        );
+        warn!(identity = %subject, %step, error = %e, "Access Advisor confirmation failed");
+        self.report(run, subject, step, Outcome::Failed, &reason);
+        if self.policy.dry_run {
+            return Ok(());
+        }
+        self.audit(subject, step.as_str(), Outcome::Failed, &reason, run, now)
+            .await?;
+        self.publish(vec![OutboundEvent::for_record(
+            REMEDIATION_FAILED,
+            record,
+            &reason,
+        )])
+        .await;
+        Ok(())
     }
 
     fn report(&self, run: &mut Run, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
@@ -369,7 +537,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             step: step.to_string(),
             outcome,
             actor: self.actor.clone(),
-            reason: reason.to_string(),
+            reason: with_note(reason, run),
             event_id: run.event_id.clone(),
         };
         self.store.append_audit(subject, &entry).await?;
@@ -556,7 +724,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             step: step.as_str().to_string(),
             outcome: Outcome::Done,
             actor: self.actor.clone(),
-            reason: d.reason.clone(),
+            reason: with_note(&d.reason, run),
             event_id: run.event_id.clone(),
         };
         self.store
@@ -727,6 +895,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             other => self.iam.apply(&subject.principal, other).await,
         }
+    }
+}
+
+fn with_note(reason: &str, run: &Run) -> String {
+    match &run.note {
+        Some(note) => format!("{reason}; {note}"),
+        None => reason.to_string(),
     }
 }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::adapters::access_advisor::{AwsAccessAdvisor, Poll};
+use crate::adapters::access_analyzer::AccessAnalyzer;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
@@ -108,6 +110,10 @@ pub async fn wire(
         engines: Vec::new(),
         unreachable: Vec::new(),
         concurrency: config.max_concurrent_accounts,
+        analyzer: Some(Arc::new(AccessAnalyzer::new(
+            client!(aws_sdk_accessanalyzer, aws),
+            retry,
+        ))),
     };
     for member in members {
         let member_aws = match (&member.role_arn, member.id == account) {
@@ -136,6 +142,14 @@ pub async fn wire(
             actor.clone(),
         )
         .with_publisher(publisher.clone());
+        if config.policy.inactivity.confirm_with_access_advisor {
+            // Access Advisor reports on the member account's principals: its own IAM client.
+            engine = engine.with_advisor(Arc::new(AwsAccessAdvisor::new(
+                client!(aws_sdk_iam, &member_aws),
+                retry,
+                Poll::default(),
+            )));
+        }
         if let Some(f) = &fallback {
             engine = engine.with_fallback(f.clone());
         }

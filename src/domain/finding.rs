@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::Timestamp;
-use super::subject::{Principal, PrincipalKind, Scope, Subject};
+use super::facts::{fmt_time, Timestamp};
+use super::subject::{is_access_key_id, Principal, PrincipalKind, Scope, Subject};
 
 /// Which service nominated the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,6 +146,90 @@ pub struct Finding {
     pub analyzer_arn: Option<String>,
     /// Last use the source reported. No EventBridge shape carries it today; enrichment fills it.
     pub observed_last_used: Option<Timestamp>,
+}
+
+/// What IAM Access Analyzer's `GetFindingV2` adds to an unused-access finding: the event carries
+/// neither the access key id nor the last access.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusedAccessDetails {
+    /// The finding's resource (an IAM ARN), to check the details belong to the nominee.
+    pub resource: Option<String>,
+    /// `UnusedIamUserAccessKeyDetails.accessKeyId`.
+    pub access_key_id: Option<String>,
+    /// The latest `lastAccessed` in the details; `None` when never used or not reported.
+    pub last_accessed: Option<Timestamp>,
+}
+
+impl Finding {
+    /// The finding with `GetFindingV2`'s details folded in: a key finding is narrowed to the key
+    /// the details name, and their last access is kept as what the source observed (recorded,
+    /// never trusted: the engine still judges from IAM). `Err` says why the details were set aside.
+    pub fn enriched(&self, details: &UnusedAccessDetails) -> Result<Finding, String> {
+        let arn = match &self.nominee {
+            Nominee::Principal {
+                account,
+                kind,
+                path: Some(path),
+                name,
+                ..
+            } => Some(Principal::new(account, *kind, path, name).arn()),
+            Nominee::AccessKeyOf {
+                account,
+                path: Some(path),
+                user,
+            } => Some(Principal::user(account, path, user).arn()),
+            _ => None,
+        };
+        if let (Some(theirs), Some(ours)) = (&details.resource, &arn) {
+            if theirs != ours {
+                return Err(format!(
+                    "GetFindingV2 describes {theirs}, but the event nominated {ours}"
+                ));
+            }
+        }
+        let mut f = self.clone();
+        f.observed_last_used = details.last_accessed;
+        if let Nominee::AccessKeyOf {
+            account,
+            path,
+            user,
+        } = &self.nominee
+        {
+            match details.access_key_id.as_deref() {
+                Some(key) if is_access_key_id(key) => {
+                    f.nominee = Nominee::Principal {
+                        account: account.clone(),
+                        kind: PrincipalKind::User,
+                        path: path.clone(),
+                        name: user.clone(),
+                        scope: Scope::AccessKey(key.to_string()),
+                    };
+                }
+                Some(key) => {
+                    return Err(format!(
+                        "GetFindingV2 gave {key:?}, which is not an access key id"
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(f)
+    }
+
+    /// One line for the audit trail on what an enriched Access Analyzer finding observed.
+    pub fn observation(&self) -> Option<String> {
+        if self.source != Source::AccessAnalyzer {
+            return None;
+        }
+        let finding = self.analyzer_finding_id.as_deref()?;
+        Some(match self.observed_last_used {
+            Some(t) => format!(
+                "IAM Access Analyzer finding {finding} reports last access {}",
+                fmt_time(t)
+            ),
+            None => format!("IAM Access Analyzer finding {finding} reports no last access"),
+        })
+    }
 }
 
 /// The verdict on one event (or, for multi-finding events, one finding in it).
