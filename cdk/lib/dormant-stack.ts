@@ -98,6 +98,7 @@ export function nonIdentityActions(opts: { hasDocuments: boolean }): string[] {
     'logs:CreateLogStream',
     'logs:PutLogEvents',
     'sqs:SendMessage',
+    'access-analyzer:GetFindingV2',
     ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
   ].sort();
 }
@@ -214,6 +215,15 @@ export class DormantStack extends Stack {
         actions: ['sts:AssumeRole'],
         resources: memberRoleArns,
         conditions: props.organizationId ? { StringEquals: { 'aws:ResourceOrgID': props.organizationId } } : undefined,
+      }),
+    );
+    // GetFindingV2 enriches Access Analyzer findings (key id, last access); analyzers are regional
+    // and named by the event, so any analyzer of this account, in any region.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAccessAnalyzerFindings',
+        actions: ['access-analyzer:GetFindingV2'],
+        resources: [this.formatArn({ service: 'access-analyzer', region: '*', resource: 'analyzer', resourceName: '*' })],
       }),
     );
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
