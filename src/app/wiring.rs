@@ -110,9 +110,13 @@ pub async fn wire(
         engines: Vec::new(),
         unreachable: Vec::new(),
         concurrency: config.max_concurrent_accounts,
+        // Enrichment is optional: a couple of retries, not the Lambda's whole budget.
         analyzer: Some(Arc::new(AccessAnalyzer::new(
             client!(aws_sdk_accessanalyzer, aws),
-            retry,
+            RetryPolicy {
+                max_times: retry.max_times.min(2),
+                ..retry
+            },
         ))),
     };
     for member in members {
