@@ -370,6 +370,63 @@ mod tests {
         assert_eq!(serde_json::from_value::<Classification>(j).unwrap(), i);
     }
 
+    fn key_finding() -> Finding {
+        Finding {
+            source: Source::AccessAnalyzer,
+            event_id: "e-1".into(),
+            nominee: Nominee::AccessKeyOf {
+                account: "111122223333".into(),
+                path: Some("/".into()),
+                user: "ci".into(),
+            },
+            finding: "UnusedIAMUserAccessKey".into(),
+            reason: "r".into(),
+            analyzer_finding_id: Some("f-1".into()),
+            analyzer_arn: Some("arn:aws:access-analyzer:us-east-1:111122223333:analyzer/a".into()),
+            observed_last_used: None,
+        }
+    }
+
+    #[test]
+    fn get_finding_v2_details_narrow_a_key_finding_and_are_checked() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let details = UnusedAccessDetails {
+            resource: Some("arn:aws:iam::111122223333:user/ci".into()),
+            access_key_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+            last_accessed: Some(t),
+        };
+        let f = key_finding().enriched(&details).unwrap();
+        assert_eq!(
+            f.nominee.identity().as_deref(),
+            Some("arn:aws:iam::111122223333:user/ci/key/AKIAIOSFODNN7EXAMPLE")
+        );
+        assert_eq!(f.observed_last_used, Some(t));
+        assert_eq!(
+            f.observation().as_deref(),
+            Some("IAM Access Analyzer finding f-1 reports last access 2026-01-02T03:04:05Z")
+        );
+
+        let other = UnusedAccessDetails {
+            resource: Some("arn:aws:iam::111122223333:user/someone-else".into()),
+            ..details.clone()
+        };
+        assert!(key_finding().enriched(&other).is_err());
+        let bad_key = UnusedAccessDetails {
+            access_key_id: Some("ASIATEMPORARYCREDS1".into()),
+            ..details.clone()
+        };
+        assert!(key_finding().enriched(&bad_key).is_err());
+        // No key id: the nominee stays the user's keys; the date is still kept.
+        let no_key = UnusedAccessDetails {
+            access_key_id: None,
+            ..details
+        };
+        let f = key_finding().enriched(&no_key).unwrap();
+        assert_eq!(f.nominee, key_finding().nominee);
+        assert_eq!(f.observed_last_used, Some(t));
+    }
+
     #[test]
     fn source_names_match_serde() {
         for s in [
