@@ -81,6 +81,8 @@ pub struct RawInactivity {
     pub threshold_days: i64,
     pub key_threshold_days: i64,
     pub min_age_days: Option<i64>,
+    /// Ask IAM Access Advisor before quarantine, key deactivation or delete.
+    pub confirm_with_access_advisor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +171,7 @@ impl Default for RawInactivity {
             threshold_days: 90,
             key_threshold_days: 45,
             min_age_days: None,
+            confirm_with_access_advisor: false,
         }
     }
 }
@@ -533,6 +536,7 @@ impl RawConfig {
                     threshold,
                     key_threshold,
                     min_age,
+                    confirm_with_access_advisor: i.confirm_with_access_advisor,
                 },
                 ladder,
                 exemptions,
@@ -610,6 +614,21 @@ mod tests {
         assert_eq!(c.policy.breaker.min_count, 5);
         assert_eq!(c.config_rules.len(), 2);
         assert!(c.accounts.is_empty() && c.ssm_steps.is_empty());
+    }
+
+    #[test]
+    fn access_advisor_confirmation_is_off_unless_asked_for() {
+        let off = Config::from_toml("").unwrap();
+        assert!(!off.policy.inactivity.confirm_with_access_advisor);
+        let on = Config::from_toml("[inactivity]\nconfirm_with_access_advisor = true").unwrap();
+        assert!(on.policy.inactivity.confirm_with_access_advisor);
+        let json =
+            Config::from_json(r#"{"inactivity": {"confirm_with_access_advisor": true}}"#).unwrap();
+        assert!(json.policy.inactivity.confirm_with_access_advisor);
+        assert_eq!(
+            field_of("[inactivity]\nconfirm_with_access_advisor = \"yes\""),
+            "inactivity.confirm_with_access_advisor"
+        );
     }
 
     #[test]

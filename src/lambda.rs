@@ -11,11 +11,12 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use crate::app::engine::Nomination;
 use crate::app::fanout::SweepFanOut;
 use crate::app::fleet::{AccountOutcome, Engines, Fleet};
 use crate::app::output::{ActionReport, RunReport};
 use crate::domain::finding::{Classification, Finding, Nominee};
-use crate::domain::{Outcome, PrincipalKind, Step, Timestamp};
+use crate::domain::{Outcome, PrincipalKind, Scope, Step, Timestamp};
 use crate::error::Error;
 use crate::inbound::eventbridge::{classify_all, ClassifyRules};
 use crate::inbound::sqs;
@@ -205,22 +206,66 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
             });
         }
     };
-    let (kind, name) = match &finding.nominee {
+    let enriched = enrich(fleet, finding, event_id).await;
+    let finding = enriched.as_ref().unwrap_or(finding);
+    let (kind, name, scope) = match &finding.nominee {
         Nominee::Sweep | Nominee::Tick => return Ok(RunReport::default()),
-        Nominee::Principal { kind, name, .. } => (*kind, name.clone()),
-        // Every credential of the user is re-read and judged, so the key id is not needed.
-        Nominee::AccessKeyOf { user, .. } => (PrincipalKind::User, user.clone()),
+        Nominee::Principal {
+            kind, name, scope, ..
+        } => (*kind, name.clone(), Some(scope.clone())),
+        // Without the key id, every credential of the user is judged.
+        Nominee::AccessKeyOf { user, .. } => (PrincipalKind::User, user.clone(), None),
         Nominee::UniqueId {
             kind, unique_id, ..
         } => match engine.iam.name_by_unique_id(*kind, unique_id).await? {
-            Some(name) => (*kind, name),
+            Some(name) => (*kind, name, None),
             None => {
                 info!(%event_id, %unique_id, "no such identity any more; nothing to do");
                 return Ok(RunReport::default());
             }
         },
     };
-    engine.evaluate(kind, &name, Some(event_id), now).await
+    let nomination = Nomination {
+        kind,
+        name: &name,
+        scope: scope.filter(|s| *s != Scope::Whole),
+        event_id: Some(event_id),
+        note: enriched.as_ref().and_then(Finding::observation),
+    };
+    engine.evaluate_nominated(nomination, now).await
+}
+
+/// An Access Analyzer finding with `GetFindingV2`'s details (key id, last access). Enrichment only
+/// adds information, so any failure (denied, throttled past the retries, finding gone) is logged
+/// and the nomination goes on without it.
+async fn enrich<I: Iam + 'static, S: Store + 'static>(
+    fleet: &Fleet<I, S>,
+    finding: &Finding,
+    event_id: &str,
+) -> Option<Finding> {
+    let (Some(analyzer), Some(arn), Some(id)) = (
+        &fleet.analyzer,
+        &finding.analyzer_arn,
+        &finding.analyzer_finding_id,
+    ) else {
+        return None;
+    };
+    match analyzer.unused_access(arn, id).await {
+        Ok(details) => match finding.enriched(&details) {
+            Ok(f) => {
+                info!(%event_id, finding_id = %id, nominee = ?f.nominee, last_accessed = ?f.observed_last_used, "enriched with GetFindingV2");
+                Some(f)
+            }
+            Err(why) => {
+                warn!(%event_id, finding_id = %id, %why, "GetFindingV2 details set aside; going on without them");
+                None
+            }
+        },
+        Err(e) => {
+            warn!(%event_id, finding_id = %id, error = %e, "could not enrich the finding with GetFindingV2; going on without it");
+            None
+        }
+    }
 }
 
 /// Whether a Lambda payload is an SQS event (the sweep queue's event source mapping).

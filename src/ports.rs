@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::domain::finding::UnusedAccessDetails;
 use crate::domain::{
     AccessKey, AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts,
     OutboundEvent, Principal, PrincipalKind, Record, RestoreReport, Snapshot, Stage, Subject,
@@ -92,6 +93,29 @@ pub trait Iam: Send + Sync {
     /// already exists counts as restored. Access keys and passwords cannot be recreated and are
     /// listed in `not_restored`.
     async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport>;
+}
+
+/// IAM Access Analyzer `GetFindingV2`: what an unused-access finding knows beyond its event.
+/// Enrichment only: a failure here never stops the nomination.
+#[async_trait]
+pub trait FindingDetails: Send + Sync {
+    /// The details of finding `finding_id` of analyzer `analyzer_arn`. `ErrorKind::NotFound` when
+    /// the finding (or analyzer) is gone.
+    async fn unused_access(
+        &self,
+        analyzer_arn: &str,
+        finding_id: &str,
+    ) -> PortResult<UnusedAccessDetails>;
+}
+
+/// IAM Access Advisor (`GenerateServiceLastAccessedDetails` then `GetServiceLastAccessedDetails`),
+/// for one account.
+#[async_trait]
+pub trait AccessAdvisor: Send + Sync {
+    /// The most recent `LastAuthenticated` of `principal` across all services; `None` when it
+    /// authenticated to none within Access Advisor's tracking period. An error when the report
+    /// cannot be had (job failed, still running after the poll bound, denied).
+    async fn last_authenticated(&self, principal: &Principal) -> PortResult<Option<Timestamp>>;
 }
 
 /// SSM Automation: runs a `remediation-docs/` document where the controller cannot act directly.

@@ -374,6 +374,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
         engines: fleet_without,
         unreachable: vec![(denied.clone(), "AssumeRole denied at start-up".into())],
         concurrency: 4,
+        analyzer: None,
     };
     let engines = OnDemand {
         fleet: &partial,

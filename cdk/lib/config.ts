@@ -32,6 +32,8 @@ export interface DormantConfig {
     readonly key_threshold_days: number;
     /** Omitted: defaults to threshold_days on the Rust side. */
     readonly min_age_days?: number;
+    /** Ask IAM Access Advisor before an access-cutting step; no answer, no step. */
+    readonly confirm_with_access_advisor: boolean;
   };
   readonly ladder: {
     readonly notice_to_quarantine_days: number;
@@ -85,7 +87,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
   max_concurrent_accounts: 8,
   max_concurrent_identities: 8,
   organization: { enabled: false, role_name: 'dormant-member', exclude: [], include_own_account: false },
-  inactivity: { threshold_days: 90, key_threshold_days: 45 },
+  inactivity: { threshold_days: 90, key_threshold_days: 45, confirm_with_access_advisor: false },
   ladder: {
     notice_to_quarantine_days: 7,
     quarantine_to_keys_days: 7,
@@ -103,7 +105,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
 export const CONFIG_KEYS: Record<string, string[]> = {
   '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
   organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
-  inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days'],
+  inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days', 'confirm_with_access_advisor'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
   exemptions: ['globs', 'require_until', 'max_days', 'accounts'],
   breaker: ['max_actions_per_run', 'max_quarantine_fraction', 'min_count'],

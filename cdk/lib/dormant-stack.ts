@@ -117,6 +117,7 @@ export function nonIdentityActions(opts: { hasDocuments: boolean; organization?:
     'logs:PutLogEvents',
     // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
     'sqs:SendMessage',
+    'access-analyzer:GetFindingV2',
     ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
     ...(opts.organization ? ['organizations:ListAccounts'] : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
@@ -267,6 +268,15 @@ export class DormantStack extends Stack {
         new iam.PolicyStatement({ sid: 'DiscoverMemberAccounts', actions: ['organizations:ListAccounts'], resources: ['*'] }),
       );
     }
+    // GetFindingV2 enriches Access Analyzer findings (key id, last access); analyzers are regional
+    // and named by the event, so any analyzer of this account, in any region.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAccessAnalyzerFindings',
+        actions: ['access-analyzer:GetFindingV2'],
+        resources: [this.formatArn({ service: 'access-analyzer', region: '*', resource: 'analyzer', resourceName: '*' })],
+      }),
+    );
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
     // statement documents that the controller calls it. It has no resource type, hence "*".
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));

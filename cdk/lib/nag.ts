@@ -45,9 +45,10 @@ function identityWildcards(role: iam.Role): void {
     {
       id: `${IAM5}[Resource::*]`,
       reason:
-        'iam:GenerateCredentialReport, iam:GetCredentialReport, iam:GetAccountAuthorizationDetails, sts:GetCallerIdentity ' +
-        'and (with Organizations discovery) organizations:ListAccounts have no resource-level permissions in the Service ' +
-        'Authorization Reference: Resource must be "*".',
+        'iam:GenerateCredentialReport, iam:GetCredentialReport, iam:GetAccountAuthorizationDetails, ' +
+        'iam:GetServiceLastAccessedDetails, sts:GetCallerIdentity and (with Organizations discovery) ' +
+        'organizations:ListAccounts have no resource-level permissions in the Service Authorization Reference: ' +
+        'Resource must be "*".',
     },
   );
 }
@@ -74,6 +75,12 @@ export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack)
     identityWildcards(stack.role);
     identityWildcards(stack.automationRole);
     documentWildcards(stack.role, stack.documents);
+    Validations.of(stack.role).acknowledge({
+      id: `${IAM5}[Resource::arn:${PARTITION}:access-analyzer:*:${ACCOUNT}:analyzer/*]`,
+      reason:
+        'access-analyzer:GetFindingV2 (read-only) on the analyzer an event names: analyzers are regional and their names are ' +
+        'chosen by the account, so any analyzer of this account. No other Access Analyzer action is granted.',
+    });
     Validations.of(stack.role).acknowledge({
       id: `${IAM5}[Resource::arn:${PARTITION}:iam::*:role/${stack.memberRoleName}]`,
       reason:

@@ -36,6 +36,7 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:GenerateCredentialReport': 'account',
   'iam:GetCredentialReport': 'account',
   'iam:GetAccountAuthorizationDetails': 'account',
+  'iam:GetServiceLastAccessedDetails': 'account',
 
   'iam:DeleteRole': 'role',
   'iam:DeleteRolePolicy': 'role',
@@ -89,6 +90,14 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:AddUserToGroup': 'group',
 };
 
+/**
+ * Actions AWS authorizes on any of several resource types, granted on those dormant calls them for
+ * (the Service Authorization Reference lists more). Access Advisor reports on roles and users.
+ */
+export const IAM_MULTI_RESOURCE: Record<string, IamResourceKind[]> = {
+  'iam:GenerateServiceLastAccessedDetails': ['role', 'user'],
+};
+
 /** Actions that change something (used for the guardrail Deny on protected identities). */
 export function isMutating(action: string): boolean {
   const verb = action.split(':')[1] ?? '';
@@ -100,12 +109,12 @@ export function groupByResource(actions: readonly string[]): Map<IamResourceKind
   const out = new Map<IamResourceKind, string[]>();
   const unknown: string[] = [];
   for (const action of actions) {
-    const kind = IAM_ACTION_RESOURCE[action];
-    if (!kind) {
+    const kinds = IAM_MULTI_RESOURCE[action] ?? (IAM_ACTION_RESOURCE[action] ? [IAM_ACTION_RESOURCE[action]] : []);
+    if (kinds.length === 0) {
       unknown.push(action);
       continue;
     }
-    out.set(kind, [...(out.get(kind) ?? []), action]);
+    for (const kind of kinds) out.set(kind, [...(out.get(kind) ?? []), action]);
   }
   if (unknown.length > 0) {
     throw new Error(

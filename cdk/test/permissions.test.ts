@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { nonIdentityActions } from '../lib/dormant-stack';
-import { IAM_ACTION_RESOURCE, loadPermissions } from '../lib/permissions';
+import { IAM_ACTION_RESOURCE, IAM_MULTI_RESOURCE, loadPermissions } from '../lib/permissions';
 import { readRemediationDocs } from '../lib/ssm-documents';
 import { asList, controller, member, roleStatements, tempDir } from './helpers';
 
@@ -44,6 +44,10 @@ describe('permissions.json', () => {
         expect([action, ref.map((r) => r.name)]).toEqual([action, [kind]]);
       }
     }
+    for (const [action, kinds] of Object.entries(IAM_MULTI_RESOURCE)) {
+      const ref = referenceResourceTypes(action).map((r) => r.name);
+      for (const kind of kinds) expect([action, ref]).toEqual([action, expect.arrayContaining([kind])]);
+    }
   });
 });
 
@@ -80,6 +84,11 @@ describe('the controller role (least privilege)', () => {
       JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, `:${kind}/*`]] });
     for (const [resource, actions] of byResource) {
       for (const a of actions) {
+        const multi = IAM_MULTI_RESOURCE[a];
+        if (multi) {
+          expect([a, multi.map(arn)]).toEqual([a, expect.arrayContaining([resource])]);
+          continue;
+        }
         const kind = IAM_ACTION_RESOURCE[a];
         expect([a, resource]).toEqual([a, kind === 'account' ? '"*"' : arn(kind)]);
       }
@@ -119,6 +128,15 @@ describe('the controller role (least privilege)', () => {
       const start = JSON.stringify(find('ssm:StartAutomationExecution').map((s) => s.Resource));
       for (const d of readRemediationDocs()) expect(start).toContain(`:document/${d.name}"`);
     }
+  });
+
+  test('GetFindingV2 on this account\'s analyzers only', () => {
+    const aa = statements.filter((s) => asList(s.Action).includes('access-analyzer:GetFindingV2'));
+    expect(aa).toHaveLength(1);
+    expect(asList(aa[0].Action)).toEqual(['access-analyzer:GetFindingV2']);
+    expect(JSON.stringify(aa[0].Resource)).toContain(':access-analyzer:*:');
+    expect(JSON.stringify(aa[0].Resource)).toContain('AWS::AccountId');
+    expect(JSON.stringify(aa[0].Resource)).toContain(':analyzer/*');
   });
 
   test('organizationId restricts AssumeRole to the organization', () => {

@@ -1501,7 +1501,7 @@ fn optional(
 // ---- helpers ------------------------------------------------------------------------------------
 
 /// An SDK date as chrono. Outside chrono's range (±262,000 years) it is a malformed response.
-fn to_chrono(op: &str, t: &aws_smithy_types::DateTime) -> PortResult<Timestamp> {
+pub(crate) fn to_chrono(op: &str, t: &aws_smithy_types::DateTime) -> PortResult<Timestamp> {
     DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
         .ok_or_else(|| PortError::new(ErrorKind::Permanent, op, format!("date out of range: {t}")))
 }

@@ -1,6 +1,8 @@
 //! Thin adapters from the ports to the AWS SDK. Each maps SDK errors to [`PortError`] and retries
 //! what is worth retrying; no decisions are made here.
 
+pub mod access_advisor;
+pub mod access_analyzer;
 pub mod clock;
 pub mod dynamo;
 pub mod events;

@@ -59,6 +59,7 @@ fn kind_of<E>(
             | "InternalFailure"
             | "InternalServerError"
             | "InternalError"
+            | "InternalServerException"
             | "ServiceFailure",
         ) => ErrorKind::Transient,
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {

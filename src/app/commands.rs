@@ -1,7 +1,7 @@
 //! Operator commands shared by the CLI and the Lambda, over the same engine.
 
 use crate::domain::{
-    effect::{all_permissions, EVALUATE_PERMISSIONS},
+    effect::{all_permissions, ADVISOR_PERMISSIONS, EVALUATE_PERMISSIONS},
     IdentityArg, Principal, PrincipalKind, Record, Stage, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
@@ -106,6 +106,11 @@ pub fn permissions() -> serde_json::Value {
     steps.insert(
         "evaluate".to_string(),
         serde_json::json!({ "role": EVALUATE_PERMISSIONS, "user": EVALUATE_PERMISSIONS }),
+    );
+    all.extend(ADVISOR_PERMISSIONS);
+    steps.insert(
+        "access_advisor".to_string(),
+        serde_json::json!({ "role": ADVISOR_PERMISSIONS, "user": ADVISOR_PERMISSIONS }),
     );
     for (step, kind, actions) in all_permissions() {
         let entry = steps

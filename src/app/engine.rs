@@ -19,7 +19,7 @@ use crate::domain::{
     Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{ErrorKind, Fallback, Iam, PortError, Publisher, Store};
+use crate::ports::{AccessAdvisor, ErrorKind, Fallback, Iam, PortError, Publisher, Store};
 
 use super::output::RunReport;
 use super::run::Run;
@@ -40,6 +40,33 @@ pub struct Engine<I, S> {
     pub fallback: Option<FallbackSetup>,
     /// How many identities of the account are worked on at once.
     pub concurrency: usize,
+    /// IAM Access Advisor, asked before access-cutting steps when
+    /// `inactivity.confirm_with_access_advisor` is on.
+    pub advisor: Option<Arc<dyn AccessAdvisor>>,
+}
+
+/// What an event nominated, for [`Engine::evaluate_nominated`].
+#[derive(Debug, Clone)]
+pub struct Nomination<'a> {
+    pub kind: PrincipalKind,
+    pub name: &'a str,
+    /// A credential-level finding names one key or the password: only that credential is newly
+    /// put on the ladder (the whole principal and what is already tracked are judged as always).
+    pub scope: Option<Scope>,
+    pub event_id: Option<&'a str>,
+    /// What the source observed (e.g. Access Analyzer's last access), added to the audit entries
+    /// of this run. Information only: the decision rests on IAM.
+    pub note: Option<String>,
+}
+
+/// What Access Advisor said before an access-cutting step.
+enum Confirmation {
+    /// Not asked: the switch is off, or the step does not cut a whole principal's access.
+    NotNeeded,
+    /// Asked, and not answered: the failure is recorded and the step waits.
+    Unavailable,
+    /// The facts with Access Advisor's latest `LastAuthenticated`, and that date in words.
+    Seen(Box<Facts>, String),
 }
 
 /// Identities worked on at once by default: enough to hide IAM's latency, few enough to stay
@@ -67,7 +94,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             publisher: None,
             fallback: None,
             concurrency: DEFAULT_IDENTITY_CONCURRENCY,
+            advisor: None,
         }
+    }
+
+    pub fn with_advisor(mut self, advisor: Arc<dyn AccessAdvisor>) -> Self {
+        self.advisor = Some(advisor);
+        self
     }
 
     pub fn with_concurrency(mut self, identities: usize) -> Self {
@@ -209,7 +242,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     .iam
                     .fresh_facts(principal.kind, &principal.name)
                     .await?;
-                self.evaluate_fresh(run, fresh, live, now).await
+                self.evaluate_fresh(run, fresh, live, None, now).await
             }
             .await;
             if let Err(e) = result {
@@ -247,22 +280,26 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 None => return self.sweep_fresh(run, bulk, records, now).await,
             }
         }
-        let bulk_will_do = self.subjects(&facts, &records, now).iter().all(|subject| {
-            let record = record_for(&records, subject);
-            let d = decide(
-                &record,
-                Some(&facts),
-                &self.policy,
-                &run.state().budget,
-                now,
-            );
-            match d.step {
-                Some(step) => step == Step::Notice,
-                None => d.after.is_none(),
-            }
-        });
+        let bulk_will_do = self
+            .subjects(&facts, &records, None, now)
+            .iter()
+            .all(|subject| {
+                let record = record_for(&records, subject);
+                let d = decide(
+                    &record,
+                    Some(&facts),
+                    &self.policy,
+                    &run.state().budget,
+                    now,
+                );
+                match d.step {
+                    Some(step) => step == Step::Notice,
+                    None => d.after.is_none(),
+                }
+            });
         if bulk_will_do {
-            self.evaluate_fresh(run, Some(facts), records, now).await
+            self.evaluate_fresh(run, Some(facts), records, None, now)
+                .await
         } else {
             self.sweep_fresh(run, bulk, records, now).await
         }
@@ -279,15 +316,25 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .iam
             .fresh_facts(bulk.principal.kind, &bulk.principal.name)
             .await?;
-        self.evaluate_fresh(run, fresh, records, now).await
+        self.evaluate_fresh(run, fresh, records, None, now).await
     }
 
     /// Every subject to decide for: the tracked ones, the whole principal and each credential
-    /// these facts show dormant.
-    fn subjects(&self, facts: &Facts, records: &[Record], now: Timestamp) -> BTreeSet<Subject> {
+    /// these facts show dormant (with `only`, of the untracked credentials just that one).
+    fn subjects(
+        &self,
+        facts: &Facts,
+        records: &[Record],
+        only: Option<&Scope>,
+        now: Timestamp,
+    ) -> BTreeSet<Subject> {
         let mut subjects: BTreeSet<Subject> = records.iter().map(|r| r.subject.clone()).collect();
         subjects.insert(Subject::whole(facts.principal.clone()));
-        subjects.extend(dormant_subjects(facts, &self.policy, now));
+        subjects.extend(
+            dormant_subjects(facts, &self.policy, now)
+                .into_iter()
+                .filter(|s| only.is_none_or(|o| s.scope == Scope::Whole || s.scope == *o)),
+        );
         subjects
     }
 
@@ -298,10 +345,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
         run: &Run,
         fresh: Option<Facts>,
         records: Vec<Record>,
+        only: Option<&Scope>,
         now: Timestamp,
     ) -> Result<()> {
         let subjects = match &fresh {
-            Some(f) => self.subjects(f, &records, now),
+            Some(f) => self.subjects(f, &records, only, now),
             None => records.iter().map(|r| r.subject.clone()).collect(),
         };
         for subject in subjects {
@@ -352,8 +400,29 @@ impl<I: Iam, S: Store> Engine<I, S> {
         event_id: Option<&str>,
         now: Timestamp,
     ) -> Result<RunReport> {
-        let run = self.start_run(event_id, now).await?;
-        let result = self.evaluate_with(&run, kind, name, now).await;
+        self.evaluate_nominated(
+            Nomination {
+                kind,
+                name,
+                scope: None,
+                event_id,
+                note: None,
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Evaluates what an event nominated: the principal, narrowed to one credential when the
+    /// finding names one.
+    pub async fn evaluate_nominated(
+        &self,
+        nomination: Nomination<'_>,
+        now: Timestamp,
+    ) -> Result<RunReport> {
+        let run = self.start_run(nomination.event_id, now).await?;
+        let run = run.with_note(nomination.note.clone());
+        let result = self.evaluate_with(&run, &nomination, now).await;
         let report = self.finish(run).await;
         result.and(report)
     }
@@ -361,28 +430,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
     async fn evaluate_with(
         &self,
         run: &Run,
-        kind: PrincipalKind,
-        name: &str,
+        nomination: &Nomination<'_>,
         now: Timestamp,
     ) -> Result<()> {
-        let fresh = self.iam.fresh_facts(kind, name).await?;
+        // The whole principal is what a scope-less nomination names.
+        let scope = nomination.scope.clone().filter(|s| *s != Scope::Whole);
+        let name = nomination.name;
+        let fresh = self.iam.fresh_facts(nomination.kind, name).await?;
         let Some(facts) = &fresh else {
             info!(%name, "identity no longer exists; nothing to do");
             return Ok(());
         };
         let records = self.store.load_principal(&facts.principal).await?;
         run.count_evaluated(1);
-        let whole = Subject::whole(facts.principal.clone());
-        self.evaluate_fresh(run, fresh.clone(), records, now)
+        let nominated = Subject {
+            principal: facts.principal.clone(),
+            scope: scope.clone().unwrap_or(Scope::Whole),
+        };
+        self.evaluate_fresh(run, fresh.clone(), records, scope.as_ref(), now)
             .await?;
         // An event only nominates: when IAM says otherwise, say why nothing happened.
         let quiet = run.state().report.actions.is_empty();
         if let (Some(event_id), true) = (run.event_id.as_deref(), quiet) {
             let record = self
                 .store
-                .load(&whole)
+                .load(&nominated)
                 .await?
-                .unwrap_or_else(|| Record::new(whole.clone()));
+                .unwrap_or_else(|| Record::new(nominated.clone()));
             let d = decide(
                 &record,
                 fresh.as_ref(),
@@ -391,10 +465,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 now,
             );
             let reason = format!("event {event_id} nominated it; no action: {}", d.reason);
-            info!(identity = %whole, %reason, "re-verified");
-            self.report(run, &whole, Step::Notice, Outcome::Skipped, &reason);
+            info!(identity = %nominated, %reason, "re-verified");
+            self.report(run, &nominated, Step::Notice, Outcome::Skipped, &reason);
             if !self.policy.dry_run {
-                self.audit(&whole, "notice", Outcome::Skipped, &reason, run, now)
+                self.audit(&nominated, "notice", Outcome::Skipped, &reason, run, now)
                     .await?;
             }
         }
@@ -417,14 +491,18 @@ impl<I: Iam, S: Store> Engine<I, S> {
         {
             return self.poll_fallback(run, record, now).await;
         }
-        let d = run.decide(&record, facts, &self.policy, now);
+        let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
+            return Ok(());
+        };
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                 let Some(current) = self.store.load(&record.subject).await? else {
                     return Ok(());
                 };
                 info!(identity = %record.subject, "another run changed this identity first; deciding again");
-                let d = run.decide(&current, facts, &self.policy, now);
+                let Some(d) = self.decide_confirmed(run, &current, facts, now).await? else {
+                    return Ok(());
+                };
                 match self.carry_out(run, current, d, now).await {
                     Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
                         self.report(
@@ -441,6 +519,109 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             other => other,
         }
+    }
+
+    /// Decides (taking the step's share of the run's budget). With
+    /// `inactivity.confirm_with_access_advisor`, a step that would cut a whole principal's access
+    /// is decided on facts that include Access Advisor's latest `LastAuthenticated`: a later date
+    /// than IAM's counts as use. `None` when no confirmation could be had: the failure is
+    /// recorded and the step is not taken this run (fail safe: a role used through a path IAM's
+    /// last-used date misses must not be cut off because Access Advisor was unavailable).
+    async fn decide_confirmed(
+        &self,
+        run: &Run,
+        record: &Record,
+        facts: Option<&Facts>,
+        now: Timestamp,
+    ) -> Result<Option<Decision>> {
+        let look = decide(record, facts, &self.policy, &run.state().budget, now);
+        match self.confirm(run, record, facts, &look, now).await? {
+            Confirmation::NotNeeded => Ok(Some(run.decide(record, facts, &self.policy, now))),
+            Confirmation::Unavailable => Ok(None),
+            Confirmation::Seen(confirmed, seen) => {
+                let mut d = run.decide(record, Some(&confirmed), &self.policy, now);
+                if d.step == look.step {
+                    d.reason = format!("{}; Access Advisor: {seen}", d.reason);
+                } else {
+                    info!(identity = %record.subject, reason = %d.reason, "Access Advisor shows later use; step not taken");
+                }
+                Ok(Some(d))
+            }
+        }
+    }
+
+    async fn confirm(
+        &self,
+        run: &Run,
+        record: &Record,
+        facts: Option<&Facts>,
+        look: &Decision,
+        now: Timestamp,
+    ) -> Result<Confirmation> {
+        let (Some(step), Some(facts)) = (look.step, facts) else {
+            return Ok(Confirmation::NotNeeded);
+        };
+        // Access Advisor reports per principal, not per credential, so it cannot speak for one
+        // key or the password; a resumed intent is finished whatever it says; a step the breaker
+        // stops needs no confirmation.
+        if !self.policy.inactivity.confirm_with_access_advisor
+            || !step.cuts_access()
+            || record.subject.scope != Scope::Whole
+            || record.pending.is_some()
+            || matches!(look.gate, Gate::Breaker(_))
+        {
+            return Ok(Confirmation::NotNeeded);
+        }
+        let answer = match &self.advisor {
+            Some(advisor) => advisor.last_authenticated(&facts.principal).await,
+            None => Err(PortError::new(
+                ErrorKind::Permanent,
+                "GenerateServiceLastAccessedDetails",
+                "no Access Advisor client is configured",
+            )),
+        };
+        match answer {
+            Ok(latest) => {
+                let mut confirmed = facts.clone();
+                confirmed.advisor_last_used = latest;
+                let seen = match latest {
+                    Some(t) => format!("last authenticated {}", fmt_time(t)),
+                    None => "no service authenticated to in its tracking period".to_string(),
+                };
+                Ok(Confirmation::Seen(Box::new(confirmed), seen))
+            }
+            Err(e) => {
+                self.confirmation_failed(run, record, step, &e, now).await?;
+                Ok(Confirmation::Unavailable)
+            }
+        }
+    }
+
+    async fn confirmation_failed(
+        &self,
+        run: &Run,
+        record: &Record,
+        step: Step,
+        e: &PortError,
+        now: Timestamp,
+    ) -> Result<()> {
+        let subject = &record.subject;
+        let reason = format!(
+            "{step} not taken: Access Advisor could not confirm the identity is unused ({e}); trying again on the next run"
+        );
+        warn!(identity = %subject, %step, error = %e, "Access Advisor confirmation failed");
+        self.report(run, subject, step, Outcome::Failed, &reason);
+        if self.policy.dry_run {
+            return Ok(());
+        }
+        self.audit(subject, step.as_str(), Outcome::Failed, &reason, run, now)
+            .await?;
+        self.emit(
+            run,
+            OutboundEvent::for_record(REMEDIATION_FAILED, record, &reason),
+        )
+        .await;
+        Ok(())
     }
 
     fn report(&self, run: &Run, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
@@ -472,7 +653,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             step: step.to_string(),
             outcome,
             actor: self.actor.clone(),
-            reason: reason.to_string(),
+            reason: run.with_note_on(reason),
             event_id: run.event_id.clone(),
         };
         if outcome == Outcome::DryRun {
@@ -665,7 +846,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             step: step.as_str().to_string(),
             outcome: Outcome::Done,
             actor: self.actor.clone(),
-            reason: d.reason.clone(),
+            reason: run.with_note_on(&d.reason),
             event_id: run.event_id.clone(),
         };
         after.version = version;

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
-use crate::ports::{Iam, Store};
+use crate::ports::{FindingDetails, Iam, Store};
 
 use super::output::RunReport;
 use super::Engine;
@@ -47,6 +47,8 @@ pub struct Fleet<I, S> {
     /// Accounts that could not even be set up (e.g. AssumeRole denied), with why.
     pub unreachable: Vec<(String, String)>,
     pub concurrency: usize,
+    /// IAM Access Analyzer `GetFindingV2`, to enrich its findings; `None` skips enrichment.
+    pub analyzer: Option<Arc<dyn FindingDetails>>,
 }
 
 /// Where the engine for one account comes from: the port of the SQS-triggered sweep of one

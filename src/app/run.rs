@@ -17,6 +17,8 @@ pub(crate) const AUDITS_PER_CALL: usize = 25;
 
 pub(crate) struct Run {
     pub(crate) event_id: Option<String>,
+    /// Appended to every audit reason of this run (see `Nomination::note`).
+    note: Option<String>,
     state: Mutex<RunState>,
     /// Serialises breaker saves, so a later save always carries every earlier change.
     pub(crate) breaker_save: tokio::sync::Mutex<()>,
@@ -37,6 +39,7 @@ impl Run {
     pub(crate) fn new(budget: Budget, breaker: BreakerState, event_id: Option<String>) -> Self {
         Run {
             event_id,
+            note: None,
             state: Mutex::new(RunState {
                 budget,
                 breaker,
@@ -45,6 +48,19 @@ impl Run {
                 audits: Vec::new(),
             }),
             breaker_save: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn with_note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
+    }
+
+    /// `reason`, with what the nominating source observed.
+    pub(crate) fn with_note_on(&self, reason: &str) -> String {
+        match &self.note {
+            Some(note) => format!("{reason}; {note}"),
+            None => reason.to_string(),
         }
     }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::adapters::access_advisor::{AwsAccessAdvisor, Poll};
+use crate::adapters::access_analyzer::AccessAnalyzer;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
@@ -210,6 +212,14 @@ impl Wiring {
             engines: Vec::new(),
             unreachable: Vec::new(),
             concurrency: self.concurrency,
+            // Enrichment is optional: a couple of retries, not the Lambda's whole budget.
+            analyzer: Some(Arc::new(AccessAnalyzer::new(
+                client!(self.calls, aws_sdk_accessanalyzer, &self.aws),
+                RetryPolicy {
+                    max_times: self.retry.max_times.min(2),
+                    ..self.retry
+                },
+            ))),
         };
         for (id, engine) in built {
             match engine {
@@ -250,6 +260,14 @@ impl Wiring {
         )
         .with_publisher(self.publisher.clone())
         .with_concurrency(self.identity_concurrency);
+        if self.policy.inactivity.confirm_with_access_advisor {
+            // Access Advisor reports on the member account's principals: its own IAM client.
+            engine = engine.with_advisor(Arc::new(AwsAccessAdvisor::new(
+                client!(self.calls, aws_sdk_iam, &member_aws),
+                self.retry,
+                Poll::default(),
+            )));
+        }
         if let Some(f) = &self.fallback {
             engine = engine.with_fallback(f.clone());
         }

@@ -233,6 +233,13 @@ pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
     out
 }
 
+/// The read-only IAM actions of the Access Advisor confirmation
+/// (`inactivity.confirm_with_access_advisor`); listed whether or not it is switched on.
+pub const ADVISOR_PERMISSIONS: &[&str] = &[
+    "iam:GenerateServiceLastAccessedDetails",
+    "iam:GetServiceLastAccessedDetails",
+];
+
 /// The read-only IAM actions every evaluation needs (bulk reads for sweeps, fresh reads before a
 /// step).
 pub const EVALUATE_PERMISSIONS: &[&str] = &[

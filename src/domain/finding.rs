@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::Timestamp;
-use super::subject::{Principal, PrincipalKind, Scope, Subject};
+use super::facts::{fmt_time, Timestamp};
+use super::subject::{is_access_key_id, Principal, PrincipalKind, Scope, Subject};
 
 /// Which service nominated the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,6 +148,90 @@ pub struct Finding {
     pub observed_last_used: Option<Timestamp>,
 }
 
+/// What IAM Access Analyzer's `GetFindingV2` adds to an unused-access finding: the event carries
+/// neither the access key id nor the last access.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusedAccessDetails {
+    /// The finding's resource (an IAM ARN), to check the details belong to the nominee.
+    pub resource: Option<String>,
+    /// `UnusedIamUserAccessKeyDetails.accessKeyId`.
+    pub access_key_id: Option<String>,
+    /// The latest `lastAccessed` in the details; `None` when never used or not reported.
+    pub last_accessed: Option<Timestamp>,
+}
+
+impl Finding {
+    /// The finding with `GetFindingV2`'s details folded in: a key finding is narrowed to the key
+    /// the details name, and their last access is kept as what the source observed (recorded,
+    /// never trusted: the engine still judges from IAM). `Err` says why the details were set aside.
+    pub fn enriched(&self, details: &UnusedAccessDetails) -> Result<Finding, String> {
+        let arn = match &self.nominee {
+            Nominee::Principal {
+                account,
+                kind,
+                path: Some(path),
+                name,
+                ..
+            } => Some(Principal::new(account, *kind, path, name).arn()),
+            Nominee::AccessKeyOf {
+                account,
+                path: Some(path),
+                user,
+            } => Some(Principal::user(account, path, user).arn()),
+            _ => None,
+        };
+        if let (Some(theirs), Some(ours)) = (&details.resource, &arn) {
+            if theirs != ours {
+                return Err(format!(
+                    "GetFindingV2 describes {theirs}, but the event nominated {ours}"
+                ));
+            }
+        }
+        let mut f = self.clone();
+        f.observed_last_used = details.last_accessed;
+        if let Nominee::AccessKeyOf {
+            account,
+            path,
+            user,
+        } = &self.nominee
+        {
+            match details.access_key_id.as_deref() {
+                Some(key) if is_access_key_id(key) => {
+                    f.nominee = Nominee::Principal {
+                        account: account.clone(),
+                        kind: PrincipalKind::User,
+                        path: path.clone(),
+                        name: user.clone(),
+                        scope: Scope::AccessKey(key.to_string()),
+                    };
+                }
+                Some(key) => {
+                    return Err(format!(
+                        "GetFindingV2 gave {key:?}, which is not an access key id"
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(f)
+    }
+
+    /// One line for the audit trail on what an enriched Access Analyzer finding observed.
+    pub fn observation(&self) -> Option<String> {
+        if self.source != Source::AccessAnalyzer {
+            return None;
+        }
+        let finding = self.analyzer_finding_id.as_deref()?;
+        Some(match self.observed_last_used {
+            Some(t) => format!(
+                "IAM Access Analyzer finding {finding} reports last access {}",
+                fmt_time(t)
+            ),
+            None => format!("IAM Access Analyzer finding {finding} reports no last access"),
+        })
+    }
+}
+
 /// The verdict on one event (or, for multi-finding events, one finding in it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -284,6 +368,63 @@ mod tests {
         };
         let j = serde_json::to_value(&i).unwrap();
         assert_eq!(serde_json::from_value::<Classification>(j).unwrap(), i);
+    }
+
+    fn key_finding() -> Finding {
+        Finding {
+            source: Source::AccessAnalyzer,
+            event_id: "e-1".into(),
+            nominee: Nominee::AccessKeyOf {
+                account: "111122223333".into(),
+                path: Some("/".into()),
+                user: "ci".into(),
+            },
+            finding: "UnusedIAMUserAccessKey".into(),
+            reason: "r".into(),
+            analyzer_finding_id: Some("f-1".into()),
+            analyzer_arn: Some("arn:aws:access-analyzer:us-east-1:111122223333:analyzer/a".into()),
+            observed_last_used: None,
+        }
+    }
+
+    #[test]
+    fn get_finding_v2_details_narrow_a_key_finding_and_are_checked() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let details = UnusedAccessDetails {
+            resource: Some("arn:aws:iam::111122223333:user/ci".into()),
+            access_key_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+            last_accessed: Some(t),
+        };
+        let f = key_finding().enriched(&details).unwrap();
+        assert_eq!(
+            f.nominee.identity().as_deref(),
+            Some("arn:aws:iam::111122223333:user/ci/key/AKIAIOSFODNN7EXAMPLE")
+        );
+        assert_eq!(f.observed_last_used, Some(t));
+        assert_eq!(
+            f.observation().as_deref(),
+            Some("IAM Access Analyzer finding f-1 reports last access 2026-01-02T03:04:05Z")
+        );
+
+        let other = UnusedAccessDetails {
+            resource: Some("arn:aws:iam::111122223333:user/someone-else".into()),
+            ..details.clone()
+        };
+        assert!(key_finding().enriched(&other).is_err());
+        let bad_key = UnusedAccessDetails {
+            access_key_id: Some("ASIATEMPORARYCREDS1".into()),
+            ..details.clone()
+        };
+        assert!(key_finding().enriched(&bad_key).is_err());
+        // No key id: the nominee stays the user's keys; the date is still kept.
+        let no_key = UnusedAccessDetails {
+            access_key_id: None,
+            ..details
+        };
+        let f = key_finding().enriched(&no_key).unwrap();
+        assert_eq!(f.nominee, key_finding().nominee);
+        assert_eq!(f.observed_last_used, Some(t));
     }
 
     #[test]

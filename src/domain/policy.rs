@@ -23,6 +23,9 @@ pub struct Inactivity {
     pub key_threshold: Duration,
     /// Never act on a principal younger than this.
     pub min_age: Duration,
+    /// Ask Access Advisor before a step that cuts access; a later `LastAuthenticated` counts as
+    /// use, and no answer means no step.
+    pub confirm_with_access_advisor: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,7 @@ impl Default for Policy {
                 threshold: Duration::days(90),
                 key_threshold: Duration::days(45),
                 min_age: Duration::days(90),
+                confirm_with_access_advisor: false,
             },
             ladder: Ladder {
                 notice_to_quarantine: Duration::days(7),

@@ -117,6 +117,14 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A long-term access key id: `AKIA` + upper-case alphanumerics, 16-128 characters.
+pub fn is_access_key_id(s: &str) -> bool {
+    s.starts_with("AKIA")
+        && (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 /// What part of the principal the ladder walks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "scope", content = "key_id")]

@@ -14,7 +14,9 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::domain::finding::{Classification, Finding, Nominee, Source};
-use crate::domain::subject::{is_account_id, is_iam_name, Principal, PrincipalKind, Scope};
+use crate::domain::subject::{
+    is_access_key_id, is_account_id, is_iam_name, Principal, PrincipalKind, Scope,
+};
 
 /// EventBridge's own limit on an event (PutEvents entry size); larger input cannot be real.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -1160,14 +1162,6 @@ fn unique_id_kind(s: &str) -> Option<Option<PrincipalKind>> {
         Some(p) if OTHERS.contains(&p) => Some(None),
         _ => None,
     }
-}
-
-/// A long-term access key id: `AKIA` + upper-case alphanumerics, 16-128 characters.
-fn is_access_key_id(s: &str) -> bool {
-    s.starts_with("AKIA")
-        && (16..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// IAM paths: `/`, or `/` + segments of printable ASCII + `/`, at most 512 characters.

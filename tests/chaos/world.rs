@@ -165,6 +165,7 @@ impl World {
             engines: vec![Arc::new(self.engine(policy).await)],
             unreachable: Vec::new(),
             concurrency: 1,
+            analyzer: None,
         }
     }
 
