@@ -117,7 +117,7 @@ export function nonIdentityActions(opts: { hasDocuments: boolean; organization?:
     'logs:PutLogEvents',
     // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
     'sqs:SendMessage',
-    'access-analyzer:GetFindingV2',
+    'access-analyzer:GetFinding',
     ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
     ...(opts.organization ? ['organizations:ListAccounts'] : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
@@ -273,7 +273,7 @@ export class DormantStack extends Stack {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadAccessAnalyzerFindings',
-        actions: ['access-analyzer:GetFindingV2'],
+        actions: ['access-analyzer:GetFinding'],
         resources: [this.formatArn({ service: 'access-analyzer', region: '*', resource: 'analyzer', resourceName: '*' })],
       }),
     );

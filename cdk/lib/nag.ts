@@ -78,7 +78,7 @@ export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack)
     Validations.of(stack.role).acknowledge({
       id: `${IAM5}[Resource::arn:${PARTITION}:access-analyzer:*:${ACCOUNT}:analyzer/*]`,
       reason:
-        'access-analyzer:GetFindingV2 (read-only) on the analyzer an event names: analyzers are regional and their names are ' +
+        'access-analyzer:GetFinding (read-only; it authorizes the GetFindingV2 call) on the analyzer an event names: analyzers are regional and their names are ' +
         'chosen by the account, so any analyzer of this account. No other Access Analyzer action is granted.',
     });
     Validations.of(stack.role).acknowledge({

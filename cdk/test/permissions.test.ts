@@ -131,9 +131,9 @@ describe('the controller role (least privilege)', () => {
   });
 
   test('GetFindingV2 on this account\'s analyzers only', () => {
-    const aa = statements.filter((s) => asList(s.Action).includes('access-analyzer:GetFindingV2'));
+    const aa = statements.filter((s) => asList(s.Action).includes('access-analyzer:GetFinding'));
     expect(aa).toHaveLength(1);
-    expect(asList(aa[0].Action)).toEqual(['access-analyzer:GetFindingV2']);
+    expect(asList(aa[0].Action)).toEqual(['access-analyzer:GetFinding']);
     expect(JSON.stringify(aa[0].Resource)).toContain(':access-analyzer:*:');
     expect(JSON.stringify(aa[0].Resource)).toContain('AWS::AccountId');
     expect(JSON.stringify(aa[0].Resource)).toContain(':analyzer/*');
