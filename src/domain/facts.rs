@@ -66,7 +66,13 @@ impl Evidence {
         match self {
             Evidence::RoleLastUsed => "RoleLastUsed".to_string(),
             Evidence::PasswordLastUsed => "PasswordLastUsed".to_string(),
-            Evidence::AccessKeyLastUsed(k) => format!("AccessKeyLastUsed({k})"),
+            // Bulk reads know keys only by their credential-report column.
+            Evidence::AccessKeyLastUsed(k) => match k.strip_prefix("slot") {
+                Some(n) if is_slot(k) => {
+                    format!("AccessKeyLastUsed(credential report access_key_{n})")
+                }
+                _ => format!("AccessKeyLastUsed({k})"),
+            },
             Evidence::AccessAdvisor => "Access Advisor".to_string(),
             Evidence::Created => "never used (CreateDate)".to_string(),
         }
@@ -269,6 +275,18 @@ mod tests {
             mapped.access_keys[1].last_used_at,
             Some(at(90)),
             "the report's last use is kept"
+        );
+    }
+
+    #[test]
+    fn evidence_names_a_report_slot_by_its_column_and_a_key_by_its_id() {
+        assert_eq!(
+            Evidence::AccessKeyLastUsed("slot2".into()).describe(),
+            "AccessKeyLastUsed(credential report access_key_2)"
+        );
+        assert_eq!(
+            Evidence::AccessKeyLastUsed("AKIAEXAMPLE".into()).describe(),
+            "AccessKeyLastUsed(AKIAEXAMPLE)"
         );
     }
 
