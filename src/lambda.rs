@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::app::engine::Nomination;
 use crate::app::fanout::SweepFanOut;
-use crate::app::fleet::{AccountOutcome, Engines, Fleet};
+use crate::app::fleet::{add_account_run, AccountOutcome, Engines, Fleet};
 use crate::app::output::{ActionReport, RunReport};
 use crate::domain::finding::{Classification, Finding, Nominee};
 use crate::domain::{Outcome, PrincipalKind, Scope, Step, Timestamp};
@@ -367,17 +367,7 @@ where
         .await;
     for (account, ids, result) in results {
         match result {
-            Ok(r) => {
-                report.accounts.push(AccountOutcome {
-                    account,
-                    ok: true,
-                    evaluated: r.evaluated,
-                    error: None,
-                });
-                report.run.evaluated += r.evaluated;
-                report.run.actions.extend(r.actions);
-                report.run.breaker_tripped |= r.breaker_tripped;
-            }
+            Ok(r) => add_account_run(&mut report.run, &mut report.accounts, account, r),
             // Not an account dormant manages: a retry would be refused the same way.
             Err(e @ Error::Usage(_)) => {
                 error!(%account, error = %e, "sweep request refused; not retried");
@@ -387,22 +377,16 @@ where
                         reason: e.to_string(),
                     });
                 }
-                report.accounts.push(AccountOutcome {
-                    account,
-                    ok: false,
-                    evaluated: 0,
-                    error: Some(e.to_string()),
-                });
+                report
+                    .accounts
+                    .push(AccountOutcome::failed(account, e.to_string()));
             }
             Err(e) => {
                 warn!(%account, error = %e, "account failed; its messages go back to the queue");
                 report.retry.extend(ids);
-                report.accounts.push(AccountOutcome {
-                    account,
-                    ok: false,
-                    evaluated: 0,
-                    error: Some(e.to_string()),
-                });
+                report
+                    .accounts
+                    .push(AccountOutcome::failed(account, e.to_string()));
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::domain::AutomationStatus;
 use crate::domain::OutboundEvent;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, Budget, Decision, Effect, Facts, Gate, Intent, Outcome,
-    Policy, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
+    Policy, Principal, PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{AccessAdvisor, ErrorKind, Fallback, Iam, PortError, Publisher, Store};
@@ -237,15 +237,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             let Some(first) = live.first() else { continue };
             run.count_evaluated(1);
             let principal = first.subject.principal.clone();
-            let result = async {
-                let fresh = self
-                    .iam
-                    .fresh_facts(principal.kind, &principal.name)
-                    .await?;
-                self.evaluate_fresh(run, fresh, live, None, now).await
-            }
-            .await;
-            if let Err(e) = result {
+            if let Err(e) = self.sweep_fresh(run, &principal, live, now).await {
                 self.record_failure(run, &Subject::whole(principal), None, &e);
             }
         }
@@ -277,7 +269,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             let listed = self.iam.access_keys(&facts.principal.name).await?;
             match facts.with_key_ids(&listed) {
                 Some(with_ids) => facts = with_ids,
-                None => return self.sweep_fresh(run, bulk, records, now).await,
+                None => return self.sweep_fresh(run, &bulk.principal, records, now).await,
             }
         }
         let bulk_will_do = self
@@ -301,20 +293,21 @@ impl<I: Iam, S: Store> Engine<I, S> {
             self.evaluate_fresh(run, Some(facts), records, None, now)
                 .await
         } else {
-            self.sweep_fresh(run, bulk, records, now).await
+            self.sweep_fresh(run, &bulk.principal, records, now).await
         }
     }
 
+    /// Reads one principal afresh and decides for it and its tracked records.
     async fn sweep_fresh(
         &self,
         run: &Run,
-        bulk: &Facts,
+        principal: &Principal,
         records: Vec<Record>,
         now: Timestamp,
     ) -> Result<()> {
         let fresh = self
             .iam
-            .fresh_facts(bulk.principal.kind, &bulk.principal.name)
+            .fresh_facts(principal.kind, &principal.name)
             .await?;
         self.evaluate_fresh(run, fresh, records, None, now).await
     }

@@ -36,6 +36,35 @@ pub struct FleetReport {
     pub api_calls: std::collections::BTreeMap<String, u64>,
 }
 
+impl AccountOutcome {
+    pub fn failed(account: String, why: String) -> Self {
+        AccountOutcome {
+            account,
+            ok: false,
+            evaluated: 0,
+            error: Some(why),
+        }
+    }
+}
+
+/// Adds one account's finished run: its outcome line and its share of the totals.
+pub fn add_account_run(
+    run: &mut RunReport,
+    accounts: &mut Vec<AccountOutcome>,
+    account: String,
+    r: RunReport,
+) {
+    accounts.push(AccountOutcome {
+        account,
+        ok: true,
+        evaluated: r.evaluated,
+        error: None,
+    });
+    run.evaluated += r.evaluated;
+    run.actions.extend(r.actions);
+    run.breaker_tripped |= r.breaker_tripped;
+}
+
 impl FleetReport {
     pub fn failed_accounts(&self) -> usize {
         self.accounts.iter().filter(|a| !a.ok).count()
@@ -131,34 +160,18 @@ impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
             .await;
         let mut report = FleetReport::default();
         for (account, why) in &self.unreachable {
-            report.accounts.push(AccountOutcome {
-                account: account.clone(),
-                ok: false,
-                evaluated: 0,
-                error: Some(why.clone()),
-            });
+            report
+                .accounts
+                .push(AccountOutcome::failed(account.clone(), why.clone()));
         }
         for (account, result) in results {
             match result {
-                Ok(r) => {
-                    report.accounts.push(AccountOutcome {
-                        account,
-                        ok: true,
-                        evaluated: r.evaluated,
-                        error: None,
-                    });
-                    report.run.evaluated += r.evaluated;
-                    report.run.actions.extend(r.actions);
-                    report.run.breaker_tripped |= r.breaker_tripped;
-                }
+                Ok(r) => add_account_run(&mut report.run, &mut report.accounts, account, r),
                 Err(e) => {
                     warn!(%account, error = %e, "account failed; the others go on");
-                    report.accounts.push(AccountOutcome {
-                        account,
-                        ok: false,
-                        evaluated: 0,
-                        error: Some(e.to_string()),
-                    });
+                    report
+                        .accounts
+                        .push(AccountOutcome::failed(account, e.to_string()));
                 }
             }
         }
