@@ -9,17 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_iam::Client;
-use chrono::{DateTime, Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
 use dormant::app::Engine;
 use dormant::domain::{OutboundEvent, Outcome, Policy, Step};
 use dormant::ports::{PortResult, Publisher, Store};
+use support::account::Account;
 use support::emulator::emulator;
-
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// The bulk reads of a sweep: one `GetAccountAuthorizationDetails` page per 1,000 identities
 /// and the credential report.
@@ -41,104 +37,26 @@ impl Publisher for Events {
     }
 }
 
-struct Account {
-    id: String,
-    iam: Client,
-    now: DateTime<Utc>,
+async fn engine_publishing_to(
+    a: &Account,
+    policy: Policy,
+    events: Arc<Events>,
+) -> Engine<AwsIam, DynamoStore> {
+    a.engine(policy).await.with_publisher(events)
 }
 
-impl Account {
-    async fn new() -> Self {
-        let id = emulator().new_account();
-        let sdk = emulator().sdk_config_for(&id).await;
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            "dormant",
-            RetryPolicy::fast(),
-        )
-        .init()
-        .await
-        .unwrap();
-        Account {
-            iam: Client::new(&sdk),
-            id,
-            now: Utc::now(),
-        }
-    }
-
-    async fn engine(&self, policy: Policy, events: Arc<Events>) -> Engine<AwsIam, DynamoStore> {
-        let sdk = emulator().sdk_config_for(&self.id).await;
-        Engine::new(
-            AwsIam::new(Client::new(&sdk), self.id.clone(), RetryPolicy::fast()),
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                "dormant",
-                RetryPolicy::fast(),
-            ),
-            policy,
-            "controller",
-        )
-        .with_publisher(events)
-    }
-
-    async fn unused_role(&self, name: &str) {
-        self.iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap();
-        emulator().backdate_role(&self.id, name, Some(self.now - Duration::days(200)), None);
-    }
-
-    async fn user(&self, name: &str, created_days_ago: i64) {
-        self.iam.create_user().user_name(name).send().await.unwrap();
-        emulator().backdate_user(
-            &self.id,
-            name,
-            Some(self.now - Duration::days(created_days_ago)),
-            None,
+/// Every request of the account since the last clear, by `service:Operation`.
+fn requests_by_operation(a: &Account) -> BTreeMap<String, usize> {
+    let mut by_op = BTreeMap::new();
+    for r in emulator().requests(&a.id) {
+        let op = format!(
+            "{}:{}",
+            r["service"].as_str().unwrap_or("?"),
+            r["operation"].as_str().unwrap_or("?")
         );
+        *by_op.entry(op).or_insert(0) += 1;
     }
-
-    /// A key created `created_days_ago` and last used `used_days_ago`; returns its id.
-    async fn key(&self, user: &str, created_days_ago: i64, used_days_ago: i64) -> String {
-        let k = self
-            .iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap();
-        let id = k.access_key().unwrap().access_key_id().to_string();
-        emulator().backdate_access_key(
-            &self.id,
-            user,
-            &id,
-            Some(self.now - Duration::days(created_days_ago)),
-            Some(self.now - Duration::days(used_days_ago)),
-        );
-        id
-    }
-
-    /// Every request of this account since the last clear, by operation.
-    fn calls(&self) -> BTreeMap<String, usize> {
-        let mut by_op = BTreeMap::new();
-        for r in emulator().requests(&self.id) {
-            let op = format!(
-                "{}:{}",
-                r["service"].as_str().unwrap_or("?"),
-                r["operation"].as_str().unwrap_or("?")
-            );
-            *by_op.entry(op).or_insert(0) += 1;
-        }
-        by_op
-    }
-
-    fn day(&self, n: i64) -> DateTime<Utc> {
-        self.now + Duration::days(n)
-    }
+    by_op
 }
 
 fn only(calls: &BTreeMap<String, usize>, ops: &[&str]) -> BTreeMap<String, usize> {
@@ -165,7 +83,7 @@ fn iam_reads(calls: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
 #[tokio::test]
 async fn a_dry_run_sweep_reads_iam_only_in_bulk_and_names_idle_keys_by_their_report_slot() {
     let a = Account::new().await;
-    a.unused_role("bulk-role").await;
+    a.role("bulk-role", 200, &[]).await;
     // Active through its first key; the second has been idle for 200 days.
     a.user("two-keys", 400).await;
     a.key("two-keys", 300, 1).await;
@@ -175,12 +93,12 @@ async fn a_dry_run_sweep_reads_iam_only_in_bulk_and_names_idle_keys_by_their_rep
         dry_run: true,
         ..Policy::default()
     };
-    let engine = a.engine(dry, Arc::default()).await;
+    let engine = engine_publishing_to(&a, dry, Arc::default()).await;
     emulator().clear_requests(&a.id);
 
     let r = engine.sweep(a.day(0)).await.unwrap();
 
-    let calls = a.calls();
+    let calls = requests_by_operation(&a);
     assert_eq!(
         iam_reads(&calls),
         BTreeMap::new(),
@@ -230,10 +148,10 @@ async fn a_dry_run_sweep_reads_iam_only_in_bulk_and_names_idle_keys_by_their_rep
 
     // Acting needs the key's id: the real pass lists the user's keys (one call, matched to the
     // report's slots by creation date) and notices the key by id.
-    let real = a.engine(Policy::default(), Arc::default()).await;
+    let real = engine_publishing_to(&a, Policy::default(), Arc::default()).await;
     emulator().clear_requests(&a.id);
     let r = real.sweep(a.day(0)).await.unwrap();
-    let calls = a.calls();
+    let calls = requests_by_operation(&a);
     assert_eq!(
         iam_reads(&calls),
         BTreeMap::from([("iam:ListAccessKeys".to_string(), 1)]),
@@ -250,13 +168,13 @@ async fn a_dry_run_sweep_reads_iam_only_in_bulk_and_names_idle_keys_by_their_rep
 async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_batched_events() {
     let a = Account::new().await;
     for n in 0..12 {
-        a.unused_role(&format!("idle-{n}")).await;
+        a.role(&format!("idle-{n}"), 200, &[]).await;
     }
     for n in 0..3 {
         a.user(&format!("gone-{n}"), 300).await;
     }
     let events = Arc::new(Events::default());
-    let engine = a.engine(Policy::default(), events.clone()).await;
+    let engine = engine_publishing_to(&a, Policy::default(), events.clone()).await;
     emulator().clear_requests(&a.id);
 
     let r = engine.sweep(a.day(0)).await.unwrap();
@@ -267,7 +185,7 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_batched_e
         .filter(|x| x.outcome == Outcome::Done && x.step == Step::Notice)
         .count();
     assert_eq!(done, 15, "{r:?}");
-    let calls = a.calls();
+    let calls = requests_by_operation(&a);
     assert_eq!(
         iam_reads(&calls),
         BTreeMap::new(),
@@ -294,9 +212,9 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_batched_e
 async fn a_later_step_re_reads_the_identity_once_then_makes_its_own_calls() {
     let a = Account::new().await;
     for n in 0..3 {
-        a.unused_role(&format!("later-{n}")).await;
+        a.role(&format!("later-{n}"), 200, &[]).await;
     }
-    let engine = a.engine(Policy::default(), Arc::default()).await;
+    let engine = engine_publishing_to(&a, Policy::default(), Arc::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     emulator().clear_requests(&a.id);
 
@@ -310,7 +228,7 @@ async fn a_later_step_re_reads_the_identity_once_then_makes_its_own_calls() {
         3,
         "{r:?}"
     );
-    let calls = a.calls();
+    let calls = requests_by_operation(&a);
     // The re-read (GetRole + ListRolePolicies), then the deny-all policy and the stage tags.
     for op in ["GetRole", "ListRolePolicies", "PutRolePolicy", "TagRole"] {
         assert_eq!(calls.get(&format!("iam:{op}")), Some(&3), "{op}: {calls:?}");

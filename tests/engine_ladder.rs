@@ -7,20 +7,14 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::{StatusType, Tag};
-use aws_sdk_iam::Client;
-use chrono::{DateTime, Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
-use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
+use chrono::Duration;
 use dormant::app::output::RunReport;
-use dormant::app::Engine;
 use dormant::domain::policy::Exemptions;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};
+use support::account::{Account, TRUST};
 use support::emulator::{emulator, Fault};
-
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// IAM calls that change something; a protected or exempt identity must never see one.
 const MUTATING: &[&str] = &[
@@ -44,68 +38,8 @@ const MUTATING: &[&str] = &[
     "DeactivateMFADevice",
 ];
 
-struct Account {
-    id: String,
-    iam: Client,
-    now: DateTime<Utc>,
-}
-
+/// Reads of IAM and the store that only these tests need.
 impl Account {
-    async fn new() -> Self {
-        let id = emulator().new_account();
-        let sdk = emulator().sdk_config_for(&id).await;
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            "dormant",
-            RetryPolicy::fast(),
-        );
-        store.init().await.unwrap();
-        Account {
-            iam: Client::new(&sdk),
-            id,
-            now: Utc::now(),
-        }
-    }
-
-    async fn engine(&self, policy: Policy) -> Engine<AwsIam, DynamoStore> {
-        let sdk = emulator().sdk_config_for(&self.id).await;
-        Engine::new(
-            AwsIam::new(Client::new(&sdk), self.id.clone(), RetryPolicy::fast()),
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                "dormant",
-                RetryPolicy::fast(),
-            ),
-            policy,
-            "controller",
-        )
-    }
-
-    fn day(&self, n: i64) -> DateTime<Utc> {
-        self.now + Duration::days(n)
-    }
-
-    async fn role(&self, name: &str, created_days_ago: i64, tags: &[(&str, &str)]) {
-        let mut req = self
-            .iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST);
-        if let Some(path) = name.strip_prefix("svc:") {
-            req = req.role_name(path);
-        }
-        for (k, v) in tags {
-            req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-        }
-        req.send().await.unwrap();
-        emulator().backdate_role(
-            &self.id,
-            name,
-            Some(self.now - Duration::days(created_days_ago)),
-            None,
-        );
-    }
-
     async fn role_tags(&self, name: &str) -> BTreeMap<String, String> {
         let r = self
             .iam

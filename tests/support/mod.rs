@@ -4,3 +4,5 @@
 #![allow(dead_code)]
 
 pub mod emulator;
+
+pub mod account;
