@@ -132,7 +132,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|(r, f)| {
             let d = decide(r, Some(f), &policy, &budget, now() - Duration::days(8));
-            (d.after.unwrap_or_else(|| r.clone()), *f)
+            (d.after().cloned().unwrap_or_else(|| r.clone()), *f)
         })
         .collect();
 

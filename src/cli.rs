@@ -21,7 +21,6 @@ use crate::config::{Config, ConfigError};
 use crate::domain::{IdentityArg, Outcome, Stage};
 use crate::error::{Error, Result};
 use crate::inbound::eventbridge::{classification_json, classify_bytes, ClassifyRules};
-use crate::ports::Store;
 
 const ABOUT: &str = "dormant finds AWS IAM roles, users, access keys and passwords nobody uses any more \
 and takes them out of service in graduated, reversible steps: notice (tags), quarantine (a deny-all \
@@ -430,14 +429,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut states = Vec::new();
             for engine in &fleet.engines {
                 let account = engine.account();
-                let mut state = engine.store.breaker(account).await?;
-                if let BreakerAction::Reset = action {
-                    state.tripped = false;
-                    state.tripped_at = None;
-                    state.cause = None;
-                    engine.store.save_breaker(account, &state).await?;
-                    tracing::info!(%account, "circuit breaker reset");
-                }
+                let state = match action {
+                    BreakerAction::Reset => {
+                        let state = engine.breaker().reset().await?;
+                        tracing::info!(%account, "circuit breaker reset");
+                        state
+                    }
+                    BreakerAction::Status => engine.breaker().state().await?,
+                };
                 states.push(serde_json::json!({
                     "account": account,
                     "tripped": state.tripped,

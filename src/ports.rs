@@ -126,6 +126,10 @@ pub trait Fallback: Send + Sync {
 
     /// Where an execution stands.
     async fn status(&self, execution_id: &str) -> PortResult<AutomationStatus>;
+
+    /// Asks an execution to stop (`StopAutomationExecution`); stopping one that has ended is a
+    /// no-op. It may take a moment to stop: poll [`Fallback::status`].
+    async fn stop(&self, execution_id: &str) -> PortResult<()>;
 }
 
 /// Where dormant's own events go (EventBridge `PutEvents`).
@@ -195,8 +199,12 @@ pub trait Store: Send + Sync {
     /// Gives a claim back after processing failed, so the event's redelivery is processed.
     async fn release_event(&self, event_id: &str) -> PortResult<()>;
 
+    /// The account's breaker, with the stored version (0 when none is stored).
     async fn breaker(&self, account: &str) -> PortResult<BreakerState>;
 
+    /// Writes the breaker if the stored version is still `state.version` (0: none stored).
+    /// `ErrorKind::Conflict` if another run wrote first: re-read and apply the change again
+    /// (`app::breaker::Breaker` does).
     async fn save_breaker(&self, account: &str, state: &BreakerState) -> PortResult<()>;
 }
 

@@ -157,13 +157,12 @@ async fn save_is_versioned_and_load_returns_what_was_saved() {
     let mut r = record(subject.clone(), Stage::Noticed, Some(t(60)));
     r.noticed_at = Some(t(0));
     r.keys_deactivated = vec!["AKIAEXAMPLE000000001".into()];
-    r.pending = Some(Intent {
-        step: Step::Quarantine,
-        started_at: t(1),
-        effects: Vec::new(),
-        after: Box::new(record(subject.clone(), Stage::Quarantined, None)),
-        fallback: Vec::new(),
-    });
+    r.pending = Some(Intent::new(
+        Step::Quarantine,
+        t(1),
+        Vec::new(),
+        record(subject.clone(), Stage::Quarantined, None),
+    ));
     assert_eq!(store.save(&r).await.unwrap(), 1);
     let loaded = store.load(&subject).await.unwrap().unwrap();
     assert_eq!(
@@ -442,20 +441,43 @@ async fn breaker_round_trips() {
         cause: Some("too many".into()),
         quarantines: vec![t(1), t(2), t(3)],
         identities: 42,
+        version: 0,
     };
     store.save_breaker(ACCOUNT, &state).await.unwrap();
-    assert_eq!(store.breaker(ACCOUNT).await.unwrap(), state);
+    let stored = store.breaker(ACCOUNT).await.unwrap();
+    assert_eq!(
+        stored,
+        BreakerState {
+            version: 1,
+            ..state.clone()
+        }
+    );
     assert_eq!(
         store.breaker("999999999999").await.unwrap(),
         BreakerState::default()
     );
-    store
+    // A writer holding the old version loses: it must re-read and apply its change again.
+    let stale = store
         .save_breaker(ACCOUNT, &BreakerState::default())
+        .await
+        .unwrap_err();
+    assert_eq!(stale.kind, ErrorKind::Conflict);
+    store
+        .save_breaker(
+            ACCOUNT,
+            &BreakerState {
+                version: 1,
+                ..BreakerState::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
         store.breaker(ACCOUNT).await.unwrap(),
-        BreakerState::default()
+        BreakerState {
+            version: 2,
+            ..BreakerState::default()
+        }
     );
 }
 

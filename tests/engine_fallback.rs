@@ -31,6 +31,7 @@ const AUTOMATION_ROLE: &str = "arn:aws:iam::111122223333:role/dormant-automation
 struct FakeSsm {
     started: Mutex<Vec<AutomationRequest>>,
     status: Mutex<Option<AutomationStatus>>,
+    stopped: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -47,6 +48,11 @@ impl Fallback for FakeSsm {
             .unwrap()
             .clone()
             .unwrap_or(AutomationStatus::Running))
+    }
+    async fn stop(&self, id: &str) -> PortResult<()> {
+        self.stopped.lock().unwrap().push(id.to_string());
+        *self.status.lock().unwrap() = Some(AutomationStatus::Failed("Cancelled".into()));
+        Ok(())
     }
 }
 
@@ -209,12 +215,27 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
     );
     let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Noticed);
-    assert!(record.pending.is_none());
+    let intent = record
+        .pending
+        .as_ref()
+        .expect("the intent stays for the next attempt");
+    assert!(
+        intent.fallback.is_empty(),
+        "the failed execution is not polled again"
+    );
+    assert_eq!(intent.attempts, 1);
+    let retry_at = s.now + Duration::days(7) + Duration::minutes(30);
     assert_eq!(
         record.next_due_at,
-        Some(s.now + Duration::days(8) + Duration::minutes(15)),
-        "retried a day later, not every tick"
+        Some(retry_at),
+        "the next attempt backs off (15 minutes after the first failure), not every tick"
     );
+    let quiet = s
+        .engine
+        .tick(s.now + Duration::days(7) + Duration::minutes(20))
+        .await
+        .unwrap();
+    assert!(quiet.actions.is_empty(), "{quiet:?}");
     let events = s.events.0.lock().unwrap().clone();
     assert!(events.iter().any(|e| e.detail_type == "Remediation Failed"
         && e.detail.reason.contains("Step PutPolicy failed")));
@@ -328,4 +349,88 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
         Stage::Quarantined
     );
     assert_eq!(poll.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn no_delete_is_handed_to_ssm_without_a_stored_snapshot() {
+    for always in [vec![], vec![Step::Delete]] {
+        let s = setup(always.clone()).await;
+        s.engine.sweep(s.now).await.unwrap();
+        s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+        *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+        s.ssm.started.lock().unwrap().clear();
+        // The snapshot's read of the tags is denied; so, in the first case, is the delete.
+        emulator().inject_fault(&s.account, "iam", "ListRoleTags", Fault::AccessDenied, 1);
+        emulator().inject_fault(&s.account, "iam", "DeleteRole", Fault::AccessDenied, 1);
+        let r = s.engine.tick(s.now + Duration::days(23)).await.unwrap();
+        assert_eq!(r.actions[0].outcome, Outcome::Failed, "{always:?}: {r:?}");
+        assert!(
+            r.actions[0].reason.contains("snapshot"),
+            "{}",
+            r.actions[0].reason
+        );
+        assert!(
+            s.ssm.started.lock().unwrap().is_empty(),
+            "{always:?}: no Dormant-DeleteIdentity without a snapshot"
+        );
+        assert_eq!(emulator().count_requests(&s.account, "DeleteRole"), 0);
+        assert!(s
+            .engine
+            .store
+            .latest_snapshot(&subject(&s))
+            .await
+            .unwrap()
+            .is_none());
+        emulator().clear_faults(&s.account);
+    }
+}
+
+#[tokio::test]
+async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
+    let s = setup(vec![]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
+
+    let undone = s
+        .engine
+        .undo(
+            &"role/locked".parse().unwrap(),
+            "owner needs it",
+            s.now + Duration::days(7) + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(undone.stage, Stage::Released);
+    assert_eq!(
+        *s.ssm.stopped.lock().unwrap(),
+        vec!["exec-1".to_string()],
+        "the running execution is stopped before the release"
+    );
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert!(record.pending.is_none());
+
+    // The execution had attached the deny policy before it stopped: IAM disagrees with the
+    // record until the next run puts it right.
+    let sdk = emulator().sdk_config_for(&s.account).await;
+    Client::new(&sdk)
+        .put_role_policy()
+        .role_name("locked")
+        .policy_name("DormantQuarantineDenyAll")
+        .policy_document(dormant::domain::effect::QUARANTINE_POLICY_DOCUMENT)
+        .send()
+        .await
+        .unwrap();
+    s.engine.sweep(s.now + Duration::days(8)).await.unwrap();
+    let left = Client::new(&sdk)
+        .list_role_policies()
+        .role_name("locked")
+        .send()
+        .await
+        .unwrap();
+    assert!(left.policy_names().is_empty(), "repaired: {left:?}");
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Released);
+    assert!(record.reason.contains("repaired"), "{}", record.reason);
 }

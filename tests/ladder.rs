@@ -14,7 +14,7 @@ use dormant::domain::{
 use world::*;
 
 fn step_of(w: &mut World, at: Duration) -> Option<Step> {
-    w.run(at).step
+    w.run(at).step()
 }
 
 #[test]
@@ -22,7 +22,7 @@ fn an_unused_role_walks_notice_quarantine_delete() {
     let mut w = World::whole(role("old-deploy").created(days(120)).build());
 
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.step(), Some(Step::Notice));
     assert!(d.reason.contains("unused for 120 days"), "{}", d.reason);
     assert_eq!(w.record.stage, Stage::Noticed);
     assert_eq!(w.tag("dormant:stage"), Some("noticed"));
@@ -32,7 +32,7 @@ fn an_unused_role_walks_notice_quarantine_delete() {
 
     assert_eq!(step_of(&mut w, days(6)), None, "quarantine waits 7 days");
     let d = w.run(days(7));
-    assert_eq!(d.step, Some(Step::Quarantine));
+    assert_eq!(d.step(), Some(Step::Quarantine));
     assert!(w.facts().has_quarantine_policy);
     assert_eq!(w.tag("dormant:stage"), Some("quarantined"));
     assert_eq!(
@@ -44,9 +44,9 @@ fn an_unused_role_walks_notice_quarantine_delete() {
 
     assert_eq!(step_of(&mut w, days(22)), None);
     let d = w.run(days(23));
-    assert_eq!(d.step, Some(Step::Delete));
+    assert_eq!(d.step(), Some(Step::Delete));
     assert_eq!(
-        d.effects,
+        d.effects(),
         vec![Effect::TakeSnapshot, Effect::DeletePrincipal],
         "the snapshot is taken before anything is torn down"
     );
@@ -70,9 +70,9 @@ fn a_user_with_two_keys_only_loses_the_active_one() {
     assert_eq!(w.tag("dormant:next-step"), Some("deactivate_keys"));
     assert_eq!(step_of(&mut w, days(13)), None);
     let d = w.run(days(14));
-    assert_eq!(d.step, Some(Step::DeactivateKeys));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
     assert_eq!(
-        d.effects[0],
+        d.effects()[0],
         Effect::DeactivateKeys {
             key_ids: vec![KEY_A.to_string()]
         }
@@ -146,8 +146,8 @@ fn an_unused_password_is_noticed_then_its_login_profile_deleted() {
     assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
     assert_eq!(w.tag("dormant:password:next-step"), Some("delete"));
     let d = w.run(days(7));
-    assert_eq!(d.step, Some(Step::Delete));
-    assert!(d.effects.contains(&Effect::DeleteLoginProfile));
+    assert_eq!(d.step(), Some(Step::Delete));
+    assert!(d.effects().contains(&Effect::DeleteLoginProfile));
     assert!(w.facts().login_profile.is_none());
     assert!(w.key_active(KEY_A), "the user keeps working with its key");
 }
@@ -162,7 +162,7 @@ fn an_exemption_tag_keeps_a_role_off_the_ladder() {
             .build(),
     );
     let d = w.run(days(0));
-    assert_eq!(d.step, None);
+    assert_eq!(d.step(), None);
     assert!(d.reason.contains("DR only"), "{}", d.reason);
     assert!(w.applied.is_empty());
 
@@ -181,7 +181,7 @@ fn an_expired_exemption_is_acted_on_and_says_so() {
             .build(),
     );
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.step(), Some(Step::Notice));
     assert!(d.reason.contains("lapsed"), "{}", d.reason);
 
     // Valid through the whole day named.
@@ -192,8 +192,8 @@ fn an_expired_exemption_is_acted_on_and_says_so() {
             .tag(TAG_EXEMPT_UNTIL, "2026-06-01")
             .build(),
     );
-    assert_eq!(w.run(Duration::hours(23)).step, None);
-    assert_eq!(w.run(days(1)).step, Some(Step::Notice));
+    assert_eq!(w.run(Duration::hours(23)).step(), None);
+    assert_eq!(w.run(days(1)).step(), Some(Step::Notice));
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn exemption_tags_that_break_the_rules_do_not_count() {
             .build(),
     );
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.step(), Some(Step::Notice));
     assert!(d.reason.contains("is not a date"), "{}", d.reason);
 
     let mut w = World::whole(
@@ -217,7 +217,7 @@ fn exemption_tags_that_break_the_rules_do_not_count() {
     );
     w.policy.exemptions.require_until = true;
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.step(), Some(Step::Notice));
     assert!(
         d.reason.contains("requires dormant:exempt-until"),
         "{}",
@@ -232,7 +232,7 @@ fn exemption_tags_that_break_the_rules_do_not_count() {
             .build(),
     );
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
+    assert_eq!(d.step(), Some(Step::Notice));
     assert!(d.reason.contains("more than 365 days"), "{}", d.reason);
 }
 
@@ -255,7 +255,7 @@ fn configured_globs_match_path_and_name_like_fnmatch() {
         let mut w = World::whole(role_at(path, name).created(days(500)).build());
         w.policy = glob_policy(&["/breakglass-role", "/security-*"]);
         let d = w.run(days(0));
-        assert_eq!(d.step.is_none(), exempt, "{path}{name}: {}", d.reason);
+        assert_eq!(d.step().is_none(), exempt, "{path}{name}: {}", d.reason);
     }
 }
 
@@ -280,7 +280,7 @@ fn protected_identities_are_never_touched_even_if_tracked() {
         for day in [0, 7, 30, 60] {
             let d = w.run(days(day));
             assert!(
-                d.effects.is_empty() && d.step.is_none(),
+                d.effects().is_empty() && d.step().is_none(),
                 "{}: {:?}",
                 facts.principal.name,
                 d
@@ -292,7 +292,7 @@ fn protected_identities_are_never_touched_even_if_tracked() {
         w.record.version = 3;
         let d = w.run(days(90));
         assert!(
-            d.effects.is_empty(),
+            d.effects().is_empty(),
             "protected: never even released by dormant"
         );
         assert_eq!(w.record.stage, Stage::Exempt);
@@ -316,7 +316,7 @@ fn a_role_used_again_mid_ladder_is_released_then_cools_off() {
 
     w.facts_mut().role_last_used = Some(t0() + days(9));
     let d = w.run(days(10));
-    assert_eq!(d.step, Some(Step::Release));
+    assert_eq!(d.step(), Some(Step::Release));
     assert!(d.reason.contains("used at"), "{}", d.reason);
     assert_eq!(w.record.stage, Stage::Released);
     assert!(!w.facts().has_quarantine_policy);
@@ -325,7 +325,7 @@ fn a_role_used_again_mid_ladder_is_released_then_cools_off() {
     // Idle again past the threshold, but inside the 30-day cool-off: left alone.
     w.policy.inactivity.threshold = days(10);
     let d = w.run(days(30));
-    assert_eq!(d.step, None);
+    assert_eq!(d.step(), None);
     assert!(d.reason.contains("cool-off"), "{}", d.reason);
     assert_eq!(
         step_of(&mut w, days(40)),
@@ -378,9 +378,9 @@ fn dry_run_decides_but_changes_nothing() {
     let mut w = World::whole(role("dry").created(days(200)).build());
     w.policy.dry_run = true;
     let d = w.run(days(0));
-    assert_eq!(d.step, Some(Step::Notice));
-    assert_eq!(d.gate, Gate::DryRun);
-    assert!(!d.effects.is_empty(), "it says what it would do");
+    assert_eq!(d.step(), Some(Step::Notice));
+    assert_eq!(d.gate(), Some(&Gate::DryRun));
+    assert!(!d.effects().is_empty(), "it says what it would do");
     assert!(w.applied.is_empty());
     assert_eq!(w.record.stage, Stage::Clean);
 }
@@ -392,10 +392,14 @@ fn the_breaker_stops_access_cutting_steps_but_not_notices() {
         actions_this_run: 25,
         ..Budget::default()
     };
-    assert_eq!(w.run(days(0)).gate, Gate::Proceed, "notices are only tags");
+    assert_eq!(
+        w.run(days(0)).gate(),
+        Some(&Gate::Proceed),
+        "notices are only tags"
+    );
     let d = w.run(days(7));
-    assert_eq!(d.step, Some(Step::Quarantine));
-    match d.gate {
+    assert_eq!(d.step(), Some(Step::Quarantine));
+    match d.gate().cloned().unwrap_or(Gate::Proceed) {
         Gate::Breaker(trip) => {
             assert!(trip.newly_tripped);
             assert!(trip.cause.contains("more than 25"), "{}", trip.cause);
@@ -410,7 +414,7 @@ fn the_breaker_stops_access_cutting_steps_but_not_notices() {
         identities_in_account: 1000,
         ..Budget::default()
     };
-    assert_eq!(w.run(days(7)).gate, Gate::Proceed);
+    assert_eq!(w.run(days(7)).gate(), Some(&Gate::Proceed));
 }
 
 #[test]
@@ -423,7 +427,7 @@ fn the_breaker_trips_on_the_quarantine_fraction_once_min_count_is_reached() {
             identities_in_account: identities,
             ..Budget::default()
         };
-        w.run(days(7)).gate
+        w.run(days(7)).gate().cloned().unwrap_or(Gate::Proceed)
     };
     assert_eq!(
         d(3, 20),
@@ -442,7 +446,7 @@ fn deletion_waits_for_approval_when_configured() {
     w.run(days(0));
     w.run(days(7));
     let d = w.run(days(23));
-    assert_eq!(d.step, Some(Step::RequestApproval));
+    assert_eq!(d.step(), Some(Step::RequestApproval));
     assert_eq!(w.record.stage, Stage::PendingDelete);
     assert_eq!(w.tag("dormant:next-step-at"), Some("awaiting-approval"));
     assert_eq!(
@@ -503,8 +507,8 @@ fn undo_reverses_exactly_what_dormant_did() {
         "needed for the audit",
     )
     .unwrap();
-    assert_eq!(d.step, Some(Step::Release));
-    assert!(d.effects.contains(&Effect::ReactivateKeys {
+    assert_eq!(d.step(), Some(Step::Release));
+    assert!(d.effects().contains(&Effect::ReactivateKeys {
         key_ids: vec![KEY_A.to_string()]
     }));
     w.commit(&d);
@@ -549,7 +553,7 @@ fn an_exemption_added_during_quarantine_releases_and_its_expiry_restarts_from_no
         .tags
         .insert(TAG_EXEMPT_UNTIL.into(), "2026-07-31".into());
     let d = w.run(days(8));
-    assert_eq!(d.step, Some(Step::Release));
+    assert_eq!(d.step(), Some(Step::Release));
     assert_eq!(w.record.stage, Stage::Exempt);
     assert!(!w.facts().has_quarantine_policy);
     assert_eq!(
@@ -560,7 +564,7 @@ fn an_exemption_added_during_quarantine_releases_and_its_expiry_restarts_from_no
 
     assert_eq!(step_of(&mut w, days(30)), None);
     let d = w.run(days(61));
-    assert_eq!(d.step, Some(Step::Notice), "{}", d.reason);
+    assert_eq!(d.step(), Some(Step::Notice), "{}", d.reason);
     assert_eq!(w.record.stage, Stage::Noticed);
 }
 
@@ -582,26 +586,34 @@ fn a_crash_between_intent_and_commit_is_completed_not_redecided() {
         &w.budget,
         t0() + days(14),
     );
-    assert_eq!(d.step, Some(Step::DeactivateKeys));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
     // The intent is stored, then the process dies after turning off only key A.
-    w.record.pending = Some(dormant::domain::Intent {
-        step: Step::DeactivateKeys,
-        started_at: t0() + days(14),
-        effects: d.effects.clone(),
-        after: Box::new(d.after.clone().unwrap()),
-        fallback: Vec::new(),
-    });
+    w.record.pending = Some(dormant::domain::Intent::new(
+        Step::DeactivateKeys,
+        t0() + days(14),
+        d.effects().to_vec(),
+        d.after().unwrap().clone(),
+    ));
     w.facts_mut().access_keys[0].active = false;
 
     let meanwhile = w.run(days(14) + Duration::minutes(5));
     assert!(
-        meanwhile.effects.is_empty() && meanwhile.reason.contains("in progress"),
+        meanwhile.effects().is_empty() && meanwhile.reason.contains("in progress"),
         "another run may still own it"
     );
     let resumed = w.run(days(14) + Duration::minutes(15));
     assert_eq!(
-        resumed.effects, d.effects,
-        "the same effects, not a new decision from half-changed facts"
+        resumed.step(),
+        Some(Step::DeactivateKeys),
+        "{}",
+        resumed.reason
+    );
+    assert_eq!(
+        resumed.effects()[0],
+        Effect::DeactivateKeys {
+            key_ids: vec![KEY_B.to_string()]
+        },
+        "re-planned on the fresh read: the key still active"
     );
     assert_eq!(
         w.record.keys_deactivated,
@@ -617,7 +629,7 @@ fn an_identity_deleted_outside_dormant_stops_being_tracked() {
     w.run(days(0));
     w.facts = None;
     let d = w.run(days(3));
-    assert!(d.effects.is_empty());
+    assert!(d.effects().is_empty());
     assert_eq!(w.record.stage, Stage::Deleted);
     assert!(w.record.reason.contains("outside dormant"));
     assert_eq!(w.record.next_due_at, None);

@@ -174,7 +174,7 @@ proptest! {
                 }
                 Op::Undo => {
                     if let Ok(d) = undo(&w.record, w.facts.as_ref(), &w.policy, now, "prop") {
-                        prop_assert!(!is_protected(who) || d.effects.is_empty());
+                        prop_assert!(!is_protected(who) || d.effects().is_empty());
                         let before = w.record.stage;
                         w.commit(&d);
                         prop_assert!(dry_run || matches!(w.record.stage, Stage::Released), "undo from {before} went to {}", w.record.stage);
@@ -190,17 +190,17 @@ proptest! {
             let after = &w.record;
 
             if is_protected(who) {
-                prop_assert!(d.effects.is_empty(), "protected identity got effects: {:?}", d);
+                prop_assert!(d.effects().is_empty(), "protected identity got effects: {:?}", d);
                 prop_assert!(w.applied.is_empty());
             }
-            if d.gate != Gate::Proceed {
+            if d.gate().is_some_and(|g| *g != Gate::Proceed) {
                 prop_assert_eq!(&before, after, "a gated decision changes nothing");
                 continue;
             }
             if before.stage == after.stage {
                 continue;
             }
-            match d.step {
+            match d.step() {
                 Some(Step::Release) => prop_assert!(matches!(after.stage, Stage::Released | Stage::Exempt)),
                 Some(Step::Notice) => {
                     prop_assert!(matches!(before.stage, Stage::Clean | Stage::Released | Stage::Exempt));

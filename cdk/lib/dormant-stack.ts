@@ -118,7 +118,7 @@ export function nonIdentityActions(opts: { hasDocuments: boolean; organization?:
     // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
     'sqs:SendMessage',
     'access-analyzer:GetFinding',
-    ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'iam:PassRole'] : []),
+    ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'ssm:StopAutomationExecution', 'iam:PassRole'] : []),
     ...(opts.organization ? ['organizations:ListAccounts'] : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
   ].sort();
@@ -291,7 +291,8 @@ export class DormantStack extends Stack {
       this.role.addToPolicy(
         new iam.PolicyStatement({
           sid: 'PollRemediationExecutions',
-          actions: ['ssm:GetAutomationExecution'],
+          // Stop: `undo` stops a running execution of the step it reverses.
+          actions: ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
           resources: [this.documents.executionArn()],
         }),
       );

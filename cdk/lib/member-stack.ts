@@ -88,7 +88,8 @@ export class DormantMemberStack extends Stack {
       this.memberRole.addToPolicy(
         new iam.PolicyStatement({
           sid: 'PollRemediationExecutions',
-          actions: ['ssm:GetAutomationExecution'],
+          // Stop: `undo` stops a running execution of the step it reverses.
+          actions: ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
           resources: [this.documents.executionArn()],
         }),
       );

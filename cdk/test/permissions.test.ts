@@ -156,7 +156,7 @@ describe('the member and automation roles', () => {
   const { template: m } = member();
 
   test.each([
-    ['member role', () => roleStatements(m, 'MemberRole'), hasDocuments ? ['iam:PassRole', 'ssm:GetAutomationExecution', 'ssm:StartAutomationExecution'] : []],
+    ['member role', () => roleStatements(m, 'MemberRole'), hasDocuments ? ['iam:PassRole', 'ssm:GetAutomationExecution', 'ssm:StartAutomationExecution', 'ssm:StopAutomationExecution'] : []],
     ['member automation role', () => roleStatements(m, 'AutomationRole'), []],
     ['controller automation role', () => roleStatements(template, 'AutomationRole'), []],
   ])('%s: the IAM actions of permissions.json and nothing else', (_name, statements, extra) => {

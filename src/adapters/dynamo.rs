@@ -666,7 +666,16 @@ impl Store for DynamoStore {
 
     async fn breaker(&self, account: &str) -> PortResult<BreakerState> {
         match self.get(&breaker_pk(account), "BREAKER").await? {
-            Some(item) => decode(&item, "state"),
+            Some(item) => {
+                let mut state: BreakerState = decode(&item, "state")?;
+                // Items written before versioning have none: they count as version 1.
+                state.version = item
+                    .get("version")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                Ok(state)
+            }
             None => Ok(BreakerState::default()),
         }
     }
@@ -678,7 +687,42 @@ impl Store for DynamoStore {
         item.insert("sk".into(), s("BREAKER"));
         item.insert("kind".into(), s("breaker"));
         item.insert("state".into(), s(&to_json("PutItem", state)?));
-        self.put(item).await
+        item.insert(
+            "version".into(),
+            AttributeValue::N(state.version.saturating_add(1).to_string()),
+        );
+        let request = match state.version {
+            0 => self
+                .client
+                .put_item()
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", "pk"),
+            // An unversioned item (written before versioning) is taken as version 1.
+            1 => self
+                .client
+                .put_item()
+                .condition_expression("attribute_not_exists(#v) OR #v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", AttributeValue::N("1".into())),
+            v => self
+                .client
+                .put_item()
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+        };
+        if self.put_if(item, request).await? {
+            Ok(())
+        } else {
+            Err(PortError::new(
+                ErrorKind::Conflict,
+                "PutItem",
+                format!(
+                    "breaker of account {account}: stored version is no longer {}",
+                    state.version
+                ),
+            ))
+        }
     }
 }
 

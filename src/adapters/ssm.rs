@@ -13,6 +13,7 @@ use crate::ports::Fallback;
 
 const START: &str = "StartAutomationExecution";
 const GET: &str = "GetAutomationExecution";
+const STOP: &str = "StopAutomationExecution";
 /// SSM allows a limited number of concurrent executions per account. Waiting a few hundred
 /// milliseconds will not free a slot, so it is not retried here, but it is worth trying again on
 /// a later tick.
@@ -115,6 +116,34 @@ impl Fallback for SsmFallback {
         };
         debug!(execution_id, ?status, "automation status");
         Ok(status)
+    }
+
+    async fn stop(&self, execution_id: &str) -> PortResult<()> {
+        let c = &self.client;
+        let stopped = self
+            .retry
+            .run(|| {
+                let fut = c
+                    .stop_automation_execution()
+                    .automation_execution_id(execution_id)
+                    .send();
+                async move { fut.await.map_err(|e| classify(STOP, e)) }
+            })
+            .await;
+        match stopped {
+            Ok(_) => {
+                debug!(execution_id, "automation stop requested");
+                Ok(())
+            }
+            // SSM refuses to stop an execution that has already ended: nothing to stop.
+            Err(e)
+                if e.kind == ErrorKind::Permanent
+                    && e.message.contains("InvalidAutomationStatusUpdate") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

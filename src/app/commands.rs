@@ -169,10 +169,27 @@ impl<I: Iam, S: Store> Engine<I, S> {
         reason: &str,
         now: Timestamp,
     ) -> Result<CommandReport> {
-        let (subject, facts) = self.resolve(arg).await?;
+        let (subject, mut facts) = self.resolve(arg).await?;
         let record = self.tracked(&subject).await?;
+        // Refusals come before anything is stopped or changed.
+        crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
+        if let Some(intent) = record.pending.as_ref().filter(|i| !i.fallback.is_empty()) {
+            if self.policy.dry_run {
+                return Err(Error::Rejected(format!(
+                    "{subject} has SSM Automation running for its {} step; a dry run cannot stop it",
+                    intent.step
+                )));
+            }
+            // An execution finishing after the release would undo the undo; stop it first, then
+            // release from what IAM shows once it has stopped.
+            self.stop_fallback(intent).await?;
+            facts = self
+                .iam
+                .fresh_facts(subject.principal.kind, &subject.principal.name)
+                .await?;
+        }
         let d = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
-        let after_stage = d.after.as_ref().map_or(record.stage, |a| a.stage);
+        let after_stage = d.after().map_or(record.stage, |a| a.stage);
         let run = self.start_run(None, now).await?;
         let result = self.carry_out(&run, record, d, now).await;
         let report = self.finish(run).await;
@@ -442,7 +459,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 }
                 _ => (None, None),
             };
-            let next = d.step.map(|s| (s, now)).or(d.next);
+            let next = d.step().map(|s| (s, now)).or(d.next);
             row(ReportRow {
                 account: self.account().to_string(),
                 identity: whole.id(),

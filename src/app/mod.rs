@@ -2,6 +2,7 @@
 //! `commands` holds the operator commands shared by the CLI and the Lambda.
 
 pub mod accounts;
+pub mod breaker;
 pub mod commands;
 pub mod engine;
 pub mod fanout;

@@ -66,7 +66,7 @@ impl StatusReport {
         let mut s = Self::from_record(r);
         s.exempt = d.exemption.is_some();
         s.reason = d.reason.clone();
-        let next = match d.step {
+        let next = match d.step() {
             Some(step) => Some((step, now)),
             None => d.next,
         };

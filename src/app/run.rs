@@ -4,8 +4,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::domain::{
-    decide, AuditEntry, BreakerState, Budget, Decision, Facts, Gate, OutboundEvent, Outcome,
-    Policy, Record, Step, Subject, Timestamp,
+    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Record,
+    Step, Subject, Timestamp,
 };
 
 use super::output::{ActionReport, RunReport};
@@ -20,13 +20,10 @@ pub(crate) struct Run {
     /// Appended to every audit reason of this run (see `Nomination::note`).
     note: Option<String>,
     state: Mutex<RunState>,
-    /// Serialises breaker saves, so a later save always carries every earlier change.
-    pub(crate) breaker_save: tokio::sync::Mutex<()>,
 }
 
 pub(crate) struct RunState {
     pub(crate) budget: Budget,
-    pub(crate) breaker: BreakerState,
     pub(crate) report: RunReport,
     /// Step events not yet published (sent in batches of [`EVENTS_PER_CALL`]).
     pub(crate) events: Vec<OutboundEvent>,
@@ -36,18 +33,16 @@ pub(crate) struct RunState {
 }
 
 impl Run {
-    pub(crate) fn new(budget: Budget, breaker: BreakerState, event_id: Option<String>) -> Self {
+    pub(crate) fn new(budget: Budget, event_id: Option<String>) -> Self {
         Run {
             event_id,
             note: None,
             state: Mutex::new(RunState {
                 budget,
-                breaker,
                 report: RunReport::default(),
                 events: Vec::new(),
                 audits: Vec::new(),
             }),
-            breaker_save: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -82,8 +77,10 @@ impl Run {
     ) -> Decision {
         let mut state = self.state();
         let d = decide(record, facts, policy, &state.budget, now);
-        if let (Some(step), Gate::Proceed | Gate::DryRun) = (d.step, &d.gate) {
-            state.budget.record(step);
+        if let Some(planned) = d.planned() {
+            if matches!(planned.gate, Gate::Proceed | Gate::DryRun) {
+                state.budget.record(planned.step);
+            }
         }
         d
     }

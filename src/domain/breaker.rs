@@ -84,9 +84,37 @@ pub struct BreakerState {
     /// Roles + users the last sweep saw; the quarantine fraction's denominator between sweeps.
     #[serde(default)]
     pub identities: u32,
+    /// Optimistic-concurrency version of the stored item; 0 when none is stored.
+    #[serde(default, skip_serializing)]
+    pub version: u64,
 }
 
 impl BreakerState {
+    /// Trips the breaker; `false` if it was already tripped (the first cause is kept).
+    pub fn trip(&mut self, cause: &str, now: super::facts::Timestamp) -> bool {
+        if self.tripped {
+            return false;
+        }
+        self.tripped = true;
+        self.tripped_at = Some(now);
+        self.cause = Some(cause.to_string());
+        true
+    }
+
+    /// Counts a quarantine and forgets those older than the window.
+    pub fn count_quarantine(&mut self, now: super::facts::Timestamp) {
+        self.quarantines.push(now);
+        let since = now - chrono::Duration::hours(24);
+        self.quarantines.retain(|t| *t > since);
+    }
+
+    /// The operator's reset: steps may run again; the quarantine history stays.
+    pub fn reset(&mut self) {
+        self.tripped = false;
+        self.tripped_at = None;
+        self.cause = None;
+    }
+
     /// Quarantines within the 24 hours before `now`.
     pub fn quarantines_within_day(&self, now: super::facts::Timestamp) -> u32 {
         let since = now - chrono::Duration::hours(24);

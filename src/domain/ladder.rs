@@ -3,81 +3,19 @@
 //! effect, so a late run never collapses two steps into one.
 
 use chrono::Duration;
-use serde::{Deserialize, Serialize};
 
-use super::breaker::{Budget, Trip};
+use super::breaker::Budget;
+use super::decision::{Action, Decision, Gate, PlannedStep};
 use super::effect::{stage_tag_keys, stage_tags, Effect};
 use super::exemption::{self, Exemption, Verdict};
 use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
-use super::record::{Approval, Record, Stage, Step};
+use super::record::{Intent, Record, Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject, SubjectKind};
 
 /// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
 /// last. After that, the next run completes it.
 pub const INTENT_LEASE: Duration = Duration::minutes(15);
-
-/// Whether a chosen step may run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "gate")]
-pub enum Gate {
-    Proceed,
-    /// Dry-run: record what would happen, change nothing.
-    DryRun,
-    /// The circuit breaker stops this step (and trips, if it had not already).
-    Breaker(Trip),
-}
-
-/// What to do now. Like kube-rs's `Action`, a value; only the executor causes side effects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// The step to take now; `None` when there is nothing to do yet.
-    pub step: Option<Step>,
-    pub gate: Gate,
-    /// The IAM changes, in order. Empty for bookkeeping-only decisions.
-    pub effects: Vec<Effect>,
-    /// The record to commit once the effects are done. `None`: nothing to store.
-    pub after: Option<Record>,
-    /// Why, in words (goes to logs, audit, events and `status`).
-    pub reason: String,
-    /// The next step and when it is due, seen from the state after this decision.
-    pub next: Option<(Step, Timestamp)>,
-    /// The last sign of life the decision was based on.
-    pub activity: Option<Activity>,
-    pub exemption: Option<Exemption>,
-}
-
-impl Decision {
-    fn nothing(reason: impl Into<String>) -> Self {
-        Decision {
-            step: None,
-            gate: Gate::Proceed,
-            effects: Vec::new(),
-            after: None,
-            reason: reason.into(),
-            next: None,
-            activity: None,
-            exemption: None,
-        }
-    }
-
-    fn bookkeeping(after: Record) -> Self {
-        let mut d = Decision::nothing(after.reason.clone());
-        d.after = Some(after);
-        d
-    }
-
-    fn with_context(mut self, activity: Option<Activity>, exemption: Option<Exemption>) -> Self {
-        self.activity = activity;
-        self.exemption = exemption;
-        self
-    }
-
-    /// A step was chosen and may change IAM now.
-    pub fn acts(&self) -> bool {
-        self.step.is_some() && self.gate == Gate::Proceed
-    }
-}
 
 /// Whether a subject is dormant under the policy right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,31 +97,139 @@ pub fn decide(
     now: Timestamp,
 ) -> Decision {
     if let Some(intent) = &record.pending {
-        if now < intent.started_at + INTENT_LEASE {
-            // Another run may still be carrying it out; re-running its effects concurrently would
-            // double every IAM call. Past the lease that run is certainly gone.
-            return Decision::nothing(format!(
-                "{} in progress since {}",
-                intent.step,
-                fmt_time(intent.started_at)
-            ));
+        let not_before = intent.not_before(INTENT_LEASE);
+        if now < not_before {
+            // Another run may still be carrying it out (or it failed and is backing off);
+            // re-running its effects concurrently would double every IAM call. Past the lease
+            // that run is certainly gone.
+            let mut d = Decision::nothing(match &intent.last_error {
+                Some(e) => format!(
+                    "{} failed {} time(s), last: {e}; next attempt at {}",
+                    intent.step,
+                    intent.attempts,
+                    fmt_time(not_before)
+                ),
+                None => format!(
+                    "{} in progress since {}",
+                    intent.step,
+                    fmt_time(intent.started_at)
+                ),
+            });
+            d.next = Some((intent.step, not_before));
+            return d;
         }
-        // Finish what was started; every effect is idempotent, so re-running done ones is safe.
-        return Decision {
-            step: Some(intent.step),
-            gate: Gate::Proceed,
-            effects: intent.effects.clone(),
-            after: Some((*intent.after).clone()),
-            reason: format!(
-                "completing {} started at {}",
-                intent.step,
-                fmt_time(intent.started_at)
-            ),
-            next: intent.after.next_step.zip(intent.after.next_due_at),
-            activity: None,
-            exemption: None,
-        };
+        return resume(record, facts, policy, budget, now);
     }
+    decide_settled(record, facts, policy, budget, now)
+}
+
+/// A step started earlier (by a run that crashed, failed or ran out of time) is taken over only
+/// through the same guards as a fresh step, on this run's facts: an identity that is now exempt,
+/// protected or used is released (the half-done step rolled back), a delete that is no longer
+/// allowed is not finished, and the rest goes through the breaker and dry-run gates again.
+fn resume(
+    record: &Record,
+    facts: Option<&Facts>,
+    policy: &Policy,
+    budget: &Budget,
+    now: Timestamp,
+) -> Decision {
+    let Some(intent) = &record.pending else {
+        return decide_settled(record, facts, policy, budget, now);
+    };
+    let step = intent.step;
+    let started = fmt_time(intent.started_at);
+    // What IAM may already show of the half-done step counts as dormant's doing.
+    let assumed = record.assuming_intent_done();
+    let Some(facts) = facts else {
+        if step == Step::Delete {
+            return finished_delete(intent, policy, budget, now, "the identity is gone");
+        }
+        return gone(&assumed, now, "no longer exists in IAM");
+    };
+    let subject = &record.subject;
+    let verdict = exemption::evaluate(&subject.principal, &facts.tags, &policy.exemptions, now);
+    if let Verdict::Exempt(exemption) = verdict {
+        let mut d = decide_exempt(&assumed, facts, policy, now, exemption);
+        d.reason = format!("{step} started at {started} not finished: {}", d.reason);
+        return d;
+    }
+    let turned_off_by_us = match &subject.scope {
+        Scope::AccessKey(id) => assumed.keys_deactivated.contains(id),
+        Scope::Whole | Scope::Password => false,
+    };
+    let dormancy = dormancy(facts, &subject.scope, policy, now);
+    match &dormancy {
+        Dormancy::Dormant { .. } => {}
+        Dormancy::Inert if turned_off_by_us => {}
+        Dormancy::Missing if step == Step::Delete => {
+            return finished_delete(intent, policy, budget, now, "the credential is gone");
+        }
+        Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
+        Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
+            let reason = format!(
+                "released: {step} started at {started} not finished: {}",
+                not_dormant(&dormancy)
+            );
+            return release(&assumed, facts, policy, now, Stage::Released, reason);
+        }
+    }
+    let delete_allowed = match policy.ladder.delete {
+        DeleteMode::Enabled => true,
+        DeleteMode::Approval => record.approval.is_some(),
+        DeleteMode::Never => false,
+    };
+    if step == Step::Delete && !delete_allowed {
+        let mut kept = record.clone();
+        kept.pending = None;
+        kept.reason = format!(
+            "delete started at {started} not finished: ladder.delete is now \"{}\"",
+            policy.ladder.delete.as_str()
+        );
+        let next = schedule(&kept, facts, policy);
+        kept.next_step = next.map(|(s, _)| s);
+        kept.next_due_at = next.map(|(_, t)| t);
+        return Decision::bookkeeping(kept);
+    }
+    let reason = format!("completing {step} started at {started}");
+    let mut d = take(&assumed, facts, policy, budget, now, step, reason);
+    if let Action::Step(p) = &mut d.action {
+        p.resumes = Some(intent.started_at);
+    }
+    d.with_context(facts.activity(&subject.scope), None)
+}
+
+/// A resumed delete whose teardown got as far as removing the identity (or credential): only
+/// the commit was missing.
+fn finished_delete(
+    intent: &Intent,
+    policy: &Policy,
+    budget: &Budget,
+    now: Timestamp,
+    what: &str,
+) -> Decision {
+    let reason = format!(
+        "delete started at {} completed ({what})",
+        fmt_time(intent.started_at)
+    );
+    let planned = PlannedStep {
+        step: Step::Delete,
+        gate: gate(Step::Delete, policy, budget),
+        effects: Vec::new(),
+        after: intent.after.entering(Stage::Deleted, now, reason.clone()),
+        resumes: Some(intent.started_at),
+    };
+    Decision::taking(planned, reason)
+}
+
+/// Decides for a subject with no step in flight.
+fn decide_settled(
+    record: &Record,
+    facts: Option<&Facts>,
+    policy: &Policy,
+    budget: &Budget,
+    now: Timestamp,
+) -> Decision {
     if record.stage == Stage::Deleted {
         return Decision::nothing("deleted by dormant; `dormant restore` recreates it");
     }
@@ -221,6 +267,25 @@ pub fn decide(
         None => reason,
     };
 
+    if record.stage == Stage::Released
+        && subject.scope == Scope::Whole
+        && facts.has_quarantine_policy
+    {
+        // The release is recorded but IAM still shows the quarantine (an SSM execution that
+        // finished after an undo): make IAM match the record, keeping the cool-off it had.
+        let mut d = release(
+            record,
+            facts,
+            policy,
+            now,
+            Stage::Released,
+            "repaired: dormant's quarantine policy was still attached after the release".into(),
+        );
+        if let Action::Step(p) = &mut d.action {
+            p.after.released_at = record.released_at.or(p.after.released_at);
+        }
+        return d.with_context(activity, None);
+    }
     let decision = match record.stage {
         Stage::Clean | Stage::Exempt | Stage::Released => {
             let cooloff_end = record
@@ -335,6 +400,20 @@ fn decide_exempt(
             Stage::Exempt,
             format!("released: {why}"),
         ),
+        (_, false)
+            if record.version > 0
+                && record.subject.scope == Scope::Whole
+                && facts.has_quarantine_policy =>
+        {
+            release(
+                record,
+                facts,
+                policy,
+                now,
+                Stage::Exempt,
+                format!("released: {why}; dormant's quarantine policy was still attached"),
+            )
+        }
         (_, false) if record.stage == Stage::Released && record.version > 0 => {
             Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
         }
@@ -501,17 +580,14 @@ fn take(
     }
     effects.retain(|e| !matches!(e, Effect::RemoveTags { keys } if keys.is_empty()));
 
-    let gate = gate(step, policy, budget);
-    Decision {
-        step: Some(step),
-        gate,
+    let planned = PlannedStep {
+        step,
+        gate: gate(step, policy, budget),
         effects,
-        after: Some(after),
-        reason,
-        next,
-        activity: None,
-        exemption: None,
-    }
+        after,
+        resumes: None,
+    };
+    Decision::taking(planned, reason)
 }
 
 fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
@@ -536,7 +612,7 @@ fn present_stage_tags(subject: &Subject, facts: &Facts) -> Vec<String> {
 
 /// Reverses exactly what dormant changed: its tags (never an exemption tag), its inline policy,
 /// and the keys it turned off that are still off. A key its owner turned off stays off.
-fn release(
+pub(crate) fn release(
     record: &Record,
     facts: &Facts,
     policy: &Policy,
@@ -570,113 +646,36 @@ fn release(
     after.keys_deactivated.clear();
     after.approval = None;
     after.last_used_at = facts.activity(&subject.scope).and_then(|a| a.last_used_at);
-    Decision {
-        step: Some(Step::Release),
+    let planned = PlannedStep {
+        step: Step::Release,
         gate: if policy.dry_run {
             Gate::DryRun
         } else {
             Gate::Proceed
         },
         effects,
-        after: Some(after),
-        reason,
-        next: None,
-        activity: None,
-        exemption: None,
-    }
+        after,
+        resumes: None,
+    };
+    Decision::taking(planned, reason)
 }
 
-/// Why an operator command cannot be carried out. Nothing is changed in these cases.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefusedBecause {
-    #[error("{0} is not tracked by dormant: there is nothing of dormant's to undo")]
-    NotTracked(String),
-    #[error("{0} is already {1}: nothing to undo")]
-    AlreadyReleased(String, Stage),
-    #[error("{0} was deleted by dormant: undo cannot bring it back; use `dormant restore`")]
-    Deleted(String),
-    #[error("{0} is {1}, not pending_delete: there is no deletion to approve")]
-    NotPendingDelete(String, Stage),
-    #[error("{0} is already approved by {1}")]
-    AlreadyApproved(String, String),
-    #[error("{0} no longer exists in IAM")]
-    Gone(String),
-    #[error("{0} is protected ({1}): dormant never changes it")]
-    Protected(String, String),
-}
-
-/// The operator's `undo`: release now, whatever the schedule says. Cool-off starts from now.
-pub fn undo(
+/// Cool-off covers a principal and its credentials: while the whole principal is in cool-off
+/// after a release, none of its credentials is newly put on the ladder. `Some(end of the
+/// cool-off)` when `record`, a credential's, must not be decided on now.
+pub fn cooloff_covers(
     record: &Record,
-    facts: Option<&Facts>,
+    whole: Option<&Record>,
     policy: &Policy,
     now: Timestamp,
-    reason: &str,
-) -> Result<Decision, RefusedBecause> {
-    let id = record.subject.id();
-    if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
-        return Err(RefusedBecause::Protected(id, why));
+) -> Option<Timestamp> {
+    if record.subject.scope == Scope::Whole
+        || record.stage.is_on_ladder()
+        || record.pending.is_some()
+    {
+        return None;
     }
-    // A step cut short by a crash or an error is rolled back with the rest: the keys it may have
-    // turned off count as dormant's, and the release works from what IAM shows now.
-    let rolled_back;
-    let record = match &record.pending {
-        Some(intent) => {
-            let mut r = record.clone();
-            r.pending = None;
-            for e in &intent.effects {
-                if let Effect::DeactivateKeys { key_ids } = e {
-                    for k in key_ids {
-                        if !r.keys_deactivated.contains(k) {
-                            r.keys_deactivated.push(k.clone());
-                        }
-                    }
-                }
-            }
-            if !r.stage.is_on_ladder() {
-                r.stage = intent.after.stage;
-            }
-            // Executions still running may finish after the release; the release's own effects
-            // are idempotent, so a second `undo` or the next sweep tidies up behind them.
-            rolled_back = r;
-            &rolled_back
-        }
-        None => record,
-    };
-    match record.stage {
-        Stage::Clean => Err(RefusedBecause::NotTracked(id)),
-        Stage::Released | Stage::Exempt => Err(RefusedBecause::AlreadyReleased(id, record.stage)),
-        Stage::Deleted => Err(RefusedBecause::Deleted(id)),
-        Stage::Noticed | Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete => {
-            let facts = facts.ok_or(RefusedBecause::Gone(id))?;
-            Ok(release(
-                record,
-                facts,
-                policy,
-                now,
-                Stage::Released,
-                format!("undone by operator: {reason}"),
-            ))
-        }
-    }
-}
-
-/// The operator's `approve`: the record to store; the deletion then runs on the next tick.
-pub fn approve(record: &Record, by: &str, now: Timestamp) -> Result<Record, RefusedBecause> {
-    let id = record.subject.id();
-    if record.stage != Stage::PendingDelete {
-        return Err(RefusedBecause::NotPendingDelete(id, record.stage));
-    }
-    if let Some(a) = &record.approval {
-        return Err(RefusedBecause::AlreadyApproved(id, a.by.clone()));
-    }
-    let mut after = record.clone();
-    after.approval = Some(Approval {
-        by: by.to_string(),
-        at: now,
-    });
-    after.next_step = Some(Step::Delete);
-    after.next_due_at = Some(now);
-    after.reason = format!("deletion approved by {by}");
-    Ok(after)
+    let whole = whole.filter(|w| w.stage == Stage::Released)?;
+    let end = whole.released_at? + policy.ladder.cooloff;
+    (now < end).then_some(end)
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod breaker;
+pub mod decision;
 pub mod effect;
 pub mod event;
 pub mod exemption;
@@ -11,6 +12,7 @@ pub mod facts;
 pub mod fallback;
 pub mod finding;
 pub mod ladder;
+pub mod operator;
 pub mod policy;
 pub mod record;
 pub mod snapshot;
@@ -18,16 +20,15 @@ pub mod subject;
 
 pub use audit::{AuditEntry, Outcome};
 pub use breaker::{BreakerState, Budget, Trip};
+pub use decision::{Action, Decision, Gate, PlannedStep};
 pub use effect::Effect;
 pub use event::OutboundEvent;
 pub use exemption::{Exemption, Verdict};
 pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
 pub use fallback::{AutomationRequest, AutomationStatus};
-pub use ladder::{
-    approve, decide, dormancy, dormant_subjects, schedule, undo, Decision, Dormancy, Gate,
-    RefusedBecause,
-};
+pub use ladder::{decide, dormancy, dormant_subjects, schedule, Dormancy};
+pub use operator::{approve, undo, RefusedBecause};
 pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
-pub use record::{Approval, Intent, Record, Stage, Step};
+pub use record::{retry_delay, Approval, Intent, Record, Stage, Step};
 pub use snapshot::{RestoreReport, Snapshot};
 pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};

@@ -45,6 +45,16 @@ pub enum DeleteMode {
     Never,
 }
 
+impl DeleteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteMode::Enabled => "enabled",
+            DeleteMode::Approval => "approval",
+            DeleteMode::Never => "never",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Exemptions {
     patterns: Vec<String>,

@@ -174,6 +174,46 @@ pub struct Intent {
     /// section 5); polled on each tick until they end.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// Failed attempts so far; each failure pushes the next one back (see [`retry_delay`]).
+    #[serde(default)]
+    pub attempts: u32,
+    /// No other run takes the intent over before this time: the lease of the run carrying it
+    /// out, or the backoff after a failure. `None` (intents written by older versions): the
+    /// lease from `started_at`.
+    #[serde(default)]
+    pub held_until: Option<Timestamp>,
+    /// The last failure, in words: a repeat of the same failure is not announced again.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Intent {
+    /// A new intent for `step`, written before its first IAM call.
+    pub fn new(step: Step, started_at: Timestamp, effects: Vec<Effect>, after: Record) -> Self {
+        Intent {
+            step,
+            started_at,
+            effects,
+            after: Box::new(after),
+            fallback: Vec::new(),
+            attempts: 0,
+            held_until: None,
+            last_error: None,
+        }
+    }
+
+    /// When another run may take the intent over.
+    pub fn not_before(&self, lease: chrono::Duration) -> Timestamp {
+        self.held_until.unwrap_or(self.started_at + lease)
+    }
+}
+
+/// How long a failed step waits before its next attempt: 15 minutes, doubling per failed attempt,
+/// at most a day. A permanent failure (a quota, a malformed document, AccessDenied without a
+/// fallback) then costs one attempt a day instead of one per tick.
+pub fn retry_delay(attempts: u32) -> chrono::Duration {
+    let minutes = 15_i64.saturating_mul(1_i64 << attempts.saturating_sub(1).min(7));
+    chrono::Duration::minutes(minutes.min(24 * 60))
 }
 
 /// The state of one subject.
@@ -216,6 +256,30 @@ impl Record {
             version: 0,
             pending: None,
         }
+    }
+
+    /// The record as it would be if its pending step had taken effect in IAM as far as it can
+    /// have: the keys it deactivates count as dormant's, and a step taken from off the ladder
+    /// counts as on it (its tags may be there). The intent is dropped; the stage is otherwise
+    /// the one before the step, whose waits still hold.
+    pub fn assuming_intent_done(&self) -> Record {
+        let mut r = self.clone();
+        let Some(intent) = r.pending.take() else {
+            return r;
+        };
+        for effect in &intent.effects {
+            if let Effect::DeactivateKeys { key_ids } = effect {
+                for id in key_ids {
+                    if !r.keys_deactivated.contains(id) {
+                        r.keys_deactivated.push(id.clone());
+                    }
+                }
+            }
+        }
+        if !r.stage.is_on_ladder() {
+            r.stage = intent.after.stage;
+        }
+        r
     }
 
     /// Moves to `stage` as of `now`, clearing the schedule (the caller sets the next one).

@@ -170,16 +170,16 @@ impl World {
     }
 
     pub fn commit(&mut self, d: &Decision) {
-        if d.gate != Gate::Proceed {
+        if d.gate().is_some_and(|g| *g != Gate::Proceed) {
             return;
         }
-        if let Some(step) = d.step {
+        if let Some(step) = d.step() {
             self.budget.record(step);
         }
-        for e in &d.effects {
+        for e in d.effects() {
             self.apply(e);
         }
-        if let Some(after) = &d.after {
+        if let Some(after) = d.after() {
             let mut after = after.clone();
             after.version = self.record.version + 1;
             self.record = after;

@@ -1,0 +1,179 @@
+//! Steps handed to SSM Automation: started when IAM refuses the controller (or the step is
+//! configured to run there), polled by later runs, stopped before an undo.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::domain::facts::fmt_time;
+use crate::domain::fallback::automation_for;
+use crate::domain::{AutomationStatus, Intent, Outcome, Record, Step, Timestamp};
+use crate::error::{Error, Result};
+use crate::ports::{Fallback, Iam, PortError, Store};
+
+use super::super::run::Run;
+use super::Engine;
+
+/// The SSM fallback: the port, the role the documents run as, and the steps always run there.
+#[derive(Clone)]
+pub struct FallbackSetup {
+    pub runner: Arc<dyn Fallback>,
+    pub automation_role: String,
+    pub always: Vec<Step>,
+}
+
+/// How long an Automation execution may run before it counts as failed.
+const FALLBACK_TIMEOUT: chrono::Duration = chrono::Duration::hours(24);
+
+/// How often, and how far apart, `undo` looks whether a stopped execution has ended.
+const STOP_POLLS: u32 = 15;
+const STOP_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl<I: Iam, S: Store> Engine<I, S> {
+    /// Hands the step of `with_intent` (its intent already stored) to SSM Automation after IAM
+    /// refused it. `Ok(false)` when no document covers it (the caller records the failure).
+    pub(super) async fn start_fallback(
+        &self,
+        run: &Run,
+        setup: &FallbackSetup,
+        with_intent: &Record,
+        cause: &PortError,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let Some(intent) = &with_intent.pending else {
+            return Ok(false);
+        };
+        let subject = &with_intent.subject;
+        let step = intent.step;
+        let attempt = format!("{}#{}", subject.id(), fmt_time(now));
+        let Some(requests) = automation_for(
+            subject,
+            step,
+            &intent.effects,
+            &setup.automation_role,
+            &attempt,
+        ) else {
+            return Ok(false);
+        };
+        let mut executions = Vec::new();
+        for request in &requests {
+            executions.push(setup.runner.start(request).await?);
+        }
+        let mut with_fallback = with_intent.clone();
+        if let Some(i) = with_fallback.pending.as_mut() {
+            i.fallback = executions.clone();
+        }
+        with_fallback.next_due_at = Some(now);
+        self.store.save(&with_fallback).await?;
+        let docs: Vec<&str> = requests.iter().map(|r| r.document.as_str()).collect();
+        let reason = format!(
+            "{}; started SSM Automation {} (execution {})",
+            cause.message,
+            docs.join(", "),
+            executions.join(", ")
+        );
+        info!(identity = %subject, %step, executions = ?executions, "fell back to SSM Automation");
+        self.report(run, subject, step, Outcome::FallbackStarted, &reason);
+        self.audit(
+            subject,
+            step.as_str(),
+            Outcome::FallbackStarted,
+            &reason,
+            run,
+            now,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// A step handed to SSM: commit when every execution succeeded, go through the failure
+    /// handler when one failed or ran too long (the next attempt decides again), wait otherwise.
+    pub(super) async fn poll_fallback(
+        &self,
+        run: &Run,
+        record: Record,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (Some(intent), Some(setup)) = (&record.pending, &self.fallback) else {
+            return Ok(());
+        };
+        let subject = record.subject.clone();
+        let step = intent.step;
+        let mut failure = None;
+        let mut running = false;
+        for id in &intent.fallback {
+            match setup.runner.status(id).await? {
+                AutomationStatus::Succeeded => {}
+                AutomationStatus::Running => running = true,
+                AutomationStatus::Failed(why) => failure = Some(format!("execution {id}: {why}")),
+            }
+        }
+        if failure.is_none() && running && now - intent.started_at > FALLBACK_TIMEOUT {
+            failure = Some(format!(
+                "still running after {} hours",
+                FALLBACK_TIMEOUT.num_hours()
+            ));
+        }
+        if let Some(why) = failure {
+            return self
+                .step_failed(run, &record, "SSM Automation", &why, now)
+                .await;
+        }
+        if running {
+            return Ok(());
+        }
+        let mut after = (*intent.after).clone();
+        after.version = record.version;
+        after.pending = None;
+        let reason = format!("{} (through SSM Automation)", after.reason);
+        self.store.save(&after).await?;
+        self.audit(&subject, step.as_str(), Outcome::Done, &reason, run, now)
+            .await?;
+        self.step_done(run, &after, step, &reason, now).await
+    }
+
+    /// Stops the SSM executions of an intent and waits until they have ended, so that nothing
+    /// lands in IAM after an undo. An error (nothing changed) if one cannot be stopped.
+    pub(crate) async fn stop_fallback(&self, intent: &Intent) -> Result<()> {
+        if intent.fallback.is_empty() {
+            return Ok(());
+        }
+        let Some(setup) = &self.fallback else {
+            return Err(Error::Rejected(format!(
+                "SSM Automation execution(s) {} of the pending {} may still be running, and no \
+                 SSM client is configured to stop them; stop them in the console and try again",
+                intent.fallback.join(", "),
+                intent.step
+            )));
+        };
+        for id in &intent.fallback {
+            if setup.runner.status(id).await? == AutomationStatus::Running {
+                info!(execution = %id, step = %intent.step, "stopping SSM Automation before undo");
+                setup.runner.stop(id).await?;
+            }
+        }
+        for poll in 0..STOP_POLLS {
+            let mut running = Vec::new();
+            for id in &intent.fallback {
+                if setup.runner.status(id).await? == AutomationStatus::Running {
+                    running.push(id.as_str());
+                }
+            }
+            if running.is_empty() {
+                return Ok(());
+            }
+            if poll + 1 < STOP_POLLS {
+                tokio::time::sleep(STOP_POLL_INTERVAL).await;
+            } else {
+                warn!(executions = ?running, "SSM Automation still running after stop");
+                return Err(Error::Rejected(format!(
+                    "SSM Automation execution(s) {} of the pending {} are still running after \
+                     being asked to stop; nothing was undone: try again in a minute",
+                    running.join(", "),
+                    intent.step
+                )));
+            }
+        }
+        Ok(())
+    }
+}
