@@ -29,7 +29,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use dormant::config::Config;
-use dormant::domain::{IdentityArg, Outcome, Policy, Principal, Stage, Step, Subject};
+use dormant::domain::{
+    IdentityArg, Outcome, Policy, Principal, PrincipalKind, Stage, Step, Subject,
+};
 use dormant::error::Error;
 use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::lambda::{handle, EventReport, HandlerError};
@@ -1466,4 +1468,70 @@ async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
         .collect();
     assert_eq!(inline, vec!["app-inline".to_string()], "{report:?}");
     assert_eq!(attached, vec![policy_arn], "{report:?}");
+}
+
+/// A quarantine dies after its deny policy landed; while its intent is pending the owner tags
+/// one role exempt and uses another. The next run past the lease rolls both half-done steps back
+/// instead of finishing them, and the run after that changes nothing more.
+#[tokio::test]
+async fn an_exemption_and_a_fresh_use_that_arrive_while_a_step_is_pending_win() {
+    let w = World::new().await;
+    w.role("/", "pending-exempt", 200, None, &[]).await;
+    w.role("/", "pending-used", 200, None, &[]).await;
+    let engine = w.engine(default_policy()).await;
+    engine.sweep(w.at(0, 0)).await.unwrap();
+    for name in ["pending-exempt", "pending-used"] {
+        // Die while tagging, after the deny policy was attached.
+        let crashed = w
+            .crash_at(
+                "TagRole",
+                0,
+                engine.evaluate(PrincipalKind::Role, name, None, w.at(7, 0)),
+            )
+            .await;
+        assert!(crashed.is_none(), "{name}: the crash point was reached");
+        assert_eq!(
+            w.iam_state().await[format!("role/{name}")]["policies"],
+            serde_json::json!(["DormantQuarantineDenyAll"]),
+            "{name}"
+        );
+    }
+    assert!(emulator().faults(&w.id).is_empty(), "both crashes fired");
+    owner_act(
+        &w,
+        Act::OwnerExempts("pending-exempt"),
+        w.at(7, 0) + Duration::minutes(5),
+    )
+    .await;
+    owner_act(
+        &w,
+        Act::RoleUsed("pending-used"),
+        w.at(7, 0) + Duration::minutes(5),
+    )
+    .await;
+
+    let r = engine.tick(w.at(7, 1)).await.unwrap();
+    assert_eq!(r.failed(), 0, "{r:?}");
+    for (name, stage) in [
+        ("pending-exempt", Stage::Exempt),
+        ("pending-used", Stage::Released),
+    ] {
+        let subject = Subject::whole(Principal::role(&w.id, "/", name));
+        let record = engine.store.load(&subject).await.unwrap().unwrap();
+        assert_eq!(record.stage, stage, "{name}: {}", record.reason);
+        assert!(record.pending.is_none(), "{name}");
+        assert_eq!(
+            w.iam_state().await[format!("role/{name}")]["policies"],
+            serde_json::json!([]),
+            "{name}: the half-done quarantine is rolled back"
+        );
+        let done = w.done_steps(&engine).await;
+        assert!(
+            !done[&format!("arn:aws:iam::ACCOUNT:role/{name}")].contains(&"quarantine".to_string()),
+            "{name}: {done:?}"
+        );
+    }
+    emulator().clear_requests(&w.id);
+    let again = engine.sweep(w.at(8, 0)).await.unwrap();
+    assert!(again.actions.is_empty(), "converged: {again:?}");
 }
