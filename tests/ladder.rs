@@ -634,3 +634,41 @@ fn an_identity_deleted_outside_dormant_stops_being_tracked() {
     assert!(w.record.reason.contains("outside dormant"));
     assert_eq!(w.record.next_due_at, None);
 }
+
+#[test]
+fn a_resumed_password_delete_whose_profile_is_gone_still_removes_its_stage_tags() {
+    let facts = user("dave")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(2)))
+        .password(days(300), Some(days(50)))
+        .build();
+    let pw = Subject::password(facts.principal.clone());
+    let mut w = World::new(facts, pw);
+    w.run(days(0));
+    let d = dormant::domain::decide(
+        &w.record,
+        w.facts.as_ref(),
+        &w.policy,
+        &w.budget,
+        t0() + days(7),
+    );
+    assert_eq!(d.step(), Some(Step::Delete));
+    // The login profile was deleted, then the run died before untagging and committing.
+    w.record.pending = Some(dormant::domain::Intent::new(
+        Step::Delete,
+        t0() + days(7),
+        d.effects().to_vec(),
+        d.after().unwrap().clone(),
+    ));
+    w.facts_mut().login_profile = None;
+    w.facts_mut().password_last_used = None;
+
+    let resumed = w.run(days(7) + Duration::minutes(20));
+    assert_eq!(resumed.step(), Some(Step::Delete), "{}", resumed.reason);
+    assert!(
+        matches!(resumed.effects(), [Effect::RemoveTags { keys }] if !keys.is_empty()),
+        "{resumed:?}"
+    );
+    assert_eq!(w.record.stage, Stage::Deleted);
+    assert_eq!(w.tag("dormant:password:stage"), None);
+}

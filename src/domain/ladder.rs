@@ -143,7 +143,8 @@ fn resume(
     let assumed = record.assuming_intent_done();
     let Some(facts) = facts else {
         if step == Step::Delete {
-            return finished_delete(intent, policy, budget, now, "the identity is gone");
+            let what = "the identity is gone";
+            return finished_delete(intent, policy, budget, now, what, Vec::new());
         }
         return gone(&assumed, now, "no longer exists in IAM");
     };
@@ -163,7 +164,15 @@ fn resume(
         Dormancy::Dormant { .. } => {}
         Dormancy::Inert if turned_off_by_us => {}
         Dormancy::Missing if step == Step::Delete => {
-            return finished_delete(intent, policy, budget, now, "the credential is gone");
+            // The credential went; its stage tags on the user may still be there.
+            let tags = present_stage_tags(subject, facts);
+            let effects = if tags.is_empty() {
+                Vec::new()
+            } else {
+                vec![Effect::RemoveTags { keys: tags }]
+            };
+            let what = "the credential is gone";
+            return finished_delete(intent, policy, budget, now, what, effects);
         }
         Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
         Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
@@ -199,14 +208,15 @@ fn resume(
     d.with_context(facts.activity(&subject.scope), None)
 }
 
-/// A resumed delete whose teardown got as far as removing the identity (or credential): only
-/// the commit was missing.
+/// A resumed delete whose teardown got as far as removing the identity (or credential): what is
+/// left is `effects` (a credential's stage tags) and the commit.
 fn finished_delete(
     intent: &Intent,
     policy: &Policy,
     budget: &Budget,
     now: Timestamp,
     what: &str,
+    effects: Vec<Effect>,
 ) -> Decision {
     let reason = format!(
         "delete started at {} completed ({what})",
@@ -215,7 +225,7 @@ fn finished_delete(
     let planned = PlannedStep {
         step: Step::Delete,
         gate: gate(Step::Delete, policy, budget),
-        effects: Vec::new(),
+        effects,
         after: intent.after.entering(Stage::Deleted, now, reason.clone()),
         resumes: Some(intent.started_at),
     };
