@@ -192,7 +192,8 @@ fn resume(
         let mut kept = record.clone();
         kept.pending = None;
         kept.reason = format!(
-            "delete started at {started} not finished: ladder.delete is now \"{}\"",
+            "delete started at {started} not finished: ladder.delete is now \"{}\"; the \
+             teardown may have begun (the snapshot taken then holds what the identity had)",
             policy.ladder.delete.as_str()
         );
         let next = schedule(&kept, facts, policy);
