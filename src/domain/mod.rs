@@ -12,6 +12,7 @@ pub mod fallback;
 pub mod finding;
 pub mod ladder;
 pub mod policy;
+pub mod quarantine;
 pub mod record;
 pub mod snapshot;
 pub mod subject;
