@@ -468,7 +468,7 @@ fn take(
     let legacy = present_legacy_tags(subject, &facts.tags);
     let no_room = match stage {
         Stage::Deleted => None,
-        _ => tag_room(subject, facts, policy, now, &legacy),
+        _ => no_tag_room(subject, facts, policy, now, &legacy),
     };
     let reason = match &no_room {
         Some(why) => format!("{reason}; {why}"),
@@ -556,7 +556,7 @@ fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
 /// Why the stage tag of `subject` cannot be written, or `None` when it fits. Other dormant
 /// credentials of the same user are decided on the same facts in one run, so a slot one of them
 /// may take is not counted as free.
-fn tag_room(
+fn no_tag_room(
     subject: &Subject,
     facts: &Facts,
     policy: &Policy,
