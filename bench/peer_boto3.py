@@ -42,8 +42,8 @@ def main():
     min_age = threshold
     # Our own retries (like the samples: botocore's standard mode).
     iam = boto3.client("iam", config=Config(retries={"mode": "standard", "max_attempts": 3}))
-    notice = [("dormant:stage", "noticed"), ("dormant:next-step", "quarantine"),
-              ("dormant:next-step-at", (now + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    notice = [("dormant:stage",
+               "noticed next quarantine at " + (now + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"))]
     tags = [{"Key": k, "Value": v} for k, v in notice]
     found = {"roles": 0, "users": 0, "keys": 0, "passwords": 0}
     evaluated = 0

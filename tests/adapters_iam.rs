@@ -11,7 +11,9 @@ use aws_sdk_iam::Client;
 use chrono::{DateTime, Utc};
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
-use dormant::domain::effect::{QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME};
+use dormant::domain::quarantine::{
+    self, LEGACY_QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME,
+};
 use dormant::domain::{Effect, Facts, Principal, PrincipalKind};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
@@ -227,7 +229,8 @@ async fn bulk_facts_reads_roles_users_and_the_credential_report() {
         .put_role_policy()
         .role_name("app-idle")
         .policy_name(QUARANTINE_POLICY_NAME)
-        .policy_document(QUARANTINE_POLICY_DOCUMENT)
+        // Written by a version before policy ownership: still dormant's.
+        .policy_document(LEGACY_QUARANTINE_POLICY_DOCUMENT)
         .send()
         .await
         .unwrap();
@@ -441,6 +444,68 @@ async fn fresh_facts_reads_real_key_ids_and_dates() {
     );
 }
 
+/// Only the exact deny-all dormant writes (for this principal, or the one earlier versions wrote
+/// everywhere) is dormant's: an operator's policy under the name, or dormant's copied from another
+/// role, is not, in bulk and fresh reads alike, and release leaves it.
+#[tokio::test]
+async fn a_policy_named_like_the_quarantine_is_dormants_only_if_dormant_wrote_it() {
+    let cx = ctx().await;
+    for name in ["own", "legacy", "foreign", "copied"] {
+        cx.create_role(name, "/", &[]).await;
+    }
+    cx.iam
+        .apply(&cx.role("own"), &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap();
+    let put = |role: &'static str, doc: String| {
+        let sdk = cx.sdk.clone();
+        async move {
+            sdk.put_role_policy()
+                .role_name(role)
+                .policy_name(QUARANTINE_POLICY_NAME)
+                .policy_document(doc)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    put("legacy", LEGACY_QUARANTINE_POLICY_DOCUMENT.to_string()).await;
+    put(
+        "foreign",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#
+            .to_string(),
+    )
+    .await;
+    put("copied", quarantine::document(&cx.role("own"))).await;
+
+    let bulk = cx.iam.bulk_facts().await.unwrap();
+    for (name, dormants) in [
+        ("own", true),
+        ("legacy", true),
+        ("foreign", false),
+        ("copied", false),
+    ] {
+        let fresh = cx
+            .iam
+            .fresh_facts(PrincipalKind::Role, name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.has_quarantine_policy, dormants, "fresh {name}");
+        let b = by_name(&bulk, PrincipalKind::Role, name);
+        assert_eq!(b.has_quarantine_policy, dormants, "bulk {name}");
+        cx.iam
+            .apply(&cx.role(name), &Effect::DeleteQuarantinePolicy)
+            .await
+            .unwrap();
+        assert_eq!(
+            cx.role_policies(name).await.is_empty(),
+            dormants,
+            "{name}: release deletes only dormant's"
+        );
+    }
+}
+
 #[tokio::test]
 async fn effects_are_idempotent() {
     let cx = ctx().await;
@@ -457,6 +522,11 @@ async fn effects_are_idempotent() {
         cx.role_policies("r").await,
         vec![QUARANTINE_POLICY_NAME.to_string()]
     );
+    assert_eq!(
+        count(&cx.operations(), "PutRolePolicy"),
+        1,
+        "the second put finds dormant's policy in place"
+    );
     let doc = cx
         .sdk
         .get_role_policy()
@@ -470,7 +540,7 @@ async fn effects_are_idempotent() {
         .unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&doc).unwrap(),
-        serde_json::from_str::<Value>(QUARANTINE_POLICY_DOCUMENT).unwrap()
+        serde_json::from_str::<Value>(&quarantine::document(&role)).unwrap()
     );
     for _ in 0..2 {
         cx.iam
@@ -479,11 +549,10 @@ async fn effects_are_idempotent() {
             .unwrap();
     }
     assert!(cx.role_policies("r").await.is_empty());
-    assert!(
-        cx.operations()
-            .iter()
-            .any(|(op, _)| op == "DeleteRolePolicy"),
-        "the second delete reached IAM and got NoSuchEntity"
+    assert_eq!(
+        count(&cx.operations(), "DeleteRolePolicy"),
+        1,
+        "the second delete finds nothing of dormant's to delete"
     );
 
     let tags = vec![

@@ -11,7 +11,9 @@ use aws_sdk_iam::Client;
 use chrono::{DateTime, Utc};
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
-use dormant::domain::effect::{QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME};
+use dormant::domain::quarantine::{
+    self, LEGACY_QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME,
+};
 use dormant::domain::{Effect, Principal, RestoreReport, Snapshot};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
@@ -385,8 +387,13 @@ async fn loaded_role(cx: &Ctx, name: &str) -> (String, String) {
     let inline = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket with space/*"}]});
     cx.put_role_policy(name, "data-access", &inline.to_string())
         .await;
-    cx.put_role_policy(name, QUARANTINE_POLICY_NAME, QUARANTINE_POLICY_DOCUMENT)
-        .await;
+    // Quarantined by a version before policy ownership.
+    cx.put_role_policy(
+        name,
+        QUARANTINE_POLICY_NAME,
+        LEGACY_QUARANTINE_POLICY_DOCUMENT,
+    )
+    .await;
     cx.sdk
         .attach_role_policy()
         .role_name(name)
@@ -436,7 +443,8 @@ async fn loaded_user(cx: &Ctx, name: &str) -> (Vec<String>, String) {
         cx.create_group_with(group, name).await;
     }
     cx.put_user_policy(name, "inline", ALLOW_S3).await;
-    cx.put_user_policy(name, QUARANTINE_POLICY_NAME, QUARANTINE_POLICY_DOCUMENT)
+    let quarantine = quarantine::document(&Principal::user(&cx.account, "/people/", name));
+    cx.put_user_policy(name, QUARANTINE_POLICY_NAME, &quarantine)
         .await;
     let attached = cx.create_policy("user-attached").await;
     cx.sdk
@@ -602,6 +610,44 @@ async fn restoring_twice_changes_nothing_the_second_time() {
         let members: Vec<_> = g.users().iter().map(|u| u.user_name()).collect();
         assert_eq!(members, vec!["dana"], "{group}");
     }
+}
+
+/// An operator's policy that only shares the quarantine policy's name is the owner's: restored.
+/// dormant's own, under the second name, is not.
+#[tokio::test]
+async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_is_not() {
+    let cx = ctx().await;
+    cx.sdk
+        .create_role()
+        .role_name("shared-name")
+        .assume_role_policy_document(TRUST_POLICY)
+        .send()
+        .await
+        .unwrap();
+    cx.put_role_policy("shared-name", QUARANTINE_POLICY_NAME, ALLOW_S3)
+        .await;
+    let principal = Principal::role(&cx.account, "/", "shared-name");
+    cx.iam
+        .apply(&principal, &Effect::PutQuarantinePolicy)
+        .await
+        .unwrap();
+    let before = cx.dump_role("shared-name").await;
+    assert_eq!(
+        before.inline.keys().collect::<Vec<_>>(),
+        [QUARANTINE_POLICY_NAME, "DormantQuarantineDenyAll-2"]
+    );
+
+    let snap = cx.snapshot_and_delete(&principal).await;
+    cx.iam.restore(&snap).await.unwrap();
+
+    let after = cx.dump_role("shared-name").await;
+    assert_eq!(
+        after.inline,
+        BTreeMap::from([(
+            QUARANTINE_POLICY_NAME.to_string(),
+            serde_json::from_str::<Value>(ALLOW_S3).unwrap()
+        )])
+    );
 }
 
 #[tokio::test]

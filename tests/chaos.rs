@@ -1133,7 +1133,7 @@ async fn undo_with_a_fault_on_each_call_completes_or_leaves_an_intent_that_is_fi
     for name in &names {
         assert_eq!(
             undo_user_state(&w, name).await,
-            (true, "Inactive".into(), "Inactive".into(), 3),
+            (true, "Inactive".into(), "Inactive".into(), 1),
             "{name} is quarantined with its key turned off"
         );
     }
@@ -1174,7 +1174,7 @@ async fn undo_with_a_fault_on_each_call_completes_or_leaves_an_intent_that_is_fi
         let state = undo_user_state(&w, name).await;
         assert_eq!(state.2, "Inactive", "{what}: the owner's key stays off");
         let restored = (false, "Active".to_string(), "Inactive".to_string(), 0);
-        let untouched = (true, "Inactive".to_string(), "Inactive".to_string(), 3);
+        let untouched = (true, "Inactive".to_string(), "Inactive".to_string(), 1);
         match (record.stage, &record.pending) {
             (Stage::Released, None) => {
                 assert_eq!(

@@ -418,7 +418,9 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
         .put_role_policy()
         .role_name("locked")
         .policy_name("DormantQuarantineDenyAll")
-        .policy_document(dormant::domain::effect::QUARANTINE_POLICY_DOCUMENT)
+        .policy_document(dormant::domain::quarantine::document(
+            &subject(&s).principal,
+        ))
         .send()
         .await
         .unwrap();

@@ -115,7 +115,7 @@ async fn noticed(account: &str) -> bool {
         .unwrap()
         .tags()
         .iter()
-        .any(|t| t.key() == "dormant:stage" && t.value() == "noticed")
+        .any(|t| t.key() == "dormant:stage" && t.value().starts_with("noticed "))
 }
 
 fn sorted(ids: &[String]) -> Vec<String> {

@@ -25,19 +25,21 @@ fn an_unused_role_walks_notice_quarantine_delete() {
     assert_eq!(d.step(), Some(Step::Notice));
     assert!(d.reason.contains("unused for 120 days"), "{}", d.reason);
     assert_eq!(w.record.stage, Stage::Noticed);
-    assert_eq!(w.tag("dormant:stage"), Some("noticed"));
-    assert_eq!(w.tag("dormant:next-step"), Some("quarantine"));
-    assert_eq!(w.tag("dormant:next-step-at"), Some("2026-06-08T00:00:00Z"));
+    assert_eq!(
+        w.tag("dormant:stage"),
+        Some("noticed next quarantine at 2026-06-08T00:00:00Z"),
+        "one tag says the stage and what comes next"
+    );
+    assert_eq!(w.facts().tags.len(), 1);
     assert!(!w.facts().has_quarantine_policy, "a notice only tags");
 
     assert_eq!(step_of(&mut w, days(6)), None, "quarantine waits 7 days");
     let d = w.run(days(7));
     assert_eq!(d.step(), Some(Step::Quarantine));
     assert!(w.facts().has_quarantine_policy);
-    assert_eq!(w.tag("dormant:stage"), Some("quarantined"));
     assert_eq!(
-        w.tag("dormant:next-step"),
-        Some("delete"),
+        w.tag("dormant:stage"),
+        Some("quarantined next delete at 2026-06-24T00:00:00Z"),
         "roles skip key deactivation"
     );
     assert_eq!(w.record.next_due_at, Some(t0() + days(23)));
@@ -67,7 +69,9 @@ fn a_user_with_two_keys_only_loses_the_active_one() {
 
     assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
     assert_eq!(step_of(&mut w, days(7)), Some(Step::Quarantine));
-    assert_eq!(w.tag("dormant:next-step"), Some("deactivate_keys"));
+    assert!(w
+        .tag("dormant:stage")
+        .is_some_and(|v| v.starts_with("quarantined next deactivate_keys at ")));
     assert_eq!(step_of(&mut w, days(13)), None);
     let d = w.run(days(14));
     assert_eq!(d.step(), Some(Step::DeactivateKeys));
@@ -105,10 +109,9 @@ fn a_lone_unused_key_on_an_active_user_walks_the_short_ladder() {
 
     let mut w = World::new(facts, key_subject);
     assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
-    assert_eq!(
-        w.tag(&format!("dormant:key:{KEY_B}:stage")),
-        Some("noticed")
-    );
+    assert!(w
+        .tag(&format!("dormant:key:{KEY_B}:stage"))
+        .is_some_and(|v| v.starts_with("noticed next deactivate_keys at ")));
     assert_eq!(
         w.tag("dormant:stage"),
         None,
@@ -144,7 +147,9 @@ fn an_unused_password_is_noticed_then_its_login_profile_deleted() {
 
     let mut w = World::new(facts, pw);
     assert_eq!(step_of(&mut w, days(0)), Some(Step::Notice));
-    assert_eq!(w.tag("dormant:password:next-step"), Some("delete"));
+    assert!(w
+        .tag("dormant:password:stage")
+        .is_some_and(|v| v.starts_with("noticed next delete at ")));
     let d = w.run(days(7));
     assert_eq!(d.step(), Some(Step::Delete));
     assert!(d.effects().contains(&Effect::DeleteLoginProfile));
@@ -448,7 +453,10 @@ fn deletion_waits_for_approval_when_configured() {
     let d = w.run(days(23));
     assert_eq!(d.step(), Some(Step::RequestApproval));
     assert_eq!(w.record.stage, Stage::PendingDelete);
-    assert_eq!(w.tag("dormant:next-step-at"), Some("awaiting-approval"));
+    assert_eq!(
+        w.tag("dormant:stage"),
+        Some("pending_delete awaiting approval")
+    );
     assert_eq!(
         step_of(&mut w, days(100)),
         None,
@@ -480,7 +488,11 @@ fn delete_never_stops_at_the_last_reversible_rung() {
     w.policy.ladder.delete = DeleteMode::Never;
     w.run(days(0));
     w.run(days(7));
-    assert_eq!(w.tag("dormant:next-step"), Some("none"));
+    assert_eq!(
+        w.tag("dormant:stage"),
+        Some("quarantined"),
+        "the stage alone: nothing is scheduled"
+    );
     assert_eq!(step_of(&mut w, days(365)), None);
     assert_eq!(w.record.stage, Stage::Quarantined);
 }
@@ -671,4 +683,98 @@ fn a_resumed_password_delete_whose_profile_is_gone_still_removes_its_stage_tags(
     );
     assert_eq!(w.record.stage, Stage::Deleted);
     assert_eq!(w.tag("dormant:password:stage"), None);
+}
+
+/// A role carrying `n` tags of its owner's.
+fn role_with_tags(name: &str, n: usize) -> world::FactsBuilder {
+    (0..n).fold(role(name).created(days(120)), |b, i| {
+        b.tag(&format!("owner-{i:02}"), "x")
+    })
+}
+
+#[test]
+fn without_room_for_the_stage_tag_each_step_still_happens_and_says_where_its_state_is() {
+    let mut w = World::whole(role_with_tags("full", 50).build());
+    let d = w.run(days(0));
+    assert_eq!(d.step(), Some(Step::Notice));
+    assert_eq!(
+        d.effects(),
+        &[] as &[Effect],
+        "no tag call that IAM would refuse"
+    );
+    let no_room = "no room for dormant's tag (50 of 50 used); state kept in DynamoDB only";
+    assert!(d.reason.ends_with(no_room), "{}", d.reason);
+    assert!(w.record.reason.ends_with(no_room), "the record says it too");
+
+    let d = w.run(days(7));
+    assert_eq!(d.effects().to_vec(), vec![Effect::PutQuarantinePolicy]);
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    assert_eq!(w.facts().tags.len(), 50);
+
+    // The owner drops a tag: the next step has room again.
+    w.facts_mut().tags.remove("owner-00");
+    w.policy.ladder.delete = DeleteMode::Approval;
+    let d = w.run(days(23));
+    assert_eq!(d.step(), Some(Step::RequestApproval));
+    assert!(!d.reason.contains("no room"), "{}", d.reason);
+    assert_eq!(
+        w.tag("dormant:stage"),
+        Some("pending_delete awaiting approval")
+    );
+}
+
+#[test]
+fn one_free_slot_takes_the_stage_tag() {
+    let mut w = World::whole(role_with_tags("one-slot", 49).build());
+    let d = w.run(days(0));
+    assert!(matches!(&d.effects()[..], [Effect::PutTags { tags }] if tags.len() == 1));
+    assert_eq!(w.facts().tags.len(), 50);
+    let d = w.run(days(7));
+    assert!(!d.reason.contains("no room"), "written over in place");
+    assert!(w
+        .tag("dormant:stage")
+        .is_some_and(|v| v.starts_with("quarantined")));
+}
+
+#[test]
+fn the_old_three_tag_form_is_replaced_at_the_next_step_and_its_slots_count_as_free() {
+    let mut w = World::whole(role_with_tags("upgraded", 47).build());
+    w.run(days(0));
+    // What versions before the single stage tag left: 47 + 3 = 50 tags.
+    let tags = &mut w.facts_mut().tags;
+    tags.insert("dormant:stage".into(), "noticed".into());
+    tags.insert("dormant:next-step".into(), "quarantine".into());
+    tags.insert("dormant:next-step-at".into(), "2026-06-08T00:00:00Z".into());
+
+    let d = w.run(days(7));
+    assert_eq!(d.effects()[0], Effect::PutQuarantinePolicy);
+    assert_eq!(
+        d.effects()[1],
+        Effect::RemoveTags {
+            keys: vec!["dormant:next-step".into(), "dormant:next-step-at".into()]
+        }
+    );
+    assert!(matches!(&d.effects()[2], Effect::PutTags { .. }));
+    assert_eq!(w.facts().tags.len(), 48);
+}
+
+#[test]
+fn tag_keys_are_matched_as_iam_matches_them_without_case() {
+    // IAM would write `dormant:stage` over `Dormant:Stage`: no new slot is needed.
+    let mut w = World::whole(
+        role_with_tags("shouting", 49)
+            .tag("Dormant:Stage", "noticed")
+            .build(),
+    );
+    let d = w.run(days(0));
+    assert!(!d.reason.contains("no room"), "{}", d.reason);
+    // IAM keeps one key, spelled as it first was; release removes it under that spelling.
+    w.facts_mut().tags.remove("dormant:stage");
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(1), "x").unwrap();
+    assert_eq!(
+        d.effects(),
+        vec![Effect::RemoveTags {
+            keys: vec!["Dormant:Stage".into()]
+        }]
+    );
 }

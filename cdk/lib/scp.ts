@@ -4,14 +4,15 @@
  * dormant has quarantined cannot be changed by anyone else.
  *
  * IAM has no condition key for an inline policy's name, so the SCP cannot protect the policy
- * `DormantQuarantineDenyAll` by name. It protects it through the identity's `dormant:stage` tag
- * instead (see README "The sample SCP").
+ * `DormantQuarantineDenyAll` (or `DormantQuarantineDenyAll-2`) by name. It protects it through the
+ * identity's `dormant:stage` tag instead, whose value starts with the stage (`quarantined next
+ * delete at 2026-12-20T04:00:00Z`): see README "The sample SCP".
  */
 
 export interface ScpOptions {
   /** ARN patterns (ArnLike) of the principals allowed to do what the SCP denies to everyone else. */
   readonly privilegedPrincipalArns: string[];
-  /** Stages during which dormant's deny-all inline policy is in place. */
+  /** Stages during which dormant's deny-all inline policy is in place (matched as a prefix of the tag's value). */
   readonly quarantinedStages: string[];
 }
 
@@ -50,7 +51,7 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
         Action: ['iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:PutUserPolicy', 'iam:DeleteUserPolicy'],
         Resource: '*',
         Condition: {
-          StringEquals: { 'aws:ResourceTag/dormant:stage': opts.quarantinedStages },
+          StringLike: { 'aws:ResourceTag/dormant:stage': opts.quarantinedStages.map((stage) => `${stage}*`) },
           ...unlessPrivileged,
         },
       },

@@ -31,9 +31,10 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
   });
 
   test('protects the quarantine through the dormant:stage tag (IAM has no policy-name condition key)', () => {
+    // The tag's value starts with the stage: `quarantined next delete at 2026-12-20T04:00:00Z`.
     const s = statements.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
     expect(s.Action.sort()).toEqual(['iam:DeleteRolePolicy', 'iam:DeleteUserPolicy', 'iam:PutRolePolicy', 'iam:PutUserPolicy']);
-    expect(s.Condition.StringEquals).toEqual({ 'aws:ResourceTag/dormant:stage': ['quarantined', 'keys_deactivated', 'pending_delete'] });
+    expect(s.Condition.StringLike).toEqual({ 'aws:ResourceTag/dormant:stage': ['quarantined*', 'keys_deactivated*', 'pending_delete*'] });
     expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
   });
 
@@ -45,6 +46,6 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
 
   test('other principals and stages can be configured', () => {
     const doc = buildScp({ privilegedPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
-    expect(doc.Statement[1].Condition.StringEquals['aws:ResourceTag/dormant:stage']).toEqual(['quarantined']);
+    expect(doc.Statement[1].Condition.StringLike['aws:ResourceTag/dormant:stage']).toEqual(['quarantined*']);
   });
 });

@@ -271,12 +271,14 @@ def check(text):
 
 # Deliberately broken copies; each must be caught. (document, description, old, new)
 BREAKAGES = [
-    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: PutRolePolicy", "Api: PutRolePolicyy"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: GetRolePolicy", "Api: GetRolePolicyy"),
     ("Dormant-QuarantineIdentity.yaml", "misspelled parameter", "      UserName: '{{ PrincipalName }}'\n      PolicyName",
      "      UserNme: '{{ PrincipalName }}'\n      PolicyName"),
     ("Dormant-QuarantineIdentity.yaml", "unknown Service", "Service: iam", "Service: iamx"),
-    ("Dormant-QuarantineIdentity.yaml", "Tags as a string", "      Tags:\n        - Key: 'dormant:stage'\n          Value: quarantined",
-     "      Tags: 'dormant:stage=quarantined'"),
+    ("Dormant-QuarantineIdentity.yaml", "output of an unknown step", "'{{ QuarantineIdentity.PolicyName }}'",
+     "'{{ Quarantine.PolicyName }}'"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled script parameter", "iam.tag_role(RoleName=name, Tags=tags)",
+     "iam.tag_role(RoleName=name, Tag=tags)"),
     ("Dormant-QuarantineIdentity.yaml", "output not in response", "Selector: $.PolicyName", "Selector: $.Policy"),
     ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "RoleName: '{{ PrincipalName }}'", "RoleName: '{{ RoleName }}'"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script method", "iam.delete_role_policy(", "iam.delete_role_polcy("),

@@ -28,6 +28,8 @@ DOCS = HERE.parent
 ROOT = DOCS.parent
 ACCOUNT = "210000000017"  # a 12-digit access key id is the account, in the dormant launcher
 QUARANTINE_POLICY = "DormantQuarantineDenyAll"
+SECOND_POLICY = "DormantQuarantineDenyAll-2"
+# The document dormant versions before policy ownership wrote (still recognised as dormant's).
 DENY_ALL = {"Version": "2012-10-17", "Statement": [
     {"Sid": "DormantQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"}]}
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -47,6 +49,21 @@ def check(label, ok, detail=None):
 
 def doc(name):
     return str(DOCS / f"Dormant-{name}.yaml")
+
+
+def script_function(document, function):
+    """A function of a document's script, e.g. its `marker`."""
+    import yaml
+    steps = yaml.safe_load(Path(doc(document)).read_text())["mainSteps"]
+    namespace = {}
+    exec(next(s["inputs"]["Script"] for s in steps if s["action"] == "aws:executeScript"), namespace)
+    return namespace[function]
+
+
+def deny_all(kind, name):
+    """dormant's quarantine policy for one identity, as Dormant-QuarantineIdentity writes it."""
+    sid = "DormantQuarantine" + script_function("QuarantineIdentity", "marker")(kind, name)
+    return {"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*"}]}
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -250,12 +267,12 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
     show("after", after)
     check("quarantine role: succeeds", run["status"] == "Success", run.get("error"))
     check("quarantine role: runs the role branch",
-          run["steps"] == ["ChoosePrincipalKind", "PutRoleQuarantinePolicy", "TagRoleQuarantined",
-                           "VerifyRoleQuarantined"], run["steps"])
-    check("quarantine role: output names the policy",
-          run["outputs"] == {"VerifyRoleQuarantined.PolicyName": QUARANTINE_POLICY}, run["outputs"])
+          run["steps"] == ["QuarantineIdentity", "ChoosePrincipalKind", "VerifyRoleQuarantined"], run["steps"])
+    check("quarantine role: outputs name the policy and say the tag was written",
+          run["outputs"] == {"QuarantineIdentity.PolicyName": QUARANTINE_POLICY, "QuarantineIdentity.TagWritten": True,
+                             "VerifyRoleQuarantined.PolicyName": QUARANTINE_POLICY}, run["outputs"])
     expected = copy.deepcopy(before)
-    expected["inline"][QUARANTINE_POLICY] = DENY_ALL
+    expected["inline"][QUARANTINE_POLICY] = deny_all("role", name)
     expected["tags"]["dormant:stage"] = "quarantined"
     check("quarantine role: adds exactly the deny-all policy and the stage tag", after == expected,
           {"expected": expected, "got": after})
@@ -263,18 +280,20 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
     check("quarantine role: IAM changes are PutRolePolicy, TagRole",
           calls == [f"PutRolePolicy({QUARANTINE_POLICY})", "TagRole"], calls)
 
+    emu.clear_requests()
     run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
     again = state.dump("role", name)
     show("after again", again)
-    check("quarantine role: second run succeeds and changes nothing",
-          run2["status"] == "Success" and again == after, run2.get("error") or again)
+    check("quarantine role: second run succeeds and writes nothing",
+          run2["status"] == "Success" and again == after and not emu.mutations(),
+          run2.get("error") or again or emu.mutations())
 
     rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
     released = state.dump("role", name)
     show("after release", released)
     check("release role: succeeds", rel["status"] == "Success", rel.get("error"))
     check("release role: outputs say the policy and dormant:stage were removed",
-          rel["outputs"] == {"ReleaseIdentity.PolicyDeleted": True,
+          rel["outputs"] == {"ReleaseIdentity.PolicyDeleted": True, "ReleaseIdentity.PoliciesKept": [],
                              "ReleaseIdentity.TagsRemoved": ["dormant:stage"],
                              "ReleaseIdentity.PrincipalFound": True}, rel["outputs"])
     check("release role: state equals the original (exemption tags kept)", released == before,
@@ -282,12 +301,13 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
     rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
     check("release role: second run succeeds, removes nothing, changes nothing",
           rel2["status"] == "Success" and state.dump("role", name) == before
-          and rel2["outputs"] == {"ReleaseIdentity.PolicyDeleted": False, "ReleaseIdentity.TagsRemoved": [],
+          and rel2["outputs"] == {"ReleaseIdentity.PolicyDeleted": False, "ReleaseIdentity.PoliciesKept": [],
+                                  "ReleaseIdentity.TagsRemoved": [],
                                   "ReleaseIdentity.PrincipalFound": True}, rel2)
 
 
 def scenario_quarantine_release_user(sim, emu, state, iam):
-    print("== Dormant-QuarantineIdentity <-> Dormant-ReleaseIdentity, user noticed earlier")
+    print("== Dormant-QuarantineIdentity <-> Dormant-ReleaseIdentity, user noticed by an earlier version")
     name = "sim-quarantine-user"
     iam.create_user(UserName=name)
     iam.create_login_profile(UserName=name, Password="Sim-Passw0rd!")
@@ -306,13 +326,14 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     show("after", after)
     check("quarantine user: succeeds through the user branch",
           run["status"] == "Success" and run["steps"] == [
-              "ChoosePrincipalKind", "PutUserQuarantinePolicy", "TagUserQuarantined", "VerifyUserQuarantined"]
-          and run["outputs"] == {"VerifyUserQuarantined.PolicyName": QUARANTINE_POLICY}, run)
+              "QuarantineIdentity", "ChoosePrincipalKind", "VerifyUserQuarantined"]
+          and run["outputs"]["VerifyUserQuarantined.PolicyName"] == QUARANTINE_POLICY, run)
     expected = copy.deepcopy(before)
-    expected["inline"][QUARANTINE_POLICY] = DENY_ALL
+    expected["inline"][QUARANTINE_POLICY] = deny_all("user", name)
     expected["tags"]["dormant:stage"] = "quarantined"
-    check("quarantine user: adds the policy, sets dormant:stage, leaves keys/password/groups",
-          after == expected, {"expected": expected, "got": after})
+    del expected["tags"]["dormant:next-step"], expected["tags"]["dormant:next-step-at"]
+    check("quarantine user: adds the policy, sets dormant:stage, drops the earlier version's other two "
+          "stage tags, leaves keys/password/groups", after == expected, {"expected": expected, "got": after})
     run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=name)
     again = state.dump("user", name)
     show("after again", again)
@@ -324,14 +345,110 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     expected = copy.deepcopy(before)
     for key in STAGE_TAGS:
         del expected["tags"][key]
-    check("release user: removes the policy and all three stage tags, keeps dormant:exempt and owner",
+    check("release user: removes the policy and the stage tag, keeps dormant:exempt and owner",
           rel["status"] == "Success" and released == expected, {"expected": expected, "got": released})
-    check("release user: outputs list the removed tags",
-          rel["outputs"].get("ReleaseIdentity.TagsRemoved") == STAGE_TAGS
+    check("release user: outputs list the removed tag",
+          rel["outputs"].get("ReleaseIdentity.TagsRemoved") == ["dormant:stage"]
           and rel["outputs"].get("ReleaseIdentity.PolicyDeleted") is True, rel["outputs"])
     rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
     check("release user: second run changes nothing",
           rel2["status"] == "Success" and state.dump("user", name) == released)
+
+
+OPERATORS_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "NoBucketDeletes", "Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}]}
+
+
+def scenario_policy_ownership(sim, emu, state, iam):
+    print("== dormant's policy vs. an operator's policy of the same name")
+    check("the marker is the controller's (src/domain/quarantine.rs)",
+          script_function("QuarantineIdentity", "marker")("role", "Legacy-ETL") == "f0151f9c09f899e3"
+          and script_function("ReleaseIdentity", "marker")("role", "legacy-etl") == "f0151f9c09f899e3")
+
+    name = "sim-shared-name"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(OPERATORS_POLICY))
+    before = state.dump("role", name)
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    after = state.dump("role", name)
+    show("after", after)
+    expected = copy.deepcopy(before)
+    expected["inline"][SECOND_POLICY] = deny_all("role", name)
+    expected["tags"]["dormant:stage"] = "quarantined"
+    check("quarantine: the operator's policy is not overwritten; dormant's goes under the second name",
+          run["status"] == "Success" and after == expected
+          and run["outputs"].get("VerifyRoleQuarantined.PolicyName") == SECOND_POLICY,
+          {"run": run, "expected": expected, "got": after})
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("release: only dormant's policy goes; the operator's stays, unchanged",
+          rel["status"] == "Success" and state.dump("role", name) == before
+          and rel["outputs"].get("ReleaseIdentity.PoliciesKept") == [QUARANTINE_POLICY]
+          and rel["outputs"].get("ReleaseIdentity.PolicyDeleted") is True, rel)
+
+    # Noticed only: nothing of dormant's but the tag; the operator's policy must survive a release.
+    noticed = "sim-noticed-shared-name"
+    iam.create_role(RoleName=noticed, AssumeRolePolicyDocument=TRUST,
+                    Tags=tags({"dormant:stage": "noticed next quarantine at 2030-01-08T00:00:00Z"}))
+    no_sid = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=noticed, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(no_sid))
+    kept = state.dump("role", noticed)
+    emu.clear_requests()
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=noticed)
+    expected = copy.deepcopy(kept)
+    del expected["tags"]["dormant:stage"]
+    check("release of a noticed role leaves a deny-all dormant did not write (no Sid) in place",
+          rel["status"] == "Success" and state.dump("role", noticed) == expected
+          and [m["operation"] for m in emu.mutations()] == ["UntagRole"], rel)
+
+    # Copied from another identity: its Sid names that one, so it is not this one's.
+    copied = "sim-copied-quarantine"
+    iam.create_role(RoleName=copied, AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName=copied, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all("role", name)))
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=copied)
+    check("release leaves dormant's policy copied from another role",
+          rel["status"] == "Success" and QUARANTINE_POLICY in state.dump("role", copied)["inline"], rel)
+
+    # Quarantined by an earlier version (Sid DormantQuarantine): still dormant's.
+    legacy = "sim-legacy-quarantine"
+    iam.create_user(UserName=legacy)
+    iam.put_user_policy(UserName=legacy, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    emu.clear_requests()
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=legacy)
+    check("quarantine finds an earlier version's policy in place and does not write another",
+          run["status"] == "Success" and run["outputs"].get("VerifyUserQuarantined.PolicyName") == QUARANTINE_POLICY
+          and [m["operation"] for m in emu.mutations()] == ["TagUser"], run)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=legacy)
+    check("release removes an earlier version's policy",
+          rel["status"] == "Success" and state.dump("user", legacy)["inline"] == {}, rel)
+
+    # Both names taken by policies dormant did not write: refused, nothing changed.
+    both = "sim-both-names-taken"
+    iam.create_role(RoleName=both, AssumeRolePolicyDocument=TRUST)
+    for policy in (QUARANTINE_POLICY, SECOND_POLICY):
+        iam.put_role_policy(RoleName=both, PolicyName=policy, PolicyDocument=json.dumps(OPERATORS_POLICY))
+    taken = state.dump("role", both)
+    emu.clear_requests()
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=both)
+    check("quarantine fails with both names taken, and changes nothing",
+          run["status"] != "Success" and "not written by dormant" in run.get("error", "")
+          and state.dump("role", both) == taken and not emu.mutations(), run)
+
+
+def scenario_full_tags(sim, emu, state, iam):
+    print("== Dormant-QuarantineIdentity on a role with 50 tags")
+    name = "sim-fifty-tags"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST,
+                    Tags=tags({f"owner-{i:02}": "x" for i in range(50)}))
+    before = state.dump("role", name)
+    emu.clear_requests()
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    after = state.dump("role", name)
+    expected = copy.deepcopy(before)
+    expected["inline"][QUARANTINE_POLICY] = deny_all("role", name)
+    check("quarantine with no room for the tag: the policy is put, no TagRole is tried, the output says so",
+          run["status"] == "Success" and after == expected
+          and run["outputs"].get("QuarantineIdentity.TagWritten") is False
+          and [m["operation"] for m in emu.mutations()] == ["PutRolePolicy"], run)
 
 
 def scenario_keys(sim, emu, state, iam):
@@ -569,7 +686,7 @@ def main():
                                 region_name="us-east-1").client("iam", endpoint_url=emu.url)
             state = State(iam, ssc_file)
             for scenario in (scenario_quarantine_release_role, scenario_quarantine_release_user,
-                             scenario_keys, scenario_delete_user, scenario_delete_role,
+                             scenario_policy_ownership, scenario_full_tags, scenario_keys, scenario_delete_user, scenario_delete_role,
                              scenario_protected_and_missing):
                 try:
                     scenario(sim, emu, state, iam)

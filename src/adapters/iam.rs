@@ -17,12 +17,14 @@ use tracing::{debug, info, warn};
 
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
-use crate::domain::effect::{QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME};
+use crate::domain::quarantine::{is_dormants, is_quarantine_name};
 use crate::domain::{
     AccessKey, Effect, Facts, LoginProfile, Principal, PrincipalKind, RestoreReport, Snapshot,
     Timestamp,
 };
 use crate::ports::Iam;
+
+mod quarantine;
 
 /// AWS usually finishes a credential report within seconds; past this we give up for this run.
 const REPORT_POLLS: usize = 20;
@@ -223,8 +225,13 @@ impl AwsIam {
             warn!(role = ?r.role_name(), "role without a name or CreateDate in the bulk read; skipped");
             return Ok(None);
         };
+        let principal = self.principal(PrincipalKind::Role, r.path().unwrap_or("/"), name);
         Ok(Some(Facts {
-            principal: self.principal(PrincipalKind::Role, r.path().unwrap_or("/"), name),
+            has_quarantine_policy: quarantine::bulk_has_own_quarantine(
+                &principal,
+                r.role_policy_list(),
+            ),
+            principal,
             created_at: to_chrono(OP, created)?,
             tags: tag_map(r.tags()),
             role_last_used: r
@@ -235,10 +242,6 @@ impl AwsIam {
             password_last_used: None,
             login_profile: None,
             access_keys: Vec::new(),
-            has_quarantine_policy: r
-                .role_policy_list()
-                .iter()
-                .any(|p| p.policy_name() == Some(QUARANTINE_POLICY_NAME)),
             advisor_last_used: None,
             bulk: true,
         }))
@@ -272,8 +275,13 @@ impl AwsIam {
         if row.is_none() {
             debug!(user = name, "user not in the credential report yet");
         }
+        let principal = self.principal(PrincipalKind::User, u.path().unwrap_or("/"), name);
         Ok(Some(Facts {
-            principal: self.principal(PrincipalKind::User, u.path().unwrap_or("/"), name),
+            has_quarantine_policy: quarantine::bulk_has_own_quarantine(
+                &principal,
+                u.user_policy_list(),
+            ),
+            principal,
             created_at,
             tags: tag_map(u.tags()),
             role_last_used: None,
@@ -282,10 +290,6 @@ impl AwsIam {
                 created_at: r.password_last_changed.unwrap_or(created_at),
             }),
             access_keys: row.map(|r| r.access_keys.clone()).unwrap_or_default(),
-            has_quarantine_policy: u
-                .user_policy_list()
-                .iter()
-                .any(|p| p.policy_name() == Some(QUARANTINE_POLICY_NAME)),
             advisor_last_used: None,
             bulk: true,
         }))
@@ -301,8 +305,10 @@ impl AwsIam {
             .await?;
         let role = out.role().ok_or_else(|| missing(OP, "Role"))?;
         let inline = self.role_policy_names(name).await?;
+        let principal = self.principal(PrincipalKind::Role, role.path(), role.role_name());
         Ok(Facts {
-            principal: self.principal(PrincipalKind::Role, role.path(), role.role_name()),
+            has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
+            principal,
             created_at: to_chrono(OP, role.create_date())?,
             tags: tag_map(role.tags()),
             role_last_used: role
@@ -313,7 +319,6 @@ impl AwsIam {
             password_last_used: None,
             login_profile: None,
             access_keys: Vec::new(),
-            has_quarantine_policy: inline.iter().any(|n| n == QUARANTINE_POLICY_NAME),
             advisor_last_used: None,
             bulk: false,
         })
@@ -365,8 +370,10 @@ impl AwsIam {
             .await?
             .map(|created_at| LoginProfile { created_at });
         let inline = self.user_policy_names(name).await?;
+        let principal = self.principal(PrincipalKind::User, user.path(), user.user_name());
         Ok(Facts {
-            principal: self.principal(PrincipalKind::User, user.path(), user.user_name()),
+            has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
+            principal,
             created_at,
             tags,
             role_last_used: None,
@@ -376,7 +383,6 @@ impl AwsIam {
                 .transpose()?,
             login_profile,
             access_keys,
-            has_quarantine_policy: inline.iter().any(|n| n == QUARANTINE_POLICY_NAME),
             advisor_last_used: None,
             bulk: false,
         })
@@ -654,34 +660,6 @@ impl AwsIam {
                     c.untag_user()
                         .user_name(name)
                         .set_tag_keys(Some(keys.to_vec()))
-                        .send()
-                })
-                .await
-            }
-        }
-    }
-
-    /// `PutRolePolicy`/`PutUserPolicy` replace a same-named policy, so this is idempotent.
-    async fn put_quarantine(&self, p: &Principal) -> PortResult<()> {
-        let c = &self.client;
-        let name = p.name.as_str();
-        match p.kind {
-            PrincipalKind::Role => {
-                self.change(p, "PutRolePolicy", QUARANTINE_POLICY_NAME, || {
-                    c.put_role_policy()
-                        .role_name(name)
-                        .policy_name(QUARANTINE_POLICY_NAME)
-                        .policy_document(QUARANTINE_POLICY_DOCUMENT)
-                        .send()
-                })
-                .await
-            }
-            PrincipalKind::User => {
-                self.change(p, "PutUserPolicy", QUARANTINE_POLICY_NAME, || {
-                    c.put_user_policy()
-                        .user_name(name)
-                        .policy_name(QUARANTINE_POLICY_NAME)
-                        .policy_document(QUARANTINE_POLICY_DOCUMENT)
                         .send()
                 })
                 .await
@@ -1131,10 +1109,7 @@ impl Iam for AwsIam {
             Effect::PutTags { tags } => self.put_tags(principal, tags).await,
             Effect::RemoveTags { keys } => self.remove_tags(principal, keys).await,
             Effect::PutQuarantinePolicy => self.put_quarantine(principal).await,
-            Effect::DeleteQuarantinePolicy => {
-                self.delete_inline_policy(principal, QUARANTINE_POLICY_NAME)
-                    .await
-            }
+            Effect::DeleteQuarantinePolicy => self.delete_quarantine(principal).await,
             Effect::DeactivateKeys { key_ids } => self.set_keys(principal, key_ids, false).await,
             Effect::ReactivateKeys { key_ids } => self.set_keys(principal, key_ids, true).await,
             // Not an IAM change: the engine calls `snapshot` and stores the result itself.
@@ -1428,10 +1403,10 @@ impl AwsIam {
     }
 }
 
-/// Tags dormant set to show a stage (`dormant:stage`, `dormant:next-step`,
-/// `dormant:next-step-at`, and the per-credential `dormant:key:*`, `dormant:password:*`). They
-/// describe dormant's progress, not the owner's intent, so restore leaves them out. The owner's
-/// own `dormant:exempt*` tags are kept.
+/// Tags dormant set to show a stage (`dormant:stage` and the per-credential `dormant:key:*`,
+/// `dormant:password:*`; also `dormant:next-step`, `dormant:next-step-at` from versions before
+/// the single stage tag). They describe dormant's progress, not the owner's intent, so restore
+/// leaves them out. The owner's own `dormant:exempt*` tags are kept.
 fn is_stage_tag(key: &str) -> bool {
     matches!(
         key,
@@ -1454,11 +1429,12 @@ fn owner_tags(tags: &BTreeMap<String, String>, op: &str) -> PortResult<Vec<Tag>>
         .collect()
 }
 
-/// The owner's inline policies: the quarantine policy was dormant's and stays out.
+/// The owner's inline policies: dormant's quarantine policy stays out; an operator's policy that
+/// only shares its name is the owner's.
 fn owner_inline_policies(s: &Snapshot) -> impl Iterator<Item = (&String, &String)> {
     s.inline_policies
         .iter()
-        .filter(|(name, _)| name.as_str() != QUARANTINE_POLICY_NAME)
+        .filter(|(name, doc)| !(is_quarantine_name(name) && is_dormants(&s.principal, doc)))
 }
 
 /// Report lines for what `CreateRole`/`CreateUser` set along with the principal.

@@ -1,18 +1,15 @@
 //! The exact IAM changes a step makes. The core lists them; the executor carries them out, each
 //! one idempotently, in order.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::facts::{fmt_time, Timestamp};
 use super::record::{Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject};
 
-/// The inline policy dormant attaches to quarantine a principal.
-pub const QUARANTINE_POLICY_NAME: &str = "DormantQuarantineDenyAll";
-
-/// Deny everything. IAM evaluates inline policies on every request, so sessions issued before the
-/// quarantine are cut off too.
-pub const QUARANTINE_POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"DormantQuarantine","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+pub use super::quarantine::QUARANTINE_POLICY_NAME;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "effect")]
@@ -50,10 +47,28 @@ impl Effect {
             (Effect::PutTags { .. }, User) => &["iam:TagUser"],
             (Effect::RemoveTags { .. }, Role) => &["iam:UntagRole"],
             (Effect::RemoveTags { .. }, User) => &["iam:UntagUser"],
-            (Effect::PutQuarantinePolicy, Role) => &["iam:PutRolePolicy"],
-            (Effect::PutQuarantinePolicy, User) => &["iam:PutUserPolicy"],
-            (Effect::DeleteQuarantinePolicy, Role) => &["iam:DeleteRolePolicy"],
-            (Effect::DeleteQuarantinePolicy, User) => &["iam:DeleteUserPolicy"],
+            // The policy's name and document are read first: dormant never overwrites or deletes
+            // an inline policy it did not write.
+            (Effect::PutQuarantinePolicy, Role) => &[
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+            ],
+            (Effect::PutQuarantinePolicy, User) => &[
+                "iam:ListUserPolicies",
+                "iam:GetUserPolicy",
+                "iam:PutUserPolicy",
+            ],
+            (Effect::DeleteQuarantinePolicy, Role) => &[
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:DeleteRolePolicy",
+            ],
+            (Effect::DeleteQuarantinePolicy, User) => &[
+                "iam:ListUserPolicies",
+                "iam:GetUserPolicy",
+                "iam:DeleteUserPolicy",
+            ],
             (Effect::DeactivateKeys { .. } | Effect::ReactivateKeys { .. }, _) => {
                 &["iam:UpdateAccessKey"]
             }
@@ -126,40 +141,89 @@ impl Effect {
     }
 }
 
-/// The tags that show a subject's stage on the principal itself: `dormant:stage`,
-/// `dormant:next-step`, `dormant:next-step-at` for the whole principal, and the same under
-/// `dormant:key:<id>:` or `dormant:password:` for credential-level subjects.
-pub fn stage_tag_keys(subject: &Subject) -> [String; 3] {
-    let prefix = match &subject.scope {
-        Scope::Whole => "dormant:".to_string(),
-        Scope::AccessKey(id) => format!("dormant:key:{id}:"),
-        Scope::Password => "dormant:password:".to_string(),
-    };
+/// IAM's limit on tags per role or user.
+pub const TAG_LIMIT: usize = 50;
+
+/// The one tag that shows a subject's progress on the principal itself: `dormant:stage` for the
+/// whole principal, `dormant:key:<id>:stage` for an access key, `dormant:password:stage` for the
+/// console password.
+pub fn stage_tag_key(subject: &Subject) -> String {
+    format!("{}stage", tag_prefix(subject))
+}
+
+/// The two tags versions before the single stage tag wrote next to it (`…next-step`,
+/// `…next-step-at`). dormant removes them wherever it writes or removes the stage tag.
+pub fn legacy_tag_keys(subject: &Subject) -> [String; 2] {
+    let prefix = tag_prefix(subject);
     [
-        format!("{prefix}stage"),
         format!("{prefix}next-step"),
         format!("{prefix}next-step-at"),
     ]
 }
 
-/// Tag values for a stage and what comes next. Values only use characters IAM accepts in tags.
-pub fn stage_tags(
+fn tag_prefix(subject: &Subject) -> String {
+    match &subject.scope {
+        Scope::Whole => "dormant:".to_string(),
+        Scope::AccessKey(id) => format!("dormant:key:{id}:"),
+        Scope::Password => "dormant:password:".to_string(),
+    }
+}
+
+/// The stage tag for a stage and what comes next: `noticed next quarantine at
+/// 2026-06-08T00:00:00Z`, `pending_delete awaiting approval`, or the stage alone when nothing is
+/// scheduled. The stage always comes first (the sample SCP matches on it). Only characters IAM
+/// accepts in tag values.
+pub fn stage_tag(
     subject: &Subject,
     stage: Stage,
     next: Option<(Step, Timestamp)>,
     awaiting_approval: bool,
-) -> Vec<(String, String)> {
-    let [stage_key, step_key, at_key] = stage_tag_keys(subject);
-    let (step, at) = match next {
-        Some((step, at)) => (step.as_str().to_string(), fmt_time(at)),
-        None if awaiting_approval => ("delete".to_string(), "awaiting-approval".to_string()),
-        None => ("none".to_string(), "none".to_string()),
+) -> (String, String) {
+    let value = match next {
+        Some((step, at)) => format!("{stage} next {step} at {}", fmt_time(at)),
+        None if awaiting_approval => format!("{stage} awaiting approval"),
+        None => stage.as_str().to_string(),
     };
-    vec![
-        (stage_key, stage.as_str().to_string()),
-        (step_key, step),
-        (at_key, at),
-    ]
+    (stage_tag_key(subject), value)
+}
+
+/// The key of `tags` that is `key` for IAM, which compares tag keys without regard to case.
+fn find_key<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
+    tags.keys().find(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// dormant's progress tags of `subject` present on the principal, in either form, spelled as
+/// IAM has them.
+pub fn present_stage_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
+    let [next, at] = legacy_tag_keys(subject);
+    [stage_tag_key(subject), next, at]
+        .iter()
+        .filter_map(|k| find_key(tags, k).cloned())
+        .collect()
+}
+
+/// The old-form companions of `subject`'s stage tag present on the principal.
+pub fn present_legacy_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
+    legacy_tag_keys(subject)
+        .iter()
+        .filter_map(|k| find_key(tags, k).cloned())
+        .collect()
+}
+
+/// How many tags the principal would have after writing `key` (once `removed` are gone), with
+/// `reserved` more kept for tags other subjects of the principal may write in the same run.
+/// `None` when that fits under [`TAG_LIMIT`]; otherwise the count to report.
+pub fn tag_overflow(
+    tags: &BTreeMap<String, String>,
+    key: &str,
+    removed: &[String],
+    reserved: usize,
+) -> Option<usize> {
+    if find_key(tags, key).is_some() {
+        return None; // written over in place
+    }
+    let kept = tags.len().saturating_sub(removed.len());
+    (kept + 1 + reserved > TAG_LIMIT).then_some(kept)
 }
 
 /// Every IAM action any step may need; `dormant permissions` prints this and the CDK role is checked
@@ -183,13 +247,22 @@ pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
         sample
             .iter()
             .filter(|e| match step {
-                Step::Notice | Step::RequestApproval => matches!(e, Effect::PutTags { .. }),
-                Step::Quarantine => {
-                    matches!(e, Effect::PutTags { .. } | Effect::PutQuarantinePolicy)
+                // Every tagging step also removes the old three-tag form where it finds it.
+                Step::Notice | Step::RequestApproval => {
+                    matches!(e, Effect::PutTags { .. } | Effect::RemoveTags { .. })
                 }
-                Step::DeactivateKeys => {
-                    matches!(e, Effect::PutTags { .. } | Effect::DeactivateKeys { .. })
-                }
+                Step::Quarantine => matches!(
+                    e,
+                    Effect::PutTags { .. }
+                        | Effect::RemoveTags { .. }
+                        | Effect::PutQuarantinePolicy
+                ),
+                Step::DeactivateKeys => matches!(
+                    e,
+                    Effect::PutTags { .. }
+                        | Effect::RemoveTags { .. }
+                        | Effect::DeactivateKeys { .. }
+                ),
                 Step::Delete => matches!(
                     e,
                     Effect::TakeSnapshot
@@ -249,7 +322,10 @@ pub const EVALUATE_PERMISSIONS: &[&str] = &[
     "iam:GetCredentialReport",
     "iam:GetLoginProfile",
     "iam:GetRole",
+    // Whether an inline policy named like dormant's quarantine policy is dormant's.
+    "iam:GetRolePolicy",
     "iam:GetUser",
+    "iam:GetUserPolicy",
     "iam:ListAccessKeys",
     "iam:ListRolePolicies",
     "iam:ListUserPolicies",

@@ -28,7 +28,9 @@ pub struct Facts {
     pub login_profile: Option<LoginProfile>,
     /// Users: every access key, active or not.
     pub access_keys: Vec<AccessKey>,
-    /// Whether dormant's `DormantQuarantineDenyAll` inline policy is attached.
+    /// Whether dormant's own quarantine policy is attached, under either of its names and
+    /// recognised by its document (`domain::quarantine`); an operator's policy that only shares
+    /// the name does not count.
     pub has_quarantine_policy: bool,
     /// Optional confirmation from Access Advisor: the most recent `LastAuthenticated`.
     pub advisor_last_used: Option<Timestamp>,

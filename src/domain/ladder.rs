@@ -6,7 +6,10 @@ use chrono::Duration;
 
 use super::breaker::Budget;
 use super::decision::{Action, Decision, Gate, PlannedStep};
-use super::effect::{stage_tag_keys, stage_tags, Effect};
+use super::effect::{
+    present_legacy_tags, present_stage_tags, stage_tag, stage_tag_key, tag_overflow, Effect,
+    TAG_LIMIT,
+};
 use super::exemption::{self, Exemption, Verdict};
 use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
@@ -165,7 +168,7 @@ fn resume(
         Dormancy::Inert if turned_off_by_us => {}
         Dormancy::Missing if step == Step::Delete => {
             // The credential went; its stage tags on the user may still be there.
-            let tags = present_stage_tags(subject, facts);
+            let tags = present_stage_tags(subject, &facts.tags);
             let effects = if tags.is_empty() {
                 Vec::new()
             } else {
@@ -550,6 +553,18 @@ fn take(
         }
     };
 
+    // The stage tag is written only where IAM's tag limit leaves room for it; without room the
+    // step still happens and the record says where its state is.
+    let legacy = present_legacy_tags(subject, &facts.tags);
+    let no_room = match stage {
+        Stage::Deleted => None,
+        _ => no_tag_room(subject, facts, policy, now, &legacy),
+    };
+    let reason = match &no_room {
+        Some(why) => format!("{reason}; {why}"),
+        None => reason,
+    };
+
     let mut after = record.entering(stage, now, reason.clone());
     after.last_used_at = facts.activity(&subject.scope).and_then(|a| a.last_used_at);
     match step {
@@ -581,13 +596,24 @@ fn take(
         Stage::Deleted => {
             if subject.scope != Scope::Whole {
                 effects.push(Effect::RemoveTags {
-                    keys: present_stage_tags(subject, facts),
+                    keys: present_stage_tags(subject, &facts.tags),
                 });
             }
         }
-        _ => effects.push(Effect::PutTags {
-            tags: stage_tags(subject, stage, next, stage == Stage::PendingDelete),
-        }),
+        _ => {
+            // The old three-tag form, from versions before the single stage tag, goes either way.
+            effects.push(Effect::RemoveTags { keys: legacy });
+            if no_room.is_none() {
+                effects.push(Effect::PutTags {
+                    tags: vec![stage_tag(
+                        subject,
+                        stage,
+                        next,
+                        stage == Stage::PendingDelete,
+                    )],
+                });
+            }
+        }
     }
     effects.retain(|e| !matches!(e, Effect::RemoveTags { keys } if keys.is_empty()));
 
@@ -614,11 +640,29 @@ fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
     }
 }
 
-fn present_stage_tags(subject: &Subject, facts: &Facts) -> Vec<String> {
-    stage_tag_keys(subject)
-        .into_iter()
-        .filter(|k| facts.tags.contains_key(k))
-        .collect()
+/// Why the stage tag of `subject` cannot be written, or `None` when it fits. Other dormant
+/// credentials of the same user are decided on the same facts in one run, so a slot one of them
+/// may take is not counted as free.
+fn no_tag_room(
+    subject: &Subject,
+    facts: &Facts,
+    policy: &Policy,
+    now: Timestamp,
+    removed: &[String],
+) -> Option<String> {
+    let others = dormant_subjects(facts, policy, now)
+        .iter()
+        .filter(|s| *s != subject)
+        .filter(|s| present_stage_tags(s, &facts.tags).is_empty())
+        .count();
+    let used = tag_overflow(&facts.tags, &stage_tag_key(subject), removed, others)?;
+    let kept = match others {
+        0 => String::new(),
+        n => format!(", {n} kept for other credentials of this user"),
+    };
+    Some(format!(
+        "no room for dormant's tag ({used} of {TAG_LIMIT} used{kept}); state kept in DynamoDB only"
+    ))
 }
 
 /// Reverses exactly what dormant changed: its tags (never an exemption tag), its inline policy,
@@ -647,7 +691,7 @@ pub(crate) fn release(
             key_ids: reactivate,
         });
     }
-    let tags = present_stage_tags(subject, facts);
+    let tags = present_stage_tags(subject, &facts.tags);
     if !tags.is_empty() {
         effects.push(Effect::RemoveTags { keys: tags });
     }

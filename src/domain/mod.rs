@@ -14,6 +14,7 @@ pub mod finding;
 pub mod ladder;
 pub mod operator;
 pub mod policy;
+pub mod quarantine;
 pub mod record;
 pub mod snapshot;
 pub mod subject;

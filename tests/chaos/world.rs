@@ -328,7 +328,7 @@ impl World {
     // ---- the end state --------------------------------------------------------------------
 
     /// Everything dormant may change in IAM, normalised: per role and user its tags (with the
-    /// times in `*next-step-at` values replaced, as the wait counts from the real commit), inline
+    /// time in dormant's stage tag replaced, as the wait counts from the real commit), inline
     /// policy names, and for users the access keys (by label) with their status and whether a
     /// console password exists.
     pub async fn iam_state(&self) -> Value {
@@ -427,12 +427,14 @@ impl World {
         tags.iter()
             .map(|t| {
                 let key = self.norm(t.key());
-                let value = if key.ends_with("next-step-at")
-                    && DateTime::parse_from_rfc3339(t.value()).is_ok()
-                {
-                    "<time>".to_string()
-                } else {
-                    self.norm(t.value())
+                let value = match t.value().rsplit_once(" at ") {
+                    Some((head, at))
+                        if key.starts_with("dormant:")
+                            && DateTime::parse_from_rfc3339(at).is_ok() =>
+                    {
+                        format!("{} at <time>", self.norm(head))
+                    }
+                    _ => self.norm(t.value()),
                 };
                 (key, value)
             })

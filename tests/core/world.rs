@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dormant::domain::effect::stage_tag_keys;
+use dormant::domain::effect::stage_tag_key;
 use dormant::domain::{
     decide, AccessKey, Budget, Decision, Effect, Facts, Gate, LoginProfile, Policy, Principal,
     Record, Stage, Subject, Timestamp,
@@ -143,7 +143,7 @@ impl World {
     }
 
     pub fn stage_tag(&self) -> Option<String> {
-        let [k, _, _] = stage_tag_keys(&self.record.subject);
+        let k = stage_tag_key(&self.record.subject);
         self.facts.as_ref()?.tags.get(&k).cloned()
     }
 

@@ -46,6 +46,8 @@ FAULTS = {
     "http500": {"query": ("InternalFailure", 500, "Internal failure (injected)"),
                 "json": ("InternalFailure", 500, "Internal failure (injected)")},
 }
+# IAM's quota of tags per role or user; moto checks only the tags of one request.
+TAGS_PER_IDENTITY = 50
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 lock = threading.Lock()
 faults = []     # dicts; "count" counts down to zero
@@ -172,6 +174,30 @@ def error_response(service, kind, json_type):
                     ("x-amzn-RequestId", request_id)], body
 
 
+def over_tag_quota(account, operation, form):
+    """The LimitExceeded error IAM gives a TagRole/TagUser that would leave the role or user with
+    more than 50 tags (keys compare without case), or None."""
+    if operation not in ("TagRole", "TagUser"):
+        return None
+    backend = iam_backends[account]["global"]
+    try:
+        if operation == "TagRole":
+            current = backend.get_role(form.get("RoleName", "")).tags
+        else:
+            current = backend.list_user_tags(form.get("UserName", ""))
+    except Exception:  # no such identity: moto answers NoSuchEntity itself
+        return None
+    keys = {t["Key"].lower() for t in current}
+    keys |= {v.lower() for k, v in form.items() if re.fullmatch(r"Tags\.member\.\d+\.Key", k)}
+    if len(keys) <= TAGS_PER_IDENTITY:
+        return None
+    kind = "Role" if operation == "TagRole" else "User"
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>LimitExceeded</Code><Message>Cannot "
+            f"exceed quota for TagsPer{kind}: {TAGS_PER_IDENTITY}</Message></Error><RequestId>"
+            f"{uuid.uuid4()}</RequestId></ErrorResponse>")
+    return 409, [("Content-Type", "text/xml")], body
+
+
 def respond(start_response, status, headers, body):
     data = body.encode()
     start_response(f"{status} {'OK' if status < 400 else 'Error'}",
@@ -235,6 +261,11 @@ class Harness:
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)
+        if service == "iam":
+            refused = over_tag_quota(account, operation, form)
+            if refused:
+                entry["status"] = refused[0]
+                return respond(start_response, *refused)
 
         def recording_start_response(status, headers, exc_info=None):
             entry["status"] = int(status.split()[0])

@@ -1,0 +1,407 @@
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
+//! What dormant writes onto an identity, against the emulator (which enforces IAM's 50-tag quota):
+//! one stage tag per subject and only where it fits, the old three-tag form cleaned away, and a
+//! quarantine policy that never overwrites or deletes an operator's policy of the same name.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::Tag;
+use chrono::Duration;
+use dormant::app::output::RunReport;
+use dormant::domain::facts::fmt_time;
+use dormant::domain::{IdentityArg, Outcome, Policy, Principal, Stage, Step, Subject};
+use dormant::ports::Store;
+use serde_json::{json, Value};
+use support::account::Account;
+use support::emulator::emulator;
+
+const NO_ROOM: &str = "no room for dormant's tag (50 of 50 used); state kept in DynamoDB only";
+
+/// An operator's own inline policy that happens to be called like dormant's quarantine policy.
+const OPERATORS_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoBucketDeletes","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
+
+fn owner_tags(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("owner-{i:02}"), format!("value {i}")))
+        .collect()
+}
+
+impl Account {
+    async fn tagged_role(&self, name: &str, tags: &[(String, String)]) {
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.role(name, 120, &tags).await;
+    }
+
+    async fn tags_of_role(&self, name: &str) -> BTreeMap<String, String> {
+        let r = self
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .max_items(100)
+            .send()
+            .await
+            .unwrap();
+        r.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    async fn tags_of_user(&self, name: &str) -> BTreeMap<String, String> {
+        let r = self
+            .iam
+            .list_user_tags()
+            .user_name(name)
+            .max_items(100)
+            .send()
+            .await
+            .unwrap();
+        r.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    /// Inline policies by name, with their documents parsed.
+    async fn inline_of_role(&self, name: &str) -> BTreeMap<String, Value> {
+        let names = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .to_vec();
+        let mut out = BTreeMap::new();
+        for policy in names {
+            let doc = self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .unwrap()
+                .policy_document()
+                .to_string();
+            let doc = percent_encoding::percent_decode_str(&doc)
+                .decode_utf8()
+                .unwrap()
+                .into_owned();
+            out.insert(policy, serde_json::from_str(&doc).unwrap());
+        }
+        out
+    }
+
+    async fn tag_role_with(&self, name: &str, tags: &[(&str, &str)]) {
+        let mut req = self.iam.tag_role().role_name(name);
+        for (k, v) in tags {
+            req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
+        }
+        req.send().await.unwrap();
+    }
+
+    async fn put_operators_policy(&self, role: &str) {
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name("DormantQuarantineDenyAll")
+            .policy_document(OPERATORS_POLICY)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn dormant_keys(tags: &BTreeMap<String, String>) -> Vec<&str> {
+    tags.keys()
+        .map(String::as_str)
+        .filter(|k| k.starts_with("dormant:"))
+        .collect()
+}
+
+fn done(report: &RunReport) -> Vec<Step> {
+    assert_eq!(report.failed(), 0, "{:#?}", report.actions);
+    report
+        .actions
+        .iter()
+        .filter(|a| a.outcome == Outcome::Done)
+        .map(|a| a.step)
+        .collect()
+}
+
+/// Calls the emulator refused (any status of 400 or more) for this account.
+fn refused_calls(a: &Account) -> Vec<String> {
+    emulator()
+        .requests(&a.id)
+        .iter()
+        .filter(|r| r["status"].as_u64().is_some_and(|s| s >= 400))
+        .map(|r| r["operation"].as_str().unwrap_or("?").to_string())
+        .filter(|op| op != "GetRolePolicy" && op != "GetUserPolicy" && op != "GetLoginProfile")
+        .collect()
+}
+
+fn arg(s: &str) -> IdentityArg {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_role_with_one_free_tag_slot_walks_the_ladder_with_its_one_stage_tag() {
+    let a = Account::new().await;
+    a.tagged_role("one-slot", &owner_tags(49)).await;
+    let engine = a.engine(Policy::default()).await;
+
+    assert_eq!(done(&engine.sweep(a.day(0)).await.unwrap()), [Step::Notice]);
+    let tags = a.tags_of_role("one-slot").await;
+    assert_eq!(tags.len(), 50);
+    assert_eq!(dormant_keys(&tags), ["dormant:stage"]);
+    assert_eq!(
+        tags["dormant:stage"],
+        format!("noticed next quarantine at {}", fmt_time(a.day(7)))
+    );
+
+    assert_eq!(
+        done(&engine.tick(a.day(7)).await.unwrap()),
+        [Step::Quarantine]
+    );
+    let tags = a.tags_of_role("one-slot").await;
+    assert_eq!(tags.len(), 50);
+    assert_eq!(
+        tags["dormant:stage"],
+        format!("quarantined next delete at {}", fmt_time(a.day(23)))
+    );
+
+    assert_eq!(done(&engine.tick(a.day(23)).await.unwrap()), [Step::Delete]);
+    assert_eq!(refused_calls(&a), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_record_says_so() {
+    let a = Account::new().await;
+    a.tagged_role("full", &owner_tags(50)).await;
+    let before = a.tags_of_role("full").await;
+    let engine = a.engine(Policy::default()).await;
+    let subject = Subject::whole(Principal::role(&a.id, "/", "full"));
+
+    let r = engine.sweep(a.day(0)).await.unwrap();
+    assert_eq!(done(&r), [Step::Notice]);
+    assert!(r.actions[0].reason.ends_with(NO_ROOM), "{:?}", r.actions);
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(done(&r), [Step::Quarantine]);
+    assert!(r.actions[0].reason.ends_with(NO_ROOM), "{:?}", r.actions);
+
+    assert_eq!(
+        a.inline_of_role("full").await.keys().collect::<Vec<_>>(),
+        ["DormantQuarantineDenyAll"],
+        "the step itself happened"
+    );
+    assert_eq!(a.tags_of_role("full").await, before);
+    assert_eq!(emulator().count_requests(&a.id, "TagRole"), 0);
+    assert_eq!(refused_calls(&a), Vec::<String>::new());
+
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert_eq!(record.next_step, Some(Step::Delete));
+    assert!(record.reason.ends_with(NO_ROOM), "{}", record.reason);
+    let history = engine.store.history(&subject).await.unwrap();
+    let noted: Vec<&str> = history
+        .iter()
+        .filter(|h| h.outcome == Outcome::Done && h.reason.ends_with(NO_ROOM))
+        .map(|h| h.step.as_str())
+        .collect();
+    assert_eq!(noted, ["notice", "quarantine"]);
+
+    let undone = engine
+        .undo(&arg("role/full"), "false alarm", a.day(8))
+        .await
+        .unwrap();
+    assert_eq!(undone.outcome, Outcome::Done);
+    assert!(a.inline_of_role("full").await.is_empty());
+    assert_eq!(a.tags_of_role("full").await, before);
+}
+
+#[tokio::test]
+async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_nothing() {
+    let a = Account::new().await;
+    let mut req = a.iam.create_user().user_name("crowded");
+    for (k, v) in owner_tags(49) {
+        req = req.tags(Tag::builder().key(k).value(v).build().unwrap());
+    }
+    req.send().await.unwrap();
+    emulator().backdate_user(&a.id, "crowded", Some(a.now - Duration::days(400)), None);
+    // Signed in yesterday, so only the keys are dormant, each on its own.
+    a.iam
+        .create_login_profile()
+        .user_name("crowded")
+        .password("Passw0rd-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_password(&a.id, "crowded", a.now - Duration::days(1));
+    a.key("crowded", 300, 100).await;
+    a.key("crowded", 300, 100).await;
+    let engine = a.engine(Policy::default()).await;
+
+    let r = engine.sweep(a.day(0)).await.unwrap();
+    assert_eq!(done(&r), [Step::Notice, Step::Notice]);
+    for action in r.actions.iter().filter(|a| a.outcome == Outcome::Done) {
+        // Both are decided on the same read: the one free slot is not promised to either.
+        assert!(
+            action.reason.ends_with(
+                "no room for dormant's tag (49 of 50 used, 1 kept for other credentials of this user); state kept in DynamoDB only"
+            ),
+            "{}",
+            action.reason
+        );
+    }
+    assert_eq!(emulator().count_requests(&a.id, "TagUser"), 0);
+    assert_eq!(a.tags_of_user("crowded").await.len(), 49);
+    assert_eq!(refused_calls(&a), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_old_three_tag_form_goes_at_the_next_step_and_on_release() {
+    let a = Account::new().await;
+    a.tagged_role("upgraded", &[("team".into(), "data".into())])
+        .await;
+    a.tagged_role("upgraded-released", &[("team".into(), "data".into())])
+        .await;
+    let engine = a.engine(Policy::default()).await;
+    assert_eq!(
+        done(&engine.sweep(a.day(0)).await.unwrap()),
+        [Step::Notice, Step::Notice]
+    );
+    // What versions before the single stage tag wrote at notice.
+    let next_at = fmt_time(a.day(7));
+    let old_form = [
+        ("dormant:stage", "noticed"),
+        ("dormant:next-step", "quarantine"),
+        ("dormant:next-step-at", next_at.as_str()),
+    ];
+    for role in ["upgraded", "upgraded-released"] {
+        a.tag_role_with(role, &old_form).await;
+    }
+
+    assert_eq!(
+        done(&engine.tick(a.day(7)).await.unwrap()),
+        [Step::Quarantine, Step::Quarantine]
+    );
+    let tags = a.tags_of_role("upgraded").await;
+    assert_eq!(dormant_keys(&tags), ["dormant:stage"]);
+    assert!(tags["dormant:stage"].starts_with("quarantined next delete at "));
+
+    // Tagged again the old way, as an earlier version's quarantine would have left it.
+    a.tag_role_with(
+        "upgraded-released",
+        &[
+            ("dormant:stage", "quarantined"),
+            ("dormant:next-step", "delete"),
+            ("dormant:next-step-at", "2030-01-01T00:00:00Z"),
+        ],
+    )
+    .await;
+    for role in ["upgraded", "upgraded-released"] {
+        let r = engine
+            .undo(&arg(&format!("role/{role}")), "false alarm", a.day(8))
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Done);
+        assert_eq!(
+            a.tags_of_role(role).await,
+            BTreeMap::from([("team".to_string(), "data".to_string())]),
+            "{role}: every tag of dormant's is gone, in either form"
+        );
+        assert!(a.inline_of_role(role).await.is_empty(), "{role}");
+    }
+}
+
+#[tokio::test]
+async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_undo() {
+    let a = Account::new().await;
+    a.tagged_role("guarded", &[]).await;
+    a.put_operators_policy("guarded").await;
+    let operators: Value = serde_json::from_str(OPERATORS_POLICY).unwrap();
+    let engine = a.engine(Policy::default()).await;
+
+    engine.sweep(a.day(0)).await.unwrap();
+    assert_eq!(
+        done(&engine.tick(a.day(7)).await.unwrap()),
+        [Step::Quarantine]
+    );
+    let inline = a.inline_of_role("guarded").await;
+    assert_eq!(
+        inline["DormantQuarantineDenyAll"], operators,
+        "not overwritten"
+    );
+    let ours = &inline["DormantQuarantineDenyAll-2"];
+    assert_eq!(ours["Statement"][0]["Effect"], "Deny");
+    assert_eq!(ours["Statement"][0]["Action"], "*");
+    assert!(ours["Statement"][0]["Sid"]
+        .as_str()
+        .unwrap()
+        .starts_with("DormantQuarantine"));
+
+    // A second quarantine attempt (a resumed intent) finds dormant's policy and writes nothing.
+    let fresh = dormant::adapters::iam::AwsIam::new(
+        a.iam.clone(),
+        a.id.clone(),
+        dormant::adapters::retry::RetryPolicy::fast(),
+    );
+    let principal = Principal::role(&a.id, "/", "guarded");
+    emulator().clear_requests(&a.id);
+    dormant::ports::Iam::apply(
+        &fresh,
+        &principal,
+        &dormant::domain::Effect::PutQuarantinePolicy,
+    )
+    .await
+    .unwrap();
+    assert_eq!(emulator().count_requests(&a.id, "PutRolePolicy"), 0);
+    let facts =
+        dormant::ports::Iam::fresh_facts(&fresh, dormant::domain::PrincipalKind::Role, "guarded")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(facts.has_quarantine_policy);
+
+    let r = engine
+        .undo(&arg("role/guarded"), "false alarm", a.day(8))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(
+        a.inline_of_role("guarded").await,
+        BTreeMap::from([("DormantQuarantineDenyAll".to_string(), operators)]),
+        "the operator's policy is still there, unchanged; dormant's is gone"
+    );
+}
+
+#[tokio::test]
+async fn releasing_a_noticed_role_leaves_an_operators_policy_of_that_name_alone() {
+    let a = Account::new().await;
+    a.tagged_role("noticed-guarded", &[]).await;
+    a.put_operators_policy("noticed-guarded").await;
+    let engine = a.engine(Policy::default()).await;
+    assert_eq!(done(&engine.sweep(a.day(0)).await.unwrap()), [Step::Notice]);
+
+    let r = engine
+        .undo(&arg("role/noticed-guarded"), "false alarm", a.day(1))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(
+        a.inline_of_role("noticed-guarded").await,
+        BTreeMap::from([(
+            "DormantQuarantineDenyAll".to_string(),
+            serde_json::from_str::<Value>(OPERATORS_POLICY).unwrap()
+        )])
+    );
+    assert_eq!(emulator().count_requests(&a.id, "DeleteRolePolicy"), 0);
+    assert_eq!(
+        json!(dormant_keys(&a.tags_of_role("noticed-guarded").await)),
+        json!([])
+    );
+}
