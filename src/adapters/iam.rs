@@ -225,6 +225,7 @@ impl AwsIam {
         };
         Ok(Some(Facts {
             principal: self.principal(PrincipalKind::Role, r.path().unwrap_or("/"), name),
+            unique_id: r.role_id().map(str::to_string),
             created_at: to_chrono(OP, created)?,
             tags: tag_map(r.tags()),
             role_last_used: r
@@ -274,6 +275,7 @@ impl AwsIam {
         }
         Ok(Some(Facts {
             principal: self.principal(PrincipalKind::User, u.path().unwrap_or("/"), name),
+            unique_id: u.user_id().map(str::to_string),
             created_at,
             tags: tag_map(u.tags()),
             role_last_used: None,
@@ -303,6 +305,7 @@ impl AwsIam {
         let inline = self.role_policy_names(name).await?;
         Ok(Facts {
             principal: self.principal(PrincipalKind::Role, role.path(), role.role_name()),
+            unique_id: Some(role.role_id().to_string()),
             created_at: to_chrono(OP, role.create_date())?,
             tags: tag_map(role.tags()),
             role_last_used: role
@@ -367,6 +370,7 @@ impl AwsIam {
         let inline = self.user_policy_names(name).await?;
         Ok(Facts {
             principal: self.principal(PrincipalKind::User, user.path(), user.user_name()),
+            unique_id: Some(user.user_id().to_string()),
             created_at,
             tags,
             role_last_used: None,

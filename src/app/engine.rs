@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::domain::event::REMEDIATION_FAILED;
 use crate::domain::facts::fmt_time;
 use crate::domain::fallback::automation_for;
-use crate::domain::ladder::INTENT_LEASE;
+use crate::domain::ladder::{INTENT_LEASE, RECREATED};
 use crate::domain::AutomationStatus;
 use crate::domain::OutboundEvent;
 use crate::domain::{
@@ -675,6 +675,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     return Ok(());
                 }
                 let what = match after.stage {
+                    Stage::Clean if after.reason.starts_with(RECREATED) => "recreated",
                     Stage::Exempt | Stage::Clean => "exempt",
                     _ => "delete",
                 };
