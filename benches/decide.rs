@@ -50,6 +50,7 @@ fn identity(i: usize) -> Facts {
     };
     let mut facts = Facts {
         principal,
+        unique_id: None,
         created_at: days_ago(400),
         tags: BTreeMap::new(),
         role_last_used: None,

@@ -232,6 +232,7 @@ impl AwsIam {
                 r.role_policy_list(),
             ),
             principal,
+            unique_id: r.role_id().map(str::to_string),
             created_at: to_chrono(OP, created)?,
             tags: tag_map(r.tags()),
             role_last_used: r
@@ -282,6 +283,7 @@ impl AwsIam {
                 u.user_policy_list(),
             ),
             principal,
+            unique_id: u.user_id().map(str::to_string),
             created_at,
             tags: tag_map(u.tags()),
             role_last_used: None,
@@ -309,6 +311,7 @@ impl AwsIam {
         Ok(Facts {
             has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
             principal,
+            unique_id: Some(role.role_id().to_string()),
             created_at: to_chrono(OP, role.create_date())?,
             tags: tag_map(role.tags()),
             role_last_used: role
@@ -374,6 +377,7 @@ impl AwsIam {
         Ok(Facts {
             has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
             principal,
+            unique_id: Some(user.user_id().to_string()),
             created_at,
             tags,
             role_last_used: None,

@@ -122,6 +122,14 @@ impl Decision {
         }
     }
 
+    pub(crate) fn after_mut(&mut self) -> Option<&mut Record> {
+        match &mut self.action {
+            Action::Step(p) => Some(&mut p.after),
+            Action::Record(r) => Some(r),
+            Action::Wait => None,
+        }
+    }
+
     /// A step was chosen and may change IAM now.
     pub fn acts(&self) -> bool {
         self.gate() == Some(&Gate::Proceed)

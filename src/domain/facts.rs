@@ -18,6 +18,10 @@ pub fn fmt_time(t: Timestamp) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub principal: Principal,
+    /// `RoleId` (`AROA…`) or `UserId` (`AIDA…`): a name can be deleted and created again, this
+    /// id is never reused. `None` when the read did not give it.
+    #[serde(default)]
+    pub unique_id: Option<String>,
     pub created_at: Timestamp,
     pub tags: BTreeMap<String, String>,
     /// Roles: `RoleLastUsed.LastUsedDate`.
@@ -247,6 +251,7 @@ mod tests {
     fn bulk(keys: Vec<AccessKey>) -> Facts {
         Facts {
             principal: Principal::user("123456789012", "/", "u"),
+            unique_id: None,
             created_at: at(0),
             tags: BTreeMap::new(),
             role_last_used: None,

@@ -236,6 +236,14 @@ pub struct Record {
     /// Optimistic-concurrency version; 0 for a record never stored.
     pub version: u64,
     pub pending: Option<Intent>,
+    /// The `RoleId`/`UserId` of the identity this record is about. A different id under the same
+    /// name is a new identity, which starts clean. `None` in records written before it was kept.
+    #[serde(default)]
+    pub unique_id: Option<String>,
+    /// Password subjects: the `CreateDate` of the login profile this record is about; a later one
+    /// is a new password.
+    #[serde(default)]
+    pub login_profile_created_at: Option<Timestamp>,
 }
 
 impl Record {
@@ -255,6 +263,8 @@ impl Record {
             last_used_at: None,
             version: 0,
             pending: None,
+            unique_id: None,
+            login_profile_created_at: None,
         }
     }
 
@@ -293,5 +303,26 @@ impl Record {
             pending: None,
             ..self.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::subject::Principal;
+
+    #[test]
+    fn a_record_stored_before_identities_were_kept_still_loads() {
+        let mut r = Record::new(Subject::whole(Principal::role("123456789012", "/", "r")));
+        r.unique_id = Some("AROAEXAMPLE".into());
+        let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        let back: Record = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, r);
+
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("unique_id");
+        fields.remove("login_profile_created_at");
+        let old: Record = serde_json::from_value(json).unwrap();
+        assert_eq!((old.unique_id, old.login_profile_created_at), (None, None));
     }
 }

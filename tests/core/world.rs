@@ -46,6 +46,7 @@ impl FactsBuilder {
         FactsBuilder {
             facts: Facts {
                 principal,
+                unique_id: None,
                 created_at: t0() - days(365),
                 tags: BTreeMap::new(),
                 role_last_used: None,
@@ -62,6 +63,12 @@ impl FactsBuilder {
     /// Created `ago` before t0.
     pub fn created(mut self, ago: Duration) -> Self {
         self.facts.created_at = t0() - ago;
+        self
+    }
+
+    /// The `RoleId`/`UserId` IAM gave this identity.
+    pub fn unique_id(mut self, id: &str) -> Self {
+        self.facts.unique_id = Some(id.to_string());
         self
     }
 

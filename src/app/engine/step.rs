@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
 use crate::domain::facts::fmt_time;
-use crate::domain::ladder::INTENT_LEASE;
+use crate::domain::ladder::{INTENT_LEASE, RECREATED};
 use crate::domain::{
     retry_delay, Action, AuditEntry, Decision, Effect, Facts, Gate, Intent, OutboundEvent, Outcome,
     PlannedStep, Record, Stage, Step, Subject, Timestamp,
@@ -83,6 +83,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     return Ok(());
                 }
                 let what = match after.stage {
+                    Stage::Clean if after.reason.starts_with(RECREATED) => "recreated",
                     Stage::Exempt | Stage::Clean | Stage::Released => "exempt",
                     Stage::Noticed
                     | Stage::Quarantined
