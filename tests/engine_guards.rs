@@ -185,13 +185,39 @@ async fn a_resumed_step_is_stopped_by_a_tripped_breaker() {
 async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
     let a = Account::new().await;
     a.role("keep-me", 200, &[]).await;
+    let allow_all = a
+        .iam
+        .create_policy()
+        .policy_name("allow-all")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    a.iam
+        .attach_role_policy()
+        .role_name("keep-me")
+        .policy_arn(&allow_all)
+        .send()
+        .await
+        .unwrap();
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    emulator().inject_fault(&a.id, "iam", "DeleteRole", Fault::AccessDenied, 1);
+    // The teardown is cut short while the allow-all policy is still attached.
+    emulator().inject_fault(&a.id, "iam", "DetachRolePolicy", Fault::AccessDenied, 1);
     let r = engine.tick(a.day(23)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::Failed, "{r:?}");
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
+    assert_eq!(
+        policies(&a, "keep-me").await.len(),
+        1,
+        "dormant's deny is removed last, so a half-torn-down role stays denied"
+    );
 
     let mut never = Policy::default();
     never.ladder.delete = DeleteMode::Never;
@@ -201,6 +227,7 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
 
     assert_eq!(emulator().count_requests(&a.id, "DeleteRole"), 0);
     assert!(a.iam.get_role().role_name("keep-me").send().await.is_ok());
+    assert_eq!(policies(&a, "keep-me").await.len(), 1, "still denied");
     let record = engine
         .store
         .load(&role(&a, "keep-me"))

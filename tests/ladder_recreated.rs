@@ -168,7 +168,9 @@ fn a_password_set_again_while_on_the_ladder_loses_dormant_tags_and_starts_clean(
         .build();
     let mut w = World::new(facts, Subject::password(user("dave").build().principal));
     assert_eq!(w.run(days(0)).step(), Some(Step::Notice));
-    assert_eq!(w.tag("dormant:password:stage"), Some("noticed"));
+    assert!(w
+        .tag("dormant:password:stage")
+        .is_some_and(|v| v.starts_with("noticed")));
 
     w.facts_mut().login_profile = Some(dormant::domain::LoginProfile {
         created_at: t0() + days(3),
@@ -178,11 +180,7 @@ fn a_password_set_again_while_on_the_ladder_loses_dormant_tags_and_starts_clean(
     assert_eq!(
         d.effects(),
         vec![Effect::RemoveTags {
-            keys: vec![
-                "dormant:password:stage".into(),
-                "dormant:password:next-step".into(),
-                "dormant:password:next-step-at".into()
-            ]
+            keys: vec!["dormant:password:stage".into()]
         }]
     );
     assert!(d.reason.starts_with("re-created: "), "{}", d.reason);

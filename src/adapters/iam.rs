@@ -855,7 +855,12 @@ impl AwsIam {
             })
             .await?;
         }
-        for policy in self.user_policy_names(user).await? {
+        let (deny, inline): (Vec<String>, Vec<String>) = self
+            .user_policy_names(user)
+            .await?
+            .into_iter()
+            .partition(|n| is_quarantine_name(n));
+        for policy in inline {
             self.delete_inline_policy(p, &policy).await?;
         }
         for arn in self.user_attached_arns(user).await? {
@@ -876,6 +881,11 @@ impl AwsIam {
             })
             .await?;
         }
+        // The deny goes last: a teardown cut short leaves the user denied, never stripped of
+        // its deny with allows still attached.
+        for policy in deny {
+            self.delete_inline_policy(p, &policy).await?;
+        }
         self.remove(p, "DeleteUser", user, || {
             c.delete_user().user_name(user).send()
         })
@@ -894,7 +904,12 @@ impl AwsIam {
             })
             .await?;
         }
-        for policy in self.role_policy_names(role).await? {
+        let (deny, inline): (Vec<String>, Vec<String>) = self
+            .role_policy_names(role)
+            .await?
+            .into_iter()
+            .partition(|n| is_quarantine_name(n));
+        for policy in inline {
             self.delete_inline_policy(p, &policy).await?;
         }
         for arn in self.role_attached_arns(role).await? {
@@ -905,6 +920,10 @@ impl AwsIam {
                     .send()
             })
             .await?;
+        }
+        // The deny goes last (see `delete_user`).
+        for policy in deny {
+            self.delete_inline_policy(p, &policy).await?;
         }
         self.remove(p, "DeleteRole", role, || {
             c.delete_role().role_name(role).send()

@@ -10,6 +10,7 @@ use crate::ports::{Iam, Store};
 use super::output::{HistoryEntry, StatusReport};
 use super::Engine;
 use crate::domain::facts::fmt_time;
+use crate::domain::ladder::INTENT_LEASE;
 use crate::domain::{decide, exemption, Budget, Facts, Outcome, RefusedBecause, Scope};
 
 impl<I: Iam, S: Store> Engine<I, S> {
@@ -173,6 +174,18 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let record = self.tracked(&subject).await?;
         // Refusals come before anything is stopped or changed.
         crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
+        if let Some(intent) = record.pending.as_ref().filter(|i| {
+            i.fallback.is_empty() && i.last_error.is_none() && now < i.not_before(INTENT_LEASE)
+        }) {
+            // Another run is carrying the step out right now: a release could land before its
+            // last call.
+            return Err(Error::Rejected(format!(
+                "{subject}: {} is being carried out by another run since {}; try again after {}",
+                intent.step,
+                fmt_time(intent.started_at),
+                fmt_time(intent.not_before(INTENT_LEASE))
+            )));
+        }
         if let Some(intent) = record.pending.as_ref().filter(|i| !i.fallback.is_empty()) {
             if self.policy.dry_run {
                 return Err(Error::Rejected(format!(

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::ports::Publisher;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Who the audit trail names for steps this process takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +268,14 @@ impl Wiring {
                 Poll::default(),
             )));
         }
-        if let Some(f) = &self.fallback {
-            engine = engine.with_fallback(f.clone());
+        // The documents act on an identity by name in the account whose SSM runs them: the
+        // controller's SSM client may only ever act for the controller's own account.
+        match &self.fallback {
+            Some(f) if member.id == self.account => engine = engine.with_fallback(f.clone()),
+            Some(_) => {
+                debug!(account = %member.id, "no SSM fallback in member accounts: their steps run directly")
+            }
+            None => {}
         }
         Ok(engine)
     }

@@ -185,6 +185,9 @@ pub struct Intent {
     /// The last failure, in words: a repeat of the same failure is not announced again.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When the SSM executions in `fallback` were started (their timeout counts from here).
+    #[serde(default)]
+    pub fallback_since: Option<Timestamp>,
 }
 
 impl Intent {
@@ -199,6 +202,7 @@ impl Intent {
             attempts: 0,
             held_until: None,
             last_error: None,
+            fallback_since: None,
         }
     }
 

@@ -62,6 +62,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let mut with_fallback = with_intent.clone();
         if let Some(i) = with_fallback.pending.as_mut() {
             i.fallback = executions.clone();
+            i.fallback_since = Some(now);
         }
         with_fallback.next_due_at = Some(now);
         self.store.save(&with_fallback).await?;
@@ -100,26 +101,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let subject = record.subject.clone();
         let step = intent.step;
         let mut failure = None;
-        let mut running = false;
+        let mut running = Vec::new();
         for id in &intent.fallback {
             match setup.runner.status(id).await? {
                 AutomationStatus::Succeeded => {}
-                AutomationStatus::Running => running = true,
+                AutomationStatus::Running => running.push(id),
                 AutomationStatus::Failed(why) => failure = Some(format!("execution {id}: {why}")),
             }
         }
-        if failure.is_none() && running && now - intent.started_at > FALLBACK_TIMEOUT {
+        let since = intent.fallback_since.unwrap_or(intent.started_at);
+        if failure.is_none() && !running.is_empty() && now - since > FALLBACK_TIMEOUT {
             failure = Some(format!(
                 "still running after {} hours",
                 FALLBACK_TIMEOUT.num_hours()
             ));
         }
         if let Some(why) = failure {
+            // The next attempt starts afresh: nothing of this one may land after it.
+            for id in running {
+                if let Err(e) = setup.runner.stop(id).await {
+                    warn!(execution = %id, error = %e, "could not stop an SSM execution of a failed step");
+                }
+            }
             return self
                 .step_failed(run, &record, "SSM Automation", &why, now)
                 .await;
         }
-        if running {
+        if !running.is_empty() {
             return Ok(());
         }
         let mut after = (*intent.after).clone();

@@ -32,6 +32,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .as_ref()
             .is_some_and(|i| !i.fallback.is_empty())
         {
+            // Committing a finished execution is a write: not in a dry run.
+            if self.policy.dry_run {
+                return Ok(());
+            }
             return self.poll_fallback(run, record, now).await;
         }
         let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
@@ -43,7 +47,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
                     return Ok(());
                 };
                 info!(identity = %record.subject, "another run changed this identity first; deciding again");
-                let Some(d) = self.decide_confirmed(run, &current, facts, now).await? else {
+                // The other run may have acted on newer facts (an exemption, a use): read again.
+                let principal = &record.subject.principal;
+                let facts = self
+                    .iam
+                    .fresh_facts(principal.kind, &principal.name)
+                    .await?;
+                let Some(d) = self
+                    .decide_confirmed(run, &current, facts.as_ref(), now)
+                    .await?
+                else {
                     return Ok(());
                 };
                 let about = d.step().unwrap_or(Step::Notice);
@@ -248,7 +261,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.emit(run, OutboundEvent::step_done(step, after, reason))
             .await;
         if step == Step::Quarantine {
-            self.breaker().count_quarantine(now).await?;
+            // The step is committed; a count that cannot be written is logged, not a failure.
+            if let Err(e) = self.breaker().count_quarantine(now).await {
+                warn!(account = self.account(), error = %e, "could not count a quarantine in the breaker's window");
+            }
         }
         info!(identity = %after.subject, %step, %reason, "step done");
         self.report(run, &after.subject, step, Outcome::Done, reason);
