@@ -3,6 +3,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tracing::warn;
+
 use crate::domain::{
     decide, AuditEntry, BreakerState, Budget, Decision, Facts, Gate, OutboundEvent, Outcome,
     Policy, Record, Step, Subject, Timestamp,
@@ -84,6 +86,9 @@ impl Run {
         let d = decide(record, facts, policy, &state.budget, now);
         if let (Some(step), Gate::Proceed | Gate::DryRun) = (d.step, &d.gate) {
             state.budget.record(step);
+        }
+        if let Some(warning) = d.exemption.as_ref().and_then(|e| e.warning()) {
+            warn!(identity = %record.subject, %warning, "exemption tags need fixing; the exemption holds");
         }
         d
     }

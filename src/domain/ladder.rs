@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::breaker::{Budget, Trip};
 use super::effect::{stage_tag_keys, stage_tags, Effect};
-use super::exemption::{self, Exemption, Verdict};
+use super::exemption::{self, Exemption, OpenExemption};
 use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
 use super::record::{Approval, Record, Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject, SubjectKind};
+use super::tag;
 
 /// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
 /// last. After that, the next run completes it.
@@ -159,6 +160,11 @@ pub fn decide(
     now: Timestamp,
 ) -> Decision {
     if let Some(intent) = &record.pending {
+        // Not even a step started before the identity was protected (by an older version of
+        // dormant, or another configuration) is finished.
+        if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
+            return decide_protected(record, facts, now, why);
+        }
         if now < intent.started_at + INTENT_LEASE {
             // Another run may still be carrying it out; re-running its effects concurrently would
             // double every IAM call. Past the lease that run is certainly gone.
@@ -192,14 +198,19 @@ pub fn decide(
     };
     let subject = &record.subject;
 
-    let verdict = exemption::evaluate(&subject.principal, &facts.tags, &policy.exemptions, now);
-    if let Verdict::Exempt(exemption) = verdict {
-        return decide_exempt(record, facts, policy, now, exemption);
+    let verdict = exemption::evaluate(
+        &subject.principal,
+        &facts.tags,
+        &policy.exemptions,
+        record.open_exemption.as_ref(),
+        now,
+    );
+    let open = verdict.open;
+    if let Some(exemption) = verdict.exemption {
+        let decision = decide_exempt(record, facts, policy, now, exemption);
+        return remember(decision, record, open, now);
     }
-    let note = match verdict {
-        Verdict::NotExempt { note } => note,
-        Verdict::Exempt(_) => None,
-    };
+    let note = verdict.note;
 
     let dormancy = dormancy(facts, &subject.scope, policy, now);
     if dormancy == Dormancy::Missing {
@@ -269,7 +280,36 @@ pub fn decide(
         }
         Stage::Deleted => Decision::nothing("deleted"),
     };
-    decision.with_context(activity, None)
+    remember(decision.with_context(activity, None), record, open, now)
+}
+
+/// Keeps what the record knows of an exemption tag without a usable end date (when dormant first
+/// saw it, so that its `max_days` count from then): in the record the decision commits, or in a
+/// bookkeeping write of its own when there is none.
+fn remember(
+    mut d: Decision,
+    record: &Record,
+    open: Option<OpenExemption>,
+    now: Timestamp,
+) -> Decision {
+    if let Some(after) = d.after.as_mut() {
+        after.open_exemption = open;
+        return d;
+    }
+    if open.is_none() || record.open_exemption == open {
+        return d;
+    }
+    let mut after = if record.stage == Stage::Exempt {
+        Record {
+            reason: d.reason.clone(),
+            ..record.clone()
+        }
+    } else {
+        record.entering(Stage::Exempt, now, d.reason.clone())
+    };
+    after.open_exemption = open;
+    d.after = Some(after);
+    d
 }
 
 fn not_dormant(d: &Dormancy) -> String {
@@ -317,16 +357,11 @@ fn decide_exempt(
     now: Timestamp,
     exemption: Exemption,
 ) -> Decision {
+    if let Exemption::Protected { why } = exemption {
+        return decide_protected(record, Some(facts), now, why);
+    }
     let why = exemption.describe();
     let decision = match (&exemption, record.stage.is_on_ladder()) {
-        // Never changed in any mode: not even to remove dormant's own tags.
-        (Exemption::Protected { .. }, _) => {
-            if record.stage == Stage::Exempt || record.version == 0 {
-                Decision::nothing(why)
-            } else {
-                Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
-            }
-        }
         (_, true) => release(
             record,
             facts,
@@ -341,6 +376,25 @@ fn decide_exempt(
         (_, false) => Decision::nothing(why),
     };
     let activity = facts.activity(&record.subject.scope);
+    decision.with_context(activity, Some(exemption))
+}
+
+/// Never changed in any mode: not even to remove dormant's own tags or finish a pending step.
+fn decide_protected(
+    record: &Record,
+    facts: Option<&Facts>,
+    now: Timestamp,
+    why: String,
+) -> Decision {
+    let exemption = Exemption::Protected { why };
+    let why = exemption.describe();
+    let settled = record.stage == Stage::Exempt && record.pending.is_none();
+    let decision = if settled || record.version == 0 {
+        Decision::nothing(why)
+    } else {
+        Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
+    };
+    let activity = facts.and_then(|f| f.activity(&record.subject.scope));
     decision.with_context(activity, Some(exemption))
 }
 
@@ -527,10 +581,11 @@ fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
     }
 }
 
+/// dormant's stage tags on the identity, each as stored (its case may differ from dormant's).
 fn present_stage_tags(subject: &Subject, facts: &Facts) -> Vec<String> {
     stage_tag_keys(subject)
         .into_iter()
-        .filter(|k| facts.tags.contains_key(k))
+        .filter_map(|k| tag::stored(&facts.tags, &k).map(|(stored, _)| stored.to_string()))
         .collect()
 }
 
@@ -662,8 +717,16 @@ pub fn undo(
 }
 
 /// The operator's `approve`: the record to store; the deletion then runs on the next tick.
-pub fn approve(record: &Record, by: &str, now: Timestamp) -> Result<Record, RefusedBecause> {
+pub fn approve(
+    record: &Record,
+    policy: &Policy,
+    by: &str,
+    now: Timestamp,
+) -> Result<Record, RefusedBecause> {
     let id = record.subject.id();
+    if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
+        return Err(RefusedBecause::Protected(id, why));
+    }
     if record.stage != Stage::PendingDelete {
         return Err(RefusedBecause::NotPendingDelete(id, record.stage));
     }

@@ -15,12 +15,13 @@ pub mod policy;
 pub mod record;
 pub mod snapshot;
 pub mod subject;
+pub mod tag;
 
 pub use audit::{AuditEntry, Outcome};
 pub use breaker::{BreakerState, Budget, Trip};
 pub use effect::Effect;
 pub use event::OutboundEvent;
-pub use exemption::{Exemption, Verdict};
+pub use exemption::{Exemption, OpenExemption, Verdict};
 pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
 pub use fallback::{AutomationRequest, AutomationStatus};
 pub use ladder::{

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::effect::Effect;
+use super::exemption::OpenExemption;
 use super::facts::Timestamp;
 use super::subject::Subject;
 
@@ -196,6 +197,10 @@ pub struct Record {
     /// Optimistic-concurrency version; 0 for a record never stored.
     pub version: u64,
     pub pending: Option<Intent>,
+    /// An exemption tag without a usable end date and when dormant first saw it: it holds for
+    /// `exemptions.max_days` from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_exemption: Option<OpenExemption>,
 }
 
 impl Record {
@@ -215,6 +220,7 @@ impl Record {
             last_used_at: None,
             version: 0,
             pending: None,
+            open_exemption: None,
         }
     }
 
