@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::policy::{BreakerLimits, DeleteMode, Exemptions, Inactivity, Ladder, Policy};
 use crate::domain::record::Step;
-use crate::domain::subject::is_account_id;
+use crate::domain::subject::{is_account_id, PrincipalKind};
 
 /// A configuration error: the field at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -453,7 +453,7 @@ impl RawConfig {
                 ));
             }
         }
-        let exemptions =
+        let mut exemptions =
             Exemptions::new(&e.globs, e.require_until, max_duration, e.accounts.clone()).map_err(
                 |(pattern, why)| {
                     let n = e.globs.iter().position(|g| *g == pattern).unwrap_or(0);
@@ -513,6 +513,20 @@ impl RawConfig {
                 "fallback.automation_role",
                 "required when fallback.ssm_steps is not empty",
             ));
+        }
+        // The roles dormant assumes or passes to SSM are its own: protected by name in every
+        // account (the same names are deployed in each, and a name is unique in an account
+        // whatever the path), so a member account's copy is never quarantined either.
+        let own_roles = accounts
+            .iter()
+            .filter_map(|a| a.role_arn.as_deref())
+            .chain(automation_role.as_deref())
+            .filter_map(|arn| arn.rsplit('/').next())
+            .chain(organization.as_ref().map(|o| o.role_name.as_str()));
+        for name in own_roles {
+            exemptions
+                .controller
+                .push((PrincipalKind::Role, name.to_string()));
         }
         for (n, r) in self.sources.config_rules.iter().enumerate() {
             if r.trim().is_empty() {

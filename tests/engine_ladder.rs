@@ -821,3 +821,146 @@ async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry
         r.actions[0].reason
     );
 }
+
+#[tokio::test]
+async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_not_advanced() {
+    let a = Account::new().await;
+    a.role("legacy-batch", 200, &[]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(
+        a.role_policies("legacy-batch").await.len(),
+        1,
+        "quarantined"
+    );
+
+    // Typed in the console: another case for the key, a date dormant cannot read.
+    a.iam
+        .tag_role()
+        .role_name("legacy-batch")
+        .tags(
+            Tag::builder()
+                .key("Dormant:Exempt")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            Tag::builder()
+                .key("dormant:exempt-until")
+                .value("31/12/2026")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = engine.sweep(a.day(8)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("legacy-batch".into(), Step::Release)]
+    );
+    assert!(
+        r.actions[0].reason.contains("'31/12/2026' is not a date"),
+        "{}",
+        r.actions[0].reason
+    );
+    assert!(a.role_policies("legacy-batch").await.is_empty());
+    let subject = Subject::whole(Principal::role(&a.id, "/", "legacy-batch"));
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Exempt);
+
+    // The ladder does not advance while the exemption holds...
+    emulator().clear_requests(&a.id);
+    for day in [15, 23, 60, 200] {
+        engine.sweep(a.day(day)).await.unwrap();
+        engine.tick(a.day(day)).await.unwrap();
+    }
+    assert!(a.role_exists("legacy-batch").await);
+    assert_eq!(a.mutations_of("legacy-batch"), Vec::<String>::new());
+    // ...and ends `max_days` after dormant first saw it, remembered in the record.
+    let r = engine.sweep(a.day(8 + 365)).await.unwrap();
+    assert_eq!(
+        steps(&r, Outcome::Done),
+        vec![("legacy-batch".into(), Step::Notice)]
+    );
+    assert!(
+        r.actions[0].reason.contains("exemptions.max_days"),
+        "{}",
+        r.actions[0].reason
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_and_platform_roles_unused_for_a_year_are_never_touched_through_the_ladder() {
+    let a = Account::new().await;
+    let cdk = format!("cdk-hnb659fds-deploy-role-{}-us-east-1", a.id);
+    let mut protected = vec![
+        cdk.clone(),
+        "AWSControlTowerExecution".to_string(),
+        "stacksets-exec-0123456789abcdef0123456789abcdef".to_string(),
+        "AWSCloudFormationStackSetExecutionRole".to_string(),
+        "dormant-automation".to_string(),
+    ];
+    for name in &protected {
+        a.role(name, 400, &[]).await;
+    }
+    // The automation role the configuration passes to SSM, under a path and any name.
+    a.iam
+        .create_role()
+        .role_name("ops-remediation")
+        .path("/automation/")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(
+        &a.id,
+        "ops-remediation",
+        Some(a.now - Duration::days(400)),
+        None,
+    );
+    protected.push("ops-remediation".to_string());
+    a.role("ordinary", 400, &[]).await;
+    // The breaker would otherwise stop the old code's quarantines of these roles.
+    let config = dormant::config::Config::from_toml(&format!(
+        "[breaker]\nmax_quarantine_fraction = 1.0\n[fallback]\nautomation_role = \"arn:aws:iam::{}:role/automation/ops-remediation\"",
+        a.id
+    ))
+    .unwrap();
+    let engine = a.engine(config.policy).await;
+
+    for day in [0, 7, 14, 23, 30, 365] {
+        engine.sweep(a.day(day)).await.unwrap();
+        engine.tick(a.day(day)).await.unwrap();
+    }
+    assert!(
+        !a.role_exists("ordinary").await,
+        "the ladder ran: the ordinary role was deleted"
+    );
+    for name in &protected {
+        assert!(a.role_exists(name).await, "{name}");
+        assert_eq!(
+            a.mutations_of(name),
+            Vec::<String>::new(),
+            "{name} was never changed"
+        );
+        let path = if name == "ops-remediation" {
+            "/automation/"
+        } else {
+            "/"
+        };
+        let record = engine
+            .store
+            .load(&Subject::whole(Principal::role(&a.id, path, name)))
+            .await
+            .unwrap();
+        assert!(
+            record
+                .as_ref()
+                .is_none_or(|r| r.stage == Stage::Exempt || r.stage == Stage::Clean),
+            "{name}: {record:?}"
+        );
+    }
+}

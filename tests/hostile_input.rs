@@ -505,7 +505,8 @@ async fn hostile_names_in_events_are_refused_and_odd_exemption_dates_are_explain
     assert!(w.drain_requests().iter().all(|r| r["service"] != "iam"));
 
     // The owner's exemption with a date in full-width digits (and a reason with non-ASCII
-    // letters, which IAM allows): not a date, so no exemption, and the notice says why.
+    // letters, which IAM allows): not a date, so the exemption holds (for `max_days` at most)
+    // and the record says why.
     w.role(
         "/",
         "odd-exemption",
@@ -519,13 +520,28 @@ async fn hostile_names_in_events_are_refused_and_odd_exemption_dates_are_explain
     )
     .await;
     let r = engine.sweep(w.at(0, 0)).await.unwrap();
-    let action = r
-        .actions
-        .iter()
-        .find(|a| a.identity.ends_with("role/odd-exemption"))
-        .unwrap_or_else(|| panic!("{r:?}"));
-    assert_eq!(action.outcome, Outcome::Done, "{action:?}");
-    assert!(action.reason.contains("is not a date"), "{action:?}");
+    assert!(
+        !r.actions
+            .iter()
+            .any(|a| a.identity.ends_with("role/odd-exemption") && a.outcome == Outcome::Done),
+        "{r:?}"
+    );
+    let record = engine
+        .store
+        .load(&Subject::whole(Principal::role(
+            &w.id,
+            "/",
+            "odd-exemption",
+        )))
+        .await
+        .unwrap()
+        .expect("the exemption is recorded");
+    assert_eq!(record.stage, Stage::Exempt);
+    assert!(
+        record.reason.contains("is not a date") && record.reason.contains("Zoë's Überprüfung"),
+        "{}",
+        record.reason
+    );
 }
 
 // ---- identities -------------------------------------------------------------------------------

@@ -201,46 +201,6 @@ fn an_expired_exemption_is_acted_on_and_says_so() {
     assert_eq!(w.run(days(1)).step(), Some(Step::Notice));
 }
 
-#[test]
-fn exemption_tags_that_break_the_rules_do_not_count() {
-    let mut w = World::whole(
-        role("typo")
-            .created(days(500))
-            .tag(TAG_EXEMPT, "true")
-            .tag(TAG_EXEMPT_UNTIL, "next tuesday")
-            .build(),
-    );
-    let d = w.run(days(0));
-    assert_eq!(d.step(), Some(Step::Notice));
-    assert!(d.reason.contains("is not a date"), "{}", d.reason);
-
-    let mut w = World::whole(
-        role("forever")
-            .created(days(500))
-            .tag(TAG_EXEMPT, "true")
-            .build(),
-    );
-    w.policy.exemptions.require_until = true;
-    let d = w.run(days(0));
-    assert_eq!(d.step(), Some(Step::Notice));
-    assert!(
-        d.reason.contains("requires dormant:exempt-until"),
-        "{}",
-        d.reason
-    );
-
-    let mut w = World::whole(
-        role("too-far")
-            .created(days(500))
-            .tag(TAG_EXEMPT, "true")
-            .tag(TAG_EXEMPT_UNTIL, "2028-01-01")
-            .build(),
-    );
-    let d = w.run(days(0));
-    assert_eq!(d.step(), Some(Step::Notice));
-    assert!(d.reason.contains("more than 365 days"), "{}", d.reason);
-}
-
 fn glob_policy(globs: &[&str]) -> dormant::domain::Policy {
     let mut p = dormant::domain::Policy::default();
     let globs: Vec<String> = globs.iter().map(|s| s.to_string()).collect();
@@ -465,17 +425,24 @@ fn deletion_waits_for_approval_when_configured() {
     assert!(w.facts.is_some());
 
     assert!(
-        approve(&Record::new(w.record.subject.clone()), "ops", t0()).is_err(),
+        approve(
+            &Record::new(w.record.subject.clone()),
+            &w.policy,
+            "ops",
+            t0()
+        )
+        .is_err(),
         "only a pending deletion can be approved"
     );
     w.record = approve(
         &w.record,
+        &w.policy,
         "arn:aws:iam::111122223333:user/ops",
         t0() + days(101),
     )
     .unwrap();
     assert!(
-        approve(&w.record, "someone-else", t0() + days(101)).is_err(),
+        approve(&w.record, &w.policy, "someone-else", t0() + days(101)).is_err(),
         "approved once"
     );
     assert_eq!(step_of(&mut w, days(101)), Some(Step::Delete));

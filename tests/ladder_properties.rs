@@ -181,7 +181,7 @@ proptest! {
                     }
                 }
                 Op::Approve => {
-                    if let Ok(r) = approve(&w.record, "ops", now) { w.record = r; }
+                    if let Ok(r) = approve(&w.record, &w.policy, "ops", now) { w.record = r; }
                 }
                 Op::DeletedOutside => w.facts = None,
             }

@@ -1431,8 +1431,10 @@ impl AwsIam {
 /// the single stage tag). They describe dormant's progress, not the owner's intent, so restore
 /// leaves them out. The owner's own `dormant:exempt*` tags are kept.
 fn is_stage_tag(key: &str) -> bool {
+    // IAM tag keys are unique regardless of case: `Dormant:Stage` is dormant's too.
+    let key = key.to_ascii_lowercase();
     matches!(
-        key,
+        key.as_str(),
         "dormant:stage" | "dormant:next-step" | "dormant:next-step-at"
     ) || key.starts_with("dormant:key:")
         || key.starts_with("dormant:password:")

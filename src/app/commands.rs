@@ -229,7 +229,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     pub async fn approve(&self, arg: &IdentityArg, now: Timestamp) -> Result<CommandReport> {
         let (subject, _) = self.resolve(arg).await?;
         let record = self.tracked(&subject).await?;
-        let after = crate::domain::approve(&record, &self.actor, now)?;
+        let after = crate::domain::approve(&record, &self.policy, &self.actor, now)?;
         let run = self.start_run(None, now).await?;
         if !self.policy.dry_run {
             self.store.save(&after).await?;
@@ -467,7 +467,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             let d = decide(&record, Some(facts), &self.policy, &budget, now);
             let activity = facts.activity(&Scope::Whole);
             let (until, why) = match &d.exemption {
-                Some(crate::domain::Exemption::Tag { until, reason }) => {
+                Some(crate::domain::Exemption::Tag { until, reason, .. }) => {
                     (until.map(fmt_time), reason.clone())
                 }
                 _ => (None, None),

@@ -3,6 +3,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tracing::warn;
+
 use crate::domain::{
     decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Record,
     Step, Subject, Timestamp,
@@ -81,6 +83,9 @@ impl Run {
             if matches!(planned.gate, Gate::Proceed | Gate::DryRun) {
                 state.budget.record(planned.step);
             }
+        }
+        if let Some(warning) = d.exemption.as_ref().and_then(|e| e.warning()) {
+            warn!(identity = %record.subject, %warning, "exemption tags need fixing; the exemption holds");
         }
         d
     }

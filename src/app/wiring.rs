@@ -123,20 +123,9 @@ impl Wiring {
         let account = caller.account().unwrap_or_default().to_string();
         let caller_arn = caller.arn().unwrap_or("unknown").to_string();
         let mut policy = config.policy.clone();
+        // The roles the configuration names are already there (`Config`).
         if let Some(me) = controller_identity(&caller_arn) {
             policy.exemptions.controller.push(me);
-        }
-        // The roles dormant assumes in member accounts are its own too.
-        let assumed = config
-            .accounts
-            .iter()
-            .filter_map(|a| a.role_arn.as_deref().and_then(|r| r.rsplit('/').next()))
-            .chain(config.organization.iter().map(|o| o.role_name.as_str()));
-        for role in assumed {
-            policy
-                .exemptions
-                .controller
-                .push((PrincipalKind::Role, role.to_string()));
         }
         let actor = match actor {
             Actor::Controller => CONTROLLER.to_string(),

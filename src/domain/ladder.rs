@@ -10,7 +10,7 @@ use super::effect::{
     present_legacy_tags, present_stage_tags, stage_tag, stage_tag_key, tag_overflow, Effect,
     TAG_LIMIT,
 };
-use super::exemption::{self, Exemption, Verdict};
+use super::exemption::{self, Exemption, OpenExemption};
 use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
 use super::record::{Intent, Record, Stage, Step};
@@ -119,6 +119,11 @@ fn decide_same_identity(
     now: Timestamp,
 ) -> Decision {
     if let Some(intent) = &record.pending {
+        // Not even a step started before the identity was protected (by an older version of
+        // dormant, or another configuration) is finished.
+        if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
+            return decide_protected(record, facts, now, why);
+        }
         let not_before = intent.not_before(INTENT_LEASE);
         if now < not_before {
             // Another run may still be carrying it out (or it failed and is backing off);
@@ -171,11 +176,17 @@ fn resume(
         return gone(&assumed, now, "no longer exists in IAM");
     };
     let subject = &record.subject;
-    let verdict = exemption::evaluate(&subject.principal, &facts.tags, &policy.exemptions, now);
-    if let Verdict::Exempt(exemption) = verdict {
+    let verdict = exemption::evaluate(
+        &subject.principal,
+        &facts.tags,
+        &policy.exemptions,
+        record.open_exemption.as_ref(),
+        now,
+    );
+    if let Some(exemption) = verdict.exemption {
         let mut d = decide_exempt(&assumed, facts, policy, now, exemption);
         d.reason = format!("{step} started at {started} not finished: {}", d.reason);
-        return d;
+        return remember(d, record, verdict.open, now);
     }
     let turned_off_by_us = match &subject.scope {
         Scope::AccessKey(id) => assumed.keys_deactivated.contains(id),
@@ -271,14 +282,19 @@ fn decide_settled(
     };
     let subject = &record.subject;
 
-    let verdict = exemption::evaluate(&subject.principal, &facts.tags, &policy.exemptions, now);
-    if let Verdict::Exempt(exemption) = verdict {
-        return decide_exempt(record, facts, policy, now, exemption);
+    let verdict = exemption::evaluate(
+        &subject.principal,
+        &facts.tags,
+        &policy.exemptions,
+        record.open_exemption.as_ref(),
+        now,
+    );
+    let open = verdict.open;
+    if let Some(exemption) = verdict.exemption {
+        let decision = decide_exempt(record, facts, policy, now, exemption);
+        return remember(decision, record, open, now);
     }
-    let note = match verdict {
-        Verdict::NotExempt { note } => note,
-        Verdict::Exempt(_) => None,
-    };
+    let note = verdict.note;
 
     let dormancy = dormancy(facts, &subject.scope, policy, now);
     if dormancy == Dormancy::Missing {
@@ -367,7 +383,36 @@ fn decide_settled(
         }
         Stage::Deleted => Decision::nothing("deleted"),
     };
-    decision.with_context(activity, None)
+    remember(decision.with_context(activity, None), record, open, now)
+}
+
+/// Keeps what the record knows of an exemption tag without a usable end date (when dormant first
+/// saw it, so that its `max_days` count from then): in the record the decision commits, or in a
+/// bookkeeping write of its own when there is none.
+fn remember(
+    mut d: Decision,
+    record: &Record,
+    open: Option<OpenExemption>,
+    now: Timestamp,
+) -> Decision {
+    if let Some(after) = d.after_mut() {
+        after.open_exemption = open;
+        return d;
+    }
+    if open.is_none() || record.open_exemption == open {
+        return d;
+    }
+    let mut after = if record.stage == Stage::Exempt {
+        Record {
+            reason: d.reason.clone(),
+            ..record.clone()
+        }
+    } else {
+        record.entering(Stage::Exempt, now, d.reason.clone())
+    };
+    after.open_exemption = open;
+    d.action = Action::Record(Box::new(after));
+    d
 }
 
 // ---- re-created identities ---------------------------------------------------------------
@@ -492,16 +537,11 @@ fn decide_exempt(
     now: Timestamp,
     exemption: Exemption,
 ) -> Decision {
+    if let Exemption::Protected { why } = exemption {
+        return decide_protected(record, Some(facts), now, why);
+    }
     let why = exemption.describe();
     let decision = match (&exemption, record.stage.is_on_ladder()) {
-        // Never changed in any mode: not even to remove dormant's own tags.
-        (Exemption::Protected { .. }, _) => {
-            if record.stage == Stage::Exempt || record.version == 0 {
-                Decision::nothing(why)
-            } else {
-                Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
-            }
-        }
         (_, true) => release(
             record,
             facts,
@@ -530,6 +570,25 @@ fn decide_exempt(
         (_, false) => Decision::nothing(why),
     };
     let activity = facts.activity(&record.subject.scope);
+    decision.with_context(activity, Some(exemption))
+}
+
+/// Never changed in any mode: not even to remove dormant's own tags or finish a pending step.
+fn decide_protected(
+    record: &Record,
+    facts: Option<&Facts>,
+    now: Timestamp,
+    why: String,
+) -> Decision {
+    let exemption = Exemption::Protected { why };
+    let why = exemption.describe();
+    let settled = record.stage == Stage::Exempt && record.pending.is_none();
+    let decision = if settled || record.version == 0 {
+        Decision::nothing(why)
+    } else {
+        Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
+    };
+    let activity = facts.and_then(|f| f.activity(&record.subject.scope));
     decision.with_context(activity, Some(exemption))
 }
 

@@ -18,13 +18,14 @@ pub mod quarantine;
 pub mod record;
 pub mod snapshot;
 pub mod subject;
+pub mod tag;
 
 pub use audit::{AuditEntry, Outcome};
 pub use breaker::{BreakerState, Budget, Trip};
 pub use decision::{Action, Decision, Gate, PlannedStep};
 pub use effect::Effect;
 pub use event::OutboundEvent;
-pub use exemption::{Exemption, Verdict};
+pub use exemption::{Exemption, OpenExemption, Verdict};
 pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
 pub use fallback::{AutomationRequest, AutomationStatus};
 pub use ladder::{decide, dormancy, dormant_subjects, schedule, Dormancy};

@@ -63,8 +63,16 @@ pub fn undo(
 }
 
 /// The operator's `approve`: the record to store; the deletion then runs on the next tick.
-pub fn approve(record: &Record, by: &str, now: Timestamp) -> Result<Record, RefusedBecause> {
+pub fn approve(
+    record: &Record,
+    policy: &Policy,
+    by: &str,
+    now: Timestamp,
+) -> Result<Record, RefusedBecause> {
     let id = record.subject.id();
+    if let Some(why) = exemption::protection(&record.subject.principal, &policy.exemptions) {
+        return Err(RefusedBecause::Protected(id, why));
+    }
     if record.stage != Stage::PendingDelete {
         return Err(RefusedBecause::NotPendingDelete(id, record.stage));
     }

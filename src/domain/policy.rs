@@ -63,7 +63,9 @@ pub struct Exemptions {
     pub max_duration: Duration,
     /// Accounts whose identities are never acted on.
     pub accounts: Vec<String>,
-    /// The identities dormant itself runs as; always protected. Filled in at start-up.
+    /// dormant's own identities, always protected by name in every account: the roles the
+    /// configuration names (member roles, the SSM automation role) and, filled in at start-up,
+    /// the identity it runs as.
     pub controller: Vec<(PrincipalKind, String)>,
 }
 

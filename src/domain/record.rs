@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::effect::Effect;
+use super::exemption::OpenExemption;
 use super::facts::Timestamp;
 use super::subject::Subject;
 
@@ -248,6 +249,10 @@ pub struct Record {
     /// is a new password.
     #[serde(default)]
     pub login_profile_created_at: Option<Timestamp>,
+    /// An exemption tag without a usable end date and when dormant first saw it: it holds for
+    /// `exemptions.max_days` from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_exemption: Option<OpenExemption>,
 }
 
 impl Record {
@@ -269,6 +274,7 @@ impl Record {
             pending: None,
             unique_id: None,
             login_profile_created_at: None,
+            open_exemption: None,
         }
     }
 

@@ -1110,10 +1110,10 @@ fn tag_keys(params: &Value, untag: bool) -> Parsed<Vec<&str>> {
         .collect()
 }
 
-/// IAM tag keys are case-insensitive for uniqueness, so `Dormant:Exempt` counts too.
+/// IAM tag keys are case-insensitive for uniqueness, so `Dormant:Exempt` counts too (the
+/// exemption check reads it the same way).
 fn is_dormant_tag(key: &str) -> bool {
-    key.get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case("dormant:"))
+    crate::domain::tag::is_dormant_key(key)
 }
 
 // ---------------------------------------------------------------------------------------------
