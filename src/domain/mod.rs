@@ -29,5 +29,8 @@ pub use ladder::{
 };
 pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
 pub use record::{Approval, Intent, Record, Stage, Step};
-pub use snapshot::{RestoreReport, Snapshot};
+pub use snapshot::{
+    Holder, NameHolder, PublicCredential, RestoreOutcome, RestoreReport, ServiceCredential,
+    Snapshot,
+};
 pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};
