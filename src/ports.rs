@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::domain::finding::UnusedAccessDetails;
 use crate::domain::{
     AccessKey, AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts,
-    OutboundEvent, Principal, PrincipalKind, Record, RestoreReport, Snapshot, Stage, Subject,
+    OutboundEvent, Principal, PrincipalKind, Record, RestoreOutcome, Snapshot, Stage, Subject,
     Timestamp,
 };
 
@@ -90,9 +90,11 @@ pub trait Iam: Send + Sync {
     async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot>;
 
     /// Recreates a deleted principal from its snapshot, as far as IAM allows. Idempotent: what
-    /// already exists counts as restored. Access keys and passwords cannot be recreated and are
-    /// listed in `not_restored`.
-    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport>;
+    /// already exists counts as restored, and an identity an earlier, interrupted restore of the
+    /// same snapshot created is finished. An identity of that name that is anyone else's is left
+    /// untouched: [`RestoreOutcome::NameTaken`]. Secrets (access keys, passwords, MFA seeds)
+    /// cannot be recreated and are listed in `not_restored`.
+    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome>;
 }
 
 /// IAM Access Analyzer `GetFindingV2`: what an unused-access finding knows beyond its event.

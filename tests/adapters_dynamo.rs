@@ -343,6 +343,7 @@ fn audit(at: DateTime<Utc>, step: &str) -> AuditEntry {
 fn snapshot(principal: &Principal, taken_at: DateTime<Utc>) -> Snapshot {
     Snapshot {
         principal: principal.clone(),
+        unique_id: Some("AROAEXAMPLEEXAMPLE1".into()),
         taken_at,
         created_at: Some(t(-100)),
         tags: BTreeMap::from([("team".into(), "ops".into())]),
@@ -356,6 +357,10 @@ fn snapshot(principal: &Principal, taken_at: DateTime<Utc>) -> Snapshot {
         instance_profiles: vec![],
         access_key_ids: vec![],
         had_login_profile: false,
+        ssh_public_keys: vec![],
+        signing_certificates: vec![],
+        service_specific_credentials: vec![],
+        mfa_devices: vec![],
     }
 }
 

@@ -556,6 +556,108 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
     assert!(stderr(&out).contains("not deleted"));
 }
 
+/// dormant deleted `phoenix`; then someone created a new role of that name with their own trust,
+/// tags and policy. `restore` would hand the old role's access to it: it refuses, exit 1, and
+/// changes nothing in IAM or in dormant's record.
+#[tokio::test]
+async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
+    let cli = Cli::new();
+    cli.dormant_role("phoenix").await;
+    let iam = cli.iam().await;
+    iam.put_role_policy().role_name("phoenix").policy_name("admin").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).send().await.unwrap();
+    assert!(cli.run(&["init"]).status.success());
+    for (day, cmd) in [(0, "sweep"), (7, "tick"), (23, "tick")] {
+        cli.json(day, &[cmd]);
+    }
+    assert!(
+        iam.get_role().role_name("phoenix").send().await.is_err(),
+        "deleted"
+    );
+    let newcomer_trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name("phoenix")
+        .assume_role_policy_document(newcomer_trust)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("newcomer")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy().role_name("phoenix").policy_name("read").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
+    let state = || async {
+        let role = iam.get_role().role_name("phoenix").send().await.unwrap();
+        let role = role.role().unwrap();
+        let tags = iam
+            .list_role_tags()
+            .role_name("phoenix")
+            .send()
+            .await
+            .unwrap();
+        let inline = iam
+            .list_role_policies()
+            .role_name("phoenix")
+            .send()
+            .await
+            .unwrap();
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name("phoenix")
+            .send()
+            .await
+            .unwrap();
+        (
+            role.role_id().to_string(),
+            role.assume_role_policy_document().map(str::to_string),
+            tags.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect::<Vec<_>>(),
+            inline.policy_names().to_vec(),
+            attached.attached_policies().len(),
+        )
+    };
+    let before = state().await;
+    assert_eq!(before.3, vec!["read".to_string()]);
+    emulator().clear_requests(&cli.account);
+
+    let out = cli.run(&["restore", "role/phoenix"]);
+
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("another identity"), "{err}");
+    assert!(
+        err.contains(&before.0),
+        "names the holder's unique id: {err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        state().await,
+        before,
+        "the newcomer keeps exactly its own role"
+    );
+    let mutating: Vec<Value> = emulator()
+        .requests(&cli.account)
+        .into_iter()
+        .filter(|r| r["service"] == "iam")
+        .filter(|r| {
+            let op = r["operation"].as_str().unwrap_or("");
+            !op.starts_with("Get") && !op.starts_with("List")
+        })
+        .collect();
+    assert_eq!(mutating.len(), 1, "{mutating:?}");
+    assert_eq!(mutating[0]["operation"], "CreateRole");
+    assert_ne!(mutating[0]["status"], 200);
+    let (_, history) = cli.json(24, &["history", "role/phoenix"]);
+    assert!(
+        !history.to_string().contains("restore"),
+        "no restore recorded: {history}"
+    );
+}
+
 #[tokio::test]
 async fn the_compliance_report_streams_every_identity_as_csv_or_json() {
     let cli = Cli::new();

@@ -27,7 +27,7 @@ use dormant::adapters::retry::RetryPolicy;
 use dormant::app::Engine;
 use dormant::config::Config;
 use dormant::domain::{
-    Effect, Facts, Outcome, Policy, Principal, PrincipalKind, RestoreReport, Snapshot, Stage,
+    Effect, Facts, Outcome, Policy, Principal, PrincipalKind, RestoreOutcome, Snapshot, Stage,
     Subject, Timestamp,
 };
 use dormant::inbound::eventbridge::{
@@ -701,7 +701,7 @@ impl Iam for TagQuota {
     async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot> {
         self.inner.snapshot(principal, now).await
     }
-    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport> {
+    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome> {
         self.inner.restore(snapshot).await
     }
 }
@@ -1012,7 +1012,7 @@ impl Iam for EndsEarly {
     async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot> {
         self.inner.snapshot(principal, now).await
     }
-    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport> {
+    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome> {
         self.inner.restore(snapshot).await
     }
 }

@@ -65,6 +65,7 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:DetachUserPolicy': 'user',
   'iam:GetAccessKeyLastUsed': 'user',
   'iam:GetLoginProfile': 'user',
+  'iam:GetSSHPublicKey': 'user',
   'iam:GetUser': 'user',
   'iam:GetUserPolicy': 'user',
   'iam:ListAccessKeys': 'user',
@@ -83,6 +84,10 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:CreateUser': 'user',
   'iam:AttachUserPolicy': 'user',
   'iam:PutUserPermissionsBoundary': 'user',
+  'iam:UploadSSHPublicKey': 'user',
+  'iam:UpdateSSHPublicKey': 'user',
+  'iam:UploadSigningCertificate': 'user',
+  'iam:UpdateSigningCertificate': 'user',
 
   'iam:RemoveRoleFromInstanceProfile': 'instance-profile',
   'iam:AddRoleToInstanceProfile': 'instance-profile',

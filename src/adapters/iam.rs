@@ -17,14 +17,16 @@ use tracing::{debug, info, warn};
 
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
-use crate::domain::quarantine::{is_dormants, is_quarantine_name};
+use crate::domain::quarantine::is_quarantine_name;
 use crate::domain::{
-    AccessKey, Effect, Facts, LoginProfile, Principal, PrincipalKind, RestoreReport, Snapshot,
-    Timestamp,
+    AccessKey, Effect, Facts, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
+    ServiceCredential, Snapshot, Timestamp,
 };
 use crate::ports::Iam;
 
 mod quarantine;
+mod restore;
+mod snapshot;
 
 /// AWS usually finishes a credential report within seconds; past this we give up for this run.
 const REPORT_POLLS: usize = 20;
@@ -549,14 +551,14 @@ impl AwsIam {
         Ok(tag_map(&tags))
     }
 
-    /// Service-specific credential ids (CodeCommit, Keyspaces, Bedrock...).
+    /// Service-specific credentials (CodeCommit, Keyspaces, Bedrock...).
     ///
     /// moto does not implement this listing: it answers HTTP 500 with an HTML page and no error
     /// code (see [`is_unimplemented`]). Such an unparseable answer is taken as "none" with a
     /// warning, so the teardown works against the emulator. This cannot hide credentials in
     /// AWS: there `DeleteUser` refuses (`DeleteConflict`) a user that still has any, and that
     /// error is reported. Coded errors (throttling, AccessDenied...) are handled as usual.
-    async fn service_specific_credential_ids(&self, user: &str) -> PortResult<Vec<String>> {
+    async fn service_specific_credentials(&self, user: &str) -> PortResult<Vec<ServiceCredential>> {
         const OP: &str = "ListServiceSpecificCredentials";
         let c = &self.client;
         let mut ids = Vec::new();
@@ -586,7 +588,10 @@ impl AwsIam {
             ids.extend(
                 o.service_specific_credentials()
                     .iter()
-                    .map(|s| s.service_specific_credential_id().to_string()),
+                    .map(|s| ServiceCredential {
+                        id: s.service_specific_credential_id().to_string(),
+                        service: s.service_name().to_string(),
+                    }),
             );
             match next_marker(o.is_truncated, o.marker) {
                 Some(m) if marker.as_deref() == Some(m.as_str()) => {
@@ -827,11 +832,11 @@ impl AwsIam {
             })
             .await?;
         }
-        for id in self.service_specific_credential_ids(user).await? {
-            self.remove(p, "DeleteServiceSpecificCredential", &id, || {
+        for cred in self.service_specific_credentials(user).await? {
+            self.remove(p, "DeleteServiceSpecificCredential", &cred.id, || {
                 c.delete_service_specific_credential()
                     .user_name(user)
-                    .service_specific_credential_id(&id)
+                    .service_specific_credential_id(&cred.id)
                     .send()
             })
             .await?;
@@ -929,100 +934,6 @@ impl AwsIam {
             c.delete_role().role_name(role).send()
         })
         .await
-    }
-
-    // ---- snapshots --------------------------------------------------------------------------
-
-    async fn snapshot_role(&self, p: &Principal, now: Timestamp) -> PortResult<Snapshot> {
-        const OP: &str = "GetRole";
-        let c = &self.client;
-        let name = p.name.as_str();
-        let out = self
-            .call(OP, || c.get_role().role_name(name).send())
-            .await?;
-        let role = out.role().ok_or_else(|| missing(OP, "Role"))?;
-        let mut inline_policies = BTreeMap::new();
-        for policy in self.role_policy_names(name).await? {
-            let doc = self
-                .call("GetRolePolicy", || {
-                    c.get_role_policy()
-                        .role_name(name)
-                        .policy_name(&policy)
-                        .send()
-                })
-                .await?;
-            let doc = decode_document("GetRolePolicy", doc.policy_document())?;
-            inline_policies.insert(policy, doc);
-        }
-        Ok(Snapshot {
-            principal: self.principal(PrincipalKind::Role, role.path(), role.role_name()),
-            taken_at: now,
-            created_at: Some(to_chrono(OP, role.create_date())?),
-            tags: self.role_tags(name).await?,
-            description: role.description().map(str::to_string),
-            max_session_duration: role.max_session_duration(),
-            permissions_boundary: role
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_string),
-            trust_policy: role
-                .assume_role_policy_document()
-                .map(|d| decode_document(OP, d))
-                .transpose()?,
-            inline_policies,
-            attached_policy_arns: self.role_attached_arns(name).await?,
-            groups: Vec::new(),
-            instance_profiles: self.role_instance_profiles(name).await?,
-            access_key_ids: Vec::new(),
-            had_login_profile: false,
-        })
-    }
-
-    async fn snapshot_user(&self, p: &Principal, now: Timestamp) -> PortResult<Snapshot> {
-        const OP: &str = "GetUser";
-        let c = &self.client;
-        let name = p.name.as_str();
-        let out = self
-            .call(OP, || c.get_user().user_name(name).send())
-            .await?;
-        let user = out.user().ok_or_else(|| missing(OP, "User"))?;
-        let mut inline_policies = BTreeMap::new();
-        for policy in self.user_policy_names(name).await? {
-            let doc = self
-                .call("GetUserPolicy", || {
-                    c.get_user_policy()
-                        .user_name(name)
-                        .policy_name(&policy)
-                        .send()
-                })
-                .await?;
-            let doc = decode_document("GetUserPolicy", doc.policy_document())?;
-            inline_policies.insert(policy, doc);
-        }
-        Ok(Snapshot {
-            principal: self.principal(PrincipalKind::User, user.path(), user.user_name()),
-            taken_at: now,
-            created_at: Some(to_chrono(OP, user.create_date())?),
-            tags: self.user_tags(name).await?,
-            description: None,
-            max_session_duration: None,
-            permissions_boundary: user
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_string),
-            trust_policy: None,
-            inline_policies,
-            attached_policy_arns: self.user_attached_arns(name).await?,
-            groups: self.user_groups(name).await?,
-            instance_profiles: Vec::new(),
-            access_key_ids: self
-                .list_access_keys(name)
-                .await?
-                .iter()
-                .filter_map(|k| k.access_key_id().map(str::to_string))
-                .collect(),
-            had_login_profile: self.login_profile_created(name).await?.is_some(),
-        })
     }
 }
 
@@ -1178,325 +1089,9 @@ impl Iam for AwsIam {
         }
     }
 
-    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreReport> {
-        let mut report = match snapshot.principal.kind {
-            PrincipalKind::Role => self.restore_role(snapshot).await?,
-            PrincipalKind::User => self.restore_user(snapshot).await?,
-        };
-        // What IAM cannot give back: the secrets only AWS ever held.
-        for id in &snapshot.access_key_ids {
-            report.not_restored.push(format!(
-                "access key {id}: secret keys cannot be recreated; create a new key"
-            ));
-        }
-        if snapshot.had_login_profile {
-            report
-                .not_restored
-                .push("console password: cannot be recreated; set a new one".to_string());
-        }
-        info!(
-            principal = %snapshot.principal.arn(),
-            restored = report.restored.len(),
-            not_restored = report.not_restored.len(),
-            "restore done"
-        );
-        Ok(report)
+    async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome> {
+        self.restore_snapshot(snapshot).await
     }
-}
-
-// ---- restore ------------------------------------------------------------------------------------
-
-impl AwsIam {
-    /// A creating call: `EntityAlreadyExists` means it is there already (an earlier restore, or a
-    /// retry after a lost response), which is what we wanted.
-    async fn create<T, E, F, Fut>(
-        &self,
-        p: &Principal,
-        op: &'static str,
-        what: &str,
-        f: F,
-    ) -> PortResult<()>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        info!(principal = %p.arn(), operation = op, target = what, "IAM change");
-        self.retry
-            .run(|| {
-                let fut = f();
-                async move {
-                    match fut.await {
-                        Ok(_) => Ok(()),
-                        Err(e) if e.code() == Some("EntityAlreadyExists") => {
-                            info!(operation = op, target = what, "already exists");
-                            Ok(())
-                        }
-                        Err(e) => Err(classify(op, e)),
-                    }
-                }
-            })
-            .await
-    }
-
-    async fn restore_role(&self, s: &Snapshot) -> PortResult<RestoreReport> {
-        let p = &s.principal;
-        let c = &self.client;
-        let name = p.name.as_str();
-        let trust = s.trust_policy.as_deref().ok_or_else(|| {
-            PortError::new(
-                ErrorKind::Permanent,
-                "CreateRole",
-                format!("the snapshot of {} has no trust policy", p.arn()),
-            )
-        })?;
-        let tags = owner_tags(&s.tags, "CreateRole")?;
-        let mut report = RestoreReport::default();
-        // Boundary and tags go into CreateRole itself, so the role never exists without its
-        // boundary, even for a moment.
-        self.create(p, "CreateRole", name, || {
-            c.create_role()
-                .role_name(name)
-                .path(&p.path)
-                .assume_role_policy_document(trust)
-                .set_description(s.description.clone())
-                .set_max_session_duration(s.max_session_duration)
-                .set_permissions_boundary(s.permissions_boundary.clone())
-                .set_tags((!tags.is_empty()).then(|| tags.clone()))
-                .send()
-        })
-        .await?;
-        report.restored.push(format!("role {}", p.path_and_name()));
-        report.restored.push("trust policy".to_string());
-        created_attributes(&mut report, s, &tags);
-
-        for (policy, doc) in owner_inline_policies(s) {
-            // PutRolePolicy replaces a same-named policy: a second run changes nothing.
-            self.change(p, "PutRolePolicy", policy, || {
-                c.put_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .policy_document(doc)
-                    .send()
-            })
-            .await?;
-            report.restored.push(format!("inline policy {policy}"));
-        }
-        for arn in &s.attached_policy_arns {
-            // Attaching an attached policy is a no-op in IAM.
-            let done = self
-                .change(p, "AttachRolePolicy", arn, || {
-                    c.attach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-                .await;
-            optional(
-                &mut report,
-                done,
-                format!("managed policy {arn}"),
-                "the policy no longer exists",
-            )?;
-        }
-        for profile in &s.instance_profiles {
-            self.restore_instance_profile(p, profile, &mut report)
-                .await?;
-        }
-        Ok(report)
-    }
-
-    /// An instance profile holds at most one role and IAM answers `LimitExceeded` to adding the
-    /// same role twice, so look first: already in it counts as restored; another role in it, or
-    /// the profile gone, goes to `not_restored` (creating or emptying profiles is not ours to do).
-    async fn restore_instance_profile(
-        &self,
-        p: &Principal,
-        profile: &str,
-        report: &mut RestoreReport,
-    ) -> PortResult<()> {
-        let c = &self.client;
-        let role = p.name.as_str();
-        let line = format!("instance profile {profile}");
-        let out = match self
-            .call("GetInstanceProfile", || {
-                c.get_instance_profile()
-                    .instance_profile_name(profile)
-                    .send()
-            })
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                report
-                    .not_restored
-                    .push(format!("{line}: the instance profile no longer exists"));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let holders: Vec<&str> = out
-            .instance_profile()
-            .map(|ip| ip.roles().iter().map(|r| r.role_name()).collect())
-            .unwrap_or_default();
-        if holders.contains(&role) {
-            report.restored.push(line);
-            return Ok(());
-        }
-        if let Some(other) = holders.first() {
-            report.not_restored.push(format!(
-                "{line}: it now holds role {other} (an instance profile holds one role)"
-            ));
-            return Ok(());
-        }
-        let done = self
-            .change(p, "AddRoleToInstanceProfile", profile, || {
-                c.add_role_to_instance_profile()
-                    .instance_profile_name(profile)
-                    .role_name(role)
-                    .send()
-            })
-            .await;
-        optional(report, done, line, "the instance profile no longer exists")
-    }
-
-    async fn restore_user(&self, s: &Snapshot) -> PortResult<RestoreReport> {
-        let p = &s.principal;
-        let c = &self.client;
-        let name = p.name.as_str();
-        let tags = owner_tags(&s.tags, "CreateUser")?;
-        let mut report = RestoreReport::default();
-        self.create(p, "CreateUser", name, || {
-            c.create_user()
-                .user_name(name)
-                .path(&p.path)
-                .set_permissions_boundary(s.permissions_boundary.clone())
-                .set_tags((!tags.is_empty()).then(|| tags.clone()))
-                .send()
-        })
-        .await?;
-        report.restored.push(format!("user {}", p.path_and_name()));
-        created_attributes(&mut report, s, &tags);
-
-        for (policy, doc) in owner_inline_policies(s) {
-            self.change(p, "PutUserPolicy", policy, || {
-                c.put_user_policy()
-                    .user_name(name)
-                    .policy_name(policy)
-                    .policy_document(doc)
-                    .send()
-            })
-            .await?;
-            report.restored.push(format!("inline policy {policy}"));
-        }
-        for arn in &s.attached_policy_arns {
-            let done = self
-                .change(p, "AttachUserPolicy", arn, || {
-                    c.attach_user_policy()
-                        .user_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-                .await;
-            optional(
-                &mut report,
-                done,
-                format!("managed policy {arn}"),
-                "the policy no longer exists",
-            )?;
-        }
-        for group in &s.groups {
-            // Adding a member twice is a no-op in IAM.
-            let done = self
-                .change(p, "AddUserToGroup", group, || {
-                    c.add_user_to_group()
-                        .user_name(name)
-                        .group_name(group)
-                        .send()
-                })
-                .await;
-            optional(
-                &mut report,
-                done,
-                format!("group {group}"),
-                "the group no longer exists",
-            )?;
-        }
-        Ok(report)
-    }
-}
-
-/// Tags dormant set to show a stage (`dormant:stage` and the per-credential `dormant:key:*`,
-/// `dormant:password:*`; also `dormant:next-step`, `dormant:next-step-at` from versions before
-/// the single stage tag). They describe dormant's progress, not the owner's intent, so restore
-/// leaves them out. The owner's own `dormant:exempt*` tags are kept.
-fn is_stage_tag(key: &str) -> bool {
-    // IAM tag keys are unique regardless of case: `Dormant:Stage` is dormant's too.
-    let key = key.to_ascii_lowercase();
-    matches!(
-        key.as_str(),
-        "dormant:stage" | "dormant:next-step" | "dormant:next-step-at"
-    ) || key.starts_with("dormant:key:")
-        || key.starts_with("dormant:password:")
-}
-
-/// The snapshot's tags minus dormant's stage tags, as SDK tags.
-fn owner_tags(tags: &BTreeMap<String, String>, op: &str) -> PortResult<Vec<Tag>> {
-    tags.iter()
-        .filter(|(k, _)| !is_stage_tag(k))
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| PortError::new(ErrorKind::Permanent, op, e.to_string()))
-        })
-        .collect()
-}
-
-/// The owner's inline policies: dormant's quarantine policy stays out; an operator's policy that
-/// only shares its name is the owner's.
-fn owner_inline_policies(s: &Snapshot) -> impl Iterator<Item = (&String, &String)> {
-    s.inline_policies
-        .iter()
-        .filter(|(name, doc)| !(is_quarantine_name(name) && is_dormants(&s.principal, doc)))
-}
-
-/// Report lines for what `CreateRole`/`CreateUser` set along with the principal.
-fn created_attributes(report: &mut RestoreReport, s: &Snapshot, tags: &[Tag]) {
-    if let Some(d) = &s.description {
-        report.restored.push(format!("description {d:?}"));
-    }
-    if let Some(secs) = s.max_session_duration {
-        report
-            .restored
-            .push(format!("max session duration {secs} s"));
-    }
-    if let Some(b) = &s.permissions_boundary {
-        report.restored.push(format!("permissions boundary {b}"));
-    }
-    for t in tags {
-        report.restored.push(format!("tag {}", t.key()));
-    }
-}
-
-/// An optional piece of a restore: done, or gone (`NotFound`, e.g. a deleted group) and listed
-/// with why. Any other error is returned: the restore is incomplete and a rerun finishes it.
-fn optional(
-    report: &mut RestoreReport,
-    done: PortResult<()>,
-    line: String,
-    why_missing: &str,
-) -> PortResult<()> {
-    match done {
-        Ok(()) => report.restored.push(line),
-        Err(e) if e.kind == ErrorKind::NotFound => {
-            warn!(target = %line, error = %e, "not restored");
-            report.not_restored.push(format!("{line}: {why_missing}"));
-        }
-        Err(e) => return Err(e),
-    }
-    Ok(())
 }
 
 // ---- helpers ------------------------------------------------------------------------------------

@@ -6,12 +6,16 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::ports::{Iam, Store};
+use tracing::warn;
 
 use super::output::{HistoryEntry, StatusReport};
 use super::Engine;
 use crate::domain::facts::fmt_time;
 use crate::domain::ladder::INTENT_LEASE;
-use crate::domain::{decide, exemption, Budget, Facts, Outcome, RefusedBecause, Scope};
+use crate::domain::snapshot::RESTORED_FROM_TAG;
+use crate::domain::{
+    decide, exemption, Budget, Effect, Facts, Outcome, RefusedBecause, RestoreOutcome, Scope,
+};
 
 impl<I: Iam, S: Store> Engine<I, S> {
     /// Turns what the operator typed into a subject, reading IAM for the path when only a name
@@ -381,9 +385,19 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 not_restored: None,
             });
         }
-        let report = self.iam.restore(&snapshot).await?;
+        let report = match self.iam.restore(&snapshot).await? {
+            RestoreOutcome::Restored(report) => report,
+            RestoreOutcome::NameTaken { unique_id } => {
+                return Err(RefusedBecause::NameTaken(subject.id(), unique_id).into())
+            }
+        };
         let reason = format!(
-            "restored from the snapshot of {}; not restored: {}",
+            "restored{} from the snapshot of {}; not restored: {}",
+            report
+                .unique_id
+                .as_deref()
+                .map(|id| format!(" as unique id {id}"))
+                .unwrap_or_default(),
             fmt_time(snapshot.taken_at),
             if report.not_restored.is_empty() {
                 "nothing".to_string()
@@ -395,7 +409,25 @@ impl<I: Iam, S: Store> Engine<I, S> {
         after.released_at = Some(now);
         after.keys_deactivated.clear();
         after.approval = None;
+        // The record follows the restored identity (IAM gave it a new unique id), so the next
+        // run does not take it for a stranger re-created under the name.
+        after.unique_id = report.unique_id.clone();
+        after.login_profile_created_at = None;
         self.store.save(&after).await?;
+        // The restore marker only lets an interrupted restore find its own identity; once the
+        // record says released there is nothing left to resume, and the owner gets exactly their
+        // tags back. Not before: a crash in between would leave a restored identity that a rerun
+        // could not tell from a stranger's. A failure here leaves a harmless tag: said, not fatal.
+        let mut not_restored = report.not_restored;
+        let unmark = Effect::RemoveTags {
+            keys: vec![RESTORED_FROM_TAG.to_string()],
+        };
+        if let Err(e) = self.iam.apply(&subject.principal, &unmark).await {
+            warn!(identity = %subject, error = %e, "restore marker tag not removed");
+            not_restored.push(format!(
+                "tag {RESTORED_FROM_TAG}: dormant's restore marker could not be removed ({e}); remove it by hand"
+            ));
+        }
         let run = self.start_run(None, now).await?;
         self.audit(&subject, "restore", Outcome::Done, &reason, &run, now)
             .await?;
@@ -412,7 +444,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             stage: Stage::Released,
             reason,
             restored: Some(report.restored),
-            not_restored: Some(report.not_restored),
+            not_restored: Some(not_restored),
         })
     }
 }

@@ -89,6 +89,11 @@ impl Effect {
                 "iam:ListUserTags",
                 "iam:ListAccessKeys",
                 "iam:GetLoginProfile",
+                "iam:ListSSHPublicKeys",
+                "iam:GetSSHPublicKey",
+                "iam:ListSigningCertificates",
+                "iam:ListServiceSpecificCredentials",
+                "iam:ListMFADevices",
             ],
             (Effect::DeletePrincipal, Role) => &[
                 "iam:ListInstanceProfilesForRole",

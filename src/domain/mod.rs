@@ -32,5 +32,8 @@ pub use ladder::{decide, dormancy, dormant_subjects, schedule, Dormancy};
 pub use operator::{approve, undo, RefusedBecause};
 pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
 pub use record::{retry_delay, Approval, Intent, Record, Stage, Step};
-pub use snapshot::{RestoreReport, Snapshot};
+pub use snapshot::{
+    Holder, NameHolder, PublicCredential, RestoreOutcome, RestoreReport, ServiceCredential,
+    Snapshot,
+};
 pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};

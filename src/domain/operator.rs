@@ -25,6 +25,10 @@ pub enum RefusedBecause {
     Gone(String),
     #[error("{0} is protected ({1}): dormant never changes it")]
     Protected(String, String),
+    /// `restore` found the name held by an identity that is neither the deleted one nor one an
+    /// earlier restore created: restoring onto it would hand it the deleted identity's access.
+    #[error("{0} exists again in IAM as another identity (unique id {1}), not one dormant restored: restoring would give it the deleted identity's access, so nothing was changed; remove or rename that identity first, or grant the access yourself")]
+    NameTaken(String, String),
 }
 
 /// The operator's `undo`: release now, whatever the schedule says. Cool-off starts from now.
