@@ -384,3 +384,48 @@ async fn a_released_users_cooloff_covers_its_keys() {
         "after the cool-off the idle key walks its own ladder: {r:?}"
     );
 }
+
+#[tokio::test]
+async fn undo_waits_for_a_step_another_run_is_carrying_out() {
+    let a = Account::new().await;
+    a.role("busy", 200, &[]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    // Another run has claimed the quarantine and is between its calls.
+    let mut record = engine.store.load(&role(&a, "busy")).await.unwrap().unwrap();
+    let after = record.entering(Stage::Quarantined, a.day(7), "quarantine".into());
+    let mut intent = dormant::domain::Intent::new(
+        Step::Quarantine,
+        a.day(7),
+        vec![dormant::domain::Effect::PutQuarantinePolicy],
+        after,
+    );
+    intent.held_until = Some(a.day(7) + Duration::minutes(15));
+    record.pending = Some(intent);
+    let version = engine.store.save(&record).await.unwrap();
+
+    let refused = engine
+        .undo(
+            &"role/busy".parse().unwrap(),
+            "needed",
+            a.day(7) + Duration::minutes(1),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("being carried out"),
+        "{refused}"
+    );
+    let stored = engine.store.load(&role(&a, "busy")).await.unwrap().unwrap();
+    assert_eq!(stored.version, version, "nothing changed");
+
+    let done = engine
+        .undo(
+            &"role/busy".parse().unwrap(),
+            "needed",
+            a.day(7) + Duration::minutes(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.stage, Stage::Released);
+}

@@ -12,9 +12,16 @@ export function protectedRoleResources(scope: Construct, ownRoleNames: readonly 
   const stack = Stack.of(scope);
   const role = (name: string) => stack.formatArn({ service: 'iam', region: '', resource: 'role', resourceName: name });
   return [
+    // The controller's fixed protected list (src/domain/exemption.rs ALWAYS_PROTECTED).
     role('aws-service-role/*'),
     role('aws-reserved/*'),
     role('OrganizationAccountAccessRole'),
+    role('AWSControlTower*'),
+    role('aws-controltower-*'),
+    role('stacksets-exec-*'),
+    role('AWSCloudFormationStackSetExecutionRole'),
+    role('AWSCloudFormationStackSetAdministrationRole'),
+    role('cdk-*-role-*'),
     ...ownRoleNames.map(role),
   ];
 }

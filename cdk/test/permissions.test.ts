@@ -103,7 +103,20 @@ describe('the controller role (least privilege)', () => {
     );
     expect(asList(deny!.Action).sort()).toEqual(mutatingRoleActions.sort());
     const resources = JSON.stringify(deny!.Resource);
-    for (const r of ['role/aws-service-role/*', 'role/aws-reserved/*', 'role/OrganizationAccountAccessRole', 'role/dormant-controller', 'role/dormant-member', 'role/dormant-automation']) {
+    for (const r of [
+      'role/aws-service-role/*',
+      'role/aws-reserved/*',
+      'role/OrganizationAccountAccessRole',
+      'role/AWSControlTower*',
+      'role/aws-controltower-*',
+      'role/stacksets-exec-*',
+      'role/AWSCloudFormationStackSetExecutionRole',
+      'role/AWSCloudFormationStackSetAdministrationRole',
+      'role/cdk-*-role-*',
+      'role/dormant-controller',
+      'role/dormant-member',
+      'role/dormant-automation',
+    ]) {
       expect(resources).toContain(`:${r}"`);
     }
   });

@@ -2,7 +2,7 @@
 
 use crate::domain::{
     effect::{all_permissions, ADVISOR_PERMISSIONS, EVALUATE_PERMISSIONS},
-    IdentityArg, Principal, PrincipalKind, Record, Stage, Subject, Timestamp,
+    IdentityArg, Principal, PrincipalKind, Record, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::{Iam, Store};
@@ -179,10 +179,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
         // Refusals come before anything is stopped or changed.
         crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
         if let Some(intent) = record.pending.as_ref().filter(|i| {
-            i.fallback.is_empty() && i.last_error.is_none() && now < i.not_before(INTENT_LEASE)
+            i.step != Step::Release
+                && i.fallback.is_empty()
+                && i.last_error.is_none()
+                && now < i.not_before(INTENT_LEASE)
         }) {
-            // Another run is carrying the step out right now: a release could land before its
-            // last call.
+            // Another run is carrying a step out right now: the release could land before its
+            // last call. (Another release in flight, e.g. an earlier undo that died, is safe to
+            // repeat: every effect of a release is idempotent.)
             return Err(Error::Rejected(format!(
                 "{subject}: {} is being carried out by another run since {}; try again after {}",
                 intent.step,
