@@ -694,7 +694,7 @@ fn without_room_for_the_stage_tag_each_step_still_happens_and_says_where_its_sta
 fn one_free_slot_takes_the_stage_tag() {
     let mut w = World::whole(role_with_tags("one-slot", 49).build());
     let d = w.run(days(0));
-    assert!(matches!(&d.effects()[..], [Effect::PutTags { tags }] if tags.len() == 1));
+    assert!(matches!(d.effects(), [Effect::PutTags { tags }] if tags.len() == 1));
     assert_eq!(w.facts().tags.len(), 50);
     let d = w.run(days(7));
     assert!(!d.reason.contains("no room"), "written over in place");
