@@ -171,7 +171,7 @@ fn resume(
     let Some(facts) = facts else {
         if step == Step::Delete {
             let what = "the identity is gone";
-            return finished_delete(intent, policy, budget, now, what, Vec::new());
+            return finished_delete(intent, policy, now, what, Vec::new());
         }
         return gone(&assumed, now, "no longer exists in IAM");
     };
@@ -205,7 +205,7 @@ fn resume(
                 vec![Effect::RemoveTags { keys: tags }]
             };
             let what = "the credential is gone";
-            return finished_delete(intent, policy, budget, now, what, effects);
+            return finished_delete(intent, policy, now, what, effects);
         }
         Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
         Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
@@ -234,7 +234,13 @@ fn resume(
         kept.next_due_at = next.map(|(_, t)| t);
         return Decision::bookkeeping(kept);
     }
-    let reason = format!("completing {step} started at {started}");
+    let reason = match &intent.last_error {
+        Some(e) => format!(
+            "completing {step} started at {started}, after {} failed attempt(s) (last: {e})",
+            intent.attempts
+        ),
+        None => format!("completing {step} started at {started}"),
+    };
     let mut d = take(&assumed, facts, policy, budget, now, step, reason);
     if let Action::Step(p) = &mut d.action {
         p.resumes = Some(intent.started_at);
@@ -247,7 +253,6 @@ fn resume(
 fn finished_delete(
     intent: &Intent,
     policy: &Policy,
-    budget: &Budget,
     now: Timestamp,
     what: &str,
     effects: Vec<Effect>,
@@ -256,9 +261,14 @@ fn finished_delete(
         "delete started at {} completed ({what})",
         fmt_time(intent.started_at)
     );
+    // The identity is already gone: only the bookkeeping is left, which no breaker should hold up.
     let planned = PlannedStep {
         step: Step::Delete,
-        gate: gate(Step::Delete, policy, budget),
+        gate: if policy.dry_run {
+            Gate::DryRun
+        } else {
+            Gate::Proceed
+        },
         effects,
         after: intent.after.entering(Stage::Deleted, now, reason.clone()),
         resumes: Some(intent.started_at),
