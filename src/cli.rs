@@ -1,4 +1,4 @@
-//! The operator CLI (DESIGN section 7): argument parsing, AWS wiring and output. `main` only turns
+//! The operator CLI (docs/design.md, 'Operator commands'): argument parsing, AWS wiring and output. `main` only turns
 //! [`run`]'s result into an exit code.
 
 use std::io::Write;
@@ -204,7 +204,7 @@ pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, Config
     }
 }
 
-/// Parses, runs and reports. Errors are printed here; the exit code follows DESIGN section 7.
+/// Parses, runs and reports. Errors are printed here; the exit code follows docs/design.md, 'Operator commands'.
 pub async fn main_with(cli: Cli) -> ExitCode {
     match run(cli).await {
         Ok(code) => code,

@@ -1,4 +1,4 @@
-//! The configuration file (DESIGN section 8): TOML on the command line, the same shape as JSON in
+//! The configuration file (docs/design.md, 'Configuration'): TOML on the command line, the same shape as JSON in
 //! `DORMANT_CONFIG` for the Lambda. Every key has a default, so an empty file is valid. Parsing is
 //! two-stage (ripgrep's LowArgs → HiArgs): [`RawConfig`] only mirrors the file; [`Config`] is
 //! checked, with durations and compiled globs, and every error names its field.

@@ -55,7 +55,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// What handling one event did: the run report of DESIGN section 7, plus why an event was
+/// What handling one event did: the run report of docs/design.md, 'Operator commands', plus why an event was
 /// ignored or a duplicate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventReport {

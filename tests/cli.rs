@@ -1,6 +1,6 @@
 #![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
 //! The `dormant` binary as operators and scripts use it: `--help`, configuration errors, exit
-//! codes and the JSON contract of DESIGN section 7, against the emulator.
+//! codes and the JSON contract of docs/design.md, 'Operator commands', against the emulator.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! The decision core walked through the ladder of DESIGN section 2-3 with a fake clock.
+//! The decision core walked through the ladder of docs/design.md, 'The ladder' and 'Decisions and guards', with a fake clock.
 //! Each test reads as a story: an identity, a date, what dormant does.
 
 #[path = "core/world.rs"]

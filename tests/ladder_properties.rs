@@ -108,7 +108,7 @@ fn world_for(who: Who) -> World {
     w
 }
 
-/// The ladder of DESIGN section 2, written out independently of the implementation.
+/// The ladder of docs/design.md, 'The ladder', written out independently of the implementation.
 fn next_rungs(subject: &Subject, stage: Stage) -> Vec<Stage> {
     use dormant::domain::SubjectKind as K;
     use Stage::*;

@@ -3,7 +3,7 @@
  *
  * DynamoDB table, the Rust Lambda, one EventBridge rule per input source plus the sweep and tick
  * schedules, a dead-letter queue, the SSM Automation documents, the controller's least-privilege
- * role, the SSM automation role, and alarms (DESIGN sections 1, 4, 5, 9).
+ * role, the SSM automation role, and alarms (docs/design.md: 'Event sources', 'State in DynamoDB', 'SSM Automation fallback', 'Deployment').
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -57,7 +57,7 @@ export const DEFAULT_ROLE_NAMES = {
   automation: 'dormant-automation',
 };
 
-/** The sweep fanned out through SQS, one message per account (DESIGN section 10). */
+/** The sweep fanned out through SQS, one message per account (docs/design.md, 'Multi-account and scale'). */
 export interface SweepFanOutProps {
   /** Concurrent invocations the queue may drive (2-1000); must stay below the function's reserved
    * concurrency so findings always find a free slot. @default 2 */
@@ -164,7 +164,7 @@ export class DormantStack extends Stack {
     const eventBusName = props.eventBusName ?? 'default';
     const permissions = loadPermissions(props.permissionsFile ?? PERMISSIONS_FILE);
 
-    // ---- State (DESIGN section 4) ----
+    // ---- State (docs/design.md, 'State in DynamoDB') ----
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
@@ -196,7 +196,7 @@ export class DormantStack extends Stack {
       retentionPeriod: Duration.days(14),
     });
 
-    // ---- SSM Automation documents and the role they run as (DESIGN section 5) ----
+    // ---- SSM Automation documents and the role they run as (docs/design.md, 'SSM Automation fallback') ----
     this.documents = new RemediationDocuments(this, 'RemediationDocuments', {
       docs: readRemediationDocs(props.remediationDocsDir ?? DEFAULT_DOCS_DIR),
     });
@@ -341,7 +341,7 @@ export class DormantStack extends Stack {
       },
     });
 
-    // ---- Sweep fan-out through SQS (DESIGN section 10) ----
+    // ---- Sweep fan-out through SQS (docs/design.md, 'Multi-account and scale') ----
     const fanOut: SweepFanOutProps | undefined =
       props.sweepFanOut === true ? {} : props.sweepFanOut === false ? undefined : props.sweepFanOut;
     let sweepDlqAlarm: cloudwatch.Alarm | undefined;
@@ -390,7 +390,7 @@ export class DormantStack extends Stack {
       });
     }
 
-    // ---- EventBridge: one rule per source (DESIGN section 1) ----
+    // ---- EventBridge: one rule per source (docs/design.md, 'Event sources') ----
     const target = (event?: events.RuleTargetInput) =>
       new targets.LambdaFunction(this.fn, {
         event,

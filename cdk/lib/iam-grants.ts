@@ -7,7 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { groupByResource, IAM_ACTION_RESOURCE, IamResourceKind, isMutating } from './permissions';
 
-/** Identities dormant never changes (DESIGN section 3 "always protected"), as IAM role resources. */
+/** Identities dormant never changes (docs/design.md, 'Decisions and guards', the protected list), as IAM role resources. */
 export function protectedRoleResources(scope: Construct, ownRoleNames: readonly string[]): string[] {
   const stack = Stack.of(scope);
   const role = (name: string) => stack.formatArn({ service: 'iam', region: '', resource: 'role', resourceName: name });

@@ -1,7 +1,7 @@
 /**
  * DormantMemberStack: deployed in every member account (e.g. as a service-managed StackSet).
  *
- * - `dormant-member`: the role the controller assumes (DESIGN section 10), trusted only by the
+ * - `dormant-member`: the role the controller assumes (docs/design.md, 'Multi-account and scale'), trusted only by the
  *   controller account's `dormant-controller` role, with the same IAM actions as the controller.
  * - `dormant-automation`: the role the SSM Automation documents run as in this account.
  * - The SSM documents themselves, so the AccessDenied fallback can run in the member account.

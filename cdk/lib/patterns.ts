@@ -1,5 +1,5 @@
 /**
- * EventBridge event patterns, one rule per input source of DESIGN section 1. They are exported so the
+ * EventBridge event patterns, one rule per input source of docs/design.md, 'Event sources'. They are exported so the
  * tests can match sample events against exactly what is deployed. The patterns are written in the
  * CloudFormation shape (`detail-type`, not `detailType`).
  *

@@ -1,5 +1,5 @@
 /**
- * A sample service control policy for the organization (DESIGN section 9): only security admins
+ * A sample service control policy for the organization (docs/design.md, 'Deployment'): only security admins
  * and dormant's own roles may write `dormant:*` tags, and the inline policies of an identity that
  * dormant has quarantined cannot be changed by anyone else.
  *

@@ -1,5 +1,5 @@
 /**
- * SSM Automation documents from `remediation-docs/` (DESIGN section 5): one `AWS::SSM::Document`
+ * SSM Automation documents from `remediation-docs/` (docs/design.md, 'SSM Automation fallback'): one `AWS::SSM::Document`
  * per `*.yaml` file present at synth time, named after the file (`Dormant-QuarantineIdentity.yaml`
  * becomes the document `Dormant-QuarantineIdentity`), so the controller can start it by name.
  */

@@ -1,4 +1,4 @@
-//! [`AccessAdvisor`] over IAM's service-last-accessed report (DESIGN section 3):
+//! [`AccessAdvisor`] over IAM's service-last-accessed report (docs/design.md, 'Decisions and guards'):
 //! `GenerateServiceLastAccessedDetails` starts a job for the principal, then
 //! `GetServiceLastAccessedDetails` is polled, a bounded number of times, until the job is
 //! `COMPLETED` or `FAILED`. The answer is the latest `LastAuthenticated` across services.

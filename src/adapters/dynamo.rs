@@ -1,4 +1,4 @@
-//! The state table in DynamoDB (DESIGN section 4): one table, items told apart by key prefix.
+//! The state table in DynamoDB (docs/design.md, 'State in DynamoDB'): one table, items told apart by key prefix.
 //!
 //! | item     | pk                        | sk                              | query attributes |
 //! |----------|---------------------------|---------------------------------|------------------|

@@ -1,4 +1,4 @@
-//! [`Publisher`] over EventBridge `PutEvents` (DESIGN section 6): source `dormant`, one entry per
+//! [`Publisher`] over EventBridge `PutEvents` (docs/design.md, 'Events dormant publishes'): source `dormant`, one entry per
 //! event, on the configured bus.
 
 use std::time::Duration;

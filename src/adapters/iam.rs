@@ -765,7 +765,7 @@ impl AwsIam {
     }
 
     /// IAM refuses to delete a user with anything attached, so detach everything first, in the
-    /// order of DESIGN section 2.
+    /// order of docs/design.md, 'Steps in flight'.
     async fn delete_user(&self, p: &Principal) -> PortResult<()> {
         let c = &self.client;
         let user = p.name.as_str();

@@ -1,4 +1,4 @@
-//! [`Fallback`] over SSM Automation (DESIGN section 5): `StartAutomationExecution` runs one of
+//! [`Fallback`] over SSM Automation (docs/design.md, 'SSM Automation fallback'): `StartAutomationExecution` runs one of
 //! the `remediation-docs/` documents, `GetAutomationExecution` tells where it stands.
 
 use async_trait::async_trait;

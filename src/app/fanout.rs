@@ -1,4 +1,4 @@
-//! A sweep fanned out through SQS (DESIGN section 10): the scheduled sweep queues one request per
+//! A sweep fanned out through SQS (docs/design.md, 'Multi-account and scale'): the scheduled sweep queues one request per
 //! account instead of sweeping them itself, and concurrent Lambda invocations, fed by the queue's
 //! event source mapping, each sweep the accounts of their batch. AWS does the scheduling, the
 //! retries (per message, `batchItemFailures`) and the dead-lettering.

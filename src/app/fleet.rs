@@ -24,7 +24,7 @@ pub struct AccountOutcome {
     pub error: Option<String>,
 }
 
-/// `sweep`/`tick` over every account: the run report of DESIGN section 7, plus one line per
+/// `sweep`/`tick` over every account: the run report of docs/design.md, 'Operator commands', plus one line per
 /// account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FleetReport {

@@ -1,4 +1,4 @@
-//! The JSON shapes of DESIGN section 7. Field names are a contract: scripts depend on them.
+//! The JSON shapes of docs/design.md, 'Operator commands'. Field names are a contract: scripts depend on them.
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! The events dormant publishes (DESIGN section 6): `source` `dormant`, one detail-type per step.
+//! The events dormant publishes (docs/design.md, 'Events dormant publishes'): `source` `dormant`, one detail-type per step.
 
 use serde::{Deserialize, Serialize};
 

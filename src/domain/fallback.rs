@@ -1,4 +1,4 @@
-//! The SSM Automation fallback (DESIGN section 5): which document carries out a step when the
+//! The SSM Automation fallback (docs/design.md, 'SSM Automation fallback'): which document carries out a step when the
 //! controller cannot act directly, and with which parameters. The documents live in
 //! `remediation-docs/`.
 

@@ -1,5 +1,5 @@
 //! What an inbound event nominates, in domain terms and independent of the EventBridge wire format
-//! (DESIGN section 1). Events only *nominate*: the engine re-reads IAM and decides on fresh facts,
+//! (docs/design.md, 'Event sources'). Events only *nominate*: the engine re-reads IAM and decides on fresh facts,
 //! so nothing here is trusted beyond "look at this identity now".
 //!
 //! `crate::inbound::eventbridge` builds these; this module is pure data.

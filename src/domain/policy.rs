@@ -113,7 +113,7 @@ pub struct BreakerLimits {
 }
 
 impl Default for Policy {
-    /// The defaults of DESIGN section 8.
+    /// The defaults of docs/design.md, 'Configuration'.
     fn default() -> Self {
         Policy {
             dry_run: false,

@@ -171,8 +171,8 @@ pub struct Intent {
     pub effects: Vec<Effect>,
     /// The record to commit once every effect is done.
     pub after: Box<Record>,
-    /// SSM Automation executions carrying the step out instead of the controller (DESIGN
-    /// section 5); polled on each tick until they end.
+    /// SSM Automation executions carrying the step out instead of the controller (docs/design.md,
+    /// 'SSM Automation fallback'); polled on each tick until they end.
     #[serde(default)]
     pub fallback: Vec<String>,
     /// Failed attempts so far; each failure pushes the next one back (see [`retry_delay`]).

@@ -1,4 +1,4 @@
-//! What `restore` needs to recreate a deleted principal (DESIGN section 2), and what it may and
+//! What `restore` needs to recreate a deleted principal (docs/design.md, 'Steps in flight'), and what it may and
 //! may not recreate it onto.
 
 use std::collections::BTreeMap;

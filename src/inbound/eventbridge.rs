@@ -1,4 +1,4 @@
-//! EventBridge event → [`Classification`] (DESIGN section 1). Parse and validate only: no I/O, no
+//! EventBridge event → [`Classification`] (docs/design.md, 'Event sources'). Parse and validate only: no I/O, no
 //! clock, never panics, whatever the JSON.
 //!
 //! The envelope must carry string `id`, `source`, `detail-type`, a 12-digit `account` and an
