@@ -506,10 +506,11 @@ def scenario_keys(sim, emu, state, iam):
           role["status"] != "Success" and not role["steps"], role.get("error", "")[:200])
 
 
+# dormant's deny policy goes last, just before DeleteUser: a teardown cut short stays denied.
 USER_TEARDOWN = ["DeleteLoginProfile", "DeleteAccessKey", "DeleteAccessKey", "DeleteSigningCertificate",
                  "DeleteSSHPublicKey", "DeleteServiceSpecificCredential", "DeactivateMFADevice",
-                 "DeleteUserPolicy", "DeleteUserPolicy", "DetachUserPolicy", "RemoveUserFromGroup",
-                 "RemoveUserFromGroup", "DeleteUser"]
+                 "DeleteUserPolicy", "DetachUserPolicy", "RemoveUserFromGroup",
+                 "RemoveUserFromGroup", "DeleteUserPolicy", "DeleteUser"]
 
 
 def scenario_delete_user(sim, emu, state, iam):
@@ -554,9 +555,9 @@ def scenario_delete_user(sim, emu, state, iam):
     expected_actions = (["DeleteLoginProfile"] + [f"DeleteAccessKey {k}" for k in keys]
                         + [f"DeleteSigningCertificate {cert}", f"DeleteSSHPublicKey {ssh}",
                            f"DeleteServiceSpecificCredential {ssc}", f"DeactivateMFADevice {mfa}"]
-                        + [f"DeleteUserPolicy {p}" for p in sorted(before["inline"])]
+                        + [f"DeleteUserPolicy {p}" for p in sorted(before["inline"]) if p != QUARANTINE_POLICY]
                         + [f"DetachUserPolicy {policy_arn}"] + [f"RemoveUserFromGroup {g}" for g in groups]
-                        + ["DeleteUser"])
+                        + [f"DeleteUserPolicy {QUARANTINE_POLICY}", "DeleteUser"])
     actions = outputs.get("DeleteIdentity.Actions", [])
     check("delete user: Actions output lists every change in teardown order",
           sorted(actions) == sorted(expected_actions)
@@ -616,8 +617,8 @@ def scenario_delete_role(sim, emu, state, iam):
           run["status"] == "Success" and after == {"exists": False}
           and run["outputs"].get("DeleteIdentity.Result") == "deleted", run)
     check("delete role: teardown in order (request log)",
-          ops == ["RemoveRoleFromInstanceProfile"] * 2 + ["DeleteRolePolicy"] * 2
-          + ["DetachRolePolicy"] * 2 + ["DeleteRole"], ops)
+          ops == ["RemoveRoleFromInstanceProfile"] * 2 + ["DeleteRolePolicy"]
+          + ["DetachRolePolicy"] * 2 + ["DeleteRolePolicy", "DeleteRole"], ops)
     check("delete role: instance profiles (now empty) and managed policies remain",
           all(iam.get_instance_profile(InstanceProfileName=p)["InstanceProfile"]["Roles"] == [] for p in profiles)
           and all(iam.get_policy(PolicyArn=a)["Policy"] for a in arns))
@@ -631,7 +632,10 @@ def scenario_delete_role(sim, emu, state, iam):
 def scenario_protected_and_missing(sim, emu, state, iam):
     print("== refusals and missing identities")
     protected = [("AWSServiceRoleForDormantSim", "/aws-service-role/sim.amazonaws.com/"),
-                 ("OrganizationAccountAccessRole", "/")]
+                 ("OrganizationAccountAccessRole", "/"),
+                 ("cdk-hnb659fds-deploy-role-210000000017-us-east-1", "/"),
+                 ("AWSControlTowerExecution", "/"),
+                 ("stacksets-exec-0123456789abcdef", "/")]
     for name, path in protected:
         iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TRUST)
         iam.put_role_policy(RoleName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
