@@ -835,13 +835,13 @@ async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_no
         "quarantined"
     );
 
-    // Typed in the console: another case for the key, a date dormant cannot read.
+    // Set by a security admin, with a date dormant cannot read.
     a.iam
         .tag_role()
         .role_name("legacy-batch")
         .tags(
             Tag::builder()
-                .key("Dormant:Exempt")
+                .key("dormant:exempt")
                 .value("true")
                 .build()
                 .unwrap(),

@@ -121,20 +121,27 @@ fn a_readable_date_within_max_days_is_honoured_and_a_past_one_lapses() {
 }
 
 #[test]
-fn dormant_tag_keys_and_the_false_value_are_read_whatever_their_case() {
+fn exemption_keys_count_only_in_the_spelling_the_scp_guards_and_false_in_any_case() {
+    // The sample SCP keeps `dormant:*` to security admins, case-sensitively: an owner's own
+    // `DORMANT:EXEMPT` must not exempt (or release) anything.
     let mut w = tagged(
-        "console-typed",
+        "self-exempted",
         &[
-            ("Dormant:Exempt", "true"),
-            ("DORMANT:EXEMPT-REASON", "DR only"),
+            ("DORMANT:EXEMPT", "true"),
+            ("DORMANT:EXEMPT-REASON", "my role"),
         ],
     );
     let d = w.run(days(0));
-    assert_eq!(d.step(), None, "{}", d.reason);
-    assert!(d.reason.contains("DR only"), "{}", d.reason);
+    assert_eq!(d.step(), Some(Step::Notice), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("'DORMANT:EXEMPT' is not 'dormant:exempt'"),
+        "{}",
+        d.reason
+    );
 
     for no in ["false", "False", "FALSE", " false "] {
-        let mut w = tagged("not-exempt", &[("Dormant:Exempt", no)]);
+        let mut w = tagged("not-exempt", &[("dormant:exempt", no)]);
         assert_eq!(w.run(days(0)).step(), Some(Step::Notice), "{no:?}");
     }
 
@@ -142,7 +149,7 @@ fn dormant_tag_keys_and_the_false_value_are_read_whatever_their_case() {
         "mixed",
         &[
             ("dormant:exempt", "yes"),
-            ("Dormant:Exempt-Until", "2026-05-31"),
+            ("dormant:exempt-until", "2026-05-31"),
         ],
     );
     let d = w.run(days(0));

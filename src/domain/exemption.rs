@@ -282,7 +282,14 @@ fn tag_verdict(
     now: Timestamp,
 ) -> Verdict {
     let Some(value) = tag::value(tags, TAG_EXEMPT) else {
-        return Verdict::not_exempt(None);
+        // An owner's own spelling of the key is not the one the SCP guards: not an exemption.
+        let note = tag::miscased(tags, TAG_EXEMPT).map(|k| {
+            format!(
+                "tag '{k}' is not '{TAG_EXEMPT}': exemption tags count only in that exact \
+                 spelling, the one the SCP keeps to security admins"
+            )
+        });
+        return Verdict::not_exempt(note);
     };
     if value.trim().eq_ignore_ascii_case("false") {
         return Verdict::not_exempt(Some(format!("{TAG_EXEMPT} is '{}'", value.trim())));

@@ -112,11 +112,11 @@ impl Snapshot {
             return Holder::Original;
         }
         let marker = self.restore_marker();
-        // IAM tag keys are unique regardless of case.
+        // The exact key only: the spelling the SCP keeps to security admins.
         let ours = holder
             .tags
             .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case(RESTORED_FROM_TAG) && *v == marker);
+            .any(|(k, v)| k == RESTORED_FROM_TAG && *v == marker);
         if ours {
             Holder::EarlierRestore
         } else {
@@ -283,12 +283,10 @@ mod tests {
             s.holder(&holder("AROANEW", &[(RESTORED_FROM_TAG, &marker)])),
             Holder::EarlierRestore
         );
-        assert_eq!(
-            s.holder(&holder("AROANEW", &[("Dormant:Restored-From", &marker)])),
-            Holder::EarlierRestore
-        );
         for tags in [
             vec![],
+            // Not the spelling the SCP guards: anyone could have written it.
+            vec![("Dormant:Restored-From", marker.as_str())],
             vec![("team", "someone else")],
             // A restore from another snapshot of the same identity is not this one.
             vec![(

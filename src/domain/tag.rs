@@ -1,6 +1,11 @@
 //! Reading dormant's own tags. IAM keeps a user's or role's tag keys unique regardless of case
-//! (it refuses `Dormant:Exempt` next to `dormant:exempt`: "Tag keys are case insensitive") and
-//! preserves the case written, so dormant matches its keys ignoring ASCII case everywhere.
+//! (it refuses `Dormant:Exempt` next to `dormant:exempt`) and preserves the case written.
+//!
+//! What a tag *grants* (an exemption, a restore marker) is read only under dormant's exact,
+//! lowercase key: that is the spelling the sample SCP keeps to security admins (`StringLike` on
+//! `aws:TagKeys` is case-sensitive), so `DORMANT:EXEMPT` written by an identity's owner grants
+//! nothing. What dormant *removes* (its stage tags) is found in any case, and any case of
+//! `dormant:*` nominates an identity for a fresh look.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +18,16 @@ pub fn is_dormant_key(key: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
-/// The value of the tag `key`, however the stored key is cased.
+/// The value of the tag `key`, exactly as spelled (see the module comment).
 pub fn value<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    stored(tags, key).map(|(_, v)| v)
+    tags.get(key).map(String::as_str)
+}
+
+/// A stored key that is `key` in another case, which dormant does not honour: said in reasons.
+pub fn miscased<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    tags.keys()
+        .find(|k| k.as_str() != key && k.eq_ignore_ascii_case(key))
+        .map(String::as_str)
 }
 
 /// The key as stored and its value: what an untag call must name.
@@ -30,11 +42,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_match_whatever_their_case() {
+    fn grants_are_read_exactly_and_removals_in_any_case() {
         let tags: BTreeMap<String, String> = [("Dormant:Exempt".to_string(), "yes".to_string())]
             .into_iter()
             .collect();
-        assert_eq!(value(&tags, "dormant:exempt"), Some("yes"));
+        assert_eq!(value(&tags, "dormant:exempt"), None);
+        assert_eq!(miscased(&tags, "dormant:exempt"), Some("Dormant:Exempt"));
         assert_eq!(
             stored(&tags, "DORMANT:EXEMPT"),
             Some(("Dormant:Exempt", "yes"))
