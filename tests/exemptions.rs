@@ -199,7 +199,6 @@ fn each_always_protected_role_is_never_touched_and_near_misses_are_not_protected
             "/aws-reserved/sso.amazonaws.com/eu-west-1/",
             "AWSReservedSSO_Admin_0123",
         ),
-        ("/", "AWSReservedSSO_ReadOnly_abcd"),
         ("/", "OrganizationAccountAccessRole"),
         ("/", "organizationaccountaccessrole"),
         ("/", "AWSControlTowerExecution"),
@@ -236,6 +235,8 @@ fn each_always_protected_role_is_never_touched_and_near_misses_are_not_protected
         ("/", "OrganizationAccountAccessRole2"),
         ("/", "dormant-controller-old"),
         ("/service-role/", "aws-service-role-lookalike"),
+        // Identity Center's roles live under /aws-reserved/; the name alone anyone can take.
+        ("/", "AWSReservedSSO_ReadOnly_abcd"),
     ];
     for (path, name) in ordinary {
         let mut w = World::whole(role_at(path, name).created(days(900)).build());
@@ -313,4 +314,33 @@ fn undo_and_approve_refuse_a_protected_role() {
     let refused = approve(&w.record, &w.policy, "ops", t0()).unwrap_err();
     assert!(refused.to_string().contains("protected"), "{refused}");
     assert!(w.record.approval.is_none());
+}
+
+#[test]
+fn a_protected_role_left_quarantined_by_an_older_version_is_untouched_and_says_what_stays() {
+    let mut w = World::whole(
+        role("cdk-hnb659fds-deploy-role-111122223333-us-east-1")
+            .created(days(900))
+            .build(),
+    );
+    // Quarantined before the CDK bootstrap roles were protected.
+    w.record.stage = Stage::Quarantined;
+    w.record.stage_since = Some(t0() - days(3));
+    w.record.version = 3;
+    w.facts_mut().has_quarantine_policy = true;
+    let d = w.run(days(0));
+    assert!(d.effects().is_empty(), "{d:?}");
+    assert!(w.applied.is_empty());
+    assert_eq!(w.record.stage, Stage::Exempt);
+    assert!(
+        w.record.reason.contains("dormant's quarantine policy")
+            && w.record.reason.contains("by hand"),
+        "{}",
+        w.record.reason
+    );
+    let again = w.run(days(1));
+    assert!(
+        matches!(again.action, dormant::domain::Action::Wait),
+        "settled: {again:?}"
+    );
 }

@@ -285,3 +285,60 @@ fn a_first_step_cut_short_is_not_finished_on_a_new_identity() {
     assert_eq!(w.record.stage, Stage::Clean);
     assert_eq!(w.record.unique_id.as_deref(), Some(NEW));
 }
+
+#[test]
+fn an_interrupted_restore_is_left_for_restore_to_finish_not_started_clean() {
+    let mut w = World::whole(role("etl").unique_id(OLD).created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    w.run(days(23));
+    assert_eq!(w.record.stage, Stage::Deleted);
+    // `dormant restore` created the role (new id, its marker set in the create call) and died.
+    let marker = format!("{OLD}@2026-06-24T00:00:00.000000Z");
+    w.facts = Some(
+        role("etl")
+            .unique_id(NEW)
+            .created(-days(24))
+            .tag("dormant:restored-from", &marker)
+            .build(),
+    );
+    let d = w.run(days(25));
+    assert_eq!(d.step(), None);
+    assert!(
+        d.reason.contains("interrupted `dormant restore`"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(
+        w.record.stage,
+        Stage::Deleted,
+        "restore can still finish it"
+    );
+
+    // The same tag in an owner's spelling proves nothing: a stranger's role starts clean.
+    w.facts = Some(
+        role("etl")
+            .unique_id(NEW)
+            .created(-days(24))
+            .tag("Dormant:Restored-From", &marker)
+            .build(),
+    );
+    w.run(days(26));
+    assert_eq!(w.record.stage, Stage::Clean);
+}
+
+#[test]
+fn a_clean_record_whose_role_still_carries_dormants_deny_is_repaired() {
+    let mut w = World::whole(role("ops-admin").unique_id(OLD).created(days(200)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    // A run that protected it (the CLI caller's name) left it exempt with the deny attached.
+    w.record.stage = Stage::Clean;
+    assert!(w.facts().has_quarantine_policy);
+    let d = w.run(days(8));
+    assert_eq!(d.step(), Some(Step::Release), "{}", d.reason);
+    assert!(d.effects().contains(&Effect::DeleteQuarantinePolicy));
+    assert!(d.reason.starts_with("repaired"), "{}", d.reason);
+    assert_eq!(w.record.stage, Stage::Clean);
+}

@@ -157,7 +157,6 @@ pub const ALWAYS_PROTECTED: &[Protected] = &[
     path("/aws-service-role/*", "service-linked role"),
     // IAM Identity Center: one role per permission set and account, managed by the service.
     path("/aws-reserved/*", "IAM Identity Center (SSO) role"),
-    name("AWSReservedSSO_*", "IAM Identity Center (SSO) role"),
     // The management account's way into a member account Organizations created; often the only
     // way in.
     name(
@@ -429,7 +428,6 @@ mod tests {
                 "AWSServiceRoleForSupport",
             ),
             ("/aws-reserved/sso.amazonaws.com/", "AWSReservedSSO_Admin_1"),
-            ("/", "AWSReservedSSO_Admin_1"),
             ("/", "OrganizationAccountAccessRole"),
             ("/", "AWSControlTowerExecution"),
             ("/", "aws-controltower-ConfigRecorderRole"),

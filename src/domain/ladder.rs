@@ -14,7 +14,9 @@ use super::exemption::{self, Exemption, OpenExemption};
 use super::facts::{fmt_time, Activity, Facts, Timestamp};
 use super::policy::{DeleteMode, Policy};
 use super::record::{Intent, Record, Stage, Step};
+use super::snapshot::RESTORED_FROM_TAG;
 use super::subject::{PrincipalKind, Scope, Subject, SubjectKind};
+use super::tag;
 
 /// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
 /// last. After that, the next run completes it.
@@ -326,19 +328,28 @@ fn decide_settled(
         None => reason,
     };
 
-    if record.stage == Stage::Released
+    if !record.stage.is_on_ladder()
+        && record.version > 0
         && subject.scope == Scope::Whole
         && facts.has_quarantine_policy
     {
-        // The release is recorded but IAM still shows the quarantine (an SSM execution that
-        // finished after an undo): make IAM match the record, keeping the cool-off it had.
+        // The record says dormant's quarantine is off but IAM still shows it (an SSM execution
+        // that finished after an undo, an exemption that ended while a protected run left it):
+        // make IAM match the record, keeping the cool-off it had.
+        let to = match record.stage {
+            Stage::Released => Stage::Released,
+            _ => Stage::Clean,
+        };
         let mut d = release(
             record,
             facts,
             policy,
             now,
-            Stage::Released,
-            "repaired: dormant's quarantine policy was still attached after the release".into(),
+            to,
+            format!(
+                "repaired: dormant's quarantine policy was still attached while {}",
+                record.stage
+            ),
         );
         if let Action::Step(p) = &mut d.action {
             p.after.released_at = record.released_at.or(p.after.released_at);
@@ -443,6 +454,17 @@ fn superseded(
     now: Timestamp,
 ) -> Option<Decision> {
     let facts = facts?;
+    if let (Stage::Deleted, Some(old)) = (record.stage, &record.unique_id) {
+        // dormant's own restore of this identity that stopped half-way: `restore` finishes it
+        // (it recognises its marker); starting clean would make it refuse.
+        let marker = tag::value(&facts.tags, RESTORED_FROM_TAG);
+        if marker.is_some_and(|m| m.starts_with(&format!("{old}@"))) {
+            return Some(Decision::nothing(format!(
+                "an interrupted `dormant restore` of this identity ({RESTORED_FROM_TAG} is set): \
+                 run `dormant restore` again to finish it"
+            )));
+        }
+    }
     let was = match record.stage {
         Stage::Deleted => "dormant recorded as deleted".to_string(),
         stage => format!("dormant tracked as {stage} (removed outside dormant)"),
@@ -591,8 +613,39 @@ fn decide_protected(
     why: String,
 ) -> Decision {
     let exemption = Exemption::Protected { why };
-    let why = exemption.describe();
-    let settled = record.stage == Stage::Exempt && record.pending.is_none();
+    let mut why = exemption.describe();
+    // Never changed, so what an earlier version (or a step cut short) left stays: say what.
+    let mut left = Vec::new();
+    if let Some(facts) = facts {
+        if record.subject.scope == Scope::Whole && facts.has_quarantine_policy {
+            left.push("dormant's quarantine policy".to_string());
+        }
+        left.extend(
+            present_stage_tags(&record.subject, &facts.tags)
+                .into_iter()
+                .map(|k| format!("tag {k}")),
+        );
+        let off = record
+            .assuming_intent_done()
+            .keys_deactivated
+            .into_iter()
+            .filter(|id| facts.access_key(id).is_some_and(|k| !k.active))
+            .collect::<Vec<_>>();
+        if !off.is_empty() {
+            left.push(format!(
+                "access key(s) {} turned off by dormant",
+                off.join(", ")
+            ));
+        }
+    }
+    if !left.is_empty() {
+        why = format!(
+            "{why}; dormant changes nothing on it, so what it left from before stays: {} \
+             (remove by hand)",
+            left.join(", ")
+        );
+    }
+    let settled = record.stage == Stage::Exempt && record.pending.is_none() && record.reason == why;
     let decision = if settled || record.version == 0 {
         Decision::nothing(why)
     } else {
