@@ -80,6 +80,8 @@ pub struct ServiceCredential {
 pub struct NameHolder {
     pub unique_id: String,
     pub tags: BTreeMap<String, String>,
+    pub path: String,
+    pub created_at: Option<Timestamp>,
 }
 
 /// Whose the identity holding the name is.
@@ -112,11 +114,14 @@ impl Snapshot {
             return Holder::Original;
         }
         let marker = self.restore_marker();
-        // The exact key only: the spelling the SCP keeps to security admins.
+        // The exact key only: the spelling the SCP keeps to security admins. And an identity a
+        // restore of this snapshot created has its path and was created after the snapshot.
         let ours = holder
             .tags
             .iter()
-            .any(|(k, v)| k == RESTORED_FROM_TAG && *v == marker);
+            .any(|(k, v)| k == RESTORED_FROM_TAG && *v == marker)
+            && holder.path == self.principal.path
+            && holder.created_at.is_some_and(|t| t >= self.taken_at);
         if ours {
             Holder::EarlierRestore
         } else {
@@ -245,13 +250,28 @@ mod tests {
     }
 
     fn holder(id: &str, tags: &[(&str, &str)]) -> NameHolder {
+        let s = snapshot();
         NameHolder {
             unique_id: id.into(),
             tags: tags
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            path: s.principal.path.clone(),
+            created_at: Some(s.taken_at + chrono::Duration::minutes(1)),
         }
+    }
+
+    #[test]
+    fn a_marked_identity_elsewhere_or_older_than_the_snapshot_is_a_strangers() {
+        let s = snapshot();
+        let marker = s.restore_marker();
+        let mut moved = holder("AROANEW", &[(RESTORED_FROM_TAG, &marker)]);
+        moved.path = "/elsewhere/".into();
+        assert_eq!(s.holder(&moved), Holder::Stranger);
+        let mut older = holder("AROANEW", &[(RESTORED_FROM_TAG, &marker)]);
+        older.created_at = Some(s.taken_at - chrono::Duration::days(1));
+        assert_eq!(s.holder(&older), Holder::Stranger);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use tracing::{info, warn};
 
-use super::{classify, missing, AwsIam};
+use super::{classify, missing, to_chrono, AwsIam};
 use crate::domain::{
     Holder, NameHolder, Principal, PrincipalKind, RestoreOutcome, RestoreReport, Snapshot,
 };
@@ -100,7 +100,10 @@ impl AwsIam {
                 .await
                 .and_then(|o| {
                     o.role()
-                        .map(|r| r.role_id().to_string())
+                        .map(|r| {
+                            let created = to_chrono("GetRole", r.create_date()).ok();
+                            (r.role_id().to_string(), r.path().to_string(), created)
+                        })
                         .ok_or_else(|| missing("GetRole", "Role"))
                 }),
             PrincipalKind::User => self
@@ -108,12 +111,15 @@ impl AwsIam {
                 .await
                 .and_then(|o| {
                     o.user()
-                        .map(|u| u.user_id().to_string())
+                        .map(|u| {
+                            let created = to_chrono("GetUser", u.create_date()).ok();
+                            (u.user_id().to_string(), u.path().to_string(), created)
+                        })
                         .ok_or_else(|| missing("GetUser", "User"))
                 }),
         };
-        let unique_id = match read {
-            Ok(id) => id,
+        let (unique_id, path, created_at) = match read {
+            Ok(found) => found,
             // Deleted since, or IAM's eventual consistency: nothing was changed; try again.
             Err(e) if e.kind == ErrorKind::NotFound => {
                 return Err(PortError::new(
@@ -131,7 +137,12 @@ impl AwsIam {
             PrincipalKind::Role => self.role_tags(name).await?,
             PrincipalKind::User => self.user_tags(name).await?,
         };
-        let holder = NameHolder { unique_id, tags };
+        let holder = NameHolder {
+            unique_id,
+            tags,
+            path,
+            created_at,
+        };
         Ok(match s.holder(&holder) {
             Holder::EarlierRestore => {
                 info!(principal = %p.arn(), unique_id = %holder.unique_id, "finishing an earlier restore");
