@@ -429,3 +429,21 @@ async fn undo_waits_for_a_step_another_run_is_carrying_out() {
         .unwrap();
     assert_eq!(done.stage, Stage::Released);
 }
+
+/// Writers that do not share a lock (separate processes) still lose no count: each change is
+/// re-applied to the state another writer just stored.
+#[tokio::test]
+async fn concurrent_breaker_writers_in_separate_processes_lose_nothing() {
+    let a = Account::new().await;
+    let engine = a.engine(Policy::default()).await;
+    let (store, account, t0) = (&engine.store, a.id.as_str(), a.day(0));
+    let writers = (0..8).map(|n| async move {
+        let breaker = dormant::app::breaker::Breaker::new(store, account);
+        breaker.count_quarantine(t0 + Duration::minutes(n)).await
+    });
+    for written in futures::future::join_all(writers).await {
+        written.unwrap();
+    }
+    let state = engine.breaker().state().await.unwrap();
+    assert_eq!(state.quarantines.len(), 8, "{state:?}");
+}
