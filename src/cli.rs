@@ -218,6 +218,20 @@ pub async fn main_with(cli: Cli) -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let mut config = load_config(cli.config.as_ref())?;
     if cli.dry_run {
+        // Commands that only change state have nothing to preview: refuse rather than act.
+        let refused = match &cli.command {
+            Command::Init => Some("init creates the table"),
+            Command::Breaker {
+                action: BreakerAction::Reset,
+            } => Some("breaker reset re-enables steps"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            return Err(Error::Usage(format!(
+                "--dry-run: {what}, which a dry run cannot do without changing state; run it \
+                 without --dry-run (`dormant breaker status` shows the breaker)"
+            )));
+        }
         config.policy.dry_run = true;
     }
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
@@ -272,6 +286,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let retry = RetryPolicy::default();
 
     if let Command::Init = cli.command {
+        let aws = crate::app::wiring::sdk_config(&aws, &config.timeouts);
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             config.table.clone(),

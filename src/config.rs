@@ -55,6 +55,7 @@ pub struct RawConfig {
     pub breaker: RawBreaker,
     pub fallback: RawFallback,
     pub sources: RawSources,
+    pub timeouts: RawTimeouts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +135,69 @@ pub struct RawSources {
     pub config_rules: Vec<String>,
 }
 
+/// `[timeouts]`: how long any AWS call may take, so a silent endpoint cannot hang a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTimeouts {
+    pub connect_secs: i64,
+    pub read_secs: i64,
+    pub operation_secs: i64,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        RawTimeouts {
+            connect_secs: 5,
+            read_secs: 60,
+            operation_secs: 120,
+        }
+    }
+}
+
+/// Checked `[timeouts]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: std::time::Duration,
+    pub read: std::time::Duration,
+    pub operation: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let raw = RawTimeouts::default();
+        let secs = |n: i64| std::time::Duration::from_secs(n.unsigned_abs());
+        Timeouts {
+            connect: secs(raw.connect_secs),
+            read: secs(raw.read_secs),
+            operation: secs(raw.operation_secs),
+        }
+    }
+}
+
+fn timeouts(t: &RawTimeouts) -> Result<Timeouts, ConfigError> {
+    let secs = |field: &str, value: i64| -> Result<std::time::Duration, ConfigError> {
+        if !(1..=900).contains(&value) {
+            return Err(err(
+                field,
+                format!("must be 1 to 900 seconds (a Lambda run's limit), got {value}"),
+            ));
+        }
+        Ok(std::time::Duration::from_secs(value.unsigned_abs()))
+    };
+    let checked = Timeouts {
+        connect: secs("timeouts.connect_secs", t.connect_secs)?,
+        read: secs("timeouts.read_secs", t.read_secs)?,
+        operation: secs("timeouts.operation_secs", t.operation_secs)?,
+    };
+    if checked.operation < checked.read || checked.operation < checked.connect {
+        return Err(err(
+            "timeouts.operation_secs",
+            "must be at least connect_secs and read_secs (it bounds the whole call)",
+        ));
+    }
+    Ok(checked)
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
@@ -150,6 +214,7 @@ impl Default for RawConfig {
             breaker: RawBreaker::default(),
             fallback: RawFallback::default(),
             sources: RawSources::default(),
+            timeouts: RawTimeouts::default(),
         }
     }
 }
@@ -260,6 +325,7 @@ pub struct Config {
     pub ssm_steps: Vec<Step>,
     pub automation_role: Option<String>,
     pub config_rules: Vec<String>,
+    pub timeouts: Timeouts,
 }
 
 impl Config {
@@ -559,6 +625,7 @@ impl RawConfig {
             ssm_steps,
             automation_role,
             config_rules: self.sources.config_rules,
+            timeouts: timeouts(&self.timeouts)?,
         })
     }
 }

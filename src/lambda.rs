@@ -127,7 +127,9 @@ pub async fn handle_with<I: Iam + 'static, S: Store + 'static>(
             "no account is reachable".to_string(),
         )));
     };
-    if !any.store.claim_event(&id, now).await.map_err(Error::from)? {
+    // A dry run claims nothing: the real delivery of the same event must still be processed.
+    let dry_run = any.policy.dry_run;
+    if !dry_run && !any.store.claim_event(&id, now).await.map_err(Error::from)? {
         info!(event_id = %id, "duplicate delivery; already processed");
         return Ok(EventReport {
             duplicate: true,
@@ -142,6 +144,9 @@ pub async fn handle_with<I: Iam + 'static, S: Store + 'static>(
         }),
         Err(e) => {
             // Give the claim back, or EventBridge's retry would be taken for a duplicate.
+            if dry_run {
+                return Err(e.into());
+            }
             if let Err(release) = any.store.release_event(&id).await {
                 warn!(event_id = %id, error = %release, "could not release the event claim; its retry will be skipped");
             }

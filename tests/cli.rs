@@ -5,12 +5,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aws_sdk_iam::Client;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::emulator::emulator;
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -692,4 +692,126 @@ async fn the_compliance_report_streams_every_identity_as_csv_or_json() {
     let user = rows.iter().find(|r| r["kind"] == "user").unwrap();
     assert_eq!(user["stage"], "clean");
     assert_eq!(user["evidence"], "never used (CreateDate)");
+}
+
+#[tokio::test]
+async fn a_dry_run_claims_no_event_and_refuses_commands_that_only_change_state() {
+    let cli = Cli::new();
+    cli.run(&["init"]);
+    let iam = cli.iam().await;
+    iam.create_role()
+        .role_name("legacy-app")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    emulator().backdate_role(
+        &cli.account,
+        "legacy-app",
+        Some(cli.now - Duration::days(200)),
+        None,
+    );
+    // A Config finding about the role, delivered once to a dry run and once for real.
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/events/cloudtrail-tagrole-dormant-exempt.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    event["account"] = json!(cli.account);
+    event["detail"]["recipientAccountId"] = json!(cli.account);
+    event["detail"]["requestParameters"]["roleName"] = json!("legacy-app");
+    event["detail"]["requestParameters"]["tags"] = json!([{"key": "dormant:stage", "value": "x"}]);
+    let file = cli.dir.join("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (code, dry) = cli.json(0, &["--dry-run", "handle-event", file]);
+    assert_eq!(code, 0, "{dry}");
+    assert_ne!(dry["duplicate"], json!(true), "{dry}");
+    let (code, real) = cli.json(0, &["handle-event", file]);
+    assert_eq!(code, 0, "{real}");
+    assert_ne!(
+        real["duplicate"],
+        json!(true),
+        "the dry run did not take the real delivery's place: {real}"
+    );
+
+    for args in [
+        vec!["--dry-run", "init"],
+        vec!["--dry-run", "breaker", "reset"],
+    ] {
+        let out = cli.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--dry-run"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn exempting_a_credential_is_refused_rather_than_widened_to_its_user() {
+    let cli = Cli::new();
+    cli.run(&["init"]);
+    let iam = cli.iam().await;
+    iam.create_user().user_name("svc").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("svc")
+        .send()
+        .await
+        .unwrap();
+    let key_id = key.access_key().unwrap().access_key_id().to_string();
+    let until = (cli.now + Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let who = format!("user/svc/key/{key_id}");
+    let out = cli.run(&["exempt", &who, "--until", &until, "--reason", "batch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("whole user"), "{stderr}");
+    let tags = iam.list_user_tags().user_name("svc").send().await.unwrap();
+    assert!(tags.tags().is_empty(), "nothing written: {tags:?}");
+}
+
+#[test]
+fn a_silent_endpoint_fails_within_the_configured_timeout_instead_of_hanging() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < until {
+            if let Ok((stream, _)) = listener.accept() {
+                open.push(stream);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let cli = Cli::new();
+    cli.config("[timeouts]\nconnect_secs = 1\nread_secs = 1\noperation_secs = 2\n");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dormant"))
+        .args(["list"])
+        .current_dir(&cli.dir)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", &cli.account)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("timeout") || stderr.contains("timed out"),
+        "{stderr}"
+    );
+    drop(held);
 }

@@ -60,6 +60,12 @@ export interface DormantConfig {
   readonly sources: {
     readonly config_rules: string[];
   };
+  /** Every AWS call: a silent endpoint fails instead of hanging. */
+  readonly timeouts: {
+    readonly connect_secs: number;
+    readonly read_secs: number;
+    readonly operation_secs: number;
+  };
 }
 
 type Section = Exclude<
@@ -99,11 +105,12 @@ export const DEFAULT_CONFIG: DormantConfig = {
   breaker: { max_actions_per_run: 25, max_quarantine_fraction: 0.1, min_count: 5 },
   fallback: { ssm_steps: [], automation_role: '' },
   sources: { config_rules: ['iam-user-unused-credentials-check', 'iam-role-last-used'] },
+  timeouts: { connect_secs: 5, read_secs: 60, operation_secs: 120 },
 };
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts'],
   organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days', 'confirm_with_access_advisor'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
@@ -111,6 +118,7 @@ export const CONFIG_KEYS: Record<string, string[]> = {
   breaker: ['max_actions_per_run', 'max_quarantine_fraction', 'min_count'],
   fallback: ['ssm_steps', 'automation_role'],
   sources: ['config_rules'],
+  timeouts: ['connect_secs', 'read_secs', 'operation_secs'],
 };
 
 export function buildConfig(

@@ -34,9 +34,18 @@ where
         ),
     };
     let kind = kind_of(code.as_deref(), status, &err);
-    let message = match code {
-        Some(c) => format!("{c}: {message}"),
-        None => message,
+    let timed_out = match &err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
+    };
+    let message = match (code, timed_out) {
+        (Some(c), _) => format!("{c}: {message}"),
+        (None, true) => format!(
+            "no answer in time from the endpoint (AWS_ENDPOINT_URL or the region's): {message}; \
+             the limits are [timeouts] in the configuration"
+        ),
+        (None, false) => message,
     };
     PortError::new(kind, operation, message)
 }

@@ -144,6 +144,20 @@ pub struct CommandReport {
     pub not_restored: Option<Vec<String>>,
 }
 
+/// Exemption tags go on the role or user: an access key or password carries no tags of its own,
+/// so exempting one would exempt (and release) the whole user. Refused, saying so.
+fn refuse_credential_exemption(scope: &Scope) -> Result<()> {
+    match scope {
+        Scope::Whole => Ok(()),
+        Scope::AccessKey(_) | Scope::Password => Err(Error::Usage(
+            "exempt takes a role or user: an access key or console password has no tags of its \
+             own, so its exemption would exempt (and release) the whole user; exempt the user \
+             (`dormant exempt user/NAME …`) if that is what you mean"
+                .to_string(),
+        )),
+    }
+}
+
 /// IAM tag values: up to 256 of letters, digits, spaces and `_ . : / = + - @`.
 fn check_tag_value(field: &str, value: &str) -> Result<()> {
     let ok = value.len() <= 256
@@ -268,6 +282,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         reason: &str,
         now: Timestamp,
     ) -> Result<CommandReport> {
+        if let IdentityArg::Name { scope, .. } = arg {
+            refuse_credential_exemption(scope)?;
+        }
+        if let IdentityArg::Subject(subject) = arg {
+            refuse_credential_exemption(&subject.scope)?;
+        }
         let Some(until_instant) = exemption::parse_until(&until.format("%Y-%m-%d").to_string())
         else {
             return Err(Error::Usage(format!("--until {until} is not a date")));

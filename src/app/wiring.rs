@@ -19,7 +19,7 @@ use crate::app::accounts::{partition_of, Members};
 use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
 use crate::app::fleet::{Engines, Fleet};
 use crate::config::Account;
-use crate::config::Config;
+use crate::config::{Config, Timeouts};
 use crate::domain::policy::Policy;
 use crate::domain::PrincipalKind;
 use crate::error::{Error, Result};
@@ -109,11 +109,7 @@ impl Wiring {
         actor: Actor,
         retry: RetryPolicy,
     ) -> Result<Wiring> {
-        // `RetryPolicy` retries with backoff and jitter; SDK retries underneath would multiply it.
-        let aws = aws
-            .to_builder()
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
+        let aws = sdk_config(aws, &config.timeouts);
         let calls = ApiCalls::default();
         let caller = client!(calls, aws_sdk_sts, &aws)
             .get_caller_identity()
@@ -295,6 +291,23 @@ impl Engines<AwsIam, DynamoStore> for OnDemand<'_> {
             .map(Arc::new)
             .map_err(|why| Error::Rejected(format!("account {account} is unreachable: {why}")))
     }
+}
+
+/// The SDK settings every client dormant builds shares: no SDK retries (`RetryPolicy` retries
+/// with backoff and jitter; SDK retries underneath would multiply it) and the configured timeouts
+/// (`[timeouts]`), so an endpoint that accepts a connection and never answers fails the call.
+pub fn sdk_config(aws: &SdkConfig, timeouts: &Timeouts) -> SdkConfig {
+    aws.to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(timeouts.connect)
+                .read_timeout(timeouts.read)
+                .operation_attempt_timeout(timeouts.operation)
+                .operation_timeout(timeouts.operation)
+                .build(),
+        )
+        .build()
 }
 
 /// Credentials for `role`, assumed now so that a denied AssumeRole is reported for its account
