@@ -448,7 +448,21 @@ impl RawConfig {
             }
             let role_arn = match a.role.trim() {
                 "" => None,
-                r if is_role_arn(r) => Some(r.to_string()),
+                r if is_role_arn(r) => {
+                    // The role must live in the account it is listed for: dormant acts with it
+                    // as that account (and `exemptions.accounts` is matched by that id).
+                    let in_account = r.split(':').nth(4).unwrap_or_default();
+                    if in_account != a.id {
+                        return Err(err(
+                            &format!("accounts[{i}].role"),
+                            format!(
+                                "'{r}' is a role in account {in_account}, not in account {}",
+                                a.id
+                            ),
+                        ));
+                    }
+                    Some(r.to_string())
+                }
                 r => {
                     return Err(err(
                         &format!("accounts[{i}].role"),
@@ -695,6 +709,35 @@ mod tests {
         assert_eq!(c.policy.breaker.min_count, 5);
         assert_eq!(c.config_rules.len(), 2);
         assert!(c.accounts.is_empty() && c.ssm_steps.is_empty());
+    }
+
+    #[test]
+    fn a_member_role_in_another_account_than_its_id_is_refused() {
+        let text = r#"accounts = [{ id = "111122223333", role = "arn:aws:iam::444455556666:role/dormant-member" }]"#;
+        let e = Config::from_toml(text).unwrap_err();
+        assert_eq!(e.field, "accounts[0].role");
+        assert!(
+            e.message
+                .contains("in account 444455556666, not in account 111122223333"),
+            "{e}"
+        );
+        let ok = r#"accounts = [{ id = "111122223333", role = "arn:aws:iam::111122223333:role/dormant-member" }]"#;
+        assert!(Config::from_toml(ok).is_ok());
+    }
+
+    #[test]
+    fn timeouts_are_checked_and_default_to_bounded_values() {
+        let t = Config::from_toml("").unwrap().timeouts;
+        assert_eq!(t.operation, std::time::Duration::from_secs(120));
+        assert_eq!(field_of("[timeouts]\nread_secs = 0"), "timeouts.read_secs");
+        assert_eq!(
+            field_of("[timeouts]\noperation_secs = 901"),
+            "timeouts.operation_secs"
+        );
+        assert_eq!(
+            field_of("[timeouts]\nread_secs = 90\noperation_secs = 60"),
+            "timeouts.operation_secs"
+        );
     }
 
     #[test]

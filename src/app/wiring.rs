@@ -226,7 +226,30 @@ impl Wiring {
     ) -> std::result::Result<Engine<AwsIam, DynamoStore>, String> {
         let member_aws = match (&member.role_arn, member.id == self.account) {
             (None, true) => self.aws.clone(),
-            (Some(role), _) => assume(&self.aws, role).await?,
+            (Some(role), _) => {
+                let assumed = assume(&self.aws, role).await?;
+                // Every action of this engine is taken as account `member.id`: prove it.
+                let who = aws_sdk_sts::Client::new(&assumed)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "GetCallerIdentity as {role}: {}",
+                            classify("GetCallerIdentity", e)
+                        )
+                    })?;
+                match who.account() {
+                    Some(id) if id == member.id => assumed,
+                    other => {
+                        return Err(format!(
+                            "{role} answers as account {}, not the configured {}: refused",
+                            other.unwrap_or("unknown"),
+                            member.id
+                        ))
+                    }
+                }
+            }
             (None, false) => return Err("no role to assume (accounts[].role)".to_string()),
         };
         let mut engine = Engine::new(
