@@ -160,5 +160,6 @@ export function buildConfig(
     breaker: { ...DEFAULT_CONFIG.breaker, ...o.breaker },
     fallback: { ...DEFAULT_CONFIG.fallback, ...o.fallback, automation_role: fixed.automationRoleArn },
     sources: { ...DEFAULT_CONFIG.sources, ...o.sources },
+    timeouts: { ...DEFAULT_CONFIG.timeouts, ...o.timeouts },
   };
 }
