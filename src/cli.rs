@@ -322,6 +322,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_json_or(out, &report, fleet_table)?;
             Ok(if report.run.failed() > 0 || report.failed_accounts() > 0 {
                 ExitCode::from(1)
+            } else if report.run.breaker_tripped {
+                // Automation must notice that steps were stopped, not only that none failed.
+                ExitCode::from(BREAKER_TRIPPED)
             } else {
                 ExitCode::SUCCESS
             })
@@ -654,6 +657,9 @@ fn status_table(rows: &[StatusReport]) -> String {
     }
     t.to_string()
 }
+
+/// The exit code of a sweep or tick that failed nothing but was stopped by the circuit breaker.
+const BREAKER_TRIPPED: u8 = 3;
 
 fn exit_for(r: &CommandReport) -> ExitCode {
     if r.outcome == Outcome::Failed {

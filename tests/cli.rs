@@ -815,3 +815,30 @@ fn a_silent_endpoint_fails_within_the_configured_timeout_instead_of_hanging() {
     );
     drop(held);
 }
+
+#[tokio::test]
+async fn a_sweep_the_breaker_stopped_exits_3() {
+    let cli = Cli::new();
+    cli.config("[breaker]\nmax_actions_per_run = 1\n");
+    cli.run(&["init"]);
+    let iam = cli.iam().await;
+    for name in ["idle-a", "idle-b"] {
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(TRUST)
+            .send()
+            .await
+            .unwrap();
+        emulator().backdate_role(
+            &cli.account,
+            name,
+            Some(cli.now - Duration::days(200)),
+            None,
+        );
+    }
+    let (code, first) = cli.json(0, &["sweep"]);
+    assert_eq!(code, 0, "notices only: {first}");
+    let (code, second) = cli.json(7, &["sweep"]);
+    assert_eq!(second["breaker_tripped"], true, "{second}");
+    assert_eq!(code, 3, "{second}");
+}
