@@ -206,12 +206,45 @@ pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, Config
 
 /// Parses, runs and reports. Errors are printed here; the exit code follows docs/design.md, 'Operator commands'.
 pub async fn main_with(cli: Cli) -> ExitCode {
+    let output = cli.output;
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
+            let hint = hint_for(&e);
             eprintln!("error: {e}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            if matches!(output, Output::Json) {
+                // Scripts reading stdout get the error too, as one JSON object.
+                let doc = serde_json::json!({
+                    "error": e.to_string(),
+                    "hint": hint,
+                    "exit_code": e.exit_code(),
+                });
+                println!("{doc}");
+            }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// What to do about the common AWS errors, in words (the error itself stays as AWS said it).
+fn hint_for(e: &Error) -> Option<&'static str> {
+    let Error::Port(port) = e else { return None };
+    let text = port.message.as_str();
+    if text.contains("ResourceNotFoundException") {
+        Some("dormant's table does not exist in this account and region: run `dormant init`, or set `table` in the configuration")
+    } else if text.contains("AccessDenied") {
+        Some("the identity dormant runs as lacks the action named above: `dormant permissions` lists what each step needs")
+    } else if text.contains("Throttling") || text.contains("Rate exceeded") {
+        Some("AWS throttled the call past dormant's retries: run again later, or lower max_concurrent_identities")
+    } else if text.to_ascii_lowercase().contains("credentials") {
+        Some("no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if text.to_ascii_lowercase().contains("region") {
+        Some("no AWS region: set AWS_REGION (or a region in the profile)")
+    } else {
+        None
     }
 }
 

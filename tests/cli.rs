@@ -842,3 +842,19 @@ async fn a_sweep_the_breaker_stopped_exits_3() {
     assert_eq!(second["breaker_tripped"], true, "{second}");
     assert_eq!(code, 3, "{second}");
 }
+
+#[test]
+fn a_missing_table_says_to_run_init_in_words_and_in_json() {
+    let cli = Cli::new();
+    let out = cli.run(&["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run `dormant init`"), "{stderr}");
+    let out = cli.run(&["--output", "json", "list"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 1, "{doc}");
+    assert!(
+        doc["hint"].as_str().unwrap().contains("dormant init"),
+        "{doc}"
+    );
+}
