@@ -99,6 +99,9 @@ pub enum Command {
         /// An ARN, role/NAME or user/NAME.
         #[arg(value_parser = parse_identity)]
         identity: IdentityArg,
+        /// Why (recorded in the audit trail with who ran the command).
+        #[arg(long)]
+        reason: String,
     },
     /// Exempt an identity until a date (writes the dormant:exempt tags; releases it if needed).
     Exempt {
@@ -117,6 +120,9 @@ pub enum Command {
         /// An ARN, role/NAME or user/NAME.
         #[arg(value_parser = parse_identity)]
         identity: IdentityArg,
+        /// Why (recorded in the audit trail with who approved).
+        #[arg(long)]
+        reason: String,
     },
     /// Process one EventBridge event (a file, or - for stdin) exactly as the Lambda does.
     HandleEvent {
@@ -161,12 +167,16 @@ pub enum EventAction {
     },
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum BreakerAction {
     /// Whether the breaker is tripped, why, and the quarantine count in the last 24 hours.
     Status,
     /// Re-enable steps after a trip.
-    Reset,
+    Reset {
+        /// Why (kept with the breaker: who reset it, when and why).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
@@ -255,7 +265,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let refused = match &cli.command {
             Command::Init => Some("init creates the table"),
             Command::Breaker {
-                action: BreakerAction::Reset,
+                action: BreakerAction::Reset { .. },
             } => Some("breaker reset re-enables steps"),
             _ => None,
         };
@@ -455,8 +465,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
-        Command::Restore { identity } => {
-            let r = pick(&identity)?.restore(&identity, now).await?;
+        Command::Restore { identity, reason } => {
+            let r = pick(&identity)?.restore(&identity, &reason, now).await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
@@ -471,8 +481,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
-        Command::Approve { identity } => {
-            let r = pick(&identity)?.approve(&identity, now).await?;
+        Command::Approve { identity, reason } => {
+            let r = pick(&identity)?.approve(&identity, &reason, now).await?;
             print_json_or(out, &r, command_text)?;
             Ok(exit_for(&r))
         }
@@ -480,10 +490,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut states = Vec::new();
             for engine in &fleet.engines {
                 let account = engine.account();
-                let state = match action {
-                    BreakerAction::Reset => {
-                        let state = engine.breaker().reset().await?;
-                        tracing::info!(%account, "circuit breaker reset");
+                let state = match &action {
+                    BreakerAction::Reset { reason } => {
+                        let reason = crate::app::commands::required_reason(reason)?;
+                        let state = engine.breaker().reset(&engine.actor, reason, now).await?;
+                        tracing::info!(%account, by = %engine.actor, %reason, "circuit breaker reset");
                         state
                     }
                     BreakerAction::Status => engine.breaker().state().await?,
@@ -494,6 +505,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     "tripped_at": state.tripped_at.map(crate::domain::facts::fmt_time),
                     "cause": state.cause,
                     "quarantines_last_24h": state.quarantines_within_day(now),
+                    "last_reset": state.last_reset,
                 }));
             }
             // One account: one object (the common case); several: an array.

@@ -1443,7 +1443,11 @@ async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
     );
 
     let report = engine
-        .restore(&"role/well-equipped".parse().unwrap(), w.at(24, 0))
+        .restore(
+            &"role/well-equipped".parse().unwrap(),
+            "needed again",
+            w.at(24, 0),
+        )
         .await
         .unwrap();
     let inline = w

@@ -316,7 +316,7 @@ async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not tracked"), "{}", stderr(&out));
 
-    let out = cli.run(&["approve", "role/tracked"]);
+    let out = cli.run(&["approve", "role/tracked", "--reason", "done with it"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("not pending_delete"),
@@ -336,7 +336,7 @@ async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("in the past"), "{}", stderr(&out));
-    let out = cli.run(&["restore", "role/tracked"]);
+    let out = cli.run(&["restore", "role/tracked", "--reason", "needed again"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not deleted"), "{}", stderr(&out));
     let mutating: Vec<Value> = emulator()
@@ -468,7 +468,10 @@ async fn exempt_releases_a_quarantined_role_and_approval_gates_deletion() {
         "no deletion without approval"
     );
     assert!(iam.get_role().role_name("deleteme").send().await.is_ok());
-    let (code, ap) = cli.json(41, &["approve", "role/deleteme"]);
+    let (code, ap) = cli.json(
+        41,
+        &["approve", "role/deleteme", "--reason", "owner agreed"],
+    );
     assert_eq!(code, 0, "{ap}");
     let (_, t) = cli.json(41, &["tick"]);
     assert_eq!(t["actions"][0]["step"], "delete");
@@ -502,7 +505,7 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
         "deleted"
     );
 
-    let (code, restored) = cli.json(24, &["restore", "role/phoenix"]);
+    let (code, restored) = cli.json(24, &["restore", "role/phoenix", "--reason", "needed again"]);
     assert_eq!(code, 0, "{restored}");
     assert_eq!(restored["outcome"], "done");
     assert_eq!(restored["stage"], "released");
@@ -547,7 +550,7 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
         "no quarantine policy comes back"
     );
 
-    let out = cli.run(&["restore", "role/phoenix"]);
+    let out = cli.run(&["restore", "role/phoenix", "--reason", "needed again"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -624,7 +627,7 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
     assert_eq!(before.3, vec!["read".to_string()]);
     emulator().clear_requests(&cli.account);
 
-    let out = cli.run(&["restore", "role/phoenix"]);
+    let out = cli.run(&["restore", "role/phoenix", "--reason", "needed again"]);
 
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -741,7 +744,7 @@ async fn a_dry_run_claims_no_event_and_refuses_commands_that_only_change_state()
 
     for args in [
         vec!["--dry-run", "init"],
-        vec!["--dry-run", "breaker", "reset"],
+        vec!["--dry-run", "breaker", "reset", "--reason", "x"],
     ] {
         let out = cli.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -856,5 +859,50 @@ fn a_missing_table_says_to_run_init_in_words_and_in_json() {
     assert!(
         doc["hint"].as_str().unwrap().contains("dormant init"),
         "{doc}"
+    );
+}
+
+#[test]
+fn commands_that_change_what_dormant_does_need_a_reason_and_keep_it() {
+    let cli = Cli::new();
+    cli.run(&["init"]);
+    for args in [
+        vec!["approve", "role/x"],
+        vec!["restore", "role/x"],
+        vec!["breaker", "reset"],
+    ] {
+        let out = cli.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: a missing --reason is bad usage"
+        );
+    }
+    let out = cli.run(&["breaker", "reset", "--reason", "  "]);
+    assert_eq!(out.status.code(), Some(2), "an empty reason is refused");
+    let (code, state) = cli.json(
+        0,
+        &[
+            "breaker",
+            "reset",
+            "--reason",
+            "false alarm: planned clean-up",
+        ],
+    );
+    assert_eq!(code, 0, "{state}");
+    assert_eq!(
+        state["last_reset"]["reason"], "false alarm: planned clean-up",
+        "{state}"
+    );
+    assert!(
+        state["last_reset"]["by"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty()),
+        "{state}"
+    );
+    let (_, status) = cli.json(0, &["breaker", "status"]);
+    assert_eq!(
+        status["last_reset"], state["last_reset"],
+        "kept with the breaker"
     );
 }

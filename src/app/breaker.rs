@@ -95,12 +95,17 @@ impl<'a, S: Store + ?Sized> Breaker<'a, S> {
         .map(drop)
     }
 
-    /// The operator's reset; returns the state as stored after it.
-    pub async fn reset(&self) -> Result<BreakerState> {
+    /// The operator's reset, kept with who did it and why; returns the state as stored after it.
+    pub async fn reset(&self, by: &str, reason: &str, now: Timestamp) -> Result<BreakerState> {
+        // Recorded even when it was not tripped: the operator's act is what the record keeps.
         self.update(|b| {
-            let was = b.tripped;
             b.reset();
-            was
+            b.last_reset = Some(crate::domain::breaker::Reset {
+                by: by.to_string(),
+                reason: reason.to_string(),
+                at: now,
+            });
+            true
         })
         .await?;
         self.state().await

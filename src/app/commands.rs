@@ -144,6 +144,18 @@ pub struct CommandReport {
     pub not_restored: Option<Vec<String>>,
 }
 
+/// Commands that change what dormant does take a reason, for the audit trail.
+pub fn required_reason(reason: &str) -> Result<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::Usage(
+            "--reason must say why (it is recorded in the audit trail with who ran the command)"
+                .to_string(),
+        ));
+    }
+    Ok(reason)
+}
+
 /// Exemption tags go on the role or user: an access key or password carries no tags of its own,
 /// so exempting one would exempt (and release) the whole user. Refused, saying so.
 fn refuse_credential_exemption(scope: &Scope) -> Result<()> {
@@ -248,10 +260,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 
     /// `approve`: record the caller's approval of a pending deletion; the next tick deletes.
-    pub async fn approve(&self, arg: &IdentityArg, now: Timestamp) -> Result<CommandReport> {
+    pub async fn approve(
+        &self,
+        arg: &IdentityArg,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CommandReport> {
+        let reason = required_reason(reason)?;
         let (subject, _) = self.resolve(arg).await?;
         let record = self.tracked(&subject).await?;
-        let after = crate::domain::approve(&record, &self.policy, &self.actor, now)?;
+        let mut after = crate::domain::approve(&record, &self.policy, &self.actor, now)?;
+        after.reason = format!("{}: {reason}", after.reason);
         let run = self.start_run(None, now).await?;
         if !self.policy.dry_run {
             self.store.save(&after).await?;
@@ -370,7 +389,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 
     /// `restore`: recreate a deleted role or user from its latest snapshot.
-    pub async fn restore(&self, arg: &IdentityArg, now: Timestamp) -> Result<CommandReport> {
+    pub async fn restore(
+        &self,
+        arg: &IdentityArg,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<CommandReport> {
+        let why = required_reason(why)?;
         let (subject, _) = self.resolve(arg).await?;
         if subject.scope != Scope::Whole {
             return Err(Error::Rejected(format!(
@@ -416,7 +441,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         };
         let reason = format!(
-            "restored{} from the snapshot of {}; not restored: {}",
+            "restored by {} ({why}){} from the snapshot of {}; not restored: {}",
+            self.actor,
             report
                 .unique_id
                 .as_deref()

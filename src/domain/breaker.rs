@@ -84,9 +84,20 @@ pub struct BreakerState {
     /// Roles + users the last sweep saw; the quarantine fraction's denominator between sweeps.
     #[serde(default)]
     pub identities: u32,
+    /// The last operator reset: who, why and when (the audit of `dormant breaker reset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reset: Option<Reset>,
     /// Optimistic-concurrency version of the stored item; 0 when none is stored.
     #[serde(default, skip_serializing)]
     pub version: u64,
+}
+
+/// Who reset the breaker, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reset {
+    pub by: String,
+    pub reason: String,
+    pub at: super::facts::Timestamp,
 }
 
 impl BreakerState {
