@@ -446,6 +446,7 @@ async fn breaker_round_trips() {
         cause: Some("too many".into()),
         quarantines: vec![t(1), t(2), t(3)],
         identities: 42,
+        last_reset: None,
         version: 0,
     };
     store.save_breaker(ACCOUNT, &state).await.unwrap();
