@@ -632,7 +632,11 @@ async fn maximum_length_names_and_odd_paths_walk_the_ladder_and_are_restored() {
 
     for (kind, name) in [("role", &role), ("user", &user)] {
         let report = engine
-            .restore(&format!("{kind}/{name}").parse().unwrap(), w.at(31, 0))
+            .restore(
+                &format!("{kind}/{name}").parse().unwrap(),
+                "needed again",
+                w.at(31, 0),
+            )
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(report.outcome, Outcome::Done, "{report:?}");
