@@ -788,7 +788,11 @@ async fn fifty_owner_tags_leave_no_room_and_the_notice_is_taken_without_a_tag() 
     }
     assert!(w.role_state("tag-fits").await.is_none(), "deleted");
     engine
-        .restore(&"role/tag-fits".parse().unwrap(), w.at(24, 0))
+        .restore(
+            &"role/tag-fits".parse().unwrap(),
+            "needed again",
+            w.at(24, 0),
+        )
         .await
         .unwrap();
     let restored = w.role_state("tag-fits").await.unwrap();
