@@ -1,6 +1,11 @@
 //! `decide`: given what dormant recorded, what IAM says now, the policy and the time, what to do.
 //! One call takes at most one step, and every wait counts from when the previous step really took
 //! effect, so a late run never collapses two steps into one.
+//!
+//! - `mod.rs`: `decide`, dormancy, exemptions and protection, the schedule, cool-off.
+//! - `plan.rs`: what a step changes (`take`) and a release (`release`).
+//! - `resume.rs`: a step another run started, decided again through every guard.
+//! - `identity.rs`: records follow unique ids; a re-created identity starts clean.
 
 use chrono::Duration;
 
@@ -21,6 +26,16 @@ use super::tag;
 /// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
 /// last. After that, the next run completes it.
 pub const INTENT_LEASE: Duration = Duration::minutes(15);
+
+mod identity;
+mod plan;
+mod resume;
+
+pub use identity::RECREATED;
+use identity::{remember_identity, superseded};
+pub(crate) use plan::release;
+use plan::take;
+use resume::resume;
 
 /// Whether a subject is dormant under the policy right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,130 +167,20 @@ fn decide_same_identity(
     decide_settled(record, facts, policy, budget, now)
 }
 
-/// A step started earlier (by a run that crashed, failed or ran out of time) is taken over only
-/// through the same guards as a fresh step, on this run's facts: an identity that is now exempt,
-/// protected or used is released (the half-done step rolled back), a delete that is no longer
-/// allowed is not finished, and the rest goes through the breaker and dry-run gates again.
-fn resume(
+/// The exemption verdict for `record`'s principal on these facts.
+fn exemption_of(
     record: &Record,
-    facts: Option<&Facts>,
+    facts: &Facts,
     policy: &Policy,
-    budget: &Budget,
     now: Timestamp,
-) -> Decision {
-    let Some(intent) = &record.pending else {
-        return decide_settled(record, facts, policy, budget, now);
-    };
-    let step = intent.step;
-    let started = fmt_time(intent.started_at);
-    // What IAM may already show of the half-done step counts as dormant's doing.
-    let assumed = record.assuming_intent_done();
-    let Some(facts) = facts else {
-        if step == Step::Delete {
-            let what = "the identity is gone";
-            return finished_delete(intent, policy, now, what, Vec::new());
-        }
-        return gone(&assumed, now, "no longer exists in IAM");
-    };
-    let subject = &record.subject;
-    let verdict = exemption::evaluate(
-        &subject.principal,
+) -> exemption::Verdict {
+    exemption::evaluate(
+        &record.subject.principal,
         &facts.tags,
         &policy.exemptions,
         record.open_exemption.as_ref(),
         now,
-    );
-    if let Some(exemption) = verdict.exemption {
-        let mut d = decide_exempt(&assumed, facts, policy, now, exemption);
-        d.reason = format!("{step} started at {started} not finished: {}", d.reason);
-        return remember(d, record, verdict.open, now);
-    }
-    let turned_off_by_us = match &subject.scope {
-        Scope::AccessKey(id) => assumed.keys_deactivated.contains(id),
-        Scope::Whole | Scope::Password => false,
-    };
-    let dormancy = dormancy(facts, &subject.scope, policy, now);
-    match &dormancy {
-        Dormancy::Dormant { .. } => {}
-        Dormancy::Inert if turned_off_by_us => {}
-        Dormancy::Missing if step == Step::Delete => {
-            // The credential went; its stage tags on the user may still be there.
-            let tags = present_stage_tags(subject, &facts.tags);
-            let effects = if tags.is_empty() {
-                Vec::new()
-            } else {
-                vec![Effect::RemoveTags { keys: tags }]
-            };
-            let what = "the credential is gone";
-            return finished_delete(intent, policy, now, what, effects);
-        }
-        Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
-        Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
-            let reason = format!(
-                "released: {step} started at {started} not finished: {}",
-                not_dormant(&dormancy)
-            );
-            return release(&assumed, facts, policy, now, Stage::Released, reason);
-        }
-    }
-    let delete_allowed = match policy.ladder.delete {
-        DeleteMode::Enabled => true,
-        DeleteMode::Approval => record.approval.is_some(),
-        DeleteMode::Never => false,
-    };
-    if step == Step::Delete && !delete_allowed {
-        let mut kept = record.clone();
-        kept.pending = None;
-        kept.reason = format!(
-            "delete started at {started} not finished: ladder.delete is now \"{}\"; the \
-             teardown may have begun (the snapshot taken then holds what the identity had)",
-            policy.ladder.delete.as_str()
-        );
-        let next = schedule(&kept, facts, policy);
-        kept.next_step = next.map(|(s, _)| s);
-        kept.next_due_at = next.map(|(_, t)| t);
-        return Decision::bookkeeping(kept);
-    }
-    let reason = match &intent.last_error {
-        Some(e) => format!(
-            "completing {step} started at {started}, after {} failed attempt(s) (last: {e})",
-            intent.attempts
-        ),
-        None => format!("completing {step} started at {started}"),
-    };
-    let mut d = take(&assumed, facts, policy, budget, now, step, reason);
-    if let Action::Step(p) = &mut d.action {
-        p.resumes = Some(intent.started_at);
-    }
-    d.with_context(facts.activity(&subject.scope), None)
-}
-
-/// A resumed delete whose teardown got as far as removing the identity (or credential): what is
-/// left is `effects` (a credential's stage tags) and the commit.
-fn finished_delete(
-    intent: &Intent,
-    policy: &Policy,
-    now: Timestamp,
-    what: &str,
-    effects: Vec<Effect>,
-) -> Decision {
-    let reason = format!(
-        "delete started at {} completed ({what})",
-        fmt_time(intent.started_at)
-    );
-    // The identity is already gone: only the bookkeeping is left, which no breaker should hold up.
-    let planned = PlannedStep {
-        step: Step::Delete,
-        gate: if policy.dry_run {
-            Gate::DryRun
-        } else {
-            Gate::Proceed
-        },
-        effects,
-        after: intent.after.entering(Stage::Deleted, now, reason.clone()),
-        resumes: Some(intent.started_at),
-    };
-    Decision::taking(planned, reason)
+    )
 }
 
 /// Decides for a subject with no step in flight.
@@ -294,13 +199,7 @@ fn decide_settled(
     };
     let subject = &record.subject;
 
-    let verdict = exemption::evaluate(
-        &subject.principal,
-        &facts.tags,
-        &policy.exemptions,
-        record.open_exemption.as_ref(),
-        now,
-    );
+    let verdict = exemption_of(record, facts, policy, now);
     let open = verdict.open;
     if let Some(exemption) = verdict.exemption {
         let decision = decide_exempt(record, facts, policy, now, exemption);
@@ -439,90 +338,6 @@ fn remember(
 // ---- re-created identities ---------------------------------------------------------------
 // A name can be deleted and created again. The record belongs to the identity it was decided on,
 // known by its unique id (`RoleId`/`UserId`) and, for a password, the login profile's CreateDate.
-
-/// What the reason of a record reset for a re-created identity starts with.
-pub const RECREATED: &str = "re-created";
-
-/// `Some` when IAM now shows a different identity under the record's name: the record restarts
-/// clean for the new one (only dormant's own password tags are removed from a user that kept its
-/// id); it is evaluated as any new identity from the next run on. Access keys need no check: a key
-/// id is never reused, and a key missing from a re-created user is simply gone.
-fn superseded(
-    record: &Record,
-    facts: Option<&Facts>,
-    policy: &Policy,
-    now: Timestamp,
-) -> Option<Decision> {
-    let facts = facts?;
-    if let (Stage::Deleted, Some(old)) = (record.stage, &record.unique_id) {
-        // dormant's own restore of this identity that stopped half-way: `restore` finishes it
-        // (it recognises its marker); starting clean would make it refuse.
-        let marker = tag::value(&facts.tags, RESTORED_FROM_TAG);
-        if marker.is_some_and(|m| m.starts_with(&format!("{old}@"))) {
-            return Some(Decision::nothing(format!(
-                "an interrupted `dormant restore` of this identity ({RESTORED_FROM_TAG} is set): \
-                 run `dormant restore` again to finish it"
-            )));
-        }
-    }
-    let was = match record.stage {
-        Stage::Deleted => "dormant recorded as deleted".to_string(),
-        stage => format!("dormant tracked as {stage} (removed outside dormant)"),
-    };
-    // The intent of a first step knows the identity before the record does.
-    let intended = record.pending.as_ref().map(|i| &*i.after);
-    let old_id = (record.unique_id.as_ref()).or(intended.and_then(|a| a.unique_id.as_ref()));
-    let old_profile =
-        (record.login_profile_created_at).or(intended.and_then(|a| a.login_profile_created_at));
-    let why = match (&record.subject.scope, old_id, &facts.unique_id) {
-        (Scope::AccessKey(_), _, _) => return None,
-        (Scope::Whole | Scope::Password, Some(old), Some(new)) if old != new => {
-            format!("unique id {new} differs from {old}, which {was}")
-        }
-        (Scope::Password, _, _) => {
-            let old = old_profile?;
-            let new = facts.login_profile.as_ref()?.created_at;
-            // Whole seconds: the credential report, which bulk reads use, has no fractions.
-            if new.timestamp() <= old.timestamp() {
-                return None;
-            }
-            format!(
-                "the console password was created at {}, after the one created at {} that {was}",
-                fmt_time(new),
-                fmt_time(old)
-            )
-        }
-        (Scope::Whole, _, _) => return None,
-    };
-    let reason = format!("{RECREATED}: {why}; starting clean");
-    let mut fresh = Record::new(record.subject.clone());
-    fresh.version = record.version;
-    remember_identity(&mut fresh, facts);
-    let protected = exemption::protection(&record.subject.principal, &policy.exemptions).is_some();
-    if record.subject.scope == Scope::Password
-        && !protected
-        && !present_stage_tags(&record.subject, &facts.tags).is_empty()
-    {
-        return Some(release(&fresh, facts, policy, now, Stage::Clean, reason));
-    }
-    Some(Decision::bookkeeping(fresh.entering(
-        Stage::Clean,
-        now,
-        reason,
-    )))
-}
-
-/// Notes on the record which identity it is now about. An id already kept stays: only an access
-/// key's record can differ from its user's id here, and it describes the old user's key.
-fn remember_identity(after: &mut Record, facts: &Facts) {
-    if after.unique_id.is_none() {
-        after.unique_id.clone_from(&facts.unique_id);
-    }
-    if after.subject.scope == Scope::Password {
-        let seen = facts.login_profile.as_ref().map(|p| p.created_at);
-        after.login_profile_created_at = after.login_profile_created_at.max(seen);
-    }
-}
 
 fn not_dormant(d: &Dormancy) -> String {
     match d {
@@ -730,207 +545,6 @@ fn advance(
             take(record, facts, policy, budget, now, step, reason)
         }
     }
-}
-
-/// Builds the decision for taking `step` now: the effects, the record after, and the gate.
-fn take(
-    record: &Record,
-    facts: &Facts,
-    policy: &Policy,
-    budget: &Budget,
-    now: Timestamp,
-    step: Step,
-    reason: String,
-) -> Decision {
-    let subject = &record.subject;
-    let (stage, mut effects) = match (step, &subject.scope) {
-        (Step::Notice, _) => (Stage::Noticed, vec![]),
-        (Step::Quarantine, _) => (Stage::Quarantined, vec![Effect::PutQuarantinePolicy]),
-        (Step::DeactivateKeys, scope) => {
-            let key_ids = match scope {
-                Scope::AccessKey(id) => vec![id.clone()],
-                Scope::Whole | Scope::Password => facts.active_key_ids(),
-            };
-            (
-                Stage::KeysDeactivated,
-                vec![Effect::DeactivateKeys { key_ids }],
-            )
-        }
-        (Step::RequestApproval, _) => (Stage::PendingDelete, vec![]),
-        (Step::Delete, Scope::Whole) => (
-            Stage::Deleted,
-            vec![Effect::TakeSnapshot, Effect::DeletePrincipal],
-        ),
-        (Step::Delete, Scope::AccessKey(id)) => (
-            Stage::Deleted,
-            vec![Effect::DeleteAccessKey { key_id: id.clone() }],
-        ),
-        (Step::Delete, Scope::Password) => (Stage::Deleted, vec![Effect::DeleteLoginProfile]),
-        (Step::Release, _) => {
-            return release(record, facts, policy, now, Stage::Released, reason);
-        }
-    };
-
-    // The stage tag is written only where IAM's tag limit leaves room for it; without room the
-    // step still happens and the record says where its state is.
-    let legacy = present_legacy_tags(subject, &facts.tags);
-    let no_room = match stage {
-        Stage::Deleted => None,
-        _ => no_tag_room(subject, facts, policy, now, &legacy),
-    };
-    let reason = match &no_room {
-        Some(why) => format!("{reason}; {why}"),
-        None => reason,
-    };
-
-    let mut after = record.entering(stage, now, reason.clone());
-    after.last_used_at = facts.activity(&subject.scope).and_then(|a| a.last_used_at);
-    match step {
-        Step::Notice => {
-            after.noticed_at = Some(now);
-            after.keys_deactivated.clear();
-            after.approval = None;
-        }
-        Step::DeactivateKeys => {
-            if let Some(Effect::DeactivateKeys { key_ids }) = effects.last() {
-                for id in key_ids {
-                    if !after.keys_deactivated.contains(id) {
-                        after.keys_deactivated.push(id.clone());
-                    }
-                }
-            }
-        }
-        Step::Quarantine | Step::RequestApproval | Step::Delete | Step::Release => {}
-    }
-    let next = schedule(&after, facts, policy);
-    if let Some((next_step, due)) = next {
-        after.next_step = Some(next_step);
-        after.next_due_at = Some(due);
-    }
-
-    // The tags describe the state after the step, so they are written last: a crash before them
-    // leaves the intent, which the next run completes.
-    match stage {
-        Stage::Deleted => {
-            if subject.scope != Scope::Whole {
-                effects.push(Effect::RemoveTags {
-                    keys: present_stage_tags(subject, &facts.tags),
-                });
-            }
-        }
-        _ => {
-            // The old three-tag form, from versions before the single stage tag, goes either way.
-            effects.push(Effect::RemoveTags { keys: legacy });
-            if no_room.is_none() {
-                effects.push(Effect::PutTags {
-                    tags: vec![stage_tag(
-                        subject,
-                        stage,
-                        next,
-                        stage == Stage::PendingDelete,
-                    )],
-                });
-            }
-        }
-    }
-    effects.retain(|e| !matches!(e, Effect::RemoveTags { keys } if keys.is_empty()));
-
-    let planned = PlannedStep {
-        step,
-        gate: gate(step, policy, budget),
-        effects,
-        after,
-        resumes: None,
-    };
-    Decision::taking(planned, reason)
-}
-
-fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
-    if step.cuts_access() {
-        if let Some(trip) = budget.check(step, &policy.breaker) {
-            return Gate::Breaker(trip);
-        }
-    }
-    if policy.dry_run {
-        Gate::DryRun
-    } else {
-        Gate::Proceed
-    }
-}
-
-/// Why the stage tag of `subject` cannot be written, or `None` when it fits. Other dormant
-/// credentials of the same user are decided on the same facts in one run, so a slot one of them
-/// may take is not counted as free.
-fn no_tag_room(
-    subject: &Subject,
-    facts: &Facts,
-    policy: &Policy,
-    now: Timestamp,
-    removed: &[String],
-) -> Option<String> {
-    let others = dormant_subjects(facts, policy, now)
-        .iter()
-        .filter(|s| *s != subject)
-        .filter(|s| present_stage_tags(s, &facts.tags).is_empty())
-        .count();
-    let used = tag_overflow(&facts.tags, &stage_tag_key(subject), removed, others)?;
-    let kept = match others {
-        0 => String::new(),
-        n => format!(", {n} kept for other credentials of this user"),
-    };
-    Some(format!(
-        "no room for dormant's tag ({used} of {TAG_LIMIT} used{kept}); state kept in DynamoDB only"
-    ))
-}
-
-/// Reverses exactly what dormant changed: its tags (never an exemption tag), its inline policy,
-/// and the keys it turned off that are still off. A key its owner turned off stays off.
-pub(crate) fn release(
-    record: &Record,
-    facts: &Facts,
-    policy: &Policy,
-    now: Timestamp,
-    to: Stage,
-    reason: String,
-) -> Decision {
-    let subject = &record.subject;
-    let mut effects = Vec::new();
-    if subject.scope == Scope::Whole && facts.has_quarantine_policy {
-        effects.push(Effect::DeleteQuarantinePolicy);
-    }
-    let reactivate: Vec<String> = record
-        .keys_deactivated
-        .iter()
-        .filter(|id| facts.access_key(id).is_some_and(|k| !k.active))
-        .cloned()
-        .collect();
-    if !reactivate.is_empty() {
-        effects.push(Effect::ReactivateKeys {
-            key_ids: reactivate,
-        });
-    }
-    let tags = present_stage_tags(subject, &facts.tags);
-    if !tags.is_empty() {
-        effects.push(Effect::RemoveTags { keys: tags });
-    }
-
-    let mut after = record.entering(to, now, reason.clone());
-    after.released_at = Some(now);
-    after.keys_deactivated.clear();
-    after.approval = None;
-    after.last_used_at = facts.activity(&subject.scope).and_then(|a| a.last_used_at);
-    let planned = PlannedStep {
-        step: Step::Release,
-        gate: if policy.dry_run {
-            Gate::DryRun
-        } else {
-            Gate::Proceed
-        },
-        effects,
-        after,
-        resumes: None,
-    };
-    Decision::taking(planned, reason)
 }
 
 /// Cool-off covers a principal and its credentials: while the whole principal is in cool-off
