@@ -342,3 +342,21 @@ fn a_clean_record_whose_role_still_carries_dormants_deny_is_repaired() {
     assert!(d.reason.starts_with("repaired"), "{}", d.reason);
     assert_eq!(w.record.stage, Stage::Clean);
 }
+
+#[test]
+fn a_new_identity_carrying_a_copy_of_dormants_deny_is_not_released_by_the_repair() {
+    let mut w = World::whole(role("etl").unique_id(OLD).created(days(200)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    // Replaced outside dormant by a role built from the quarantined one, deny included.
+    w.facts = Some(role("etl").unique_id(NEW).created(-days(8)).build());
+    w.facts_mut().has_quarantine_policy = true;
+    w.run(days(9));
+    assert_eq!(w.record.stage, Stage::Clean, "reset for the new identity");
+    let d = w.run(days(10));
+    assert!(
+        d.effects().is_empty(),
+        "the copied deny is not dormant's to lift: {d:?}"
+    );
+}

@@ -227,8 +227,11 @@ fn decide_settled(
         None => reason,
     };
 
+    // Only for an identity dormant itself put on the ladder (`noticed_at`): a deny on a new
+    // identity under an old name, or one an operator put there, is not dormant's to lift.
     if !record.stage.is_on_ladder()
         && record.version > 0
+        && record.noticed_at.is_some()
         && subject.scope == Scope::Whole
         && facts.has_quarantine_policy
     {
@@ -399,6 +402,7 @@ fn decide_exempt(
         ),
         (_, false)
             if record.version > 0
+                && record.noticed_at.is_some()
                 && record.subject.scope == Scope::Whole
                 && facts.has_quarantine_policy =>
         {
