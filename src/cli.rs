@@ -260,7 +260,7 @@ fn hint_for(e: &Error) -> Option<&'static str> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let mut config = load_config(cli.config.as_ref())?;
-    if cli.dry_run {
+    if cli.dry_run || config.policy.dry_run {
         // Commands that only change state have nothing to preview: refuse rather than act.
         let refused = match &cli.command {
             Command::Init => Some("init creates the table"),
@@ -271,8 +271,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         };
         if let Some(what) = refused {
             return Err(Error::Usage(format!(
-                "--dry-run: {what}, which a dry run cannot do without changing state; run it \
-                 without --dry-run (`dormant breaker status` shows the breaker)"
+                "dry run (--dry-run or dry_run = true): {what}, which a dry run cannot do \
+                 without changing state; run it without the dry run (`dormant breaker status` \
+                 shows the breaker)"
             )));
         }
         config.policy.dry_run = true;

@@ -360,3 +360,22 @@ fn a_new_identity_carrying_a_copy_of_dormants_deny_is_not_released_by_the_repair
         "the copied deny is not dormant's to lift: {d:?}"
     );
 }
+
+#[test]
+fn a_restore_marker_on_an_identity_older_than_its_snapshot_is_not_a_restore() {
+    let mut w = World::whole(role("etl").unique_id(OLD).created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    w.run(days(23));
+    // The marker names a snapshot taken after this role was created: not dormant's restore.
+    let marker = format!("{OLD}@2026-06-30T00:00:00.000000Z");
+    w.facts = Some(
+        role("etl")
+            .unique_id(NEW)
+            .created(-days(24))
+            .tag("dormant:restored-from", &marker)
+            .build(),
+    );
+    w.run(days(31));
+    assert_eq!(w.record.stage, Stage::Clean, "judged as a new identity");
+}

@@ -363,6 +363,24 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 reason.trim().to_string(),
             ),
         ];
+        // IAM keeps one spelling per key: an owner's `Dormant:Exempt` would keep its case and the
+        // exemption would not count (only the exact key does). Remove such spellings first.
+        let miscased: Vec<String> = [
+            exemption::TAG_EXEMPT,
+            exemption::TAG_EXEMPT_UNTIL,
+            exemption::TAG_EXEMPT_REASON,
+        ]
+        .iter()
+        .filter_map(|k| crate::domain::tag::miscased(&facts.tags, k).map(str::to_string))
+        .collect();
+        if !miscased.is_empty() {
+            self.iam
+                .apply(
+                    &facts.principal,
+                    &crate::domain::Effect::RemoveTags { keys: miscased },
+                )
+                .await?;
+        }
         self.iam
             .apply(&facts.principal, &crate::domain::Effect::PutTags { tags })
             .await?;

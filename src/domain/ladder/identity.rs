@@ -19,8 +19,15 @@ pub(super) fn superseded(
     if let (Stage::Deleted, Some(old)) = (record.stage, &record.unique_id) {
         // dormant's own restore of this identity that stopped half-way: `restore` finishes it
         // (it recognises its marker); starting clean would make it refuse.
-        let marker = tag::value(&facts.tags, RESTORED_FROM_TAG);
-        if marker.is_some_and(|m| m.starts_with(&format!("{old}@"))) {
+        // The same test `restore` applies (`Snapshot::holder`): its marker, the old path, created
+        // after the snapshot the marker names.
+        let restored_after = tag::value(&facts.tags, RESTORED_FROM_TAG)
+            .and_then(|m| m.strip_prefix(&format!("{old}@")))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let ours = restored_after.is_some_and(|taken| {
+            facts.created_at >= taken && facts.principal.path == record.subject.principal.path
+        });
+        if ours {
             return Some(Decision::nothing(format!(
                 "an interrupted `dormant restore` of this identity ({RESTORED_FROM_TAG} is set): \
                  run `dormant restore` again to finish it"

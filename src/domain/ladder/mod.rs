@@ -232,6 +232,7 @@ fn decide_settled(
     if !record.stage.is_on_ladder()
         && record.version > 0
         && record.noticed_at.is_some()
+        && record.unique_id == facts.unique_id
         && subject.scope == Scope::Whole
         && facts.has_quarantine_policy
     {
@@ -403,6 +404,7 @@ fn decide_exempt(
         (_, false)
             if record.version > 0
                 && record.noticed_at.is_some()
+                && record.unique_id == facts.unique_id
                 && record.subject.scope == Scope::Whole
                 && facts.has_quarantine_policy =>
         {
