@@ -2,6 +2,10 @@
 //! `DORMANT_CONFIG` for the Lambda. Every key has a default, so an empty file is valid. Parsing is
 //! two-stage (ripgrep's LowArgs → HiArgs): [`RawConfig`] only mirrors the file; [`Config`] is
 //! checked, with durations and compiled globs, and every error names its field.
+//!
+//! Size: about 690 lines of code plus tests. `validate` is to be split by section (one function per
+//! `[section]`, as the code-you-can-change issue asks); until then the sections stay together
+//! because validation order decides which field an error names first.
 
 use std::fmt;
 use std::path::Path;

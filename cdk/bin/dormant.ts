@@ -10,7 +10,7 @@
  *   alarmTopicArn       SNS topic for the alarms
  *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}' or
  *                       '{"organization":{"enabled":true}}' (accounts from AWS Organizations)
- *   sweepFanOut         true: the daily sweep queues one SQS message per account (DESIGN section 10)
+ *   sweepFanOut         true: the daily sweep queues one SQS message per account (docs/design.md, 'Multi-account and scale')
  * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: the cargo-lambda zip, else a placeholder).
  */
 import { App } from 'aws-cdk-lib';

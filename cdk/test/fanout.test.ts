@@ -1,6 +1,6 @@
 /**
  * Organization-wide sweeps: Organizations discovery (config `[organization]`) and the sweep fanned
- * out through SQS (DESIGN section 10).
+ * out through SQS (docs/design.md, 'Multi-account and scale').
  */
 import { Match } from 'aws-cdk-lib/assertions';
 import { nonIdentityActions, SWEEP_QUEUE_ENV } from '../lib/dormant-stack';

@@ -9,6 +9,10 @@
 //!
 //! Reading rules used throughout: a missing or `null` field is "absent"; a field of the wrong type
 //! makes the event invalid, and the reason names it by its JSON path.
+//!
+//! Size: about 1,400 lines of code for five sources in one file. Splitting it per source
+//! (config, access_analyzer, security_hub, cloudtrail, schedule) is planned with the shape work
+//! of the code-you-can-change issue; it was not done here to keep this change to the guards.
 
 use serde_json::{json, Map, Value};
 

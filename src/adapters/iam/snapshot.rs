@@ -124,26 +124,7 @@ impl AwsIam {
     pub(super) async fn ssh_public_keys(&self, user: &str) -> PortResult<Vec<PublicCredential>> {
         const OP: &str = "GetSSHPublicKey";
         let c = &self.client;
-        let ids = self
-            .paged(
-                "ListSSHPublicKeys",
-                |m| {
-                    c.list_ssh_public_keys()
-                        .user_name(user)
-                        .set_marker(m)
-                        .send()
-                },
-                |o| {
-                    let ids = o
-                        .ssh_public_keys
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|k| k.ssh_public_key_id)
-                        .collect();
-                    (ids, next_marker(o.is_truncated, o.marker))
-                },
-            )
-            .await?;
+        let ids = self.ssh_public_key_ids(user).await?;
         let mut keys = Vec::with_capacity(ids.len());
         for id in ids {
             let out = self
@@ -165,6 +146,30 @@ impl AwsIam {
             });
         }
         Ok(keys)
+    }
+
+    /// The ids of a user's SSH public keys (the listing has ids and status only).
+    pub(super) async fn ssh_public_key_ids(&self, user: &str) -> PortResult<Vec<String>> {
+        let c = &self.client;
+        self.paged(
+            "ListSSHPublicKeys",
+            |m| {
+                c.list_ssh_public_keys()
+                    .user_name(user)
+                    .set_marker(m)
+                    .send()
+            },
+            |o| {
+                let ids = o
+                    .ssh_public_keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| k.ssh_public_key_id)
+                    .collect();
+                (ids, next_marker(o.is_truncated, o.marker))
+            },
+        )
+        .await
     }
 
     /// A user's signing certificates; the listing carries their bodies.
@@ -198,7 +203,7 @@ impl AwsIam {
     }
 
     /// Serial numbers (ARNs for virtual devices) of a user's MFA devices.
-    async fn mfa_serials(&self, user: &str) -> PortResult<Vec<String>> {
+    pub(super) async fn mfa_serials(&self, user: &str) -> PortResult<Vec<String>> {
         let c = &self.client;
         self.paged(
             "ListMFADevices",
