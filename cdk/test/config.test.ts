@@ -30,7 +30,7 @@ const example = path.join(REPO_ROOT, 'dormant.example.toml');
   expect(sortAll(CONFIG_KEYS)).toEqual(sortAll(keys));
 });
 
-test('the defaults are the documented ones (docs/design.md, 'Configuration')', () => {
+test('the defaults are the documented ones (docs/design.md, Configuration)', () => {
   const c = buildConfig(undefined, { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' });
   expect(c).toEqual({ ...DEFAULT_CONFIG, table: 't', event_bus: 'b' });
   expect(Object.keys(c).sort()).toEqual([...CONFIG_KEYS['']].sort());
