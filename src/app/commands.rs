@@ -301,12 +301,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         reason: &str,
         now: Timestamp,
     ) -> Result<CommandReport> {
-        if let IdentityArg::Name { scope, .. } = arg {
-            refuse_credential_exemption(scope)?;
-        }
-        if let IdentityArg::Subject(subject) = arg {
-            refuse_credential_exemption(&subject.scope)?;
-        }
+        refuse_credential_exemption(match arg {
+            IdentityArg::Name { scope, .. } => scope,
+            IdentityArg::Subject(subject) => &subject.scope,
+        })?;
         let Some(until_instant) = exemption::parse_until(&until.format("%Y-%m-%d").to_string())
         else {
             return Err(Error::Usage(format!("--until {until} is not a date")));

@@ -229,7 +229,7 @@ impl Wiring {
             (Some(role), _) => {
                 let assumed = assume(&self.aws, role).await?;
                 // Every action of this engine is taken as account `member.id`: prove it.
-                let who = aws_sdk_sts::Client::new(&assumed)
+                let who = client!(self.calls, aws_sdk_sts, &assumed)
                     .get_caller_identity()
                     .send()
                     .await
