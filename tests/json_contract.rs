@@ -83,11 +83,10 @@ fn placeholder(s: &str) -> String {
     }
     // Dates inside sentences ("due 2026-12-13T…") and ids inside ARNs and reasons.
     let mut out = String::with_capacity(s.len());
-    for word in
-        s.split_inclusive(|c: char| c == ' ' || c == '/' || c == ',' || c == '(' || c == ')')
-    {
+    const BREAKS: [char; 5] = [' ', '/', ',', '(', ')'];
+    for word in s.split_inclusive(BREAKS) {
         let (body, tail) = match word.char_indices().last() {
-            Some((i, c)) if matches!(c, ' ' | '/' | ',' | '(' | ')') => word.split_at(i),
+            Some((i, c)) if BREAKS.contains(&c) => word.split_at(i),
             _ => (word, ""),
         };
         let replaced = if body.is_empty() || body == s {
