@@ -503,7 +503,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 states.push(serde_json::json!({
                     "account": account,
                     "tripped": state.tripped,
-                    "tripped_at": state.tripped_at.map(crate::domain::facts::fmt_time),
+                    "tripped_at": state.tripped_at.map(crate::domain::time::fmt_time),
                     "cause": state.cause,
                     "quarantines_last_24h": state.quarantines_within_day(now),
                     "last_reset": state.last_reset,

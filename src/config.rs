@@ -13,8 +13,9 @@ use std::path::Path;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::fallback::has_document;
 use crate::domain::policy::{BreakerLimits, DeleteMode, Exemptions, Inactivity, Ladder, Policy};
-use crate::domain::record::Step;
+use crate::domain::stage::Step;
 use crate::domain::subject::{is_account_id, PrincipalKind};
 
 /// A configuration error: the field at fault and what is wrong with it.
@@ -564,18 +565,21 @@ impl RawConfig {
 
         let mut ssm_steps = Vec::new();
         for (n, s) in self.fallback.ssm_steps.iter().enumerate() {
-            let step = match s.as_str() {
-                "quarantine" => Step::Quarantine,
-                "deactivate_keys" => Step::DeactivateKeys,
-                "delete" => Step::Delete,
-                "release" => Step::Release,
-                other => {
+            let step = match s.parse::<Step>() {
+                Ok(step) if has_document(step) => step,
+                _ => {
+                    let carried: Vec<&str> = Step::ALL
+                        .into_iter()
+                        .filter(|st| has_document(*st))
+                        .map(Step::as_str)
+                        .collect();
                     return Err(err(
                         &format!("fallback.ssm_steps[{n}]"),
                         format!(
-                            "'{other}' has no SSM document (expected quarantine, deactivate_keys, delete or release)"
+                            "'{s}' has no SSM document (expected one of {})",
+                            carried.join(", ")
                         ),
-                    ))
+                    ));
                 }
             };
             if !ssm_steps.contains(&step) {

@@ -14,7 +14,7 @@ use dormant::adapters::retry::RetryPolicy;
 use dormant::domain::quarantine::{
     self, LEGACY_QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME,
 };
-use dormant::domain::snapshot::RESTORED_FROM_TAG;
+use dormant::domain::tag::RESTORED_FROM_TAG;
 use dormant::domain::{Effect, Principal, RestoreOutcome, RestoreReport, Snapshot};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};

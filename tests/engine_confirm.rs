@@ -149,8 +149,8 @@ async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
     let record = s.store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert_eq!(
-        record.last_used_at.map(dormant::domain::facts::fmt_time),
-        Some(dormant::domain::facts::fmt_time(used))
+        record.last_used_at.map(dormant::domain::time::fmt_time),
+        Some(dormant::domain::time::fmt_time(used))
     );
     let release = r
         .actions
@@ -167,7 +167,7 @@ async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
     assert!(
         entry
             .reason
-            .contains(&dormant::domain::facts::fmt_time(used)),
+            .contains(&dormant::domain::time::fmt_time(used)),
         "{}",
         entry.reason
     );
@@ -391,7 +391,7 @@ async fn the_key_id_from_get_finding_v2_narrows_a_key_finding_to_that_key() {
     assert!(
         notice.reason.contains(&format!(
             "reports last access {}",
-            dormant::domain::facts::fmt_time(last)
+            dormant::domain::time::fmt_time(last)
         )),
         "{}",
         notice.reason

@@ -171,7 +171,7 @@ async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
         tags["dormant:stage"],
         format!(
             "noticed next quarantine at {}",
-            dormant::domain::facts::fmt_time(a.day(7))
+            dormant::domain::time::fmt_time(a.day(7))
         )
     );
     assert_eq!(tags["team"], "data");

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag;
 use chrono::Duration;
 use dormant::app::output::RunReport;
-use dormant::domain::facts::fmt_time;
+use dormant::domain::time::fmt_time;
 use dormant::domain::{IdentityArg, Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 mod world;
 
 use dormant::config::Config;
-use dormant::domain::exemption::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
+use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
 use dormant::domain::{approve, undo, Effect, Intent, Stage, Step};
 use world::*;
 

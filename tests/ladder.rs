@@ -5,8 +5,8 @@
 mod world;
 
 use chrono::Duration;
-use dormant::domain::exemption::{TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
 use dormant::domain::policy::Exemptions;
+use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
 use dormant::domain::{
     approve, dormant_subjects, undo, Budget, DeleteMode, Effect, Gate, PrincipalKind, Record,
     Stage, Step, Subject,

@@ -6,7 +6,7 @@
 mod world;
 
 use chrono::Duration;
-use dormant::domain::exemption::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
+use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
 use dormant::domain::{approve, undo, DeleteMode, Gate, PrincipalKind, Stage, Step, Subject};
 use proptest::prelude::*;
 use world::*;

@@ -10,9 +10,9 @@ use tracing::warn;
 
 use super::output::{HistoryEntry, StatusReport};
 use super::Engine;
-use crate::domain::facts::fmt_time;
 use crate::domain::ladder::INTENT_LEASE;
-use crate::domain::snapshot::RESTORED_FROM_TAG;
+use crate::domain::tag::{self, RESTORED_FROM_TAG};
+use crate::domain::time::fmt_time;
 use crate::domain::{
     decide, exemption, Budget, Effect, Facts, Outcome, RefusedBecause, RestoreOutcome, Scope,
 };
@@ -351,22 +351,22 @@ impl<I: Iam, S: Store> Engine<I, S> {
             });
         }
         let tags = vec![
-            (exemption::TAG_EXEMPT.to_string(), "true".to_string()),
+            (tag::TAG_EXEMPT.to_string(), "true".to_string()),
             (
-                exemption::TAG_EXEMPT_UNTIL.to_string(),
+                tag::TAG_EXEMPT_UNTIL.to_string(),
                 until.format("%Y-%m-%d").to_string(),
             ),
             (
-                exemption::TAG_EXEMPT_REASON.to_string(),
+                tag::TAG_EXEMPT_REASON.to_string(),
                 reason.trim().to_string(),
             ),
         ];
         // IAM keeps one spelling per key: an owner's `Dormant:Exempt` would keep its case and the
         // exemption would not count (only the exact key does). Remove such spellings first.
         let miscased: Vec<String> = [
-            exemption::TAG_EXEMPT,
-            exemption::TAG_EXEMPT_UNTIL,
-            exemption::TAG_EXEMPT_REASON,
+            tag::TAG_EXEMPT,
+            tag::TAG_EXEMPT_UNTIL,
+            tag::TAG_EXEMPT_REASON,
         ]
         .iter()
         .filter_map(|k| crate::domain::tag::miscased(&facts.tags, k).map(str::to_string))

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::domain::{AuditEntry, Decision, Outcome, Record, Stage, Step, Timestamp};
 
-use crate::domain::facts::fmt_time as rfc3339;
+use crate::domain::time::fmt_time as rfc3339;
 
 /// One step taken, skipped or planned in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

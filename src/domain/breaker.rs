@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::policy::BreakerLimits;
-use super::record::Step;
+use super::stage::Step;
 
 /// What the current run has done so far, and the account's recent history.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,10 +77,10 @@ impl Budget {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerState {
     pub tripped: bool,
-    pub tripped_at: Option<super::facts::Timestamp>,
+    pub tripped_at: Option<super::time::Timestamp>,
     pub cause: Option<String>,
     /// Quarantines taken, kept for the 24-hour window.
-    pub quarantines: Vec<super::facts::Timestamp>,
+    pub quarantines: Vec<super::time::Timestamp>,
     /// Roles + users the last sweep saw; the quarantine fraction's denominator between sweeps.
     #[serde(default)]
     pub identities: u32,
@@ -97,12 +97,12 @@ pub struct BreakerState {
 pub struct Reset {
     pub by: String,
     pub reason: String,
-    pub at: super::facts::Timestamp,
+    pub at: super::time::Timestamp,
 }
 
 impl BreakerState {
     /// Trips the breaker; `false` if it was already tripped (the first cause is kept).
-    pub fn trip(&mut self, cause: &str, now: super::facts::Timestamp) -> bool {
+    pub fn trip(&mut self, cause: &str, now: super::time::Timestamp) -> bool {
         if self.tripped {
             return false;
         }
@@ -113,7 +113,7 @@ impl BreakerState {
     }
 
     /// Counts a quarantine and forgets those older than the window.
-    pub fn count_quarantine(&mut self, now: super::facts::Timestamp) {
+    pub fn count_quarantine(&mut self, now: super::time::Timestamp) {
         self.quarantines.push(now);
         let since = now - chrono::Duration::hours(24);
         self.quarantines.retain(|t| *t > since);
@@ -127,7 +127,7 @@ impl BreakerState {
     }
 
     /// Quarantines within the 24 hours before `now`.
-    pub fn quarantines_within_day(&self, now: super::facts::Timestamp) -> u32 {
+    pub fn quarantines_within_day(&self, now: super::time::Timestamp) -> u32 {
         let since = now - chrono::Duration::hours(24);
         let n = self.quarantines.iter().filter(|t| **t > since).count();
         u32::try_from(n).unwrap_or(u32::MAX)

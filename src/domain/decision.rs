@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::breaker::Trip;
 use super::effect::Effect;
 use super::exemption::Exemption;
-use super::facts::{Activity, Timestamp};
-use super::record::{Record, Step};
+use super::facts::Activity;
+use super::record::Record;
+use super::stage::Step;
+use super::time::Timestamp;
 
 /// Whether a chosen step may run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,10 @@
 //! The exact IAM changes a step makes. The core lists them; the executor carries them out, each
 //! one idempotently, in order.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::facts::{fmt_time, Timestamp};
-use super::record::{Stage, Step};
-use super::subject::{PrincipalKind, Scope, Subject};
+use super::stage::Step;
+use super::subject::PrincipalKind;
 
 pub use super::quarantine::QUARANTINE_POLICY_NAME;
 
@@ -144,91 +141,6 @@ impl Effect {
             | Effect::TakeSnapshot => false,
         }
     }
-}
-
-/// IAM's limit on tags per role or user.
-pub const TAG_LIMIT: usize = 50;
-
-/// The one tag that shows a subject's progress on the principal itself: `dormant:stage` for the
-/// whole principal, `dormant:key:<id>:stage` for an access key, `dormant:password:stage` for the
-/// console password.
-pub fn stage_tag_key(subject: &Subject) -> String {
-    format!("{}stage", tag_prefix(subject))
-}
-
-/// The two tags versions before the single stage tag wrote next to it (`…next-step`,
-/// `…next-step-at`). dormant removes them wherever it writes or removes the stage tag.
-pub fn legacy_tag_keys(subject: &Subject) -> [String; 2] {
-    let prefix = tag_prefix(subject);
-    [
-        format!("{prefix}next-step"),
-        format!("{prefix}next-step-at"),
-    ]
-}
-
-fn tag_prefix(subject: &Subject) -> String {
-    match &subject.scope {
-        Scope::Whole => "dormant:".to_string(),
-        Scope::AccessKey(id) => format!("dormant:key:{id}:"),
-        Scope::Password => "dormant:password:".to_string(),
-    }
-}
-
-/// The stage tag for a stage and what comes next: `noticed next quarantine at
-/// 2026-06-08T00:00:00Z`, `pending_delete awaiting approval`, or the stage alone when nothing is
-/// scheduled. The stage always comes first (the sample SCP matches on it). Only characters IAM
-/// accepts in tag values.
-pub fn stage_tag(
-    subject: &Subject,
-    stage: Stage,
-    next: Option<(Step, Timestamp)>,
-    awaiting_approval: bool,
-) -> (String, String) {
-    let value = match next {
-        Some((step, at)) => format!("{stage} next {step} at {}", fmt_time(at)),
-        None if awaiting_approval => format!("{stage} awaiting approval"),
-        None => stage.as_str().to_string(),
-    };
-    (stage_tag_key(subject), value)
-}
-
-/// The key of `tags` that is `key` for IAM, which compares tag keys without regard to case.
-fn find_key<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
-    tags.keys().find(|k| k.eq_ignore_ascii_case(key))
-}
-
-/// dormant's progress tags of `subject` present on the principal, in either form, spelled as
-/// IAM has them.
-pub fn present_stage_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
-    let [next, at] = legacy_tag_keys(subject);
-    [stage_tag_key(subject), next, at]
-        .iter()
-        .filter_map(|k| find_key(tags, k).cloned())
-        .collect()
-}
-
-/// The old-form companions of `subject`'s stage tag present on the principal.
-pub fn present_legacy_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
-    legacy_tag_keys(subject)
-        .iter()
-        .filter_map(|k| find_key(tags, k).cloned())
-        .collect()
-}
-
-/// How many tags the principal would have after writing `key` (once `removed` are gone), with
-/// `reserved` more kept for tags other subjects of the principal may write in the same run.
-/// `None` when that fits under [`TAG_LIMIT`]; otherwise the count to report.
-pub fn tag_overflow(
-    tags: &BTreeMap<String, String>,
-    key: &str,
-    removed: &[String],
-    reserved: usize,
-) -> Option<usize> {
-    if find_key(tags, key).is_some() {
-        return None; // written over in place
-    }
-    let kept = tags.len().saturating_sub(removed.len());
-    (kept + 1 + reserved > TAG_LIMIT).then_some(kept)
 }
 
 /// Every IAM action any step may need; `dormant permissions` prints this and the CDK role is checked

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::{fmt_time, Timestamp};
-use super::record::{Record, Step};
+use super::record::Record;
+use super::stage::Step;
+use super::time::{fmt_time, Timestamp};
 
 pub const EVENT_SOURCE: &str = "dormant";
 pub const BREAKER_TRIPPED: &str = "Circuit Breaker Tripped";

@@ -5,14 +5,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::facts::{fmt_time, Timestamp};
 use super::policy::Exemptions;
 use super::subject::{Principal, PrincipalKind};
-use super::tag;
-
-pub const TAG_EXEMPT: &str = "dormant:exempt";
-pub const TAG_EXEMPT_UNTIL: &str = "dormant:exempt-until";
-pub const TAG_EXEMPT_REASON: &str = "dormant:exempt-reason";
+use super::tag::{self, TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
+use super::time::{fmt_time, Timestamp};
 
 /// Why an identity is left alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

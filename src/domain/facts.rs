@@ -3,17 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::subject::{Principal, PrincipalKind, Scope};
-
-pub type Timestamp = DateTime<Utc>;
-
-/// `2026-01-31T12:00:00Z`: the one format for times in reasons, tags and output.
-pub fn fmt_time(t: Timestamp) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+use super::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
@@ -233,7 +226,7 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn at(secs: i64) -> Timestamp {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()

@@ -7,8 +7,54 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::effect::Effect;
-use super::record::Step;
+use super::stage::Step;
 use super::subject::{Scope, Subject};
+
+/// The Automation documents in `remediation-docs/`, each named after its file, and the step each
+/// carries: the one list config validation, the engine and the CDK checks read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    QuarantineIdentity,
+    DeactivateAccessKeys,
+    DeleteIdentity,
+    ReleaseIdentity,
+    ReactivateAccessKeys,
+}
+
+impl Document {
+    pub const ALL: [Document; 5] = [
+        Document::QuarantineIdentity,
+        Document::DeactivateAccessKeys,
+        Document::DeleteIdentity,
+        Document::ReleaseIdentity,
+        Document::ReactivateAccessKeys,
+    ];
+
+    /// The document's name in SSM (and its file name in `remediation-docs/`, plus `.yaml`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Document::QuarantineIdentity => "Dormant-QuarantineIdentity",
+            Document::DeactivateAccessKeys => "Dormant-DeactivateAccessKeys",
+            Document::DeleteIdentity => "Dormant-DeleteIdentity",
+            Document::ReleaseIdentity => "Dormant-ReleaseIdentity",
+            Document::ReactivateAccessKeys => "Dormant-ReactivateAccessKeys",
+        }
+    }
+
+    pub fn step(self) -> Step {
+        match self {
+            Document::QuarantineIdentity => Step::Quarantine,
+            Document::DeactivateAccessKeys => Step::DeactivateKeys,
+            Document::DeleteIdentity => Step::Delete,
+            Document::ReleaseIdentity | Document::ReactivateAccessKeys => Step::Release,
+        }
+    }
+}
+
+/// Whether some document can carry `step` (`fallback.ssm_steps` may only name these).
+pub fn has_document(step: Step) -> bool {
+    Document::ALL.iter().any(|d| d.step() == step)
+}
 
 /// One Automation execution to start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +86,7 @@ pub fn automation_for(
     automation_role: &str,
     attempt: &str,
 ) -> Option<Vec<AutomationRequest>> {
-    let request = |document: &str, key_ids: Option<&[String]>| {
+    let request = |document: Document, key_ids: Option<&[String]>| {
         let mut parameters = BTreeMap::new();
         parameters.insert(
             "AutomationAssumeRole".to_string(),
@@ -58,7 +104,7 @@ pub fn automation_for(
             parameters.insert("AccessKeyIds".to_string(), ids.to_vec());
         }
         AutomationRequest {
-            document: document.to_string(),
+            document: document.name().to_string(),
             parameters,
             attempt: attempt.to_string(),
         }
@@ -67,16 +113,16 @@ pub fn automation_for(
         effects.iter().filter_map(pick).flatten().cloned().collect()
     };
     match (step, &subject.scope) {
-        (Step::Quarantine, Scope::Whole) => Some(vec![request("Dormant-QuarantineIdentity", None)]),
+        (Step::Quarantine, Scope::Whole) => Some(vec![request(Document::QuarantineIdentity, None)]),
         (Step::DeactivateKeys, _) => {
             let ids = keys_in(|e| match e {
                 Effect::DeactivateKeys { key_ids } => Some(key_ids),
                 _ => None,
             });
             // The document requires at least one key id; with none there is nothing to hand over.
-            (!ids.is_empty()).then(|| vec![request("Dormant-DeactivateAccessKeys", Some(&ids))])
+            (!ids.is_empty()).then(|| vec![request(Document::DeactivateAccessKeys, Some(&ids))])
         }
-        (Step::Delete, Scope::Whole) => Some(vec![request("Dormant-DeleteIdentity", None)]),
+        (Step::Delete, Scope::Whole) => Some(vec![request(Document::DeleteIdentity, None)]),
         (Step::Release, _) => {
             let ids = keys_in(|e| match e {
                 Effect::ReactivateKeys { key_ids } => Some(key_ids),
@@ -84,15 +130,48 @@ pub fn automation_for(
             });
             let mut docs = Vec::new();
             if subject.scope == Scope::Whole {
-                docs.push(request("Dormant-ReleaseIdentity", None));
+                docs.push(request(Document::ReleaseIdentity, None));
             }
             if !ids.is_empty() {
-                docs.push(request("Dormant-ReactivateAccessKeys", Some(&ids)));
+                docs.push(request(Document::ReactivateAccessKeys, Some(&ids)));
             }
             (!docs.is_empty()).then_some(docs)
         }
         (Step::Quarantine, Scope::AccessKey(_) | Scope::Password)
         | (Step::Delete, Scope::AccessKey(_) | Scope::Password)
         | (Step::Notice | Step::RequestApproval, _) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_document_is_a_file_in_remediation_docs_and_every_file_a_document() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("remediation-docs");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter_map(|f| f.strip_suffix(".yaml").map(str::to_string))
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = Document::ALL.iter().map(|d| d.name().to_string()).collect();
+        names.sort();
+        assert_eq!(files, names);
+    }
+
+    #[test]
+    fn only_steps_that_change_access_have_a_document() {
+        let carried: Vec<Step> = Step::ALL.into_iter().filter(|s| has_document(*s)).collect();
+        assert_eq!(
+            carried,
+            [
+                Step::Quarantine,
+                Step::DeactivateKeys,
+                Step::Delete,
+                Step::Release
+            ]
+        );
     }
 }

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::{fmt_time, Timestamp};
 use super::subject::{is_access_key_id, Principal, PrincipalKind, Scope, Subject};
+use super::time::{fmt_time, Timestamp};
 
 /// Which service nominated the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

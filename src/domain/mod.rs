@@ -17,8 +17,10 @@ pub mod policy;
 pub mod quarantine;
 pub mod record;
 pub mod snapshot;
+pub mod stage;
 pub mod subject;
 pub mod tag;
+pub mod time;
 
 pub use audit::{AuditEntry, Outcome};
 pub use breaker::{BreakerState, Budget, Trip};
@@ -26,14 +28,16 @@ pub use decision::{Action, Decision, Gate, PlannedStep};
 pub use effect::Effect;
 pub use event::OutboundEvent;
 pub use exemption::{Exemption, OpenExemption, Verdict};
-pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile, Timestamp};
+pub use facts::{AccessKey, Activity, Evidence, Facts, LoginProfile};
 pub use fallback::{AutomationRequest, AutomationStatus};
 pub use ladder::{decide, dormancy, dormant_subjects, schedule, Dormancy};
 pub use operator::{approve, undo, RefusedBecause};
 pub use policy::{BreakerLimits, DeleteMode, Inactivity, Ladder, Policy};
-pub use record::{retry_delay, Approval, Intent, Record, Stage, Step};
+pub use record::{retry_delay, Approval, Intent, Record};
 pub use snapshot::{
     Holder, NameHolder, PublicCredential, RestoreOutcome, RestoreReport, ServiceCredential,
     Snapshot,
 };
+pub use stage::{Stage, Step};
 pub use subject::{IdentityArg, Principal, PrincipalKind, Scope, Subject, SubjectKind};
+pub use time::{fmt_time, Timestamp};

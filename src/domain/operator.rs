@@ -3,10 +3,12 @@
 
 use super::decision::Decision;
 use super::exemption;
-use super::facts::{Facts, Timestamp};
+use super::facts::Facts;
 use super::ladder::release;
 use super::policy::Policy;
-use super::record::{Approval, Record, Stage, Step};
+use super::record::{Approval, Record};
+use super::stage::{Stage, Step};
+use super::time::Timestamp;
 
 /// Why an operator command cannot be carried out. Nothing is changed in these cases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

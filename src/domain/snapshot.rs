@@ -5,19 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::Timestamp;
 use super::quarantine::{is_dormants, is_quarantine_name};
 use super::subject::Principal;
-
-/// The tag `restore` puts on the identity it creates, in the `CreateRole`/`CreateUser` call itself
-/// so that the identity never exists without it. Its value names the snapshot (see
-/// [`Snapshot::restore_marker`]): an interrupted restore finds its own identity by it and
-/// finishes, while an identity someone else created under the name has no such tag. `restore`
-/// removes it once the record says released.
-pub const RESTORED_FROM_TAG: &str = "dormant:restored-from";
-
-/// IAM's limit of tags per role or user.
-pub const IAM_TAG_LIMIT: usize = 50;
+use super::tag::{is_progress_tag, RESTORED_FROM_TAG, TAG_LIMIT};
+use super::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -134,7 +125,7 @@ impl Snapshot {
     pub fn owner_tags(&self) -> BTreeMap<String, String> {
         self.tags
             .iter()
-            .filter(|(k, _)| !is_dormants_tag(k))
+            .filter(|(k, _)| !is_progress_tag(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -144,7 +135,7 @@ impl Snapshot {
     /// stranger and a rerun refuses: safe, if less convenient).
     pub fn creation_tags(&self) -> BTreeMap<String, String> {
         let mut tags = self.owner_tags();
-        if tags.len() < IAM_TAG_LIMIT {
+        if tags.len() < TAG_LIMIT {
             tags.insert(RESTORED_FROM_TAG.to_string(), self.restore_marker());
         }
         tags
@@ -181,19 +172,6 @@ impl Snapshot {
         }));
         lines
     }
-}
-
-/// Tags dormant set: to show a stage (`dormant:stage`, `dormant:next-step`,
-/// `dormant:next-step-at`, and the per-credential `dormant:key:*`, `dormant:password:*`) or an
-/// earlier restore ([`RESTORED_FROM_TAG`]). They describe dormant's progress, not the owner's
-/// intent, so restore leaves them out.
-fn is_dormants_tag(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    matches!(
-        key.as_str(),
-        "dormant:stage" | "dormant:next-step" | "dormant:next-step-at" | RESTORED_FROM_TAG
-    ) || key.starts_with("dormant:key:")
-        || key.starts_with("dormant:password:")
 }
 
 /// What `restore` could and could not bring back.
@@ -357,11 +335,11 @@ mod tests {
             ]
         );
         let mut full = snapshot();
-        for i in 0..IAM_TAG_LIMIT {
+        for i in 0..TAG_LIMIT {
             full.tags.insert(format!("t{i}"), "v".into());
         }
         assert_eq!(full.creation_tags(), full.owner_tags());
-        assert_eq!(full.creation_tags().len(), IAM_TAG_LIMIT);
+        assert_eq!(full.creation_tags().len(), TAG_LIMIT);
     }
 
     #[test]

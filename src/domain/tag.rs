@@ -6,11 +6,38 @@
 //! `aws:TagKeys` is case-sensitive), so `DORMANT:EXEMPT` written by an identity's owner grants
 //! nothing. What dormant *removes* (its stage tags) is found in any case, and any case of
 //! `dormant:*` nominates an identity for a fresh look.
+//!
+//! Every `dormant:*` tag name is defined here, and nowhere else.
 
 use std::collections::BTreeMap;
 
+use super::stage::{Stage, Step};
+use super::subject::{Scope, Subject};
+use super::time::{fmt_time, Timestamp};
+
 /// The prefix of every tag dormant reads or writes.
 pub const PREFIX: &str = "dormant:";
+
+/// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a
+/// date and with a reason.
+pub const TAG_EXEMPT: &str = "dormant:exempt";
+pub const TAG_EXEMPT_UNTIL: &str = "dormant:exempt-until";
+pub const TAG_EXEMPT_REASON: &str = "dormant:exempt-reason";
+
+/// The progress tags of an access key (`dormant:key:<id>:stage`) and of a console password.
+const KEY_PREFIX: &str = "dormant:key:";
+const PASSWORD_PREFIX: &str = "dormant:password:";
+/// The one progress tag (after the prefix), and the two that versions before it wrote.
+const STAGE: &str = "stage";
+const LEGACY_NEXT_STEP: &str = "next-step";
+const LEGACY_NEXT_STEP_AT: &str = "next-step-at";
+
+/// The tag `restore` puts on the identity it creates, in the `CreateRole`/`CreateUser` call itself
+/// so that the identity never exists without it. Its value names the snapshot (see
+/// [`Snapshot::restore_marker`](super::snapshot::Snapshot::restore_marker)): an interrupted
+/// restore finds its own identity by it and finishes, while an identity someone else created
+/// under the name has no such tag. `restore` removes it once the record says released.
+pub const RESTORED_FROM_TAG: &str = "dormant:restored-from";
 
 /// Whether `key` is one of dormant's (`dormant:*`, any case).
 pub fn is_dormant_key(key: &str) -> bool {
@@ -35,6 +62,104 @@ pub fn stored<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<(&'a 
     tags.get_key_value(key)
         .or_else(|| tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
         .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// IAM's limit on tags per role or user.
+pub const TAG_LIMIT: usize = 50;
+
+/// The one tag that shows a subject's progress on the principal itself: `dormant:stage` for the
+/// whole principal, `dormant:key:<id>:stage` for an access key, `dormant:password:stage` for the
+/// console password.
+pub fn stage_tag_key(subject: &Subject) -> String {
+    format!("{}{STAGE}", tag_prefix(subject))
+}
+
+/// The two tags versions before the single stage tag wrote next to it (`…next-step`,
+/// `…next-step-at`). dormant removes them wherever it writes or removes the stage tag.
+pub fn legacy_tag_keys(subject: &Subject) -> [String; 2] {
+    let prefix = tag_prefix(subject);
+    [
+        format!("{prefix}{LEGACY_NEXT_STEP}"),
+        format!("{prefix}{LEGACY_NEXT_STEP_AT}"),
+    ]
+}
+
+fn tag_prefix(subject: &Subject) -> String {
+    match &subject.scope {
+        Scope::Whole => PREFIX.to_string(),
+        Scope::AccessKey(id) => format!("{KEY_PREFIX}{id}:"),
+        Scope::Password => PASSWORD_PREFIX.to_string(),
+    }
+}
+
+/// The stage tag for a stage and what comes next: `noticed next quarantine at
+/// 2026-06-08T00:00:00Z`, `pending_delete awaiting approval`, or the stage alone when nothing is
+/// scheduled. The stage always comes first (the sample SCP matches on it). Only characters IAM
+/// accepts in tag values.
+pub fn stage_tag(
+    subject: &Subject,
+    stage: Stage,
+    next: Option<(Step, Timestamp)>,
+    awaiting_approval: bool,
+) -> (String, String) {
+    let value = match next {
+        Some((step, at)) => format!("{stage} next {step} at {}", fmt_time(at)),
+        None if awaiting_approval => format!("{stage} awaiting approval"),
+        None => stage.as_str().to_string(),
+    };
+    (stage_tag_key(subject), value)
+}
+
+/// The key of `tags` that is `key` for IAM, which compares tag keys without regard to case.
+fn find_key<'a>(tags: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
+    tags.keys().find(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// dormant's progress tags of `subject` present on the principal, in either form, spelled as
+/// IAM has them.
+pub fn present_stage_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
+    let [next, at] = legacy_tag_keys(subject);
+    [stage_tag_key(subject), next, at]
+        .iter()
+        .filter_map(|k| find_key(tags, k).cloned())
+        .collect()
+}
+
+/// The old-form companions of `subject`'s stage tag present on the principal.
+pub fn present_legacy_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> Vec<String> {
+    legacy_tag_keys(subject)
+        .iter()
+        .filter_map(|k| find_key(tags, k).cloned())
+        .collect()
+}
+
+/// How many tags the principal would have after writing `key` (once `removed` are gone), with
+/// `reserved` more kept for tags other subjects of the principal may write in the same run.
+/// `None` when that fits under [`TAG_LIMIT`]; otherwise the count to report.
+pub fn tag_overflow(
+    tags: &BTreeMap<String, String>,
+    key: &str,
+    removed: &[String],
+    reserved: usize,
+) -> Option<usize> {
+    if find_key(tags, key).is_some() {
+        return None; // written over in place
+    }
+    let kept = tags.len().saturating_sub(removed.len());
+    (kept + 1 + reserved > TAG_LIMIT).then_some(kept)
+}
+
+/// Tags dormant set: to show a stage (`dormant:stage`, `dormant:next-step`,
+/// `dormant:next-step-at`, and the per-credential `dormant:key:*`, `dormant:password:*`) or an
+/// earlier restore ([`RESTORED_FROM_TAG`]). They describe dormant's progress, not the owner's
+/// intent, so restore leaves them out.
+pub fn is_progress_tag(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if key == RESTORED_FROM_TAG || key.starts_with(KEY_PREFIX) || key.starts_with(PASSWORD_PREFIX) {
+        return true;
+    }
+    key.strip_prefix(PREFIX)
+        .is_some_and(|name| [STAGE, LEGACY_NEXT_STEP, LEGACY_NEXT_STEP_AT].contains(&name))
 }
 
 #[cfg(test)]

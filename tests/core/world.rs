@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dormant::domain::effect::stage_tag_key;
+use dormant::domain::tag::stage_tag_key;
 use dormant::domain::{
     decide, AccessKey, Budget, Decision, Effect, Facts, Gate, LoginProfile, Policy, Principal,
     Record, Stage, Subject, Timestamp,

@@ -4,7 +4,7 @@
 use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
-use crate::domain::facts::fmt_time;
+use crate::domain::time::fmt_time;
 use crate::domain::{
     decide, Decision, Facts, Gate, OutboundEvent, Outcome, Record, Scope, Step, Timestamp,
 };

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::domain::facts::fmt_time;
 use crate::domain::fallback::automation_for;
+use crate::domain::time::fmt_time;
 use crate::domain::{AutomationStatus, Intent, Outcome, Record, Step, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{Fallback, Iam, PortError, Store};

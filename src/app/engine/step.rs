@@ -5,8 +5,8 @@
 use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
-use crate::domain::facts::fmt_time;
 use crate::domain::ladder::{INTENT_LEASE, RECREATED};
+use crate::domain::time::fmt_time;
 use crate::domain::{
     retry_delay, Action, AuditEntry, Decision, Effect, Facts, Gate, Intent, OutboundEvent, Outcome,
     PlannedStep, Record, Stage, Step, Subject, Timestamp,

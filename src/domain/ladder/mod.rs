@@ -11,17 +11,18 @@ use chrono::Duration;
 
 use super::breaker::Budget;
 use super::decision::{Action, Decision, Gate, PlannedStep};
-use super::effect::{
-    present_legacy_tags, present_stage_tags, stage_tag, stage_tag_key, tag_overflow, Effect,
-    TAG_LIMIT,
-};
+use super::effect::Effect;
 use super::exemption::{self, Exemption, OpenExemption};
-use super::facts::{fmt_time, Activity, Facts, Timestamp};
+use super::facts::{Activity, Facts};
 use super::policy::{DeleteMode, Policy};
-use super::record::{Intent, Record, Stage, Step};
-use super::snapshot::RESTORED_FROM_TAG;
+use super::record::{Intent, Record};
+use super::stage::{Stage, Step};
 use super::subject::{PrincipalKind, Scope, Subject, SubjectKind};
-use super::tag;
+use super::tag::{
+    self, present_legacy_tags, present_stage_tags, stage_tag, stage_tag_key, tag_overflow,
+    RESTORED_FROM_TAG, TAG_LIMIT,
+};
+use super::time::{fmt_time, Timestamp};
 
 /// How long a written intent belongs to the run that wrote it: the longest a Lambda invocation can
 /// last. After that, the next run completes it.
