@@ -11,16 +11,16 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
 use crate::adapters::clock::Clock;
-use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::app::commands::{permissions, CommandReport};
+use crate::app::event::{handle_event, EventError};
 use crate::app::fleet::FleetReport;
 use crate::app::output::{HistoryEntry, RunReport, StatusReport};
-use crate::app::wiring::{wire, Actor, Wired};
 use crate::config::{Config, ConfigError};
 use crate::domain::{IdentityArg, Outcome, Stage};
 use crate::error::{Error, Result};
 use crate::inbound::eventbridge::{classification_json, classify_bytes, ClassifyRules};
+use crate::wiring::{self, assemble, Actor, Assembly};
 
 const ABOUT: &str = "dormant finds AWS IAM roles, users, access keys and passwords nobody uses any more \
 and takes them out of service in graduated, reversible steps: notice (tags), quarantine (a deny-all \
@@ -330,13 +330,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let retry = RetryPolicy::default();
 
     if let Command::Init = cli.command {
-        let aws = crate::app::wiring::sdk_config(&aws, &config.timeouts);
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            config.table.clone(),
-            retry,
-        );
-        let created = store.init().await?;
+        let created = wiring::create_table(&config, &aws, retry).await?;
         let msg = if created { "created" } else { "already exists" };
         print_json_or(
             out,
@@ -346,9 +340,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let Wired {
+    let Assembly {
         fleet, api_calls, ..
-    } = wire(&config, &aws, Actor::Caller, retry).await?;
+    } = assemble(&config, &aws, Actor::Caller, retry).await?;
     let now = clock.now();
     // An ARN names its account; `role/NAME` needs a single configured account.
     let pick = |identity: &IdentityArg| match identity {
@@ -439,10 +433,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let event: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Usage(format!("{}: not JSON: {e}", file.display())))?;
             let rules = ClassifyRules::from_config(&config);
-            let report = crate::lambda::handle(&event, &fleet, &rules, now)
+            let report = handle_event(&event, &fleet, &rules, None, now)
                 .await
                 .map_err(|e| match e {
-                    crate::lambda::HandlerError::Failed(e) => e,
+                    EventError::Failed(e) => e,
                     malformed => Error::Rejected(malformed.to_string()),
                 })?;
             print_json_or(out, &report, |r| {

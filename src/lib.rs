@@ -13,3 +13,4 @@ pub mod error;
 pub mod inbound;
 pub mod lambda;
 pub mod ports;
+pub mod wiring;

@@ -28,13 +28,13 @@ use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use dormant::app::event::{handle_event, EventError, EventReport};
 use dormant::config::Config;
 use dormant::domain::{
     IdentityArg, Outcome, Policy, Principal, PrincipalKind, Stage, Step, Subject,
 };
 use dormant::error::Error;
 use dormant::inbound::eventbridge::ClassifyRules;
-use dormant::lambda::{handle, EventReport, HandlerError};
 use dormant::ports::Store;
 use serde_json::Value;
 use support::emulator::{emulator, Fault};
@@ -839,7 +839,7 @@ async fn duplicate_and_out_of_order_delivery_converge_to_the_sequential_end_stat
         let wave = format!("w{n}");
         let now = a.at(day, 1);
         for (label, event) in wave_events(&a, &ids_a.0, &ids_a.1, &wave) {
-            let r = handle(&event, &sequential, &rules, now)
+            let r = handle_event(&event, &sequential, &rules, None, now)
                 .await
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
             assert_eq!(r.run.failed(), 0, "{label}: {r:?}");
@@ -855,11 +855,11 @@ async fn duplicate_and_out_of_order_delivery_converge_to_the_sequential_end_stat
         for i in (1..deliveries.len()).rev() {
             deliveries.swap(i, rng.below(i as u64 + 1) as usize);
         }
-        let mut results: Vec<(String, Result<EventReport, HandlerError>)> = Vec::new();
+        let mut results: Vec<(String, Result<EventReport, EventError>)> = Vec::new();
         let (r0, r1, r2) = tokio::join!(
-            handle(&first[0].1, &lambdas[0], &rules, now),
-            handle(&first[1].1, &lambdas[1], &rules, now),
-            handle(&first[2].1, &lambdas[2], &rules, now),
+            handle_event(&first[0].1, &lambdas[0], &rules, None, now),
+            handle_event(&first[1].1, &lambdas[1], &rules, None, now),
+            handle_event(&first[2].1, &lambdas[2], &rules, None, now),
         );
         for r in [r0, r1, r2] {
             results.push((first[0].0.clone(), r));
@@ -868,9 +868,9 @@ async fn duplicate_and_out_of_order_delivery_converge_to_the_sequential_end_stat
         for group in deliveries.chunks(3) {
             let get = |i: usize| group.get(i).or(group.first()).unwrap();
             let (r0, r1, r2) = tokio::join!(
-                handle(&get(0).1, &lambdas[0], &rules, now),
-                handle(&get(1).1, &lambdas[1], &rules, now),
-                handle(&get(2).1, &lambdas[2], &rules, now),
+                handle_event(&get(0).1, &lambdas[0], &rules, None, now),
+                handle_event(&get(1).1, &lambdas[1], &rules, None, now),
+                handle_event(&get(2).1, &lambdas[2], &rules, None, now),
             );
             for (i, r) in [r0, r1, r2].into_iter().enumerate().take(group.len()) {
                 results.push((get(i).0.clone(), r));
@@ -1310,7 +1310,7 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
 
     // IAM is unavailable for longer than the retries last.
     w.fault("iam", "GetRole", Fault::Http500, 8);
-    let err = handle(&event, &fleet, &rules(), now)
+    let err = handle_event(&event, &fleet, &rules(), None, now)
         .await
         .expect_err("GetRole keeps failing");
     assert!(
@@ -1319,7 +1319,7 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
     );
     w.clear_faults();
 
-    let again = handle(&event, &fleet, &rules(), now + Duration::minutes(1))
+    let again = handle_event(&event, &fleet, &rules(), None, now + Duration::minutes(1))
         .await
         .unwrap();
     assert!(

@@ -17,13 +17,13 @@ use chrono::{DateTime, Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
+use dormant::app::event::handle_event;
 use dormant::app::fleet::Fleet;
 use dormant::app::Engine;
 use dormant::config::Config;
 use dormant::domain::finding::UnusedAccessDetails;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject, Timestamp};
 use dormant::inbound::eventbridge::ClassifyRules;
-use dormant::lambda::handle;
 use dormant::ports::{AccessAdvisor, ErrorKind, FindingDetails, PortError, PortResult, Store};
 use serde_json::Value;
 use support::emulator::emulator;
@@ -355,10 +355,11 @@ async fn the_key_id_from_get_finding_v2_narrows_a_key_finding_to_that_key() {
     });
     let fleet = fleet(&s, analyzer.clone()).await;
 
-    let r = handle(
+    let r = handle_event(
         &key_event(&s, "ci-deployer", "ev-key-1"),
         &fleet,
         &rules(),
+        None,
         s.now,
     )
     .await
@@ -413,10 +414,11 @@ async fn a_failed_enrichment_still_nominates() {
     });
     let fleet = fleet(&s, analyzer.clone()).await;
 
-    let r = handle(
+    let r = handle_event(
         &key_event(&s, "ci-other", "ev-key-2"),
         &fleet,
         &rules(),
+        None,
         s.now,
     )
     .await
@@ -459,10 +461,11 @@ async fn enrichment_never_overrides_iam() {
         asked: Mutex::new(Vec::new()),
     });
     let fleet = fleet(&s, analyzer).await;
-    let r = handle(
+    let r = handle_event(
         &key_event(&s, "ci-busy", "ev-key-3"),
         &fleet,
         &rules(),
+        None,
         s.now,
     )
     .await

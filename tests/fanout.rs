@@ -16,13 +16,14 @@ use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::organizations::AwsOrganizations;
 use dormant::adapters::retry::RetryPolicy;
+use dormant::app::event::handle_event;
 use dormant::app::fanout::{FanOut, SweepFanOut};
-use dormant::app::wiring::{wire, Actor, OnDemand, Wired};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::inbound::sqs::decode;
-use dormant::lambda::{dispatch, handle_with, Services};
+use dormant::lambda::{invoke, ColdStart};
 use dormant::ports::Directory;
+use dormant::wiring::{assemble, Actor, Assembly, OnDemand};
 use serde_json::{json, Value};
 use support::emulator::{emulator, Fault};
 
@@ -94,9 +95,9 @@ async fn organization(active: usize) -> Org {
     }
 }
 
-async fn wired(org: &Org, toml: &str) -> Wired {
+async fn assembled(org: &Org, toml: &str) -> Assembly {
     let sdk = emulator().sdk_config_for(&org.controller).await;
-    wire(
+    assemble(
         &Config::from_toml(toml).unwrap(),
         &sdk,
         Actor::Controller,
@@ -129,8 +130,8 @@ const ORG: &str = "[organization]\nenabled = true\n";
 #[tokio::test]
 async fn the_sweep_covers_exactly_the_active_accounts_of_the_organization() {
     let org = organization(3).await;
-    let wired = wired(&org, ORG).await;
-    let report = wired.fleet.sweep(Utc::now()).await;
+    let assembly = assembled(&org, ORG).await;
+    let report = assembly.fleet.sweep(Utc::now()).await;
 
     // The management (controller) account is listed by Organizations but not swept; the closed
     // one is skipped; every active one is reported.
@@ -147,7 +148,10 @@ async fn the_sweep_covers_exactly_the_active_accounts_of_the_organization() {
         0
     );
     assert_eq!(
-        wired.api_calls.snapshot().get("organizations:ListAccounts"),
+        assembly
+            .api_calls
+            .snapshot()
+            .get("organizations:ListAccounts"),
         Some(&1)
     );
 }
@@ -160,8 +164,8 @@ async fn excluded_and_explicitly_listed_accounts_merge_with_the_organization() {
         "[[accounts]]\nid = \"{explicit}\"\nrole = \"arn:aws:iam::{explicit}:role/dormant-member\"\n\
          {ORG}exclude = [\"{excluded}\"]\ninclude_own_account = true\n"
     );
-    let wired = wired(&org, &toml).await;
-    let accounts: BTreeSet<&str> = wired.fleet.engines.iter().map(|e| e.account()).collect();
+    let assembly = assembled(&org, &toml).await;
+    let accounts: BTreeSet<&str> = assembly.fleet.engines.iter().map(|e| e.account()).collect();
     let want: BTreeSet<&str> = [explicit, &org.active[2], &org.controller]
         .into_iter()
         .map(String::as_str)
@@ -170,7 +174,7 @@ async fn excluded_and_explicitly_listed_accounts_merge_with_the_organization() {
         accounts, want,
         "each once; the controller's own account on request"
     );
-    assert!(wired.fleet.unreachable.is_empty());
+    assert!(assembly.fleet.unreachable.is_empty());
 }
 
 #[tokio::test]
@@ -285,18 +289,18 @@ async fn drain(sqs: &Sqs, url: &str) -> Vec<String> {
 async fn a_fanned_out_sweep_queues_one_message_per_active_account_and_sweeps_nothing_itself() {
     // Eleven active accounts: two SendMessageBatch requests (ten at most per batch).
     let org = organization(11).await;
-    let wired = wired(&org, ORG).await;
+    let assembly = assembled(&org, ORG).await;
     let (sqs, url) = queue(&org.controller).await;
     let fanout = FanOut {
-        members: wired.wiring.members.clone(),
-        directory: wired.wiring.directory(),
-        queue: wired.wiring.sweep_queue(&url),
+        members: assembly.factory.members.clone(),
+        directory: assembly.factory.directory(),
+        queue: assembly.factory.sweep_queue(&url),
     };
     let rules = ClassifyRules::from_config(&Config::from_toml(ORG).unwrap());
     let run = format!("sweep-{}", org.controller);
-    let report = handle_with(
+    let report = handle_event(
         &scheduled_sweep(&run),
-        &wired.fleet,
+        &assembly.fleet,
         &rules,
         Some(&fanout as &dyn SweepFanOut),
         Utc::now(),
@@ -359,13 +363,13 @@ fn request(account: &str) -> String {
 #[tokio::test]
 async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_failed_one() {
     let org = organization(3).await;
-    let wired = wired(&org, ORG).await;
+    let assembly = assembled(&org, ORG).await;
     let (a, denied, c) = (&org.active[0], &org.active[1], &org.active[2]);
     let rules = ClassifyRules::from_config(&Config::from_toml(ORG).unwrap());
-    // As if the denied account had been unreachable at cold start: its engine is wired again on
+    // As if the denied account had been unreachable at cold start: its engine is assembly again on
     // demand (a retried message gets a fresh AssumeRole), and this AssumeRole is denied.
     let mut fleet_without = Vec::new();
-    for e in &wired.fleet.engines {
+    for e in &assembly.fleet.engines {
         if e.account() != denied.as_str() {
             fleet_without.push(e.clone());
         }
@@ -378,10 +382,10 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
     };
     let engines = OnDemand {
         fleet: &partial,
-        wiring: &wired.wiring,
+        factory: &assembly.factory,
     };
-    let services = Services {
-        fleet: &wired.fleet,
+    let cold = ColdStart {
+        fleet: &assembly.fleet,
         rules: &rules,
         engines: &engines,
         fanout: None,
@@ -398,7 +402,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
             r#"{"dormant":"sweep-account","account":"nope","run":"r"}"#.to_string(),
         ),
     ]);
-    let answer = dispatch(event, &services, Utc::now()).await.unwrap();
+    let answer = invoke(event, &cold, Utc::now()).await.unwrap();
     emulator().clear_faults(&org.controller);
 
     // Only the account whose AssumeRole was denied goes back to the queue. The malformed message
@@ -410,7 +414,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
     assert!(noticed(a).await && noticed(c).await);
     assert!(!noticed(denied).await);
     // State in the controller's table, partitioned by account: swept once though asked twice.
-    let engine = wired.fleet.engine(a).unwrap();
+    let engine = assembly.fleet.engine(a).unwrap();
     assert_eq!(engine.list(None).await.unwrap().len(), 1);
     assert_eq!(
         emulator().count_requests(a, "GetAccountAuthorizationDetails"),
@@ -424,7 +428,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
         ("m-own", request(&org.controller)),
     ]))
     .unwrap();
-    let report = dormant::lambda::handle_queue(&event, &engines, 4, Utc::now()).await;
+    let report = dormant::app::sweep_queue::sweep_requested(&event, &engines, 4, Utc::now()).await;
     assert!(
         report.retry.is_empty(),
         "the retry gets a fresh AssumeRole: {report:?}"

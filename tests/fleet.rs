@@ -9,8 +9,8 @@ use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::retry::RetryPolicy;
-use dormant::app::wiring::{wire, Actor};
 use dormant::config::Config;
+use dormant::wiring::{assemble, Actor};
 use support::emulator::{emulator, Fault};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
@@ -64,18 +64,18 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
     let config = Config::from_toml(&toml).unwrap();
     emulator().inject_fault(&controller, "sts", "AssumeRole", Fault::AccessDenied, 1);
 
-    let wired = wire(&config, &sdk, Actor::Controller, RetryPolicy::fast())
+    let assembly = assemble(&config, &sdk, Actor::Controller, RetryPolicy::fast())
         .await
         .unwrap();
-    assert_eq!(wired.fleet.engines.len(), 49);
-    assert_eq!(wired.fleet.unreachable.len(), 1);
-    let (denied, why) = &wired.fleet.unreachable[0];
+    assert_eq!(assembly.fleet.engines.len(), 49);
+    assert_eq!(assembly.fleet.unreachable.len(), 1);
+    let (denied, why) = &assembly.fleet.unreachable[0];
     assert!(
         why.contains("AssumeRole") && why.contains("AccessDenied"),
         "{why}"
     );
 
-    let report = wired.fleet.sweep(Utc::now()).await;
+    let report = assembly.fleet.sweep(Utc::now()).await;
     assert_eq!(report.accounts.len(), 50);
     assert_eq!(report.failed_accounts(), 1);
     let failed = report.accounts.iter().find(|a| !a.ok).unwrap();
@@ -112,7 +112,7 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
         );
     }
     // State lives in the controller's table, partitioned by account.
-    let engine = wired
+    let engine = assembly
         .fleet
         .engine(&members[if members[0] == *denied { 1 } else { 0 }])
         .unwrap();
@@ -138,7 +138,7 @@ async fn an_account_in_a_throttling_storm_fails_alone() {
     let toml = format!(
         "[[accounts]]\nid = \"{calm}\"\nrole = \"arn:aws:iam::{calm}:role/dormant-member\"\n[[accounts]]\nid = \"{stormy}\"\nrole = \"arn:aws:iam::{stormy}:role/dormant-member\"\n"
     );
-    let wired = wire(
+    let assembly = assemble(
         &Config::from_toml(&toml).unwrap(),
         &sdk,
         Actor::Controller,
@@ -153,7 +153,7 @@ async fn an_account_in_a_throttling_storm_fails_alone() {
         Fault::Throttle,
         100,
     );
-    let report = wired.fleet.sweep(Utc::now()).await;
+    let report = assembly.fleet.sweep(Utc::now()).await;
     emulator().clear_faults(&stormy);
     let by = |a: &str| {
         report

@@ -24,6 +24,7 @@ use chrono::Duration;
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
+use dormant::app::event::{handle_event, EventError};
 use dormant::app::Engine;
 use dormant::config::Config;
 use dormant::domain::{
@@ -33,7 +34,6 @@ use dormant::domain::{
 use dormant::inbound::eventbridge::{
     classify_all, classify_all_bytes, classify_bytes, ClassifyRules, MAX_EVENT_BYTES,
 };
-use dormant::lambda::{handle, HandlerError};
 use dormant::ports::{ErrorKind, Iam, PortError, PortResult, Store};
 use serde_json::{json, Value};
 use support::emulator::{emulator, Fault};
@@ -70,9 +70,9 @@ fn unused_role_event(w: &World, id: &str, role_path_and_name: &str) -> Value {
 async fn assert_refused(w: &World, event: &Value, expect: &str) {
     let fleet = w.fleet(Policy::default()).await;
     w.drain_requests();
-    let result = handle(event, &fleet, &rules(), w.at(0, 0)).await;
+    let result = handle_event(event, &fleet, &rules(), None, w.at(0, 0)).await;
     match result {
-        Err(e @ HandlerError::Malformed { .. }) => {
+        Err(e @ EventError::Malformed { .. }) => {
             assert!(!e.is_retryable(), "{e}");
             assert!(
                 e.to_string().contains(expect),
@@ -161,7 +161,9 @@ async fn an_event_over_256_kib_is_refused_before_any_aws_call() {
     event["detail"]["padding"] = Value::from("x".repeat(room));
     assert!(serde_json::to_vec(&event).unwrap().len() <= MAX_EVENT_BYTES);
     let fleet = w.fleet(Policy::default()).await;
-    let r = handle(&event, &fleet, &rules(), w.at(0, 0)).await.unwrap();
+    let r = handle_event(&event, &fleet, &rules(), None, w.at(0, 0))
+        .await
+        .unwrap();
     assert_eq!(r.run.actions[0].outcome, Outcome::Done, "{r:?}");
     assert_eq!(r.run.actions[0].step.as_str(), "notice");
 }
@@ -409,8 +411,8 @@ async fn events_with_fields_of_the_wrong_type_are_refused_naming_the_field() {
         edit(&mut event);
         let fleet = w.fleet(Policy::default()).await;
         w.drain_requests();
-        match handle(&event, &fleet, &rules(), w.at(0, 0)).await {
-            Err(e @ HandlerError::Malformed { .. }) => {
+        match handle_event(&event, &fleet, &rules(), None, w.at(0, 0)).await {
+            Err(e @ EventError::Malformed { .. }) => {
                 assert!(!e.is_retryable(), "{what}: {e}");
                 assert!(
                     e.to_string().contains(field),
@@ -472,10 +474,11 @@ async fn hostile_names_in_events_are_refused_and_odd_exemption_dates_are_explain
     let fleet = w.fleet(Policy::default()).await;
     let engine = &fleet.engines[0];
     w.drain_requests();
-    let r = handle(
+    let r = handle_event(
         &unused_role_event(&w, "names-dots", "../../etc"),
         &fleet,
         &rules(),
+        None,
         w.at(0, 0),
     )
     .await
@@ -496,9 +499,9 @@ async fn hostile_names_in_events_are_refused_and_odd_exemption_dates_are_explain
     let mut config = fixture("config-user-noncompliant-aida.json");
     config["detail"]["resourceId"] = Value::from("AIDA\u{FF21}\u{FF22}ÜNÏCODE");
     w.drain_requests();
-    let r = handle(&config, &fleet, &rules(), w.at(0, 0)).await;
+    let r = handle_event(&config, &fleet, &rules(), None, w.at(0, 0)).await;
     assert!(
-        matches!(&r, Err(HandlerError::Malformed { .. }))
+        matches!(&r, Err(EventError::Malformed { .. }))
             || r.as_ref().is_ok_and(|r| r.ignored.is_some()),
         "{r:?}"
     );
@@ -584,7 +587,9 @@ async fn maximum_length_names_and_odd_paths_walk_the_ladder_and_are_restored() {
 
     // The role is nominated by an event naming it by ARN, path included.
     let event = unused_role_event(&w, "edge-1", &format!("{}{role}", &path[1..]));
-    let r = handle(&event, &fleet, &rules(), w.at(0, 0)).await.unwrap();
+    let r = handle_event(&event, &fleet, &rules(), None, w.at(0, 0))
+        .await
+        .unwrap();
     assert_eq!(r.run.actions.len(), 1, "{r:?}");
     assert_eq!(r.run.actions[0].outcome, Outcome::Done, "{r:?}");
     let subject_role = Subject::whole(Principal::role(&w.id, &path, &role));

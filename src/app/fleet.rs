@@ -82,7 +82,7 @@ pub struct Fleet<I, S> {
 
 /// Where the engine for one account comes from: the port of the SQS-triggered sweep of one
 /// account. [`Fleet`] answers from the engines it holds; the Lambda also wires missing ones on
-/// demand (`wiring::OnDemand`).
+/// demand (`crate::wiring::OnDemand`).
 #[async_trait]
 pub trait Engines<I, S>: Send + Sync {
     async fn engine_for(&self, account: &str) -> Result<Arc<Engine<I, S>>>;

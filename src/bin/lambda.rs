@@ -1,5 +1,5 @@
 //! `dormant-lambda`: cold start wires tracing, configuration and SDK clients once; each invocation
-//! goes to `dormant::lambda::dispatch`.
+//! goes to `dormant::lambda::invoke`.
 //!
 //! Environment: `DORMANT_CONFIG` (the configuration as JSON; default: all defaults) and
 //! `DORMANT_SWEEP_QUEUE_URL` (set: the scheduled sweep queues one request per account there
@@ -8,9 +8,9 @@
 use dormant::adapters::clock::Clock;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::fanout::{FanOut, SweepFanOut};
-use dormant::app::wiring::{wire, Actor, OnDemand};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
+use dormant::wiring::{assemble, Actor, OnDemand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -33,30 +33,30 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let wired = wire(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
+    let assembly = assemble(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
     let rules = ClassifyRules::from_config(&config);
     let fanout = match std::env::var("DORMANT_SWEEP_QUEUE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(FanOut {
-            members: wired.wiring.members.clone(),
-            directory: wired.wiring.directory(),
-            queue: wired.wiring.sweep_queue(url.trim()),
+            members: assembly.factory.members.clone(),
+            directory: assembly.factory.directory(),
+            queue: assembly.factory.sweep_queue(url.trim()),
         }),
         _ => None,
     };
     let engines = OnDemand {
-        fleet: &wired.fleet,
-        wiring: &wired.wiring,
+        fleet: &assembly.fleet,
+        factory: &assembly.factory,
     };
-    let services = dormant::lambda::Services {
-        fleet: &wired.fleet,
+    let cold = dormant::lambda::ColdStart {
+        fleet: &assembly.fleet,
         rules: &rules,
         engines: &engines,
         fanout: fanout.as_ref().map(|f| f as &dyn SweepFanOut),
         concurrency: config.max_concurrent_accounts,
     };
-    let (services, clock) = (&services, Clock::system());
+    let (cold, clock) = (&cold, Clock::system());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dormant::lambda::dispatch(event.payload, services, clock.now()).await
+        dormant::lambda::invoke(event.payload, cold, clock.now()).await
     }))
     .await
 }

@@ -159,7 +159,7 @@ impl World {
         )))
     }
 
-    /// What `dormant::lambda::handle` takes: [`World::engine`] as the only account.
+    /// What `dormant::app::event::handle_event` takes: [`World::engine`] as the only account.
     pub async fn fleet(&self, policy: Policy) -> DormantFleet {
         Fleet {
             engines: vec![Arc::new(self.engine(policy).await)],

@@ -1,5 +1,6 @@
-//! Builds the engine from the configuration and the AWS SDK configuration: the one place the
-//! CLI and the Lambda share their start-up.
+//! The composition root: builds the engines from the configuration and the AWS SDK
+//! configuration. The one module that knows the adapters; the CLI and the Lambda shells share
+//! their start-up through it, and `app` never imports it.
 
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ pub enum Actor {
     Caller,
 }
 
-pub struct Wired {
+pub struct Assembly {
     pub fleet: Fleet<AwsIam, DynamoStore>,
     /// Every AWS request the fleet's clients send, by operation.
     pub api_calls: ApiCalls,
@@ -45,12 +46,12 @@ pub struct Wired {
     pub account: String,
     pub caller_arn: String,
     /// What built the fleet: lists the accounts again and wires single accounts on demand.
-    pub wiring: Wiring,
+    pub factory: EngineFactory,
 }
 
 /// Everything an account's engine is built from, kept after start-up so that the Lambda can list
-/// the accounts again for each fanned-out sweep and wire an account the fleet does not hold.
-pub struct Wiring {
+/// the accounts again for each fanned-out sweep and build an engine for an account the fleet does not hold.
+pub struct EngineFactory {
     /// The controller's own configuration, SDK retries off.
     aws: SdkConfig,
     calls: ApiCalls,
@@ -84,31 +85,31 @@ macro_rules! client {
 /// Resolves the caller (STS), protects the caller's own identity, lists the accounts (config and,
 /// when enabled, Organizations) and builds one engine per account with the event publisher and,
 /// when an automation role is configured, the SSM fallback.
-pub async fn wire(
+pub async fn assemble(
     config: &Config,
     aws: &SdkConfig,
     actor: Actor,
     retry: RetryPolicy,
-) -> Result<Wired> {
-    let wiring = Wiring::new(config, aws, actor, retry).await?;
-    let members = wiring.accounts().await?;
-    let fleet = wiring.fleet(members).await;
-    Ok(Wired {
+) -> Result<Assembly> {
+    let factory = EngineFactory::new(config, aws, actor, retry).await?;
+    let members = factory.accounts().await?;
+    let fleet = factory.fleet(members).await;
+    Ok(Assembly {
         fleet,
-        api_calls: wiring.calls.clone(),
-        account: wiring.account.clone(),
-        caller_arn: wiring.caller_arn.clone(),
-        wiring,
+        api_calls: factory.calls.clone(),
+        account: factory.account.clone(),
+        caller_arn: factory.caller_arn.clone(),
+        factory,
     })
 }
 
-impl Wiring {
+impl EngineFactory {
     pub async fn new(
         config: &Config,
         aws: &SdkConfig,
         actor: Actor,
         retry: RetryPolicy,
-    ) -> Result<Wiring> {
+    ) -> Result<EngineFactory> {
         let aws = sdk_config(aws, &config.timeouts);
         let calls = ApiCalls::default();
         let caller = client!(calls, aws_sdk_sts, &aws)
@@ -137,7 +138,7 @@ impl Wiring {
             automation_role: role.clone(),
             always: config.ssm_steps.clone(),
         });
-        Ok(Wiring {
+        Ok(EngineFactory {
             members: Members::new(config, &account, partition_of(&caller_arn)),
             aws,
             calls,
@@ -154,7 +155,7 @@ impl Wiring {
         })
     }
 
-    /// Every AWS request sent through this wiring's clients, by operation.
+    /// Every AWS request sent through this factory's clients, by operation.
     pub fn api_calls(&self) -> &ApiCalls {
         &self.calls
     }
@@ -294,7 +295,7 @@ impl Wiring {
 /// retried message gets a fresh AssumeRole.
 pub struct OnDemand<'a> {
     pub fleet: &'a Fleet<AwsIam, DynamoStore>,
-    pub wiring: &'a Wiring,
+    pub factory: &'a EngineFactory,
 }
 
 #[async_trait]
@@ -303,17 +304,28 @@ impl Engines<AwsIam, DynamoStore> for OnDemand<'_> {
         if let Some(e) = self.fleet.engines.iter().find(|e| e.account() == account) {
             return Ok(e.clone());
         }
-        let Some(member) = self.wiring.members.resolve(account) else {
+        let Some(member) = self.factory.members.resolve(account) else {
             return Err(Error::Usage(format!(
                 "account {account} is not one dormant manages (see `accounts` and `[organization]` in the configuration)"
             )));
         };
-        self.wiring
+        self.factory
             .engine(&member)
             .await
             .map(Arc::new)
             .map_err(|why| Error::Rejected(format!("account {account} is unreachable: {why}")))
     }
+}
+
+/// `dormant init`: creates the state table unless it exists; `true` when it was created.
+pub async fn create_table(config: &Config, aws: &SdkConfig, retry: RetryPolicy) -> Result<bool> {
+    let aws = sdk_config(aws, &config.timeouts);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        config.table.clone(),
+        retry,
+    );
+    Ok(store.init().await?)
 }
 
 /// The SDK settings every client dormant builds shares: no SDK retries (`RetryPolicy` retries
