@@ -1,6 +1,7 @@
 #![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
 //! The JSON contract, recorded: a small ladder walk's `sweep`, `tick`, `status`, `list`, `history`,
-//! `report` and `permissions` output compared with files under `tests/fixtures/contract/`.
+//! `report`, `permissions`, `event classify`, `breaker status` and `undo` output (and the text
+//! form of the read-only ones) compared with files under `tests/fixtures/contract/`.
 //! Run with `DORMANT_BLESS=1` to record them again after a deliberate change to the contract
 //! (and say so in CHANGELOG.md): a reshaping of the code must leave them byte-identical.
 
@@ -20,9 +21,32 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
+        let out = self.run(day, &[&["--output", "json"], args].concat());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), value)
+    }
+
+    /// The text output, with what differs between runs replaced line by line.
+    fn text(&self, day: i64, args: &[&str]) -> String {
+        let out = self.run(day, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .replace(&self.account.id, "<account>")
+            .lines()
+            .map(|l| placeholder(l.trim_end()) + "\n")
+            .collect()
+    }
+
+    fn run(&self, day: i64, args: &[&str]) -> std::process::Output {
         let now = self.account.day(day).to_rfc3339();
-        let out = Command::new(env!("CARGO_BIN_EXE_dormant"))
-            .args(["--output", "json", "--now", now.as_str()])
+        Command::new(env!("CARGO_BIN_EXE_dormant"))
+            .args(["--now", now.as_str()])
             .args(args)
             .current_dir(&self.dir)
             .env("AWS_ENDPOINT_URL", emulator().endpoint())
@@ -34,15 +58,7 @@ impl Run<'_> {
             .env_remove("AWS_PROFILE")
             .env_remove("DORMANT_LOG")
             .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), value)
+            .unwrap()
     }
 }
 
@@ -103,11 +119,16 @@ fn placeholder(s: &str) -> String {
 fn check(name: &str, mut value: Value, account: &str) {
     normalise(&mut value, account);
     let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    compare(&format!("{name}.json"), &text);
+}
+
+fn compare(file: &str, text: &str) {
+    let name = file;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/contract")
-        .join(format!("{name}.json"));
+        .join(file);
     if std::env::var_os("DORMANT_BLESS").is_some() {
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, text).unwrap();
         return;
     }
     let recorded = std::fs::read_to_string(&path)
@@ -139,7 +160,9 @@ async fn sweep_tick_status_list_history_report_and_permissions_keep_their_record
     account.role("contract-used", 200, &[]).await;
     emulator().backdate_role(&account.id, "contract-used", None, Some(account.day(-1)));
 
-    let walk: [(&str, i64, &[&str]); 9] = [
+    let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+    let classify = events.join("access-analyzer-unused-role.json");
+    let walk: [(&str, i64, &[&str]); 13] = [
         ("sweep", 0, &["sweep"]),
         ("status", 1, &["status", "role/contract-role"]),
         ("list", 1, &["list"]),
@@ -149,10 +172,27 @@ async fn sweep_tick_status_list_history_report_and_permissions_keep_their_record
         ("list-later", 21, &["list"]),
         ("report", 21, &["report", "--format", "json"]),
         ("permissions", 0, &["permissions"]),
+        (
+            "classify",
+            0,
+            &["event", "classify", classify.to_str().unwrap()],
+        ),
+        ("breaker", 21, &["breaker", "status"]),
+        (
+            "undo",
+            22,
+            &["undo", "role/contract-role", "--reason", "the contract"],
+        ),
+        ("status-after-undo", 22, &["status", "role/contract-role"]),
     ];
     for (name, day, args) in walk {
         let (code, value) = run.json(day, args);
         assert_eq!(code, 0, "{name}: {value}");
         check(name, value, &account.id);
+        // The text form too, of the commands that change nothing.
+        let mutates = matches!(args[0], "sweep" | "tick" | "undo" | "report");
+        if !mutates {
+            compare(&format!("{name}.txt"), &run.text(day, args));
+        }
     }
 }
