@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::domain::{AuditEntry, Decision, Outcome, Record, Stage, Step, Timestamp};
+use crate::domain::breaker::Reset;
+use crate::domain::{AuditEntry, BreakerState, Decision, Outcome, Record, Stage, Step, Timestamp};
 
 use crate::domain::time::fmt_time as rfc3339;
 
@@ -101,6 +102,30 @@ impl From<&AuditEntry> for HistoryEntry {
             actor: e.actor.clone(),
             reason: e.reason.clone(),
             event_id: e.event_id.clone(),
+        }
+    }
+}
+
+/// What `dormant breaker status|reset` prints for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerReport {
+    pub account: String,
+    pub tripped: bool,
+    pub tripped_at: Option<String>,
+    pub cause: Option<String>,
+    pub quarantines_last_24h: u32,
+    pub last_reset: Option<Reset>,
+}
+
+impl BreakerReport {
+    pub fn of(account: &str, state: &BreakerState, now: Timestamp) -> Self {
+        BreakerReport {
+            account: account.to_string(),
+            tripped: state.tripped,
+            tripped_at: state.tripped_at.map(rfc3339),
+            cause: state.cause.clone(),
+            quarantines_last_24h: state.quarantines_within_day(now),
+            last_reset: state.last_reset.clone(),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! (config, access_analyzer, security_hub, cloudtrail, schedule) is planned with the shape work
 //! of the code-you-can-change issue; it was not done here to keep this change to the guards.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::domain::finding::{Classification, Finding, Nominee, Source};
@@ -72,17 +72,36 @@ pub fn classify_all_bytes(bytes: &[u8], rules: &ClassifyRules) -> Vec<Classifica
 
 /// The `event classify` output: `{"outcome", "source", "identity", "finding", "reason"}`, plus
 /// `event_id` and `account` (null when unknown).
+/// What `dormant event classify` prints: the verdict on one event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClassificationReport<'a> {
+    pub outcome: &'static str,
+    pub source: Option<&'static str>,
+    pub identity: Option<String>,
+    pub finding: Option<&'a str>,
+    pub reason: &'a str,
+    pub event_id: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+impl<'a> ClassificationReport<'a> {
+    pub fn of(c: &'a Classification) -> Self {
+        let candidate = c.candidate();
+        ClassificationReport {
+            outcome: c.outcome(),
+            source: c.source().map(Source::as_str),
+            identity: candidate.and_then(|f| f.nominee.identity()),
+            finding: candidate.map(|f| f.finding.as_str()),
+            reason: c.reason(),
+            event_id: c.event_id(),
+            account: candidate.and_then(|f| f.nominee.account()),
+        }
+    }
+}
+
+/// [`ClassificationReport`] as JSON.
 pub fn classification_json(c: &Classification) -> Value {
-    let candidate = c.candidate();
-    json!({
-        "outcome": c.outcome(),
-        "source": c.source().map(Source::as_str),
-        "identity": candidate.and_then(|f| f.nominee.identity()),
-        "finding": candidate.map(|f| f.finding.as_str()),
-        "reason": c.reason(),
-        "event_id": c.event_id(),
-        "account": candidate.and_then(|f| f.nominee.account()),
-    })
+    serde_json::to_value(ClassificationReport::of(c)).unwrap_or(Value::Null)
 }
 
 fn parse_bytes(bytes: &[u8]) -> Parsed<Value> {
@@ -1428,6 +1447,7 @@ fn json_size_over(v: &Value, cap: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn size_estimate_matches_serde_json() {

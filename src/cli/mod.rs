@@ -1,0 +1,265 @@
+//! The operator CLI (docs/design.md, 'Operator commands'): this file defines the arguments and
+//! turns a run's result into an exit code; `run.rs` carries out a command through `wiring` and
+//! `app`, and `render.rs` turns the typed reports into tables and text.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError};
+use crate::domain::{IdentityArg, Stage};
+use crate::error::Error;
+
+mod render;
+mod run;
+
+use run::run;
+
+const ABOUT: &str = "dormant finds AWS IAM roles, users, access keys and passwords nobody uses any more \
+and takes them out of service in graduated, reversible steps: notice (tags), quarantine (a deny-all \
+inline policy), deactivate access keys, delete after a grace period. State, audit trail and \
+snapshots live in DynamoDB.\n\nAWS credentials and region come from the usual SDK sources; \
+AWS_ENDPOINT_URL points every client at an emulator.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dormant", version, about = ABOUT)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./dormant.toml if it exists, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Fix the clock (RFC 3339), for tests and demos.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+
+    /// Decide and record what would happen; change nothing in IAM.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the DynamoDB table and its indexes (local/dev; the CDK app does this in AWS). Idempotent.
+    Init,
+    /// Evaluate every role and user in the account and take each step that is due.
+    Sweep,
+    /// Take only the steps that are due (reads the due index, not the whole account).
+    Tick,
+    /// Tracked identities, optionally of one stage.
+    List {
+        /// clean, noticed, quarantined, keys_deactivated, pending_delete, deleted, released or exempt.
+        #[arg(long, value_parser = parse_stage)]
+        stage: Option<Stage>,
+    },
+    /// Stage, next step and when, exemption and last-used evidence of one identity.
+    Status {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
+    /// The audit trail of one identity.
+    History {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+    },
+    /// Release an identity: reverse exactly what dormant changed (its policy, the keys it turned
+    /// off, its tags), record who and why, and start the cool-off.
+    Undo {
+        /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Recreate a role or user dormant deleted, from its snapshot. Access keys and passwords
+    /// cannot be recreated; the output lists them.
+    Restore {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Why (recorded in the audit trail with who ran the command).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Exempt an identity until a date (writes the dormant:exempt tags; releases it if needed).
+    Exempt {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Last day of the exemption (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        until: chrono::NaiveDate,
+        /// Why (stored in the dormant:exempt-reason tag).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve a pending deletion (with `ladder.delete = "approval"`); the next tick deletes.
+    Approve {
+        /// An ARN, role/NAME or user/NAME.
+        #[arg(value_parser = parse_identity)]
+        identity: IdentityArg,
+        /// Why (recorded in the audit trail with who approved).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Process one EventBridge event (a file, or - for stdin) exactly as the Lambda does.
+    HandleEvent {
+        /// The event JSON, or - to read it from stdin.
+        file: PathBuf,
+    },
+    /// Offline tools for EventBridge events.
+    Event {
+        #[command(subcommand)]
+        action: EventAction,
+    },
+    /// Compliance report: every role and user in the account with kind, path, creation, last use
+    /// and its evidence, days inactive, stage, next step and when, and exemption. Rows stream
+    /// to stdout as they are produced.
+    Report {
+        /// csv or json (one JSON array).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+        format: ReportFormat,
+    },
+    /// The IAM actions each step needs (the CDK role is checked against this).
+    Permissions,
+    /// The circuit breaker: see whether it is tripped, or reset it.
+    Breaker {
+        #[command(subcommand)]
+        action: BreakerAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventAction {
+    /// Say whether an event nominates an identity, without calling AWS (no credentials needed):
+    /// {"outcome": "candidate|ignored|invalid", "source", "identity", "finding", "reason"}.
+    Classify {
+        /// The event JSON, or - to read it from stdin.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BreakerAction {
+    /// Whether the breaker is tripped, why, and the quarantine count in the last 24 hours.
+    Status,
+    /// Re-enable steps after a trip.
+    Reset {
+        /// Why (kept with the breaker: who reset it, when and why).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+}
+
+fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("'{s}' is not a date (YYYY-MM-DD): {e}"))
+}
+
+fn parse_stage(s: &str) -> std::result::Result<Stage, String> {
+    s.parse()
+}
+
+fn parse_identity(s: &str) -> std::result::Result<IdentityArg, String> {
+    s.parse()
+        .map_err(|e: crate::domain::subject::SubjectParseError| e.0)
+}
+
+/// Loads the configuration: the named file, or ./dormant.toml when present, or the defaults.
+pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::from_toml_file(p),
+        None => {
+            let default = PathBuf::from("dormant.toml");
+            if default.exists() {
+                Config::from_toml_file(&default)
+            } else {
+                Config::from_toml("")
+            }
+        }
+    }
+}
+
+/// Parses, runs and reports. Errors are printed here; the exit code follows docs/design.md, 'Operator commands'.
+pub async fn main_with(cli: Cli) -> ExitCode {
+    let output = cli.output;
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            let hint = hint_for(&e);
+            eprintln!("error: {e}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            if matches!(output, Output::Json) {
+                // Scripts reading stdout get the error too, as one JSON object.
+                let doc = serde_json::json!({
+                    "error": e.to_string(),
+                    "hint": hint,
+                    "exit_code": e.exit_code(),
+                });
+                println!("{doc}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// What to do about the common AWS errors, in words (the error itself stays as AWS said it).
+fn hint_for(e: &Error) -> Option<&'static str> {
+    let Error::Port(port) = e else { return None };
+    let text = port.message.as_str();
+    if text.contains("ResourceNotFoundException") {
+        Some("dormant's table does not exist in this account and region: run `dormant init`, or set `table` in the configuration")
+    } else if text.contains("AccessDenied") {
+        Some("the identity dormant runs as lacks the action named above: `dormant permissions` lists what each step needs")
+    } else if text.contains("Throttling") || text.contains("Rate exceeded") {
+        Some("AWS throttled the call past dormant's retries: run again later, or lower max_concurrent_identities")
+    } else if text.to_ascii_lowercase().contains("credentials") {
+        Some("no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if text.to_ascii_lowercase().contains("region") {
+        Some("no AWS region: set AWS_REGION (or a region in the profile)")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
