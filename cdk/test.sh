@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cdk/ checks: install from the lockfile, type-check, unit tests, synth, cfn-lint.
+# cdk/ checks: install from the lockfile, type-check, unit tests, synth, cfn-lint, and the IAM
+# policies through parliament and cloudsplaining.
 # Needs node 20+, npm and python3; works offline once the npm and pip caches are warm.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,17 +31,17 @@ step "cdk synth"
 rm -rf cdk.out
 npx cdk synth -q --no-notices
 
+# The pinned Python tools (cfn-lint, parliament, cloudsplaining) live in the repository's .venv;
+# setup-venv installs them from tests/emulator/requirements.txt, or does nothing when up to date.
+../scripts/setup-venv
+py=../.venv/bin
+
 step "cfn-lint"
-if [ -x ../.venv/bin/cfn-lint ]; then
-  cfn_lint=../.venv/bin/cfn-lint
-else
-  if [ ! -x .venv/bin/cfn-lint ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check cfn-lint==1.58.0
-  fi
-  cfn_lint=.venv/bin/cfn-lint
-fi
 # W3005 (a DependsOn also implied by a GetAtt) comes from CDK's own output.
-"$cfn_lint" --ignore-checks W3005 -- cdk.out/*.template.json
+"$py/cfn-lint" --ignore-checks W3005 -- cdk.out/*.template.json
+
+step "policy lint (parliament, cloudsplaining)"
+# Fails on a finding not in policy-lint-allow.json, each entry with the reason it is accepted.
+"$py/python" scripts/lint-policies.py cdk.out/*.template.json
 
 step "done"

@@ -21,10 +21,10 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
+import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
 import { DYNAMODB_ITEM_ACTIONS, loadPermissions, PERMISSIONS_FILE } from './permissions';
-import { readRemediationDocs, RemediationDocuments, DEFAULT_DOCS_DIR } from './ssm-documents';
 
 /** Where `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` writes. */
 export const CARGO_LAMBDA_ZIP = path.join(__dirname, '..', '..', 'target', 'lambda', 'dormant-lambda', 'bootstrap.zip');
@@ -118,7 +118,7 @@ export function nonIdentityActions(opts: { hasDocuments: boolean; organization?:
     // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
     'sqs:SendMessage',
     'access-analyzer:GetFinding',
-    ...(opts.hasDocuments ? ['ssm:StartAutomationExecution', 'ssm:GetAutomationExecution', 'ssm:StopAutomationExecution', 'iam:PassRole'] : []),
+    ...(opts.hasDocuments ? FALLBACK_RUN_ACTIONS : []),
     ...(opts.organization ? ['organizations:ListAccounts'] : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
   ].sort();
@@ -137,10 +137,10 @@ export class DormantStack extends Stack {
   public readonly table: dynamodb.Table;
   public readonly fn: lambda.Function;
   public readonly role: iam.Role;
-  public readonly automationRole: iam.Role;
   public readonly dlq: sqs.Queue;
   public readonly logGroup: logs.LogGroup;
-  public readonly documents: RemediationDocuments;
+  /** The SSM documents, the automation role and the controller's right to run them. */
+  public readonly fallback: RemediationFallback;
   public readonly config: DormantConfig;
   /** The deployed patterns, by rule (finding rules only; the schedules have no pattern). */
   public readonly findingPatterns: Record<FindingRuleKey, EventPatternJson>;
@@ -197,19 +197,13 @@ export class DormantStack extends Stack {
     });
 
     // ---- SSM Automation documents and the role they run as (docs/design.md, 'SSM Automation fallback') ----
-    this.documents = new RemediationDocuments(this, 'RemediationDocuments', {
-      docs: readRemediationDocs(props.remediationDocsDir ?? DEFAULT_DOCS_DIR),
+    // 'Default' keeps the logical ids the stack gave these resources before (fallback.ts).
+    this.fallback = new RemediationFallback(this, FALLBACK_ID, {
+      automationRoleName: names.automation,
+      actions: permissions.all,
+      ownRoleNames: Object.values(names),
+      remediationDocsDir: props.remediationDocsDir,
     });
-    this.automationRole = new iam.Role(this, 'AutomationRole', {
-      roleName: names.automation,
-      description: 'dormant: the role SSM Automation runs the remediation documents as',
-      assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com').withConditions({
-        StringEquals: { 'aws:SourceAccount': this.account },
-      }),
-    });
-    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
-      this.automationRole.addToPolicy(s);
-    }
 
     // ---- The controller's role: exactly what `dormant permissions` lists, plus its plumbing ----
     this.role = new iam.Role(this, 'ControllerRole', {
@@ -245,7 +239,7 @@ export class DormantStack extends Stack {
         id: acct,
         role: `arn:${this.partition}:iam::${acct}:role/${names.member}`,
       })),
-      automationRoleArn: this.documents.names.length > 0 ? this.automationRole.roleArn : '',
+      automationRoleArn: this.fallback.enabled ? this.fallback.automationRole.roleArn : '',
       memberRoleName: names.member,
     });
     // Discovered accounts are only known at run time: any account's member role then.
@@ -280,31 +274,7 @@ export class DormantStack extends Stack {
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
     // statement documents that the controller calls it. It has no resource type, hence "*".
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));
-    if (this.documents.names.length > 0) {
-      this.role.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'StartRemediationDocuments',
-          actions: ['ssm:StartAutomationExecution'],
-          resources: [...this.documents.startArns(), this.documents.executionArn()],
-        }),
-      );
-      this.role.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'PollRemediationExecutions',
-          // Stop: `undo` stops a running execution of the step it reverses.
-          actions: ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
-          resources: [this.documents.executionArn()],
-        }),
-      );
-      this.role.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'PassAutomationRole',
-          actions: ['iam:PassRole'],
-          resources: [this.automationRole.roleArn],
-          conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
-        }),
-      );
-    }
+    this.fallback.grantRun(this.role);
 
     // ---- The Lambda ----
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
@@ -484,7 +454,7 @@ export class DormantStack extends Stack {
       value: this.role.roleArn,
       description: 'trusted by DormantMemberStack (parameter ControllerAccountId)',
     });
-    new CfnOutput(this, 'AutomationRoleArn', { value: this.automationRole.roleArn });
+    new CfnOutput(this, 'AutomationRoleArn', { value: this.fallback.automationRole.roleArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.dlq.queueUrl });
     if (this.sweepQueue) {
       new CfnOutput(this, 'SweepQueueUrl', { value: this.sweepQueue.queueUrl, description: `env ${SWEEP_QUEUE_ENV}` });

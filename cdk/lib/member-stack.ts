@@ -12,9 +12,9 @@ import { CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { DEFAULT_ROLE_NAMES } from './dormant-stack';
+import { FALLBACK_ID, RemediationFallback } from './fallback';
 import { identityStatements } from './iam-grants';
 import { loadPermissions, PERMISSIONS_FILE } from './permissions';
-import { DEFAULT_DOCS_DIR, readRemediationDocs, RemediationDocuments } from './ssm-documents';
 
 export interface DormantMemberStackProps extends StackProps {
   /** Default for the ControllerAccountId parameter. */
@@ -28,8 +28,8 @@ export interface DormantMemberStackProps extends StackProps {
 
 export class DormantMemberStack extends Stack {
   public readonly memberRole: iam.Role;
-  public readonly automationRole: iam.Role;
-  public readonly documents: RemediationDocuments;
+  /** The SSM documents, the automation role and the member role's right to run them. */
+  public readonly fallback: RemediationFallback;
   public readonly controllerAccountId: CfnParameter;
 
   constructor(scope: Construct, id: string, props: DormantMemberStackProps = {}) {
@@ -50,20 +50,13 @@ export class DormantMemberStack extends Stack {
     });
     const controllerRoleArn = `arn:${this.partition}:iam::${this.controllerAccountId.valueAsString}:role/${names.controller}`;
 
-    this.documents = new RemediationDocuments(this, 'RemediationDocuments', {
-      docs: readRemediationDocs(props.remediationDocsDir ?? DEFAULT_DOCS_DIR),
+    // 'Default' keeps the logical ids the stack gave these resources before (fallback.ts).
+    this.fallback = new RemediationFallback(this, FALLBACK_ID, {
+      automationRoleName: names.automation,
+      actions: permissions.all,
+      ownRoleNames: Object.values(names),
+      remediationDocsDir: props.remediationDocsDir,
     });
-
-    this.automationRole = new iam.Role(this, 'AutomationRole', {
-      roleName: names.automation,
-      description: 'dormant: the role SSM Automation runs the remediation documents as',
-      assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com').withConditions({
-        StringEquals: { 'aws:SourceAccount': this.account },
-      }),
-    });
-    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
-      this.automationRole.addToPolicy(s);
-    }
 
     // Trust the account, narrowed to the one role by aws:PrincipalArn: unlike a role-ARN principal
     // this survives the controller role being recreated and can be deployed before it exists.
@@ -77,33 +70,9 @@ export class DormantMemberStack extends Stack {
     for (const s of identityStatements(this, permissions.all, Object.values(names))) {
       this.memberRole.addToPolicy(s);
     }
-    if (this.documents.names.length > 0) {
-      this.memberRole.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'StartRemediationDocuments',
-          actions: ['ssm:StartAutomationExecution'],
-          resources: [...this.documents.startArns(), this.documents.executionArn()],
-        }),
-      );
-      this.memberRole.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'PollRemediationExecutions',
-          // Stop: `undo` stops a running execution of the step it reverses.
-          actions: ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
-          resources: [this.documents.executionArn()],
-        }),
-      );
-      this.memberRole.addToPolicy(
-        new iam.PolicyStatement({
-          sid: 'PassAutomationRole',
-          actions: ['iam:PassRole'],
-          resources: [this.automationRole.roleArn],
-          conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
-        }),
-      );
-    }
+    this.fallback.grantRun(this.memberRole);
 
     new CfnOutput(this, 'MemberRoleArn', { value: this.memberRole.roleArn });
-    new CfnOutput(this, 'AutomationRoleArn', { value: this.automationRole.roleArn });
+    new CfnOutput(this, 'AutomationRoleArn', { value: this.fallback.automationRole.roleArn });
   }
 }

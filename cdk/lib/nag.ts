@@ -7,7 +7,7 @@ import { Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { DormantStack } from './dormant-stack';
 import { DormantMemberStack } from './member-stack';
-import { RemediationDocuments } from './ssm-documents';
+import { RemediationFallback } from './fallback';
 
 const IAM5 = 'AwsSolutions-IAM5';
 const ACCOUNT = '<AWS::AccountId>';
@@ -53,11 +53,13 @@ function identityWildcards(role: iam.Role): void {
   );
 }
 
-function documentWildcards(role: iam.Role, documents: RemediationDocuments): void {
+/** The fallback's automation role, and the role `grantRun` was given to. */
+function fallbackWildcards(fallback: RemediationFallback, runner: iam.Role): void {
+  identityWildcards(fallback.automationRole);
   const ssmArn = (resource: string) => `Resource::arn:${PARTITION}:ssm:${REGION}:${ACCOUNT}:${resource}`;
-  if (documents.names.length === 0) return;
-  Validations.of(role).acknowledge(
-    ...documents.names.map((name) => ({
+  if (!fallback.enabled) return;
+  Validations.of(runner).acknowledge(
+    ...fallback.documentNames.map((name) => ({
       id: `${IAM5}[${ssmArn(`automation-definition/${name}:*`)}]`,
       reason: `Any version of dormant's own document ${name}: the version started is the document's default, updated by each deploy.`,
     })),
@@ -73,8 +75,7 @@ function documentWildcards(role: iam.Role, documents: RemediationDocuments): voi
 export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack): void {
   if (stack instanceof DormantStack) {
     identityWildcards(stack.role);
-    identityWildcards(stack.automationRole);
-    documentWildcards(stack.role, stack.documents);
+    fallbackWildcards(stack.fallback, stack.role);
     Validations.of(stack.role).acknowledge({
       id: `${IAM5}[Resource::arn:${PARTITION}:access-analyzer:*:${ACCOUNT}:analyzer/*]`,
       reason:
@@ -89,7 +90,6 @@ export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack)
     });
   } else {
     identityWildcards(stack.memberRole);
-    identityWildcards(stack.automationRole);
-    documentWildcards(stack.memberRole, stack.documents);
+    fallbackWildcards(stack.fallback, stack.memberRole);
   }
 }
