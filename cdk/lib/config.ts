@@ -1,6 +1,6 @@
 /**
  * The controller's configuration as the Lambda reads it: JSON in `DORMANT_CONFIG`, the same shape as
- * the TOML file (docs/design.md, 'Configuration', `src/config.rs` `RawConfig`). The Rust side rejects unknown keys
+ * the TOML file (docs/design.md, 'Configuration', `src/config/raw.rs` `RawConfig`). The Rust side rejects unknown keys
  * (`deny_unknown_fields`), so this mirrors its fields exactly; test/config.test.ts checks the mirror
  * against `dormant.example.toml`.
  */
