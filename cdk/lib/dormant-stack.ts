@@ -174,7 +174,7 @@ export class DormantStack extends Stack {
       timeToLiveAttribute: 'expires_at',
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // The index names and keys are those of src/adapters/dynamo.rs (test/stack.test.ts compares).
+    // The index names and keys are those of src/adapters/dynamo/ (test/stack.test.ts compares).
     const gsis: [string, string, string][] = [
       ['due', 'due_pk', 'next_due_at'],
       ['by_principal', 'principal', 'subject'],

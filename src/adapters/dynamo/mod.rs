@@ -18,8 +18,8 @@
 //!
 //! Times in keys are fixed-width UTC with nanoseconds, so string order is time order.
 //!
-//! Size: about 840 lines, every item kind in one adapter. The split by item kind (state and audit,
-//! snapshots, event claims, the breaker) is planned with the code-you-can-change issue.
+//! This file: the store and its reads and writes; `table.rs`: creating the table (`dormant init`);
+//! `item.rs`: keys and the JSON-in-an-attribute codec.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -47,6 +47,10 @@ use crate::domain::{
     AuditEntry, BreakerState, Principal, Record, Snapshot, Stage, Subject, Timestamp,
 };
 use crate::ports::Store;
+use item::*;
+
+mod item;
+mod table;
 
 /// The sparse index of records with a pending step.
 pub const DUE_INDEX: &str = "due";
@@ -87,176 +91,6 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Whether the table exists.
-    pub async fn exists(&self) -> PortResult<bool> {
-        let described = self
-            .retry
-            .run(|| async {
-                self.client
-                    .describe_table()
-                    .table_name(&self.table)
-                    .send()
-                    .await
-                    .map_err(|e| classify("DescribeTable", e))
-            })
-            .await;
-        match described {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates the table with its indexes if it is absent (`true` if this call created it), waits
-    /// until it is ACTIVE and makes sure TTL is on. Safe to run again.
-    pub async fn init(&self) -> PortResult<bool> {
-        let created = self.create_table().await?;
-        self.wait_active().await?;
-        self.enable_ttl().await?;
-        Ok(created)
-    }
-
-    async fn create_table(&self) -> PortResult<bool> {
-        let attributes = [
-            "pk",
-            "sk",
-            "due_pk",
-            "next_due_at",
-            "principal",
-            "subject",
-            "account",
-            "stage_subject",
-        ]
-        .into_iter()
-        .map(|name| {
-            built(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build(),
-            )
-        })
-        .collect::<PortResult<Vec<_>>>()?;
-        let indexes = vec![
-            gsi(DUE_INDEX, "due_pk", "next_due_at")?,
-            gsi(PRINCIPAL_INDEX, "principal", "subject")?,
-            gsi(ACCOUNT_INDEX, "account", "stage_subject")?,
-        ];
-        let request = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(attributes))
-            .set_key_schema(Some(key_schema("pk", "sk")?))
-            .set_global_secondary_indexes(Some(indexes));
-        self.retry
-            .run(|| {
-                let request = request.clone();
-                async move {
-                    match request.send().await {
-                        Ok(_) => Ok(true),
-                        // Someone (an earlier run, a concurrent one) already made it.
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|se| se.is_resource_in_use_exception()) =>
-                        {
-                            Ok(false)
-                        }
-                        Err(e) => Err(classify("CreateTable", e)),
-                    }
-                }
-            })
-            .await
-    }
-
-    async fn wait_active(&self) -> PortResult<()> {
-        let deadline = Instant::now() + ACTIVE_TIMEOUT;
-        loop {
-            let out = self
-                .retry
-                .run(|| async {
-                    self.client
-                        .describe_table()
-                        .table_name(&self.table)
-                        .send()
-                        .await
-                        .map_err(|e| classify("DescribeTable", e))
-                })
-                .await?;
-            let table = out.table;
-            let table_active =
-                table.as_ref().and_then(|t| t.table_status.as_ref()) == Some(&TableStatus::Active);
-            let indexes_active = table
-                .as_ref()
-                .map(|t| t.global_secondary_indexes())
-                .unwrap_or_default()
-                .iter()
-                .all(|i| {
-                    i.index_status
-                        .as_ref()
-                        .is_none_or(|s| *s == IndexStatus::Active)
-                });
-            if table_active && indexes_active {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(PortError::new(
-                    ErrorKind::Transient,
-                    "DescribeTable",
-                    format!("table {} not ACTIVE after {ACTIVE_TIMEOUT:?}", self.table),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    async fn enable_ttl(&self) -> PortResult<()> {
-        let current = self
-            .retry
-            .run(|| async {
-                self.client
-                    .describe_time_to_live()
-                    .table_name(&self.table)
-                    .send()
-                    .await
-                    .map_err(|e| classify("DescribeTimeToLive", e))
-            })
-            .await?;
-        let status = current
-            .time_to_live_description
-            .and_then(|d| d.time_to_live_status);
-        if matches!(
-            status,
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        ) {
-            return Ok(());
-        }
-        let spec = built(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name(TTL_ATTRIBUTE)
-                .build(),
-        )?;
-        let updated = self
-            .retry
-            .run(|| async {
-                self.client
-                    .update_time_to_live()
-                    .table_name(&self.table)
-                    .time_to_live_specification(spec.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify("UpdateTimeToLive", e))
-            })
-            .await;
-        match updated {
-            // A concurrent init got there between our describe and update.
-            Err(e) if e.message.contains("already enabled") => Ok(()),
-            other => other.map(|_| ()),
-        }
     }
 
     /// One item by key, strongly consistent (reads feed conditional writes).
@@ -727,115 +561,4 @@ impl Store for DynamoStore {
             ))
         }
     }
-}
-
-fn subject_pk(subject: &Subject) -> String {
-    format!("ID#{}#{}", subject.principal.account, subject.id())
-}
-
-fn breaker_pk(account: &str) -> String {
-    format!("BREAKER#{account}")
-}
-
-/// An audit entry under `AUDIT#<time>#<suffix>`.
-fn audit_item(subject: &Subject, entry: &AuditEntry, suffix: &str) -> PortResult<Item> {
-    let mut item = Item::new();
-    item.insert("pk".into(), s(&subject_pk(subject)));
-    item.insert(
-        "sk".into(),
-        s(&format!("AUDIT#{}#{suffix}", key_time(entry.at))),
-    );
-    item.insert("kind".into(), s("audit"));
-    item.insert("entry".into(), s(&to_json("PutItem", entry)?));
-    Ok(item)
-}
-
-/// Fixed-width UTC with nanoseconds: lexical order is time order (for years 0000-9999).
-fn key_time(t: Timestamp) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-/// Unique per write across processes: a random per-process nonce (std's hash seed, drawn from
-/// the OS; Lambda containers may share pids) and a process-wide counter.
-fn unique_id() -> String {
-    static NONCE: OnceLock<u64> = OnceLock::new();
-    let nonce = NONCE.get_or_init(|| RandomState::new().build_hasher().finish());
-    format!("{nonce:016x}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-/// A string attribute, or "" if absent or not a string.
-fn attr_s<'a>(item: &'a Item, name: &str) -> &'a str {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map_or("", String::as_str)
-}
-
-fn to_json<T: Serialize>(operation: &str, value: &T) -> PortResult<String> {
-    serde_json::to_string(value).map_err(|e| {
-        PortError::new(
-            ErrorKind::Permanent,
-            operation,
-            format!("cannot encode: {e}"),
-        )
-    })
-}
-
-/// The JSON in attribute `attr`, decoded; a malformed item is a permanent error naming its key.
-fn decode<T: DeserializeOwned>(item: &Item, attr: &str) -> PortResult<T> {
-    let bad = |why: String| {
-        PortError::new(
-            ErrorKind::Permanent,
-            "decode",
-            format!(
-                "item pk={} sk={}: {why}",
-                attr_s(item, "pk"),
-                attr_s(item, "sk")
-            ),
-        )
-    };
-    let json = item
-        .get(attr)
-        .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| bad(format!("no string attribute '{attr}'")))?;
-    serde_json::from_str(json).map_err(|e| bad(format!("attribute '{attr}': {e}")))
-}
-
-fn decode_all<T: DeserializeOwned>(items: Vec<Item>, attr: &str) -> PortResult<Vec<T>> {
-    items.iter().map(|item| decode(item, attr)).collect()
-}
-
-fn built<T>(result: Result<T, BuildError>) -> PortResult<T> {
-    result.map_err(|e| PortError::new(ErrorKind::Permanent, "CreateTable", e.to_string()))
-}
-
-fn key_schema(hash: &str, range: &str) -> PortResult<Vec<KeySchemaElement>> {
-    [(hash, KeyType::Hash), (range, KeyType::Range)]
-        .into_iter()
-        .map(|(name, key_type)| {
-            built(
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(key_type)
-                    .build(),
-            )
-        })
-        .collect()
-}
-
-fn gsi(name: &str, hash: &str, range: &str) -> PortResult<GlobalSecondaryIndex> {
-    built(
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .set_key_schema(Some(key_schema(hash, range)?))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build(),
-    )
 }
