@@ -78,16 +78,16 @@ impl Run {
         now: Timestamp,
     ) -> Decision {
         let mut state = self.state();
-        let d = decide(record, facts, policy, &state.budget, now);
-        if let Some(planned) = d.planned() {
+        let decision = decide(record, facts, policy, &state.budget, now);
+        if let Some(planned) = decision.planned() {
             if matches!(planned.gate, Gate::Proceed | Gate::DryRun) {
                 state.budget.record(planned.step);
             }
         }
-        if let Some(warning) = d.exemption.as_ref().and_then(|e| e.warning()) {
+        if let Some(warning) = decision.exemption.as_ref().and_then(|e| e.warning()) {
             warn!(identity = %record.subject, %warning, "exemption tags need fixing; the exemption holds");
         }
-        d
+        decision
     }
 
     pub(crate) fn report(&self, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {

@@ -45,10 +45,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .fresh_facts(subject.principal.kind, &subject.principal.name)
                 .await?;
         }
-        let d = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
-        let after_stage = d.after().map_or(record.stage, |a| a.stage);
+        let decision = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
+        let after_stage = decision.after().map_or(record.stage, |a| a.stage);
         let run = self.start_run(None, now).await?;
-        let result = self.carry_out(&run, record, d, now).await;
+        let result = self.carry_out(&run, record, decision, now).await;
         let report = self.finish(run).await;
         result?;
         let action = report?.actions.pop();

@@ -96,8 +96,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             identities_in_account: breaker.identities,
             actions_this_run: 0,
         };
-        let d = decide(&record, facts.as_ref(), &self.policy, &budget, now);
-        Ok(StatusReport::from_decision(&record, &d, now))
+        let decision = decide(&record, facts.as_ref(), &self.policy, &budget, now);
+        Ok(StatusReport::from_decision(&record, &decision, now))
     }
 
     pub async fn list(&self, stage: Option<Stage>) -> Result<Vec<StatusReport>> {

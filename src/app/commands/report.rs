@@ -49,15 +49,15 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .find(|r| r.subject == whole)
                 .cloned()
                 .unwrap_or_else(|| Record::new(whole.clone()));
-            let d = decide(&record, Some(facts), &self.policy, &budget, now);
+            let decision = decide(&record, Some(facts), &self.policy, &budget, now);
             let activity = facts.activity(&Scope::Whole);
-            let (until, why) = match &d.exemption {
+            let (until, why) = match &decision.exemption {
                 Some(crate::domain::Exemption::Tag { until, reason, .. }) => {
                     (until.map(fmt_time), reason.clone())
                 }
                 _ => (None, None),
             };
-            let next = d.step().map(|s| (s, now)).or(d.next);
+            let next = decision.step().map(|s| (s, now)).or(decision.next);
             row(ReportRow {
                 account: self.account().to_string(),
                 identity: whole.id(),
@@ -73,8 +73,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 stage: record.stage,
                 next_step: next.map(|(s, _)| s),
                 next_due_at: next.map(|(_, t)| fmt_time(t)),
-                exempt: d.exemption.is_some(),
-                exemption: d.exemption.as_ref().map(|e| e.describe()),
+                exempt: decision.exemption.is_some(),
+                exemption: decision.exemption.as_ref().map(|e| e.describe()),
                 exempt_until: until,
                 exempt_reason: why,
             })?;

@@ -43,13 +43,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             Confirmation::NotNeeded => Ok(Some(run.decide(record, facts, &self.policy, now))),
             Confirmation::Unavailable => Ok(None),
             Confirmation::Seen(confirmed, seen) => {
-                let mut d = run.decide(record, Some(&confirmed), &self.policy, now);
-                if d.step() == look.step() {
-                    d.reason = format!("{}; Access Advisor: {seen}", d.reason);
+                let mut decision = run.decide(record, Some(&confirmed), &self.policy, now);
+                if decision.step() == look.step() {
+                    decision.reason = format!("{}; Access Advisor: {seen}", decision.reason);
                 } else {
-                    info!(identity = %record.subject, reason = %d.reason, "Access Advisor shows later use; step not taken");
+                    info!(identity = %record.subject, reason = %decision.reason, "Access Advisor shows later use; step not taken");
                 }
-                Ok(Some(d))
+                Ok(Some(decision))
             }
         }
     }

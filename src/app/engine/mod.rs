@@ -162,12 +162,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// Evaluates every identity in the account and takes whatever step is due.
     pub async fn sweep(&self, now: Timestamp) -> Result<RunReport> {
         let run = self.start_run(None, now).await?;
-        let result = self.sweep_with(&run, now).await;
+        let result = self.sweep_in_run(&run, now).await;
         let report = self.finish(run).await;
         result.and(report)
     }
 
-    async fn sweep_with(&self, run: &Run, now: Timestamp) -> Result<()> {
+    async fn sweep_in_run(&self, run: &Run, now: Timestamp) -> Result<()> {
         let bulk = self.iam.bulk_facts().await?;
         let identities = u32::try_from(bulk.len()).unwrap_or(u32::MAX);
         run.state().budget.identities_in_account = identities;
@@ -263,16 +263,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .iter()
             .all(|subject| {
                 let record = record_for(&records, subject);
-                let d = decide(
+                let decision = decide(
                     &record,
                     Some(&facts),
                     &self.policy,
                     &run.state().budget,
                     now,
                 );
-                match d.step() {
+                match decision.step() {
                     Some(step) => step == Step::Notice,
-                    None => d.after().is_none(),
+                    None => decision.after().is_none(),
                 }
             });
         if bulk_will_do {
@@ -345,7 +345,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             let about = record.next_step.or(record.pending.as_ref().map(|i| i.step));
             let may_release = subject.scope == Scope::Whole && record.stage.is_on_ladder();
-            if let Err(e) = self.process(run, record, fresh.as_ref(), now).await {
+            if let Err(e) = self
+                .decide_and_carry_out(run, record, fresh.as_ref(), now)
+                .await
+            {
                 self.record_failure(run, &subject, about, &e);
             }
             if may_release && !self.policy.dry_run {
@@ -358,12 +361,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// Takes the steps that are due, re-reading only those identities (the sparse due index).
     pub async fn tick(&self, now: Timestamp) -> Result<RunReport> {
         let run = self.start_run(None, now).await?;
-        let result = self.tick_with(&run, now).await;
+        let result = self.tick_in_run(&run, now).await;
         let report = self.finish(run).await;
         result.and(report)
     }
 
-    async fn tick_with(&self, run: &Run, now: Timestamp) -> Result<()> {
+    async fn tick_in_run(&self, run: &Run, now: Timestamp) -> Result<()> {
         let due = self.store.due(self.account(), now).await?;
         info!(account = self.account(), due = due.len(), "tick");
         futures::stream::iter(due)
@@ -376,7 +379,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
                         .iam
                         .fresh_facts(subject.principal.kind, &subject.principal.name)
                         .await?;
-                    self.process(run, record, fresh.as_ref(), now).await
+                    self.decide_and_carry_out(run, record, fresh.as_ref(), now)
+                        .await
                 }
                 .await;
                 if let Err(e) = result {
@@ -417,12 +421,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
     ) -> Result<RunReport> {
         let run = self.start_run(nomination.event_id, now).await?;
         let run = run.with_note(nomination.note.clone());
-        let result = self.evaluate_with(&run, &nomination, now).await;
+        let result = self.evaluate_in_run(&run, &nomination, now).await;
         let report = self.finish(run).await;
         result.and(report)
     }
 
-    async fn evaluate_with(
+    async fn evaluate_in_run(
         &self,
         run: &Run,
         nomination: &Nomination<'_>,
@@ -452,14 +456,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .load(&nominated)
                 .await?
                 .unwrap_or_else(|| Record::new(nominated.clone()));
-            let d = decide(
+            let decision = decide(
                 &record,
                 fresh.as_ref(),
                 &self.policy,
                 &run.state().budget,
                 now,
             );
-            let reason = format!("event {event_id} nominated it; no action: {}", d.reason);
+            let reason = format!(
+                "event {event_id} nominated it; no action: {}",
+                decision.reason
+            );
             info!(identity = %nominated, %reason, "re-verified");
             let about = record.next_step.unwrap_or(Step::Notice);
             self.report(run, &nominated, about, Outcome::Skipped, &reason);

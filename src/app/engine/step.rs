@@ -20,7 +20,7 @@ use super::Engine;
 impl<I: Iam, S: Store> Engine<I, S> {
     /// Decides for one subject and carries the decision out. On a lost race, re-reads the record
     /// and decides once more.
-    pub(super) async fn process(
+    pub(super) async fn decide_and_carry_out(
         &self,
         run: &Run,
         record: Record,
