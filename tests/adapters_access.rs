@@ -1,6 +1,6 @@
 //! The Access Analyzer (`GetFindingV2`) and Access Advisor (`GenerateServiceLastAccessedDetails` /
 //! `GetServiceLastAccessedDetails`) adapters against mocked answers (aws-smithy-mocks): moto
-//! implements neither API (see FACTS.md), so these tests pin the requests we send and feed back
+//! implements neither API, so these tests pin the requests we send and feed back
 //! the answers AWS documents, including throttling and error responses in each protocol's shape.
 
 use std::time::Duration;

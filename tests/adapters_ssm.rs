@@ -1,5 +1,5 @@
 //! `SsmFallback` against mocked SSM answers (aws-smithy-mocks), not the moto emulator: moto does
-//! not implement `StartAutomationExecution` / `GetAutomationExecution` (see FACTS.md), so these
+//! not implement `StartAutomationExecution` / `GetAutomationExecution`, so these
 //! tests pin the requests we send and feed back the answers SSM documents.
 //!
 //! Errors come two ways: as raw HTTP answers in SSM's JSON error shape (so the SDK's own error
