@@ -22,12 +22,12 @@ use crate::app::fleet::{Engines, Fleet};
 use crate::config::Account;
 use crate::config::{Config, Timeouts};
 use crate::domain::policy::Policy;
-use crate::domain::PrincipalKind;
+use crate::domain::{PrincipalKind, Step};
 use crate::error::{Error, Result};
 use crate::ports::Publisher;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// Who the audit trail names for steps this process takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct EngineFactory {
     policy: Policy,
     actor: String,
     publisher: Arc<dyn Publisher>,
-    fallback: Option<FallbackSetup>,
+    fallback: Option<AutomationConfig>,
     table: String,
     retry: RetryPolicy,
     /// Accounts worked on at once.
@@ -133,8 +133,7 @@ impl EngineFactory {
             config.event_bus.clone(),
             retry,
         ));
-        let fallback = config.automation_role.as_ref().map(|role| FallbackSetup {
-            runner: Arc::new(SsmFallback::new(client!(calls, aws_sdk_ssm, &aws), retry)),
+        let fallback = config.automation_role.as_ref().map(|role| AutomationConfig {
             automation_role: role.clone(),
             always: config.ssm_steps.clone(),
         });
@@ -277,14 +276,23 @@ impl EngineFactory {
                 Poll::default(),
             )));
         }
-        // The documents act on an identity by name in the account whose SSM runs them: the
-        // controller's SSM client may only ever act for the controller's own account.
-        match &self.fallback {
-            Some(f) if member.id == self.account => engine = engine.with_fallback(f.clone()),
-            Some(_) => {
-                debug!(account = %member.id, "no SSM fallback in member accounts: their steps run directly")
-            }
-            None => {}
+        // The documents act on an identity by name in the account whose SSM runs them: each
+        // account's steps run there, through its own credentials, as its own automation role
+        // (the member stack deploys the same documents and role name in every account).
+        if let Some(f) = &self.fallback {
+            let automation_role = if member.id == self.account {
+                f.automation_role.clone()
+            } else {
+                role_in_account(&f.automation_role, &member.id)
+            };
+            engine = engine.with_fallback(FallbackSetup {
+                runner: Arc::new(SsmFallback::new(
+                    client!(self.calls, aws_sdk_ssm, &member_aws),
+                    self.retry,
+                )),
+                automation_role,
+                always: f.always.clone(),
+            });
         }
         Ok(engine)
     }
@@ -326,6 +334,22 @@ pub async fn create_table(config: &Config, aws: &SdkConfig, retry: RetryPolicy) 
         retry,
     );
     Ok(store.init().await?)
+}
+
+/// `[fallback]` as configured: the controller account's automation role and the steps always run
+/// through SSM. Each account's engine gets its own runner and role from it.
+struct AutomationConfig {
+    automation_role: String,
+    always: Vec<Step>,
+}
+
+/// The same role (path and name) in another account of the same partition.
+fn role_in_account(role_arn: &str, account: &str) -> String {
+    let mut parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    if parts.len() == 6 {
+        parts[4] = account;
+    }
+    parts.join(":")
 }
 
 /// The SDK settings every client dormant builds shares: no SDK retries (`RetryPolicy` retries
@@ -383,6 +407,17 @@ pub fn controller_identity(arn: &str) -> Option<(PrincipalKind, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_account_runs_the_documents_as_its_own_automation_role() {
+        assert_eq!(
+            role_in_account(
+                "arn:aws-cn:iam::111122223333:role/ops/dormant-automation",
+                "444455556666"
+            ),
+            "arn:aws-cn:iam::444455556666:role/ops/dormant-automation"
+        );
+    }
 
     #[test]
     fn the_controller_is_found_from_the_caller_arn() {

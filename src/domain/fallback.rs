@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::effect::Effect;
+use super::facts::Facts;
 use super::stage::Step;
 use super::subject::{Scope, Subject};
 
@@ -143,9 +144,126 @@ pub fn automation_for(
     }
 }
 
+/// Whether what `step`'s documents were to change is so in IAM, read afresh in the subject's own
+/// account after every execution reported success: only then is the step committed. `fresh` is
+/// `None` when the identity no longer exists, which is success only for the delete of a whole
+/// identity (the step was decided on a read that found it). `unique_id` is the identity decided
+/// on: a different one under the name means the document may have acted on someone else's.
+pub fn landed(
+    subject: &Subject,
+    step: Step,
+    effects: &[Effect],
+    unique_id: Option<&str>,
+    fresh: Option<&Facts>,
+) -> Result<(), String> {
+    let who = subject.principal.arn();
+    let Some(facts) = fresh else {
+        return match (step, &subject.scope) {
+            (Step::Delete, Scope::Whole) => Ok(()),
+            _ => Err(format!("{who} no longer exists, so the {step} cannot have landed")),
+        };
+    };
+    if let (Some(decided), Some(now)) = (unique_id, facts.unique_id.as_deref()) {
+        if decided != now {
+            return Err(format!(
+                "{who} is now {now}, not {decided} decided on: it was deleted and created again"
+            ));
+        }
+    }
+    let key_ids = |pick: fn(&Effect) -> Option<&Vec<String>>| -> Vec<&String> {
+        effects.iter().filter_map(pick).flatten().collect()
+    };
+    let key_active = |id: &str| facts.access_key(id).map(|k| k.active);
+    match (step, &subject.scope) {
+        (Step::Quarantine, Scope::Whole) if !facts.has_quarantine_policy => {
+            Err(format!("{who} has no dormant deny policy"))
+        }
+        (Step::Delete, Scope::Whole) => Err(format!("{who} still exists")),
+        (Step::DeactivateKeys, _) => {
+            let ids = key_ids(|e| match e {
+                Effect::DeactivateKeys { key_ids } => Some(key_ids),
+                _ => None,
+            });
+            match ids.iter().find(|id| key_active(id) == Some(true)) {
+                Some(id) => Err(format!("access key {id} of {who} is still active")),
+                None => Ok(()),
+            }
+        }
+        (Step::Release, scope) => {
+            if *scope == Scope::Whole && facts.has_quarantine_policy {
+                return Err(format!("{who} still has dormant's deny policy"));
+            }
+            let ids = key_ids(|e| match e {
+                Effect::ReactivateKeys { key_ids } => Some(key_ids),
+                _ => None,
+            });
+            match ids.iter().find(|id| key_active(id) == Some(false)) {
+                Some(id) => Err(format!("access key {id} of {who} is still inactive")),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AccessKey, Principal};
+    use chrono::{TimeZone, Utc};
+
+    fn facts(unique_id: &str, quarantined: bool, keys: &[(&str, bool)]) -> Facts {
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        Facts {
+            principal: Principal::user("123456789012", "/", "old-app"),
+            unique_id: Some(unique_id.to_string()),
+            created_at: at,
+            tags: Default::default(),
+            role_last_used: None,
+            password_last_used: None,
+            login_profile: None,
+            access_keys: keys
+                .iter()
+                .map(|(id, active)| AccessKey {
+                    id: id.to_string(),
+                    active: *active,
+                    created_at: at,
+                    last_used_at: None,
+                })
+                .collect(),
+            has_quarantine_policy: quarantined,
+            advisor_last_used: None,
+            bulk: false,
+        }
+    }
+
+    #[test]
+    fn a_reported_success_counts_only_when_iam_shows_the_change_on_the_identity_decided_on() {
+        let user = Subject::whole(Principal::user("123456789012", "/", "old-app"));
+        let quarantine = [Effect::PutQuarantinePolicy];
+        let id = Some("AIDAOLD");
+        let landed_on = |f: Option<&Facts>| landed(&user, Step::Quarantine, &quarantine, id, f);
+        assert_eq!(landed_on(Some(&facts("AIDAOLD", true, &[]))), Ok(()));
+        assert!(landed_on(Some(&facts("AIDAOLD", false, &[]))).is_err());
+        assert!(landed_on(Some(&facts("AIDANEW", true, &[]))).unwrap_err().contains("created again"));
+        assert!(landed_on(None).unwrap_err().contains("no longer exists"));
+
+        // Absent is what a delete wants; present is not.
+        let delete = [Effect::DeletePrincipal];
+        assert_eq!(landed(&user, Step::Delete, &delete, id, None), Ok(()));
+        assert!(landed(&user, Step::Delete, &delete, id, Some(&facts("AIDAOLD", true, &[]))).is_err());
+
+        let keys = [Effect::DeactivateKeys { key_ids: vec!["AKIA1".into()] }];
+        let still_on = facts("AIDAOLD", true, &[("AKIA1", true)]);
+        assert!(landed(&user, Step::DeactivateKeys, &keys, id, Some(&still_on)).is_err());
+        let off = facts("AIDAOLD", true, &[("AKIA1", false)]);
+        assert_eq!(landed(&user, Step::DeactivateKeys, &keys, id, Some(&off)), Ok(()));
+
+        let release = [Effect::DeleteQuarantinePolicy, Effect::ReactivateKeys { key_ids: vec!["AKIA1".into()] }];
+        assert!(landed(&user, Step::Release, &release, id, Some(&off)).is_err());
+        let back = facts("AIDAOLD", false, &[("AKIA1", true)]);
+        assert_eq!(landed(&user, Step::Release, &release, id, Some(&back)), Ok(()));
+    }
 
     #[test]
     fn every_document_is_a_file_in_remediation_docs_and_every_file_a_document() {

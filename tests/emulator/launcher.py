@@ -52,6 +52,9 @@ CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_reque
 lock = threading.Lock()
 faults = []     # dicts; "count" counts down to zero
 requests = []   # the request log
+automations = []  # SSM Automation executions (moto has none): what was started, where
+AUTOMATION_OPERATIONS = ("StartAutomationExecution", "GetAutomationExecution",
+                         "StopAutomationExecution")
 last_activity = [time.monotonic()]
 
 
@@ -129,6 +132,14 @@ def control(environ, path, query):
         if path == "requests" and method == "GET":
             # Copies: in-flight entries still get their "status" from other threads.
             return 200, [dict(r) for r in requests if account in (None, r["account"])]
+        if path == "automations" and method == "GET":
+            return 200, [dict(a) for a in automations if account in (None, a["account"])]
+        if path == "automations/status" and method == "POST":
+            # What GetAutomationExecution answers from now on for an account's executions.
+            for a in automations:
+                if a["account"] == body["account"]:
+                    a["status"], a["failure"] = body["status"], body.get("failure")
+            return 200, {"ok": True}
         if path == "faults" and method == "GET":
             return 200, [dict(f) for f in faults if account in (None, f["account"])]
         if path in ("faults", "requests") and method == "DELETE":
@@ -139,6 +150,7 @@ def control(environ, path, query):
             moto_api_backend.reset()
             faults.clear()
             requests.clear()
+            automations.clear()
             return 200, {"ok": True}
     raise HttpError(404, f"no control endpoint {method} /_dormant/{path}")
 
@@ -261,6 +273,11 @@ class Harness:
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)
+        if service == "ssm" and operation in AUTOMATION_OPERATIONS:
+            status, body = automation(account, operation, json.loads(raw or b"{}"))
+            entry["status"] = status
+            return respond(start_response, status,
+                           [("Content-Type", "application/x-amz-json-1.1")], json.dumps(body))
         if service == "iam":
             refused = over_tag_quota(account, operation, form)
             if refused:
@@ -272,6 +289,37 @@ class Harness:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, recording_start_response)
+
+
+def automation(account, operation, body):
+    """SSM Automation as far as dormant uses it, without running anything: an execution is
+    recorded in the account that started it (with its document and parameters, for tests to
+    read) and reports the status tests set (default Success). Another account cannot see it."""
+    with lock:
+        if operation == "StartAutomationExecution":
+            token = body.get("ClientToken")
+            for a in automations:
+                if token and a["account"] == account and a["client_token"] == token:
+                    return 200, {"AutomationExecutionId": a["id"]}
+            execution = {"id": f"exec-{len(automations) + 1:08d}", "account": account,
+                         "document": body.get("DocumentName"),
+                         "parameters": body.get("Parameters", {}), "client_token": token,
+                         "status": "Success", "failure": None}
+            automations.append(execution)
+            return 200, {"AutomationExecutionId": execution["id"]}
+        wanted = body.get("AutomationExecutionId")
+        found = next((a for a in automations if a["id"] == wanted and a["account"] == account), None)
+        if found is None:
+            return 400, {"__type": "AutomationExecutionNotFoundException",
+                         "message": f"Execution {wanted} not found"}
+        if operation == "StopAutomationExecution":
+            found["status"] = "Cancelled"
+            return 200, {}
+        answer = {"AutomationExecutionId": found["id"], "DocumentName": found["document"],
+                  "AutomationExecutionStatus": found["status"]}
+        if found["failure"]:
+            answer["FailureMessage"] = found["failure"]
+        return 200, {"AutomationExecution": answer}
 
 
 class QuietHandler(MotoRequestHandler):

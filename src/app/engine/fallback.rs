@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::domain::fallback::automation_for;
+use crate::domain::fallback::{automation_for, landed};
 use crate::domain::time::fmt_time;
 use crate::domain::{AutomationStatus, Intent, Outcome, Record, Step, Timestamp};
 use crate::error::{Error, Result};
-use crate::ports::{Fallback, Iam, PortError, Store};
+use crate::ports::{ErrorKind, Fallback, Iam, PortError, Store};
 
 use super::super::run::Run;
 use super::Engine;
@@ -103,10 +103,21 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let mut failure = None;
         let mut running = Vec::new();
         for id in &intent.fallback {
-            match setup.runner.status(id).await? {
-                AutomationStatus::Succeeded => {}
-                AutomationStatus::Running => running.push(id),
-                AutomationStatus::Failed(why) => failure = Some(format!("execution {id}: {why}")),
+            match setup.runner.status(id).await {
+                Ok(AutomationStatus::Succeeded) => {}
+                Ok(AutomationStatus::Running) => running.push(id),
+                Ok(AutomationStatus::Failed(why)) => {
+                    failure = Some(format!("execution {id}: {why}"))
+                }
+                // Started elsewhere (an older version ran every document in the controller's
+                // account): nothing here to wait for.
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    failure = Some(format!(
+                        "execution {id} is not in account {}: {e}",
+                        self.account()
+                    ))
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         let since = intent.fallback_since.unwrap_or(intent.started_at);
@@ -129,6 +140,21 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         if !running.is_empty() {
             return Ok(());
+        }
+        // SSM says success; IAM, read afresh in this account, must say so too.
+        let principal = &subject.principal;
+        let fresh = self.iam.fresh_facts(principal.kind, &principal.name).await?;
+        if let Err(why) = landed(
+            &subject,
+            step,
+            &intent.effects,
+            record.unique_id.as_deref(),
+            fresh.as_ref(),
+        ) {
+            let why = format!("SSM Automation reported success, but {why}");
+            return self
+                .step_failed(run, &record, "SSM Automation", &why, now)
+                .await;
         }
         let mut after = (*intent.after).clone();
         after.version = record.version;
