@@ -24,7 +24,7 @@ use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::quarantine::is_quarantine_name;
 use crate::domain::{
-    AccessKey, Effect, Facts, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
+    AccessKey, Effect, Facts, KeyId, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
     ServiceCredential, Snapshot, Timestamp,
 };
 use crate::ports::Iam;
@@ -379,7 +379,7 @@ impl Iam for AwsIam {
                 continue;
             };
             keys.push(AccessKey {
-                id: id.to_string(),
+                id: KeyId::Id(id.to_string()),
                 active: meta.status() == Some(&StatusType::Active),
                 created_at: to_chrono("ListAccessKeys", created)?,
                 last_used_at: None,
@@ -538,13 +538,13 @@ mod tests {
             alice.access_keys,
             vec![
                 AccessKey {
-                    id: "slot1".into(),
+                    id: KeyId::Slot(1),
                     active: true,
                     created_at: t("2021-03-01T00:00:00Z"),
                     last_used_at: Some(t("2024-05-01T10:00:00Z")),
                 },
                 AccessKey {
-                    id: "slot2".into(),
+                    id: KeyId::Slot(2),
                     active: false,
                     created_at: t("2021-04-01T00:00:00Z"),
                     last_used_at: None,

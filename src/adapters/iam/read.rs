@@ -223,7 +223,7 @@ impl AwsIam {
                 Err(e) => return Err(e),
             };
             access_keys.push(AccessKey {
-                id: id.to_string(),
+                id: KeyId::Id(id.to_string()),
                 active: meta.status() == Some(&StatusType::Active),
                 created_at: meta
                     .create_date()
