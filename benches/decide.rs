@@ -27,7 +27,7 @@ fn days_ago(n: i64) -> DateTime<Utc> {
 
 fn key(id: &str, created: i64, used: Option<i64>, active: bool) -> AccessKey {
     AccessKey {
-        id: id.to_string(),
+        id: id.into(),
         active,
         created_at: days_ago(created),
         last_used_at: used.map(days_ago),

@@ -133,10 +133,13 @@ impl EngineFactory {
             config.event_bus.clone(),
             retry,
         ));
-        let fallback = config.automation_role.as_ref().map(|role| AutomationConfig {
-            automation_role: role.clone(),
-            always: config.ssm_steps.clone(),
-        });
+        let fallback = config
+            .automation_role
+            .as_ref()
+            .map(|role| AutomationConfig {
+                automation_role: role.clone(),
+                always: config.ssm_steps.clone(),
+            });
         Ok(EngineFactory {
             members: Members::new(config, &account, partition_of(&caller_arn)),
             aws,

@@ -315,18 +315,18 @@ async fn bulk_facts_reads_roles_users_and_the_credential_report() {
     let keys: Vec<_> = alice
         .access_keys
         .iter()
-        .map(|k| (k.id.as_str(), k.active, k.created_at, k.last_used_at))
+        .map(|k| (k.id.to_string(), k.active, k.created_at, k.last_used_at))
         .collect();
     assert_eq!(
         keys,
         vec![
             (
-                "slot1",
+                "slot1".to_string(),
                 true,
                 at("2021-02-01T00:00:00Z"),
                 Some(at("2024-05-05T05:05:05Z"))
             ),
-            ("slot2", false, at("2021-03-01T00:00:00Z"), None),
+            ("slot2".to_string(), false, at("2021-03-01T00:00:00Z"), None),
         ]
     );
     assert!(!alice.has_quarantine_policy);

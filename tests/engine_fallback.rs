@@ -21,7 +21,7 @@ use dormant::domain::{
     AutomationRequest, AutomationStatus, OutboundEvent, Outcome, Policy, Principal, Stage, Step,
     Subject,
 };
-use dormant::ports::{Fallback, PortResult, Publisher, Store};
+use dormant::ports::{Fallback, Iam, PortResult, Publisher, Store};
 use support::emulator::{emulator, Fault};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -120,6 +120,18 @@ fn subject(s: &Setup) -> Subject {
     Subject::whole(Principal::role(&s.account, "/", "locked"))
 }
 
+/// What `Dormant-QuarantineIdentity` does in IAM, done the way dormant itself does it.
+async fn land_quarantine(account: &str, role: &str) {
+    let sdk = emulator().sdk_config_for(account).await;
+    AwsIam::new(Client::new(&sdk), account, RetryPolicy::fast())
+        .apply(
+            &Principal::role(account, "/", role),
+            &dormant::domain::Effect::PutQuarantinePolicy,
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success() {
     let s = setup(vec![]).await;
@@ -160,6 +172,8 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
         .await
         .unwrap();
     assert!(r.actions.is_empty(), "{r:?}");
+    // The document puts dormant's deny in place; SSM then reports success.
+    land_quarantine(&s.account, "locked").await;
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
     let r = s
         .engine
@@ -338,6 +352,7 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
             .is_empty(),
         "InProgress: wait"
     );
+    land_quarantine(&account, "locked").await;
     let r = engine
         .tick(now + Duration::days(7) + Duration::minutes(30))
         .await

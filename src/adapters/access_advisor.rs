@@ -11,7 +11,7 @@ use aws_sdk_iam::Client;
 use tracing::debug;
 
 use super::iam::to_chrono;
-use super::retry::{classify, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::{Principal, Timestamp};
 use crate::ports::AccessAdvisor;
@@ -57,13 +57,11 @@ impl AwsAccessAdvisor {
         let c = &self.client;
         let out = self
             .retry
-            .run(|| {
-                let fut = c
-                    .generate_service_last_accessed_details()
+            .call(GENERATE, || {
+                c.generate_service_last_accessed_details()
                     .arn(arn)
                     .granularity(AccessAdvisorUsageGranularityType::ServiceLevel)
-                    .send();
-                async move { fut.await.map_err(|e| classify(GENERATE, e)) }
+                    .send()
             })
             .await?;
         out.job_id().map(str::to_string).ok_or_else(|| {
@@ -89,13 +87,11 @@ impl AwsAccessAdvisor {
         let c = &self.client;
         let out = self
             .retry
-            .run(|| {
-                let fut = c
-                    .get_service_last_accessed_details()
+            .call(GET, || {
+                c.get_service_last_accessed_details()
                     .job_id(job_id)
                     .set_marker(marker.clone())
-                    .send();
-                async move { fut.await.map_err(|e| classify(GET, e)) }
+                    .send()
             })
             .await?;
         let mut latest = None;

@@ -13,7 +13,7 @@ use aws_sdk_accessanalyzer::Client;
 use tracing::debug;
 
 use super::iam::to_chrono;
-use super::retry::{classify, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::finding::UnusedAccessDetails;
 use crate::ports::FindingDetails;
@@ -59,9 +59,8 @@ impl FindingDetails for AccessAnalyzer {
             let page_token = token.clone();
             let out = self
                 .retry
-                .run(|| {
-                    let fut = c
-                        .get_finding_v2()
+                .call(GET, || {
+                    c.get_finding_v2()
                         .analyzer_arn(analyzer_arn)
                         .id(finding_id)
                         .set_next_token(page_token.clone())
@@ -70,8 +69,7 @@ impl FindingDetails for AccessAnalyzer {
                             aws_sdk_accessanalyzer::Config::builder()
                                 .region(Region::new(region.to_string())),
                         )
-                        .send();
-                    async move { fut.await.map_err(|e| classify(GET, e)) }
+                        .send()
                 })
                 .await?;
             if details.resource.is_none() {

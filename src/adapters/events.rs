@@ -8,7 +8,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use tracing::{debug, warn};
 
-use super::retry::{classify, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::event::EVENT_SOURCE;
 use crate::domain::OutboundEvent;
@@ -77,9 +77,8 @@ impl EventBridgePublisher {
         loop {
             let out = self
                 .retry
-                .run(|| {
-                    let fut = c.put_events().set_entries(Some(pending.clone())).send();
-                    async move { fut.await.map_err(|e| classify(OP, e)) }
+                .call(OP, || {
+                    c.put_events().set_entries(Some(pending.clone())).send()
                 })
                 .await?;
             if out.failed_entry_count() == 0 {

@@ -1,7 +1,8 @@
 //! [`Iam`] over the AWS SDK: bulk and single reads turned into [`Facts`], idempotent effects,
-//! snapshots. Every call goes through [`RetryPolicy::run`] with [`classify`]; no decisions here.
+//! snapshots. Every call goes through [`RetryPolicy`] with [`classify`]; no decisions here.
 //!
 //! - this file: the call helpers (`call`, `paged`, `change`, `remove`), the effects, `impl Iam`;
+//! - `twin.rs`: the role/user operation pairs, each written once for both kinds;
 //! - `read.rs`: bulk and fresh reads and the shared listings; `credential_report.rs`: its CSV;
 //! - `quarantine.rs`: dormant's own deny policy; `teardown.rs`: the ordered delete;
 //! - `snapshot.rs` and `restore.rs`: what a delete keeps and how it comes back.
@@ -20,11 +21,12 @@ use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use tracing::{debug, info, warn};
 
+use super::paging::all_pages;
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::quarantine::is_quarantine_name;
 use crate::domain::{
-    AccessKey, Effect, Facts, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
+    AccessKey, Effect, Facts, KeyId, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
     ServiceCredential, Snapshot, Timestamp,
 };
 use crate::ports::Iam;
@@ -36,6 +38,7 @@ mod read;
 mod restore;
 mod snapshot;
 mod teardown;
+mod twin;
 
 /// AWS usually finishes a credential report within seconds; past this we give up for this run.
 const REPORT_POLLS: usize = 20;
@@ -64,16 +67,11 @@ impl AwsIam {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         debug!(operation = op, account = %self.account, "IAM call");
-        self.retry
-            .run(|| {
-                let fut = f();
-                async move { fut.await.map_err(|e| classify(op, e)) }
-            })
-            .await
+        self.retry.call(op, f).await
     }
 
-    /// Every page of a `Marker`/`IsTruncated` listing. `split` returns a page's items and the
-    /// marker of the next page (`None` when not truncated).
+    /// Every page of a `Marker`/`IsTruncated` listing. `split` returns a page's items,
+    /// `IsTruncated` and `Marker`.
     async fn paged<O, T, E, F, Fut, S>(
         &self,
         op: &'static str,
@@ -84,27 +82,15 @@ impl AwsIam {
         F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = Result<O, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        S: Fn(O) -> (Vec<T>, Option<String>),
+        S: Fn(O) -> (Vec<T>, bool, Option<String>),
     {
-        let mut all = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self.call(op, || f(marker.clone())).await?;
-            let (items, next) = split(out);
-            all.extend(items);
-            match next {
-                // A server repeating a marker would otherwise loop forever.
-                Some(m) if marker.as_deref() == Some(m.as_str()) => {
-                    return Err(PortError::new(
-                        ErrorKind::Permanent,
-                        op,
-                        "the same pagination marker twice",
-                    ))
-                }
-                Some(m) => marker = Some(m),
-                None => return Ok(all),
-            }
-        }
+        let f = &f;
+        let fetch = |marker: Option<String>| self.call(op, move || f(marker.clone()));
+        let split = |o| {
+            let (items, truncated, marker) = split(o);
+            (items, next_marker(truncated, marker))
+        };
+        all_pages(op, "marker", fetch, split).await
     }
 
     /// A mutating call; every error, `NoSuchEntity` included, is the caller's.
@@ -150,99 +136,7 @@ impl AwsIam {
         Principal::new(&self.account, kind, path, name)
     }
 
-    // ---- bulk reads -------------------------------------------------------------------------
-
-    async fn put_tags(&self, p: &Principal, tags: &[(String, String)]) -> PortResult<()> {
-        if tags.is_empty() {
-            return Ok(());
-        }
-        let tags = tags
-            .iter()
-            .map(|(k, v)| {
-                Tag::builder().key(k).value(v).build().map_err(|e| {
-                    PortError::new(ErrorKind::Permanent, "TagRole/TagUser", e.to_string())
-                })
-            })
-            .collect::<PortResult<Vec<_>>>()?;
-        let keys = tags.iter().map(|t| t.key()).collect::<Vec<_>>().join(",");
-        let c = &self.client;
-        let name = p.name.as_str();
-        match p.kind {
-            PrincipalKind::Role => {
-                self.change(p, "TagRole", &keys, || {
-                    c.tag_role()
-                        .role_name(name)
-                        .set_tags(Some(tags.clone()))
-                        .send()
-                })
-                .await
-            }
-            PrincipalKind::User => {
-                self.change(p, "TagUser", &keys, || {
-                    c.tag_user()
-                        .user_name(name)
-                        .set_tags(Some(tags.clone()))
-                        .send()
-                })
-                .await
-            }
-        }
-    }
-
-    /// Tags of a principal that no longer exists are gone too.
-    async fn remove_tags(&self, p: &Principal, keys: &[String]) -> PortResult<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let c = &self.client;
-        let name = p.name.as_str();
-        let what = keys.join(",");
-        match p.kind {
-            PrincipalKind::Role => {
-                self.remove(p, "UntagRole", &what, || {
-                    c.untag_role()
-                        .role_name(name)
-                        .set_tag_keys(Some(keys.to_vec()))
-                        .send()
-                })
-                .await
-            }
-            PrincipalKind::User => {
-                self.remove(p, "UntagUser", &what, || {
-                    c.untag_user()
-                        .user_name(name)
-                        .set_tag_keys(Some(keys.to_vec()))
-                        .send()
-                })
-                .await
-            }
-        }
-    }
-
-    async fn delete_inline_policy(&self, p: &Principal, policy: &str) -> PortResult<()> {
-        let c = &self.client;
-        let name = p.name.as_str();
-        match p.kind {
-            PrincipalKind::Role => {
-                self.remove(p, "DeleteRolePolicy", policy, || {
-                    c.delete_role_policy()
-                        .role_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await
-            }
-            PrincipalKind::User => {
-                self.remove(p, "DeleteUserPolicy", policy, || {
-                    c.delete_user_policy()
-                        .user_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await
-            }
-        }
-    }
+    // ---- effects ----------------------------------------------------------------------------
 
     async fn set_keys(&self, p: &Principal, key_ids: &[String], active: bool) -> PortResult<()> {
         if key_ids.is_empty() {
@@ -257,11 +151,7 @@ impl AwsIam {
         }
         let c = &self.client;
         let user = p.name.as_str();
-        let status = if active {
-            StatusType::Active
-        } else {
-            StatusType::Inactive
-        };
+        let status = status(active);
         for id in key_ids {
             let result = self
                 .change(p, "UpdateAccessKey", &format!("{id}={status}"), || {
@@ -317,51 +207,16 @@ impl Iam for AwsIam {
         unique_id: &str,
     ) -> PortResult<Option<String>> {
         // IAM has no lookup by unique id: list and match (one call per 1,000 identities).
-        let c = &self.client;
-        let found = match kind {
-            PrincipalKind::Role => {
-                self.paged(
-                    "ListRoles",
-                    |m| c.list_roles().set_marker(m).max_items(1000).send(),
-                    |o| {
-                        let ids = o
-                            .roles
-                            .into_iter()
-                            .map(|r| (r.role_id, r.role_name))
-                            .collect();
-                        (ids, next_marker(o.is_truncated, o.marker))
-                    },
-                )
-                .await?
-            }
-            PrincipalKind::User => {
-                self.paged(
-                    "ListUsers",
-                    |m| c.list_users().set_marker(m).max_items(1000).send(),
-                    |o| {
-                        let ids = o
-                            .users
-                            .into_iter()
-                            .map(|u| (u.user_id, u.user_name))
-                            .collect();
-                        (ids, next_marker(o.is_truncated, o.marker))
-                    },
-                )
-                .await?
-            }
-        };
-        Ok(found
-            .into_iter()
-            .find(|(id, _)| id == unique_id)
-            .map(|(_, name)| name))
+        Ok(self
+            .identities(kind)
+            .await?
+            .iter()
+            .find(|i| i.unique_id() == unique_id)
+            .map(|i| i.name().to_string()))
     }
 
     async fn fresh_facts(&self, kind: PrincipalKind, name: &str) -> PortResult<Option<Facts>> {
-        let read = match kind {
-            PrincipalKind::Role => self.fresh_role(name).await,
-            PrincipalKind::User => self.fresh_user(name).await,
-        };
-        match read {
+        match self.fresh(kind, name).await {
             Ok(f) => Ok(Some(f)),
             // Gone, possibly half-way through the reads: either way it no longer exists.
             Err(e) if e.kind == ErrorKind::NotFound => {
@@ -379,7 +234,7 @@ impl Iam for AwsIam {
                 continue;
             };
             keys.push(AccessKey {
-                id: id.to_string(),
+                id: KeyId::Id(id.to_string()),
                 active: meta.status() == Some(&StatusType::Active),
                 created_at: to_chrono("ListAccessKeys", created)?,
                 last_used_at: None,
@@ -390,8 +245,8 @@ impl Iam for AwsIam {
 
     async fn apply(&self, principal: &Principal, effect: &Effect) -> PortResult<()> {
         match effect {
-            Effect::PutTags { tags } => self.put_tags(principal, tags).await,
-            Effect::RemoveTags { keys } => self.remove_tags(principal, keys).await,
+            Effect::PutTags { tags } => self.tag(principal, tags).await,
+            Effect::RemoveTags { keys } => self.untag(principal, keys).await,
             Effect::PutQuarantinePolicy => self.put_quarantine(principal).await,
             Effect::DeleteQuarantinePolicy => self.delete_quarantine(principal).await,
             Effect::DeactivateKeys { key_ids } => self.set_keys(principal, key_ids, false).await,
@@ -399,11 +254,7 @@ impl Iam for AwsIam {
             // Not an IAM change: the engine calls `snapshot` and stores the result itself.
             Effect::TakeSnapshot => Ok(()),
             Effect::DeletePrincipal => {
-                let result = match principal.kind {
-                    PrincipalKind::User => self.delete_user(principal).await,
-                    PrincipalKind::Role => self.delete_role(principal).await,
-                };
-                match result {
+                match self.tear_down(principal).await {
                     // A listing found the principal already gone.
                     Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
                     other => other,
@@ -433,10 +284,7 @@ impl Iam for AwsIam {
     }
 
     async fn snapshot(&self, principal: &Principal, now: Timestamp) -> PortResult<Snapshot> {
-        match principal.kind {
-            PrincipalKind::Role => self.snapshot_role(principal, now).await,
-            PrincipalKind::User => self.snapshot_user(principal, now).await,
-        }
+        self.take_snapshot(principal, now).await
     }
 
     async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome> {
@@ -450,6 +298,14 @@ impl Iam for AwsIam {
 pub(crate) fn to_chrono(op: &str, t: &aws_smithy_types::DateTime) -> PortResult<Timestamp> {
     DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
         .ok_or_else(|| PortError::new(ErrorKind::Permanent, op, format!("date out of range: {t}")))
+}
+
+fn status(active: bool) -> StatusType {
+    if active {
+        StatusType::Active
+    } else {
+        StatusType::Inactive
+    }
 }
 
 fn next_marker(truncated: bool, marker: Option<String>) -> Option<String> {
@@ -538,13 +394,13 @@ mod tests {
             alice.access_keys,
             vec![
                 AccessKey {
-                    id: "slot1".into(),
+                    id: KeyId::Slot(1),
                     active: true,
                     created_at: t("2021-03-01T00:00:00Z"),
                     last_used_at: Some(t("2024-05-01T10:00:00Z")),
                 },
                 AccessKey {
-                    id: "slot2".into(),
+                    id: KeyId::Slot(2),
                     active: false,
                     created_at: t("2021-04-01T00:00:00Z"),
                     last_used_at: None,

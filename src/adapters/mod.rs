@@ -9,6 +9,7 @@ pub mod events;
 pub mod iam;
 pub mod metrics;
 pub mod organizations;
+pub mod paging;
 pub mod retry;
 pub mod sqs;
 pub mod ssm;

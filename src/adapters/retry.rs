@@ -133,4 +133,19 @@ impl RetryPolicy {
         })
         .await
     }
+
+    /// One SDK call (`f` builds and sends the request), retried as [`run`](Self::run) does, its
+    /// error classified under `op`.
+    pub async fn call<T, E, F, Fut>(&self, op: &str, f: F) -> PortResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.run(|| {
+            let fut = f();
+            async move { fut.await.map_err(|e| classify(op, e)) }
+        })
+        .await
+    }
 }

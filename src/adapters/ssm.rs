@@ -40,9 +40,8 @@ impl Fallback for SsmFallback {
         let token = client_token(request);
         let out = self
             .retry
-            .run(|| {
-                let fut = c
-                    .start_automation_execution()
+            .call(START, || {
+                c.start_automation_execution()
                     .document_name(&request.document)
                     .set_parameters(Some(
                         request
@@ -52,8 +51,7 @@ impl Fallback for SsmFallback {
                             .collect(),
                     ))
                     .client_token(&token)
-                    .send();
-                async move { fut.await.map_err(|e| classify(START, e)) }
+                    .send()
             })
             .await
             .map_err(|mut e| {
@@ -122,12 +120,10 @@ impl Fallback for SsmFallback {
         let c = &self.client;
         let stopped = self
             .retry
-            .run(|| {
-                let fut = c
-                    .stop_automation_execution()
+            .call(STOP, || {
+                c.stop_automation_execution()
                     .automation_execution_id(execution_id)
-                    .send();
-                async move { fut.await.map_err(|e| classify(STOP, e)) }
+                    .send()
             })
             .await;
         match stopped {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::key_id::KeyId;
 use super::subject::{Principal, PrincipalKind, Scope};
 use super::time::Timestamp;
 
@@ -42,7 +43,7 @@ pub struct LoginProfile {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
-    pub id: String,
+    pub id: KeyId,
     pub active: bool,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
@@ -54,7 +55,7 @@ pub struct AccessKey {
 pub enum Evidence {
     RoleLastUsed,
     PasswordLastUsed,
-    AccessKeyLastUsed(String),
+    AccessKeyLastUsed(KeyId),
     AccessAdvisor,
     /// Never used: the clock runs from creation.
     Created,
@@ -66,12 +67,10 @@ impl Evidence {
             Evidence::RoleLastUsed => "RoleLastUsed".to_string(),
             Evidence::PasswordLastUsed => "PasswordLastUsed".to_string(),
             // Bulk reads know keys only by their credential-report column.
-            Evidence::AccessKeyLastUsed(k) => match k.strip_prefix("slot") {
-                Some(n) if is_slot(k) => {
-                    format!("AccessKeyLastUsed(credential report access_key_{n})")
-                }
-                _ => format!("AccessKeyLastUsed({k})"),
-            },
+            Evidence::AccessKeyLastUsed(KeyId::Slot(n)) => {
+                format!("AccessKeyLastUsed(credential report access_key_{n})")
+            }
+            Evidence::AccessKeyLastUsed(k) => format!("AccessKeyLastUsed({k})"),
             Evidence::AccessAdvisor => "Access Advisor".to_string(),
             Evidence::Created => "never used (CreateDate)".to_string(),
         }
@@ -104,11 +103,6 @@ impl Activity {
             last_used_at: None,
         }
     }
-}
-
-/// The placeholder ids bulk reads give keys: the credential report has slots, not ids.
-fn is_slot(id: &str) -> bool {
-    matches!(id, "slot1" | "slot2")
 }
 
 impl Facts {
@@ -145,7 +139,7 @@ impl Facts {
 
     /// Whether some access key still carries a credential-report slot instead of its id.
     pub fn has_slot_keys(&self) -> bool {
-        self.access_keys.iter().any(|k| is_slot(&k.id))
+        self.access_keys.iter().any(|k| k.id.is_slot())
     }
 
     /// These bulk facts with each slot key (`slot1`, `slot2`) given its id from `listed`
@@ -158,7 +152,7 @@ impl Facts {
         }
         let mut facts = self.clone();
         let mut taken = Vec::new();
-        for key in facts.access_keys.iter_mut().filter(|k| is_slot(&k.id)) {
+        for key in facts.access_keys.iter_mut().filter(|k| k.id.is_slot()) {
             let mut matches = listed.iter().filter(|l| {
                 l.created_at.timestamp() == key.created_at.timestamp() && l.active == key.active
             });
@@ -175,14 +169,14 @@ impl Facts {
     }
 
     pub fn access_key(&self, id: &str) -> Option<&AccessKey> {
-        self.access_keys.iter().find(|k| k.id == id)
+        self.access_keys.iter().find(|k| k.id == *id)
     }
 
     pub fn active_key_ids(&self) -> Vec<String> {
         self.access_keys
             .iter()
             .filter(|k| k.active)
-            .map(|k| k.id.clone())
+            .map(|k| k.id.to_string())
             .collect()
     }
 
@@ -288,6 +282,23 @@ mod tests {
             Evidence::AccessKeyLastUsed("AKIAEXAMPLE".into()).describe(),
             "AccessKeyLastUsed(AKIAEXAMPLE)"
         );
+    }
+
+    #[test]
+    fn evidence_is_stored_as_before_keys_were_typed() {
+        for (evidence, json) in [
+            (
+                Evidence::AccessKeyLastUsed(KeyId::Slot(1)),
+                r#"{"source":"access_key_last_used","key_id":"slot1"}"#,
+            ),
+            (
+                Evidence::AccessKeyLastUsed(KeyId::Id("AKIAEXAMPLE".into())),
+                r#"{"source":"access_key_last_used","key_id":"AKIAEXAMPLE"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&evidence).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Evidence>(json).unwrap(), evidence);
+        }
     }
 
     #[test]

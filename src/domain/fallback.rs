@@ -160,7 +160,9 @@ pub fn landed(
     let Some(facts) = fresh else {
         return match (step, &subject.scope) {
             (Step::Delete, Scope::Whole) => Ok(()),
-            _ => Err(format!("{who} no longer exists, so the {step} cannot have landed")),
+            _ => Err(format!(
+                "{who} no longer exists, so the {step} cannot have landed"
+            )),
         };
     };
     if let (Some(decided), Some(now)) = (unique_id, facts.unique_id.as_deref()) {
@@ -225,7 +227,7 @@ mod tests {
             access_keys: keys
                 .iter()
                 .map(|(id, active)| AccessKey {
-                    id: id.to_string(),
+                    id: id.to_string().into(),
                     active: *active,
                     created_at: at,
                     last_used_at: None,
@@ -245,24 +247,46 @@ mod tests {
         let landed_on = |f: Option<&Facts>| landed(&user, Step::Quarantine, &quarantine, id, f);
         assert_eq!(landed_on(Some(&facts("AIDAOLD", true, &[]))), Ok(()));
         assert!(landed_on(Some(&facts("AIDAOLD", false, &[]))).is_err());
-        assert!(landed_on(Some(&facts("AIDANEW", true, &[]))).unwrap_err().contains("created again"));
+        assert!(landed_on(Some(&facts("AIDANEW", true, &[])))
+            .unwrap_err()
+            .contains("created again"));
         assert!(landed_on(None).unwrap_err().contains("no longer exists"));
 
         // Absent is what a delete wants; present is not.
         let delete = [Effect::DeletePrincipal];
         assert_eq!(landed(&user, Step::Delete, &delete, id, None), Ok(()));
-        assert!(landed(&user, Step::Delete, &delete, id, Some(&facts("AIDAOLD", true, &[]))).is_err());
+        assert!(landed(
+            &user,
+            Step::Delete,
+            &delete,
+            id,
+            Some(&facts("AIDAOLD", true, &[]))
+        )
+        .is_err());
 
-        let keys = [Effect::DeactivateKeys { key_ids: vec!["AKIA1".into()] }];
+        let keys = [Effect::DeactivateKeys {
+            key_ids: vec!["AKIA1".into()],
+        }];
         let still_on = facts("AIDAOLD", true, &[("AKIA1", true)]);
         assert!(landed(&user, Step::DeactivateKeys, &keys, id, Some(&still_on)).is_err());
         let off = facts("AIDAOLD", true, &[("AKIA1", false)]);
-        assert_eq!(landed(&user, Step::DeactivateKeys, &keys, id, Some(&off)), Ok(()));
+        assert_eq!(
+            landed(&user, Step::DeactivateKeys, &keys, id, Some(&off)),
+            Ok(())
+        );
 
-        let release = [Effect::DeleteQuarantinePolicy, Effect::ReactivateKeys { key_ids: vec!["AKIA1".into()] }];
+        let release = [
+            Effect::DeleteQuarantinePolicy,
+            Effect::ReactivateKeys {
+                key_ids: vec!["AKIA1".into()],
+            },
+        ];
         assert!(landed(&user, Step::Release, &release, id, Some(&off)).is_err());
         let back = facts("AIDAOLD", false, &[("AKIA1", true)]);
-        assert_eq!(landed(&user, Step::Release, &release, id, Some(&back)), Ok(()));
+        assert_eq!(
+            landed(&user, Step::Release, &release, id, Some(&back)),
+            Ok(())
+        );
     }
 
     #[test]

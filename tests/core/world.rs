@@ -90,7 +90,7 @@ impl FactsBuilder {
         used_ago: Option<Duration>,
     ) -> Self {
         self.facts.access_keys.push(AccessKey {
-            id: id.to_string(),
+            id: id.into(),
             active,
             created_at: t0() - created_ago,
             last_used_at: used_ago.map(|d| t0() - d),
@@ -220,7 +220,11 @@ impl World {
 }
 
 fn set_keys(f: &mut Facts, ids: &[String], active: bool) {
-    for k in f.access_keys.iter_mut().filter(|k| ids.contains(&k.id)) {
+    for k in f
+        .access_keys
+        .iter_mut()
+        .filter(|k| ids.iter().any(|id| k.id == *id))
+    {
         k.active = active;
     }
 }

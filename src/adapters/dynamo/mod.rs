@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
     KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
@@ -41,6 +42,7 @@ use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::paging::all_pages;
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::{
@@ -97,7 +99,7 @@ impl DynamoStore {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
         let out = self
             .retry
-            .run(|| async {
+            .call("GetItem", || {
                 self.client
                     .get_item()
                     .table_name(&self.table)
@@ -105,8 +107,6 @@ impl DynamoStore {
                     .key("sk", s(sk))
                     .consistent_read(true)
                     .send()
-                    .await
-                    .map_err(|e| classify("GetItem", e))
             })
             .await?;
         Ok(out.item)
@@ -114,22 +114,17 @@ impl DynamoStore {
 
     /// Every item a query matches, page by page (each page retried on its own).
     async fn query_all(&self, query: QueryFluentBuilder) -> PortResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .retry
-                .run(|| {
-                    let request = query.clone().set_exclusive_start_key(start.clone());
-                    async move { request.send().await.map_err(|e| classify("Query", e)) }
-                })
-                .await?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        let query = &query;
+        let fetch = |start: Option<Item>| {
+            self.retry.call("Query", move || {
+                query.clone().set_exclusive_start_key(start.clone()).send()
+            })
+        };
+        let split = |page: QueryOutput| {
+            let next = page.last_evaluated_key.filter(|key| !key.is_empty());
+            (page.items.unwrap_or_default(), next)
+        };
+        all_pages("Query", "key", fetch, split).await
     }
 
     fn query(&self) -> QueryFluentBuilder {
@@ -144,17 +139,9 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item));
         self.retry
-            .run(|| {
-                let request = request.clone();
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify("PutItem", e))
-                }
-            })
+            .call("PutItem", || request.clone().send())
             .await
+            .map(drop)
     }
 
     /// A conditional PutItem: `Ok(true)` if written, `Ok(false)` if the condition failed.
@@ -452,13 +439,7 @@ impl Store for DynamoStore {
             .limit(1)
             .consistent_read(true);
         // One page is enough: newest first, and Limit 1.
-        let page = self
-            .retry
-            .run(|| {
-                let request = query.clone();
-                async move { request.send().await.map_err(|e| classify("Query", e)) }
-            })
-            .await?;
+        let page = self.retry.call("Query", || query.clone().send()).await?;
         page.items
             .unwrap_or_default()
             .first()
@@ -487,15 +468,13 @@ impl Store for DynamoStore {
     async fn release_event(&self, event_id: &str) -> PortResult<()> {
         let pk = format!("EVENT#{event_id}");
         self.retry
-            .run(|| async {
+            .call("DeleteItem", || {
                 self.client
                     .delete_item()
                     .table_name(&self.table)
                     .key("pk", s(&pk))
                     .key("sk", s("EVENT"))
                     .send()
-                    .await
-                    .map_err(|e| classify("DeleteItem", e))
             })
             .await?;
         Ok(())

@@ -7,13 +7,8 @@ impl DynamoStore {
     pub async fn exists(&self) -> PortResult<bool> {
         let described = self
             .retry
-            .run(|| async {
-                self.client
-                    .describe_table()
-                    .table_name(&self.table)
-                    .send()
-                    .await
-                    .map_err(|e| classify("DescribeTable", e))
+            .call("DescribeTable", || {
+                self.client.describe_table().table_name(&self.table).send()
             })
             .await;
         match described {
@@ -91,13 +86,8 @@ impl DynamoStore {
         loop {
             let out = self
                 .retry
-                .run(|| async {
-                    self.client
-                        .describe_table()
-                        .table_name(&self.table)
-                        .send()
-                        .await
-                        .map_err(|e| classify("DescribeTable", e))
+                .call("DescribeTable", || {
+                    self.client.describe_table().table_name(&self.table).send()
                 })
                 .await?;
             let table = out.table;
@@ -130,13 +120,11 @@ impl DynamoStore {
     async fn enable_ttl(&self) -> PortResult<()> {
         let current = self
             .retry
-            .run(|| async {
+            .call("DescribeTimeToLive", || {
                 self.client
                     .describe_time_to_live()
                     .table_name(&self.table)
                     .send()
-                    .await
-                    .map_err(|e| classify("DescribeTimeToLive", e))
             })
             .await?;
         let status = current
@@ -156,14 +144,12 @@ impl DynamoStore {
         )?;
         let updated = self
             .retry
-            .run(|| async {
+            .call("UpdateTimeToLive", || {
                 self.client
                     .update_time_to_live()
                     .table_name(&self.table)
                     .time_to_live_specification(spec.clone())
                     .send()
-                    .await
-                    .map_err(|e| classify("UpdateTimeToLive", e))
             })
             .await;
         match updated {

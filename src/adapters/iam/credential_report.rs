@@ -9,7 +9,7 @@ pub(super) struct ReportRow {
     pub(super) password_enabled: bool,
     pub(super) password_last_used: Option<Timestamp>,
     pub(super) password_last_changed: Option<Timestamp>,
-    /// Keys in slots 1 and 2, ids `slot1`/`slot2` (the report has no key ids).
+    /// Keys in slots 1 and 2, as [`KeyId::Slot`] (the report has no key ids).
     pub(super) access_keys: Vec<AccessKey>,
 }
 
@@ -45,11 +45,11 @@ pub(super) fn parse_credential_report(text: &str) -> PortResult<HashMap<String, 
         let date = |name: &str| get(name).and_then(report_date);
         let flag = |name: &str| get(name) == Some("true");
         let mut access_keys = Vec::new();
-        for slot in 1..=2 {
+        for slot in 1..=2u8 {
             // An empty slot has `last_rotated` N/A; an inactive key still has its date.
             if let Some(created_at) = date(&format!("access_key_{slot}_last_rotated")) {
                 access_keys.push(AccessKey {
-                    id: format!("slot{slot}"),
+                    id: KeyId::Slot(slot),
                     active: flag(&format!("access_key_{slot}_active")),
                     created_at,
                     last_used_at: date(&format!("access_key_{slot}_last_used_date")),

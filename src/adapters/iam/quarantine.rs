@@ -7,47 +7,17 @@ use tracing::{info, warn};
 use super::{decode_document, AwsIam};
 use crate::adapters::{ErrorKind, PortError, PortResult};
 use crate::domain::quarantine::{self, is_quarantine_name, QUARANTINE_POLICY_NAMES};
-use crate::domain::{Principal, PrincipalKind};
+use crate::domain::Principal;
 
 impl AwsIam {
-    /// The inline policy names of a principal.
-    async fn inline_names(&self, p: &Principal) -> PortResult<Vec<String>> {
-        match p.kind {
-            PrincipalKind::Role => self.role_policy_names(&p.name).await,
-            PrincipalKind::User => self.user_policy_names(&p.name).await,
-        }
-    }
-
     /// One inline policy's document (URL-decoded), `None` when there is no such policy.
-    async fn inline_document(&self, p: &Principal, policy: &str) -> PortResult<Option<String>> {
-        let c = &self.client;
-        let name = p.name.as_str();
-        let (op, doc) = match p.kind {
-            PrincipalKind::Role => (
-                "GetRolePolicy",
-                self.call("GetRolePolicy", || {
-                    c.get_role_policy()
-                        .role_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await
-                .map(|o| o.policy_document),
-            ),
-            PrincipalKind::User => (
-                "GetUserPolicy",
-                self.call("GetUserPolicy", || {
-                    c.get_user_policy()
-                        .user_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await
-                .map(|o| o.policy_document),
-            ),
-        };
-        match doc {
-            Ok(d) => decode_document(op, &d).map(Some),
+    async fn inline_document_if_any(
+        &self,
+        p: &Principal,
+        policy: &str,
+    ) -> PortResult<Option<String>> {
+        match self.inline_document(p, policy).await {
+            Ok(d) => Ok(Some(d)),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -62,7 +32,7 @@ impl AwsIam {
     ) -> PortResult<Vec<(String, bool)>> {
         let mut found = Vec::new();
         for name in names.iter().filter(|n| is_quarantine_name(n)) {
-            if let Some(doc) = self.inline_document(p, name).await? {
+            if let Some(doc) = self.inline_document_if_any(p, name).await? {
                 found.push((name.clone(), quarantine::is_dormants(p, &doc)));
             }
         }
@@ -108,30 +78,7 @@ impl AwsIam {
             warn!(principal = %p.arn(), policy = %taken, "an inline policy dormant did not write has its name; using another");
         }
         let document = quarantine::document(p);
-        let c = &self.client;
-        let principal = p.name.as_str();
-        match p.kind {
-            PrincipalKind::Role => {
-                self.change(p, "PutRolePolicy", name, || {
-                    c.put_role_policy()
-                        .role_name(principal)
-                        .policy_name(*name)
-                        .policy_document(&document)
-                        .send()
-                })
-                .await
-            }
-            PrincipalKind::User => {
-                self.change(p, "PutUserPolicy", name, || {
-                    c.put_user_policy()
-                        .user_name(principal)
-                        .policy_name(*name)
-                        .policy_document(&document)
-                        .send()
-                })
-                .await
-            }
-        }
+        self.put_inline(p, name, &document).await
     }
 
     /// Deletes dormant's quarantine policy wherever it is; a policy of the same name that dormant
@@ -143,7 +90,7 @@ impl AwsIam {
         };
         for (name, own) in self.quarantine_policies(p, &names).await? {
             if own {
-                self.delete_inline_policy(p, &name).await?;
+                self.delete_inline(p, &name).await?;
             } else {
                 info!(principal = %p.arn(), policy = %name, "not dormant's policy; left in place");
             }

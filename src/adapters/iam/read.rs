@@ -1,6 +1,9 @@
 //! Reads: the bulk read (`GetAccountAuthorizationDetails` + the credential report) and a fresh
 //! read of one principal, turned into [`Facts`], and the listings the other parts share.
 
+use aws_sdk_iam::operation::list_service_specific_credentials::ListServiceSpecificCredentialsOutput;
+
+use super::twin::Identity;
 use super::*;
 
 impl AwsIam {
@@ -21,12 +24,11 @@ impl AwsIam {
                         .send()
                 },
                 |o| {
-                    let next = next_marker(o.is_truncated, o.marker);
                     let page = (
                         o.role_detail_list.unwrap_or_default(),
                         o.user_detail_list.unwrap_or_default(),
                     );
-                    (vec![page], next)
+                    (vec![page], o.is_truncated, o.marker)
                 },
             )
             .await?;
@@ -91,26 +93,21 @@ impl AwsIam {
             return Ok(None);
         };
         let principal = self.principal(PrincipalKind::Role, r.path().unwrap_or("/"), name);
-        Ok(Some(Facts {
-            has_quarantine_policy: quarantine::bulk_has_own_quarantine(
-                &principal,
-                r.role_policy_list(),
-            ),
+        let own = quarantine::bulk_has_own_quarantine(&principal, r.role_policy_list());
+        let mut facts = base_facts(
             principal,
-            unique_id: r.role_id().map(str::to_string),
-            created_at: to_chrono(OP, created)?,
-            tags: tag_map(r.tags()),
-            role_last_used: r
-                .role_last_used()
-                .and_then(|u| u.last_used_date())
-                .map(|t| to_chrono(OP, t))
-                .transpose()?,
-            password_last_used: None,
-            login_profile: None,
-            access_keys: Vec::new(),
-            advisor_last_used: None,
-            bulk: true,
-        }))
+            r.role_id(),
+            to_chrono(OP, created)?,
+            r.tags(),
+            true,
+        );
+        facts.has_quarantine_policy = own;
+        facts.role_last_used = r
+            .role_last_used()
+            .and_then(|u| u.last_used_date())
+            .map(|t| to_chrono(OP, t))
+            .transpose()?;
+        Ok(Some(facts))
     }
 
     pub(super) fn user_facts(
@@ -142,68 +139,62 @@ impl AwsIam {
             debug!(user = name, "user not in the credential report yet");
         }
         let principal = self.principal(PrincipalKind::User, u.path().unwrap_or("/"), name);
-        Ok(Some(Facts {
-            has_quarantine_policy: quarantine::bulk_has_own_quarantine(
-                &principal,
-                u.user_policy_list(),
-            ),
-            principal,
-            unique_id: u.user_id().map(str::to_string),
-            created_at,
-            tags: tag_map(u.tags()),
-            role_last_used: None,
-            password_last_used: row.and_then(|r| r.password_last_used),
-            login_profile: row.filter(|r| r.password_enabled).map(|r| LoginProfile {
-                created_at: r.password_last_changed.unwrap_or(created_at),
-            }),
-            access_keys: row.map(|r| r.access_keys.clone()).unwrap_or_default(),
-            advisor_last_used: None,
-            bulk: true,
-        }))
+        let own = quarantine::bulk_has_own_quarantine(&principal, u.user_policy_list());
+        let mut facts = base_facts(principal, u.user_id(), created_at, u.tags(), true);
+        facts.has_quarantine_policy = own;
+        if let Some(row) = row {
+            facts.password_last_used = row.password_last_used;
+            facts.login_profile = row.password_enabled.then(|| LoginProfile {
+                created_at: row.password_last_changed.unwrap_or(created_at),
+            });
+            facts.access_keys = row.access_keys.clone();
+        }
+        Ok(Some(facts))
     }
 
     // ---- single reads -----------------------------------------------------------------------
 
-    pub(super) async fn fresh_role(&self, name: &str) -> PortResult<Facts> {
-        const OP: &str = "GetRole";
-        let c = &self.client;
-        let out = self
-            .call(OP, || c.get_role().role_name(name).send())
-            .await?;
-        let role = out.role().ok_or_else(|| missing(OP, "Role"))?;
-        let inline = self.role_policy_names(name).await?;
-        let principal = self.principal(PrincipalKind::Role, role.path(), role.role_name());
-        Ok(Facts {
-            has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
-            principal,
-            unique_id: Some(role.role_id().to_string()),
-            created_at: to_chrono(OP, role.create_date())?,
-            tags: tag_map(role.tags()),
-            role_last_used: role
-                .role_last_used()
-                .and_then(|u| u.last_used_date())
-                .map(|t| to_chrono(OP, t))
-                .transpose()?,
-            password_last_used: None,
-            login_profile: None,
-            access_keys: Vec::new(),
-            advisor_last_used: None,
-            bulk: false,
-        })
+    pub(super) async fn fresh(&self, kind: PrincipalKind, name: &str) -> PortResult<Facts> {
+        let identity = self.identity(kind, name).await?;
+        let principal = self.principal(kind, identity.path(), identity.name());
+        let created_at = identity.created_at()?;
+        // GetRole/GetUser carry the tags: no ListRoleTags/ListUserTags per re-read.
+        let id = Some(identity.unique_id());
+        let mut facts = base_facts(principal, id, created_at, identity.tags(), false);
+        match &identity {
+            Identity::Role(role) => {
+                facts.role_last_used = role
+                    .role_last_used()
+                    .and_then(|u| u.last_used_date())
+                    .map(|t| to_chrono("GetRole", t))
+                    .transpose()?;
+            }
+            Identity::User(user) => {
+                facts.password_last_used = user
+                    .password_last_used()
+                    .map(|t| to_chrono("GetUser", t))
+                    .transpose()?;
+                facts.access_keys = self.fresh_access_keys(name, created_at).await?;
+                facts.login_profile = self
+                    .login_profile_created(name)
+                    .await?
+                    .map(|created_at| LoginProfile { created_at });
+            }
+        }
+        let inline = self.inline_names(&facts.principal).await?;
+        facts.has_quarantine_policy = self.has_own_quarantine(&facts.principal, &inline).await?;
+        Ok(facts)
     }
 
-    pub(super) async fn fresh_user(&self, name: &str) -> PortResult<Facts> {
-        const OP: &str = "GetUser";
+    /// A user's keys with their last use; a key without `CreateDate` counts from the user's.
+    async fn fresh_access_keys(
+        &self,
+        user: &str,
+        created_at: Timestamp,
+    ) -> PortResult<Vec<AccessKey>> {
         let c = &self.client;
-        let out = self
-            .call(OP, || c.get_user().user_name(name).send())
-            .await?;
-        let user = out.user().ok_or_else(|| missing(OP, "User"))?;
-        let created_at = to_chrono(OP, user.create_date())?;
-        // GetUser carries the user's tags (as GetRole does): no ListUserTags per re-read.
-        let tags = tag_map(user.tags());
         let mut access_keys = Vec::new();
-        for meta in self.list_access_keys(name).await? {
+        for meta in self.list_access_keys(user).await? {
             let Some(id) = meta.access_key_id() else {
                 continue;
             };
@@ -223,7 +214,7 @@ impl AwsIam {
                 Err(e) => return Err(e),
             };
             access_keys.push(AccessKey {
-                id: id.to_string(),
+                id: KeyId::Id(id.to_string()),
                 active: meta.status() == Some(&StatusType::Active),
                 created_at: meta
                     .create_date()
@@ -233,28 +224,7 @@ impl AwsIam {
                 last_used_at: last_used,
             });
         }
-        let login_profile = self
-            .login_profile_created(name)
-            .await?
-            .map(|created_at| LoginProfile { created_at });
-        let inline = self.user_policy_names(name).await?;
-        let principal = self.principal(PrincipalKind::User, user.path(), user.user_name());
-        Ok(Facts {
-            has_quarantine_policy: self.has_own_quarantine(&principal, &inline).await?,
-            principal,
-            unique_id: Some(user.user_id().to_string()),
-            created_at,
-            tags,
-            role_last_used: None,
-            password_last_used: user
-                .password_last_used()
-                .map(|t| to_chrono(OP, t))
-                .transpose()?,
-            login_profile,
-            access_keys,
-            advisor_last_used: None,
-            bulk: false,
-        })
+        Ok(access_keys)
     }
 
     /// The login profile's creation date, `None` if the user has no console password.
@@ -277,66 +247,6 @@ impl AwsIam {
 
     // ---- listings ---------------------------------------------------------------------------
 
-    pub(super) async fn role_policy_names(&self, role: &str) -> PortResult<Vec<String>> {
-        let c = &self.client;
-        self.paged(
-            "ListRolePolicies",
-            |m| c.list_role_policies().role_name(role).set_marker(m).send(),
-            |o| (o.policy_names, next_marker(o.is_truncated, o.marker)),
-        )
-        .await
-    }
-
-    pub(super) async fn user_policy_names(&self, user: &str) -> PortResult<Vec<String>> {
-        let c = &self.client;
-        self.paged(
-            "ListUserPolicies",
-            |m| c.list_user_policies().user_name(user).set_marker(m).send(),
-            |o| (o.policy_names, next_marker(o.is_truncated, o.marker)),
-        )
-        .await
-    }
-
-    pub(super) async fn role_attached_arns(&self, role: &str) -> PortResult<Vec<String>> {
-        let c = &self.client;
-        self.paged(
-            "ListAttachedRolePolicies",
-            |m| {
-                c.list_attached_role_policies()
-                    .role_name(role)
-                    .set_marker(m)
-                    .send()
-            },
-            |o| {
-                (
-                    policy_arns(o.attached_policies.unwrap_or_default()),
-                    next_marker(o.is_truncated, o.marker),
-                )
-            },
-        )
-        .await
-    }
-
-    pub(super) async fn user_attached_arns(&self, user: &str) -> PortResult<Vec<String>> {
-        let c = &self.client;
-        self.paged(
-            "ListAttachedUserPolicies",
-            |m| {
-                c.list_attached_user_policies()
-                    .user_name(user)
-                    .set_marker(m)
-                    .send()
-            },
-            |o| {
-                (
-                    policy_arns(o.attached_policies.unwrap_or_default()),
-                    next_marker(o.is_truncated, o.marker),
-                )
-            },
-        )
-        .await
-    }
-
     pub(super) async fn role_instance_profiles(&self, role: &str) -> PortResult<Vec<String>> {
         let c = &self.client;
         self.paged(
@@ -353,7 +263,7 @@ impl AwsIam {
                     .into_iter()
                     .map(|p| p.instance_profile_name)
                     .collect();
-                (names, next_marker(o.is_truncated, o.marker))
+                (names, o.is_truncated, o.marker)
             },
         )
         .await
@@ -371,7 +281,7 @@ impl AwsIam {
             },
             |o| {
                 let names = o.groups.into_iter().map(|g| g.group_name).collect();
-                (names, next_marker(o.is_truncated, o.marker))
+                (names, o.is_truncated, o.marker)
             },
         )
         .await
@@ -385,33 +295,9 @@ impl AwsIam {
         self.paged(
             "ListAccessKeys",
             |m| c.list_access_keys().user_name(user).set_marker(m).send(),
-            |o| (o.access_key_metadata, next_marker(o.is_truncated, o.marker)),
+            |o| (o.access_key_metadata, o.is_truncated, o.marker),
         )
         .await
-    }
-
-    pub(super) async fn user_tags(&self, user: &str) -> PortResult<BTreeMap<String, String>> {
-        let c = &self.client;
-        let tags = self
-            .paged(
-                "ListUserTags",
-                |m| c.list_user_tags().user_name(user).set_marker(m).send(),
-                |o| (o.tags, next_marker(o.is_truncated, o.marker)),
-            )
-            .await?;
-        Ok(tag_map(&tags))
-    }
-
-    pub(super) async fn role_tags(&self, role: &str) -> PortResult<BTreeMap<String, String>> {
-        let c = &self.client;
-        let tags = self
-            .paged(
-                "ListRoleTags",
-                |m| c.list_role_tags().role_name(role).set_marker(m).send(),
-                |o| (o.tags, next_marker(o.is_truncated, o.marker)),
-            )
-            .await?;
-        Ok(tag_map(&tags))
     }
 
     /// Service-specific credentials (CodeCommit, Keyspaces, Bedrock...).
@@ -427,51 +313,60 @@ impl AwsIam {
     ) -> PortResult<Vec<ServiceCredential>> {
         const OP: &str = "ListServiceSpecificCredentials";
         let c = &self.client;
-        let mut ids = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .retry
-                .run(|| {
-                    let fut = c
-                        .list_service_specific_credentials()
-                        .user_name(user)
-                        .set_marker(marker.clone())
-                        .send();
-                    async move {
-                        match fut.await {
-                            Ok(o) => Ok(Some(o)),
-                            Err(e) if is_unimplemented(&e) => Ok(None),
-                            Err(e) => Err(classify(OP, e)),
-                        }
+        let fetch = |marker: Option<String>| {
+            self.retry.run(move || {
+                let fut = c
+                    .list_service_specific_credentials()
+                    .user_name(user)
+                    .set_marker(marker.clone())
+                    .send();
+                async move {
+                    match fut.await {
+                        Ok(o) => Ok(Some(o)),
+                        Err(e) if is_unimplemented(&e) => Ok(None),
+                        Err(e) => Err(classify(OP, e)),
                     }
-                })
-                .await?;
+                }
+            })
+        };
+        let split = |page: Option<ListServiceSpecificCredentialsOutput>| {
             let Some(o) = page else {
                 warn!(user, "ListServiceSpecificCredentials gave an unparseable answer (not implemented by this endpoint?); assuming none");
-                return Ok(ids);
+                return (Vec::new(), None);
             };
-            ids.extend(
-                o.service_specific_credentials()
-                    .iter()
-                    .map(|s| ServiceCredential {
-                        id: s.service_specific_credential_id().to_string(),
-                        service: s.service_name().to_string(),
-                    }),
-            );
-            match next_marker(o.is_truncated, o.marker) {
-                Some(m) if marker.as_deref() == Some(m.as_str()) => {
-                    return Err(PortError::new(
-                        ErrorKind::Permanent,
-                        OP,
-                        "the same pagination marker twice",
-                    ))
-                }
-                Some(m) => marker = Some(m),
-                None => return Ok(ids),
-            }
-        }
+            let creds = o
+                .service_specific_credentials()
+                .iter()
+                .map(|s| ServiceCredential {
+                    id: s.service_specific_credential_id().to_string(),
+                    service: s.service_name().to_string(),
+                })
+                .collect();
+            (creds, next_marker(o.is_truncated, o.marker))
+        };
+        all_pages(OP, "marker", fetch, split).await
     }
+}
 
-    // ---- effects ----------------------------------------------------------------------------
+/// Facts with what every identity has; the rest is the caller's, by kind.
+fn base_facts(
+    principal: Principal,
+    unique_id: Option<&str>,
+    created_at: Timestamp,
+    tags: &[Tag],
+    bulk: bool,
+) -> Facts {
+    Facts {
+        principal,
+        unique_id: unique_id.map(str::to_string),
+        created_at,
+        tags: tag_map(tags),
+        role_last_used: None,
+        password_last_used: None,
+        login_profile: None,
+        access_keys: Vec::new(),
+        has_quarantine_policy: false,
+        advisor_last_used: None,
+        bulk,
+    }
 }

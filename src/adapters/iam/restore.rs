@@ -17,7 +17,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use tracing::{info, warn};
 
-use super::{classify, missing, to_chrono, AwsIam};
+use super::twin::Identity;
+use super::{classify, missing, AwsIam};
 use crate::domain::{
     Holder, NameHolder, Principal, PrincipalKind, RestoreOutcome, RestoreReport, Snapshot,
 };
@@ -37,10 +38,7 @@ enum Target {
 
 impl AwsIam {
     pub(super) async fn restore_snapshot(&self, s: &Snapshot) -> PortResult<RestoreOutcome> {
-        let mut outcome = match s.principal.kind {
-            PrincipalKind::Role => self.restore_role(s).await?,
-            PrincipalKind::User => self.restore_user(s).await?,
-        };
+        let mut outcome = self.restore_identity(s).await?;
         match &mut outcome {
             RestoreOutcome::Restored(report) => {
                 report.not_restored.extend(s.not_restorable());
@@ -92,32 +90,10 @@ impl AwsIam {
     /// After `EntityAlreadyExists`: whose the name is.
     async fn target(&self, s: &Snapshot) -> PortResult<Target> {
         let p = &s.principal;
-        let c = &self.client;
-        let name = p.name.as_str();
-        let read = match p.kind {
-            PrincipalKind::Role => self
-                .call("GetRole", || c.get_role().role_name(name).send())
-                .await
-                .and_then(|o| {
-                    o.role()
-                        .map(|r| {
-                            let created = to_chrono("GetRole", r.create_date()).ok();
-                            (r.role_id().to_string(), r.path().to_string(), created)
-                        })
-                        .ok_or_else(|| missing("GetRole", "Role"))
-                }),
-            PrincipalKind::User => self
-                .call("GetUser", || c.get_user().user_name(name).send())
-                .await
-                .and_then(|o| {
-                    o.user()
-                        .map(|u| {
-                            let created = to_chrono("GetUser", u.create_date()).ok();
-                            (u.user_id().to_string(), u.path().to_string(), created)
-                        })
-                        .ok_or_else(|| missing("GetUser", "User"))
-                }),
-        };
+        let read = self.identity(p.kind, &p.name).await.map(|i| {
+            let created = i.created_at().ok();
+            (i.unique_id().to_string(), i.path().to_string(), created)
+        });
         let (unique_id, path, created_at) = match read {
             Ok(found) => found,
             // Deleted since, or IAM's eventual consistency: nothing was changed; try again.
@@ -133,13 +109,9 @@ impl AwsIam {
             }
             Err(e) => return Err(e),
         };
-        let tags = match p.kind {
-            PrincipalKind::Role => self.role_tags(name).await?,
-            PrincipalKind::User => self.user_tags(name).await?,
-        };
         let holder = NameHolder {
             unique_id,
-            tags,
+            tags: self.listed_tags(p).await?,
             path,
             created_at,
         };
@@ -153,38 +125,12 @@ impl AwsIam {
         })
     }
 
-    async fn restore_role(&self, s: &Snapshot) -> PortResult<RestoreOutcome> {
+    /// `CreateRole`/`CreateUser` with all it can set, then what both kinds have, then what only
+    /// a role or only a user has.
+    async fn restore_identity(&self, s: &Snapshot) -> PortResult<RestoreOutcome> {
         let p = &s.principal;
-        let c = &self.client;
-        let name = p.name.as_str();
-        let trust = s.trust_policy.as_deref().ok_or_else(|| {
-            PortError::new(
-                ErrorKind::Permanent,
-                "CreateRole",
-                format!("the snapshot of {} has no trust policy", p.arn()),
-            )
-        })?;
-        let tags = sdk_tags(s, "CreateRole")?;
-        // Boundary and tags go into CreateRole itself, so the role never exists without its
-        // boundary or the restore marker, even for a moment.
-        let created = self
-            .create(p, "CreateRole", || {
-                c.create_role()
-                    .role_name(name)
-                    .path(&p.path)
-                    .assume_role_policy_document(trust)
-                    .set_description(s.description.clone())
-                    .set_max_session_duration(s.max_session_duration)
-                    .set_permissions_boundary(s.permissions_boundary.clone())
-                    .set_tags((!tags.is_empty()).then(|| tags.clone()))
-                    .send()
-            })
-            .await?;
-        let target = match created {
-            Some(out) => {
-                let role = out.role().ok_or_else(|| missing("CreateRole", "Role"))?;
-                Target::Created(role.role_id().to_string())
-            }
+        let target = match self.create_identity(s).await? {
+            Some(unique_id) => Target::Created(unique_id),
             None => self.target(s).await?,
         };
         let mut report = match begin_report(s, target) {
@@ -193,27 +139,13 @@ impl AwsIam {
         };
 
         for (policy, doc) in s.owner_inline_policies() {
-            // PutRolePolicy replaces a same-named policy: a second run changes nothing.
-            self.change(p, "PutRolePolicy", policy, || {
-                c.put_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .policy_document(doc)
-                    .send()
-            })
-            .await?;
+            // Putting a policy replaces a same-named one: a second run changes nothing.
+            self.put_inline(p, policy, doc).await?;
             report.restored.push(format!("inline policy {policy}"));
         }
         for arn in &s.attached_policy_arns {
             // Attaching an attached policy is a no-op in IAM.
-            let done = self
-                .change(p, "AttachRolePolicy", arn, || {
-                    c.attach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-                .await;
+            let done = self.attach(p, arn).await;
             optional(
                 &mut report,
                 done,
@@ -221,11 +153,81 @@ impl AwsIam {
                 "the policy no longer exists",
             )?;
         }
-        for profile in &s.instance_profiles {
-            self.restore_instance_profile(p, profile, &mut report)
-                .await?;
+        match p.kind {
+            PrincipalKind::Role => {
+                for profile in &s.instance_profiles {
+                    self.restore_instance_profile(p, profile, &mut report)
+                        .await?;
+                }
+            }
+            PrincipalKind::User => {
+                let c = &self.client;
+                for group in &s.groups {
+                    // Adding a member twice is a no-op in IAM.
+                    let done = self
+                        .change(p, "AddUserToGroup", group, || {
+                            c.add_user_to_group()
+                                .user_name(&p.name)
+                                .group_name(group)
+                                .send()
+                        })
+                        .await;
+                    let line = format!("group {group}");
+                    optional(&mut report, done, line, "the group no longer exists")?;
+                }
+                self.restore_public_credentials(s, &mut report).await?;
+            }
         }
         Ok(RestoreOutcome::Restored(report))
+    }
+
+    /// The identity's new unique id, or `None` if IAM answered `EntityAlreadyExists`. Boundary
+    /// and tags go into the creating call itself, so the identity never exists without its
+    /// boundary or the restore marker, even for a moment.
+    async fn create_identity(&self, s: &Snapshot) -> PortResult<Option<String>> {
+        let p = &s.principal;
+        let (c, name, boundary) = (&self.client, p.name.as_str(), &s.permissions_boundary);
+        let (op, noun) = match p.kind {
+            PrincipalKind::Role => ("CreateRole", "Role"),
+            PrincipalKind::User => ("CreateUser", "User"),
+        };
+        let created = match p.kind {
+            PrincipalKind::Role => {
+                let trust = s.trust_policy.as_deref().ok_or_else(|| {
+                    PortError::new(
+                        ErrorKind::Permanent,
+                        op,
+                        format!("the snapshot of {} has no trust policy", p.arn()),
+                    )
+                })?;
+                let request = c
+                    .create_role()
+                    .role_name(name)
+                    .path(&p.path)
+                    .assume_role_policy_document(trust)
+                    .set_permissions_boundary(boundary.clone())
+                    .set_description(s.description.clone())
+                    .set_max_session_duration(s.max_session_duration)
+                    .set_tags(sdk_tags(s, op)?);
+                let out = self.create(p, op, || request.clone().send()).await?;
+                out.map(|o| o.role.map(Identity::Role))
+            }
+            PrincipalKind::User => {
+                let request = c
+                    .create_user()
+                    .user_name(name)
+                    .path(&p.path)
+                    .set_permissions_boundary(boundary.clone())
+                    .set_tags(sdk_tags(s, op)?);
+                let out = self.create(p, op, || request.clone().send()).await?;
+                out.map(|o| o.user.map(Identity::User))
+            }
+        };
+        match created {
+            Some(Some(identity)) => Ok(Some(identity.unique_id().to_string())),
+            Some(None) => Err(missing(op, noun)),
+            None => Ok(None),
+        }
     }
 
     /// An instance profile holds at most one role and IAM answers `LimitExceeded` to adding the
@@ -281,81 +283,6 @@ impl AwsIam {
             .await;
         optional(report, done, line, "the instance profile no longer exists")
     }
-
-    async fn restore_user(&self, s: &Snapshot) -> PortResult<RestoreOutcome> {
-        let p = &s.principal;
-        let c = &self.client;
-        let name = p.name.as_str();
-        let tags = sdk_tags(s, "CreateUser")?;
-        let created = self
-            .create(p, "CreateUser", || {
-                c.create_user()
-                    .user_name(name)
-                    .path(&p.path)
-                    .set_permissions_boundary(s.permissions_boundary.clone())
-                    .set_tags((!tags.is_empty()).then(|| tags.clone()))
-                    .send()
-            })
-            .await?;
-        let target = match created {
-            Some(out) => {
-                let user = out.user().ok_or_else(|| missing("CreateUser", "User"))?;
-                Target::Created(user.user_id().to_string())
-            }
-            None => self.target(s).await?,
-        };
-        let mut report = match begin_report(s, target) {
-            Ok(report) => report,
-            Err(unique_id) => return Ok(RestoreOutcome::NameTaken { unique_id }),
-        };
-
-        for (policy, doc) in s.owner_inline_policies() {
-            self.change(p, "PutUserPolicy", policy, || {
-                c.put_user_policy()
-                    .user_name(name)
-                    .policy_name(policy)
-                    .policy_document(doc)
-                    .send()
-            })
-            .await?;
-            report.restored.push(format!("inline policy {policy}"));
-        }
-        for arn in &s.attached_policy_arns {
-            let done = self
-                .change(p, "AttachUserPolicy", arn, || {
-                    c.attach_user_policy()
-                        .user_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-                .await;
-            optional(
-                &mut report,
-                done,
-                format!("managed policy {arn}"),
-                "the policy no longer exists",
-            )?;
-        }
-        for group in &s.groups {
-            // Adding a member twice is a no-op in IAM.
-            let done = self
-                .change(p, "AddUserToGroup", group, || {
-                    c.add_user_to_group()
-                        .user_name(name)
-                        .group_name(group)
-                        .send()
-                })
-                .await;
-            optional(
-                &mut report,
-                done,
-                format!("group {group}"),
-                "the group no longer exists",
-            )?;
-        }
-        self.restore_public_credentials(s, &mut report).await?;
-        Ok(RestoreOutcome::Restored(report))
-    }
 }
 
 /// The first lines of a report: the principal and, if this restore (or an interrupted one of
@@ -401,9 +328,10 @@ fn begin_report(s: &Snapshot, target: Target) -> Result<RestoreReport, String> {
     Ok(report)
 }
 
-/// The tags `CreateRole`/`CreateUser` sets, as SDK tags.
-fn sdk_tags(s: &Snapshot, op: &str) -> PortResult<Vec<Tag>> {
-    s.creation_tags()
+/// The tags `CreateRole`/`CreateUser` sets, as SDK tags; `None` for none.
+fn sdk_tags(s: &Snapshot, op: &str) -> PortResult<Option<Vec<Tag>>> {
+    let tags = s
+        .creation_tags()
         .into_iter()
         .map(|(k, v)| {
             Tag::builder()
@@ -412,7 +340,8 @@ fn sdk_tags(s: &Snapshot, op: &str) -> PortResult<Vec<Tag>> {
                 .build()
                 .map_err(|e| PortError::new(ErrorKind::Permanent, op, e.to_string()))
         })
-        .collect()
+        .collect::<PortResult<Vec<Tag>>>()?;
+    Ok((!tags.is_empty()).then_some(tags))
 }
 
 /// An optional piece of a restore: done, or gone (`NotFound`, e.g. a deleted group) and listed

@@ -4,119 +4,73 @@ use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::{EncodingType, StatusType};
 
-use super::{decode_document, missing, next_marker, to_chrono, AwsIam};
-use crate::domain::{Principal, PrincipalKind, PublicCredential, Snapshot, Timestamp};
+use super::twin::Identity;
+use super::{decode_document, missing, AwsIam};
+use crate::domain::{Principal, PublicCredential, Snapshot, Timestamp};
 use crate::ports::PortResult;
 
 impl AwsIam {
-    pub(super) async fn snapshot_role(
+    /// What both kinds have (the identity, inline and managed policies, tags), then what only
+    /// a role or only a user has.
+    pub(super) async fn take_snapshot(
         &self,
         p: &Principal,
         now: Timestamp,
     ) -> PortResult<Snapshot> {
-        const OP: &str = "GetRole";
-        let c = &self.client;
-        let name = p.name.as_str();
-        let out = self
-            .call(OP, || c.get_role().role_name(name).send())
-            .await?;
-        let role = out.role().ok_or_else(|| missing(OP, "Role"))?;
+        let identity = self.identity(p.kind, &p.name).await?;
         let mut inline_policies = BTreeMap::new();
-        for policy in self.role_policy_names(name).await? {
-            let doc = self
-                .call("GetRolePolicy", || {
-                    c.get_role_policy()
-                        .role_name(name)
-                        .policy_name(&policy)
-                        .send()
-                })
-                .await?;
-            let doc = decode_document("GetRolePolicy", doc.policy_document())?;
+        for policy in self.inline_names(p).await? {
+            let doc = self.inline_document(p, &policy).await?;
             inline_policies.insert(policy, doc);
         }
-        Ok(Snapshot {
-            principal: self.principal(PrincipalKind::Role, role.path(), role.role_name()),
-            unique_id: Some(role.role_id().to_string()),
+        let mut s = Snapshot {
+            principal: self.principal(p.kind, identity.path(), identity.name()),
+            unique_id: Some(identity.unique_id().to_string()),
             taken_at: now,
-            created_at: Some(to_chrono(OP, role.create_date())?),
-            tags: self.role_tags(name).await?,
-            description: role.description().map(str::to_string),
-            max_session_duration: role.max_session_duration(),
-            permissions_boundary: role
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_string),
-            trust_policy: role
-                .assume_role_policy_document()
-                .map(|d| decode_document(OP, d))
-                .transpose()?,
+            created_at: Some(identity.created_at()?),
+            tags: self.listed_tags(p).await?,
+            description: None,
+            max_session_duration: None,
+            permissions_boundary: identity.permissions_boundary().map(str::to_string),
+            trust_policy: None,
             inline_policies,
-            attached_policy_arns: self.role_attached_arns(name).await?,
+            attached_policy_arns: self.attached_arns(p).await?,
             groups: Vec::new(),
-            instance_profiles: self.role_instance_profiles(name).await?,
+            instance_profiles: Vec::new(),
             access_key_ids: Vec::new(),
             had_login_profile: false,
             ssh_public_keys: Vec::new(),
             signing_certificates: Vec::new(),
             service_specific_credentials: Vec::new(),
             mfa_devices: Vec::new(),
-        })
-    }
-
-    pub(super) async fn snapshot_user(
-        &self,
-        p: &Principal,
-        now: Timestamp,
-    ) -> PortResult<Snapshot> {
-        const OP: &str = "GetUser";
-        let c = &self.client;
+        };
         let name = p.name.as_str();
-        let out = self
-            .call(OP, || c.get_user().user_name(name).send())
-            .await?;
-        let user = out.user().ok_or_else(|| missing(OP, "User"))?;
-        let mut inline_policies = BTreeMap::new();
-        for policy in self.user_policy_names(name).await? {
-            let doc = self
-                .call("GetUserPolicy", || {
-                    c.get_user_policy()
-                        .user_name(name)
-                        .policy_name(&policy)
-                        .send()
-                })
-                .await?;
-            let doc = decode_document("GetUserPolicy", doc.policy_document())?;
-            inline_policies.insert(policy, doc);
+        match &identity {
+            Identity::Role(role) => {
+                s.description = role.description().map(str::to_string);
+                s.max_session_duration = role.max_session_duration();
+                s.trust_policy = role
+                    .assume_role_policy_document()
+                    .map(|d| decode_document("GetRole", d))
+                    .transpose()?;
+                s.instance_profiles = self.role_instance_profiles(name).await?;
+            }
+            Identity::User(_) => {
+                s.groups = self.user_groups(name).await?;
+                s.access_key_ids = self
+                    .list_access_keys(name)
+                    .await?
+                    .iter()
+                    .filter_map(|k| k.access_key_id().map(str::to_string))
+                    .collect();
+                s.had_login_profile = self.login_profile_created(name).await?.is_some();
+                s.ssh_public_keys = self.ssh_public_keys(name).await?;
+                s.signing_certificates = self.signing_certificates(name).await?;
+                s.service_specific_credentials = self.service_specific_credentials(name).await?;
+                s.mfa_devices = self.mfa_serials(name).await?;
+            }
         }
-        Ok(Snapshot {
-            principal: self.principal(PrincipalKind::User, user.path(), user.user_name()),
-            unique_id: Some(user.user_id().to_string()),
-            taken_at: now,
-            created_at: Some(to_chrono(OP, user.create_date())?),
-            tags: self.user_tags(name).await?,
-            description: None,
-            max_session_duration: None,
-            permissions_boundary: user
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_string),
-            trust_policy: None,
-            inline_policies,
-            attached_policy_arns: self.user_attached_arns(name).await?,
-            groups: self.user_groups(name).await?,
-            instance_profiles: Vec::new(),
-            access_key_ids: self
-                .list_access_keys(name)
-                .await?
-                .iter()
-                .filter_map(|k| k.access_key_id().map(str::to_string))
-                .collect(),
-            had_login_profile: self.login_profile_created(name).await?.is_some(),
-            ssh_public_keys: self.ssh_public_keys(name).await?,
-            signing_certificates: self.signing_certificates(name).await?,
-            service_specific_credentials: self.service_specific_credentials(name).await?,
-            mfa_devices: self.mfa_serials(name).await?,
-        })
+        Ok(s)
     }
 
     /// A user's SSH public keys with their bodies. The listing has ids and status only; the body
@@ -166,7 +120,7 @@ impl AwsIam {
                     .into_iter()
                     .map(|k| k.ssh_public_key_id)
                     .collect();
-                (ids, next_marker(o.is_truncated, o.marker))
+                (ids, o.is_truncated, o.marker)
             },
         )
         .await
@@ -196,7 +150,7 @@ impl AwsIam {
                         body: cert.certificate_body,
                     })
                     .collect();
-                (certs, next_marker(o.is_truncated, o.marker))
+                (certs, o.is_truncated, o.marker)
             },
         )
         .await
@@ -210,7 +164,7 @@ impl AwsIam {
             |m| c.list_mfa_devices().user_name(user).set_marker(m).send(),
             |o| {
                 let serials = o.mfa_devices.into_iter().map(|d| d.serial_number).collect();
-                (serials, next_marker(o.is_truncated, o.marker))
+                (serials, o.is_truncated, o.marker)
             },
         )
         .await

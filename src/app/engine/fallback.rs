@@ -143,7 +143,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         // SSM says success; IAM, read afresh in this account, must say so too.
         let principal = &subject.principal;
-        let fresh = self.iam.fresh_facts(principal.kind, &principal.name).await?;
+        let fresh = self
+            .iam
+            .fresh_facts(principal.kind, &principal.name)
+            .await?;
         if let Err(why) = landed(
             &subject,
             step,

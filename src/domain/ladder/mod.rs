@@ -96,7 +96,7 @@ pub fn dormant_subjects(facts: &Facts, policy: &Policy, now: Timestamp) -> Vec<S
     let mut scopes: Vec<Scope> = facts
         .access_keys
         .iter()
-        .map(|k| Scope::AccessKey(k.id.clone()))
+        .map(|k| Scope::AccessKey(k.id.to_string()))
         .collect();
     scopes.push(Scope::Password);
     scopes

@@ -9,7 +9,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use tracing::{info, warn};
 
-use super::super::{classify, missing, AwsIam};
+use super::super::{classify, missing, status, AwsIam};
 use crate::domain::{Principal, RestoreReport, Snapshot};
 use crate::ports::PortResult;
 
@@ -144,11 +144,7 @@ impl AwsIam {
     ) -> PortResult<()> {
         let c = &self.client;
         let user = p.name.as_str();
-        let status = if active {
-            StatusType::Active
-        } else {
-            StatusType::Inactive
-        };
+        let status = status(active);
         match kind {
             Public::SshKey => {
                 self.change(p, "UpdateSSHPublicKey", id, || {
