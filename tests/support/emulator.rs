@@ -426,3 +426,21 @@ fn http(
     };
     Ok((status, value))
 }
+
+impl Emulator {
+    /// The SSM Automation executions started in `account` (the launcher records them; moto has
+    /// none): `document`, `parameters`, `status`.
+    pub fn automations(&self, account: &str) -> Vec<Value> {
+        self.expect_list(&format!("/_dormant/automations?account={account}"))
+    }
+
+    /// What `GetAutomationExecution` answers from now on for `account`'s executions.
+    pub fn set_automation_status(&self, account: &str, status: &str) {
+        let (code, body) = self.control(
+            "POST",
+            "/_dormant/automations/status",
+            Some(&json!({"account": account, "status": status})),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+}
