@@ -206,7 +206,10 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
         name: &name,
         scope: scope.filter(|s| *s != Scope::Whole),
         event_id: Some(event_id),
-        note: enriched.as_ref().and_then(Finding::observation),
+        note: join_notes(
+            finding.sender_note(),
+            enriched.as_ref().and_then(Finding::observation),
+        ),
     };
     engine.evaluate_nominated(nomination, now).await
 }
@@ -241,5 +244,12 @@ async fn enrich<I: Iam + 'static, S: Store + 'static>(
             warn!(%event_id, finding_id = %id, error = %e, "could not enrich the finding with GetFindingV2; going on without it");
             None
         }
+    }
+}
+
+fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
     }
 }

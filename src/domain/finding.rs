@@ -146,6 +146,10 @@ pub struct Finding {
     pub analyzer_arn: Option<String>,
     /// Last use the source reported. No EventBridge shape carries it today; enrichment fills it.
     pub observed_last_used: Option<Timestamp>,
+    /// The account that sent the event (the envelope's `account`). Security Hub aggregates
+    /// findings and any member may import one, so it need not be the nominee's account.
+    #[serde(default)]
+    pub sent_from: String,
 }
 
 /// What IAM Access Analyzer's `GetFindingV2` adds to an unused-access finding: the event carries
@@ -217,6 +221,17 @@ impl Finding {
     }
 
     /// One line for the audit trail on what an enriched Access Analyzer finding observed.
+    /// The account the event came from, when it is not the identity's: said in the audit trail.
+    pub fn sender_note(&self) -> Option<String> {
+        let about = self.nominee.account()?;
+        (!self.sent_from.is_empty() && self.sent_from != about).then(|| {
+            format!(
+                "event sent from account {} about account {about}",
+                self.sent_from
+            )
+        })
+    }
+
     pub fn observation(&self) -> Option<String> {
         if self.source != Source::AccessAnalyzer {
             return None;
@@ -235,6 +250,8 @@ impl Finding {
 /// The verdict on one event (or, for multi-finding events, one finding in it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+// One per event, short-lived: boxing the candidate would buy nothing but indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum Classification {
     /// Worth re-reading IAM for.
     Candidate(Finding),
@@ -356,6 +373,7 @@ mod tests {
             analyzer_finding_id: None,
             analyzer_arn: None,
             observed_last_used: None,
+            sent_from: String::new(),
         });
         let j = serde_json::to_value(&c).unwrap();
         assert_eq!(j["outcome"], "candidate");
@@ -384,6 +402,7 @@ mod tests {
             analyzer_finding_id: Some("f-1".into()),
             analyzer_arn: Some("arn:aws:access-analyzer:us-east-1:111122223333:analyzer/a".into()),
             observed_last_used: None,
+            sent_from: String::new(),
         }
     }
 

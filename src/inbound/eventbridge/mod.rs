@@ -271,6 +271,7 @@ impl Cx<'_> {
             analyzer_finding_id: None,
             analyzer_arn: None,
             observed_last_used: None,
+            sent_from: self.account.to_string(),
         })
     }
 }
