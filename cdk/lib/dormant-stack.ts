@@ -146,7 +146,13 @@ export class DormantStack extends Stack {
   public readonly findingPatterns: Record<FindingRuleKey, EventPatternJson>;
   public readonly findingRules: Record<FindingRuleKey, events.Rule>;
   public readonly scheduleRules: Record<ScheduleAction, events.Rule>;
-  public readonly alarms: { errors: cloudwatch.Alarm; dlq: cloudwatch.Alarm; breaker: cloudwatch.Alarm; sweepDlq?: cloudwatch.Alarm };
+  public readonly alarms: {
+    errors: cloudwatch.Alarm;
+    dlq: cloudwatch.Alarm;
+    breaker: cloudwatch.Alarm;
+    sweepDlq?: cloudwatch.Alarm;
+    rejectedSweepRequests?: cloudwatch.Alarm;
+  };
   /** With `sweepFanOut`: the queue of per-account sweep requests and its dead-letter queue. */
   public readonly sweepQueue?: sqs.Queue;
   public readonly sweepDlq?: sqs.Queue;
@@ -425,7 +431,7 @@ export class DormantStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    // The engine logs "circuit breaker stops the step" (src/app/engine.rs) for every step the
+    // The engine logs "circuit breaker stops the step" (src/app/engine/step.rs) for every step the
     // tripped breaker holds back.
     const breakerFilter = new logs.MetricFilter(this, 'BreakerMetricFilter', {
       logGroup: this.logGroup,
@@ -442,7 +448,34 @@ export class DormantStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.alarms = { errors, dlq: dlqAlarm, breaker, ...(sweepDlqAlarm ? { sweepDlq: sweepDlqAlarm } : {}) };
+    // The sweep queue's consumer logs "sweep request rejected: …" (src/app/sweep_queue.rs) for
+    // each message it drops: malformed, or for an account dormant does not manage. They are
+    // never retried, so they never reach the queue's dead-letter queue: count them here.
+    let rejectedSweepRequests: cloudwatch.Alarm | undefined;
+    if (this.sweepQueue) {
+      const rejectedFilter = new logs.MetricFilter(this, 'RejectedSweepRequestsMetricFilter', {
+        logGroup: this.logGroup,
+        filterPattern: logs.FilterPattern.literal(REJECTED_SWEEP_FILTER_PATTERN),
+        metricNamespace: 'Dormant',
+        metricName: 'RejectedSweepRequests',
+        metricValue: '1',
+      });
+      rejectedSweepRequests = new cloudwatch.Alarm(this, 'RejectedSweepRequestsAlarm', {
+        alarmDescription: 'dormant: the sweep queue received messages it cannot use (malformed, or for an account dormant does not manage)',
+        metric: rejectedFilter.metric({ period, statistic: cloudwatch.Stats.SUM }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+    this.alarms = {
+      errors,
+      dlq: dlqAlarm,
+      breaker,
+      ...(sweepDlqAlarm ? { sweepDlq: sweepDlqAlarm } : {}),
+      ...(rejectedSweepRequests ? { rejectedSweepRequests } : {}),
+    };
     if (props.alarmTopicArn) {
       const topic = sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);
       for (const alarm of Object.values(this.alarms)) alarm.addAlarmAction(new cwActions.SnsAction(topic));
@@ -464,6 +497,8 @@ export class DormantStack extends Stack {
 
 /** A term pattern: matches log events containing the phrase, in text or JSON logs alike. */
 export const BREAKER_FILTER_PATTERN = '"circuit breaker"';
+/** The sweep queue's dropped messages (a term pattern, like the breaker's). */
+export const REJECTED_SWEEP_FILTER_PATTERN = '"sweep request rejected"';
 
 /**
  * The scheduled-event envelope the Lambda expects (`source`, `detail-type`, `id`, `detail.action`).

@@ -3,7 +3,9 @@
  * out through SQS (docs/design.md, 'Multi-account and scale').
  */
 import { Match } from 'aws-cdk-lib/assertions';
-import { nonIdentityActions, SWEEP_QUEUE_ENV } from '../lib/dormant-stack';
+import * as fs from 'fs';
+import * as path from 'path';
+import { nonIdentityActions, REJECTED_SWEEP_FILTER_PATTERN, SWEEP_QUEUE_ENV } from '../lib/dormant-stack';
 import { loadPermissions } from '../lib/permissions';
 import { readRemediationDocs } from '../lib/ssm-documents';
 import { asList, controller, roleStatements } from './helpers';
@@ -30,6 +32,7 @@ describe('off by default', () => {
     expect(Object.keys(fn.Properties.Environment.Variables)).toEqual(['DORMANT_CONFIG']);
     expect(allowed(roleStatements(template, 'ControllerRole'))).not.toContain('organizations:ListAccounts');
     expect(stack.config.organization).toEqual({ enabled: false, role_name: 'dormant-member', exclude: [], include_own_account: false });
+    expect(stack.alarms.rejectedSweepRequests).toBeUndefined();
   });
 });
 
@@ -50,6 +53,25 @@ describe('Organizations discovery and sweep fan-out on', () => {
     const list = statements.filter((s) => asList(s.Action).includes('organizations:ListAccounts'));
     expect(list).toHaveLength(1);
     expect(list[0].Resource).toBe('*');
+  });
+
+  test('messages the consumer drops are counted and alarmed on, matching the lines it logs', () => {
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      FilterPattern: REJECTED_SWEEP_FILTER_PATTERN,
+      MetricTransformations: [{ MetricNamespace: 'Dormant', MetricName: 'RejectedSweepRequests', MetricValue: '1' }],
+    });
+    expect(stack.alarms.rejectedSweepRequests).toBeDefined();
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'RejectedSweepRequests',
+      Namespace: 'Dormant',
+      Threshold: 1,
+    });
+    // Every error line of the consumer that drops a message carries the phrase.
+    const phrase = JSON.parse(REJECTED_SWEEP_FILTER_PATTERN) as string;
+    const consumer = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'app', 'sweep_queue.rs'), 'utf8');
+    const dropped = [...consumer.matchAll(/error!\([^;]*?"([^"]+)"\);/gs)].map((m) => m[1]);
+    expect(dropped.length).toBe(3);
+    for (const line of dropped) expect(line).toContain(phrase);
   });
 
   test('SendMessage only on the sweep queue (besides the dead-letter queue); the consumer actions only on it too', () => {

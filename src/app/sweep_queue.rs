@@ -78,7 +78,7 @@ where
     for (n, message) in event.records.iter().enumerate() {
         let Some(id) = message.message_id.clone().filter(|i| !i.is_empty()) else {
             // SQS always sets it; without one the message cannot even be named for a retry.
-            error!(index = n, "SQS record without a messageId; dropped");
+            error!(index = n, "sweep request rejected: SQS record without a messageId; dropped");
             report.rejected.push(RejectedMessage {
                 message_id: format!("(record {n}, no messageId)"),
                 reason: "no messageId".to_string(),
@@ -91,7 +91,7 @@ where
                 wanted.entry(request.account).or_default().push(id);
             }
             Err(reason) => {
-                error!(message_id = %id, %reason, "malformed sweep request; not retried");
+                error!(message_id = %id, %reason, "sweep request rejected: malformed; not retried");
                 report.rejected.push(RejectedMessage {
                     message_id: id,
                     reason: format!(
@@ -118,7 +118,7 @@ where
             Ok(r) => add_account_run(&mut report.run, &mut report.accounts, account, r),
             // Not an account dormant manages: a retry would be refused the same way.
             Err(e @ Error::Usage(_)) => {
-                error!(%account, error = %e, "sweep request refused; not retried");
+                error!(%account, error = %e, "sweep request rejected: not an account dormant manages; not retried");
                 for id in ids {
                     report.rejected.push(RejectedMessage {
                         message_id: id,
