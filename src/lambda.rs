@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::app::event::{handle_event, EventError};
 use crate::app::fanout::SweepFanOut;
-use crate::app::fleet::{Engines, Fleet};
+use crate::app::fleet::{Engines, FleetSource};
 use crate::app::sweep_queue::{is_sqs_event, sweep_requested};
 use crate::domain::Timestamp;
 use crate::error::Error;
@@ -29,7 +29,8 @@ impl From<EventError> for lambda_runtime::Diagnostic {
 
 /// What the Lambda handles events with, built once at cold start.
 pub struct ColdStart<'a, I, S, E: ?Sized> {
-    pub fleet: &'a Fleet<I, S>,
+    /// The fleet for EventBridge events, built when the first one needs it.
+    pub fleet: &'a dyn FleetSource<I, S>,
     pub rules: &'a ClassifyRules,
     /// Engines for the accounts of queued sweep requests.
     pub engines: &'a E,
@@ -59,7 +60,8 @@ where
         let report = sweep_requested(&event, cold.engines, cold.concurrency, now).await;
         serde_json::to_value(report.batch_response())
     } else {
-        let report = handle_event(&payload, cold.fleet, cold.rules, cold.fanout, now).await?;
+        let fleet = cold.fleet.fleet().await?;
+        let report = handle_event(&payload, fleet, cold.rules, cold.fanout, now).await?;
         serde_json::to_value(report)
     };
     answer.map_err(|e| {

@@ -366,7 +366,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
     let assembly = assembled(&org, ORG).await;
     let (a, denied, c) = (&org.active[0], &org.active[1], &org.active[2]);
     let rules = ClassifyRules::from_config(&Config::from_toml(ORG).unwrap());
-    // As if the denied account had been unreachable at cold start: its engine is assembly again on
+    // As if the denied account had been unreachable at cold start: its engine is built again on
     // demand (a retried message gets a fresh AssumeRole), and this AssumeRole is denied.
     let mut fleet_without = Vec::new();
     for e in &assembly.fleet.engines {
@@ -380,10 +380,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
         concurrency: 4,
         analyzer: None,
     };
-    let engines = OnDemand {
-        fleet: &partial,
-        factory: &assembly.factory,
-    };
+    let engines = OnDemand::new(&assembly.factory, Some(&partial));
     let cold = ColdStart {
         fleet: &assembly.fleet,
         rules: &rules,

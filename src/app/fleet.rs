@@ -88,6 +88,21 @@ pub trait Engines<I, S>: Send + Sync {
     async fn engine_for(&self, account: &str) -> Result<Arc<Engine<I, S>>>;
 }
 
+/// Where the Lambda gets the fleet for an EventBridge event: built at start-up, or on the first
+/// event that needs it (`crate::wiring::LazyFleet`), so that a run that only consumes queued
+/// sweep requests never assumes a role in every account.
+#[async_trait]
+pub trait FleetSource<I, S>: Send + Sync {
+    async fn fleet(&self) -> Result<&Fleet<I, S>>;
+}
+
+#[async_trait]
+impl<I: Iam + 'static, S: Store + 'static> FleetSource<I, S> for Fleet<I, S> {
+    async fn fleet(&self) -> Result<&Fleet<I, S>> {
+        Ok(self)
+    }
+}
+
 #[async_trait]
 impl<I: Iam + 'static, S: Store + 'static> Engines<I, S> for Fleet<I, S> {
     async fn engine_for(&self, account: &str) -> Result<Arc<Engine<I, S>>> {

@@ -78,7 +78,10 @@ where
     for (n, message) in event.records.iter().enumerate() {
         let Some(id) = message.message_id.clone().filter(|i| !i.is_empty()) else {
             // SQS always sets it; without one the message cannot even be named for a retry.
-            error!(index = n, "sweep request rejected: SQS record without a messageId; dropped");
+            error!(
+                index = n,
+                "sweep request rejected: SQS record without a messageId; dropped"
+            );
             report.rejected.push(RejectedMessage {
                 message_id: format!("(record {n}, no messageId)"),
                 reason: "no messageId".to_string(),

@@ -10,7 +10,7 @@ use dormant::adapters::retry::RetryPolicy;
 use dormant::app::fanout::{FanOut, SweepFanOut};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
-use dormant::wiring::{assemble, Actor, OnDemand};
+use dormant::wiring::{Actor, EngineFactory, LazyFleet, OnDemand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -33,22 +33,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let assembly = assemble(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
+    // Only the caller is resolved here: roles are assumed when an event or a queued sweep
+    // request first needs an account, not for every account before the first message.
+    let factory =
+        EngineFactory::new(&config, &aws, Actor::Controller, RetryPolicy::default()).await?;
+    let fleet = LazyFleet::new(&factory);
     let rules = ClassifyRules::from_config(&config);
     let fanout = match std::env::var("DORMANT_SWEEP_QUEUE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(FanOut {
-            members: assembly.factory.members.clone(),
-            directory: assembly.factory.directory(),
-            queue: assembly.factory.sweep_queue(url.trim()),
+            members: factory.members.clone(),
+            directory: factory.directory(),
+            queue: factory.sweep_queue(url.trim()),
         }),
         _ => None,
     };
-    let engines = OnDemand {
-        fleet: &assembly.fleet,
-        factory: &assembly.factory,
-    };
+    let engines = OnDemand::new(&factory, None);
     let cold = dormant::lambda::ColdStart {
-        fleet: &assembly.fleet,
+        fleet: &fleet,
         rules: &rules,
         engines: &engines,
         fanout: fanout.as_ref().map(|f| f as &dyn SweepFanOut),
