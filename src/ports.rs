@@ -56,6 +56,11 @@ pub trait Iam: Send + Sync {
     /// The account these calls act in.
     fn account(&self) -> &str;
 
+    /// The partition of that account (`aws`, `aws-cn`, `aws-us-gov`, …).
+    fn partition(&self) -> &str {
+        crate::domain::subject::DEFAULT_PARTITION
+    }
+
     /// Every role and user, read in bulk (`GetAccountAuthorizationDetails` + the credential
     /// report). Access-key ids are not in those, so keys carry placeholder ids (`slot1`, `slot2`)
     /// and `Facts::bulk` is true. Good for deciding who needs a closer look, not for acting.

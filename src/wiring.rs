@@ -229,6 +229,16 @@ impl EngineFactory {
         &self,
         member: &Account,
     ) -> std::result::Result<Engine<AwsIam, DynamoStore>, String> {
+        // Roles cannot be assumed across partitions: refuse before trying.
+        let partition = self.members.partition.as_str();
+        if let Some(role) = &member.role_arn {
+            let of_role = partition_of(role);
+            if of_role != partition {
+                return Err(format!(
+                    "{role} is in partition {of_role}, but dormant runs in {partition}: a role cannot be assumed across partitions (deploy a controller in {of_role})"
+                ));
+            }
+        }
         let member_aws = match (&member.role_arn, member.id == self.account) {
             (None, true) => self.aws.clone(),
             (Some(role), _) => {
@@ -262,7 +272,8 @@ impl EngineFactory {
                 client!(self.calls, aws_sdk_iam, &member_aws),
                 member.id.clone(),
                 self.retry,
-            ),
+            )
+            .in_partition(partition),
             DynamoStore::new(
                 client!(self.calls, aws_sdk_dynamodb, &self.aws),
                 self.table.clone(),

@@ -18,14 +18,14 @@ export interface ScpOptions {
 
 export const DEFAULT_SCP_OPTIONS: ScpOptions = {
   privilegedPrincipalArns: [
-    // The security team's admin role (replace with your own).
-    'arn:aws:iam::*:role/security-admin',
+    // The security team's admin role (replace with your own). `arn:*:` matches every partition.
+    'arn:*:iam::*:role/security-admin',
     // The same team through IAM Identity Center (permission set "SecurityAdmin").
-    'arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_SecurityAdmin_*',
+    'arn:*:iam::*:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_SecurityAdmin_*',
     // dormant's own roles (cdk/: DormantStack and DormantMemberStack).
-    'arn:aws:iam::*:role/dormant-controller',
-    'arn:aws:iam::*:role/dormant-member',
-    'arn:aws:iam::*:role/dormant-automation',
+    'arn:*:iam::*:role/dormant-controller',
+    'arn:*:iam::*:role/dormant-member',
+    'arn:*:iam::*:role/dormant-automation',
   ],
   quarantinedStages: ['quarantined', 'keys_deactivated', 'pending_delete'],
 };

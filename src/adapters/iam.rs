@@ -25,6 +25,7 @@ use super::paging::all_pages;
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::quarantine::is_quarantine_name;
+use crate::domain::subject::DEFAULT_PARTITION;
 use crate::domain::{
     AccessKey, Effect, Facts, KeyId, LoginProfile, Principal, PrincipalKind, RestoreOutcome,
     ServiceCredential, Snapshot, Timestamp,
@@ -47,6 +48,8 @@ const REPORT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub struct AwsIam {
     client: Client,
     account: String,
+    /// Of the ARNs this adapter names principals with (the caller's, `aws` unless set).
+    partition: String,
     retry: RetryPolicy,
 }
 
@@ -55,8 +58,15 @@ impl AwsIam {
         AwsIam {
             client,
             account: account.into(),
+            partition: DEFAULT_PARTITION.to_string(),
             retry,
         }
+    }
+
+    /// The partition of the account (`aws-cn`, `aws-us-gov`, …), for the ARNs of its principals.
+    pub fn in_partition(mut self, partition: &str) -> Self {
+        self.partition = partition.to_string();
+        self
     }
 
     /// One SDK call, with our retries and error classification.
@@ -133,7 +143,7 @@ impl AwsIam {
     }
 
     fn principal(&self, kind: PrincipalKind, path: &str, name: &str) -> Principal {
-        Principal::new(&self.account, kind, path, name)
+        Principal::new(&self.account, kind, path, name).in_partition(&self.partition)
     }
 
     // ---- effects ----------------------------------------------------------------------------
@@ -181,6 +191,10 @@ impl AwsIam {
 impl Iam for AwsIam {
     fn account(&self) -> &str {
         &self.account
+    }
+
+    fn partition(&self) -> &str {
+        &self.partition
     }
 
     async fn bulk_facts(&self) -> PortResult<Vec<Facts>> {

@@ -173,7 +173,7 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
             return Ok(RunReport {
                 evaluated: 0,
                 actions: vec![ActionReport {
-                    identity: finding.nominee.identity().unwrap_or_default(),
+                    identity: finding.identity().unwrap_or_default(),
                     step: Step::Notice,
                     outcome: Outcome::Skipped,
                     reason,

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::subject::{is_access_key_id, Principal, PrincipalKind, Scope, Subject};
+use super::subject::{
+    is_access_key_id, Principal, PrincipalKind, Scope, Subject, DEFAULT_PARTITION,
+};
 use super::time::{fmt_time, Timestamp};
 
 /// Which service nominated the identity.
@@ -79,7 +81,7 @@ impl Nominee {
     }
 
     /// The ladder subject, when the event says enough to name it exactly (an ARN with its path).
-    pub fn subject(&self) -> Option<Subject> {
+    pub fn subject_in(&self, partition: &str) -> Option<Subject> {
         match self {
             Nominee::Principal {
                 account,
@@ -88,7 +90,7 @@ impl Nominee {
                 name,
                 scope,
             } => Some(Subject {
-                principal: Principal::new(account, *kind, path, name),
+                principal: Principal::new(account, *kind, path, name).in_partition(partition),
                 scope: scope.clone(),
             }),
             _ => None,
@@ -97,8 +99,8 @@ impl Nominee {
 
     /// Human-readable identity: the subject id (ARN-based) when the path is known, else the
     /// CLI's `role/NAME`-style form; `None` for scheduled work.
-    pub fn identity(&self) -> Option<String> {
-        if let Some(subject) = self.subject() {
+    pub fn identity_in(&self, partition: &str) -> Option<String> {
+        if let Some(subject) = self.subject_in(partition) {
             return Some(subject.id());
         }
         match self {
@@ -119,7 +121,9 @@ impl Nominee {
             } => Some(match path {
                 Some(path) => format!(
                     "access key of {}",
-                    Principal::user(account, path, user).arn()
+                    Principal::user(account, path, user)
+                        .in_partition(partition)
+                        .arn()
                 ),
                 None => format!("access key of user/{user}"),
             }),
@@ -150,6 +154,13 @@ pub struct Finding {
     /// findings and any member may import one, so it need not be the nominee's account.
     #[serde(default)]
     pub sent_from: String,
+    /// The partition of the event's region: the identities it names are in it.
+    #[serde(default = "default_partition")]
+    pub partition: String,
+}
+
+fn default_partition() -> String {
+    DEFAULT_PARTITION.to_string()
 }
 
 /// What IAM Access Analyzer's `GetFindingV2` adds to an unused-access finding: the event carries
@@ -165,6 +176,11 @@ pub struct UnusedAccessDetails {
 }
 
 impl Finding {
+    /// The nominee as the reports name it, in the event's partition.
+    pub fn identity(&self) -> Option<String> {
+        self.nominee.identity_in(&self.partition)
+    }
+
     /// The finding with `GetFindingV2`'s details folded in: a key finding is narrowed to the key
     /// the details name, and their last access is kept as what the source observed (recorded,
     /// never trusted: the engine still judges from IAM). `Err` says why the details were set aside.
@@ -329,7 +345,7 @@ mod tests {
             scope: Scope::Whole,
         };
         assert_eq!(
-            role.identity().as_deref(),
+            role.identity_in("aws").as_deref(),
             Some("arn:aws:iam::123456789012:role/ops/deploy")
         );
         let key = Nominee::Principal {
@@ -340,20 +356,20 @@ mod tests {
             scope: Scope::AccessKey("AKIAIOSFODNN7EXAMPLE".into()),
         };
         assert_eq!(
-            key.identity().as_deref(),
+            key.identity_in("aws").as_deref(),
             Some("user/alice/key/AKIAIOSFODNN7EXAMPLE")
         );
-        assert!(key.subject().is_none());
+        assert!(key.subject_in("aws").is_none());
         let id = Nominee::UniqueId {
             account: "123456789012".into(),
             kind: PrincipalKind::Role,
             unique_id: "AROAEXAMPLE".into(),
         };
         assert_eq!(
-            id.identity().as_deref(),
+            id.identity_in("aws").as_deref(),
             Some("role with unique id AROAEXAMPLE")
         );
-        assert_eq!(Nominee::Sweep.identity(), None);
+        assert_eq!(Nominee::Sweep.identity_in("aws"), None);
     }
 
     #[test]
@@ -374,6 +390,7 @@ mod tests {
             analyzer_arn: None,
             observed_last_used: None,
             sent_from: String::new(),
+            partition: "aws".into(),
         });
         let j = serde_json::to_value(&c).unwrap();
         assert_eq!(j["outcome"], "candidate");
@@ -403,6 +420,7 @@ mod tests {
             analyzer_arn: Some("arn:aws:access-analyzer:us-east-1:111122223333:analyzer/a".into()),
             observed_last_used: None,
             sent_from: String::new(),
+            partition: "aws".into(),
         }
     }
 
@@ -417,7 +435,7 @@ mod tests {
         };
         let f = key_finding().enriched(&details).unwrap();
         assert_eq!(
-            f.nominee.identity().as_deref(),
+            f.nominee.identity_in("aws").as_deref(),
             Some("arn:aws:iam::111122223333:user/ci/key/AKIAIOSFODNN7EXAMPLE")
         );
         assert_eq!(f.observed_last_used, Some(t));

@@ -30,16 +30,61 @@ pub struct Principal {
     pub kind: PrincipalKind,
     pub path: String,
     pub name: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`…: from the caller's ARN or the input's. Not stored when
+    /// `aws`, so records and keys written before partitions were known stay as they were.
+    #[serde(
+        default = "default_partition",
+        skip_serializing_if = "is_default_partition"
+    )]
+    pub partition: String,
+}
+
+/// The partition of the commercial regions.
+pub const DEFAULT_PARTITION: &str = "aws";
+
+fn default_partition() -> String {
+    DEFAULT_PARTITION.to_string()
+}
+
+fn is_default_partition(p: &str) -> bool {
+    p == DEFAULT_PARTITION
+}
+
+/// `aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, …: lower-case letters and dashes after `aws`.
+pub fn is_partition(p: &str) -> bool {
+    p.starts_with("aws") && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+}
+
+/// The partition of a region (`cn-north-1` → `aws-cn`, `us-gov-west-1` → `aws-us-gov`).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        DEFAULT_PARTITION
+    }
 }
 
 impl Principal {
+    /// A principal of the `aws` partition; [`Principal::in_partition`] for another.
     pub fn new(account: &str, kind: PrincipalKind, path: &str, name: &str) -> Self {
         Principal {
             account: account.to_string(),
             kind,
             path: normalise_path(path),
             name: name.to_string(),
+            partition: default_partition(),
         }
+    }
+
+    pub fn in_partition(mut self, partition: &str) -> Self {
+        self.partition = partition.to_string();
+        self
     }
 
     pub fn role(account: &str, path: &str, name: &str) -> Self {
@@ -50,10 +95,11 @@ impl Principal {
         Self::new(account, PrincipalKind::User, path, name)
     }
 
-    /// `arn:aws:iam::<account>:role/<path-without-leading-slash><name>`.
+    /// `arn:<partition>:iam::<account>:role/<path-without-leading-slash><name>`.
     pub fn arn(&self) -> String {
         format!(
-            "arn:aws:iam::{}:{}{}{}",
+            "arn:{}:iam::{}:{}{}{}",
+            self.partition,
             self.account,
             self.kind.as_str(),
             self.path,
@@ -71,12 +117,12 @@ impl Principal {
         let bad = || SubjectParseError(format!("'{arn}' is not an IAM role or user ARN"));
         let rest = arn.strip_prefix("arn:").ok_or_else(bad)?;
         let mut parts = rest.splitn(5, ':');
-        let _partition = parts.next().ok_or_else(bad)?;
+        let partition = parts.next().ok_or_else(bad)?;
         let service = parts.next().ok_or_else(bad)?;
         let _region = parts.next().ok_or_else(bad)?;
         let account = parts.next().ok_or_else(bad)?;
         let resource = parts.next().ok_or_else(bad)?;
-        if service != "iam" || !is_account_id(account) {
+        if service != "iam" || !is_account_id(account) || !is_partition(partition) {
             return Err(bad());
         }
         let (kind, path_and_name) = if let Some(r) = resource.strip_prefix("role/") {
@@ -96,7 +142,7 @@ impl Principal {
         if name.is_empty() {
             return Err(bad());
         }
-        Ok(Principal::new(account, kind, &path, name))
+        Ok(Principal::new(account, kind, &path, name).in_partition(partition))
     }
 }
 

@@ -25,6 +25,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
 
 from moto.iam.models import AccessKeyLastUsed, get_account_id_from, iam_backends  # noqa: E402
 from moto.moto_api._internal.models import moto_api_backend  # noqa: E402
+from moto.utilities.utils import get_partition  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -74,7 +75,10 @@ class HttpError(Exception):
 
 def backdate(body):
     """Absent field = unchanged; "last_used": null = never used; "created": null = unchanged."""
-    backend = iam_backends[body.get("account", DEFAULT_ACCOUNT)]["global"]
+    # IAM is global per partition; moto keys the aws partition's backend "global".
+    partition = get_partition(body.get("region", "us-east-1"))
+    backend = iam_backends[body.get("account", DEFAULT_ACCOUNT)][
+        "global" if partition == "aws" else partition]
     kind, name = body.get("kind"), body.get("name")
     created = parse_time(body["created"]) if body.get("created") else None
     clear_used = "last_used" in body and body["last_used"] is None

@@ -39,6 +39,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
                         self.account()
                     )));
                 }
+                if subject.principal.partition != self.iam.partition() {
+                    return Err(Error::Usage(format!(
+                        "{subject} is in partition {}, but account {} is in {}",
+                        subject.principal.partition,
+                        self.account(),
+                        self.iam.partition()
+                    )));
+                }
                 let facts = self
                     .iam
                     .fresh_facts(subject.principal.kind, &subject.principal.name)

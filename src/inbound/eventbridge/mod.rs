@@ -19,7 +19,8 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::domain::finding::{Classification, Finding, Nominee, Source};
 use crate::domain::subject::{
-    is_access_key_id, is_account_id, is_iam_name, Principal, PrincipalKind, Scope,
+    is_access_key_id, is_account_id, is_iam_name, partition_of_region, Principal, PrincipalKind,
+    Scope,
 };
 
 mod access_analyzer;
@@ -104,7 +105,7 @@ impl<'a> ClassificationReport<'a> {
         ClassificationReport {
             outcome: c.outcome(),
             source: c.source().map(Source::as_str),
-            identity: candidate.and_then(|f| f.nominee.identity()),
+            identity: candidate.and_then(Finding::identity),
             finding: candidate.map(|f| f.finding.as_str()),
             reason: c.reason(),
             event_id: c.event_id(),
@@ -256,6 +257,8 @@ struct Cx<'a> {
     id: &'a str,
     /// The envelope's account: the fallback when the detail names none.
     account: &'a str,
+    /// The partition of the envelope's region.
+    partition: &'static str,
     event: &'a Map<String, Value>,
     rules: &'a ClassifyRules,
 }
@@ -272,6 +275,7 @@ impl Cx<'_> {
             analyzer_arn: None,
             observed_last_used: None,
             sent_from: self.account.to_string(),
+            partition: self.partition.to_string(),
         })
     }
 }
@@ -346,10 +350,16 @@ fn evaluate(event: &Value, rules: &ClassifyRules, check_size: bool) -> Evaluated
         }
     };
     e.source = Some(src);
+    // The envelope's region names the partition of the identities the event is about.
+    let region = obj
+        .get("region")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let cx = Cx {
         source: src,
         id: e.event_id.as_deref().unwrap_or_default(),
         account,
+        partition: partition_of_region(region),
         event: obj,
         rules,
     };

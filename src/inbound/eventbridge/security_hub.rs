@@ -165,7 +165,7 @@ pub(super) fn asff(cx: &Cx, f: &Value, path: &str) -> Parsed<Outcome> {
                 continue;
             }
         };
-        let what = nominee.identity().unwrap_or_default();
+        let what = nominee.identity_in(cx.partition).unwrap_or_default();
         let reason = format!("Security Hub {label} FAILED for {what}");
         return Ok(Outcome::Candidate(cx.finding(nominee, &label, reason)));
     }
@@ -359,7 +359,7 @@ pub(super) fn ocsf(cx: &Cx, f: &Value, path: &str) -> Parsed<Outcome> {
             Some(kind) => ocsf_principal(r, &rpath, kind, account)?,
             None => ocsf_access_key(r, &rpath, account)?,
         };
-        let what = nominee.identity().unwrap_or_default();
+        let what = nominee.identity_in(cx.partition).unwrap_or_default();
         let reason = format!("Security Hub {label} failed for {what}");
         return Ok(Outcome::Candidate(cx.finding(nominee, label, reason)));
     }
