@@ -6,9 +6,9 @@
 
 mod support;
 
+use aws_config::Region;
 use aws_config::SdkConfig;
 use aws_sdk_iam::Client;
-use aws_config::Region;
 use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::retry::RetryPolicy;
@@ -129,8 +129,11 @@ fn an_event_from_a_china_or_govcloud_region_names_identities_in_its_partition() 
     }
 }
 
+/// Misrouted or cross-partition roles: each refused for its account with a clear reason, recorded
+/// in the run's `accounts`, while the good account is swept.
 #[tokio::test]
-async fn a_member_role_in_another_partition_is_refused_for_that_account_only() {
+async fn a_member_role_in_another_partition_or_landing_in_another_account_is_refused_for_that_account_only(
+) {
     let controller = emulator().new_account();
     let sdk = emulator().sdk_config_for(&controller).await;
     DynamoStore::new(
@@ -141,8 +144,12 @@ async fn a_member_role_in_another_partition_is_refused_for_that_account_only() {
     .init()
     .await
     .unwrap();
-    let (good, gov) = (emulator().new_account(), emulator().new_account());
-    for account in [&good, &gov] {
+    let (good, gov, misrouted) = (
+        emulator().new_account(),
+        emulator().new_account(),
+        emulator().new_account(),
+    );
+    for account in [&good, &gov, &misrouted] {
         Client::new(&emulator().sdk_config_for(account).await)
             .create_role()
             .role_name("dormant-member")
@@ -153,23 +160,53 @@ async fn a_member_role_in_another_partition_is_refused_for_that_account_only() {
     }
     let config = Config::from_toml(&format!(
         "[[accounts]]\nid = \"{good}\"\nrole = \"arn:aws:iam::{good}:role/dormant-member\"\n\
-         [[accounts]]\nid = \"{gov}\"\nrole = \"arn:aws-us-gov:iam::{gov}:role/dormant-member\"\n"
+         [[accounts]]\nid = \"{gov}\"\nrole = \"arn:aws-us-gov:iam::{gov}:role/dormant-member\"\n\
+         [[accounts]]\nid = \"{misrouted}\"\nrole = \"arn:aws:iam::{misrouted}:role/dormant-member\"\n"
     ))
     .unwrap();
+    // The misrouted role's credentials say they are the good account's.
+    let (code, body) = emulator().control(
+        "POST",
+        "/_dormant/sts/answer-as",
+        Some(&json!({"account": misrouted, "answer_as": good})),
+    );
+    assert_eq!(code, 200, "{body}");
     emulator().clear_requests(&controller);
     let assembly = assemble(&config, &sdk, Actor::Controller, RetryPolicy::fast())
         .await
         .unwrap();
     assert_eq!(assembly.fleet.engines.len(), 1);
-    let (refused, why) = &assembly.fleet.unreachable[0];
-    assert_eq!(refused, &gov);
-    assert!(why.contains("across partitions"), "{why}");
+    assert_eq!(assembly.fleet.engines[0].account(), good);
+    let why = |account: &str| {
+        assembly
+            .fleet
+            .unreachable
+            .iter()
+            .find(|(a, _)| a == account)
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default()
+    };
+    assert!(why(&gov).contains("across partitions"), "{}", why(&gov));
+    assert!(
+        why(&misrouted).contains(&format!(
+            "answers as account {good}, not the configured {misrouted}"
+        )),
+        "{}",
+        why(&misrouted)
+    );
     assert_eq!(
         emulator().count_requests(&controller, "AssumeRole"),
-        1,
+        2,
         "no AssumeRole is even tried across partitions"
     );
     let report = assembly.fleet.sweep(Utc::now()).await;
-    let gov_line = report.accounts.iter().find(|a| a.account == gov).unwrap();
-    assert!(!gov_line.ok, "{report:?}");
+    for refused in [&gov, &misrouted] {
+        let line = report
+            .accounts
+            .iter()
+            .find(|a| &a.account == refused)
+            .unwrap();
+        assert!(!line.ok && line.error.is_some(), "{report:?}");
+    }
+    assert!(report.accounts.iter().any(|a| a.account == good && a.ok));
 }

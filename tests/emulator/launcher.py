@@ -54,6 +54,7 @@ lock = threading.Lock()
 faults = []     # dicts; "count" counts down to zero
 requests = []   # the request log
 automations = []  # SSM Automation executions (moto has none): what was started, where
+impostors = {}    # account -> the account its GetCallerIdentity answers as (a misrouted role)
 AUTOMATION_OPERATIONS = ("StartAutomationExecution", "GetAutomationExecution",
                          "StopAutomationExecution")
 last_activity = [time.monotonic()]
@@ -136,6 +137,11 @@ def control(environ, path, query):
         if path == "requests" and method == "GET":
             # Copies: in-flight entries still get their "status" from other threads.
             return 200, [dict(r) for r in requests if account in (None, r["account"])]
+        if path == "sts/answer-as" and method == "POST":
+            # Credentials of `account` that say they are `answer_as`: what a role ARN naming
+            # the wrong account would give. Only GetCallerIdentity is affected.
+            impostors[body["account"]] = body["answer_as"]
+            return 200, {"ok": True}
         if path == "automations" and method == "GET":
             return 200, [dict(a) for a in automations if account in (None, a["account"])]
         if path == "automations/status" and method == "POST":
@@ -155,6 +161,7 @@ def control(environ, path, query):
             faults.clear()
             requests.clear()
             automations.clear()
+            impostors.clear()
             return 200, {"ok": True}
     raise HttpError(404, f"no control endpoint {method} /_dormant/{path}")
 
@@ -277,6 +284,15 @@ class Harness:
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)
+        if service == "sts" and operation == "GetCallerIdentity" and account in impostors:
+            other = impostors[account]
+            entry["status"] = 200
+            body = ("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                    f"<GetCallerIdentityResult><Arn>arn:aws:sts::{other}:assumed-role/dormant-member/dormant</Arn>"
+                    f"<UserId>AROAIMPOSTOR:dormant</UserId><Account>{other}</Account></GetCallerIdentityResult>"
+                    f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+                    "</GetCallerIdentityResponse>")
+            return respond(start_response, 200, [("Content-Type", "text/xml")], body)
         if service == "ssm" and operation in AUTOMATION_OPERATIONS:
             status, body = automation(account, operation, json.loads(raw or b"{}"))
             entry["status"] = status
