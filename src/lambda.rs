@@ -60,8 +60,7 @@ where
         let report = sweep_requested(&event, cold.engines, cold.concurrency, now).await;
         serde_json::to_value(report.batch_response())
     } else {
-        let fleet = cold.fleet.fleet().await?;
-        let report = handle_event(&payload, fleet, cold.rules, cold.fanout, now).await?;
+        let report = handle_event(&payload, cold.fleet, cold.rules, cold.fanout, now).await?;
         serde_json::to_value(report)
     };
     answer.map_err(|e| {

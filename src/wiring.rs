@@ -278,7 +278,8 @@ impl EngineFactory {
                 client!(self.calls, aws_sdk_dynamodb, &self.aws),
                 self.table.clone(),
                 self.retry,
-            ),
+            )
+            .in_partition(partition),
             self.policy.clone(),
             self.actor.clone(),
         )

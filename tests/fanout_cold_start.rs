@@ -99,6 +99,13 @@ async fn queued_sweeps_assume_only_the_accounts_they_name_and_the_fleet_waits_fo
         .unwrap();
     assert_eq!(assumed(), 1, "the engine is reused within its time to live");
 
+    // An event dormant ignores needs no account at all.
+    let ignored = json!({"version": "0", "id": "other-1", "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2", "account": controller, "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {"state": "running"}});
+    invoke(ignored, &cold, Utc::now()).await.unwrap();
+    assert_eq!(assumed(), 1, "an ignored event assumes nothing");
+
     // An event that needs every account builds the fleet, once.
     let tick = json!({"version": "0", "id": "tick-1", "detail-type": "Scheduled Event",
         "source": "aws.events", "account": controller, "time": "2026-01-01T00:00:00Z",

@@ -89,6 +89,16 @@ async fn the_ladder_in_a_china_region_names_everything_in_aws_cn() {
     let record = engine.store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Quarantined);
     assert_eq!(record.subject.id(), arn, "stored under its aws-cn id");
+    // Keyed partition-free: what a version that wrote `arn:aws:` ids stored is found again.
+    let legacy = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "dormant",
+        RetryPolicy::fast(),
+    );
+    let aws_form = Subject::whole(Principal::role(&account, "/", "old-cn"));
+    let as_before = legacy.load(&aws_form).await.unwrap().unwrap();
+    assert_eq!(as_before.version, record.version, "one item, one key");
+
     // What the CLI prints and takes: the aws-cn ARN finds it; an aws one is refused, saying why.
     let status = engine
         .status(&arn.parse().unwrap(), now + Duration::days(7))

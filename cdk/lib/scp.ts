@@ -46,6 +46,22 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
         },
       },
       {
+        // The automation role may write dormant's deny and tags: only dormant's roles pass it,
+        // and only they and the admins change the documents it runs.
+        Sid: 'DenyDormantAutomationUseExceptDormant',
+        Effect: 'Deny',
+        Action: [
+          'iam:PassRole',
+          'ssm:CreateDocument',
+          'ssm:UpdateDocument',
+          'ssm:UpdateDocumentDefaultVersion',
+          'ssm:DeleteDocument',
+          'ssm:ModifyDocumentPermission',
+        ],
+        Resource: ['arn:*:iam::*:role/dormant-automation', 'arn:*:ssm:*:*:document/Dormant-*'],
+        Condition: { ...unlessPrivileged },
+      },
+      {
         Sid: 'DenyInlinePolicyChangesOnQuarantinedIdentities',
         Effect: 'Deny',
         Action: ['iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:PutUserPolicy', 'iam:DeleteUserPolicy'],

@@ -4,7 +4,7 @@ import { buildScp, DEFAULT_SCP_OPTIONS, renderScp } from '../lib/scp';
 
 const FILE = path.join(__dirname, '..', 'scp', 'dormant-tags-scp.json');
 const committed = fs.readFileSync(FILE, 'utf8');
-type Statement = { Sid: string; Effect: string; Action: string[]; Resource: string; Condition: Record<string, Record<string, string[]>> };
+type Statement = { Sid: string; Effect: string; Action: string[]; Resource: string | string[]; Condition: Record<string, Record<string, string[]>> };
 const statements = (JSON.parse(committed) as { Statement: Statement[] }).Statement;
 
 describe('sample SCP (scp/dormant-tags-scp.json)', () => {
@@ -46,6 +46,15 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
 
   test('other principals and stages can be configured', () => {
     const doc = buildScp({ privilegedPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
-    expect(doc.Statement[1].Condition.StringLike['aws:ResourceTag/dormant:stage']).toEqual(['quarantined*']);
+    const quarantine = doc.Statement.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
+    expect(quarantine.Condition.StringLike['aws:ResourceTag/dormant:stage']).toEqual(['quarantined*']);
+  });
+
+  test('only dormant\'s roles and the admins pass the automation role or change its documents', () => {
+    const s = statements.find((x) => x.Sid === 'DenyDormantAutomationUseExceptDormant')!;
+    expect(s.Action).toContain('iam:PassRole');
+    expect(s.Action).toContain('ssm:UpdateDocument');
+    expect(s.Resource).toEqual(['arn:*:iam::*:role/dormant-automation', 'arn:*:ssm:*:*:document/Dormant-*']);
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
   });
 });

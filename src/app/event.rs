@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use crate::app::engine::Nomination;
 use crate::app::fanout::SweepFanOut;
-use crate::app::fleet::Fleet;
+use crate::app::fleet::{Fleet, FleetSource};
 use crate::app::output::{ActionReport, RunReport};
 use crate::domain::finding::{Classification, Finding, Nominee};
 use crate::domain::{Outcome, PrincipalKind, Scope, Step, Timestamp};
@@ -55,7 +55,7 @@ pub struct EventReport {
 /// when given, else swept here.
 pub async fn handle_event<I: Iam + 'static, S: Store + 'static>(
     event: &Value,
-    fleet: &Fleet<I, S>,
+    fleet: &dyn FleetSource<I, S>,
     rules: &ClassifyRules,
     fanout: Option<&dyn SweepFanOut>,
     now: Timestamp,
@@ -92,6 +92,8 @@ pub async fn handle_event<I: Iam + 'static, S: Store + 'static>(
             ..EventReport::default()
         });
     }
+    // Only an event dormant acts on needs the engines (the Lambda builds them on first use).
+    let fleet = fleet.fleet().await?;
     // Dedup lives in the controller's table, which every engine shares.
     let Some(any) = fleet.engines.first() else {
         return Err(EventError::Failed(Error::Rejected(
@@ -166,6 +168,16 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
         | Nominee::AccessKeyOf { account, .. } => account,
     };
     let engine = match fleet.engine(account) {
+        // The event's region is in another partition than the account dormant manages under
+        // that id: not the same account.
+        Ok(e) if e.iam.partition() != finding.partition => Err(Error::Rejected(format!(
+            "the event is from partition {}, account {account} is managed in {}",
+            finding.partition,
+            e.iam.partition()
+        ))),
+        other => other,
+    };
+    let engine = match engine {
         Ok(e) => e,
         Err(e) => {
             let reason = format!("not acted on: {e}");

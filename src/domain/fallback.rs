@@ -168,7 +168,9 @@ pub fn landed(
     if let (Some(decided), Some(now)) = (unique_id, facts.unique_id.as_deref()) {
         if decided != now {
             return Err(format!(
-                "{who} is now {now}, not {decided} decided on: it was deleted and created again"
+                "{who} is now {now}, not {decided} decided on: it was deleted and created again, \
+                 and the document (which acts by name) may have changed the new identity: check \
+                 it for dormant's deny policy and inactive keys"
             ));
         }
     }

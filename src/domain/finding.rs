@@ -192,12 +192,20 @@ impl Finding {
                 path: Some(path),
                 name,
                 ..
-            } => Some(Principal::new(account, *kind, path, name).arn()),
+            } => Some(
+                Principal::new(account, *kind, path, name)
+                    .in_partition(&self.partition)
+                    .arn(),
+            ),
             Nominee::AccessKeyOf {
                 account,
                 path: Some(path),
                 user,
-            } => Some(Principal::user(account, path, user).arn()),
+            } => Some(
+                Principal::user(account, path, user)
+                    .in_partition(&self.partition)
+                    .arn(),
+            ),
             _ => None,
         };
         if let (Some(theirs), Some(ours)) = (&details.resource, &arn) {
@@ -236,7 +244,6 @@ impl Finding {
         Ok(f)
     }
 
-    /// One line for the audit trail on what an enriched Access Analyzer finding observed.
     /// The account the event came from, when it is not the identity's: said in the audit trail.
     pub fn sender_note(&self) -> Option<String> {
         let about = self.nominee.account()?;
@@ -248,6 +255,7 @@ impl Finding {
         })
     }
 
+    /// One line for the audit trail on what an enriched Access Analyzer finding observed.
     pub fn observation(&self) -> Option<String> {
         if self.source != Source::AccessAnalyzer {
             return None;

@@ -107,6 +107,16 @@ impl Principal {
         )
     }
 
+    /// The ARN in the `aws` partition, whatever the principal's: the form state is keyed by, so
+    /// that records written before partitions were known keep their keys in every partition.
+    pub fn stable_arn(&self) -> String {
+        Principal {
+            partition: default_partition(),
+            ..self.clone()
+        }
+        .arn()
+    }
+
     /// Path + name, the string exemption globs match against (`/security-audit`, `/ops/deploy`).
     pub fn path_and_name(&self) -> String {
         format!("{}{}", self.path, self.name)
@@ -250,6 +260,19 @@ impl Subject {
             Scope::AccessKey(key) => format!("{}/key/{key}", self.principal.arn()),
             Scope::Password => format!("{}/password", self.principal.arn()),
         }
+    }
+
+    /// [`Subject::id`] in the `aws` partition: the key state is stored under (see
+    /// [`Principal::stable_arn`]).
+    pub fn stable_id(&self) -> String {
+        Subject {
+            principal: Principal {
+                partition: default_partition(),
+                ..self.principal.clone()
+            },
+            scope: self.scope.clone(),
+        }
+        .id()
     }
 
     /// Parses [`Subject::id`] output back.

@@ -333,6 +333,9 @@ def automation(account, operation, body):
             return 400, {"__type": "AutomationExecutionNotFoundException",
                          "message": f"Execution {wanted} not found"}
         if operation == "StopAutomationExecution":
+            if found["status"] not in ("Pending", "InProgress", "Waiting"):
+                return 400, {"__type": "InvalidAutomationStatusUpdateException",
+                             "message": f"Execution {wanted} is already {found['status']}"}
             found["status"] = "Cancelled"
             return 200, {}
         answer = {"AutomationExecutionId": found["id"], "DocumentName": found["document"],

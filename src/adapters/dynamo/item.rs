@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn subject_pk(subject: &Subject) -> String {
-    format!("ID#{}#{}", subject.principal.account, subject.id())
+    format!("ID#{}#{}", subject.principal.account, subject.stable_id())
 }
 
 pub(super) fn breaker_pk(account: &str) -> String {

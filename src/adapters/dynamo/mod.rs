@@ -45,6 +45,7 @@ use serde::Serialize;
 use super::paging::all_pages;
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
+use crate::domain::subject::DEFAULT_PARTITION;
 use crate::domain::{
     AuditEntry, BreakerState, Principal, Record, Snapshot, Stage, Subject, Timestamp,
 };
@@ -80,6 +81,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retry: RetryPolicy,
+    /// The partition of the account whose records this store reads (`aws` unless set).
+    partition: String,
 }
 
 impl DynamoStore {
@@ -88,7 +91,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             retry,
+            partition: DEFAULT_PARTITION.to_string(),
         }
+    }
+
+    /// Names the records it reads in `partition` (one store per account's engine).
+    pub fn in_partition(mut self, partition: &str) -> Self {
+        self.partition = partition.to_string();
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -187,8 +197,18 @@ impl DynamoStore {
         }
     }
 
+    /// Records as stored, named in this account's partition (keys are partition-free: see
+    /// [`Subject::stable_id`]).
+    fn records(&self, items: Vec<Item>) -> PortResult<Vec<Record>> {
+        let mut records: Vec<Record> = decode_all(items, "record")?;
+        for r in &mut records {
+            r.subject.principal.partition = self.partition.clone();
+        }
+        Ok(records)
+    }
+
     fn state_item(&self, stored: &Record) -> PortResult<Item> {
-        let subject = stored.subject.id();
+        let subject = stored.subject.stable_id();
         let account = &stored.subject.principal.account;
         let mut item = Item::new();
         item.insert("pk".into(), s(&subject_pk(&stored.subject)));
@@ -196,7 +216,10 @@ impl DynamoStore {
         item.insert("kind".into(), s("state"));
         item.insert("record".into(), s(&to_json("PutItem", stored)?));
         item.insert("account".into(), s(account));
-        item.insert("principal".into(), s(&stored.subject.principal.arn()));
+        item.insert(
+            "principal".into(),
+            s(&stored.subject.principal.stable_arn()),
+        );
         item.insert("stage".into(), s(stored.stage.as_str()));
         item.insert(
             "stage_subject".into(),
@@ -223,10 +246,8 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn load(&self, subject: &Subject) -> PortResult<Option<Record>> {
-        self.get(&subject_pk(subject), "STATE")
-            .await?
-            .map(|item| decode(&item, "record"))
-            .transpose()
+        let found = self.get(&subject_pk(subject), "STATE").await?;
+        Ok(self.records(found.into_iter().collect())?.pop())
     }
 
     async fn load_principal(&self, principal: &Principal) -> PortResult<Vec<Record>> {
@@ -235,8 +256,8 @@ impl Store for DynamoStore {
             .index_name(PRINCIPAL_INDEX)
             .key_condition_expression("#p = :p")
             .expression_attribute_names("#p", "principal")
-            .expression_attribute_values(":p", s(&principal.arn()));
-        decode_all(self.query_all(query).await?, "record")
+            .expression_attribute_values(":p", s(&principal.stable_arn()));
+        self.records(self.query_all(query).await?)
     }
 
     async fn list(&self, account: &str, stage: Option<Stage>) -> PortResult<Vec<Record>> {
@@ -252,7 +273,7 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":stage", s(&format!("{}#", stage.as_str()))),
             None => query.key_condition_expression("#a = :a"),
         };
-        decode_all(self.query_all(query).await?, "record")
+        self.records(self.query_all(query).await?)
     }
 
     async fn due(&self, account: &str, now: Timestamp) -> PortResult<Vec<Record>> {
@@ -264,7 +285,7 @@ impl Store for DynamoStore {
             .expression_attribute_names("#t", "next_due_at")
             .expression_attribute_values(":d", s(&format!("DUE#{account}")))
             .expression_attribute_values(":now", s(&key_time(now)));
-        decode_all(self.query_all(query).await?, "record")
+        self.records(self.query_all(query).await?)
     }
 
     async fn save(&self, record: &Record) -> PortResult<u64> {
@@ -440,11 +461,16 @@ impl Store for DynamoStore {
             .consistent_read(true);
         // One page is enough: newest first, and Limit 1.
         let page = self.retry.call("Query", || query.clone().send()).await?;
-        page.items
+        let snapshot: Option<Snapshot> = page
+            .items
             .unwrap_or_default()
             .first()
             .map(|item| decode(item, "snapshot"))
-            .transpose()
+            .transpose()?;
+        Ok(snapshot.map(|mut s| {
+            s.principal.partition = self.partition.clone();
+            s
+        }))
     }
 
     async fn claim_event(&self, event_id: &str, now: Timestamp) -> PortResult<bool> {

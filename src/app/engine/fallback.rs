@@ -25,6 +25,9 @@ pub struct FallbackSetup {
 /// How long an Automation execution may run before it counts as failed.
 const FALLBACK_TIMEOUT: chrono::Duration = chrono::Duration::hours(24);
 
+/// How long an execution SSM does not know yet still counts as starting.
+const UNKNOWN_EXECUTION_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+
 /// How often, and how far apart, `undo` looks whether a stopped execution has ended.
 const STOP_POLLS: u32 = 15;
 const STOP_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -109,13 +112,18 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 Ok(AutomationStatus::Failed(why)) => {
                     failure = Some(format!("execution {id}: {why}"))
                 }
-                // Started elsewhere (an older version ran every document in the controller's
-                // account): nothing here to wait for.
+                // SSM keeps executions for a while only; right after a start it may not know
+                // one yet. Unknown past that: nothing to wait for, decide again.
                 Err(e) if e.kind == ErrorKind::NotFound => {
-                    failure = Some(format!(
-                        "execution {id} is not in account {}: {e}",
-                        self.account()
-                    ))
+                    let since = intent.fallback_since.unwrap_or(intent.started_at);
+                    if now - since < UNKNOWN_EXECUTION_GRACE {
+                        running.push(id);
+                    } else {
+                        failure = Some(format!(
+                            "execution {id} is unknown to SSM in account {}: {e}",
+                            self.account()
+                        ));
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -151,7 +159,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             &subject,
             step,
             &intent.effects,
-            record.unique_id.as_deref(),
+            record
+                .unique_id
+                .as_deref()
+                .or(intent.after.unique_id.as_deref()),
             fresh.as_ref(),
         ) {
             let why = format!("SSM Automation reported success, but {why}");
@@ -184,7 +195,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             )));
         };
         for id in &intent.fallback {
-            if setup.runner.status(id).await? == AutomationStatus::Running {
+            if still_running(setup, id).await? {
                 info!(execution = %id, step = %intent.step, "stopping SSM Automation before undo");
                 setup.runner.stop(id).await?;
             }
@@ -192,7 +203,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         for poll in 0..STOP_POLLS {
             let mut running = Vec::new();
             for id in &intent.fallback {
-                if setup.runner.status(id).await? == AutomationStatus::Running {
+                if still_running(setup, id).await? {
                     running.push(id.as_str());
                 }
             }
@@ -212,5 +223,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an execution still runs; one SSM no longer knows ended long ago.
+async fn still_running(setup: &FallbackSetup, id: &str) -> std::result::Result<bool, PortError> {
+    match setup.runner.status(id).await {
+        Ok(status) => Ok(status == AutomationStatus::Running),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
