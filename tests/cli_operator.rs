@@ -578,6 +578,16 @@ fn completions_and_the_man_page_need_no_configuration() {
         assert!(out(&o).contains(mark), "{shell}");
         assert!(out(&o).contains("breaker"), "{shell} completes subcommands");
     }
+    // A reader that stops early (`| head`) is no crash.
+    let mut child = op
+        .command(0, &["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    assert!(!err(&closed).contains("panicked"), "{}", err(&closed));
     let man = op.run(0, &["man"]);
     assert_eq!(man.status.code(), Some(0), "{}", err(&man));
     assert!(

@@ -26,21 +26,25 @@ use crate::app::commands::ListFilter;
 use crate::domain::PrincipalKind;
 
 pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
-    // Neither needs a configuration: a broken one must not stop them.
+    // Neither needs a configuration: a broken one must not stop them. Both are rendered in
+    // memory first: clap_complete panics on a closed pipe (`| head`).
+    let mut text = Vec::new();
     match &cli.command {
         Command::Completions { shell } => {
             let mut cmd = <super::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "dormant", &mut std::io::stdout());
-            return Ok(ExitCode::SUCCESS);
+            clap_complete::generate(*shell, &mut cmd, "dormant", &mut text);
         }
         Command::Man => {
             let cmd = <super::Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
+                .render(&mut text)
                 .map_err(|e| Error::Usage(format!("cannot write the man page: {e}")))?;
-            return Ok(ExitCode::SUCCESS);
         }
         _ => {}
+    }
+    if !text.is_empty() {
+        let _ = std::io::stdout().lock().write_all(&text);
+        return Ok(ExitCode::SUCCESS);
     }
     let report_format = match &cli.command {
         Command::Report { format } => Some(report_format(*format, cli.output)?),
