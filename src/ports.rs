@@ -193,6 +193,8 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// Oldest first; entries of the same instant (a fixed `--now`, one run's steps) in the
+    /// order they were written.
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>>;
 
     async fn put_snapshot(&self, subject: &Subject, snapshot: &Snapshot) -> PortResult<()>;
@@ -205,6 +207,13 @@ pub trait Store: Send + Sync {
 
     /// Gives a claim back after processing failed, so the event's redelivery is processed.
     async fn release_event(&self, event_id: &str) -> PortResult<()>;
+
+    /// Notes that a dry-run sweep ran in `account`: the CLI asks before a first real sweep of
+    /// an account that never had one.
+    async fn note_dry_run(&self, account: &str, now: Timestamp) -> PortResult<()>;
+
+    /// When a dry-run sweep last ran in `account`; `None` if never.
+    async fn last_dry_run(&self, account: &str) -> PortResult<Option<Timestamp>>;
 
     /// The account's breaker, with the stored version (0 when none is stored).
     async fn breaker(&self, account: &str) -> PortResult<BreakerState>;

@@ -58,10 +58,10 @@ impl Cli {
         (self.now + Duration::days(days)).to_rfc3339()
     }
 
-    /// Runs with `--output json --now <day>` and parses stdout.
+    /// Runs with `--output json --now <day> --yes` and parses stdout.
     fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
         let now = self.at(day);
-        let mut all = vec!["--output", "json", "--now", now.as_str()];
+        let mut all = vec!["--output", "json", "--now", now.as_str(), "--yes"];
         all.extend_from_slice(args);
         let out = self.run(&all);
         let code = out.status.code().unwrap_or(-1);
@@ -627,7 +627,13 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
     assert_eq!(before.3, vec!["read".to_string()]);
     emulator().clear_requests(&cli.account);
 
-    let out = cli.run(&["restore", "role/phoenix", "--reason", "needed again"]);
+    let out = cli.run(&[
+        "--yes",
+        "restore",
+        "role/phoenix",
+        "--reason",
+        "needed again",
+    ]);
 
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -679,7 +685,7 @@ async fn the_compliance_report_streams_every_identity_as_csv_or_json() {
     assert!(out.status.success());
     let csv = String::from_utf8_lossy(&out.stdout);
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "account,identity,kind,path,created_at,last_used_at,evidence,days_inactive,stage,next_step,next_due_at,exempt,exemption,exempt_until,exempt_reason");
+    assert_eq!(lines.next().unwrap(), "account,identity,kind,path,created_at,last_used_at,evidence,days_inactive,stage,next_step,next_due_at,exempt,exemption,exempt_until,exempt_reason,credential_id,active");
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{csv}");
     let audited = rows.iter().find(|r| r.contains("role/audited")).unwrap();

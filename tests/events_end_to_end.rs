@@ -34,6 +34,8 @@ impl Env {
         let account = emulator().new_account();
         let dir = std::env::temp_dir().join(format!("dormant-events-{account}"));
         std::fs::create_dir_all(&dir).unwrap();
+        // The defaults, and no starter configuration (dry run) from `init`.
+        std::fs::write(dir.join("dormant.toml"), "").unwrap();
         Env { account, dir }
     }
 

@@ -21,7 +21,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
-        let out = self.run(day, &[&["--output", "json"], args].concat());
+        let out = self.run(day, &[&["--output", "json", "--yes"], args].concat());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
             panic!(

@@ -115,6 +115,9 @@ pub struct BreakerReport {
     pub cause: Option<String>,
     pub quarantines_last_24h: u32,
     pub last_reset: Option<Reset>,
+    /// When the last of those quarantines leaves the 24-hour window (for the text form).
+    #[serde(skip)]
+    pub window_clears_at: Option<String>,
 }
 
 impl BreakerReport {
@@ -126,6 +129,12 @@ impl BreakerReport {
             cause: state.cause.clone(),
             quarantines_last_24h: state.quarantines_within_day(now),
             last_reset: state.last_reset.clone(),
+            window_clears_at: state
+                .quarantines
+                .iter()
+                .filter(|t| **t > now - chrono::Duration::hours(24))
+                .max()
+                .map(|t| rfc3339(*t + chrono::Duration::hours(24))),
         }
     }
 }

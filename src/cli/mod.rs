@@ -12,6 +12,8 @@ use crate::config::{Config, ConfigError};
 use crate::domain::{IdentityArg, Stage};
 use crate::error::Error;
 
+mod confirm;
+mod first_run;
 mod render;
 mod run;
 
@@ -30,9 +32,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format [default: table]. `--output json` also makes `report` print JSON.
+    #[arg(long, global = true, value_enum)]
+    pub output: Option<Output>,
 
     /// Fix the clock (RFC 3339), for tests and demos.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
@@ -41,6 +43,19 @@ pub struct Cli {
     /// Decide and record what would happen; change nothing in IAM.
     #[arg(long, global = true)]
     pub dry_run: bool,
+
+    /// Answer yes to confirmations (approve, restore, breaker reset, a tick that deletes, the
+    /// first real sweep). Needed when there is no terminal to ask on.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
+    /// Full ARNs in tables instead of role/NAME (JSON always has them).
+    #[arg(long, global = true)]
+    pub wide: bool,
+
+    /// More logs on stderr: -v info, -vv debug (DORMANT_LOG overrides both).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
@@ -54,17 +69,31 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the DynamoDB table and its indexes (local/dev; the CDK app does this in AWS). Idempotent.
+    /// Create the DynamoDB table and its indexes (local/dev; the CDK app does this in AWS), and
+    /// a starter ./dormant.toml (dry_run = true) when there is none. Idempotent.
     Init,
     /// Evaluate every role and user in the account and take each step that is due.
     Sweep,
     /// Take only the steps that are due (reads the due index, not the whole account).
     Tick,
-    /// Tracked identities, optionally of one stage.
+    /// Tracked identities, optionally filtered (filters combine).
     List {
         /// clean, noticed, quarantined, keys_deactivated, pending_delete, deleted, released or exempt.
         #[arg(long, value_parser = parse_stage)]
         stage: Option<Stage>,
+        /// Only roles, or only users (with their access keys and passwords).
+        #[arg(long, value_enum)]
+        kind: Option<KindFilter>,
+        /// Only this account (12 digits).
+        #[arg(long, value_name = "ID", value_parser = parse_account)]
+        account: Option<String>,
+        /// Only identities with a step due before this time (RFC 3339, or a date: its midnight UTC).
+        #[arg(long, value_name = "RFC3339|DATE", value_parser = parse_time_or_date)]
+        due_before: Option<DateTime<Utc>>,
+        /// Only names matching this glob (`*`, `?`, `[…]`; matched against NAME, and against
+        /// PATH/NAME when it contains a /).
+        #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+        name: Option<globset::GlobMatcher>,
     },
     /// Stage, next step and when, exemption and last-used evidence of one identity.
     Status {
@@ -133,9 +162,9 @@ pub enum Command {
     /// and its evidence, days inactive, stage, next step and when, and exemption. Rows stream
     /// to stdout as they are produced.
     Report {
-        /// csv or json (one JSON array).
-        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
-        format: ReportFormat,
+        /// csv or json (one JSON array) [default: csv, or json with --output json].
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
     },
     /// The IAM actions each step needs (the CDK role is checked against this).
     Permissions,
@@ -144,6 +173,20 @@ pub enum Command {
         #[command(subcommand)]
         action: BreakerAction,
     },
+    /// Print a shell completion script (e.g. `dormant completions bash > /etc/bash_completion.d/dormant`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; e.g. `dormant man | man -l -`).
+    Man,
+}
+
+/// `list --kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindFilter {
+    Role,
+    User,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -189,9 +232,41 @@ fn parse_stage(s: &str) -> std::result::Result<Stage, String> {
     s.parse()
 }
 
+fn parse_account(s: &str) -> std::result::Result<String, String> {
+    if crate::domain::subject::is_account_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not an account id (12 digits)"))
+    }
+}
+
+fn parse_time_or_date(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
+}
+
+fn parse_glob(s: &str) -> std::result::Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(s)
+        .literal_separator(false)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("'{s}' is not a glob: {e}"))
+}
+
 fn parse_identity(s: &str) -> std::result::Result<IdentityArg, String> {
     s.parse()
         .map_err(|e: crate::domain::subject::SubjectParseError| e.0)
+}
+
+impl Cli {
+    /// `--output`, table when not given.
+    pub fn output(&self) -> Output {
+        self.output.unwrap_or(Output::Table)
+    }
 }
 
 /// Loads the configuration: the named file, or ./dormant.toml when present, or the defaults.
@@ -211,7 +286,7 @@ pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, Config
 
 /// Parses, runs and reports. Errors are printed here; the exit code follows docs/design.md, 'Operator commands'.
 pub async fn main_with(cli: Cli) -> ExitCode {
-    let output = cli.output;
+    let output = cli.output();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

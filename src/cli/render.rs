@@ -3,17 +3,70 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, Table};
 use serde::Serialize;
 
 use crate::app::commands::{CommandReport, PermissionsReport, ReportRow};
 use crate::app::fleet::FleetReport;
 use crate::app::output::{BreakerReport, HistoryEntry, RunReport, StatusReport};
-use crate::domain::Outcome;
+use crate::domain::{Outcome, Stage, Subject};
 use crate::error::{Error, Result};
 use crate::inbound::eventbridge::ClassificationReport;
 
 use super::Output;
+
+/// How tables show identities and stages.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct View {
+    /// Full ARNs (`--wide`) instead of `role/NAME` and the account above the table.
+    pub wide: bool,
+    /// Stages in colour: stdout is a terminal and `NO_COLOR` is not set.
+    pub colour: bool,
+}
+
+impl View {
+    pub(super) fn new(wide: bool) -> Self {
+        use std::io::IsTerminal;
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        View { wide, colour }
+    }
+
+    /// `role/NAME` (or `role/PATH/NAME`) for a subject id, or the id itself with `--wide`.
+    pub(super) fn name(&self, id: &str) -> String {
+        match Subject::from_id(id) {
+            Ok(s) if !self.wide => s.short(),
+            _ => id.to_string(),
+        }
+    }
+
+    fn stage(&self, stage: Stage) -> Cell {
+        let cell = Cell::new(stage.as_str());
+        if !self.colour {
+            return cell;
+        }
+        match stage {
+            Stage::Clean => cell,
+            Stage::Noticed => cell.fg(Color::Yellow),
+            Stage::Quarantined | Stage::KeysDeactivated => cell.fg(Color::Magenta),
+            Stage::PendingDelete | Stage::Deleted => cell.fg(Color::Red),
+            Stage::Released => cell.fg(Color::Green),
+            Stage::Exempt => cell.fg(Color::Cyan),
+        }
+    }
+}
+
+/// The account of each subject id (none for ids that do not parse).
+fn accounts<'a>(ids: impl Iterator<Item = &'a str>) -> std::collections::BTreeSet<String> {
+    ids.filter_map(|id| Subject::from_id(id).ok())
+        .map(|s| s.principal.account)
+        .collect()
+}
+
+fn account_of(id: &str) -> String {
+    Subject::from_id(id)
+        .map(|s| s.principal.account)
+        .unwrap_or_default()
+}
 
 /// A report row flattened for CSV (no nested values; empty for none).
 #[derive(Serialize)]
@@ -33,6 +86,8 @@ pub(super) struct CsvRow<'a> {
     exemption: &'a str,
     exempt_until: &'a str,
     exempt_reason: &'a str,
+    credential_id: &'a str,
+    active: &'a str,
 }
 
 impl<'a> From<&'a ReportRow> for CsvRow<'a> {
@@ -54,6 +109,12 @@ impl<'a> From<&'a ReportRow> for CsvRow<'a> {
             exemption: s(&r.exemption),
             exempt_until: s(&r.exempt_until),
             exempt_reason: s(&r.exempt_reason),
+            credential_id: s(&r.credential_id),
+            active: match r.active {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "",
+            },
         }
     }
 }
@@ -74,7 +135,7 @@ pub(super) fn print_json_or<T: Serialize>(
     Ok(())
 }
 
-pub(super) fn table<const N: usize>(header: [&str; N]) -> Table {
+pub(super) fn table(header: impl Into<comfy_table::Row>) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
@@ -82,36 +143,75 @@ pub(super) fn table<const N: usize>(header: [&str; N]) -> Table {
     t
 }
 
-pub(super) fn run_table(r: &RunReport) -> String {
-    let mut t = table(["identity", "step", "outcome", "reason"]);
+pub(super) fn run_table(r: &RunReport, view: View) -> String {
+    let several = !view.wide && accounts(r.actions.iter().map(|a| a.identity.as_str())).len() > 1;
+    let mut t = if several {
+        table(["account", "identity", "step", "outcome", "reason"])
+    } else {
+        table(["identity", "step", "outcome", "reason"])
+    };
     for a in &r.actions {
-        t.add_row([
-            a.identity.as_str(),
-            a.step.as_str(),
-            a.outcome.as_str(),
-            a.reason.as_str(),
-        ]);
+        let mut row = vec![
+            view.name(&a.identity),
+            a.step.as_str().to_string(),
+            a.outcome.as_str().to_string(),
+            a.reason.clone(),
+        ];
+        if several {
+            row.insert(0, account_of(&a.identity));
+        }
+        t.add_row(row);
     }
     let mut s = if r.actions.is_empty() {
         String::new()
     } else {
         format!("{t}\n")
     };
-    s.push_str(&format!(
-        "evaluated {} identities, {} actions{}",
-        r.evaluated,
-        r.actions.len(),
-        if r.breaker_tripped {
-            "; CIRCUIT BREAKER TRIPPED"
-        } else {
-            ""
-        }
-    ));
+    s.push_str(&run_summary(r));
     s
 }
 
-pub(super) fn fleet_table(r: &FleetReport) -> String {
-    let mut s = run_table(&r.run);
+/// `evaluated 2 identities: 1 step taken, 1 skipped`: steps taken apart from skipped ones.
+pub(super) fn run_summary(r: &RunReport) -> String {
+    let count = |o: Outcome| r.actions.iter().filter(|a| a.outcome == o).count();
+    let taken = count(Outcome::Done) + count(Outcome::FallbackStarted);
+    let mut parts = Vec::new();
+    if taken > 0 {
+        parts.push(format!("{} taken", plural(taken, "step", "steps")));
+    }
+    let planned = count(Outcome::DryRun);
+    if planned > 0 {
+        parts.push(format!(
+            "{} would be taken (dry run)",
+            plural(planned, "step", "steps")
+        ));
+    }
+    for (outcome, word) in [(Outcome::Skipped, "skipped"), (Outcome::Failed, "failed")] {
+        let n = count(outcome);
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("no step due".to_string());
+    }
+    let mut s = format!(
+        "evaluated {}: {}",
+        plural(r.evaluated, "identity", "identities"),
+        parts.join(", ")
+    );
+    if r.breaker_tripped {
+        s.push_str("; CIRCUIT BREAKER TRIPPED (`dormant breaker status` says why)");
+    }
+    s
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub(super) fn fleet_table(r: &FleetReport, view: View) -> String {
+    let mut s = run_table(&r.run, view);
     let total: u64 = r.api_calls.values().sum();
     let iam: u64 = r
         .api_calls
@@ -134,11 +234,14 @@ pub(super) fn fleet_table(r: &FleetReport) -> String {
     s
 }
 
-pub(super) fn status_table(rows: &[StatusReport]) -> String {
+/// `list` and `status`; `empty` is what to say when there is no row.
+pub(super) fn status_table(rows: &[StatusReport], view: View, empty: &str) -> String {
     if rows.is_empty() {
-        return "no tracked identities".to_string();
+        return empty.to_string();
     }
-    let mut t = table([
+    let all = accounts(rows.iter().map(|r| r.identity.as_str()));
+    let column = !view.wide && all.len() > 1;
+    let mut header = vec![
         "identity",
         "kind",
         "stage",
@@ -147,22 +250,31 @@ pub(super) fn status_table(rows: &[StatusReport]) -> String {
         "exempt",
         "last used",
         "reason",
-    ]);
-    for r in rows {
-        t.add_row([
-            r.identity.clone(),
-            r.kind.to_string(),
-            r.stage.to_string(),
-            r.next_step
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "-".into()),
-            r.next_due_at.clone().unwrap_or_else(|| "-".into()),
-            if r.exempt { "yes".into() } else { "no".into() },
-            r.last_used_at.clone().unwrap_or_else(|| "never".into()),
-            r.reason.clone(),
-        ]);
+    ];
+    if column {
+        header.insert(0, "account");
     }
-    t.to_string()
+    let mut t = table(header);
+    for r in rows {
+        let mut row = vec![
+            Cell::new(view.name(&r.identity)),
+            Cell::new(r.kind),
+            view.stage(r.stage),
+            Cell::new(r.next_step.map_or_else(|| "-".into(), |s| s.to_string())),
+            Cell::new(r.next_due_at.as_deref().unwrap_or("-")),
+            Cell::new(if r.exempt { "yes" } else { "no" }),
+            Cell::new(r.last_used_at.as_deref().unwrap_or("never")),
+            Cell::new(&r.reason),
+        ];
+        if column {
+            row.insert(0, Cell::new(account_of(&r.identity)));
+        }
+        t.add_row(row);
+    }
+    match all.iter().next() {
+        Some(account) if !view.wide && !column => format!("account {account}\n{t}"),
+        _ => t.to_string(),
+    }
 }
 
 /// The exit code of a sweep or tick that failed nothing but was stopped by the circuit breaker.
@@ -176,11 +288,11 @@ pub(super) fn exit_for(r: &CommandReport) -> ExitCode {
     }
 }
 
-pub(super) fn command_text(r: &CommandReport) -> String {
+pub(super) fn command_text(r: &CommandReport, view: View) -> String {
     let mut s = format!(
         "{} {}: {} (now {}): {}",
         r.command,
-        r.identity,
+        view.name(&r.identity),
         r.outcome.as_str(),
         r.stage,
         r.reason
@@ -236,22 +348,43 @@ pub(super) fn permissions_table(p: &PermissionsReport) -> String {
     t.to_string()
 }
 
+/// The same numbers as the JSON, and when the 24-hour window of quarantines clears.
 pub(super) fn breaker_text(reports: &[BreakerReport]) -> String {
     reports
         .iter()
         .map(|b| {
-            if b.tripped {
+            let n = b.quarantines_last_24h;
+            let window = match &b.window_clears_at {
+                Some(at) if n > 0 => format!("; the window clears at {at}"),
+                _ => String::new(),
+            };
+            let count = format!(
+                "{} in the last 24 h{window}",
+                plural(n as usize, "quarantine", "quarantines")
+            );
+            let mut s = if b.tripped {
                 format!(
-                    "breaker TRIPPED in {}: {}",
+                    "breaker TRIPPED in {}{}: {}\n  {count}; steps stay stopped until \
+                     `dormant breaker reset --reason …`",
                     b.account,
-                    b.cause.as_deref().unwrap_or("")
+                    b.tripped_at
+                        .as_deref()
+                        .map(|t| format!(" at {t}"))
+                        .unwrap_or_default(),
+                    b.cause.as_deref().unwrap_or("no cause recorded")
                 )
             } else {
-                format!(
-                    "breaker ok in {} ({} quarantines in the last 24 h)",
-                    b.account, b.quarantines_last_24h
-                )
+                format!("breaker ok in {} ({count})", b.account)
+            };
+            if let Some(r) = &b.last_reset {
+                s.push_str(&format!(
+                    "\n  last reset by {} at {}: {}",
+                    r.by,
+                    crate::domain::time::fmt_time(r.at),
+                    r.reason
+                ));
             }
+            s
         })
         .collect::<Vec<_>>()
         .join("\n")

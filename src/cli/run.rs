@@ -15,18 +15,48 @@ use crate::error::{Error, Result};
 use crate::inbound::eventbridge::{classify_bytes, ClassificationReport, ClassifyRules};
 use crate::wiring::{self, assemble, Actor, Assembly};
 
+use super::confirm::Confirm;
+use super::first_run::write_starter_config;
 use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
-    permissions_table, print_json_or, run_table, status_table, CsvRow, BREAKER_TRIPPED,
+    permissions_table, print_json_or, run_table, status_table, CsvRow, View, BREAKER_TRIPPED,
 };
-use super::{load_config, BreakerAction, Command, EventAction, ReportFormat};
+use super::{load_config, BreakerAction, Command, EventAction, KindFilter, Output, ReportFormat};
+use crate::app::commands::ListFilter;
+use crate::domain::PrincipalKind;
 
 pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
+    // Neither needs a configuration: a broken one must not stop them. Both are rendered in
+    // memory first: clap_complete panics on a closed pipe (`| head`).
+    let mut text = Vec::new();
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <super::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "dormant", &mut text);
+        }
+        Command::Man => {
+            let cmd = <super::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut text)
+                .map_err(|e| Error::Usage(format!("cannot write the man page: {e}")))?;
+        }
+        _ => {}
+    }
+    if !text.is_empty() {
+        let _ = std::io::stdout().lock().write_all(&text);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report_format = match &cli.command {
+        Command::Report { format } => Some(report_format(*format, cli.output)?),
+        _ => None,
+    };
     let mut config = load_config(cli.config.as_ref())?;
     if cli.dry_run || config.policy.dry_run {
         // Commands that only change state have nothing to preview: refuse rather than act.
+        // `init` only with --dry-run: `dry_run = true` in the file (the starter configuration
+        // has it) is about IAM, and dormant's own table is what makes a dry run possible.
         let refused = match &cli.command {
-            Command::Init => Some("init creates the table"),
+            Command::Init if cli.dry_run => Some("init creates the table"),
             Command::Breaker {
                 action: BreakerAction::Reset { .. },
             } => Some("breaker reset re-enables steps"),
@@ -42,7 +72,12 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         config.policy.dry_run = true;
     }
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
-    let out = cli.output;
+    let out = cli.output();
+    let view = View::new(cli.wide);
+    let confirm = Confirm {
+        yes: cli.yes,
+        dry_run: config.policy.dry_run,
+    };
 
     if let Command::Event {
         action: EventAction::Classify { file },
@@ -72,10 +107,27 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     if let Command::Init = cli.command {
         let created = wiring::create_table(&config, &aws, retry).await?;
         let msg = if created { "created" } else { "already exists" };
+        // Only where dormant would look for it, and never over a file that is there.
+        let starter = PathBuf::from("dormant.toml");
+        let written = cli.config.is_none() && write_starter_config(&starter)?;
         print_json_or(
             out,
-            &serde_json::json!({"table": config.table, "created": created}),
-            |_| format!("table {} {msg}", config.table),
+            &serde_json::json!({
+                "table": config.table,
+                "created": created,
+                "config_written": written.then_some("dormant.toml"),
+            }),
+            |_| {
+                let mut text = format!("table {} {msg}", config.table);
+                if written {
+                    text.push_str(
+                        "\nwrote ./dormant.toml: a starter configuration with dry_run = true, so \
+                         `dormant sweep` decides and records what it would do and changes nothing \
+                         in IAM; set dry_run = false once that looks right",
+                    );
+                }
+                text
+            },
         )?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -92,12 +144,20 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sweep | Command::Tick => {
             let mut report = if matches!(cli.command, Command::Sweep) {
+                if confirm.needed() {
+                    confirm_first_sweep(&fleet, confirm).await?;
+                    // A sweep takes the due steps too, deletions included.
+                    confirm_deletions(&fleet, confirm, view, now, "sweep").await?;
+                }
                 fleet.sweep(now).await
             } else {
+                if confirm.needed() {
+                    confirm_deletions(&fleet, confirm, view, now, "tick").await?;
+                }
                 fleet.tick(now).await
             };
             report.api_calls = api_calls.snapshot();
-            print_json_or(out, &report, fleet_table)?;
+            print_json_or(out, &report, |r| fleet_table(r, view))?;
             Ok(if report.run.failed() > 0 || report.failed_accounts() > 0 {
                 ExitCode::from(1)
             } else if report.run.breaker_tripped {
@@ -107,17 +167,46 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::List { stage } => {
+        Command::List {
+            stage,
+            kind,
+            account,
+            due_before,
+            name,
+        } => {
+            if let Some(account) = &account {
+                fleet.engine(account)?;
+            }
+            let filtered = kind.is_some() || account.is_some() || due_before.is_some();
+            let empty = match (stage, filtered || name.is_some()) {
+                (Some(stage), false) => format!("no identity at stage {stage}"),
+                (Some(stage), true) => {
+                    format!("no identity at stage {stage} matches the filters")
+                }
+                (None, false) => "no tracked identities".to_string(),
+                (None, true) => "no tracked identity matches the filters".to_string(),
+            };
+            let filter = ListFilter {
+                stage,
+                kind: kind.map(|k| match k {
+                    KindFilter::Role => PrincipalKind::Role,
+                    KindFilter::User => PrincipalKind::User,
+                }),
+                due_before,
+                name,
+            };
             let mut rows = Vec::new();
             for engine in &fleet.engines {
-                rows.extend(engine.list(stage).await?);
+                if account.as_ref().is_none_or(|a| engine.account() == a) {
+                    rows.extend(engine.list_filtered(&filter).await?);
+                }
             }
-            print_json_or(out, &rows, |rows| status_table(rows))?;
+            print_json_or(out, &rows, |rows| status_table(rows, view, &empty))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { identity } => {
             let s = pick(&identity)?.status(&identity, now).await?;
-            print_json_or(out, &s, |s| status_table(std::slice::from_ref(s)))?;
+            print_json_or(out, &s, |s| status_table(std::slice::from_ref(s), view, ""))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::History { identity } => {
@@ -125,9 +214,9 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             print_json_or(out, &h, |h| history_table(h))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { format } => {
+        Command::Report { .. } => {
             let mut stdout = std::io::stdout().lock();
-            let rows = match format {
+            let rows = match report_format.unwrap_or(ReportFormat::Csv) {
                 ReportFormat::Csv => {
                     let mut w = csv::Writer::from_writer(&mut stdout);
                     let mut n = 0;
@@ -180,7 +269,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                     malformed => Error::Rejected(malformed.to_string()),
                 })?;
             print_json_or(out, &report, |r| {
-                let mut text = run_table(&r.run);
+                let mut text = run_table(&r.run, view);
                 if let Some(why) = &r.ignored {
                     text.push_str(&format!("\nignored: {why}"));
                 }
@@ -197,12 +286,17 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         }
         Command::Undo { identity, reason } => {
             let r = pick(&identity)?.undo(&identity, &reason, now).await?;
-            print_json_or(out, &r, command_text)?;
+            print_json_or(out, &r, |r| command_text(r, view))?;
             Ok(exit_for(&r))
         }
         Command::Restore { identity, reason } => {
-            let r = pick(&identity)?.restore(&identity, &reason, now).await?;
-            print_json_or(out, &r, command_text)?;
+            let engine = pick(&identity)?;
+            required_reason(&reason)?;
+            if confirm.needed() {
+                confirm.ask("restore", &engine.restore_plan(&identity, now).await?)?;
+            }
+            let r = engine.restore(&identity, &reason, now).await?;
+            print_json_or(out, &r, |r| command_text(r, view))?;
             Ok(exit_for(&r))
         }
         Command::Exempt {
@@ -213,15 +307,26 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             let r = pick(&identity)?
                 .exempt(&identity, until, &reason, now)
                 .await?;
-            print_json_or(out, &r, command_text)?;
+            print_json_or(out, &r, |r| command_text(r, view))?;
             Ok(exit_for(&r))
         }
         Command::Approve { identity, reason } => {
-            let r = pick(&identity)?.approve(&identity, &reason, now).await?;
-            print_json_or(out, &r, command_text)?;
+            let engine = pick(&identity)?;
+            required_reason(&reason)?;
+            if confirm.needed() {
+                confirm.ask("approve", &engine.approve_plan(&identity, now).await?)?;
+            }
+            let r = engine.approve(&identity, &reason, now).await?;
+            print_json_or(out, &r, |r| command_text(r, view))?;
             Ok(exit_for(&r))
         }
         Command::Breaker { action } => {
+            if let BreakerAction::Reset { reason } = &action {
+                required_reason(reason)?;
+                if confirm.needed() {
+                    confirm_reset(&fleet, confirm).await?;
+                }
+            }
             let mut states = Vec::new();
             for engine in &fleet.engines {
                 let account = engine.account();
@@ -243,8 +348,105 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init | Command::Permissions | Command::Event { .. } => Ok(ExitCode::SUCCESS),
+        Command::Init
+        | Command::Permissions
+        | Command::Event { .. }
+        | Command::Completions { .. }
+        | Command::Man => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// One format flag: `--output json` makes `report` JSON; `--format` still chooses, and the two
+/// disagreeing is a usage error rather than a guess.
+fn report_format(format: Option<ReportFormat>, output: Option<Output>) -> Result<ReportFormat> {
+    match (format, output) {
+        (Some(ReportFormat::Csv), Some(Output::Json)) => Err(Error::Usage(
+            "--output json and --format csv disagree: give one of them (--output json alone \
+             prints the report as JSON)"
+                .to_string(),
+        )),
+        (Some(format), _) => Ok(format),
+        (None, Some(Output::Json)) => Ok(ReportFormat::Json),
+        (None, _) => Ok(ReportFormat::Csv),
+    }
+}
+
+type CliFleet =
+    crate::app::fleet::Fleet<crate::adapters::iam::AwsIam, crate::adapters::dynamo::DynamoStore>;
+
+/// A real sweep of an account that never had a dry-run sweep (nor a real one) is asked first.
+async fn confirm_first_sweep(fleet: &CliFleet, confirm: Confirm) -> Result<()> {
+    let mut first = Vec::new();
+    for engine in &fleet.engines {
+        if engine.first_real_sweep().await? {
+            first.push(engine.account().to_string());
+        }
+    }
+    if first.is_empty() {
+        return Ok(());
+    }
+    confirm.ask(
+        "sweep",
+        &format!(
+            "take real steps in account {} for the first time, and no dry run has been seen \
+             there: `dormant --dry-run sweep` shows what a sweep would do and changes nothing in \
+             IAM",
+            first.join(", ")
+        ),
+    )
+}
+
+/// A tick or sweep that would delete names what it deletes and asks; one that would not just
+/// runs.
+async fn confirm_deletions(
+    fleet: &CliFleet,
+    confirm: Confirm,
+    view: View,
+    now: crate::domain::Timestamp,
+    what: &str,
+) -> Result<()> {
+    let mut doomed = Vec::new();
+    for engine in &fleet.engines {
+        for r in engine.due_deletions(now).await? {
+            doomed.push(view.name(&r.subject.id()));
+        }
+    }
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    confirm.ask(
+        what,
+        &format!(
+            "delete {} ({}): each is snapshotted first, and `dormant restore` recreates a role \
+             or user, not its access keys or password",
+            if doomed.len() == 1 {
+                "1 identity".to_string()
+            } else {
+                format!("{} identities", doomed.len())
+            },
+            doomed.join(", ")
+        ),
+    )
+}
+
+/// `breaker reset` says what each account's breaker stopped before it lets steps run again.
+async fn confirm_reset(fleet: &CliFleet, confirm: Confirm) -> Result<()> {
+    let mut states = Vec::new();
+    for engine in &fleet.engines {
+        let state = engine.breaker().state().await?;
+        states.push(match (&state.tripped, &state.cause) {
+            (true, Some(cause)) => format!("account {} (tripped: {cause})", engine.account()),
+            (true, None) => format!("account {} (tripped)", engine.account()),
+            (false, _) => format!("account {} (not tripped)", engine.account()),
+        });
+    }
+    confirm.ask(
+        "breaker reset",
+        &format!(
+            "reset the circuit breaker in {}, so access-cutting steps run again",
+            states.join(", ")
+        ),
+    )
 }
 
 /// A file's bytes, or stdin's for `-`.

@@ -49,9 +49,11 @@ impl Budget {
             let count = self.quarantines_in_window + 1;
             let fraction = f64::from(count) / f64::from(self.identities_in_account.max(1));
             if count >= limits.min_count && fraction > limits.max_quarantine_fraction {
+                // Names the quarantine refused: the window holds one fewer than `count`.
                 return Some(Trip {
                     cause: format!(
-                        "{count} of {} identities quarantined within 24 h is more than {:.0} %",
+                        "quarantine {count} within 24 h would put {count} of {} identities in \
+                         quarantine, more than {:.0} %",
                         self.identities_in_account,
                         limits.max_quarantine_fraction * 100.0
                     ),

@@ -13,8 +13,9 @@ use super::time::Timestamp;
 /// Why an operator command cannot be carried out. Nothing is changed in these cases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefusedBecause {
-    #[error("{0} is not tracked by dormant: there is nothing of dormant's to undo")]
-    NotTracked(String),
+    /// The subject, and what that means for the command (`there is nothing … to undo`).
+    #[error("{0} is not tracked by dormant: {1}")]
+    NotTracked(String, String),
     #[error("{0} is already {1}: nothing to undo")]
     AlreadyReleased(String, Stage),
     #[error("{0} was deleted by dormant: undo cannot bring it back; use `dormant restore`")]
@@ -51,7 +52,10 @@ pub fn undo(
     let rolled_back = record.assuming_intent_done();
     let record = &rolled_back;
     match record.stage {
-        Stage::Clean => Err(RefusedBecause::NotTracked(id)),
+        Stage::Clean => Err(RefusedBecause::NotTracked(
+            id,
+            "there is nothing of dormant's to undo".to_string(),
+        )),
         Stage::Released | Stage::Exempt => Err(RefusedBecause::AlreadyReleased(id, record.stage)),
         Stage::Deleted => Err(RefusedBecause::Deleted(id)),
         Stage::Noticed | Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete => {

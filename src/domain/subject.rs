@@ -117,6 +117,12 @@ impl Principal {
         .arn()
     }
 
+    /// How the CLI prints it: `role/NAME`, or `role/PATH/NAME` when the path is not `/` (the
+    /// ARN's resource part; the CLI takes it back as an identity).
+    pub fn short(&self) -> String {
+        format!("{}{}{}", self.kind.as_str(), self.path, self.name)
+    }
+
     /// Path + name, the string exemption globs match against (`/security-audit`, `/ops/deploy`).
     pub fn path_and_name(&self) -> String {
         format!("{}{}", self.path, self.name)
@@ -275,6 +281,15 @@ impl Subject {
         .id()
     }
 
+    /// [`Subject::id`] without the account: `role/NAME`, `user/PATH/NAME/key/AKIA…`.
+    pub fn short(&self) -> String {
+        match &self.scope {
+            Scope::Whole => self.principal.short(),
+            Scope::AccessKey(key) => format!("{}/key/{key}", self.principal.short()),
+            Scope::Password => format!("{}/password", self.principal.short()),
+        }
+    }
+
     /// Parses [`Subject::id`] output back.
     pub fn from_id(id: &str) -> Result<Self, SubjectParseError> {
         if let Some((arn, key)) = split_key_suffix(id) {
@@ -329,13 +344,27 @@ fn split_key_suffix(id: &str) -> Option<(&str, &str)> {
 pub enum IdentityArg {
     /// A full ARN (or subject id); carries its own account.
     Subject(Subject),
-    /// `role/NAME`, `user/NAME`, `user/NAME/key/AKIA…` or `user/NAME/password`: the account is the
-    /// caller's, the path is looked up.
+    /// `role/NAME`, `user/NAME`, `user/NAME/key/AKIA…` or `user/NAME/password`, each also with a
+    /// path (`role/PATH/NAME`, as the CLI prints it): the account is the caller's; without a
+    /// path, the path is looked up.
     Name {
         kind: PrincipalKind,
+        /// `/PATH/` when given; a name is unique in an account whatever its path, so this only
+        /// has to match.
+        path: Option<String>,
         name: String,
         scope: Scope,
     },
+}
+
+impl IdentityArg {
+    /// What part of the principal it names.
+    pub fn scope(&self) -> &Scope {
+        match self {
+            IdentityArg::Name { scope, .. } => scope,
+            IdentityArg::Subject(subject) => &subject.scope,
+        }
+    }
 }
 
 impl FromStr for IdentityArg {
@@ -347,7 +376,7 @@ impl FromStr for IdentityArg {
         }
         let bad = || {
             SubjectParseError(format!(
-                "'{s}' is not an identity: use an ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password"
+                "'{s}' is not an identity: use an ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password (each NAME may be PATH/NAME)"
             ))
         };
         let (kind, rest) = if let Some(r) = s.strip_prefix("role/") {
@@ -357,18 +386,24 @@ impl FromStr for IdentityArg {
         } else {
             return Err(bad());
         };
-        let (name, scope) = if let Some((name, key)) = split_key_suffix(rest) {
+        let (path_and_name, scope) = if let Some((name, key)) = split_key_suffix(rest) {
             (name, Scope::AccessKey(key.to_string()))
         } else if let Some(name) = rest.strip_suffix("/password") {
             (name, Scope::Password)
         } else {
             (rest, Scope::Whole)
         };
+        let (path, name) = match path_and_name.rsplit_once('/') {
+            Some((path, name)) if is_iam_path(path) => (Some(format!("/{path}/")), name),
+            Some(_) => return Err(bad()),
+            None => (None, path_and_name),
+        };
         if !is_iam_name(name) || (kind == PrincipalKind::Role && scope != Scope::Whole) {
             return Err(bad());
         }
         Ok(IdentityArg::Name {
             kind,
+            path,
             name: name.to_string(),
             scope,
         })
@@ -381,6 +416,14 @@ pub fn is_iam_name(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// A path between its outer slashes (`ops/team`): printable ASCII segments, none empty.
+fn is_iam_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 510
+        && s.split('/').all(|seg| !seg.is_empty())
+        && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -412,6 +455,21 @@ mod tests {
     }
 
     #[test]
+    fn the_short_form_is_what_the_cli_takes_back() {
+        let p = Principal::role("123456789012", "/ops/", "deploy");
+        assert_eq!(p.short(), "role/ops/deploy");
+        assert_eq!(
+            Principal::user("123456789012", "/", "bob").short(),
+            "user/bob"
+        );
+        let key = Subject::access_key(
+            Principal::user("123456789012", "/ops/", "bob"),
+            "AKIAIOSFODNN7EXAMPLE",
+        );
+        assert_eq!(key.short(), "user/ops/bob/key/AKIAIOSFODNN7EXAMPLE");
+    }
+
+    #[test]
     fn a_path_segment_called_key_is_not_a_key_suffix() {
         let s = Subject::from_id("arn:aws:iam::123456789012:user/key/bob").unwrap();
         assert_eq!(s.scope, Scope::Whole);
@@ -427,10 +485,31 @@ mod tests {
                 .unwrap(),
             IdentityArg::Name {
                 kind: PrincipalKind::User,
+                path: None,
                 name: "alice".into(),
                 scope: Scope::AccessKey("AKIAIOSFODNN7EXAMPLE".into())
             }
         );
+        assert_eq!(
+            "role/ops/team/deploy".parse::<IdentityArg>().unwrap(),
+            IdentityArg::Name {
+                kind: PrincipalKind::Role,
+                path: Some("/ops/team/".into()),
+                name: "deploy".into(),
+                scope: Scope::Whole
+            }
+        );
+        assert_eq!(
+            "user/ops/bob/password".parse::<IdentityArg>().unwrap(),
+            IdentityArg::Name {
+                kind: PrincipalKind::User,
+                path: Some("/ops/".into()),
+                name: "bob".into(),
+                scope: Scope::Password
+            }
+        );
+        assert!("role//x".parse::<IdentityArg>().is_err());
+        assert!("role/ops/".parse::<IdentityArg>().is_err());
         assert!("role/x/password".parse::<IdentityArg>().is_err());
         assert!("group/admins".parse::<IdentityArg>().is_err());
         assert!("role/".parse::<IdentityArg>().is_err());

@@ -10,6 +10,10 @@ pub(super) fn breaker_pk(account: &str) -> String {
     format!("BREAKER#{account}")
 }
 
+pub(super) fn dry_run_pk(account: &str) -> String {
+    format!("DRYRUN#{account}")
+}
+
 /// An audit entry under `AUDIT#<time>#<suffix>`.
 pub(super) fn audit_item(subject: &Subject, entry: &AuditEntry, suffix: &str) -> PortResult<Item> {
     let mut item = Item::new();
@@ -20,6 +24,12 @@ pub(super) fn audit_item(subject: &Subject, entry: &AuditEntry, suffix: &str) ->
     );
     item.insert("kind".into(), s("audit"));
     item.insert("entry".into(), s(&to_json("PutItem", entry)?));
+    // When it was written (the wall clock, whatever `--now` says): orders the entries of one
+    // instant, which the key alone leaves to their suffixes.
+    item.insert(
+        "written".into(),
+        s(&key_time(crate::adapters::clock::Clock::system().now())),
+    );
     Ok(item)
 }
 

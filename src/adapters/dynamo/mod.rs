@@ -7,6 +7,7 @@
 //! | snapshot | `ID#<account>#<subject>`  | `SNAPSHOT#<time>`               | — |
 //! | event    | `EVENT#<id>`              | `EVENT`                         | `expires_at` (TTL) |
 //! | breaker  | `BREAKER#<account>`       | `BREAKER`                       | — |
+//! | dry run  | `DRYRUN#<account>`        | `DRYRUN`                        | — (`at`: the last dry-run sweep) |
 //!
 //! The domain value itself is kept as JSON in one string attribute (`record`, `entry`,
 //! `snapshot`, `state`), so the table never needs a migration when a domain type grows a field;
@@ -433,7 +434,14 @@ impl Store for DynamoStore {
             .expression_attribute_values(":prefix", s("AUDIT#"))
             .scan_index_forward(true)
             .consistent_read(true);
-        decode_all(self.query_all(query).await?, "entry")
+        let items = self.query_all(query).await?;
+        let mut entries: Vec<(String, AuditEntry)> = items
+            .iter()
+            .map(|item| Ok((attr_s(item, "written").to_string(), decode(item, "entry")?)))
+            .collect::<PortResult<_>>()?;
+        // Stable: entries written before `written` existed keep their key order.
+        entries.sort_by(|(wa, a), (wb, b)| a.at.cmp(&b.at).then_with(|| wa.cmp(wb)));
+        Ok(entries.into_iter().map(|(_, e)| e).collect())
     }
 
     async fn put_snapshot(&self, subject: &Subject, snapshot: &Snapshot) -> PortResult<()> {
@@ -504,6 +512,32 @@ impl Store for DynamoStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn note_dry_run(&self, account: &str, now: Timestamp) -> PortResult<()> {
+        // No `account` attribute: that would put the marker into the `by_account` index.
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&dry_run_pk(account)));
+        item.insert("sk".into(), s("DRYRUN"));
+        item.insert("kind".into(), s("dry_run"));
+        item.insert("at".into(), s(&key_time(now)));
+        self.put(item).await
+    }
+
+    async fn last_dry_run(&self, account: &str) -> PortResult<Option<Timestamp>> {
+        let Some(item) = self.get(&dry_run_pk(account), "DRYRUN").await? else {
+            return Ok(None);
+        };
+        let at = attr_s(&item, "at");
+        chrono::DateTime::parse_from_rfc3339(at)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|e| {
+                PortError::new(
+                    ErrorKind::Permanent,
+                    "decode",
+                    format!("dry-run marker of account {account}: '{at}': {e}"),
+                )
+            })
     }
 
     async fn breaker(&self, account: &str) -> PortResult<BreakerState> {

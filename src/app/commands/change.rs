@@ -11,7 +11,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
         now: Timestamp,
     ) -> Result<CommandReport> {
         let (subject, mut facts) = self.resolve(arg).await?;
-        let record = self.tracked(&subject).await?;
+        let record = self
+            .tracked(
+                &subject,
+                facts.as_ref(),
+                "there is nothing of dormant's to undo",
+                now,
+            )
+            .await?;
         // Refusals come before anything is stopped or changed.
         crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
         if let Some(intent) = record.pending.as_ref().filter(|i| {
@@ -77,9 +84,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         now: Timestamp,
     ) -> Result<CommandReport> {
         let reason = required_reason(reason)?;
-        let (subject, _) = self.resolve(arg).await?;
-        let record = self.tracked(&subject).await?;
-        let mut after = crate::domain::approve(&record, &self.policy, &self.actor, now)?;
+        let (subject, mut after) = self.approval(arg, now).await?;
         after.reason = format!("{}: {reason}", after.reason);
         let run = self.start_run(None, now).await?;
         if !self.policy.dry_run {
@@ -100,6 +105,33 @@ impl<I: Iam, S: Store> Engine<I, S> {
             restored: None,
             not_restored: None,
         })
+    }
+
+    /// What `approve` would do, for the operator to confirm; refuses as `approve` would.
+    pub async fn approve_plan(&self, arg: &IdentityArg, now: Timestamp) -> Result<String> {
+        let (subject, before) = self.approval(arg, now).await?;
+        Ok(format!(
+            "approve the deletion of {}: the next tick snapshots it and deletes it ({})",
+            subject.short(),
+            before.reason
+        ))
+    }
+
+    /// `approve`'s checks, shared with its preview: the subject and the record to store.
+    async fn approval(&self, arg: &IdentityArg, now: Timestamp) -> Result<(Subject, Record)> {
+        let (subject, facts) = self.resolve(arg).await?;
+        let so = "there is no deletion to approve";
+        let record = self.tracked(&subject, facts.as_ref(), so, now).await?;
+        let approved = crate::domain::approve(&record, &self.policy, &self.actor, now);
+        match (approved, self.exemption_of(&record, facts.as_ref(), now)) {
+            (Err(protected @ RefusedBecause::Protected(..)), _) => Err(protected.into()),
+            // An exempt identity is released, never deleted, whatever its stage says.
+            (_, Some(why)) => Err(Error::Rejected(format!(
+                "{} is {why}: dormant releases it rather than delete it, so {so}",
+                subject.id()
+            ))),
+            (approved, None) => Ok((subject, approved?)),
+        }
     }
 
     /// `exempt`: write the exemption tags, then evaluate at once (a quarantined identity is
@@ -222,30 +254,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         now: Timestamp,
     ) -> Result<CommandReport> {
         let why = required_reason(why)?;
-        let (subject, _) = self.resolve(arg).await?;
-        if subject.scope != Scope::Whole {
-            return Err(Error::Rejected(format!(
-                "{subject}: access keys and passwords cannot be recreated; create a new one for the user"
-            )));
-        }
-        let record = self.tracked(&subject).await?;
-        if record.stage != Stage::Deleted {
-            return Err(Error::Rejected(format!(
-                "{subject} is {}, not deleted: there is nothing to restore{}",
-                record.stage,
-                if record.stage.is_on_ladder() {
-                    " (use `dormant undo`)"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let snapshot = self.store.latest_snapshot(&subject).await?.ok_or_else(|| {
-            Error::Rejected(format!(
-                "{subject} has no snapshot: it was not deleted by dormant ({})",
-                record.reason
-            ))
-        })?;
+        let (subject, record, snapshot) = self.restorable(arg, now).await?;
         if self.policy.dry_run {
             return Ok(CommandReport {
                 identity: subject.id(),
@@ -322,5 +331,54 @@ impl<I: Iam, S: Store> Engine<I, S> {
             restored: Some(report.restored),
             not_restored: Some(not_restored),
         })
+    }
+
+    /// What `restore` would do, for the operator to confirm; refuses as `restore` would.
+    pub async fn restore_plan(&self, arg: &IdentityArg, now: Timestamp) -> Result<String> {
+        let (subject, _, snapshot) = self.restorable(arg, now).await?;
+        Ok(format!(
+            "restore {} from its snapshot of {}: recreates it with its policies, tags, groups \
+             and instance profiles; access keys and passwords cannot be recreated",
+            subject.short(),
+            fmt_time(snapshot.taken_at)
+        ))
+    }
+
+    /// `restore`'s checks, shared with its preview: the subject, its record and its snapshot.
+    async fn restorable(
+        &self,
+        arg: &IdentityArg,
+        now: Timestamp,
+    ) -> Result<(Subject, Record, crate::domain::Snapshot)> {
+        let (subject, facts) = self.resolve(arg).await?;
+        if subject.scope != Scope::Whole {
+            return Err(Error::Rejected(format!(
+                "{subject}: access keys and passwords cannot be recreated; create a new one for the user"
+            )));
+        }
+        let so = "there is nothing to restore";
+        let record = self.tracked(&subject, facts.as_ref(), so, now).await?;
+        if record.stage != Stage::Deleted {
+            let exempt = self
+                .exemption_of(&record, facts.as_ref(), now)
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default();
+            return Err(Error::Rejected(format!(
+                "{subject} is {}{exempt}, not deleted: {so}{}",
+                record.stage,
+                if record.stage.is_on_ladder() {
+                    " (use `dormant undo`)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let snapshot = self.store.latest_snapshot(&subject).await?.ok_or_else(|| {
+            Error::Rejected(format!(
+                "{subject} has no snapshot: it was not deleted by dormant ({})",
+                record.reason
+            ))
+        })?;
+        Ok((subject, record, snapshot))
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::{
 mod change;
 mod permissions;
 mod report;
+mod resolve;
 
 use crate::error::{Error, Result};
 use crate::ports::{Iam, Store};
@@ -27,65 +28,6 @@ use crate::domain::{
 };
 
 impl<I: Iam, S: Store> Engine<I, S> {
-    /// Turns what the operator typed into a subject, reading IAM for the path when only a name
-    /// was given. A deleted identity is found among the tracked records.
-    pub async fn resolve(&self, arg: &IdentityArg) -> Result<(Subject, Option<Facts>)> {
-        match arg {
-            IdentityArg::Subject(subject) => {
-                if subject.principal.account != self.account() {
-                    return Err(Error::Usage(format!(
-                        "{subject} is in account {}, but dormant is running in account {}",
-                        subject.principal.account,
-                        self.account()
-                    )));
-                }
-                if subject.principal.partition != self.iam.partition() {
-                    return Err(Error::Usage(format!(
-                        "{subject} is in partition {}, but account {} is in {}",
-                        subject.principal.partition,
-                        self.account(),
-                        self.iam.partition()
-                    )));
-                }
-                let facts = self
-                    .iam
-                    .fresh_facts(subject.principal.kind, &subject.principal.name)
-                    .await?;
-                Ok((subject.clone(), facts))
-            }
-            IdentityArg::Name { kind, name, scope } => {
-                let facts = self.iam.fresh_facts(*kind, name).await?;
-                let principal = match &facts {
-                    Some(f) => f.principal.clone(),
-                    None => self.tracked_principal(*kind, name).await?,
-                };
-                Ok((
-                    Subject {
-                        principal,
-                        scope: scope.clone(),
-                    },
-                    facts,
-                ))
-            }
-        }
-    }
-
-    async fn tracked_principal(&self, kind: PrincipalKind, name: &str) -> Result<Principal> {
-        self.store
-            .list(self.account(), None)
-            .await?
-            .into_iter()
-            .map(|r| r.subject.principal)
-            .find(|p| p.kind == kind && p.name == name)
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "{}/{name} does not exist in IAM in account {} and dormant has never tracked it",
-                    kind.as_str(),
-                    self.account()
-                ))
-            })
-    }
-
     /// `status`: the stored record plus a fresh look (exemption, evidence, what comes next).
     pub async fn status(&self, arg: &IdentityArg, now: Timestamp) -> Result<StatusReport> {
         let (subject, facts) = self.resolve(arg).await?;
@@ -95,7 +37,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .await?
             .unwrap_or_else(|| Record::new(subject.clone()));
         if facts.is_none() && record.version == 0 {
-            return Err(Error::NotFound(format!("{subject} does not exist in IAM")));
+            return Err(Error::NotFound(format!(
+                "{} does not exist in IAM",
+                subject.short()
+            )));
         }
         let breaker = self.store.breaker(self.account()).await?;
         let budget = Budget {
@@ -109,15 +54,70 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 
     pub async fn list(&self, stage: Option<Stage>) -> Result<Vec<StatusReport>> {
-        let mut records = self.store.list(self.account(), stage).await?;
+        self.list_filtered(&ListFilter {
+            stage,
+            ..ListFilter::default()
+        })
+        .await
+    }
+
+    pub async fn list_filtered(&self, filter: &ListFilter) -> Result<Vec<StatusReport>> {
+        let mut records = self.store.list(self.account(), filter.stage).await?;
+        records.retain(|r| filter.admits(r));
         records.sort_by(|a, b| a.subject.cmp(&b.subject));
         Ok(records.iter().map(StatusReport::from_record).collect())
+    }
+
+    /// The records a tick at `now` would delete: the operator is asked first.
+    pub async fn due_deletions(&self, now: Timestamp) -> Result<Vec<Record>> {
+        let mut due = self.store.due(self.account(), now).await?;
+        due.retain(|r| r.next_step == Some(Step::Delete));
+        due.sort_by(|a, b| a.subject.cmp(&b.subject));
+        Ok(due)
+    }
+
+    /// Whether a real sweep now would be the account's first without a dry run before it: no
+    /// dry-run sweep ever ran, and no real one either (the breaker item is written by those).
+    pub async fn first_real_sweep(&self) -> Result<bool> {
+        Ok(self.store.last_dry_run(self.account()).await?.is_none()
+            && self.store.breaker(self.account()).await?.version == 0)
     }
 
     pub async fn history(&self, arg: &IdentityArg) -> Result<Vec<HistoryEntry>> {
         let (subject, _) = self.resolve(arg).await?;
         let entries = self.store.history(&subject).await?;
         Ok(entries.iter().map(HistoryEntry::from).collect())
+    }
+}
+
+/// `list`'s filters; they combine. The account filter picks engines, so it is not here.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub stage: Option<Stage>,
+    pub kind: Option<PrincipalKind>,
+    /// Only records with a step due strictly before this.
+    pub due_before: Option<Timestamp>,
+    /// Matched against NAME, or against PATH/NAME (with or without the leading `/`) when the
+    /// glob has a `/`.
+    pub name: Option<globset::GlobMatcher>,
+}
+
+impl ListFilter {
+    fn admits(&self, r: &Record) -> bool {
+        let p = &r.subject.principal;
+        let name_ok = self.name.as_ref().is_none_or(|g| {
+            if g.glob().glob().contains('/') {
+                let full = p.path_and_name();
+                g.is_match(&full) || g.is_match(full.trim_start_matches('/'))
+            } else {
+                g.is_match(&p.name)
+            }
+        });
+        self.kind.is_none_or(|k| p.kind == k)
+            && self
+                .due_before
+                .is_none_or(|t| r.next_due_at.is_some_and(|due| due < t))
+            && name_ok
     }
 }
 
@@ -178,10 +178,36 @@ fn check_tag_value(field: &str, value: &str) -> Result<()> {
 }
 
 impl<I: Iam, S: Store> Engine<I, S> {
-    async fn tracked(&self, subject: &Subject) -> Result<Record> {
-        self.store
-            .load(subject)
-            .await?
-            .ok_or_else(|| RefusedBecause::NotTracked(subject.id()).into())
+    /// The stored record, or the refusal of an untracked subject: why dormant never took it
+    /// on (its exemption, when it has one) and what that means for the command (`so`).
+    async fn tracked(
+        &self,
+        subject: &Subject,
+        facts: Option<&Facts>,
+        so: &str,
+        now: Timestamp,
+    ) -> Result<Record> {
+        if let Some(record) = self.store.load(subject).await? {
+            return Ok(record);
+        }
+        let so = match self.exemption_of(&Record::new(subject.clone()), facts, now) {
+            Some(why) => format!("it is {why}, so dormant takes no step on it and {so}"),
+            None => so.to_string(),
+        };
+        Err(RefusedBecause::NotTracked(subject.id(), so).into())
+    }
+
+    /// The exemption that holds for the record's subject now, in words; `None` when it has
+    /// none or is gone from IAM.
+    fn exemption_of(
+        &self,
+        record: &Record,
+        facts: Option<&Facts>,
+        now: Timestamp,
+    ) -> Option<String> {
+        let facts = facts?;
+        decide(record, Some(facts), &self.policy, &Budget::default(), now)
+            .exemption
+            .map(|e| e.describe())
     }
 }

@@ -164,6 +164,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let run = self.start_run(None, now).await?;
         let result = self.sweep_in_run(&run, now).await;
         let report = self.finish(run).await;
+        if self.policy.dry_run && result.is_ok() {
+            // Only the CLI's first-run question reads it: a failure here costs nothing else.
+            if let Err(e) = self.store.note_dry_run(self.account(), now).await {
+                warn!(error = %e, "could not note the dry-run sweep");
+            }
+        }
         result.and(report)
     }
 
