@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::adapters::clock::Clock;
 use crate::adapters::retry::RetryPolicy;
-use crate::app::commands::{permissions, required_reason};
+use crate::app::commands::{permissions, policy_document, required_reason, PolicyFor};
 use crate::app::event::{handle_event, EventError};
 use crate::app::output::BreakerReport;
 use crate::domain::IdentityArg;
@@ -19,7 +19,7 @@ use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
     permissions_table, print_json_or, run_table, status_table, CsvRow, BREAKER_TRIPPED,
 };
-use super::{load_config, BreakerAction, Command, EventAction, ReportFormat};
+use super::{load_config, BreakerAction, Command, EventAction, Output, PolicyArg, ReportFormat};
 
 pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     let mut config = load_config(cli.config.as_ref())?;
@@ -59,8 +59,17 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    if let Command::Permissions = cli.command {
-        print_json_or(out, &permissions(), permissions_table)?;
+    if let Command::Permissions { policy } = cli.command {
+        match policy {
+            Some(who) => {
+                let who = match who {
+                    PolicyArg::Controller => PolicyFor::Controller,
+                    PolicyArg::Operator => PolicyFor::Operator,
+                };
+                print_json_or(Output::Json, &policy_document(who), |_| String::new())?;
+            }
+            None => print_json_or(out, &permissions(), permissions_table)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -243,7 +252,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init | Command::Permissions | Command::Event { .. } => Ok(ExitCode::SUCCESS),
+        Command::Init | Command::Permissions { .. } | Command::Event { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
