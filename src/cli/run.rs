@@ -252,7 +252,9 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init | Command::Permissions { .. } | Command::Event { .. } => Ok(ExitCode::SUCCESS),
+        Command::Init | Command::Permissions { .. } | Command::Event { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

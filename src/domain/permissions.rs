@@ -113,7 +113,9 @@ pub const OPERATOR_NEEDS: &[Need] = &[
 
 /// The service prefix of an action (`iam` of `iam:GetRole`).
 pub fn service_of(action: &str) -> &str {
-    action.split_once(':').map_or(action, |(service, _)| service)
+    action
+        .split_once(':')
+        .map_or(action, |(service, _)| service)
 }
 
 #[cfg(test)]

@@ -46,11 +46,28 @@ class Denied(Exception):
     def __init__(self, principal, action, resource, why):
         super().__init__(f"User: {principal} is not authorized to perform: {action} on resource: "
                          f"{resource} because {why}")
-        self.action, self.resource = action, resource
+        self.principal, self.action, self.resource = principal, action, resource
 
 
 class UnknownCredentials(Exception):
     pass
+
+
+def aws_shaped_user_ids():
+    """moto gives users lowercase ids; AWS's are AIDA + 17 of [A-Z0-9], which is what Config
+    events carry and dormant resolves with ListUsers. Roles already get AROA ids."""
+    import random
+    import string
+
+    from moto.iam import models
+
+    original = models.User.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.id = "AIDA" + "".join(random.choices(string.ascii_uppercase + string.digits, k=17))
+
+    models.User.__init__ = init
 
 
 def is_admin(access_key):
@@ -213,6 +230,11 @@ def resources(service, operation, account, region, form, body, environ):
             return [(own, iam_arn(account, "role", form["RoleName"]))]
         if "UserName" in form:
             return [(own, iam_arn(account, "user", form["UserName"]))]
+        if "AccessKeyId" in form:  # GetAccessKeyLastUsed: authorised on the key's user
+            owner = next((u.name for u in iam_backends[account][PARTITION].users.values()
+                          if any(k.access_key_id == form["AccessKeyId"] for k in u.access_keys)),
+                         "*")
+            return [(own, iam_arn(account, "user", owner))]
         return [(own, form.get("Arn", "*"))]
     if service == "sts":
         return [(own, form.get("RoleArn", "*"))]
@@ -257,12 +279,14 @@ def resources(service, operation, account, region, form, body, environ):
 
 
 def authorize(account, access_key, service, operation, region, form, body, environ):
-    """None when allowed (or not checked); else raises Denied. Returns the ignored condition
-    keys (a set) so the request log can show them."""
+    """(caller ARN or None for the unchecked admin, the condition keys left unchecked) when
+    allowed; else raises Denied."""
     ignored = set()
-    if is_admin(access_key) or (service, operation) == ("sts", "GetCallerIdentity"):
-        return ignored  # GetCallerIdentity: AWS answers it whatever the policies say
+    if is_admin(access_key):
+        return None, ignored
     principal, identity_arn, kind, name = caller(account, access_key)
+    if (service, operation) == ("sts", "GetCallerIdentity"):
+        return principal, ignored  # AWS answers it whatever the policies say
     policies = identity_policies(account, kind, name)
     context = {"aws:principalarn": identity_arn, "aws:principalaccount": account,
                "aws:requestedregion": region}
@@ -285,7 +309,7 @@ def authorize(account, access_key, service, operation, region, form, body, envir
                          f"no identity-based policy allows the {action} action")
         if action == "sts:AssumeRole":
             trusted(principal, identity_arn, account, resource, ctx, ignored)
-    return ignored
+    return principal, ignored
 
 
 def trusted(principal, identity_arn, account, role_arn, context, ignored):

@@ -263,6 +263,10 @@ class Harness:
         if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         operation = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
+        if not operation and service == "access-analyzer":  # REST: the path names it
+            found = re.match(r"/(finding|findingv2)/", path)
+            operation = {"finding": "GetFinding", "findingv2": "GetFindingV2"}.get(
+                found.group(1) if found else "", "")
 
         entry = {"account": account, "service": service, "operation": operation, "fault": None,
                  **{k: form[k] for k in LOGGED_FIELDS if k in form}}
@@ -312,7 +316,7 @@ def authorized(entry, account, access_key, service, operation, region, form, raw
     except ValueError:
         body = {}
     try:
-        ignored = authorize.authorize(account, access_key, service, operation, region, form, body,
+        principal, ignored = authorize.authorize(account, access_key, service, operation, region, form, body,
                                       environ)
     except authorize.UnknownCredentials:
         entry["denied"] = "unknown credentials"
@@ -320,10 +324,13 @@ def authorized(entry, account, access_key, service, operation, region, form, raw
         return error_response(service, "access_denied", json_type,
                               "The security token included in the request is invalid")
     except authorize.Denied as denied:
+        entry["caller"] = denied.principal
         entry["denied"] = f"{denied.action} on {denied.resource}"
         status, headers, body = error_response(service, "access_denied", json_type, str(denied))
         entry["status"] = status
         return status, headers, body
+    if principal:
+        entry["caller"] = principal
     if ignored:
         entry["ignored_conditions"] = sorted(ignored)
     return None
@@ -406,6 +413,8 @@ def main():
                         help="authorise requests signed with moto-issued credentials (authorize.py)")
     args = parser.parse_args()
     enforce[0] = args.enforce
+    if args.enforce:
+        authorize.aws_shaped_user_ids()
 
     server = make_server("127.0.0.1", args.port, Harness(DomainDispatcherApplication(create_backend_app)),
                          threaded=True, request_handler=QuietHandler)

@@ -77,7 +77,8 @@ fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>
             let mut s = json!({"Sid": format!("Dormant{n}"), "Effect": "Allow",
                 "Action": actions, "Resource": resources});
             if resources == scoped(Scope::AutomationRole) {
-                s["Condition"] = json!({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}});
+                s["Condition"] =
+                    json!({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}});
             }
             s
         })
@@ -87,20 +88,19 @@ fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>
 /// The policy document for `who`.
 pub fn policy_document(who: PolicyFor) -> Value {
     let report = permissions();
-    let mut actions: Vec<(&'static str, Vec<&'static str>)> = report
-        .all
-        .iter()
-        .map(|a| (*a, iam_resources(a)))
-        .collect();
+    let mut actions: Vec<(&'static str, Vec<&'static str>)> =
+        report.all.iter().map(|a| (*a, iam_resources(a))).collect();
     let extra: &[_] = match who {
         PolicyFor::Controller => CONTROLLER_NEEDS,
         PolicyFor::Operator => OPERATOR_NEEDS,
     };
-    let needs = CONTROLLER_NEEDS.iter().chain(if who == PolicyFor::Operator {
-        extra
-    } else {
-        &[]
-    });
+    let needs = CONTROLLER_NEEDS
+        .iter()
+        .chain(if who == PolicyFor::Operator {
+            extra
+        } else {
+            &[]
+        });
     for (_, scope, list) in needs {
         for a in *list {
             let resources = match (scope, a.starts_with("iam:")) {
@@ -180,7 +180,10 @@ mod tests {
 
     #[test]
     fn identity_actions_are_scoped_to_their_resource_type() {
-        assert_eq!(iam_resources("iam:ListGroupsForUser"), ["arn:aws:iam::*:user/*"]);
+        assert_eq!(
+            iam_resources("iam:ListGroupsForUser"),
+            ["arn:aws:iam::*:user/*"]
+        );
         assert_eq!(
             iam_resources("iam:RemoveUserFromGroup"),
             ["arn:aws:iam::*:group/*"]
