@@ -24,7 +24,7 @@ import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
-import { DYNAMODB_ITEM_ACTIONS, loadPermissions, PERMISSIONS_FILE } from './permissions';
+import { controllerActions, loadPermissions, PermissionsFile, PERMISSIONS_FILE } from './permissions';
 
 /** Where `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` writes. */
 export const CARGO_LAMBDA_ZIP = path.join(__dirname, '..', '..', 'target', 'lambda', 'dormant-lambda', 'bootstrap.zip');
@@ -106,20 +106,27 @@ export interface DormantStackProps extends StackProps {
   readonly sweepFanOut?: boolean | SweepFanOutProps;
 }
 
-/** Everything that is not an IAM action of permissions.json, by purpose (the tests use this list). */
-export function nonIdentityActions(opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean }): string[] {
+/**
+ * What the controller role allows beyond `permissions.all`: permissions.json's `controller` actions
+ * of the features this stack has, plus the plumbing the Lambda service uses (logs, the sweep
+ * queue's event source mapping). The tests hold the role to exactly this.
+ */
+export function nonIdentityActions(
+  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean },
+  permissions: PermissionsFile = loadPermissions(),
+): string[] {
+  const of = (service: string) => controllerActions(permissions, service);
   return [
-    ...DYNAMODB_ITEM_ACTIONS,
-    'events:PutEvents',
-    'sts:AssumeRole',
-    'sts:GetCallerIdentity',
+    ...of('dynamodb'),
+    ...of('events'),
+    ...of('sts'),
+    ...of('access-analyzer'),
+    // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
+    ...of('sqs'),
     'logs:CreateLogStream',
     'logs:PutLogEvents',
-    // The dead-letter queue; with fan-out also the sweep queue (it authorizes SendMessageBatch too).
-    'sqs:SendMessage',
-    'access-analyzer:GetFinding',
     ...(opts.hasDocuments ? FALLBACK_RUN_ACTIONS : []),
-    ...(opts.organization ? ['organizations:ListAccounts'] : []),
+    ...(opts.organization ? of('organizations') : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
   ].sort();
 }
@@ -220,10 +227,11 @@ export class DormantStack extends Stack {
     for (const s of identityStatements(this, permissions.all, Object.values(names))) {
       this.role.addToPolicy(s);
     }
+    // permissions.json `controller.dynamodb` (BatchWriteItem: a dry run's audit notes).
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'StateTable',
-        actions: DYNAMODB_ITEM_ACTIONS,
+        actions: controllerActions(permissions, 'dynamodb'),
         resources: [this.table.tableArn],
       }),
     );

@@ -14,18 +14,28 @@ import * as path from 'path';
 export type IamResourceKind = 'role' | 'user' | 'instance-profile' | 'group' | 'account';
 
 export interface PermissionsFile {
+  /** The IAM actions on identities: what the controller, member and automation roles share. */
   readonly all: string[];
   readonly steps: Record<string, Record<string, string[]>>;
+  /** Every action the controller calls, by service (IAM: `all` plus iam:PassRole). */
+  readonly controller: Record<string, string[]>;
+  /** What operator commands (`init`, `restore`) need beyond the controller's actions. */
+  readonly operator: Record<string, string[]>;
 }
 
 export const PERMISSIONS_FILE = path.join(__dirname, '..', 'permissions.json');
 
 export function loadPermissions(file: string = PERMISSIONS_FILE): PermissionsFile {
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as PermissionsFile;
-  if (!Array.isArray(parsed.all) || parsed.all.length === 0) {
-    throw new Error(`${file}: no "all" array; regenerate it with \`cargo run -q --bin dormant -- permissions --output json\``);
+  if (!Array.isArray(parsed.all) || parsed.all.length === 0 || typeof parsed.controller !== 'object') {
+    throw new Error(`${file}: no "all" array or "controller" map; regenerate it with \`cargo run -q --bin dormant -- permissions --output json\``);
   }
   return parsed;
+}
+
+/** The controller's actions of one service (empty when it calls none). */
+export function controllerActions(permissions: PermissionsFile, service: string): string[] {
+  return [...(permissions.controller[service] ?? [])];
 }
 
 /**
@@ -37,6 +47,9 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:GetCredentialReport': 'account',
   'iam:GetAccountAuthorizationDetails': 'account',
   'iam:GetServiceLastAccessedDetails': 'account',
+  // name_by_unique_id: Config events name identities by AIDA…/AROA… id.
+  'iam:ListRoles': 'account',
+  'iam:ListUsers': 'account',
 
   'iam:DeleteRole': 'role',
   'iam:DeleteRolePolicy': 'role',
@@ -130,15 +143,3 @@ export function groupByResource(actions: readonly string[]): Map<IamResourceKind
   for (const list of out.values()) list.sort();
   return out;
 }
-
-/** DynamoDB actions the controller uses on its table (item reads/writes, conditional writes and
- * transactions, and Query on the table and its GSIs). No Scan, no table management (the CLI's
- * `init` is for local use; CloudFormation owns the table in AWS). */
-export const DYNAMODB_ITEM_ACTIONS = [
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:Query',
-  'dynamodb:UpdateItem',
-];

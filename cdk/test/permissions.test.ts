@@ -160,7 +160,7 @@ describe('the controller role (least privilege)', () => {
 
   test('an action missing from the scope table stops the synth', () => {
     const file = path.join(tempDir({}), 'permissions.json');
-    fs.writeFileSync(file, JSON.stringify({ all: ['iam:CreateAccessKey'], steps: {} }));
+    fs.writeFileSync(file, JSON.stringify({ ...permissions, all: ['iam:CreateAccessKey'], steps: {} }));
     expect(() => controller({ permissionsFile: file })).toThrow(/iam:CreateAccessKey/);
   });
 });

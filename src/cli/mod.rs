@@ -166,8 +166,13 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
     },
-    /// The IAM actions each step needs (the CDK role is checked against this).
-    Permissions,
+    /// The AWS actions dormant needs: IAM per step, every service the controller calls, and the
+    /// operator commands (the CDK roles are built from this).
+    Permissions {
+        /// Print an IAM policy document granting them instead.
+        #[arg(long, value_enum)]
+        policy: Option<PolicyArg>,
+    },
     /// The circuit breaker: see whether it is tripped, or reset it.
     Breaker {
         #[command(subcommand)]
@@ -187,6 +192,15 @@ pub enum Command {
 pub enum KindFilter {
     Role,
     User,
+}
+
+/// Whose policy `permissions --policy` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// The controller's (the Lambda's) actions.
+    Controller,
+    /// The controller's plus those of `init` and `restore`.
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::adapters::clock::Clock;
 use crate::adapters::retry::RetryPolicy;
-use crate::app::commands::{permissions, required_reason};
+use crate::app::commands::{permissions, policy_document, required_reason, PolicyFor};
 use crate::app::event::{handle_event, EventError};
 use crate::app::output::BreakerReport;
 use crate::domain::IdentityArg;
@@ -21,7 +21,9 @@ use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
     permissions_table, print_json_or, run_table, status_table, CsvRow, View, BREAKER_TRIPPED,
 };
-use super::{load_config, BreakerAction, Command, EventAction, KindFilter, Output, ReportFormat};
+use super::{
+    load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg, ReportFormat,
+};
 use crate::app::commands::ListFilter;
 use crate::domain::PrincipalKind;
 
@@ -94,8 +96,17 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    if let Command::Permissions = cli.command {
-        print_json_or(out, &permissions(), permissions_table)?;
+    if let Command::Permissions { policy } = cli.command {
+        match policy {
+            Some(who) => {
+                let who = match who {
+                    PolicyArg::Controller => PolicyFor::Controller,
+                    PolicyArg::Operator => PolicyFor::Operator,
+                };
+                print_json_or(Output::Json, &policy_document(who), |_| String::new())?;
+            }
+            None => print_json_or(out, &permissions(), permissions_table)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -349,7 +360,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init
-        | Command::Permissions
+        | Command::Permissions { .. }
         | Command::Event { .. }
         | Command::Completions { .. }
         | Command::Man => Ok(ExitCode::SUCCESS),

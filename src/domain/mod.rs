@@ -14,6 +14,7 @@ pub mod finding;
 pub mod key_id;
 pub mod ladder;
 pub mod operator;
+pub mod permissions;
 pub mod policy;
 pub mod quarantine;
 pub mod record;

@@ -33,6 +33,8 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import make_server  # noqa: E402
 
+import authorize  # noqa: E402  (beside this file)
+
 DEFAULT_ACCOUNT = "123456789012"
 JSON_NAMESPACES = {"dynamodb": "com.amazonaws.dynamodb.v20120810", "events": "AWSEvents",
                    "ssm": "AmazonSSM", "sqs": "com.amazonaws.sqs"}
@@ -58,6 +60,7 @@ impostors = {}    # account -> the account its GetCallerIdentity answers as (a m
 AUTOMATION_OPERATIONS = ("StartAutomationExecution", "GetAutomationExecution",
                          "StopAutomationExecution")
 last_activity = [time.monotonic()]
+enforce = [False]  # --enforce: requests with moto-issued credentials are authorised (authorize.py)
 
 
 def parse_time(value):
@@ -179,18 +182,20 @@ def take_fault(account, service, operation):
     return None
 
 
-def error_response(service, kind, json_type):
+def error_response(service, kind, json_type, message=None):
     """An error shaped like the real service's, so the SDK parses and classifies it.
 
     awsQuery services (IAM, STS) answer in XML; the X-Amz-Target ones in JSON."""
     request_id = str(uuid.uuid4())
     if not json_type:
-        code, status, message = FAULTS[kind]["query"]
+        code, status, default = FAULTS[kind]["query"]
+        message = message or default
         side = "Receiver" if status >= 500 else "Sender"
         body = (f"<ErrorResponse><Error><Type>{side}</Type><Code>{code}</Code><Message>{message}"
                 f"</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>")
         return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
-    code, status, message = FAULTS[kind]["json"]
+    code, status, default = FAULTS[kind]["json"]
+    message = message or default
     namespace = JSON_NAMESPACES.get(service, "com.amazonaws")
     body = json.dumps({"__type": f"{namespace}#{code}", "message": message})
     return status, [("Content-Type", json_type), ("x-amzn-ErrorType", code),
@@ -251,7 +256,7 @@ class Harness:
         match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match:  # unsigned: /moto-api/..., metadata; not an AWS call worth logging
             return self.app(environ, start_response)
-        access_key, service = match.group(1), match.group(3).lower()
+        access_key, region, service = match.group(1), match.group(2), match.group(3).lower()
         service = {"eventbridge": "events"}.get(service, service)
         # Per-test accounts: moto only maps access keys it issued itself, so a
         # 12-digit dummy key id names the account (via moto's own header).
@@ -269,6 +274,10 @@ class Harness:
         if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         operation = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
+        if not operation and service == "access-analyzer":  # REST: the path names it
+            found = re.match(r"/(finding|findingv2)/", path)
+            operation = {"finding": "GetFinding", "findingv2": "GetFindingV2"}.get(
+                found.group(1) if found else "", "")
 
         entry = {"account": account, "service": service, "operation": operation, "fault": None,
                  **{k: form[k] for k in LOGGED_FIELDS if k in form}}
@@ -284,6 +293,11 @@ class Harness:
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)
+        if enforce[0]:
+            refused = authorized(entry, account, access_key, service, operation, region, form, raw,
+                                 environ, target)
+            if refused:
+                return respond(start_response, *refused)
         if service == "sts" and operation == "GetCallerIdentity" and account in impostors:
             other = impostors[account]
             entry["status"] = 200
@@ -309,6 +323,37 @@ class Harness:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, recording_start_response)
+
+
+def authorized(entry, account, access_key, service, operation, region, form, raw, environ, target):
+    """None when the caller's policies allow the request (authorize.py), else the error response;
+    the log entry names the refused action and resource, or the condition keys left unchecked."""
+    json_type = target and environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
+    if not target and environ.get("CONTENT_TYPE", "").startswith("application/json"):
+        json_type = "application/json"  # REST-JSON (Access Analyzer)
+    try:
+        body = json.loads(raw) if raw.strip() and not form else {}
+    except ValueError:
+        body = {}
+    try:
+        principal, ignored = authorize.authorize(account, access_key, service, operation, region, form, body,
+                                      environ)
+    except authorize.UnknownCredentials:
+        entry["denied"] = "unknown credentials"
+        entry["status"] = 403
+        return error_response(service, "access_denied", json_type,
+                              "The security token included in the request is invalid")
+    except authorize.Denied as denied:
+        entry["caller"] = denied.principal
+        entry["denied"] = f"{denied.action} on {denied.resource}"
+        status, headers, body = error_response(service, "access_denied", json_type, str(denied))
+        entry["status"] = status
+        return status, headers, body
+    if principal:
+        entry["caller"] = principal
+    if ignored:
+        entry["ignored_conditions"] = sorted(ignored)
+    return None
 
 
 def automation(account, operation, body):
@@ -387,7 +432,12 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", help="the port is written here once we accept connections")
     parser.add_argument("--idle-exit", type=float, default=0, help="exit after this many idle seconds")
+    parser.add_argument("--enforce", action="store_true",
+                        help="authorise requests signed with moto-issued credentials (authorize.py)")
     args = parser.parse_args()
+    enforce[0] = args.enforce
+    if args.enforce:
+        authorize.aws_shaped_user_ids()
 
     server = make_server("127.0.0.1", args.port, Harness(DomainDispatcherApplication(create_backend_app)),
                          threaded=True, request_handler=QuietHandler)

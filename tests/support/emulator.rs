@@ -63,6 +63,16 @@ pub fn emulator() -> &'static Emulator {
 impl Emulator {
     /// Starts a private emulator. Prefer the shared [`emulator()`]; this one is killed on drop.
     pub fn start() -> Emulator {
+        Emulator::start_with(&[])
+    }
+
+    /// A private emulator that authorises requests made with moto-issued credentials against
+    /// their policies (`--enforce`, tests/emulator/README.md); 12-digit keys stay unchecked.
+    pub fn start_enforcing() -> Emulator {
+        Emulator::start_with(&["--enforce"])
+    }
+
+    fn start_with(extra: &[&str]) -> Emulator {
         static STARTED: AtomicU64 = AtomicU64::new(0);
         let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = std::env::var_os("DORMANT_TEST_PYTHON")
@@ -86,6 +96,7 @@ impl Emulator {
             .arg(&launcher)
             .args(["--port", "0", "--port-file"])
             .arg(&port_file)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -14,7 +14,9 @@ mod resolve;
 
 use crate::error::{Error, Result};
 use crate::ports::{Iam, Store};
-pub use permissions::{permissions, KindPermissions, PermissionsReport, StepPermissions};
+pub use permissions::{
+    permissions, policy_document, KindPermissions, PermissionsReport, PolicyFor, StepPermissions,
+};
 pub use report::ReportRow;
 use tracing::warn;
 

@@ -1,7 +1,18 @@
-//! What `dormant permissions` prints: the IAM actions each step needs, from the effects' own list.
+//! What `dormant permissions` prints: the IAM actions each step needs, from the effects' own list,
+//! and every other action the controller and the operator commands call
+//! (`crate::domain::permissions`).
+
+use std::collections::BTreeMap;
 
 use crate::domain::effect::{all_permissions, ADVISOR_PERMISSIONS, EVALUATE_PERMISSIONS};
+use crate::domain::permissions::{
+    service_of, Need, CONTROLLER_NEEDS, OPERATOR_NEEDS, RESOLVE_ROLE_ID_PERMISSIONS,
+    RESOLVE_USER_ID_PERMISSIONS,
+};
 use crate::domain::PrincipalKind;
+
+mod policy;
+pub use policy::{policy_document, PolicyFor};
 
 /// `permissions`: the IAM actions each step needs, per principal kind.
 pub fn permissions() -> PermissionsReport {
@@ -12,6 +23,13 @@ pub fn permissions() -> PermissionsReport {
     let mut steps = vec![
         ("evaluate", both(EVALUATE_PERMISSIONS)),
         ("access_advisor", both(ADVISOR_PERMISSIONS)),
+        (
+            "resolve_id",
+            KindPermissions {
+                role: RESOLVE_ROLE_ID_PERMISSIONS.to_vec(),
+                user: RESOLVE_USER_ID_PERMISSIONS.to_vec(),
+            },
+        ),
     ];
     for (step, kind, actions) in all_permissions() {
         let at = match steps.iter().position(|(name, _)| *name == step.as_str()) {
@@ -32,17 +50,46 @@ pub fn permissions() -> PermissionsReport {
         .collect();
     all.sort_unstable();
     all.dedup();
+    let mut controller = by_service(CONTROLLER_NEEDS);
+    controller
+        .entry("iam")
+        .or_default()
+        .extend(all.iter().copied());
+    for actions in controller.values_mut() {
+        actions.sort_unstable();
+        actions.dedup();
+    }
+    let operator = OPERATOR_NEEDS
+        .iter()
+        .map(|(command, _, actions)| (*command, actions.to_vec()))
+        .collect();
     PermissionsReport {
         steps: StepPermissions(steps),
         all,
+        controller,
+        operator,
     }
 }
 
-/// What `dormant permissions` prints: the IAM actions of each step, by kind, and all of them.
+fn by_service(needs: &[Need]) -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut out: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for (_, _, actions) in needs {
+        for a in *actions {
+            out.entry(service_of(a)).or_default().push(a);
+        }
+    }
+    out
+}
+
+/// What `dormant permissions` prints: the IAM actions of each step, by kind, and all of them
+/// (what the identity roles need); every action the controller calls, by service; and what each
+/// operator command needs beyond those.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PermissionsReport {
     pub steps: StepPermissions,
     pub all: Vec<&'static str>,
+    pub controller: BTreeMap<&'static str, Vec<&'static str>>,
+    pub operator: BTreeMap<&'static str, Vec<&'static str>>,
 }
 
 /// The steps in ladder order (a JSON object whose keys keep that order).

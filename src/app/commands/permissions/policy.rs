@@ -1,0 +1,201 @@
+//! `dormant permissions --policy`: the actions of `permissions()` as an IAM policy document, each
+//! on the resources it is needed on, in any account and region, with dormant's default names
+//! (`dormant` table, `default` bus, `dormant-member`/`dormant-automation` roles, `Dormant-*`
+//! documents). The CDK stacks scope the same actions to their own account and names.
+
+use serde_json::{json, Value};
+
+use super::permissions;
+use crate::domain::exemption::{Part, ALWAYS_PROTECTED};
+use crate::domain::permissions::{Scope, CONTROLLER_NEEDS, OPERATOR_NEEDS};
+
+/// Whose actions the document grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyFor {
+    /// The Lambda's role (and a member account's role, which needs the IAM part of it).
+    Controller,
+    /// An operator running `init` and `restore` too.
+    Operator,
+}
+
+/// The resource type an IAM action is authorized on (Service Authorization Reference); the CDK's
+/// `lib/permissions.ts` holds the same table, checked against AWS's data.
+fn iam_resources(action: &str) -> Vec<&'static str> {
+    let name = action.trim_start_matches("iam:");
+    match name {
+        "GenerateCredentialReport"
+        | "GetCredentialReport"
+        | "GetAccountAuthorizationDetails"
+        | "GetServiceLastAccessedDetails"
+        | "ListRoles"
+        | "ListUsers" => vec!["*"],
+        "GenerateServiceLastAccessedDetails" => {
+            vec!["arn:aws:iam::*:role/*", "arn:aws:iam::*:user/*"]
+        }
+        _ if name.ends_with("InstanceProfile") => vec!["arn:aws:iam::*:instance-profile/*"],
+        _ if name.ends_with("Group") => vec!["arn:aws:iam::*:group/*"],
+        _ if name.contains("Role") => vec!["arn:aws:iam::*:role/*"],
+        _ => vec!["arn:aws:iam::*:user/*"],
+    }
+}
+
+fn scoped(scope: Scope) -> Vec<&'static str> {
+    match scope {
+        Scope::Any | Scope::Identity => vec!["*"],
+        Scope::Table => vec![
+            "arn:aws:dynamodb:*:*:table/dormant",
+            "arn:aws:dynamodb:*:*:table/dormant/index/*",
+        ],
+        Scope::Bus => vec!["arn:aws:events:*:*:event-bus/default"],
+        Scope::MemberRole => vec!["arn:aws:iam::*:role/dormant-member"],
+        Scope::Automation => vec![
+            "arn:aws:ssm:*:*:document/Dormant-*",
+            "arn:aws:ssm:*:*:automation-definition/Dormant-*:*",
+            "arn:aws:ssm:*:*:automation-execution/*",
+        ],
+        Scope::AutomationRole => vec!["arn:aws:iam::*:role/dormant-automation"],
+        Scope::Queue => vec!["arn:aws:sqs:*:*:dormant-*"],
+        Scope::Analyzer => vec!["arn:aws:access-analyzer:*:*:analyzer/*"],
+    }
+}
+
+/// Statements grouped by resource list, in a stable order.
+fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>)>) -> Vec<Value> {
+    let mut grouped: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+    for (action, resources) in actions {
+        match grouped.iter_mut().find(|(r, _)| *r == resources) {
+            Some((_, list)) => list.push(action),
+            None => grouped.push((resources, vec![action])),
+        }
+    }
+    grouped
+        .into_iter()
+        .enumerate()
+        .map(|(n, (resources, mut actions))| {
+            actions.sort_unstable();
+            actions.dedup();
+            let mut s = json!({"Sid": format!("Dormant{n}"), "Effect": "Allow",
+                "Action": actions, "Resource": resources});
+            if resources == scoped(Scope::AutomationRole) {
+                s["Condition"] =
+                    json!({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}});
+            }
+            s
+        })
+        .collect()
+}
+
+/// The policy document for `who`.
+pub fn policy_document(who: PolicyFor) -> Value {
+    let report = permissions();
+    let mut actions: Vec<(&'static str, Vec<&'static str>)> =
+        report.all.iter().map(|a| (*a, iam_resources(a))).collect();
+    let extra: &[_] = match who {
+        PolicyFor::Controller => CONTROLLER_NEEDS,
+        PolicyFor::Operator => OPERATOR_NEEDS,
+    };
+    let needs = CONTROLLER_NEEDS
+        .iter()
+        .chain(if who == PolicyFor::Operator {
+            extra
+        } else {
+            &[]
+        });
+    for (_, scope, list) in needs {
+        for a in *list {
+            let resources = match (scope, a.starts_with("iam:")) {
+                (Scope::Identity, true) => iam_resources(a),
+                _ => scoped(*scope),
+            };
+            actions.push((a, resources));
+        }
+    }
+    let mut mutating: Vec<&str> = actions
+        .iter()
+        .filter(|(a, r)| {
+            r.contains(&"arn:aws:iam::*:role/*")
+                && !a.contains(":Get")
+                && !a.contains(":List")
+                && !a.contains(":Generate")
+        })
+        .map(|(a, _)| *a)
+        .collect();
+    mutating.sort_unstable();
+    mutating.dedup();
+    let mut out = statements(actions);
+    // IAM compares ARNs case-sensitively; dormant's own check ignores case and covers the rest.
+    let protected: Vec<String> = ALWAYS_PROTECTED
+        .iter()
+        .map(|p| match p.part {
+            Part::Path => format!("arn:aws:iam::*:role{}", p.pattern),
+            Part::Name => format!("arn:aws:iam::*:role/{}", p.pattern),
+        })
+        .collect();
+    out.push(json!({"Sid": "NeverTouchProtectedRoles", "Effect": "Deny",
+        "Action": mutating, "Resource": protected}));
+    json!({"Version": "2012-10-17", "Statement": out})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(doc: &Value) -> Vec<String> {
+        let mut out: Vec<String> = doc["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["Effect"] == "Allow")
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn the_controller_document_grants_exactly_what_permissions_lists() {
+        let report = permissions();
+        let mut listed: Vec<String> = report
+            .controller
+            .values()
+            .flatten()
+            .map(|a| a.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(granted(&policy_document(PolicyFor::Controller)), listed);
+    }
+
+    #[test]
+    fn the_operator_document_adds_the_operator_commands() {
+        let doc = granted(&policy_document(PolicyFor::Operator));
+        for (_, _, actions) in OPERATOR_NEEDS {
+            for a in *actions {
+                assert!(doc.iter().any(|d| d == a), "{a}");
+            }
+        }
+        assert!(doc.iter().any(|d| d == "dynamodb:BatchWriteItem"));
+    }
+
+    #[test]
+    fn identity_actions_are_scoped_to_their_resource_type() {
+        assert_eq!(
+            iam_resources("iam:ListGroupsForUser"),
+            ["arn:aws:iam::*:user/*"]
+        );
+        assert_eq!(
+            iam_resources("iam:RemoveUserFromGroup"),
+            ["arn:aws:iam::*:group/*"]
+        );
+        assert_eq!(
+            iam_resources("iam:ListInstanceProfilesForRole"),
+            ["arn:aws:iam::*:role/*"]
+        );
+        assert_eq!(
+            iam_resources("iam:RemoveRoleFromInstanceProfile"),
+            ["arn:aws:iam::*:instance-profile/*"]
+        );
+        assert_eq!(iam_resources("iam:ListUsers"), ["*"]);
+    }
+}

@@ -1,0 +1,277 @@
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
+//! Least privilege, proven: dormant runs as roles built from the CDK's synthesized policies
+//! (tests/fixtures/policies) in an emulator that refuses what they do not allow
+//! (tests/emulator/README.md, 'Enforcing IAM policies'), through everything it does in AWS. A
+//! missing action fails with the AccessDenied that names it; an action dormant calls that
+//! `dormant permissions` does not list fails too.
+//!
+//! Not checked here, so covered by policy unit tests (cdk/test/permissions.test.ts): the
+//! emulator treats `aws:ResourceOrgID` (AssumeRole with `organizationId`) and `aws:SourceAccount`
+//! (the automation role's trust in SSM) as met; SCPs and the queue's resource policy are not
+//! evaluated; Lambda's own use of the role (logs, the sweep queue's event source mapping) is not
+//! exercised.
+
+#[path = "enforcement/deployment.rs"]
+mod deployment;
+mod support;
+
+use chrono::{Duration, Utc};
+use dormant::adapters::iam::AwsIam;
+use dormant::adapters::retry::RetryPolicy;
+use dormant::app::event::handle_event;
+use dormant::app::fanout::{FanOut, SweepFanOut};
+use dormant::domain::{Effect, IdentityArg, Outcome, Principal};
+use dormant::inbound::eventbridge::ClassifyRules;
+use dormant::lambda::{invoke, ColdStart};
+use dormant::ports::Iam;
+use dormant::wiring::OnDemand;
+use serde_json::{json, Value};
+
+use deployment::{admin_iam, enforcing, Deployment};
+
+/// A fixture of tests/fixtures/events with its accounts and ids replaced.
+fn event(name: &str, replace: &[(&str, &str)]) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/events/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in replace {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_ladder_from_dry_run_to_delete_and_undo_in_both_accounts() {
+    let d = Deployment::new().await;
+    for account in [&d.controller, &d.member] {
+        d.role(account, "forgotten", 200).await;
+        d.role(account, "revived", 200).await;
+        d.user(account, "old-user", 200).await;
+    }
+    let now = Utc::now();
+
+    // A dry run decides everything and writes its audit notes (BatchWriteItem), changing nothing.
+    let dry = d.assembly(&d.config("dry_run = true", "")).await;
+    let report = dry.fleet.sweep(now).await;
+    d.assert_nothing_refused("dry-run sweep");
+    assert_eq!(report.run.failed(), 0, "{report:?}");
+    assert!(
+        report.accounts.iter().all(|a| a.error.is_none()),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .run
+            .actions
+            .iter()
+            .any(|a| a.outcome == Outcome::DryRun),
+        "{report:?}"
+    );
+
+    let live = d.assembly(&d.config("", "")).await;
+    let fleet = &live.fleet;
+    let mut runs = vec![fleet.sweep(now).await];
+    runs.push(fleet.tick(now + Duration::days(8)).await);
+    d.assert_nothing_refused("notice, quarantine");
+    // Undo the quarantine of one role in each account (the operator's path, same role).
+    for account in [&d.controller, &d.member] {
+        let arg: IdentityArg = format!("arn:aws:iam::{account}:role/revived")
+            .parse()
+            .unwrap();
+        let undone = fleet
+            .engine(account)
+            .unwrap()
+            .undo(&arg, "enforcement suite", now + Duration::days(8))
+            .await;
+        d.assert_nothing_refused("undo");
+        let undone = undone.unwrap();
+        assert_eq!(undone.outcome, Outcome::Done, "{undone:?}");
+    }
+    for day in [16, 33, 34, 50, 51] {
+        runs.push(fleet.tick(now + Duration::days(day)).await);
+    }
+    d.assert_nothing_refused("deactivate keys, delete");
+    for run in &runs {
+        assert_eq!(run.run.failed(), 0, "{run:?}");
+        assert!(run.accounts.iter().all(|a| a.error.is_none()), "{run:?}");
+    }
+    for account in [&d.controller, &d.member] {
+        assert!(!d.exists(account, "role", "forgotten").await, "{runs:#?}");
+        assert!(!d.exists(account, "user", "old-user").await, "{runs:#?}");
+        assert!(d.exists(account, "role", "revived").await);
+    }
+    d.assert_calls_are_listed();
+}
+
+#[tokio::test]
+async fn one_event_of_every_source_in_the_account_it_names() {
+    let d = Deployment::new().await;
+    let (c, m) = (d.controller.as_str(), d.member.as_str());
+    // Config names users and roles by unique id: ListUsers in the controller's account, ListRoles
+    // in the member's.
+    let aida = d.user(c, "config-user", 200).await;
+    let aroa = d.role(m, "config-role", 200).await;
+    d.role(m, "FindingIntegTestFakeRole", 200).await;
+    d.user(m, "sharrtest", 200).await;
+    d.user(m, "svc-legacy-etl", 200).await;
+    d.role(m, "nightly-report-role", 200).await;
+    let config = d.config("", "");
+    let live = d.assembly(&config).await;
+    let rules = ClassifyRules::from_config(&config);
+    let events = [
+        event(
+            "config-user-noncompliant-aida",
+            &[("123456789012", c), ("AIDACKCEVSQ6C2EXAMPLE", &aida)],
+        ),
+        event(
+            "config-role-noncompliant-aroa",
+            &[("111122223333", m), ("AROA3XFRBF535PLBIFPI4", &aroa)],
+        ),
+        // The organization's analyzer is in the controller's account, the role in the member's.
+        event(
+            "access-analyzer-unused-role",
+            &[("123456789012", c), ("111122223333", m)],
+        ),
+        event("securityhub-iam8-user", &[("111122223333", m)]),
+        event("securityhub-v2-iam8-user", &[("123456789012", m)]),
+        event("cloudtrail-tagrole-dormant-exempt", &[("123456789012", m)]),
+        event("schedule-tick", &[("123456789012", c)]),
+        event("schedule-sweep", &[("123456789012", c)]),
+    ];
+    let now = Utc::now();
+    for e in &events {
+        let report = handle_event(e, &live.fleet, &rules, None, now).await;
+        d.assert_nothing_refused(e["detail-type"].as_str().unwrap());
+        let report = report.unwrap_or_else(|err| panic!("{}: {err:?}", e["detail-type"]));
+        assert_eq!(report.run.failed(), 0, "{}: {report:?}", e["detail-type"]);
+    }
+    let called = d.actions_called();
+    for needed in [
+        "iam:ListUsers",
+        "iam:ListRoles",
+        "sts:AssumeRole",
+        "events:PutEvents",
+    ] {
+        assert!(
+            called.contains(needed),
+            "{needed} not exercised: {called:?}"
+        );
+    }
+    d.assert_calls_are_listed();
+}
+
+#[tokio::test]
+async fn the_ssm_fallback_runs_each_accounts_document_as_its_automation_role() {
+    let d = Deployment::new().await;
+    for account in [&d.controller, &d.member] {
+        d.role(account, "twin", 200).await;
+    }
+    let live = d
+        .assembly(&d.config("", "ssm_steps = [\"quarantine\"]"))
+        .await;
+    let now = Utc::now();
+    live.fleet.sweep(now).await;
+    let report = live.fleet.tick(now + Duration::days(8)).await;
+    d.assert_nothing_refused("SSM fallback: start");
+    assert_eq!(report.run.failed(), 0, "{report:?}");
+    for account in [&d.controller, &d.member] {
+        let started = enforcing().automations(account);
+        assert_eq!(started.len(), 1, "{account}: {started:?} {report:?}");
+        assert_eq!(
+            started[0]["parameters"]["AutomationAssumeRole"][0],
+            format!("arn:aws:iam::{account}:role/dormant-automation")
+        );
+    }
+    // The documents' change lands (the stub runs nothing); polled (GetAutomationExecution),
+    // checked in IAM and committed.
+    for account in [&d.controller, &d.member] {
+        AwsIam::new(
+            admin_iam(account).await,
+            account.clone(),
+            RetryPolicy::fast(),
+        )
+        .apply(
+            &Principal::role(account, "/", "twin"),
+            &Effect::PutQuarantinePolicy,
+        )
+        .await
+        .unwrap();
+    }
+    let report = live
+        .fleet
+        .tick(now + Duration::days(8) + Duration::minutes(20))
+        .await;
+    d.assert_nothing_refused("SSM fallback: poll");
+    assert_eq!(report.run.failed(), 0, "{report:?}");
+    assert_eq!(report.run.actions.len(), 2, "{report:?}");
+    d.assert_calls_are_listed();
+}
+
+#[tokio::test]
+async fn a_fanned_out_sweep_queues_and_consumes_one_message_per_account() {
+    let d = Deployment::new().await;
+    for account in [&d.controller, &d.member] {
+        d.role(account, "forgotten", 200).await;
+    }
+    let config = d.config("", "");
+    let live = d.assembly(&config).await;
+    let rules = ClassifyRules::from_config(&config);
+    let fanout = FanOut {
+        members: live.factory.members.clone(),
+        directory: live.factory.directory(),
+        queue: live.factory.sweep_queue(&d.queue_url),
+    };
+    let sweep = event("schedule-sweep", &[("123456789012", &d.controller)]);
+    let now = Utc::now();
+    let report = handle_event(
+        &sweep,
+        &live.fleet,
+        &rules,
+        Some(&fanout as &dyn SweepFanOut),
+        now,
+    )
+    .await;
+    d.assert_nothing_refused("fan-out (SendMessageBatch)");
+    assert_eq!(report.unwrap().queued.len(), 2);
+
+    // Lambda's event source mapping receives (its own permissions); the function sweeps each.
+    let sqs = aws_sdk_sqs::Client::new(&enforcing().sdk_config_for(&d.controller).await);
+    let received = sqs
+        .receive_message()
+        .queue_url(&d.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|msg| {
+            json!({"messageId": msg.message_id(), "receiptHandle": msg.receipt_handle(),
+                "body": msg.body(), "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:{}:dormant-sweep", d.controller)})
+        })
+        .collect();
+    assert_eq!(records.len(), 2);
+    // As the Lambda does: engines assumed for the accounts the batch names.
+    let engines = OnDemand::new(&live.factory, None);
+    let cold = ColdStart {
+        fleet: &live.fleet,
+        rules: &rules,
+        engines: &engines,
+        fanout: None,
+        concurrency: 2,
+    };
+    let answer = invoke(json!({ "Records": records }), &cold, now).await;
+    d.assert_nothing_refused("fanned-out sweep");
+    assert_eq!(answer.unwrap(), json!({"batchItemFailures": []}));
+    d.assert_calls_are_listed();
+    let ignored = d.ignored_conditions();
+    assert!(
+        ignored.is_empty(),
+        "conditions the emulator did not check: {ignored:?}"
+    );
+}
