@@ -6,3 +6,5 @@
 pub mod emulator;
 
 pub mod account;
+
+pub mod core_sim;
