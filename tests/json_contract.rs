@@ -7,44 +7,10 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 use support::account::Account;
 use support::emulator::emulator;
-
-struct Run<'a> {
-    account: &'a Account,
-    dir: PathBuf,
-}
-
-impl Run<'_> {
-    fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
-        let now = self.account.day(day).to_rfc3339();
-        let out = Command::new(env!("CARGO_BIN_EXE_dormant"))
-            .args(["--output", "json", "--now", now.as_str()])
-            .args(args)
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", emulator().endpoint())
-            .env("AWS_ACCESS_KEY_ID", &self.account.id)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("DORMANT_LOG")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), value)
-    }
-}
 
 /// What differs between runs (account, dates, IAM's generated ids, run ids) becomes a
 /// placeholder; everything else is the contract.
@@ -123,13 +89,7 @@ fn check(name: &str, mut value: Value, account: &str) {
 #[tokio::test]
 async fn sweep_tick_status_list_history_report_and_permissions_keep_their_recorded_shape() {
     let account = Account::new().await;
-    let dir = std::env::temp_dir().join(format!("dormant-contract-{}", account.id));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("dormant.toml"), "").unwrap();
-    let run = Run {
-        account: &account,
-        dir,
-    };
+    let run = account.dormant();
 
     account
         .role("contract-role", 200, &[("team", "payments")])
