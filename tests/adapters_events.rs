@@ -1,8 +1,6 @@
 //! `EventBridgePublisher` against the moto emulator: events go out in batches of 10 and really
 //! arrive (a rule on the bus forwards `source: dormant` to an SQS queue that the test reads).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -14,8 +12,9 @@ use dormant::domain::event::{EventDetail, EVENT_SOURCE};
 use dormant::domain::{OutboundEvent, Step};
 use dormant::ports::{ErrorKind, Publisher};
 use serde_json::Value;
-use support::account::Account;
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 const BUS: &str = "dormant-test";
 

@@ -1,8 +1,6 @@
 //! The IAM adapter against the moto emulator: every read and effect, checked by reading IAM
 //! state back through the SDK and the emulator's request log. Each test has an account of its own.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::StatusType;
@@ -13,8 +11,9 @@ use dormant::domain::quarantine::{
 use dormant::domain::{Effect, Facts, Principal, PrincipalKind};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
-use support::account::{ctx, encoded_trust, is_no_such_entity, Ctx, ALLOW_S3};
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::{ctx, encoded_trust, is_no_such_entity, Ctx, ALLOW_S3};
+use crate::support::emulator::{emulator, Fault};
 
 // A self-signed certificate (moto parses signing certificates) and an SSH public key.
 const CERT_PEM: &str = "\

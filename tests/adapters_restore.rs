@@ -1,8 +1,6 @@
 //! `AwsIam::restore` against the moto emulator: a principal is dumped through the SDK, snapshotted,
 //! deleted with the real teardown, restored, and dumped again. Each test has an account of its own.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::StatusType;
@@ -14,8 +12,11 @@ use dormant::domain::tag::RESTORED_FROM_TAG;
 use dormant::domain::{Effect, Principal, RestoreOutcome, RestoreReport, Snapshot};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
-use support::account::{ctx, decode_document, is_no_such_entity, tag_map, Ctx, ALLOW_S3, TRUST};
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::{
+    ctx, decode_document, is_no_such_entity, tag_map, Ctx, ALLOW_S3, TRUST,
+};
+use crate::support::emulator::{emulator, Fault};
 
 /// Dormant's own stage tags as the ladder leaves them on a principal about to be deleted, plus an
 /// owner's `dormant:exempt-reason` (the owner's, so restored).

@@ -20,8 +20,6 @@
 //! `AccessDenied` on the N-th mutation, the other option, is not a crash: the engine sees the
 //! error and records a failure; the seeded run uses both.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
@@ -34,11 +32,12 @@ use dormant::domain::{
 use dormant::error::Error;
 use dormant::ports::Store;
 use serde_json::Value;
-use support::account::{steps_done, TestEngine, ALLOW_S3};
-use support::emulated_world::{is_mutating, Rng, World};
-use support::emulator::{emulator, Fault};
-use support::events::{fixture, rules};
 use tokio::sync::OnceCell;
+
+use crate::support::account::{steps_done, TestEngine, ALLOW_S3};
+use crate::support::emulated_world::{is_mutating, Rng, World};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::events::{fixture, rules};
 
 // =============================================================================================
 // 1. The seeded chaos run

@@ -2,16 +2,15 @@
 //! The `dormant` binary as operators and scripts use it: `--help`, configuration errors, exit
 //! codes and the JSON contract of docs/design.md, 'Operator commands', against the emulator.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use chrono::Duration;
 use serde_json::{json, Value};
-use support::account::{Account, ALLOW_ALL, ALLOW_S3};
-use support::cli::{stderr, Dormant};
-use support::emulator::emulator;
-use support::events::fixture;
+
+use crate::support::account::{Account, ALLOW_ALL, ALLOW_S3};
+use crate::support::cli::{stderr, Dormant};
+use crate::support::emulator::emulator;
+use crate::support::events::fixture;
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()

@@ -2,8 +2,6 @@
 //! The emulator harness itself: backdated dates, injected faults and per-test accounts as
 //! the real AWS SDK sees them.
 
-mod support;
-
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -14,8 +12,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use support::account::Account;
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 fn days_ago(days: i64) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::days(days)

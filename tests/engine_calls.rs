@@ -3,16 +3,15 @@
 //! detection reads IAM only in bulk, a first pass adds one tag call and two state writes per
 //! noticed identity, and every later step re-reads the identity once before it acts.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dormant::domain::{Outcome, Policy, Step};
 use dormant::ports::Store;
-use support::account::{Account, TestEngine};
-use support::emulator::emulator;
-use support::fakes::Published;
+
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::emulator;
+use crate::support::fakes::Published;
 
 /// The bulk reads of a sweep: one `GetAccountAuthorizationDetails` page per 1,000 identities
 /// and the credential report.

@@ -7,8 +7,6 @@
 //! - `GetFindingV2` enrichment of Access Analyzer events: the key id narrows a key finding, the
 //!   last access goes into the audit trail, and a failed enrichment still nominates.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -21,9 +19,10 @@ use dormant::domain::finding::UnusedAccessDetails;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject, Timestamp};
 use dormant::ports::{AccessAdvisor, ErrorKind, FindingDetails, PortError, PortResult, Store};
 use serde_json::Value;
-use support::account::Account;
-use support::emulator::emulator;
-use support::events::{fixture, rules};
+
+use crate::support::account::Account;
+use crate::support::emulator::emulator;
+use crate::support::events::{fixture, rules};
 
 /// Answers what the test says and remembers whom it was asked about.
 struct FakeAdvisor {

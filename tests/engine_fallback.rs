@@ -5,8 +5,6 @@
 //! records requests and reports what the test tells it (the SSM adapter itself is tested with
 //! aws-smithy-mocks in adapters_ssm.rs).
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,9 +13,10 @@ use dormant::adapters::retry::RetryPolicy;
 use dormant::app::engine::FallbackSetup;
 use dormant::domain::{AutomationRequest, AutomationStatus, Outcome, Policy, Stage, Step, Subject};
 use dormant::ports::{Fallback, PortResult, Store};
-use support::account::{Account, TestEngine};
-use support::emulator::{emulator, Fault};
-use support::fakes::Published;
+
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::fakes::Published;
 
 const AUTOMATION_ROLE: &str = "arn:aws:iam::111122223333:role/dormant-automation";
 

@@ -3,16 +3,15 @@
 //! as a fresh one, failures back off, the breaker never loses a trip or a count under concurrent
 //! runs, and a released principal's cool-off covers its credentials. Against the emulator.
 
-mod support;
-
 use std::sync::Arc;
 
 use chrono::Duration;
 use dormant::domain::{DeleteMode, Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
-use support::account::{Account, ALLOW_ALL};
-use support::emulator::{emulator, Fault};
-use support::fakes::Published;
+
+use crate::support::account::{Account, ALLOW_ALL};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::fakes::Published;
 
 /// A role noticed on day 0 whose quarantine on day 7 attached the deny policy and then failed
 /// (tagging denied): the intent is left half-done, as after a crash.

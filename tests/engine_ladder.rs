@@ -2,8 +2,6 @@
 //! The ladder against real (emulated) IAM and DynamoDB: sweep and tick walk identities through
 //! every step, and each test reads IAM state back through the SDK and the emulator's request log.
 
-mod support;
-
 use aws_sdk_iam::types::StatusType;
 use chrono::Duration;
 use dormant::app::output::RunReport;
@@ -11,8 +9,9 @@ use dormant::domain::policy::Exemptions;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};
-use support::account::{Account, TRUST};
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::{Account, TRUST};
+use crate::support::emulator::{emulator, Fault};
 
 /// Everything about the account's roles and users that dormant could change.
 async fn dump(a: &Account) -> Value {

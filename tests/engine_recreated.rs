@@ -3,16 +3,15 @@
 //! identity (issue 14, item 4): against emulated IAM and DynamoDB, dormant evaluates it afresh and
 //! never carries the old one's stage onto it.
 
-mod support;
-
 use chrono::Duration;
 use dormant::app::output::RunReport;
 use dormant::domain::{
     AuditEntry, Outcome, Policy, Principal, PrincipalKind, Record, Stage, Step, Subject,
 };
 use dormant::ports::{Iam, Store};
-use support::account::{Account, TestEngine};
-use support::emulator::emulator;
+
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::emulator;
 
 fn done(report: &RunReport) -> Vec<(String, Step)> {
     report

@@ -3,8 +3,6 @@
 //! one stage tag per subject and only where it fits, the old three-tag form cleaned away, and a
 //! quarantine policy that never overwrites or deletes an operator's policy of the same name.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use dormant::app::output::RunReport;
@@ -12,8 +10,9 @@ use dormant::domain::time::fmt_time;
 use dormant::domain::{IdentityArg, Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};
-use support::account::{as_refs, Account};
-use support::emulator::emulator;
+
+use crate::support::account::{as_refs, Account};
+use crate::support::emulator::emulator;
 
 const NO_ROOM: &str = "no room for dormant's tag (50 of 50 used); state kept in DynamoDB only";
 

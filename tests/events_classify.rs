@@ -2,8 +2,6 @@
 //! through the classifier with its expected outcome, nominee, account, finding and reason. Edge
 //! rules are checked on mutated copies of the same fixtures.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use dormant::domain::finding::{Classification, Nominee, Source};
@@ -12,7 +10,8 @@ use dormant::inbound::eventbridge::{
     classification_json, classify, classify_all, classify_bytes, ClassifyRules,
 };
 use serde_json::{json, Value};
-use support::events::{fixture, fixture_bytes, fixture_dir, rules};
+
+use crate::support::events::{fixture, fixture_bytes, fixture_dir, rules};
 
 fn principal(
     account: &str,

@@ -4,14 +4,13 @@
 //! DynamoDB once however often the event is delivered, and dormant's own event reaches an SQS
 //! queue through an EventBridge rule.
 
-mod support;
-
 use std::process::Command;
 
 use serde_json::Value;
-use support::account::Account;
-use support::cli::Dormant;
-use support::events::{fixture, fixture_dir};
+
+use crate::support::account::Account;
+use crate::support::cli::Dormant;
+use crate::support::events::{fixture, fixture_dir};
 
 /// Runs `dormant --output json handle-event` on `event`; its JSON report.
 fn handle(dormant: &Dormant, event: &Value) -> Value {

@@ -2,12 +2,11 @@
 //! identity (for at most `exemptions.max_days`), dormant's tag keys are read whatever their case,
 //! and the always-protected roles are never changed by any path.
 
-mod support;
-
 use dormant::config::Config;
 use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
 use dormant::domain::{approve, undo, Effect, Intent, Stage, Step};
-use support::core_sim::*;
+
+use crate::support::core_sim::*;
 
 fn tagged(name: &str, tags: &[(&str, &str)]) -> World {
     let mut b = role(name).created(days(500));

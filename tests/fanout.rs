@@ -3,8 +3,6 @@
 //! (only ACTIVE ones), and the sweep fanned out through SQS, one message per account, to Lambda
 //! invocations that each sweep the accounts of their batch and hand failed ones back to SQS.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use aws_sdk_organizations::types::{Account as OrgAccount, AccountState, AccountStatus};
@@ -23,8 +21,9 @@ use dormant::lambda::{invoke, ColdStart};
 use dormant::ports::Directory;
 use dormant::wiring::{assemble, Actor, Assembly, OnDemand};
 use serde_json::{json, Value};
-use support::account::Account;
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 /// A controller account with the state table, managing an organization of `active` member
 /// accounts (each with dormant's role and one long-unused role) plus one closed account

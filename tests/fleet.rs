@@ -3,14 +3,13 @@
 //! sweeps them concurrently with a bound, and one account that cannot be reached or keeps
 //! failing is recorded without stopping the others.
 
-mod support;
-
 use chrono::Utc;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
 use dormant::wiring::{assemble, Actor};
-use support::account::Account;
-use support::emulator::{emulator, Fault};
+
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 /// A member account with the role dormant assumes in it and one role unused for 200 days.
 async fn member_with_a_dormant_role() -> String {

@@ -11,8 +11,6 @@
 //!   ends early (moto never paginates `GetAccountAuthorizationDetails`, so a wrapper around the
 //!   IAM port drops the last principal, as a lost last page would).
 
-mod support;
-
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -30,10 +28,11 @@ use dormant::inbound::eventbridge::{
 };
 use dormant::ports::{ErrorKind, Iam, PortError, PortResult, Store};
 use serde_json::{json, Value};
-use support::account::{as_refs, steps_done};
-use support::emulated_world::{is_mutating, World};
-use support::emulator::{emulator, Fault};
-use support::events::{fixture, rules};
+
+use crate::support::account::{as_refs, steps_done};
+use crate::support::emulated_world::{is_mutating, World};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::events::{fixture, rules};
 
 /// The Access Analyzer unused-role finding, about `role` in this account.
 fn unused_role_event(w: &World, id: &str, role_path_and_name: &str) -> Value {

@@ -4,13 +4,12 @@
 //! Run with `DORMANT_BLESS=1` to record them again after a deliberate change to the contract
 //! (and say so in CHANGELOG.md): a reshaping of the code must leave them byte-identical.
 
-mod support;
-
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::account::Account;
-use support::emulator::emulator;
+
+use crate::support::account::Account;
+use crate::support::emulator::emulator;
 
 /// What differs between runs (account, dates, IAM's generated ids, run ids) becomes a
 /// placeholder; everything else is the contract.

@@ -1,8 +1,6 @@
 //! The decision core walked through the ladder of docs/design.md, 'The ladder' and 'Decisions and guards', with a fake clock.
 //! Each test reads as a story: an identity, a date, what dormant does.
 
-mod support;
-
 use chrono::Duration;
 use dormant::domain::policy::Exemptions;
 use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
@@ -10,7 +8,8 @@ use dormant::domain::{
     approve, dormant_subjects, undo, Budget, DeleteMode, Effect, Gate, PrincipalKind, Record,
     Stage, Step, Subject,
 };
-use support::core_sim::*;
+
+use crate::support::core_sim::*;
 
 fn step_of(w: &mut World, at: Duration) -> Option<Step> {
     w.run(at).step()

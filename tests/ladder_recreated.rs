@@ -1,10 +1,9 @@
 //! A name deleted and created again is a new identity: the record of the old one is never carried
 //! onto it (issue 14, item 4). Stories on the decision core with a fake clock.
 
-mod support;
-
 use dormant::domain::{Effect, Policy, Stage, Step, Subject};
-use support::core_sim::*;
+
+use crate::support::core_sim::*;
 
 const OLD: &str = "AROAOLDOLDOLDOLDOLD1";
 const NEW: &str = "AROANEWNEWNEWNEWNEW2";
