@@ -1,8 +1,6 @@
 //! The DynamoDB state store against the moto emulator: schema, conditional writes, the sparse due
 //! index, the principal and account indexes, audit/snapshot/event/breaker items, retries.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
@@ -16,7 +14,8 @@ use dormant::domain::{
     AuditEntry, BreakerState, Intent, Outcome, Principal, Record, Snapshot, Stage, Step, Subject,
 };
 use dormant::ports::{ErrorKind, Store};
-use support::emulator::{emulator, Fault};
+
+use crate::support::emulator::{emulator, Fault};
 
 /// The (fake) AWS account the records describe; the table lives in the emulator account.
 const ACCOUNT: &str = "111122223333";

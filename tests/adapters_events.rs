@@ -1,21 +1,20 @@
 //! `EventBridgePublisher` against the moto emulator: events go out in batches of 10 and really
 //! arrive (a rule on the bus forwards `source: dormant` to an SQS queue that the test reads).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_eventbridge::Client as Events;
-use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client as Sqs;
 use dormant::adapters::events::EventBridgePublisher;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::domain::event::{EventDetail, EVENT_SOURCE};
 use dormant::domain::{OutboundEvent, Step};
 use dormant::ports::{ErrorKind, Publisher};
-use serde_json::{json, Value};
-use support::emulator::{emulator, Fault};
+use serde_json::Value;
+
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 const BUS: &str = "dormant-test";
 
@@ -28,56 +27,16 @@ struct Ctx {
 
 /// A fresh account with a bus, a rule on it matching dormant's source and a queue behind it.
 async fn ctx() -> Ctx {
-    let emu = emulator();
-    let account = emu.new_account();
-    let config = emu.sdk_config_for(&account).await;
-    let events = Events::new(&config);
-    let sqs = Sqs::new(&config);
-    events.create_event_bus().name(BUS).send().await.unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("dormant-events")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
-    events
-        .put_rule()
-        .name("dormant-to-queue")
-        .event_bus_name(BUS)
-        .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("dormant-to-queue")
-        .event_bus_name(BUS)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    emu.clear_requests(&account);
-    let publisher = EventBridgePublisher::new(events, BUS, RetryPolicy::fast());
+    let account = Account::without_table().await;
+    let queue_url = account
+        .events_to_queue(BUS, "dormant-to-queue", EVENT_SOURCE, "dormant-events")
+        .await;
+    account.clear_requests();
+    let sdk = account.sdk().await;
+    let publisher = EventBridgePublisher::new(Events::new(&sdk), BUS, RetryPolicy::fast());
     Ctx {
-        account,
-        sqs,
+        account: account.id,
+        sqs: Sqs::new(&sdk),
         queue_url,
         publisher,
     }

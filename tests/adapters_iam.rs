@@ -1,26 +1,19 @@
 //! The IAM adapter against the moto emulator: every read and effect, checked by reading IAM
 //! state back through the SDK and the emulator's request log. Each test has an account of its own.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::error::ProvideErrorMetadata;
-use aws_sdk_iam::types::{StatusType, Tag};
-use aws_sdk_iam::Client;
+use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Utc};
-use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
 use dormant::domain::quarantine::{
     self, LEGACY_QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME,
 };
 use dormant::domain::{Effect, Facts, Principal, PrincipalKind};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
-use support::emulator::{emulator, Fault};
 
-const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const ALLOW_S3: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+use crate::support::account::{ctx, encoded_trust, is_no_such_entity, Ctx, ALLOW_S3};
+use crate::support::emulator::{emulator, Fault};
 
 // A self-signed certificate (moto parses signing certificates) and an SSH public key.
 const CERT_PEM: &str = "\
@@ -50,139 +43,11 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-struct Ctx {
-    account: String,
-    sdk: Client,
-    iam: AwsIam,
-}
-
-/// A fresh account, an SDK client with SDK retries off (our backoff does the retrying) and
-/// the adapter over it.
-async fn ctx() -> Ctx {
-    let account = emulator().new_account();
-    let sdk = Client::new(&emulator().sdk_config_for(&account).await);
-    let iam = AwsIam::new(sdk.clone(), account.clone(), RetryPolicy::fast());
-    Ctx { account, sdk, iam }
-}
-
 impl Ctx {
-    fn role(&self, name: &str) -> Principal {
-        Principal::role(&self.account, "/", name)
-    }
-
-    fn user(&self, name: &str) -> Principal {
-        Principal::user(&self.account, "/", name)
-    }
-
-    async fn create_role(&self, name: &str, path: &str, tags: &[(&str, &str)]) {
-        self.sdk
-            .create_role()
-            .role_name(name)
-            .path(path)
-            .assume_role_policy_document(TRUST_POLICY)
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn create_user(&self, name: &str, path: &str, tags: &[(&str, &str)]) {
-        self.sdk
-            .create_user()
-            .user_name(name)
-            .path(path)
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn create_key(&self, user: &str) -> String {
-        self.sdk
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key()
-            .unwrap()
-            .access_key_id()
-            .to_string()
-    }
-
-    async fn create_login_profile(&self, user: &str) {
-        self.sdk
-            .create_login_profile()
-            .user_name(user)
-            .password("Correct-Horse-Battery-9")
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn create_policy(&self, name: &str) -> String {
-        self.sdk
-            .create_policy()
-            .policy_name(name)
-            .policy_document(ALLOW_S3)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn key_statuses(&self, user: &str) -> BTreeMap<String, StatusType> {
-        let out = self
-            .sdk
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap();
-        out.access_key_metadata()
-            .iter()
-            .map(|k| {
-                (
-                    k.access_key_id().unwrap().to_string(),
-                    k.status().unwrap().clone(),
-                )
-            })
-            .collect()
-    }
-
-    async fn role_policies(&self, role: &str) -> Vec<String> {
-        let out = self
-            .sdk
-            .list_role_policies()
-            .role_name(role)
-            .send()
-            .await
-            .unwrap();
-        out.policy_names().to_vec()
-    }
-
-    async fn role_tags(&self, role: &str) -> BTreeMap<String, String> {
-        let out = self
-            .sdk
-            .list_role_tags()
-            .role_name(role)
-            .send()
-            .await
-            .unwrap();
-        out.tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
-    }
-
     /// The operations this account sent, in order, with their faults.
     fn operations(&self) -> Vec<(String, Option<String>)> {
         emulator()
-            .requests(&self.account)
+            .requests(&self.id)
             .iter()
             .map(|r| {
                 (
@@ -192,12 +57,6 @@ impl Ctx {
             })
             .collect()
     }
-}
-
-fn sdk_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
-        .collect()
 }
 
 fn tag_map(tags: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -214,80 +73,54 @@ fn by_name(facts: &[Facts], kind: PrincipalKind, name: &str) -> Facts {
         .clone()
 }
 
-fn is_no_such_entity<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("NoSuchEntity")
-}
-
 #[tokio::test]
 async fn bulk_facts_reads_roles_users_and_the_credential_report() {
     let cx = ctx().await;
     let emu = emulator();
-    cx.create_role("app-used", "/svc/", &[("team", "payments")])
+    cx.create_role("/svc/", "app-used", &[("team", "payments")])
         .await;
-    cx.create_role("app-idle", "/", &[]).await;
-    cx.sdk
-        .put_role_policy()
-        .role_name("app-idle")
-        .policy_name(QUARANTINE_POLICY_NAME)
-        // Written by a version before policy ownership: still dormant's.
-        .policy_document(LEGACY_QUARANTINE_POLICY_DOCUMENT)
-        .send()
-        .await
-        .unwrap();
+    cx.create_role("/", "app-idle", &[]).await;
+    // Written by a version before policy ownership: still dormant's.
+    cx.put_role_policy(
+        "app-idle",
+        QUARANTINE_POLICY_NAME,
+        LEGACY_QUARANTINE_POLICY_DOCUMENT,
+    )
+    .await;
     emu.backdate_role(
-        &cx.account,
+        &cx.id,
         "app-used",
         Some(at("2023-01-02T03:04:05Z")),
         Some(at("2024-06-01T12:00:00Z")),
     );
-    emu.backdate_role(
-        &cx.account,
-        "app-idle",
-        Some(at("2022-05-06T00:00:00Z")),
-        None,
-    );
+    emu.backdate_role(&cx.id, "app-idle", Some(at("2022-05-06T00:00:00Z")), None);
 
-    cx.create_user("alice", "/people/", &[("dormant:exempt", "true")])
+    cx.create_user("/people/", "alice", &[("dormant:exempt", "true")])
         .await;
     let k1 = cx.create_key("alice").await;
     let k2 = cx.create_key("alice").await;
-    cx.sdk
-        .update_access_key()
-        .user_name("alice")
-        .access_key_id(&k2)
-        .status(StatusType::Inactive)
-        .send()
-        .await
-        .unwrap();
-    cx.create_login_profile("alice").await;
+    cx.deactivate_key("alice", &k2).await;
+    cx.console("alice").await;
     emu.backdate_user(
-        &cx.account,
+        &cx.id,
         "alice",
         Some(at("2021-01-01T00:00:00Z")),
         Some(at("2024-02-03T04:05:06Z")),
     );
     emu.backdate_access_key(
-        &cx.account,
+        &cx.id,
         "alice",
         &k1,
         Some(at("2021-02-01T00:00:00Z")),
         Some(at("2024-05-05T05:05:05Z")),
     );
-    emu.backdate_access_key(
-        &cx.account,
-        "alice",
-        &k2,
-        Some(at("2021-03-01T00:00:00Z")),
-        None,
-    );
-    cx.create_user("bob", "/", &[]).await;
-    emu.backdate_user(&cx.account, "bob", Some(at("2020-07-07T07:07:07Z")), None);
+    emu.backdate_access_key(&cx.id, "alice", &k2, Some(at("2021-03-01T00:00:00Z")), None);
+    cx.create_user("/", "bob", &[]).await;
+    emu.backdate_user(&cx.id, "bob", Some(at("2020-07-07T07:07:07Z")), None);
 
     let facts = cx.iam.bulk_facts().await.unwrap();
     assert_eq!(facts.len(), 4, "{facts:#?}");
-    assert!(facts
-        .iter()
-        .all(|f| f.bulk && f.principal.account == cx.account));
+    assert!(facts.iter().all(|f| f.bulk && f.principal.account == cx.id));
 
     let used = by_name(&facts, PrincipalKind::Role, "app-used");
     assert_eq!(used.principal.path, "/svc/");
@@ -343,25 +176,25 @@ async fn bulk_facts_reads_roles_users_and_the_credential_report() {
 async fn fresh_facts_reads_real_key_ids_and_dates() {
     let cx = ctx().await;
     let emu = emulator();
-    cx.create_user("carol", "/ops/", &[("owner", "carol@example.com")])
+    cx.create_user("/ops/", "carol", &[("owner", "carol@example.com")])
         .await;
     let used = cx.create_key("carol").await;
     let never = cx.create_key("carol").await;
     emu.backdate_user(
-        &cx.account,
+        &cx.id,
         "carol",
         Some(at("2022-01-01T00:00:00Z")),
         Some(at("2023-03-03T03:03:03Z")),
     );
     emu.backdate_access_key(
-        &cx.account,
+        &cx.id,
         "carol",
         &used,
         Some(at("2022-02-02T00:00:00Z")),
         Some(at("2024-03-01T12:00:00Z")),
     );
     emu.backdate_access_key(
-        &cx.account,
+        &cx.id,
         "carol",
         &never,
         Some(at("2022-04-04T00:00:00Z")),
@@ -375,10 +208,7 @@ async fn fresh_facts_reads_real_key_ids_and_dates() {
         .unwrap()
         .unwrap();
     assert!(!facts.bulk);
-    assert_eq!(
-        facts.principal,
-        Principal::user(&cx.account, "/ops/", "carol")
-    );
+    assert_eq!(facts.principal, Principal::user(&cx.id, "/ops/", "carol"));
     assert_eq!(facts.created_at, at("2022-01-01T00:00:00Z"));
     assert_eq!(facts.tags, tag_map(&[("owner", "carol@example.com")]));
     assert_eq!(facts.password_last_used, Some(at("2023-03-03T03:03:03Z")));
@@ -393,9 +223,9 @@ async fn fresh_facts_reads_real_key_ids_and_dates() {
     assert_eq!(key.last_used_at, None);
     assert_eq!(facts.access_keys.len(), 2);
 
-    cx.create_login_profile("carol").await;
+    cx.console("carol").await;
     cx.iam
-        .apply(&cx.user("carol"), &Effect::PutQuarantinePolicy)
+        .apply(&cx.user_principal("carol"), &Effect::PutQuarantinePolicy)
         .await
         .unwrap();
     let facts = cx
@@ -410,9 +240,9 @@ async fn fresh_facts_reads_real_key_ids_and_dates() {
     );
     assert!(facts.has_quarantine_policy);
 
-    cx.create_role("svc", "/", &[("a", "b")]).await;
+    cx.create_role("/", "svc", &[("a", "b")]).await;
     emu.backdate_role(
-        &cx.account,
+        &cx.id,
         "svc",
         Some(at("2021-01-01T00:00:00Z")),
         Some(at("2024-01-01T00:00:00Z")),
@@ -451,10 +281,10 @@ async fn fresh_facts_reads_real_key_ids_and_dates() {
 async fn a_policy_named_like_the_quarantine_is_dormants_only_if_dormant_wrote_it() {
     let cx = ctx().await;
     for name in ["own", "legacy", "foreign", "copied"] {
-        cx.create_role(name, "/", &[]).await;
+        cx.create_role("/", name, &[]).await;
     }
     cx.iam
-        .apply(&cx.role("own"), &Effect::PutQuarantinePolicy)
+        .apply(&cx.role_principal("own"), &Effect::PutQuarantinePolicy)
         .await
         .unwrap();
     let put = |role: &'static str, doc: String| {
@@ -476,7 +306,7 @@ async fn a_policy_named_like_the_quarantine_is_dormants_only_if_dormant_wrote_it
             .to_string(),
     )
     .await;
-    put("copied", quarantine::document(&cx.role("own"))).await;
+    put("copied", quarantine::document(&cx.role_principal("own"))).await;
 
     let bulk = cx.iam.bulk_facts().await.unwrap();
     for (name, dormants) in [
@@ -495,7 +325,7 @@ async fn a_policy_named_like_the_quarantine_is_dormants_only_if_dormant_wrote_it
         let b = by_name(&bulk, PrincipalKind::Role, name);
         assert_eq!(b.has_quarantine_policy, dormants, "bulk {name}");
         cx.iam
-            .apply(&cx.role(name), &Effect::DeleteQuarantinePolicy)
+            .apply(&cx.role_principal(name), &Effect::DeleteQuarantinePolicy)
             .await
             .unwrap();
         assert_eq!(
@@ -509,8 +339,8 @@ async fn a_policy_named_like_the_quarantine_is_dormants_only_if_dormant_wrote_it
 #[tokio::test]
 async fn effects_are_idempotent() {
     let cx = ctx().await;
-    cx.create_role("r", "/", &[("keep", "1")]).await;
-    let role = cx.role("r");
+    cx.create_role("/", "r", &[("keep", "1")]).await;
+    let role = cx.role_principal("r");
 
     for _ in 0..2 {
         cx.iam
@@ -582,8 +412,8 @@ async fn effects_are_idempotent() {
     assert_eq!(cx.role_tags("r").await, tag_map(&[("keep", "1")]));
 
     // Users: tags, quarantine, keys.
-    cx.create_user("u", "/", &[]).await;
-    let user = cx.user("u");
+    cx.create_user("/", "u", &[]).await;
+    let user = cx.user_principal("u");
     cx.iam
         .apply(&user, &Effect::PutTags { tags: tags.clone() })
         .await
@@ -690,7 +520,7 @@ async fn effects_are_idempotent() {
         vec![k1.clone()]
     );
 
-    cx.create_login_profile("u").await;
+    cx.console("u").await;
     for _ in 0..2 {
         cx.iam
             .apply(&user, &Effect::DeleteLoginProfile)
@@ -712,7 +542,7 @@ async fn effects_are_idempotent() {
     assert_eq!(cx.operations().len(), before);
 
     // Tagging or quarantining someone who does not exist is an error, not a silent success.
-    let ghost = cx.role("ghost");
+    let ghost = cx.role_principal("ghost");
     let err = cx
         .iam
         .apply(&ghost, &Effect::PutQuarantinePolicy)
@@ -739,8 +569,8 @@ fn count(ops: &[(String, Option<String>)], op: &str) -> usize {
 #[tokio::test]
 async fn delete_user_tears_everything_down_first() {
     let cx = ctx().await;
-    cx.create_user("doomed", "/", &[("x", "y")]).await;
-    cx.create_login_profile("doomed").await;
+    cx.create_user("/", "doomed", &[("x", "y")]).await;
+    cx.console("doomed").await;
     cx.create_key("doomed").await;
     cx.create_key("doomed").await;
     cx.sdk
@@ -778,41 +608,16 @@ async fn delete_user_tears_everything_down_first() {
         .send()
         .await
         .unwrap();
-    cx.sdk
-        .put_user_policy()
-        .user_name("doomed")
-        .policy_name("inline")
-        .policy_document(ALLOW_S3)
-        .send()
-        .await
-        .unwrap();
-    let arn = cx.create_policy("managed").await;
-    cx.sdk
-        .attach_user_policy()
-        .user_name("doomed")
-        .policy_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    cx.put_user_policy("doomed", "inline", ALLOW_S3).await;
+    let arn = cx.create_policy("managed", ALLOW_S3).await;
+    cx.attach_user_policy("doomed", &arn).await;
     for group in ["g1", "g2"] {
-        cx.sdk
-            .create_group()
-            .group_name(group)
-            .send()
-            .await
-            .unwrap();
-        cx.sdk
-            .add_user_to_group()
-            .group_name(group)
-            .user_name("doomed")
-            .send()
-            .await
-            .unwrap();
+        cx.group_with(group, "doomed").await;
     }
-    emulator().clear_requests(&cx.account);
+    emulator().clear_requests(&cx.id);
 
     cx.iam
-        .apply(&cx.user("doomed"), &Effect::DeletePrincipal)
+        .apply(&cx.user_principal("doomed"), &Effect::DeletePrincipal)
         .await
         .unwrap();
 
@@ -853,7 +658,7 @@ async fn delete_user_tears_everything_down_first() {
 
     // Deleting again is done already.
     cx.iam
-        .apply(&cx.user("doomed"), &Effect::DeletePrincipal)
+        .apply(&cx.user_principal("doomed"), &Effect::DeletePrincipal)
         .await
         .unwrap();
 }
@@ -861,40 +666,15 @@ async fn delete_user_tears_everything_down_first() {
 #[tokio::test]
 async fn delete_role_tears_everything_down_first() {
     let cx = ctx().await;
-    cx.create_role("doomed", "/", &[]).await;
-    cx.sdk
-        .create_instance_profile()
-        .instance_profile_name("ip")
-        .send()
-        .await
-        .unwrap();
-    cx.sdk
-        .add_role_to_instance_profile()
-        .instance_profile_name("ip")
-        .role_name("doomed")
-        .send()
-        .await
-        .unwrap();
-    cx.sdk
-        .put_role_policy()
-        .role_name("doomed")
-        .policy_name("inline")
-        .policy_document(ALLOW_S3)
-        .send()
-        .await
-        .unwrap();
-    let arn = cx.create_policy("managed").await;
-    cx.sdk
-        .attach_role_policy()
-        .role_name("doomed")
-        .policy_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    emulator().clear_requests(&cx.account);
+    cx.create_role("/", "doomed", &[]).await;
+    cx.instance_profile_with("ip", "doomed").await;
+    cx.put_role_policy("doomed", "inline", ALLOW_S3).await;
+    let arn = cx.create_policy("managed", ALLOW_S3).await;
+    cx.attach_role_policy("doomed", &arn).await;
+    emulator().clear_requests(&cx.id);
 
     cx.iam
-        .apply(&cx.role("doomed"), &Effect::DeletePrincipal)
+        .apply(&cx.role_principal("doomed"), &Effect::DeletePrincipal)
         .await
         .unwrap();
 
@@ -926,7 +706,7 @@ async fn delete_role_tears_everything_down_first() {
     assert!(ip.instance_profile().unwrap().roles().is_empty());
 
     cx.iam
-        .apply(&cx.role("doomed"), &Effect::DeletePrincipal)
+        .apply(&cx.role_principal("doomed"), &Effect::DeletePrincipal)
         .await
         .unwrap();
 }
@@ -934,72 +714,26 @@ async fn delete_role_tears_everything_down_first() {
 #[tokio::test]
 async fn snapshot_captures_what_restore_needs() {
     let cx = ctx().await;
-    // Spaces, '+', '%' and '/' make the URL-encoding visible.
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "Lambda and CI",
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringLike": {"aws:PrincipalTag/team": "a+b %20 c/d"}}
-        }]
-    });
-    let boundary = cx.create_policy("boundary").await;
-    let attached = cx.create_policy("attached").await;
-    cx.sdk
-        .create_role()
-        .role_name("keeper")
-        .path("/app/")
-        .assume_role_policy_document(trust.to_string())
-        .description("Runs the nightly job")
-        .max_session_duration(7200)
-        .permissions_boundary(&boundary)
-        .set_tags(Some(sdk_tags(&[("team", "data"), ("cost-center", "42")])))
-        .send()
-        .await
-        .unwrap();
+    let trust = encoded_trust();
+    let boundary = cx.create_policy("boundary", ALLOW_S3).await;
+    let attached = cx.create_policy("attached", ALLOW_S3).await;
+    cx.described_role(
+        "keeper",
+        &boundary,
+        &[("team", "data"), ("cost-center", "42")],
+    )
+    .await;
     let inline_a = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket with space/*"}]});
     let inline_b: Value = serde_json::from_str(ALLOW_S3).unwrap();
     for (name, doc) in [("a", &inline_a), ("b", &inline_b)] {
-        cx.sdk
-            .put_role_policy()
-            .role_name("keeper")
-            .policy_name(name)
-            .policy_document(doc.to_string())
-            .send()
-            .await
-            .unwrap();
+        cx.put_role_policy("keeper", name, &doc.to_string()).await;
     }
-    cx.sdk
-        .attach_role_policy()
-        .role_name("keeper")
-        .policy_arn(&attached)
-        .send()
-        .await
-        .unwrap();
-    cx.sdk
-        .create_instance_profile()
-        .instance_profile_name("keeper-ip")
-        .send()
-        .await
-        .unwrap();
-    cx.sdk
-        .add_role_to_instance_profile()
-        .instance_profile_name("keeper-ip")
-        .role_name("keeper")
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(
-        &cx.account,
-        "keeper",
-        Some(at("2020-02-02T02:02:02Z")),
-        None,
-    );
+    cx.attach_role_policy("keeper", &attached).await;
+    cx.instance_profile_with("keeper-ip", "keeper").await;
+    emulator().backdate_role(&cx.id, "keeper", Some(at("2020-02-02T02:02:02Z")), None);
 
     let now = at("2025-01-01T00:00:00Z");
-    let principal = Principal::role(&cx.account, "/app/", "keeper");
+    let principal = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx.iam.snapshot(&principal, now).await.unwrap();
     assert_eq!(snap.principal, principal);
     assert_eq!(snap.taken_at, now);
@@ -1030,10 +764,10 @@ async fn snapshot_captures_what_restore_needs() {
     assert!(snap.groups.is_empty() && snap.access_key_ids.is_empty() && !snap.had_login_profile);
 
     // A user.
-    cx.create_user("dana", "/people/", &[("owner", "dana")])
+    cx.create_user("/people/", "dana", &[("owner", "dana")])
         .await;
     let key = cx.create_key("dana").await;
-    cx.create_login_profile("dana").await;
+    cx.console("dana").await;
     cx.sdk
         .create_group()
         .group_name("readers")
@@ -1062,11 +796,12 @@ async fn snapshot_captures_what_restore_needs() {
         .send()
         .await
         .unwrap();
-    let snap = cx.iam.snapshot(&cx.user("dana"), now).await.unwrap();
-    assert_eq!(
-        snap.principal,
-        Principal::user(&cx.account, "/people/", "dana")
-    );
+    let snap = cx
+        .iam
+        .snapshot(&cx.user_principal("dana"), now)
+        .await
+        .unwrap();
+    assert_eq!(snap.principal, Principal::user(&cx.id, "/people/", "dana"));
     assert_eq!(snap.tags, tag_map(&[("owner", "dana")]));
     assert_eq!(snap.groups, vec!["readers".to_string()]);
     assert_eq!(snap.access_key_ids, vec![key]);
@@ -1078,9 +813,17 @@ async fn snapshot_captures_what_restore_needs() {
     assert_eq!(snap.attached_policy_arns, vec![attached]);
     assert_eq!(snap.trust_policy, None);
 
-    let err = cx.iam.snapshot(&cx.role("ghost"), now).await.unwrap_err();
+    let err = cx
+        .iam
+        .snapshot(&cx.role_principal("ghost"), now)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
-    let err = cx.iam.snapshot(&cx.user("ghost"), now).await.unwrap_err();
+    let err = cx
+        .iam
+        .snapshot(&cx.user_principal("ghost"), now)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
 }
 
@@ -1088,11 +831,11 @@ async fn snapshot_captures_what_restore_needs() {
 async fn throttling_is_retried_and_access_denied_is_not() {
     let cx = ctx().await;
     let emu = emulator();
-    cx.create_role("r", "/", &[]).await;
-    cx.create_user("u", "/", &[]).await;
-    emu.clear_requests(&cx.account);
+    cx.create_role("/", "r", &[]).await;
+    cx.create_user("/", "u", &[]).await;
+    emu.clear_requests(&cx.id);
     emu.inject_fault(
-        &cx.account,
+        &cx.id,
         "iam",
         "GetAccountAuthorizationDetails",
         Fault::Throttle,
@@ -1117,22 +860,22 @@ async fn throttling_is_retried_and_access_denied_is_not() {
     );
 
     // A 5xx on a mutating call is retried too.
-    emu.inject_fault(&cx.account, "iam", "TagRole", Fault::Http500, 1);
+    emu.inject_fault(&cx.id, "iam", "TagRole", Fault::Http500, 1);
     let tags = Effect::PutTags {
         tags: vec![("k".into(), "v".into())],
     };
-    cx.iam.apply(&cx.role("r"), &tags).await.unwrap();
+    cx.iam.apply(&cx.role_principal("r"), &tags).await.unwrap();
     assert_eq!(cx.role_tags("r").await, tag_map(&[("k", "v")]));
     assert_eq!(count(&cx.operations(), "TagRole"), 2);
 
-    emu.inject_fault(&cx.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emu.inject_fault(&cx.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
     let err = cx
         .iam
-        .apply(&cx.role("r"), &Effect::PutQuarantinePolicy)
+        .apply(&cx.role_principal("r"), &Effect::PutQuarantinePolicy)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
     assert_eq!(err.operation, "PutRolePolicy");
-    assert_eq!(emu.count_requests(&cx.account, "PutRolePolicy"), 1);
+    assert_eq!(emu.count_requests(&cx.id, "PutRolePolicy"), 1);
     assert!(cx.role_policies("r").await.is_empty());
 }

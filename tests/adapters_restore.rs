@@ -1,16 +1,10 @@
 //! `AwsIam::restore` against the moto emulator: a principal is dumped through the SDK, snapshotted,
 //! deleted with the real teardown, restored, and dumped again. Each test has an account of its own.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::error::ProvideErrorMetadata;
-use aws_sdk_iam::types::{StatusType, Tag};
-use aws_sdk_iam::Client;
+use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Utc};
-use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
 use dormant::domain::quarantine::{
     self, LEGACY_QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME,
 };
@@ -18,10 +12,11 @@ use dormant::domain::tag::RESTORED_FROM_TAG;
 use dormant::domain::{Effect, Principal, RestoreOutcome, RestoreReport, Snapshot};
 use dormant::ports::{ErrorKind, Iam};
 use serde_json::{json, Value};
-use support::emulator::{emulator, Fault};
 
-const ALLOW_S3: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
-const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::{
+    ctx, decode_document, is_no_such_entity, tag_map, Ctx, ALLOW_S3, TRUST,
+};
+use crate::support::emulator::{emulator, Fault};
 
 /// Dormant's own stage tags as the ladder leaves them on a principal about to be deleted, plus an
 /// owner's `dormant:exempt-reason` (the owner's, so restored).
@@ -33,19 +28,6 @@ const STAGE_TAGS: &[(&str, &str)] = &[
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-struct Ctx {
-    account: String,
-    sdk: Client,
-    iam: AwsIam,
-}
-
-async fn ctx() -> Ctx {
-    let account = emulator().new_account();
-    let sdk = Client::new(&emulator().sdk_config_for(&account).await);
-    let iam = AwsIam::new(sdk.clone(), account.clone(), RetryPolicy::fast());
-    Ctx { account, sdk, iam }
 }
 
 /// Everything restorable about a role, read straight from IAM (not through the adapter).
@@ -103,134 +85,18 @@ fn is_stage_tag(k: &str) -> bool {
         || k.starts_with("dormant:password:")
 }
 
-fn decode(doc: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(doc)
-        .decode_utf8()
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn sdk_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
-        .collect()
-}
-
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
 
-fn is_no_such_entity<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("NoSuchEntity")
-}
-
 impl Ctx {
-    async fn create_policy(&self, name: &str) -> String {
-        self.sdk
-            .create_policy()
-            .policy_name(name)
-            .policy_document(ALLOW_S3)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn create_instance_profile(&self, name: &str, role: &str) {
-        self.sdk
-            .create_instance_profile()
-            .instance_profile_name(name)
-            .send()
-            .await
-            .unwrap();
-        self.sdk
-            .add_role_to_instance_profile()
-            .instance_profile_name(name)
-            .role_name(role)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn put_role_policy(&self, role: &str, name: &str, doc: &str) {
-        self.sdk
-            .put_role_policy()
-            .role_name(role)
-            .policy_name(name)
-            .policy_document(doc)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn put_user_policy(&self, user: &str, name: &str, doc: &str) {
-        self.sdk
-            .put_user_policy()
-            .user_name(user)
-            .policy_name(name)
-            .policy_document(doc)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn create_group_with(&self, group: &str, user: &str) {
-        self.sdk
-            .create_group()
-            .group_name(group)
-            .send()
-            .await
-            .unwrap();
-        self.sdk
-            .add_user_to_group()
-            .group_name(group)
-            .user_name(user)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn create_key(&self, user: &str) -> String {
-        self.sdk
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key()
-            .unwrap()
-            .access_key_id()
-            .to_string()
-    }
-
     async fn dump_role(&self, name: &str) -> RoleDump {
         let c = &self.sdk;
         let out = c.get_role().role_name(name).send().await.unwrap();
         let role = out.role().unwrap();
         let tags = c.list_role_tags().role_name(name).send().await.unwrap();
-        let mut inline = BTreeMap::new();
-        let names = c.list_role_policies().role_name(name).send().await.unwrap();
-        for policy in names.policy_names() {
-            let doc = c
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy)
-                .send()
-                .await
-                .unwrap();
-            inline.insert(policy.clone(), decode(doc.policy_document()));
-        }
+        let inline = self.role_policy_documents(name).await;
         let attached = c
             .list_attached_role_policies()
             .role_name(name)
@@ -251,7 +117,7 @@ impl Ctx {
                 .permissions_boundary()
                 .and_then(|b| b.permissions_boundary_arn())
                 .map(str::to_string),
-            trust_policy: decode(role.assume_role_policy_document().unwrap()),
+            trust_policy: decode_document(role.assume_role_policy_document().unwrap()),
             tags: tag_map(tags.tags()),
             inline,
             attached: sorted(
@@ -286,7 +152,7 @@ impl Ctx {
                 .send()
                 .await
                 .unwrap();
-            inline.insert(policy.clone(), decode(doc.policy_document()));
+            inline.insert(policy.clone(), decode_document(doc.policy_document()));
         }
         let attached = c
             .list_attached_user_policies()
@@ -352,7 +218,7 @@ impl Ctx {
     }
 
     fn count(&self, operation: &str) -> usize {
-        emulator().count_requests(&self.account, operation)
+        emulator().count_requests(&self.id, operation)
     }
 
     /// A restore that is expected to go ahead.
@@ -362,52 +228,24 @@ impl Ctx {
             other => panic!("restore of {} refused: {other:?}", snap.principal.arn()),
         }
     }
-
-    async fn role_id(&self, name: &str) -> String {
-        let out = self.sdk.get_role().role_name(name).send().await.unwrap();
-        out.role().unwrap().role_id().to_string()
-    }
-
-    async fn user_id(&self, name: &str) -> String {
-        let out = self.sdk.get_user().user_name(name).send().await.unwrap();
-        out.user().unwrap().user_id().to_string()
-    }
 }
 
 /// A role with everything a snapshot holds, quarantined and stage-tagged the way dormant leaves
 /// it before deletion. Returns the managed policy ARNs (boundary, attached).
 async fn loaded_role(cx: &Ctx, name: &str) -> (String, String) {
-    let boundary = cx.create_policy(&format!("{name}-boundary")).await;
-    let attached = cx.create_policy(&format!("{name}-attached")).await;
-    // Spaces, '+', '%' and '/' make the URL-encoding round trip visible.
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "Lambda and CI",
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringLike": {"aws:PrincipalTag/team": "a+b %20 c/d"}}
-        }]
-    });
+    let boundary = cx
+        .create_policy(&format!("{name}-boundary"), ALLOW_S3)
+        .await;
+    let attached = cx
+        .create_policy(&format!("{name}-attached"), ALLOW_S3)
+        .await;
     let mut tags = vec![
         ("team", "data"),
         ("cost-center", "42"),
         ("dormant:exempt-reason", "kept: the owner's tag"),
     ];
     tags.extend_from_slice(STAGE_TAGS);
-    cx.sdk
-        .create_role()
-        .role_name(name)
-        .path("/app/")
-        .assume_role_policy_document(trust.to_string())
-        .description("Runs the nightly job")
-        .max_session_duration(7200)
-        .permissions_boundary(&boundary)
-        .set_tags(Some(sdk_tags(&tags)))
-        .send()
-        .await
-        .unwrap();
+    cx.described_role(name, &boundary, &tags).await;
     let inline = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket with space/*"}]});
     cx.put_role_policy(name, "data-access", &inline.to_string())
         .await;
@@ -418,28 +256,15 @@ async fn loaded_role(cx: &Ctx, name: &str) -> (String, String) {
         LEGACY_QUARANTINE_POLICY_DOCUMENT,
     )
     .await;
-    cx.sdk
-        .attach_role_policy()
-        .role_name(name)
-        .policy_arn(&attached)
-        .send()
-        .await
-        .unwrap();
-    cx.create_instance_profile(&format!("{name}-ip"), name)
-        .await;
+    cx.attach_role_policy(name, &attached).await;
+    cx.instance_profile_with(&format!("{name}-ip"), name).await;
     (boundary, attached)
 }
 
 /// A user with two keys, a console password, two groups, inline and attached policies,
 /// quarantined and stage-tagged (whole-user, key-level and password-level tags).
 async fn loaded_user(cx: &Ctx, name: &str) -> (Vec<String>, String) {
-    cx.sdk
-        .create_user()
-        .user_name(name)
-        .path("/people/")
-        .send()
-        .await
-        .unwrap();
+    cx.create_user("/people/", name, &[]).await;
     let keys = vec![cx.create_key(name).await, cx.create_key(name).await];
     let key_stage = format!("dormant:key:{}:stage", keys[0]);
     let mut tags = vec![
@@ -449,35 +274,17 @@ async fn loaded_user(cx: &Ctx, name: &str) -> (Vec<String>, String) {
         ("dormant:password:stage", "noticed"),
     ];
     tags.extend_from_slice(STAGE_TAGS);
-    cx.sdk
-        .tag_user()
-        .user_name(name)
-        .set_tags(Some(sdk_tags(&tags)))
-        .send()
-        .await
-        .unwrap();
-    cx.sdk
-        .create_login_profile()
-        .user_name(name)
-        .password("Correct-Horse-Battery-9")
-        .send()
-        .await
-        .unwrap();
+    cx.tag_user(name, &tags).await;
+    cx.console(name).await;
     for group in ["readers", "writers"] {
-        cx.create_group_with(group, name).await;
+        cx.group_with(group, name).await;
     }
     cx.put_user_policy(name, "inline", ALLOW_S3).await;
-    let quarantine = quarantine::document(&Principal::user(&cx.account, "/people/", name));
+    let quarantine = quarantine::document(&Principal::user(&cx.id, "/people/", name));
     cx.put_user_policy(name, QUARANTINE_POLICY_NAME, &quarantine)
         .await;
-    let attached = cx.create_policy("user-attached").await;
-    cx.sdk
-        .attach_user_policy()
-        .user_name(name)
-        .policy_arn(&attached)
-        .send()
-        .await
-        .unwrap();
+    let attached = cx.create_policy("user-attached", ALLOW_S3).await;
+    cx.attach_user_policy(name, &attached).await;
     (keys, attached)
 }
 
@@ -492,7 +299,7 @@ async fn a_deleted_role_comes_back_without_dormants_changes() {
     let before = cx.dump_role("keeper").await;
     assert_eq!(before.inline.len(), 2);
     assert_eq!(before.tags.len(), 6);
-    let principal = Principal::role(&cx.account, "/app/", "keeper");
+    let principal = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx.snapshot_and_delete(&principal).await;
 
     let report = cx.restore(&snap).await;
@@ -542,7 +349,7 @@ async fn a_deleted_user_comes_back_except_keys_and_password() {
     let before = cx.dump_user("dana").await;
     assert_eq!(before.tags.len(), 7);
     assert_eq!(before.groups.len(), 2);
-    let principal = Principal::user(&cx.account, "/people/", "dana");
+    let principal = Principal::user(&cx.id, "/people/", "dana");
     let snap = cx.snapshot_and_delete(&principal).await;
     assert_eq!(sorted(snap.access_key_ids.clone()), sorted(keys.clone()));
 
@@ -599,8 +406,8 @@ async fn restoring_twice_changes_nothing_the_second_time() {
     let cx = ctx().await;
     loaded_role(&cx, "twice").await;
     loaded_user(&cx, "dana").await;
-    let role = Principal::role(&cx.account, "/app/", "twice");
-    let user = Principal::user(&cx.account, "/people/", "dana");
+    let role = Principal::role(&cx.id, "/app/", "twice");
+    let user = Principal::user(&cx.id, "/people/", "dana");
     let role_snap = cx.snapshot_and_delete(&role).await;
     let user_snap = cx.snapshot_and_delete(&user).await;
 
@@ -649,16 +456,10 @@ async fn restoring_twice_changes_nothing_the_second_time() {
 #[tokio::test]
 async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_is_not() {
     let cx = ctx().await;
-    cx.sdk
-        .create_role()
-        .role_name("shared-name")
-        .assume_role_policy_document(TRUST_POLICY)
-        .send()
-        .await
-        .unwrap();
+    cx.create_role("/", "shared-name", &[]).await;
     cx.put_role_policy("shared-name", QUARANTINE_POLICY_NAME, ALLOW_S3)
         .await;
-    let principal = Principal::role(&cx.account, "/", "shared-name");
+    let principal = Principal::role(&cx.id, "/", "shared-name");
     cx.iam
         .apply(&principal, &Effect::PutQuarantinePolicy)
         .await
@@ -686,7 +487,7 @@ async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_
 async fn missing_pieces_are_listed_and_the_rest_restored() {
     let cx = ctx().await;
     let (keys, _) = loaded_user(&cx, "dana").await;
-    let user = Principal::user(&cx.account, "/people/", "dana");
+    let user = Principal::user(&cx.id, "/people/", "dana");
     let snap = cx.snapshot_and_delete(&user).await;
     // Meanwhile someone deleted a group.
     cx.sdk
@@ -713,8 +514,8 @@ async fn missing_pieces_are_listed_and_the_rest_restored() {
     // A role whose managed policy and one instance profile were deleted, and whose other
     // instance profile was given to another role.
     let (_, attached) = loaded_role(&cx, "keeper").await;
-    cx.create_instance_profile("keeper-ip2", "keeper").await;
-    let role = Principal::role(&cx.account, "/app/", "keeper");
+    cx.instance_profile_with("keeper-ip2", "keeper").await;
+    let role = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx.snapshot_and_delete(&role).await;
     assert_eq!(snap.instance_profiles.len(), 2);
     cx.sdk
@@ -729,13 +530,7 @@ async fn missing_pieces_are_listed_and_the_rest_restored() {
         .send()
         .await
         .unwrap();
-    cx.sdk
-        .create_role()
-        .role_name("usurper")
-        .assume_role_policy_document(TRUST_POLICY)
-        .send()
-        .await
-        .unwrap();
+    cx.create_role("/", "usurper", &[]).await;
     cx.sdk
         .add_role_to_instance_profile()
         .instance_profile_name("keeper-ip2")
@@ -767,12 +562,12 @@ async fn a_failing_call_stops_the_restore_and_a_rerun_finishes_it() {
     let emu = emulator();
     loaded_role(&cx, "keeper").await;
     let before = cx.dump_role("keeper").await;
-    let role = Principal::role(&cx.account, "/app/", "keeper");
+    let role = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx.snapshot_and_delete(&role).await;
 
     // Throttling is retried; AccessDenied is an error.
-    emu.inject_fault(&cx.account, "iam", "CreateRole", Fault::Throttle, 2);
-    emu.inject_fault(&cx.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emu.inject_fault(&cx.id, "iam", "CreateRole", Fault::Throttle, 2);
+    emu.inject_fault(&cx.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
     let err = cx.iam.restore(&snap).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
     assert_eq!(err.operation, "PutRolePolicy");
@@ -794,7 +589,7 @@ async fn a_failing_call_stops_the_restore_and_a_rerun_finishes_it() {
 async fn a_snapshot_without_anything_optional_restores_a_bare_role() {
     let cx = ctx().await;
     let snap = Snapshot {
-        principal: Principal::role(&cx.account, "/", "bare"),
+        principal: Principal::role(&cx.id, "/", "bare"),
         unique_id: None,
         taken_at: at("2025-01-01T00:00:00Z"),
         created_at: None,
@@ -802,7 +597,7 @@ async fn a_snapshot_without_anything_optional_restores_a_bare_role() {
         description: None,
         max_session_duration: None,
         permissions_boundary: None,
-        trust_policy: Some(TRUST_POLICY.to_string()),
+        trust_policy: Some(TRUST.to_string()),
         inline_policies: BTreeMap::new(),
         attached_policy_arns: vec![],
         groups: vec![],
@@ -826,7 +621,7 @@ async fn a_snapshot_without_anything_optional_restores_a_bare_role() {
     let dump = cx.dump_role("bare").await;
     assert_eq!(
         dump.trust_policy,
-        serde_json::from_str::<Value>(TRUST_POLICY).unwrap()
+        serde_json::from_str::<Value>(TRUST).unwrap()
     );
     // Only the marker (a snapshot from before unique ids were recorded says "unknown").
     assert_eq!(
@@ -839,7 +634,7 @@ async fn a_snapshot_without_anything_optional_restores_a_bare_role() {
 
     // A role cannot be created without a trust policy: an error, not a guess.
     let mut broken = snap.clone();
-    broken.principal = Principal::role(&cx.account, "/", "broken");
+    broken.principal = Principal::role(&cx.id, "/", "broken");
     broken.trust_policy = None;
     let err = cx.iam.restore(&broken).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
@@ -851,7 +646,7 @@ async fn a_snapshot_without_anything_optional_restores_a_bare_role() {
 fn mutations(cx: &Ctx) -> Vec<(String, i64)> {
     const READS: &[&str] = &["Get", "List"];
     emulator()
-        .requests(&cx.account)
+        .requests(&cx.id)
         .into_iter()
         .filter(|r| r["service"] == "iam")
         .map(|r| {
@@ -871,24 +666,21 @@ fn mutations(cx: &Ctx) -> Vec<(String, i64)> {
 async fn a_same_named_role_created_by_someone_else_is_left_untouched() {
     let cx = ctx().await;
     loaded_role(&cx, "keeper").await;
-    let role = Principal::role(&cx.account, "/app/", "keeper");
+    let role = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx.snapshot_and_delete(&role).await;
-    cx.sdk
-        .create_role()
-        .role_name("keeper")
-        .path("/other/")
-        .assume_role_policy_document(TRUST_POLICY)
-        .set_tags(Some(sdk_tags(&[
+    cx.create_role(
+        "/other/",
+        "keeper",
+        &[
             ("team", "stranger"),
             (RESTORED_FROM_TAG, "AROAOTHER@2024-01-01T00:00:00.000000Z"),
-        ])))
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     cx.put_role_policy("keeper", "own", ALLOW_S3).await;
     let stranger = cx.dump_role("keeper").await;
     let stranger_id = cx.role_id("keeper").await;
-    emulator().clear_requests(&cx.account);
+    emulator().clear_requests(&cx.id);
 
     let outcome = cx.iam.restore(&snap).await.unwrap();
 
@@ -926,19 +718,14 @@ async fn a_same_named_user_created_by_someone_else_is_left_untouched() {
         .send()
         .await
         .unwrap();
-    let user = Principal::user(&cx.account, "/people/", "dana");
+    let user = Principal::user(&cx.id, "/people/", "dana");
     let snap = cx.snapshot_and_delete(&user).await;
     // Another Dana, with the old owner's tag copied over.
-    cx.sdk
-        .create_user()
-        .user_name("dana")
-        .set_tags(Some(sdk_tags(&[("owner", "dana@example.com")])))
-        .send()
-        .await
-        .unwrap();
+    cx.create_user("/", "dana", &[("owner", "dana@example.com")])
+        .await;
     let stranger = cx.dump_user("dana").await;
     let stranger_id = cx.user_id("dana").await;
-    emulator().clear_requests(&cx.account);
+    emulator().clear_requests(&cx.id);
 
     let outcome = cx.iam.restore(&snap).await.unwrap();
 
@@ -969,7 +756,7 @@ async fn a_same_named_user_created_by_someone_else_is_left_untouched() {
 async fn the_original_identity_gets_its_own_access_back() {
     let cx = ctx().await;
     let (_, attached) = loaded_role(&cx, "keeper").await;
-    let role = Principal::role(&cx.account, "/app/", "keeper");
+    let role = Principal::role(&cx.id, "/app/", "keeper");
     let snap = cx
         .iam
         .snapshot(&role, at("2025-01-01T00:00:00Z"))
@@ -1147,7 +934,7 @@ async fn ssh_keys_and_signing_certificates_come_back_with_their_status_and_secre
         .unwrap();
     let before = cx.public_credentials("dana").await;
     assert_eq!(before.0.len(), 2);
-    let user = Principal::user(&cx.account, "/people/", "dana");
+    let user = Principal::user(&cx.id, "/people/", "dana");
     let mut snap = cx.snapshot_and_delete(&user).await;
     assert_eq!(snap.ssh_public_keys.len(), 2);
     assert_eq!(snap.signing_certificates.len(), 2);
@@ -1161,13 +948,7 @@ async fn ssh_keys_and_signing_certificates_come_back_with_their_status_and_secre
         });
 
     // Interrupted after the inactive key went up (IAM uploads keys active), before its status.
-    emu.inject_fault(
-        &cx.account,
-        "iam",
-        "UpdateSSHPublicKey",
-        Fault::AccessDenied,
-        1,
-    );
+    emu.inject_fault(&cx.id, "iam", "UpdateSSHPublicKey", Fault::AccessDenied, 1);
     let err = cx.iam.restore(&snap).await.unwrap_err();
     assert_eq!(err.operation, "UpdateSSHPublicKey", "{err}");
     let report = cx.restore(&snap).await;
@@ -1228,7 +1009,7 @@ async fn material_iam_refuses_is_named_and_the_rest_restored() {
     let cx = ctx().await;
     loaded_user(&cx, "dana").await;
     cx.upload_pair("dana", SSH_A, CERT_A, true).await;
-    let user = Principal::user(&cx.account, "/people/", "dana");
+    let user = Principal::user(&cx.id, "/people/", "dana");
     let mut snap = cx.snapshot_and_delete(&user).await;
     snap.signing_certificates[0].body =
         "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n".into();
@@ -1258,17 +1039,17 @@ async fn a_snapshot_calls_only_the_actions_take_snapshot_declares() {
     cx.upload_pair("dana", SSH_A, CERT_A, false).await;
     loaded_role(&cx, "keeper").await;
     for p in [
-        Principal::user(&cx.account, "/people/", "dana"),
-        Principal::role(&cx.account, "/app/", "keeper"),
+        Principal::user(&cx.id, "/people/", "dana"),
+        Principal::role(&cx.id, "/app/", "keeper"),
     ] {
-        emulator().clear_requests(&cx.account);
+        emulator().clear_requests(&cx.id);
         cx.iam
             .snapshot(&p, at("2025-01-01T00:00:00Z"))
             .await
             .unwrap();
         let declared = Effect::TakeSnapshot.permissions(p.kind);
         let called: std::collections::BTreeSet<String> = emulator()
-            .requests(&cx.account)
+            .requests(&cx.id)
             .into_iter()
             .map(|r| format!("iam:{}", r["operation"].as_str().unwrap()))
             .collect();

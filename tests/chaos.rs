@@ -20,10 +20,6 @@
 //! `AccessDenied` on the N-th mutation, the other option, is not a crash: the engine sees the
 //! error and records a failure; the seeded run uses both.
 
-mod support;
-#[path = "chaos/world.rs"]
-mod world;
-
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
@@ -34,12 +30,14 @@ use dormant::domain::{
     IdentityArg, Outcome, Policy, Principal, PrincipalKind, Stage, Step, Subject,
 };
 use dormant::error::Error;
-use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::ports::Store;
 use serde_json::Value;
-use support::emulator::{emulator, Fault};
 use tokio::sync::OnceCell;
-use world::{is_mutating, DormantEngine, Rng, World};
+
+use crate::support::account::{steps_done, TestEngine, ALLOW_S3};
+use crate::support::emulated_world::{is_mutating, Rng, World};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::events::{fixture, rules};
 
 // =============================================================================================
 // 1. The seeded chaos run
@@ -84,13 +82,14 @@ fn chaos_policy() -> Policy {
 /// - `console-user` (uses a key daily, console password unused): password notice d0, login
 ///   profile deleted d5.
 async fn build_chaos_world(w: &World) {
-    w.role("/", "idle-etl", 200, None, &[("team", "data")])
+    w.role_with("/", "idle-etl", 200, None, &[("team", "data")])
         .await;
-    w.role("/", "comeback-role", 200, Some(150), &[]).await;
-    w.role("/", "exempt-later", 200, None, &[]).await;
-    w.role("/", "undo-me", 200, None, &[("owner", "ops")]).await;
-    w.role("/", "busy-role", 300, Some(1), &[]).await;
-    w.role(
+    w.role_with("/", "comeback-role", 200, Some(150), &[]).await;
+    w.role_with("/", "exempt-later", 200, None, &[]).await;
+    w.role_with("/", "undo-me", 200, None, &[("owner", "ops")])
+        .await;
+    w.role_with("/", "busy-role", 300, Some(1), &[]).await;
+    w.role_with(
         "/",
         EXEMPT_ROLE,
         300,
@@ -101,7 +100,7 @@ async fn build_chaos_world(w: &World) {
         ],
     )
     .await;
-    w.role(
+    w.role_with(
         "/aws-service-role/support.amazonaws.com/",
         PROTECTED_ROLE,
         500,
@@ -110,18 +109,18 @@ async fn build_chaos_world(w: &World) {
     )
     .await;
     for user in ["leaver", "returner"] {
-        w.user("/", user, 400, Some(200), true).await;
+        w.user_with("/", user, 400, Some(200), true).await;
         w.key(user, &format!("{user}-k1"), 300, Some(200), true)
             .await;
         w.key(user, &format!("{user}-k2"), 300, Some(250), false)
             .await;
     }
-    w.user("/", "lone-key-user", 400, None, false).await;
+    w.user_with("/", "lone-key-user", 400, None, false).await;
     w.key("lone-key-user", "lone-daily", 300, Some(1), true)
         .await;
     w.key("lone-key-user", "lone-unused", 300, Some(100), true)
         .await;
-    w.user("/staff/", "console-user", 400, Some(100), true)
+    w.user_with("/staff/", "console-user", 400, Some(100), true)
         .await;
     w.key("console-user", "console-daily", 300, Some(1), true)
         .await;
@@ -212,15 +211,15 @@ async fn owner_act(w: &World, act: Act, now: DateTime<Utc>) {
         }
         Act::OwnerExempts(role) => {
             let until = (now + Duration::days(60)).format("%Y-%m-%d").to_string();
-            w.iam
-                .tag_role()
-                .role_name(role)
-                .tags(tag("dormant:exempt", "true"))
-                .tags(tag("dormant:exempt-until", &until))
-                .tags(tag("dormant:exempt-reason", "quarterly batch"))
-                .send()
-                .await
-                .unwrap();
+            w.tag_role(
+                role,
+                &[
+                    ("dormant:exempt", "true"),
+                    ("dormant:exempt-until", &until),
+                    ("dormant:exempt-reason", "quarterly batch"),
+                ],
+            )
+            .await;
         }
         Act::RoleUsed(role) => emulator().backdate_role(&w.id, role, None, Some(now)),
         Act::UserSignsIn(user) => emulator().backdate_user(&w.id, user, None, Some(now)),
@@ -228,17 +227,9 @@ async fn owner_act(w: &World, act: Act, now: DateTime<Utc>) {
     }
 }
 
-fn tag(k: &str, v: &str) -> aws_sdk_iam::types::Tag {
-    aws_sdk_iam::types::Tag::builder()
-        .key(k)
-        .value(v)
-        .build()
-        .unwrap()
-}
-
 /// What an operator does: run `undo`, and run it again (a minute later) if it errored before
 /// getting anywhere; stop once it says done, failed (the engine finishes it) or refused.
-async fn operator_undo(engine: &DormantEngine, name: &str, now: DateTime<Utc>) -> Vec<String> {
+async fn operator_undo(engine: &TestEngine, name: &str, now: DateTime<Utc>) -> Vec<String> {
     let arg: IdentityArg = format!("role/{name}").parse().unwrap();
     let mut seen = Vec::new();
     for attempt in 0..5 {
@@ -262,12 +253,7 @@ async fn operator_undo(engine: &DormantEngine, name: &str, now: DateTime<Utc>) -
 }
 
 /// Runs a system act; returns a line for the journal. In the reference every act must succeed.
-async fn system_act(
-    engine: &DormantEngine,
-    act: Act,
-    now: DateTime<Utc>,
-    reference: bool,
-) -> String {
+async fn system_act(engine: &TestEngine, act: Act, now: DateTime<Utc>, reference: bool) -> String {
     match act {
         Act::Sweep | Act::Tick => {
             let r = if act == Act::Sweep {
@@ -420,7 +406,7 @@ async fn run_world(
     let w = World::new().await;
     build_chaos_world(&w).await;
     w.forget_requests();
-    let engine = w.engine(chaos_policy()).await;
+    let engine = w.lambda_engine(chaos_policy()).await;
     let mut rng = seed.map(Rng::new);
     let mut journal = Vec::new();
     let mut step_mutations = Vec::new();
@@ -523,7 +509,7 @@ async fn run_world(
 
     for name in [PROTECTED_ROLE, EXEMPT_ROLE] {
         assert_eq!(
-            w.mutations_of(name),
+            w.mutating_calls_on(name),
             Vec::<String>::new(),
             "seed {seed:?}: {name} must never see a mutating call\n{}",
             journal.join("\n")
@@ -686,51 +672,21 @@ async fn chaos_more_seeds_from_env() {
 // 2. Duplicate, out-of-order and concurrent delivery
 // =============================================================================================
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/events/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// Identities for the event tests: a dormant role and user (whole-identity findings), an active
 /// user with one unused key, and an active user with an unused console password.
 async fn build_event_world(w: &World) -> (String, String) {
-    w.role("/", "ev-role", 200, None, &[]).await;
-    w.user("/", "ev-user", 400, Some(200), true).await;
+    w.role_with("/", "ev-role", 200, None, &[]).await;
+    w.user_with("/", "ev-user", 400, Some(200), true).await;
     w.key("ev-user", "ev-user-k", 300, Some(200), true).await;
-    w.user("/", "ev-key-user", 400, None, false).await;
+    w.user_with("/", "ev-key-user", 400, None, false).await;
     w.key("ev-key-user", "ev-daily", 300, Some(1), true).await;
     w.key("ev-key-user", "ev-unused", 300, Some(100), true)
         .await;
-    w.user("/engineering/", "ev-console", 400, Some(100), true)
+    w.user_with("/engineering/", "ev-console", 400, Some(100), true)
         .await;
     w.key("ev-console", "ev-console-daily", 300, Some(1), true)
         .await;
-    let role_id = w
-        .iam
-        .get_role()
-        .role_name("ev-role")
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .role_id()
-        .to_string();
-    let user_id = w
-        .iam
-        .get_user()
-        .user_name("ev-user")
-        .send()
-        .await
-        .unwrap()
-        .user()
-        .unwrap()
-        .user_id()
-        .to_string();
-    (role_id, user_id)
+    (w.role_id("ev-role").await, w.user_id("ev-user").await)
 }
 
 /// The fixtures, pointed at this account's identities, with event ids unique to `wave` (a
@@ -801,10 +757,6 @@ fn wave_events(w: &World, role_id: &str, user_id: &str, wave: &str) -> Vec<(Stri
 
 fn is_resolution(label: &str) -> bool {
     label.ends_with("-passed") || label.ends_with("-resolved")
-}
-
-fn rules() -> ClassifyRules {
-    ClassifyRules::from_config(&Config::from_toml("").unwrap())
 }
 
 fn default_policy() -> Policy {
@@ -948,7 +900,7 @@ fn mutation_multiset(w: &World) -> Vec<String> {
     out
 }
 
-async fn evaluate_all(engine: &DormantEngine, now: DateTime<Utc>) {
+async fn evaluate_all(engine: &TestEngine, now: DateTime<Utc>) {
     for (kind, name) in [
         (dormant::domain::PrincipalKind::Role, "c-role-1"),
         (dormant::domain::PrincipalKind::Role, "c-role-2"),
@@ -963,12 +915,13 @@ async fn evaluate_all(engine: &DormantEngine, now: DateTime<Utc>) {
 
 async fn build_concurrency_world(w: &World) {
     for n in 1..=3 {
-        w.role("/", &format!("c-role-{n}"), 200, None, &[]).await;
+        w.role_with("/", &format!("c-role-{n}"), 200, None, &[])
+            .await;
     }
-    w.user("/", "c-user", 400, Some(200), true).await;
+    w.user_with("/", "c-user", 400, Some(200), true).await;
     w.key("c-user", "c-user-k1", 300, Some(200), true).await;
     w.key("c-user", "c-user-k2", 300, Some(200), false).await;
-    w.user("/", "c-key-user", 400, None, false).await;
+    w.user_with("/", "c-key-user", 400, None, false).await;
     w.key("c-key-user", "c-daily", 300, Some(1), true).await;
     w.key("c-key-user", "c-unused", 300, Some(100), true).await;
 }
@@ -982,11 +935,11 @@ async fn concurrent_ticks_and_evaluations_take_each_step_once() {
     tokio::join!(build_concurrency_world(&a), build_concurrency_world(&b));
     a.forget_requests();
     b.forget_requests();
-    let sequential = a.engine(default_policy()).await;
+    let sequential = a.lambda_engine(default_policy()).await;
     let (e1, e2, e3) = (
-        b.engine(default_policy()).await,
-        b.engine(default_policy()).await,
-        b.engine(default_policy()).await,
+        b.lambda_engine(default_policy()).await,
+        b.lambda_engine(default_policy()).await,
+        b.lambda_engine(default_policy()).await,
     );
     // Notice, quarantine (and key deactivation for the key subject), keys, delete roles and the
     // key, delete the user.
@@ -1096,7 +1049,7 @@ async fn undo_user_state(w: &World, name: &str) -> (bool, String, String, usize)
 }
 
 async fn build_undo_user(w: &World, name: &str) {
-    w.user("/", name, 400, Some(200), true).await;
+    w.user_with("/", name, 400, Some(200), true).await;
     w.key(name, &format!("{name}-dormants"), 300, Some(200), true)
         .await;
     w.key(name, &format!("{name}-owners"), 300, Some(200), false)
@@ -1120,7 +1073,7 @@ async fn undo_with_a_fault_on_each_call_completes_or_leaves_an_intent_that_is_fi
     // Quarantining 20 users at once would trip the breaker, which is not under test here.
     let mut policy = default_policy();
     policy.breaker.min_count = 10_000;
-    let engine = w.engine(policy).await;
+    let engine = w.lambda_engine(policy).await;
     for (day, run) in [(0, "sweep"), (7, "tick"), (14, "tick")] {
         let r = if run == "sweep" {
             engine.sweep(w.at(day, 0)).await
@@ -1239,9 +1192,9 @@ async fn undo_with_a_fault_on_each_call_completes_or_leaves_an_intent_that_is_fi
 #[tokio::test]
 async fn a_failed_audit_write_after_the_commit_loses_the_done_entry() {
     let w = World::new().await;
-    w.role("/", "crash-after-commit", 200, None, &[]).await;
-    w.role("/", "audit-refused", 200, None, &[]).await;
-    let engine = w.engine(default_policy()).await;
+    w.role_with("/", "crash-after-commit", 200, None, &[]).await;
+    w.role_with("/", "audit-refused", 200, None, &[]).await;
+    let engine = w.lambda_engine(default_policy()).await;
     engine.sweep(w.at(0, 0)).await.unwrap();
 
     // The notice of `crash-after-commit` is committed by the second PutItem (the first writes
@@ -1276,17 +1229,8 @@ async fn a_failed_audit_write_after_the_commit_loses_the_done_entry() {
             Stage::Quarantined,
             "{role}: the step happened"
         );
-        let done: Vec<String> = engine
-            .store
-            .history(&subject)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.outcome == Outcome::Done)
-            .map(|e| e.step.clone())
-            .collect();
         assert_eq!(
-            done,
+            steps_done(&engine, &subject).await,
             vec!["notice", "quarantine"],
             "{role}: every step that happened is in the audit trail"
         );
@@ -1300,7 +1244,7 @@ async fn a_failed_audit_write_after_the_commit_loses_the_done_entry() {
 #[tokio::test]
 async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
     let w = World::new().await;
-    w.role("/", "nominated", 200, None, &[]).await;
+    w.role_with("/", "nominated", 200, None, &[]).await;
     let fleet = w.fleet(default_policy()).await;
     let mut event = fixture("access-analyzer-unused-role.json");
     event["id"] = Value::from("aa-retry-1");
@@ -1341,11 +1285,12 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
 #[tokio::test]
 async fn an_interrupted_delete_is_completed_by_the_next_run() {
     let w = World::new().await;
-    w.role("/", "half-deleted", 200, None, &[]).await;
-    w.user("/", "half-deleted-user", 400, Some(200), true).await;
+    w.role_with("/", "half-deleted", 200, None, &[]).await;
+    w.user_with("/", "half-deleted-user", 400, Some(200), true)
+        .await;
     w.key("half-deleted-user", "hd-k", 300, Some(200), true)
         .await;
-    let engine = w.engine(default_policy()).await;
+    let engine = w.lambda_engine(default_policy()).await;
     for (day, hour) in [(0, 0), (7, 0), (14, 0)] {
         engine.sweep(w.at(day, hour)).await.unwrap();
     }
@@ -1393,40 +1338,16 @@ async fn an_interrupted_delete_is_completed_by_the_next_run() {
 #[tokio::test]
 async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
     let w = World::new().await;
-    w.role("/", "well-equipped", 200, None, &[]).await;
-    let policy_arn = w
-        .iam
-        .create_policy()
-        .policy_name("reports-read")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    w.iam
-        .attach_role_policy()
-        .role_name("well-equipped")
-        .policy_arn(&policy_arn)
-        .send()
-        .await
-        .unwrap();
-    w.iam
-        .put_role_policy()
-        .role_name("well-equipped")
-        .policy_name("app-inline")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    let engine = w.engine(default_policy()).await;
+    w.role_with("/", "well-equipped", 200, None, &[]).await;
+    let policy_arn = w.create_policy("reports-read", ALLOW_S3).await;
+    w.attach_role_policy("well-equipped", &policy_arn).await;
+    w.put_role_policy(
+        "well-equipped",
+        "app-inline",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"*"}]}"#,
+    )
+    .await;
+    let engine = w.lambda_engine(default_policy()).await;
     engine.sweep(w.at(0, 0)).await.unwrap();
     engine.tick(w.at(7, 0)).await.unwrap();
     // Inline policies are deleted, then the managed policy detached: die while detaching.
@@ -1450,26 +1371,8 @@ async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
         )
         .await
         .unwrap();
-    let inline = w
-        .iam
-        .list_role_policies()
-        .role_name("well-equipped")
-        .send()
-        .await
-        .unwrap()
-        .policy_names()
-        .to_vec();
-    let attached: Vec<String> = w
-        .iam
-        .list_attached_role_policies()
-        .role_name("well-equipped")
-        .send()
-        .await
-        .unwrap()
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_string))
-        .collect();
+    let inline = w.role_policies("well-equipped").await;
+    let attached = w.attached_role_policies("well-equipped").await;
     assert_eq!(inline, vec!["app-inline".to_string()], "{report:?}");
     assert_eq!(attached, vec![policy_arn], "{report:?}");
 }
@@ -1480,9 +1383,9 @@ async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
 #[tokio::test]
 async fn an_exemption_and_a_fresh_use_that_arrive_while_a_step_is_pending_win() {
     let w = World::new().await;
-    w.role("/", "pending-exempt", 200, None, &[]).await;
-    w.role("/", "pending-used", 200, None, &[]).await;
-    let engine = w.engine(default_policy()).await;
+    w.role_with("/", "pending-exempt", 200, None, &[]).await;
+    w.role_with("/", "pending-used", 200, None, &[]).await;
+    let engine = w.lambda_engine(default_policy()).await;
     engine.sweep(w.at(0, 0)).await.unwrap();
     for name in ["pending-exempt", "pending-used"] {
         // Die while tagging, after the deny policy was attached.

@@ -2,100 +2,15 @@
 //! The `dormant` binary as operators and scripts use it: `--help`, configuration errors, exit
 //! codes and the JSON contract of docs/design.md, 'Operator commands', against the emulator.
 
-mod support;
-
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use aws_sdk_iam::Client;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde_json::{json, Value};
-use support::emulator::emulator;
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-
-struct Cli {
-    account: String,
-    dir: PathBuf,
-    now: DateTime<Utc>,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let account = emulator().new_account();
-        let dir = std::env::temp_dir().join(format!("dormant-cli-{account}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("dormant.toml"), "").unwrap();
-        Cli {
-            account,
-            dir,
-            now: Utc::now(),
-        }
-    }
-
-    fn config(&self, text: &str) -> &Self {
-        std::fs::write(self.dir.join("dormant.toml"), text).unwrap();
-        self
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dormant"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", emulator().endpoint())
-            .env("AWS_ACCESS_KEY_ID", &self.account)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
-    }
-
-    fn at(&self, days: i64) -> String {
-        (self.now + Duration::days(days)).to_rfc3339()
-    }
-
-    /// Runs with `--output json --now <day> --yes` and parses stdout.
-    fn json(&self, day: i64, args: &[&str]) -> (i32, Value) {
-        let now = self.at(day);
-        let mut all = vec!["--output", "json", "--now", now.as_str(), "--yes"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        let code = out.status.code().unwrap_or(-1);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (code, value)
-    }
-
-    async fn iam(&self) -> Client {
-        Client::new(&emulator().sdk_config_for(&self.account).await)
-    }
-
-    async fn dormant_role(&self, name: &str) {
-        self.iam()
-            .await
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap();
-        emulator().backdate_role(
-            &self.account,
-            name,
-            Some(self.now - Duration::days(200)),
-            None,
-        );
-    }
-}
+use crate::support::account::{Account, ALLOW_ALL, ALLOW_S3};
+use crate::support::cli::{stderr, Dormant};
+use crate::support::emulator::emulator;
+use crate::support::events::fixture;
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
@@ -105,13 +20,9 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 #[test]
 fn help_lists_the_commands_that_exist_and_each_explains_itself() {
-    let cli = Cli::new();
+    let cli = Dormant::in_new_account();
     let out = cli.run(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -147,7 +58,7 @@ fn help_lists_the_commands_that_exist_and_each_explains_itself() {
 
 #[test]
 fn a_bad_configuration_exits_2_naming_the_field_and_touches_nothing() {
-    let cli = Cli::new();
+    let cli = Dormant::in_new_account();
     for (text, field) in [
         (
             "[ladder]\nnotice_to_quarantine_days = -3",
@@ -175,7 +86,7 @@ fn a_bad_configuration_exits_2_naming_the_field_and_touches_nothing() {
         );
     }
     assert!(
-        emulator().requests(&cli.account).is_empty(),
+        emulator().requests(cli.account()).is_empty(),
         "no AWS call with a bad configuration"
     );
 
@@ -189,21 +100,22 @@ fn a_bad_configuration_exits_2_naming_the_field_and_touches_nothing() {
 
 #[tokio::test]
 async fn json_output_follows_the_contract() {
-    let cli = Cli::new();
-    cli.dormant_role("contract").await;
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("contract", 200, &[]).await;
     assert!(cli.run(&["init"]).status.success());
 
-    emulator().clear_requests(&cli.account);
+    emulator().clear_requests(&a.id);
     let (code, sweep) = cli.json(0, &["sweep"]);
     assert_eq!(code, 0);
     assert!(
         set(&["evaluated", "actions", "breaker_tripped"]).is_subset(&keys(&sweep)),
         "{sweep}"
     );
-    assert_eq!(sweep["accounts"][0]["account"], cli.account.as_str());
+    assert_eq!(sweep["accounts"][0]["account"], a.id.as_str());
     // The run reports its own cost: the same IAM requests the emulator saw.
     let iam_seen = emulator()
-        .requests(&cli.account)
+        .requests(&a.id)
         .iter()
         .filter(|r| r["service"] == "iam")
         .count() as u64;
@@ -223,7 +135,7 @@ async fn json_output_follows_the_contract() {
         keys(action),
         set(&["identity", "step", "outcome", "reason"])
     );
-    let arn = format!("arn:aws:iam::{}:role/contract", cli.account);
+    let arn = format!("arn:aws:iam::{}:role/contract", a.id);
     assert_eq!(action["identity"], arn.as_str());
     assert_eq!(action["step"], "notice");
     assert_eq!(action["outcome"], "done");
@@ -288,24 +200,12 @@ async fn json_output_follows_the_contract() {
 
 #[tokio::test]
 async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
-    let cli = Cli::new();
-    cli.dormant_role("tracked").await;
-    cli.dormant_role("untracked").await;
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("tracked", 200, &[]).await;
+    a.role("untracked", 200, &[]).await;
     assert!(cli.run(&["init"]).status.success());
-    cli.iam()
-        .await
-        .tag_role()
-        .role_name("untracked")
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("dormant:exempt")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    a.tag_role("untracked", &[("dormant:exempt", "true")]).await;
     cli.json(0, &["sweep"]);
 
     let out = cli.run(&["status", "role/ghost"]);
@@ -324,8 +224,8 @@ async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
         stderr(&out)
     );
 
-    emulator().clear_requests(&cli.account);
-    let past = (cli.now - Duration::days(2)).format("%Y-%m-%d").to_string();
+    emulator().clear_requests(&a.id);
+    let past = (a.now - Duration::days(2)).format("%Y-%m-%d").to_string();
     let out = cli.run(&[
         "exempt",
         "role/tracked",
@@ -340,7 +240,7 @@ async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not deleted"), "{}", stderr(&out));
     let mutating: Vec<Value> = emulator()
-        .requests(&cli.account)
+        .requests(&a.id)
         .into_iter()
         .filter(|r| {
             let op = r["operation"].as_str().unwrap_or("");
@@ -357,12 +257,13 @@ async fn unknown_identities_and_refused_commands_exit_1_and_change_nothing() {
 
 #[tokio::test]
 async fn undo_releases_a_quarantined_role_once() {
-    let cli = Cli::new();
-    cli.dormant_role("oops").await;
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("oops", 200, &[]).await;
     assert!(cli.run(&["init"]).status.success());
     cli.json(0, &["sweep"]);
     cli.json(7, &["tick"]);
-    let iam = cli.iam().await;
+    let iam = &a.iam;
     assert_eq!(
         iam.list_role_policies()
             .role_name("oops")
@@ -407,24 +308,23 @@ async fn undo_releases_a_quarantined_role_once() {
         .unwrap()
         .contains("still needed by billing"));
     assert!(
-        last["actor"].as_str().unwrap().contains(&cli.account),
+        last["actor"].as_str().unwrap().contains(&a.id),
         "the operator is recorded: {last}"
     );
 }
 
 #[tokio::test]
 async fn exempt_releases_a_quarantined_role_and_approval_gates_deletion() {
-    let cli = Cli::new();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
     cli.config("[ladder]\ndelete = \"approval\"\n");
-    cli.dormant_role("keepme").await;
-    cli.dormant_role("deleteme").await;
+    a.role("keepme", 200, &[]).await;
+    a.role("deleteme", 200, &[]).await;
     assert!(cli.run(&["init"]).status.success());
     cli.json(0, &["sweep"]);
     cli.json(7, &["tick"]);
 
-    let until = (cli.now + Duration::days(90))
-        .format("%Y-%m-%d")
-        .to_string();
+    let until = (a.now + Duration::days(90)).format("%Y-%m-%d").to_string();
     let (code, ex) = cli.json(
         8,
         &[
@@ -438,7 +338,7 @@ async fn exempt_releases_a_quarantined_role_and_approval_gates_deletion() {
     );
     assert_eq!(code, 0, "{ex}");
     assert_eq!(ex["stage"], "exempt");
-    let iam = cli.iam().await;
+    let iam = &a.iam;
     assert!(iam
         .list_role_policies()
         .role_name("keepme")
@@ -480,22 +380,12 @@ async fn exempt_releases_a_quarantined_role_and_approval_gates_deletion() {
 
 #[tokio::test]
 async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
-    let cli = Cli::new();
-    cli.dormant_role("phoenix").await;
-    let iam = cli.iam().await;
-    iam.tag_role()
-        .role_name("phoenix")
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("team")
-                .value("payments")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    iam.put_role_policy().role_name("phoenix").policy_name("read").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("phoenix", 200, &[]).await;
+    a.tag_role("phoenix", &[("team", "payments")]).await;
+    a.put_role_policy("phoenix", "read", ALLOW_S3).await;
+    let iam = &a.iam;
     assert!(cli.run(&["init"]).status.success());
     for (day, cmd) in [(0, "sweep"), (7, "tick"), (23, "tick")] {
         cli.json(day, &[cmd]);
@@ -505,7 +395,16 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
         "deleted"
     );
 
-    let (code, restored) = cli.json(24, &["restore", "role/phoenix", "--reason", "needed again"]);
+    let (code, restored) = cli.json(
+        24,
+        &[
+            "--yes",
+            "restore",
+            "role/phoenix",
+            "--reason",
+            "needed again",
+        ],
+    );
     assert_eq!(code, 0, "{restored}");
     assert_eq!(restored["outcome"], "done");
     assert_eq!(restored["stage"], "released");
@@ -550,7 +449,13 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
         "no quarantine policy comes back"
     );
 
-    let out = cli.run(&["restore", "role/phoenix", "--reason", "needed again"]);
+    let out = cli.run(&[
+        "--yes",
+        "restore",
+        "role/phoenix",
+        "--reason",
+        "needed again",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -564,10 +469,11 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
 /// changes nothing in IAM or in dormant's record.
 #[tokio::test]
 async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
-    let cli = Cli::new();
-    cli.dormant_role("phoenix").await;
-    let iam = cli.iam().await;
-    iam.put_role_policy().role_name("phoenix").policy_name("admin").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).send().await.unwrap();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("phoenix", 200, &[]).await;
+    a.put_role_policy("phoenix", "admin", ALLOW_ALL).await;
+    let iam = &a.iam;
     assert!(cli.run(&["init"]).status.success());
     for (day, cmd) in [(0, "sweep"), (7, "tick"), (23, "tick")] {
         cli.json(day, &[cmd]);
@@ -590,7 +496,7 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
         .send()
         .await
         .unwrap();
-    iam.put_role_policy().role_name("phoenix").policy_name("read").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
+    a.put_role_policy("phoenix", "read", ALLOW_S3).await;
     let state = || async {
         let role = iam.get_role().role_name("phoenix").send().await.unwrap();
         let role = role.role().unwrap();
@@ -625,7 +531,7 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
     };
     let before = state().await;
     assert_eq!(before.3, vec!["read".to_string()]);
-    emulator().clear_requests(&cli.account);
+    emulator().clear_requests(&a.id);
 
     let out = cli.run(&[
         "--yes",
@@ -649,7 +555,7 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
         "the newcomer keeps exactly its own role"
     );
     let mutating: Vec<Value> = emulator()
-        .requests(&cli.account)
+        .requests(&a.id)
         .into_iter()
         .filter(|r| r["service"] == "iam")
         .filter(|r| {
@@ -669,15 +575,10 @@ async fn restore_refuses_a_role_someone_else_created_under_the_deleted_name() {
 
 #[tokio::test]
 async fn the_compliance_report_streams_every_identity_as_csv_or_json() {
-    let cli = Cli::new();
-    cli.dormant_role("audited").await;
-    cli.iam()
-        .await
-        .create_user()
-        .user_name("quiet-user")
-        .send()
-        .await
-        .unwrap();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
+    a.role("audited", 200, &[]).await;
+    a.create_user("/", "quiet-user", &[]).await;
     assert!(cli.run(&["init"]).status.success());
     cli.json(0, &["sweep"]);
     let now = cli.at(1);
@@ -705,32 +606,14 @@ async fn the_compliance_report_streams_every_identity_as_csv_or_json() {
 
 #[tokio::test]
 async fn a_dry_run_claims_no_event_and_refuses_commands_that_only_change_state() {
-    let cli = Cli::new();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
     cli.run(&["init"]);
-    let iam = cli.iam().await;
-    iam.create_role()
-        .role_name("legacy-app")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(
-        &cli.account,
-        "legacy-app",
-        Some(cli.now - Duration::days(200)),
-        None,
-    );
+    a.role("legacy-app", 200, &[]).await;
     // A Config finding about the role, delivered once to a dry run and once for real.
-    let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/events/cloudtrail-tagrole-dormant-exempt.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    event["account"] = json!(cli.account);
-    event["detail"]["recipientAccountId"] = json!(cli.account);
+    let mut event = fixture("cloudtrail-tagrole-dormant-exempt.json");
+    event["account"] = json!(a.id);
+    event["detail"]["recipientAccountId"] = json!(a.id);
     event["detail"]["requestParameters"]["roleName"] = json!("legacy-app");
     event["detail"]["requestParameters"]["tags"] = json!([{"key": "dormant:stage", "value": "x"}]);
     let file = cli.dir.join("event.json");
@@ -761,27 +644,19 @@ async fn a_dry_run_claims_no_event_and_refuses_commands_that_only_change_state()
 
 #[tokio::test]
 async fn exempting_a_credential_is_refused_rather_than_widened_to_its_user() {
-    let cli = Cli::new();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
     cli.run(&["init"]);
-    let iam = cli.iam().await;
-    iam.create_user().user_name("svc").send().await.unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("svc")
-        .send()
-        .await
-        .unwrap();
-    let key_id = key.access_key().unwrap().access_key_id().to_string();
-    let until = (cli.now + Duration::days(30))
-        .format("%Y-%m-%d")
-        .to_string();
+    a.create_user("/", "svc", &[]).await;
+    let key_id = a.create_key("svc").await;
+    let until = (a.now + Duration::days(30)).format("%Y-%m-%d").to_string();
     let who = format!("user/svc/key/{key_id}");
     let out = cli.run(&["exempt", &who, "--until", &until, "--reason", "batch"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("whole user"), "{stderr}");
-    let tags = iam.list_user_tags().user_name("svc").send().await.unwrap();
-    assert!(tags.tags().is_empty(), "nothing written: {tags:?}");
+    let tags = a.user_tags("svc").await;
+    assert!(tags.is_empty(), "nothing written: {tags:?}");
 }
 
 #[test]
@@ -800,18 +675,14 @@ fn a_silent_endpoint_fails_within_the_configured_timeout_instead_of_hanging() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     });
-    let cli = Cli::new();
+    let cli = Dormant::in_new_account();
     cli.config("[timeouts]\nconnect_secs = 1\nread_secs = 1\noperation_secs = 2\n");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_dormant"))
+    let out = cli
+        .command()
         .args(["list"])
-        .current_dir(&cli.dir)
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .env("AWS_ACCESS_KEY_ID", &cli.account)
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_MAX_ATTEMPTS")
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -827,23 +698,12 @@ fn a_silent_endpoint_fails_within_the_configured_timeout_instead_of_hanging() {
 
 #[tokio::test]
 async fn a_sweep_the_breaker_stopped_exits_3() {
-    let cli = Cli::new();
+    let a = Account::without_table().await;
+    let cli = a.dormant();
     cli.config("[breaker]\nmax_actions_per_run = 1\n");
     cli.run(&["init"]);
-    let iam = cli.iam().await;
     for name in ["idle-a", "idle-b"] {
-        iam.create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap();
-        emulator().backdate_role(
-            &cli.account,
-            name,
-            Some(cli.now - Duration::days(200)),
-            None,
-        );
+        a.role(name, 200, &[]).await;
     }
     let (code, first) = cli.json(0, &["sweep"]);
     assert_eq!(code, 0, "notices only: {first}");
@@ -854,7 +714,7 @@ async fn a_sweep_the_breaker_stopped_exits_3() {
 
 #[test]
 fn a_missing_table_says_to_run_init_in_words_and_in_json() {
-    let cli = Cli::new();
+    let cli = Dormant::in_new_account();
     let out = cli.run(&["list"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -870,7 +730,7 @@ fn a_missing_table_says_to_run_init_in_words_and_in_json() {
 
 #[test]
 fn commands_that_change_what_dormant_does_need_a_reason_and_keep_it() {
-    let cli = Cli::new();
+    let cli = Dormant::in_new_account();
     cli.run(&["init"]);
     for args in [
         vec!["approve", "role/x"],

@@ -3,18 +3,16 @@
 //! messages that are true, readable tables, filters and confirmations, a safe first run,
 //! completions and the man page, and report rows per credential.
 
-mod support;
-
 #[path = "cli_operator/op.rs"]
 mod op;
 
 use std::process::Stdio;
 
+use crate::support::account::{Account, TRUST};
+use crate::support::emulator::emulator;
 use chrono::Duration;
 use op::{err, iam_writes, out, Op};
 use serde_json::Value;
-use support::account::{Account, TRUST};
-use support::emulator::emulator;
 
 async fn role_at(a: &Account, path: &str, name: &str, created_days_ago: i64) {
     a.iam

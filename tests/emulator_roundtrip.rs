@@ -2,8 +2,6 @@
 //! The emulator harness itself: backdated dates, injected faults and per-test accounts as
 //! the real AWS SDK sees them.
 
-mod support;
-
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -14,9 +12,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use support::emulator::{emulator, Fault};
 
-const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 fn days_ago(days: i64) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::days(days)
@@ -26,24 +24,11 @@ fn secs(t: Option<&aws_sdk_iam::primitives::DateTime>) -> Option<i64> {
     t.map(aws_sdk_iam::primitives::DateTime::secs)
 }
 
-async fn iam_for(account: &str) -> aws_sdk_iam::Client {
-    aws_sdk_iam::Client::new(&emulator().sdk_config_for(account).await)
-}
-
-async fn create_role(iam: &aws_sdk_iam::Client, name: &str) {
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(TRUST_POLICY)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn backdated_role_dates_reach_the_sdk() {
-    let account = emulator().new_account();
-    let iam = iam_for(&account).await;
-    create_role(&iam, "old-role").await;
+    let a = Account::without_table().await;
+    let (account, iam) = (a.id.clone(), &a.iam);
+    a.create_role("/", "old-role", &[]).await;
     let (created, used) = (days_ago(120), days_ago(100));
 
     emulator().backdate_role(&account, "old-role", Some(created), Some(used));
@@ -67,8 +52,8 @@ async fn backdated_role_dates_reach_the_sdk() {
 
 #[tokio::test]
 async fn backdated_access_key_and_password_reach_the_sdk() {
-    let account = emulator().new_account();
-    let iam = iam_for(&account).await;
+    let a = Account::without_table().await;
+    let (account, iam) = (a.id.clone(), &a.iam);
     iam.create_user().user_name("alice").send().await.unwrap();
     iam.create_login_profile()
         .user_name("alice")
@@ -140,15 +125,11 @@ async fn backdated_access_key_and_password_reach_the_sdk() {
 
 #[tokio::test]
 async fn throttling_fails_without_retries_and_is_retried_with_them() {
-    let account = emulator().new_account();
+    let a = Account::without_table().await;
+    let account = a.id.clone();
     emulator().inject_fault(&account, "iam", "ListRoles", Fault::Throttle, 2);
 
-    let err = iam_for(&account)
-        .await
-        .list_roles()
-        .send()
-        .await
-        .unwrap_err();
+    let err = a.iam.list_roles().send().await.unwrap_err();
     assert_eq!(err.code(), Some("Throttling"), "{err:?}");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
 
@@ -212,9 +193,9 @@ async fn standard_retries_make_three_attempts_through_two_throttles() {
 
 #[tokio::test]
 async fn access_denied_surfaces_with_its_code() {
-    let account = emulator().new_account();
-    let iam = iam_for(&account).await;
-    create_role(&iam, "victim").await;
+    let a = Account::without_table().await;
+    let (account, iam) = (a.id.clone(), &a.iam);
+    a.create_role("/", "victim", &[]).await;
     emulator().inject_fault(&account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
 
     let put = || {
@@ -310,10 +291,14 @@ async fn injected_latency_delays_but_does_not_fail() {
 
 #[tokio::test]
 async fn accounts_do_not_see_each_other() {
-    let (a, b) = (emulator().new_account(), emulator().new_account());
+    let (in_a, in_b) = (
+        Account::without_table().await,
+        Account::without_table().await,
+    );
+    let (a, b) = (in_a.id.clone(), in_b.id.clone());
     assert_ne!(a, b);
-    let (iam_a, iam_b) = (iam_for(&a).await, iam_for(&b).await);
-    create_role(&iam_a, "only-in-a").await;
+    let (iam_a, iam_b) = (&in_a.iam, &in_b.iam);
+    in_a.create_role("/", "only-in-a", &[]).await;
 
     let roles_b = iam_b.list_roles().send().await.unwrap().roles;
     assert!(

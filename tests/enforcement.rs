@@ -13,7 +13,6 @@
 
 #[path = "enforcement/deployment.rs"]
 mod deployment;
-mod support;
 
 use chrono::{Duration, Utc};
 use dormant::adapters::iam::AwsIam;

@@ -3,19 +3,15 @@
 //! detection reads IAM only in bulk, a first pass adds one tag call and two state writes per
 //! noticed identity, and every later step re-reads the identity once before it acts.
 
-mod support;
-
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use dormant::adapters::dynamo::DynamoStore;
-use dormant::adapters::iam::AwsIam;
-use dormant::app::Engine;
-use dormant::domain::{OutboundEvent, Outcome, Policy, Step};
-use dormant::ports::{PortResult, Publisher, Store};
-use support::account::Account;
-use support::emulator::emulator;
+use dormant::domain::{Outcome, Policy, Step};
+use dormant::ports::Store;
+
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::emulator;
+use crate::support::fakes::Published;
 
 /// The bulk reads of a sweep: one `GetAccountAuthorizationDetails` page per 1,000 identities
 /// and the credential report.
@@ -25,23 +21,7 @@ const BULK: &[&str] = &[
     "iam:GetCredentialReport",
 ];
 
-/// Counts `publish` calls and the events in them.
-#[derive(Default)]
-struct Events(Mutex<Vec<usize>>);
-
-#[async_trait]
-impl Publisher for Events {
-    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()> {
-        self.0.lock().unwrap().push(events.len());
-        Ok(())
-    }
-}
-
-async fn engine_publishing_to(
-    a: &Account,
-    policy: Policy,
-    events: Arc<Events>,
-) -> Engine<AwsIam, DynamoStore> {
+async fn engine_publishing_to(a: &Account, policy: Policy, events: Arc<Published>) -> TestEngine {
     a.engine(policy).await.with_publisher(events)
 }
 
@@ -173,7 +153,7 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_batched_e
     for n in 0..3 {
         a.user(&format!("gone-{n}"), 300).await;
     }
-    let events = Arc::new(Events::default());
+    let events = Arc::new(Published::default());
     let engine = engine_publishing_to(&a, Policy::default(), events.clone()).await;
     emulator().clear_requests(&a.id);
 
@@ -199,7 +179,7 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_batched_e
         Some(&(3 * 15 + 1)),
         "{calls:?}"
     );
-    let published = events.0.lock().unwrap().clone();
+    let published = events.batch_sizes();
     assert_eq!(
         published.iter().sum::<usize>(),
         15,

@@ -7,28 +7,22 @@
 //! - `GetFindingV2` enrichment of Access Analyzer events: the key id narrows a key finding, the
 //!   last access goes into the audit trail, and a failed enrichment still nominates.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_iam::Client;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
 use dormant::app::event::handle_event;
 use dormant::app::fleet::Fleet;
-use dormant::app::Engine;
-use dormant::config::Config;
 use dormant::domain::finding::UnusedAccessDetails;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject, Timestamp};
-use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::ports::{AccessAdvisor, ErrorKind, FindingDetails, PortError, PortResult, Store};
 use serde_json::Value;
-use support::emulator::emulator;
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::Account;
+use crate::support::emulator::emulator;
+use crate::support::events::{fixture, rules};
 
 /// Answers what the test says and remembers whom it was asked about.
 struct FakeAdvisor {
@@ -57,66 +51,14 @@ impl AccessAdvisor for FakeAdvisor {
     }
 }
 
-struct Setup {
-    account: String,
-    now: DateTime<Utc>,
-    iam: Client,
-    store: DynamoStore,
+/// A role created 200 days ago that IAM last saw used 150 days ago.
+async fn idle_role(s: &Account, name: &str) -> Subject {
+    s.role_with("/", name, 200, Some(150), &[]).await;
+    s.role_subject(name)
 }
 
-async fn setup() -> Setup {
-    let account = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&account).await;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    );
-    store.init().await.unwrap();
-    Setup {
-        account,
-        now: Utc::now(),
-        iam: Client::new(&sdk),
-        store,
-    }
-}
-
-impl Setup {
-    async fn engine(&self, policy: Policy) -> Engine<AwsIam, DynamoStore> {
-        let sdk = emulator().sdk_config_for(&self.account).await;
-        Engine::new(
-            AwsIam::new(Client::new(&sdk), self.account.clone(), RetryPolicy::fast()),
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                "dormant",
-                RetryPolicy::fast(),
-            ),
-            policy,
-            "controller",
-        )
-    }
-
-    /// A role created 200 days ago that IAM last saw used 150 days ago.
-    async fn idle_role(&self, name: &str) -> Subject {
-        self.iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap();
-        emulator().backdate_role(
-            &self.account,
-            name,
-            Some(self.now - Duration::days(200)),
-            Some(self.now - Duration::days(150)),
-        );
-        Subject::whole(Principal::role(&self.account, "/", name))
-    }
-
-    fn quarantines(&self) -> usize {
-        emulator().count_requests(&self.account, "PutRolePolicy")
-    }
+fn quarantines(s: &Account) -> usize {
+    emulator().count_requests(&s.id, "PutRolePolicy")
 }
 
 fn confirming() -> Policy {
@@ -127,15 +69,16 @@ fn confirming() -> Policy {
 
 #[tokio::test]
 async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
-    let s = setup().await;
-    let subject = s.idle_role("quiet").await;
+    let s = Account::new().await;
+    let store = s.store().await;
+    let subject = idle_role(&s, "quiet").await;
     let used = s.now - Duration::days(3);
     let advisor = FakeAdvisor::answering(Ok(Some(used)));
     let engine = s.engine(confirming()).await.with_advisor(advisor.clone());
 
     engine.sweep(s.now).await.unwrap();
     assert_eq!(
-        s.store.load(&subject).await.unwrap().unwrap().stage,
+        store.load(&subject).await.unwrap().unwrap().stage,
         Stage::Noticed
     );
     assert!(
@@ -145,8 +88,8 @@ async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
 
     let r = engine.sweep(s.now + Duration::days(8)).await.unwrap();
     assert_eq!(advisor.asked(), vec![subject.principal.arn()]);
-    assert_eq!(s.quarantines(), 0, "{r:?}");
-    let record = s.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(quarantines(&s), 0, "{r:?}");
+    let record = store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert_eq!(
         record.last_used_at.map(dormant::domain::time::fmt_time),
@@ -158,7 +101,7 @@ async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
         .find(|a| a.step == Step::Release)
         .unwrap_or_else(|| panic!("{r:?}"));
     assert_eq!(release.outcome, Outcome::Done);
-    let history = s.store.history(&subject).await.unwrap();
+    let history = store.history(&subject).await.unwrap();
     let entry = history
         .iter()
         .find(|e| e.step == "release")
@@ -175,8 +118,9 @@ async fn later_use_in_access_advisor_stops_the_quarantine_and_says_why() {
 
 #[tokio::test]
 async fn no_confirmation_means_no_step_and_a_recorded_failure() {
-    let s = setup().await;
-    let subject = s.idle_role("unconfirmed").await;
+    let s = Account::new().await;
+    let store = s.store().await;
+    let subject = idle_role(&s, "unconfirmed").await;
     let advisor = FakeAdvisor::answering(Err(PortError::new(
         ErrorKind::AccessDenied,
         "GenerateServiceLastAccessedDetails",
@@ -187,7 +131,7 @@ async fn no_confirmation_means_no_step_and_a_recorded_failure() {
 
     let later = s.now + Duration::days(8);
     let r = engine.sweep(later).await.unwrap();
-    assert_eq!(s.quarantines(), 0);
+    assert_eq!(quarantines(&s), 0);
     assert_eq!(advisor.asked().len(), 1);
     let failed = r
         .actions
@@ -200,10 +144,10 @@ async fn no_confirmation_means_no_step_and_a_recorded_failure() {
         "{}",
         failed.reason
     );
-    let record = s.store.load(&subject).await.unwrap().unwrap();
+    let record = store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Noticed);
     assert!(record.pending.is_none(), "no intent was written");
-    let history = s.store.history(&subject).await.unwrap();
+    let history = store.history(&subject).await.unwrap();
     assert!(
         history
             .iter()
@@ -214,8 +158,8 @@ async fn no_confirmation_means_no_step_and_a_recorded_failure() {
     // Once Access Advisor answers (and shows no use), the step goes ahead, saying what it saw.
     *advisor.answer.lock().unwrap() = Ok(None);
     let r = engine.tick(later + Duration::hours(1)).await.unwrap();
-    assert_eq!(s.quarantines(), 1, "{r:?}");
-    let history = s.store.history(&subject).await.unwrap();
+    assert_eq!(quarantines(&s), 1, "{r:?}");
+    let history = store.history(&subject).await.unwrap();
     let done = history
         .iter()
         .find(|e| e.step == "quarantine" && e.outcome == Outcome::Done)
@@ -230,8 +174,9 @@ async fn no_confirmation_means_no_step_and_a_recorded_failure() {
 
 #[tokio::test]
 async fn switched_off_access_advisor_is_never_asked() {
-    let s = setup().await;
-    let subject = s.idle_role("unasked").await;
+    let s = Account::new().await;
+    let store = s.store().await;
+    let subject = idle_role(&s, "unasked").await;
     // It would say "used yesterday"; nobody asks.
     let advisor = FakeAdvisor::answering(Ok(Some(s.now - Duration::days(1))));
     let engine = s
@@ -241,9 +186,9 @@ async fn switched_off_access_advisor_is_never_asked() {
     engine.sweep(s.now).await.unwrap();
     engine.sweep(s.now + Duration::days(8)).await.unwrap();
     assert!(advisor.asked().is_empty());
-    assert_eq!(s.quarantines(), 1);
+    assert_eq!(quarantines(&s), 1);
     assert_eq!(
-        s.store.load(&subject).await.unwrap().unwrap().stage,
+        store.load(&subject).await.unwrap().unwrap().stage,
         Stage::Quarantined
     );
 }
@@ -270,64 +215,25 @@ impl FindingDetails for FakeAnalyzer {
     }
 }
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/events/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// A user whose console password was used yesterday (so the user as a whole is active) and two
 /// access keys last used 100 days ago (each dormant on its own).
-async fn user_with_two_idle_keys(s: &Setup, name: &str) -> (Principal, String, String) {
-    s.iam.create_user().user_name(name).send().await.unwrap();
-    s.iam
-        .create_login_profile()
-        .user_name(name)
-        .password("Correct-Horse-Battery-9")
-        .send()
-        .await
-        .unwrap();
-    let mut keys = Vec::new();
-    for _ in 0..2 {
-        let key = s
-            .iam
-            .create_access_key()
-            .user_name(name)
-            .send()
-            .await
-            .unwrap()
-            .access_key()
-            .unwrap()
-            .access_key_id()
-            .to_string();
-        emulator().backdate_access_key(
-            &s.account,
-            name,
-            &key,
-            Some(s.now - Duration::days(200)),
-            Some(s.now - Duration::days(100)),
-        );
-        keys.push(key);
-    }
-    emulator().backdate_user(&s.account, name, Some(s.now - Duration::days(200)), None);
-    emulator().backdate_password(&s.account, name, s.now - Duration::days(1));
-    let b = keys.pop().unwrap();
-    let a = keys.pop().unwrap();
-    (Principal::user(&s.account, "/", name), a, b)
+async fn user_with_two_idle_keys(s: &Account, name: &str) -> (Principal, String, String) {
+    s.user_with("/", name, 200, Some(1), true).await;
+    let a = s.key(name, 200, 100).await;
+    let b = s.key(name, 200, 100).await;
+    (s.user_principal(name), a, b)
 }
 
 /// The Access Analyzer key fixture, pointed at `user` in this account.
-fn key_event(s: &Setup, user: &str, id: &str) -> Value {
+fn key_event(s: &Account, user: &str, id: &str) -> Value {
     let mut e = fixture("access-analyzer-unused-access-key.json");
     e["id"] = Value::from(id);
-    e["detail"]["resource"] = Value::from(format!("arn:aws:iam::{}:user/{user}", s.account));
-    e["detail"]["accountId"] = Value::from(s.account.clone());
+    e["detail"]["resource"] = Value::from(format!("arn:aws:iam::{}:user/{user}", s.id));
+    e["detail"]["accountId"] = Value::from(s.id.clone());
     e
 }
 
-async fn fleet(s: &Setup, analyzer: Arc<FakeAnalyzer>) -> Fleet<AwsIam, DynamoStore> {
+async fn fleet(s: &Account, analyzer: Arc<FakeAnalyzer>) -> Fleet<AwsIam, DynamoStore> {
     Fleet {
         engines: vec![Arc::new(s.engine(Policy::default()).await)],
         unreachable: Vec::new(),
@@ -336,13 +242,10 @@ async fn fleet(s: &Setup, analyzer: Arc<FakeAnalyzer>) -> Fleet<AwsIam, DynamoSt
     }
 }
 
-fn rules() -> ClassifyRules {
-    ClassifyRules::from_config(&Config::from_toml("").unwrap())
-}
-
 #[tokio::test]
 async fn the_key_id_from_get_finding_v2_narrows_a_key_finding_to_that_key() {
-    let s = setup().await;
+    let s = Account::new().await;
+    let store = s.store().await;
     let (user, a, b) = user_with_two_idle_keys(&s, "ci-deployer").await;
     let last = s.now - Duration::days(100);
     let analyzer = Arc::new(FakeAnalyzer {
@@ -375,16 +278,16 @@ async fn the_key_id_from_get_finding_v2_narrows_a_key_finding_to_that_key() {
     let key_a = Subject::access_key(user.clone(), &a);
     let key_b = Subject::access_key(user.clone(), &b);
     assert_eq!(
-        s.store.load(&key_a).await.unwrap().map(|r| r.stage),
+        store.load(&key_a).await.unwrap().map(|r| r.stage),
         Some(Stage::Noticed),
         "{r:?}"
     );
     assert_eq!(
-        s.store.load(&key_b).await.unwrap().map(|r| r.stage),
+        store.load(&key_b).await.unwrap().map(|r| r.stage),
         None,
         "the other idle key was not nominated: {r:?}"
     );
-    let history = s.store.history(&key_a).await.unwrap();
+    let history = store.history(&key_a).await.unwrap();
     let notice = history
         .iter()
         .find(|e| e.step == "notice" && e.outcome == Outcome::Done)
@@ -402,7 +305,8 @@ async fn the_key_id_from_get_finding_v2_narrows_a_key_finding_to_that_key() {
 
 #[tokio::test]
 async fn a_failed_enrichment_still_nominates() {
-    let s = setup().await;
+    let s = Account::new().await;
+    let store = s.store().await;
     let (user, a, b) = user_with_two_idle_keys(&s, "ci-other").await;
     let analyzer = Arc::new(FakeAnalyzer {
         answer: Err(PortError::new(
@@ -428,7 +332,7 @@ async fn a_failed_enrichment_still_nominates() {
     // Without the key id every credential of the user is judged: both idle keys are noticed.
     for key in [&a, &b] {
         assert_eq!(
-            s.store
+            store
                 .load(&Subject::access_key(user.clone(), key))
                 .await
                 .unwrap()
@@ -443,15 +347,10 @@ async fn a_failed_enrichment_still_nominates() {
 async fn enrichment_never_overrides_iam() {
     // Access Analyzer says the key is idle, but IAM says it was used yesterday: no action, and
     // the audit entry says why.
-    let s = setup().await;
+    let s = Account::new().await;
+    let store = s.store().await;
     let (user, a, _) = user_with_two_idle_keys(&s, "ci-busy").await;
-    emulator().backdate_access_key(
-        &s.account,
-        "ci-busy",
-        &a,
-        None,
-        Some(s.now - Duration::days(1)),
-    );
+    emulator().backdate_access_key(&s.id, "ci-busy", &a, None, Some(s.now - Duration::days(1)));
     let analyzer = Arc::new(FakeAnalyzer {
         answer: Ok(UnusedAccessDetails {
             resource: Some(user.arn()),
@@ -475,7 +374,7 @@ async fn enrichment_never_overrides_iam() {
         r.run.actions.iter().all(|x| x.outcome == Outcome::Skipped),
         "{r:?}"
     );
-    let history = s.store.history(&key_a).await.unwrap();
+    let history = store.history(&key_a).await.unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
     assert!(
         history[0].reason.contains("no action") && history[0].reason.contains("used at"),

@@ -5,26 +5,19 @@
 //! records requests and reports what the test tells it (the SSM adapter itself is tested with
 //! aws-smithy-mocks in adapters_ssm.rs).
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_iam::Client;
 use chrono::{DateTime, Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
-use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::engine::FallbackSetup;
-use dormant::app::Engine;
-use dormant::domain::{
-    AutomationRequest, AutomationStatus, OutboundEvent, Outcome, Policy, Principal, Stage, Step,
-    Subject,
-};
-use dormant::ports::{Fallback, Iam, PortResult, Publisher, Store};
-use support::emulator::{emulator, Fault};
+use dormant::domain::{AutomationRequest, AutomationStatus, Outcome, Policy, Stage, Step, Subject};
+use dormant::ports::{Fallback, Iam, PortResult, Store};
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::fakes::Published;
+
 const AUTOMATION_ROLE: &str = "arn:aws:iam::111122223333:role/dormant-automation";
 
 #[derive(Default)]
@@ -56,60 +49,33 @@ impl Fallback for FakeSsm {
     }
 }
 
-#[derive(Default)]
-struct Events(Mutex<Vec<OutboundEvent>>);
-
-#[async_trait]
-impl Publisher for Events {
-    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()> {
-        self.0.lock().unwrap().extend_from_slice(events);
-        Ok(())
-    }
-}
-
 struct Setup {
-    account: String,
+    account: Account,
     now: DateTime<Utc>,
     ssm: Arc<FakeSsm>,
-    events: Arc<Events>,
-    engine: Engine<AwsIam, DynamoStore>,
+    events: Arc<Published>,
+    engine: TestEngine,
 }
 
+/// An account with the role "locked", created 200 days ago and never used, and an engine whose
+/// fallback for `always` (and for whatever IAM refuses) is the fake SSM.
 async fn setup(always: Vec<Step>) -> Setup {
-    let account = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&account).await;
-    let now = Utc::now();
-    let iam = Client::new(&sdk);
-    iam.create_role()
-        .role_name("locked")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(&account, "locked", Some(now - Duration::days(200)), None);
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    );
-    store.init().await.unwrap();
+    let account = Account::new().await;
+    account.role("locked", 200, &[]).await;
     let ssm = Arc::new(FakeSsm::default());
-    let events = Arc::new(Events::default());
-    let engine = Engine::new(
-        AwsIam::new(iam, account.clone(), RetryPolicy::fast()),
-        store,
-        Policy::default(),
-        "controller",
-    )
-    .with_publisher(events.clone())
-    .with_fallback(FallbackSetup {
-        runner: ssm.clone(),
-        automation_role: AUTOMATION_ROLE.into(),
-        always,
-    });
+    let events = Arc::new(Published::default());
+    let engine = account
+        .engine(Policy::default())
+        .await
+        .with_publisher(events.clone())
+        .with_fallback(FallbackSetup {
+            runner: ssm.clone(),
+            automation_role: AUTOMATION_ROLE.into(),
+            always,
+        });
     Setup {
+        now: account.now,
         account,
-        now,
         ssm,
         events,
         engine,
@@ -117,26 +83,36 @@ async fn setup(always: Vec<Step>) -> Setup {
 }
 
 fn subject(s: &Setup) -> Subject {
-    Subject::whole(Principal::role(&s.account, "/", "locked"))
+    s.account.role_subject("locked")
 }
 
 /// What `Dormant-QuarantineIdentity` does in IAM, done the way dormant itself does it.
 async fn land_quarantine(account: &str, role: &str) {
     let sdk = emulator().sdk_config_for(account).await;
-    AwsIam::new(Client::new(&sdk), account, RetryPolicy::fast())
-        .apply(
-            &Principal::role(account, "/", role),
-            &dormant::domain::Effect::PutQuarantinePolicy,
-        )
-        .await
-        .unwrap();
+    dormant::adapters::iam::AwsIam::new(
+        aws_sdk_iam::Client::new(&sdk),
+        account,
+        RetryPolicy::fast(),
+    )
+    .apply(
+        &dormant::domain::Principal::role(account, "/", role),
+        &dormant::domain::Effect::PutQuarantinePolicy,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success() {
     let s = setup(vec![]).await;
     s.engine.sweep(s.now).await.unwrap();
-    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(
+        &s.account.id,
+        "iam",
+        "PutRolePolicy",
+        Fault::AccessDenied,
+        1,
+    );
     let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions.len(), 1);
     assert_eq!(
@@ -173,7 +149,7 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
         .unwrap();
     assert!(r.actions.is_empty(), "{r:?}");
     // The document puts dormant's deny in place; SSM then reports success.
-    land_quarantine(&s.account, "locked").await;
+    land_quarantine(&s.account.id, "locked").await;
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
     let r = s
         .engine
@@ -200,9 +176,7 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
     );
     assert!(s
         .events
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .any(|e| e.detail_type == "Identity Quarantined"));
 }
@@ -211,7 +185,13 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
 async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
     let s = setup(vec![]).await;
     s.engine.sweep(s.now).await.unwrap();
-    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(
+        &s.account.id,
+        "iam",
+        "PutRolePolicy",
+        Fault::AccessDenied,
+        1,
+    );
     s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Failed(
         "Step PutPolicy failed: AccessDenied".into(),
@@ -250,7 +230,7 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
         .await
         .unwrap();
     assert!(quiet.actions.is_empty(), "{quiet:?}");
-    let events = s.events.0.lock().unwrap().clone();
+    let events = s.events.events();
     assert!(events.iter().any(|e| e.detail_type == "Remediation Failed"
         && e.detail.reason.contains("Step PutPolicy failed")));
 }
@@ -259,10 +239,10 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
 async fn steps_configured_for_ssm_never_call_iam_directly() {
     let s = setup(vec![Step::Quarantine]).await;
     s.engine.sweep(s.now).await.unwrap();
-    emulator().clear_requests(&s.account);
+    emulator().clear_requests(&s.account.id);
     let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
-    assert_eq!(emulator().count_requests(&s.account, "PutRolePolicy"), 0);
+    assert_eq!(emulator().count_requests(&s.account.id, "PutRolePolicy"), 0);
     assert_eq!(s.ssm.started.lock().unwrap().len(), 1);
 }
 
@@ -309,36 +289,19 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&start, &poll], |c| c
         .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()));
 
-    let account = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&account).await;
-    let now = Utc::now();
-    let iam = Client::new(&sdk);
-    iam.create_role()
-        .role_name("locked")
-        .assume_role_policy_document(TRUST)
-        .send()
+    let a = Account::new().await;
+    a.role("locked", 200, &[]).await;
+    let now = a.now;
+    let engine = a
+        .engine(Policy::default())
         .await
-        .unwrap();
-    emulator().backdate_role(&account, "locked", Some(now - Duration::days(200)), None);
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    );
-    store.init().await.unwrap();
-    let engine = Engine::new(
-        AwsIam::new(iam, account.clone(), RetryPolicy::fast()),
-        store,
-        Policy::default(),
-        "controller",
-    )
-    .with_fallback(FallbackSetup {
-        runner: Arc::new(SsmFallback::new(ssm, RetryPolicy::fast())),
-        automation_role: AUTOMATION_ROLE.into(),
-        always: vec![],
-    });
+        .with_fallback(FallbackSetup {
+            runner: Arc::new(SsmFallback::new(ssm, RetryPolicy::fast())),
+            automation_role: AUTOMATION_ROLE.into(),
+            always: vec![],
+        });
     engine.sweep(now).await.unwrap();
-    emulator().inject_fault(&account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
     let r = engine.tick(now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted, "{r:?}");
     assert!(r.actions[0].reason.contains("exec-42"));
@@ -352,13 +315,13 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
             .is_empty(),
         "InProgress: wait"
     );
-    land_quarantine(&account, "locked").await;
+    land_quarantine(&a.id, "locked").await;
     let r = engine
         .tick(now + Duration::days(7) + Duration::minutes(30))
         .await
         .unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::Done);
-    let subject = Subject::whole(Principal::role(&account, "/", "locked"));
+    let subject = a.role_subject("locked");
     assert_eq!(
         engine.store.load(&subject).await.unwrap().unwrap().stage,
         Stage::Quarantined
@@ -375,8 +338,8 @@ async fn no_delete_is_handed_to_ssm_without_a_stored_snapshot() {
         *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
         s.ssm.started.lock().unwrap().clear();
         // The snapshot's read of the tags is denied; so, in the first case, is the delete.
-        emulator().inject_fault(&s.account, "iam", "ListRoleTags", Fault::AccessDenied, 1);
-        emulator().inject_fault(&s.account, "iam", "DeleteRole", Fault::AccessDenied, 1);
+        emulator().inject_fault(&s.account.id, "iam", "ListRoleTags", Fault::AccessDenied, 1);
+        emulator().inject_fault(&s.account.id, "iam", "DeleteRole", Fault::AccessDenied, 1);
         let r = s.engine.tick(s.now + Duration::days(23)).await.unwrap();
         assert_eq!(r.actions[0].outcome, Outcome::Failed, "{always:?}: {r:?}");
         assert!(
@@ -388,7 +351,7 @@ async fn no_delete_is_handed_to_ssm_without_a_stored_snapshot() {
             s.ssm.started.lock().unwrap().is_empty(),
             "{always:?}: no Dormant-DeleteIdentity without a snapshot"
         );
-        assert_eq!(emulator().count_requests(&s.account, "DeleteRole"), 0);
+        assert_eq!(emulator().count_requests(&s.account.id, "DeleteRole"), 0);
         assert!(s
             .engine
             .store
@@ -396,7 +359,7 @@ async fn no_delete_is_handed_to_ssm_without_a_stored_snapshot() {
             .await
             .unwrap()
             .is_none());
-        emulator().clear_faults(&s.account);
+        emulator().clear_faults(&s.account.id);
     }
 }
 
@@ -404,7 +367,13 @@ async fn no_delete_is_handed_to_ssm_without_a_stored_snapshot() {
 async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
     let s = setup(vec![]).await;
     s.engine.sweep(s.now).await.unwrap();
-    emulator().inject_fault(&s.account, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(
+        &s.account.id,
+        "iam",
+        "PutRolePolicy",
+        Fault::AccessDenied,
+        1,
+    );
     let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
 
@@ -428,25 +397,16 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
 
     // The execution had attached the deny policy before it stopped: IAM disagrees with the
     // record until the next run puts it right.
-    let sdk = emulator().sdk_config_for(&s.account).await;
-    Client::new(&sdk)
-        .put_role_policy()
-        .role_name("locked")
-        .policy_name("DormantQuarantineDenyAll")
-        .policy_document(dormant::domain::quarantine::document(
-            &subject(&s).principal,
-        ))
-        .send()
-        .await
-        .unwrap();
+    s.account
+        .put_role_policy(
+            "locked",
+            "DormantQuarantineDenyAll",
+            &dormant::domain::quarantine::document(&subject(&s).principal),
+        )
+        .await;
     s.engine.sweep(s.now + Duration::days(8)).await.unwrap();
-    let left = Client::new(&sdk)
-        .list_role_policies()
-        .role_name("locked")
-        .send()
-        .await
-        .unwrap();
-    assert!(left.policy_names().is_empty(), "repaired: {left:?}");
+    let left = s.account.role_policies("locked").await;
+    assert!(left.is_empty(), "repaired: {left:?}");
     let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert!(record.reason.contains("repaired"), "{}", record.reason);

@@ -3,45 +3,15 @@
 //! as a fresh one, failures back off, the breaker never loses a trip or a count under concurrent
 //! runs, and a released principal's cool-off covers its credentials. Against the emulator.
 
-mod support;
+use std::sync::Arc;
 
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
-use aws_sdk_iam::types::Tag;
 use chrono::Duration;
-use dormant::domain::{
-    DeleteMode, OutboundEvent, Outcome, Policy, Principal, Stage, Step, Subject,
-};
-use dormant::ports::{PortResult, Publisher, Store};
-use support::account::Account;
-use support::emulator::{emulator, Fault};
+use dormant::domain::{DeleteMode, Outcome, Policy, Principal, Stage, Step, Subject};
+use dormant::ports::Store;
 
-#[derive(Default)]
-struct Events(Mutex<Vec<OutboundEvent>>);
-
-#[async_trait]
-impl Publisher for Events {
-    async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()> {
-        self.0.lock().unwrap().extend_from_slice(events);
-        Ok(())
-    }
-}
-
-fn role(a: &Account, name: &str) -> Subject {
-    Subject::whole(Principal::role(&a.id, "/", name))
-}
-
-async fn policies(a: &Account, name: &str) -> Vec<String> {
-    a.iam
-        .list_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .unwrap()
-        .policy_names()
-        .to_vec()
-}
+use crate::support::account::{Account, ALLOW_ALL};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::fakes::Published;
 
 /// A role noticed on day 0 whose quarantine on day 7 attached the deny policy and then failed
 /// (tagging denied): the intent is left half-done, as after a crash.
@@ -53,8 +23,16 @@ async fn half_quarantined(a: &Account, name: &str) {
     let r = engine.tick(a.day(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::Failed, "{r:?}");
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
-    assert_eq!(policies(a, name).await, vec!["DormantQuarantineDenyAll"]);
-    let stored = engine.store.load(&role(a, name)).await.unwrap().unwrap();
+    assert_eq!(
+        a.role_policies(name).await,
+        vec!["DormantQuarantineDenyAll"]
+    );
+    let stored = engine
+        .store
+        .load(&a.role_subject(name))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.stage, Stage::Noticed);
     assert_eq!(
         stored.pending.as_ref().map(|i| i.step),
@@ -66,38 +44,27 @@ async fn half_quarantined(a: &Account, name: &str) {
 async fn a_resumed_quarantine_of_a_now_exempt_role_is_rolled_back_not_finished() {
     let a = Account::new().await;
     half_quarantined(&a, "owner-said-keep").await;
-    a.iam
-        .tag_role()
-        .role_name("owner-said-keep")
-        .tags(
-            Tag::builder()
-                .key("dormant:exempt")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    a.tag_role("owner-said-keep", &[("dormant:exempt", "true")])
+        .await;
 
     let engine = a.engine(Policy::default()).await;
     let r = engine.tick(a.day(7) + Duration::hours(1)).await.unwrap();
 
     let record = engine
         .store
-        .load(&role(&a, "owner-said-keep"))
+        .load(&a.role_subject("owner-said-keep"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(record.stage, Stage::Exempt, "{r:?}");
     assert!(record.pending.is_none());
     assert!(
-        policies(&a, "owner-said-keep").await.is_empty(),
+        a.role_policies("owner-said-keep").await.is_empty(),
         "the half-done quarantine is rolled back"
     );
     let history = engine
         .store
-        .history(&role(&a, "owner-said-keep"))
+        .history(&a.role_subject("owner-said-keep"))
         .await
         .unwrap();
     assert!(
@@ -127,13 +94,13 @@ async fn a_resumed_quarantine_of_a_role_used_meanwhile_is_released() {
 
     let record = engine
         .store
-        .load(&role(&a, "came-back"))
+        .load(&a.role_subject("came-back"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert!(record.reason.contains("not finished"), "{}", record.reason);
-    assert!(policies(&a, "came-back").await.is_empty());
+    assert!(a.role_policies("came-back").await.is_empty());
 }
 
 #[tokio::test]
@@ -154,7 +121,12 @@ async fn a_resumed_step_in_a_dry_run_changes_nothing() {
     for op in ["TagRole", "PutRolePolicy", "DeleteRolePolicy", "PutItem"] {
         assert_eq!(emulator().count_requests(&a.id, op), 0, "{op}");
     }
-    let record = engine.store.load(&role(&a, "dry")).await.unwrap().unwrap();
+    let record = engine
+        .store
+        .load(&a.role_subject("dry"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(record.pending.is_some(), "still waiting for a real run");
 }
 
@@ -178,33 +150,15 @@ async fn a_resumed_step_is_stopped_by_a_tripped_breaker() {
     assert!(r.breaker_tripped);
     assert_eq!(r.actions[0].outcome, Outcome::Skipped, "{r:?}");
     assert_eq!(emulator().count_requests(&a.id, "PutRolePolicy"), 0);
-    assert!(policies(&a, "held").await.is_empty());
+    assert!(a.role_policies("held").await.is_empty());
 }
 
 #[tokio::test]
 async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
     let a = Account::new().await;
     a.role("keep-me", 200, &[]).await;
-    let allow_all = a
-        .iam
-        .create_policy()
-        .policy_name("allow-all")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    a.iam
-        .attach_role_policy()
-        .role_name("keep-me")
-        .policy_arn(&allow_all)
-        .send()
-        .await
-        .unwrap();
+    let allow_all = a.create_policy("allow-all", ALLOW_ALL).await;
+    a.attach_role_policy("keep-me", &allow_all).await;
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
@@ -214,7 +168,7 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
     assert_eq!(r.actions[0].outcome, Outcome::Failed, "{r:?}");
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
     assert_eq!(
-        policies(&a, "keep-me").await.len(),
+        a.role_policies("keep-me").await.len(),
         1,
         "dormant's deny is removed last, so a half-torn-down role stays denied"
     );
@@ -227,10 +181,10 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
 
     assert_eq!(emulator().count_requests(&a.id, "DeleteRole"), 0);
     assert!(a.iam.get_role().role_name("keep-me").send().await.is_ok());
-    assert_eq!(policies(&a, "keep-me").await.len(), 1, "still denied");
+    assert_eq!(a.role_policies("keep-me").await.len(), 1, "still denied");
     let record = engine
         .store
-        .load(&role(&a, "keep-me"))
+        .load(&a.role_subject("keep-me"))
         .await
         .unwrap()
         .unwrap();
@@ -243,7 +197,7 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
 async fn a_permanent_failure_backs_off_and_is_announced_once() {
     let a = Account::new().await;
     a.role("stuck", 200, &[]).await;
-    let events = Arc::new(Events::default());
+    let events = Arc::new(Published::default());
     let engine = a
         .engine(Policy::default())
         .await
@@ -267,9 +221,7 @@ async fn a_permanent_failure_backs_off_and_is_announced_once() {
     // 0, +15, +45 min, +1h45, +3h45: five attempts, not 24.
     assert_eq!(attempts, 5);
     let failed_events = events
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .filter(|e| e.detail_type == "Remediation Failed")
         .count();
@@ -392,7 +344,12 @@ async fn undo_waits_for_a_step_another_run_is_carrying_out() {
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     // Another run has claimed the quarantine and is between its calls.
-    let mut record = engine.store.load(&role(&a, "busy")).await.unwrap().unwrap();
+    let mut record = engine
+        .store
+        .load(&a.role_subject("busy"))
+        .await
+        .unwrap()
+        .unwrap();
     let after = record.entering(Stage::Quarantined, a.day(7), "quarantine".into());
     let mut intent = dormant::domain::Intent::new(
         Step::Quarantine,
@@ -416,7 +373,12 @@ async fn undo_waits_for_a_step_another_run_is_carrying_out() {
         refused.to_string().contains("being carried out"),
         "{refused}"
     );
-    let stored = engine.store.load(&role(&a, "busy")).await.unwrap().unwrap();
+    let stored = engine
+        .store
+        .load(&a.role_subject("busy"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.version, version, "nothing changed");
 
     let done = engine

@@ -2,142 +2,62 @@
 //! The ladder against real (emulated) IAM and DynamoDB: sweep and tick walk identities through
 //! every step, and each test reads IAM state back through the SDK and the emulator's request log.
 
-mod support;
-
-use std::collections::BTreeMap;
-
-use aws_sdk_iam::types::{StatusType, Tag};
+use aws_sdk_iam::types::StatusType;
 use chrono::Duration;
 use dormant::app::output::RunReport;
 use dormant::domain::policy::Exemptions;
 use dormant::domain::{Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};
-use support::account::{Account, TRUST};
-use support::emulator::{emulator, Fault};
 
-/// IAM calls that change something; a protected or exempt identity must never see one.
-const MUTATING: &[&str] = &[
-    "TagRole",
-    "UntagRole",
-    "TagUser",
-    "UntagUser",
-    "PutRolePolicy",
-    "DeleteRolePolicy",
-    "PutUserPolicy",
-    "DeleteUserPolicy",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "DeleteRole",
-    "DeleteUser",
-    "DeleteLoginProfile",
-    "DetachRolePolicy",
-    "DetachUserPolicy",
-    "RemoveRoleFromInstanceProfile",
-    "RemoveUserFromGroup",
-    "DeactivateMFADevice",
-];
+use crate::support::account::{Account, TRUST};
+use crate::support::emulator::{emulator, Fault};
 
-/// Reads of IAM and the store that only these tests need.
-impl Account {
-    async fn role_tags(&self, name: &str) -> BTreeMap<String, String> {
-        let r = self
+/// Everything about the account's roles and users that dormant could change.
+async fn dump(a: &Account) -> Value {
+    let mut out = serde_json::Map::new();
+    for r in a.iam.list_roles().send().await.unwrap().roles() {
+        let name = r.role_name();
+        out.insert(
+            format!("role/{name}"),
+            json!({"tags": a.role_tags(name).await, "policies": a.role_policies(name).await}),
+        );
+    }
+    for u in a.iam.list_users().send().await.unwrap().users() {
+        let name = u.user_name();
+        let keys: Vec<Value> = a
             .iam
-            .list_role_tags()
-            .role_name(name)
+            .list_access_keys()
+            .user_name(name)
             .send()
             .await
-            .unwrap();
-        r.tags()
+            .unwrap()
+            .access_key_metadata()
             .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
-    }
-
-    async fn role_policies(&self, name: &str) -> Vec<String> {
-        self.iam
-            .list_role_policies()
-            .role_name(name)
+            .map(|k| {
+                json!([
+                    k.access_key_id(),
+                    k.status().map(|s| s.as_str().to_string())
+                ])
+            })
+            .collect();
+        let tags = a.user_tags(name).await;
+        let policies = a
+            .iam
+            .list_user_policies()
+            .user_name(name)
             .send()
             .await
             .unwrap()
             .policy_names()
-            .to_vec()
+            .to_vec();
+        let login = a.has_console(name).await;
+        out.insert(
+            format!("user/{name}"),
+            json!({"tags": tags, "keys": keys, "policies": policies, "login": login}),
+        );
     }
-
-    async fn role_exists(&self, name: &str) -> bool {
-        self.iam.get_role().role_name(name).send().await.is_ok()
-    }
-
-    fn mutations_of(&self, name: &str) -> Vec<String> {
-        emulator()
-            .requests(&self.id)
-            .iter()
-            .filter(|r| MUTATING.contains(&r["operation"].as_str().unwrap_or("")))
-            .filter(|r| r["RoleName"] == name || r["UserName"] == name)
-            .map(|r| r["operation"].as_str().unwrap_or("").to_string())
-            .collect()
-    }
-
-    /// Everything about the account's roles and users that dormant could change.
-    async fn dump(&self) -> Value {
-        let mut out = serde_json::Map::new();
-        for r in self.iam.list_roles().send().await.unwrap().roles() {
-            let name = r.role_name();
-            out.insert(format!("role/{name}"), json!({"tags": self.role_tags(name).await, "policies": self.role_policies(name).await}));
-        }
-        for u in self.iam.list_users().send().await.unwrap().users() {
-            let name = u.user_name();
-            let keys: Vec<Value> = self
-                .iam
-                .list_access_keys()
-                .user_name(name)
-                .send()
-                .await
-                .unwrap()
-                .access_key_metadata()
-                .iter()
-                .map(|k| {
-                    json!([
-                        k.access_key_id(),
-                        k.status().map(|s| s.as_str().to_string())
-                    ])
-                })
-                .collect();
-            let tags: BTreeMap<String, String> = self
-                .iam
-                .list_user_tags()
-                .user_name(name)
-                .send()
-                .await
-                .unwrap()
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect();
-            let policies = self
-                .iam
-                .list_user_policies()
-                .user_name(name)
-                .send()
-                .await
-                .unwrap()
-                .policy_names()
-                .to_vec();
-            let login = self
-                .iam
-                .get_login_profile()
-                .user_name(name)
-                .send()
-                .await
-                .is_ok();
-            out.insert(
-                format!("user/{name}"),
-                json!({"tags": tags, "keys": keys, "policies": policies, "login": login}),
-            );
-        }
-        Value::Object(out)
-    }
+    Value::Object(out)
 }
 
 fn steps(report: &RunReport, outcome: Outcome) -> Vec<(String, Step)> {
@@ -236,36 +156,9 @@ async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
 #[tokio::test]
 async fn deactivate_keys_turns_off_only_the_active_key_and_records_only_it() {
     let a = Account::new().await;
-    a.iam.create_user().user_name("alice").send().await.unwrap();
-    emulator().backdate_user(&a.id, "alice", Some(a.now - Duration::days(400)), None);
-    let mut keys = Vec::new();
-    for _ in 0..2 {
-        let k = a
-            .iam
-            .create_access_key()
-            .user_name("alice")
-            .send()
-            .await
-            .unwrap();
-        let id = k.access_key().unwrap().access_key_id().to_string();
-        emulator().backdate_access_key(
-            &a.id,
-            "alice",
-            &id,
-            Some(a.now - Duration::days(300)),
-            Some(a.now - Duration::days(200)),
-        );
-        keys.push(id);
-    }
-    let (active, owner_off) = (keys[0].clone(), keys[1].clone());
-    a.iam
-        .update_access_key()
-        .user_name("alice")
-        .access_key_id(&owner_off)
-        .status(StatusType::Inactive)
-        .send()
-        .await
-        .unwrap();
+    a.user("alice", 400).await;
+    let active = a.key("alice", 300, 200).await;
+    a.key_with("alice", 300, Some(200), false).await;
     let engine = a.engine(Policy::default()).await;
 
     engine.sweep(a.day(0)).await.unwrap();
@@ -325,20 +218,14 @@ async fn only_the_expired_exemption_is_touched() {
     .await;
     a.role("breakglass-role", 200, &[]).await;
     a.role("too-young", 30, &[]).await;
-    a.iam
-        .create_role()
-        .role_name("AWSServiceRoleForSupport")
-        .path("/aws-service-role/support.amazonaws.com/")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(
-        &a.id,
+    a.role_with(
+        "/aws-service-role/support.amazonaws.com/",
         "AWSServiceRoleForSupport",
-        Some(a.now - Duration::days(500)),
+        500,
         None,
-    );
+        &[],
+    )
+    .await;
     let policy = Policy {
         exemptions: Exemptions::new(
             &["/breakglass-*".to_string()],
@@ -411,14 +298,8 @@ async fn a_role_used_again_after_notice_is_released_and_untagged() {
 async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
     let a = Account::new().await;
     a.role("dry-one", 200, &[]).await;
-    a.iam
-        .create_user()
-        .user_name("dry-user")
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_user(&a.id, "dry-user", Some(a.now - Duration::days(300)), None);
-    let before = a.dump().await;
+    a.user("dry-user", 300).await;
+    let before = dump(&a).await;
     let policy = Policy {
         dry_run: true,
         ..Policy::default()
@@ -434,7 +315,7 @@ async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
             ("dry-user".into(), Step::Notice)
         ]
     );
-    assert_eq!(a.dump().await, before);
+    assert_eq!(dump(&a).await, before);
     assert!(
         engine.store.list(&a.id, None).await.unwrap().is_empty(),
         "no state is recorded as if it had happened"
@@ -542,12 +423,7 @@ async fn throttled_reads_are_retried_and_access_denied_is_recorded_without_stopp
     let a = Account::new().await;
     a.role("denied", 200, &[]).await;
     a.role("fine", 200, &[]).await;
-    a.iam
-        .create_user()
-        .user_name("young-user")
-        .send()
-        .await
-        .unwrap();
+    a.create_user("/", "young-user", &[]).await;
     let engine = a.engine(Policy::default()).await;
     for op in [
         "GetAccountAuthorizationDetails",
@@ -629,41 +505,15 @@ async fn the_breaker_trips_at_max_actions_plus_one_and_stops_every_further_mutat
 async fn deleting_a_user_tears_everything_down_before_delete_user() {
     let a = Account::new().await;
     let u = "leaver";
-    a.iam.create_user().user_name(u).send().await.unwrap();
-    emulator().backdate_user(&a.id, u, Some(a.now - Duration::days(400)), None);
-    a.iam
-        .create_login_profile()
-        .user_name(u)
-        .password("Passw0rd-Passw0rd!")
-        .send()
-        .await
-        .unwrap();
-    let key = a
-        .iam
-        .create_access_key()
-        .user_name(u)
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
-    emulator().backdate_access_key(&a.id, u, &key, Some(a.now - Duration::days(300)), None);
-    a.iam.put_user_policy().user_name(u).policy_name("inline").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
-    a.iam
-        .create_group()
-        .group_name("devs")
-        .send()
-        .await
-        .unwrap();
-    a.iam
-        .add_user_to_group()
-        .group_name("devs")
-        .user_name(u)
-        .send()
-        .await
-        .unwrap();
+    a.user_with("/", u, 400, None, true).await;
+    a.key_with(u, 300, None, true).await;
+    a.put_user_policy(
+        u,
+        "inline",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#,
+    )
+    .await;
+    a.group_with("devs", u).await;
     let engine = a.engine(Policy::default()).await;
 
     for day in [0, 7, 14, 30] {
@@ -702,63 +552,22 @@ async fn deleting_a_user_tears_everything_down_before_delete_user() {
 async fn quarantine_then_undo_restores_the_user_exactly_including_an_owner_deactivated_key() {
     let a = Account::new().await;
     let u = "roundtrip";
-    a.iam
-        .create_user()
-        .user_name(u)
-        .tags(Tag::builder().key("owner").value("ops").build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_user(&a.id, u, Some(a.now - Duration::days(400)), None);
-    a.iam
-        .create_login_profile()
-        .user_name(u)
-        .password("Passw0rd-Passw0rd!")
-        .send()
-        .await
-        .unwrap();
-    let mut keys = Vec::new();
-    for _ in 0..2 {
-        let id = a
-            .iam
-            .create_access_key()
-            .user_name(u)
-            .send()
-            .await
-            .unwrap()
-            .access_key()
-            .unwrap()
-            .access_key_id()
-            .to_string();
-        emulator().backdate_access_key(
-            &a.id,
-            u,
-            &id,
-            Some(a.now - Duration::days(300)),
-            Some(a.now - Duration::days(200)),
-        );
-        keys.push(id);
-    }
-    a.iam
-        .update_access_key()
-        .user_name(u)
-        .access_key_id(&keys[1])
-        .status(StatusType::Inactive)
-        .send()
-        .await
-        .unwrap();
-    let before = a.dump().await;
+    a.tagged_user("/", u, 400, None, true, &[("owner", "ops")])
+        .await;
+    a.key(u, 300, 200).await;
+    a.key_with(u, 300, Some(200), false).await;
+    let before = dump(&a).await;
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
     engine.tick(a.day(14)).await.unwrap();
-    assert_ne!(a.dump().await, before, "quarantined and a key turned off");
+    assert_ne!(dump(&a).await, before, "quarantined and a key turned off");
 
     let arg: dormant::domain::IdentityArg = format!("user/{u}").parse().unwrap();
     let r = engine.undo(&arg, "false alarm", a.day(15)).await.unwrap();
     assert_eq!(r.outcome, Outcome::Done);
     assert_eq!(
-        a.dump().await,
+        dump(&a).await,
         before,
         "everything dormant changed is reversed, nothing else"
     );
@@ -777,26 +586,11 @@ async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry
     assert_eq!(a.role_policies("tagged-later").await.len(), 1);
 
     let until = a.day(20).format("%Y-%m-%d").to_string();
-    a.iam
-        .tag_role()
-        .role_name("tagged-later")
-        .tags(
-            Tag::builder()
-                .key("dormant:exempt")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .tags(
-            Tag::builder()
-                .key("dormant:exempt-until")
-                .value(&until)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    a.tag_role(
+        "tagged-later",
+        &[("dormant:exempt", "true"), ("dormant:exempt-until", &until)],
+    )
+    .await;
     let r = engine.sweep(a.day(8)).await.unwrap();
     assert_eq!(
         steps(&r, Outcome::Done),
@@ -836,26 +630,14 @@ async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_no
     );
 
     // Set by a security admin, with a date dormant cannot read.
-    a.iam
-        .tag_role()
-        .role_name("legacy-batch")
-        .tags(
-            Tag::builder()
-                .key("dormant:exempt")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .tags(
-            Tag::builder()
-                .key("dormant:exempt-until")
-                .value("31/12/2026")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    a.tag_role(
+        "legacy-batch",
+        &[
+            ("dormant:exempt", "true"),
+            ("dormant:exempt-until", "31/12/2026"),
+        ],
+    )
+    .await;
     let r = engine.sweep(a.day(8)).await.unwrap();
     assert_eq!(
         steps(&r, Outcome::Done),
@@ -907,20 +689,8 @@ async fn bootstrap_and_platform_roles_unused_for_a_year_are_never_touched_throug
         a.role(name, 400, &[]).await;
     }
     // The automation role the configuration passes to SSM, under a path and any name.
-    a.iam
-        .create_role()
-        .role_name("ops-remediation")
-        .path("/automation/")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(
-        &a.id,
-        "ops-remediation",
-        Some(a.now - Duration::days(400)),
-        None,
-    );
+    a.role_with("/automation/", "ops-remediation", 400, None, &[])
+        .await;
     protected.push("ops-remediation".to_string());
     a.role("ordinary", 400, &[]).await;
     // The breaker would otherwise stop the old code's quarantines of these roles.

@@ -3,68 +3,15 @@
 //! identity (issue 14, item 4): against emulated IAM and DynamoDB, dormant evaluates it afresh and
 //! never carries the old one's stage onto it.
 
-mod support;
-
 use chrono::Duration;
-use dormant::adapters::dynamo::DynamoStore;
-use dormant::adapters::iam::AwsIam;
 use dormant::app::output::RunReport;
-use dormant::app::Engine;
 use dormant::domain::{
     AuditEntry, Outcome, Policy, Principal, PrincipalKind, Record, Stage, Step, Subject,
 };
 use dormant::ports::{Iam, Store};
-use support::account::{Account, TRUST};
-use support::emulator::emulator;
 
-/// IAM calls that change an identity.
-const MUTATING: &[&str] = &[
-    "TagRole",
-    "UntagRole",
-    "TagUser",
-    "UntagUser",
-    "PutRolePolicy",
-    "DeleteRolePolicy",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "DeleteRole",
-    "DeleteUser",
-    "DeleteLoginProfile",
-    "DetachRolePolicy",
-];
-
-impl Account {
-    async fn role_id(&self, name: &str) -> String {
-        let out = self.iam.get_role().role_name(name).send().await.unwrap();
-        out.role().unwrap().role_id().to_string()
-    }
-
-    async fn create_role_again(&self, name: &str) -> String {
-        let out = self
-            .iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap();
-        out.role().unwrap().role_id().to_string()
-    }
-
-    async fn role_exists(&self, name: &str) -> bool {
-        self.iam.get_role().role_name(name).send().await.is_ok()
-    }
-
-    fn mutations_of(&self, name: &str) -> Vec<String> {
-        emulator()
-            .requests(&self.id)
-            .iter()
-            .filter(|r| MUTATING.contains(&r["operation"].as_str().unwrap_or("")))
-            .filter(|r| r["RoleName"] == name || r["UserName"] == name)
-            .map(|r| r["operation"].as_str().unwrap_or("").to_string())
-            .collect()
-    }
-}
+use crate::support::account::{Account, TestEngine};
+use crate::support::emulator::emulator;
 
 fn done(report: &RunReport) -> Vec<(String, Step)> {
     report
@@ -74,8 +21,6 @@ fn done(report: &RunReport) -> Vec<(String, Step)> {
         .map(|a| (a.identity.clone(), a.step))
         .collect()
 }
-
-type TestEngine = Engine<AwsIam, DynamoStore>;
 
 async fn record(engine: &TestEngine, subject: &Subject) -> Record {
     engine.store.load(subject).await.unwrap().unwrap()
@@ -91,17 +36,7 @@ async fn bulk_and_fresh_reads_give_the_unique_id_iam_assigned() {
     a.role("svc", 10, &[]).await;
     a.user("bob", 10).await;
     let role_id = a.role_id("svc").await;
-    let user_id = a
-        .iam
-        .get_user()
-        .user_name("bob")
-        .send()
-        .await
-        .unwrap()
-        .user()
-        .unwrap()
-        .user_id()
-        .to_string();
+    let user_id = a.user_id("bob").await;
     let engine = a.engine(Policy::default()).await;
 
     let bulk = engine.iam.bulk_facts().await.unwrap();
@@ -143,7 +78,7 @@ async fn a_role_deleted_by_dormant_and_created_again_is_noticed_when_it_is_unuse
     assert_eq!(deleted.unique_id.as_deref(), Some(old_id.as_str()));
 
     // A team creates a role of the same name on day 24 and never uses it.
-    let new_id = a.create_role_again("legacy-etl").await;
+    let new_id = a.create_role("/", "legacy-etl", &[]).await;
     assert_ne!(new_id, old_id);
     emulator().backdate_role(&a.id, "legacy-etl", Some(a.day(24)), None);
     emulator().clear_requests(&a.id);
@@ -202,7 +137,7 @@ async fn quarantined_then_replaced(a: &Account, policy: Policy, used: bool) -> (
         .send()
         .await
         .unwrap();
-    let new_id = a.create_role_again("deploy").await;
+    let new_id = a.create_role("/", "deploy", &[]).await;
     let last_used = used.then(|| a.day(20));
     emulator().backdate_role(&a.id, "deploy", Some(a.day(8)), last_used);
     emulator().clear_requests(&a.id);
@@ -274,13 +209,7 @@ async fn a_password_deleted_by_dormant_and_set_again_is_evaluated_again() {
     let a = Account::new().await;
     a.user("carol", 400).await;
     let key = a.key("carol", 300, 2).await;
-    a.iam
-        .create_login_profile()
-        .user_name("carol")
-        .password("Initial-Passw0rd!")
-        .send()
-        .await
-        .unwrap();
+    a.console("carol").await;
     let engine = a.engine(Policy::default()).await;
     let password = Subject::password(Principal::user(&a.id, "/", "carol"));
 
@@ -292,13 +221,7 @@ async fn a_password_deleted_by_dormant_and_set_again_is_evaluated_again() {
 
     // An administrator gives carol a console password again on day 8. (moto reports the user's
     // CreateDate as the login profile's: moving it is how the emulator dates a new password.)
-    a.iam
-        .create_login_profile()
-        .user_name("carol")
-        .password("Another-Passw0rd!")
-        .send()
-        .await
-        .unwrap();
+    a.console("carol").await;
     emulator().backdate_user(&a.id, "carol", Some(a.day(8)), None);
 
     engine.sweep(a.day(9)).await.unwrap();
@@ -323,13 +246,5 @@ async fn a_password_deleted_by_dormant_and_set_again_is_evaluated_again() {
         noticed.login_profile_created_at.map(|t| t.timestamp()),
         Some((a.day(8)).timestamp())
     );
-    assert!(
-        a.iam
-            .get_login_profile()
-            .user_name("carol")
-            .send()
-            .await
-            .is_ok(),
-        "a notice only tags"
-    );
+    assert!(a.has_console("carol").await, "a notice only tags");
 }

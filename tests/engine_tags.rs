@@ -3,19 +3,16 @@
 //! one stage tag per subject and only where it fits, the old three-tag form cleaned away, and a
 //! quarantine policy that never overwrites or deletes an operator's policy of the same name.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::types::Tag;
-use chrono::Duration;
 use dormant::app::output::RunReport;
 use dormant::domain::time::fmt_time;
 use dormant::domain::{IdentityArg, Outcome, Policy, Principal, Stage, Step, Subject};
 use dormant::ports::Store;
 use serde_json::{json, Value};
-use support::account::Account;
-use support::emulator::emulator;
+
+use crate::support::account::{as_refs, Account};
+use crate::support::emulator::emulator;
 
 const NO_ROOM: &str = "no room for dormant's tag (50 of 50 used); state kept in DynamoDB only";
 
@@ -26,94 +23,6 @@ fn owner_tags(n: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| (format!("owner-{i:02}"), format!("value {i}")))
         .collect()
-}
-
-impl Account {
-    async fn tagged_role(&self, name: &str, tags: &[(String, String)]) {
-        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.role(name, 120, &tags).await;
-    }
-
-    async fn tags_of_role(&self, name: &str) -> BTreeMap<String, String> {
-        let r = self
-            .iam
-            .list_role_tags()
-            .role_name(name)
-            .max_items(100)
-            .send()
-            .await
-            .unwrap();
-        r.tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
-    }
-
-    async fn tags_of_user(&self, name: &str) -> BTreeMap<String, String> {
-        let r = self
-            .iam
-            .list_user_tags()
-            .user_name(name)
-            .max_items(100)
-            .send()
-            .await
-            .unwrap();
-        r.tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
-    }
-
-    /// Inline policies by name, with their documents parsed.
-    async fn inline_of_role(&self, name: &str) -> BTreeMap<String, Value> {
-        let names = self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap()
-            .policy_names()
-            .to_vec();
-        let mut out = BTreeMap::new();
-        for policy in names {
-            let doc = self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-                .unwrap()
-                .policy_document()
-                .to_string();
-            let doc = percent_encoding::percent_decode_str(&doc)
-                .decode_utf8()
-                .unwrap()
-                .into_owned();
-            out.insert(policy, serde_json::from_str(&doc).unwrap());
-        }
-        out
-    }
-
-    async fn tag_role_with(&self, name: &str, tags: &[(&str, &str)]) {
-        let mut req = self.iam.tag_role().role_name(name);
-        for (k, v) in tags {
-            req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-        }
-        req.send().await.unwrap();
-    }
-
-    async fn put_operators_policy(&self, role: &str) {
-        self.iam
-            .put_role_policy()
-            .role_name(role)
-            .policy_name("DormantQuarantineDenyAll")
-            .policy_document(OPERATORS_POLICY)
-            .send()
-            .await
-            .unwrap();
-    }
 }
 
 fn dormant_keys(tags: &BTreeMap<String, String>) -> Vec<&str> {
@@ -151,11 +60,11 @@ fn arg(s: &str) -> IdentityArg {
 #[tokio::test]
 async fn a_role_with_one_free_tag_slot_walks_the_ladder_with_its_one_stage_tag() {
     let a = Account::new().await;
-    a.tagged_role("one-slot", &owner_tags(49)).await;
+    a.role("one-slot", 120, &as_refs(&owner_tags(49))).await;
     let engine = a.engine(Policy::default()).await;
 
     assert_eq!(done(&engine.sweep(a.day(0)).await.unwrap()), [Step::Notice]);
-    let tags = a.tags_of_role("one-slot").await;
+    let tags = a.role_tags("one-slot").await;
     assert_eq!(tags.len(), 50);
     assert_eq!(dormant_keys(&tags), ["dormant:stage"]);
     assert_eq!(
@@ -167,7 +76,7 @@ async fn a_role_with_one_free_tag_slot_walks_the_ladder_with_its_one_stage_tag()
         done(&engine.tick(a.day(7)).await.unwrap()),
         [Step::Quarantine]
     );
-    let tags = a.tags_of_role("one-slot").await;
+    let tags = a.role_tags("one-slot").await;
     assert_eq!(tags.len(), 50);
     assert_eq!(
         tags["dormant:stage"],
@@ -181,8 +90,8 @@ async fn a_role_with_one_free_tag_slot_walks_the_ladder_with_its_one_stage_tag()
 #[tokio::test]
 async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_record_says_so() {
     let a = Account::new().await;
-    a.tagged_role("full", &owner_tags(50)).await;
-    let before = a.tags_of_role("full").await;
+    a.role("full", 120, &as_refs(&owner_tags(50))).await;
+    let before = a.role_tags("full").await;
     let engine = a.engine(Policy::default()).await;
     let subject = Subject::whole(Principal::role(&a.id, "/", "full"));
 
@@ -194,11 +103,14 @@ async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_reco
     assert!(r.actions[0].reason.ends_with(NO_ROOM), "{:?}", r.actions);
 
     assert_eq!(
-        a.inline_of_role("full").await.keys().collect::<Vec<_>>(),
+        a.role_policy_documents("full")
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
         ["DormantQuarantineDenyAll"],
         "the step itself happened"
     );
-    assert_eq!(a.tags_of_role("full").await, before);
+    assert_eq!(a.role_tags("full").await, before);
     assert_eq!(emulator().count_requests(&a.id, "TagRole"), 0);
     assert_eq!(refused_calls(&a), Vec::<String>::new());
 
@@ -219,28 +131,23 @@ async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_reco
         .await
         .unwrap();
     assert_eq!(undone.outcome, Outcome::Done);
-    assert!(a.inline_of_role("full").await.is_empty());
-    assert_eq!(a.tags_of_role("full").await, before);
+    assert!(a.role_policy_documents("full").await.is_empty());
+    assert_eq!(a.role_tags("full").await, before);
 }
 
 #[tokio::test]
 async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_nothing() {
     let a = Account::new().await;
-    let mut req = a.iam.create_user().user_name("crowded");
-    for (k, v) in owner_tags(49) {
-        req = req.tags(Tag::builder().key(k).value(v).build().unwrap());
-    }
-    req.send().await.unwrap();
-    emulator().backdate_user(&a.id, "crowded", Some(a.now - Duration::days(400)), None);
     // Signed in yesterday, so only the keys are dormant, each on its own.
-    a.iam
-        .create_login_profile()
-        .user_name("crowded")
-        .password("Passw0rd-Passw0rd!")
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_password(&a.id, "crowded", a.now - Duration::days(1));
+    a.tagged_user(
+        "/",
+        "crowded",
+        400,
+        Some(1),
+        true,
+        &as_refs(&owner_tags(49)),
+    )
+    .await;
     a.key("crowded", 300, 100).await;
     a.key("crowded", 300, 100).await;
     let engine = a.engine(Policy::default()).await;
@@ -258,17 +165,15 @@ async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_noth
         );
     }
     assert_eq!(emulator().count_requests(&a.id, "TagUser"), 0);
-    assert_eq!(a.tags_of_user("crowded").await.len(), 49);
+    assert_eq!(a.user_tags("crowded").await.len(), 49);
     assert_eq!(refused_calls(&a), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn the_old_three_tag_form_goes_at_the_next_step_and_on_release() {
     let a = Account::new().await;
-    a.tagged_role("upgraded", &[("team".into(), "data".into())])
-        .await;
-    a.tagged_role("upgraded-released", &[("team".into(), "data".into())])
-        .await;
+    a.role("upgraded", 120, &[("team", "data")]).await;
+    a.role("upgraded-released", 120, &[("team", "data")]).await;
     let engine = a.engine(Policy::default()).await;
     assert_eq!(
         done(&engine.sweep(a.day(0)).await.unwrap()),
@@ -282,19 +187,19 @@ async fn the_old_three_tag_form_goes_at_the_next_step_and_on_release() {
         ("dormant:next-step-at", next_at.as_str()),
     ];
     for role in ["upgraded", "upgraded-released"] {
-        a.tag_role_with(role, &old_form).await;
+        a.tag_role(role, &old_form).await;
     }
 
     assert_eq!(
         done(&engine.tick(a.day(7)).await.unwrap()),
         [Step::Quarantine, Step::Quarantine]
     );
-    let tags = a.tags_of_role("upgraded").await;
+    let tags = a.role_tags("upgraded").await;
     assert_eq!(dormant_keys(&tags), ["dormant:stage"]);
     assert!(tags["dormant:stage"].starts_with("quarantined next delete at "));
 
     // Tagged again the old way, as an earlier version's quarantine would have left it.
-    a.tag_role_with(
+    a.tag_role(
         "upgraded-released",
         &[
             ("dormant:stage", "quarantined"),
@@ -310,19 +215,20 @@ async fn the_old_three_tag_form_goes_at_the_next_step_and_on_release() {
             .unwrap();
         assert_eq!(r.outcome, Outcome::Done);
         assert_eq!(
-            a.tags_of_role(role).await,
+            a.role_tags(role).await,
             BTreeMap::from([("team".to_string(), "data".to_string())]),
             "{role}: every tag of dormant's is gone, in either form"
         );
-        assert!(a.inline_of_role(role).await.is_empty(), "{role}");
+        assert!(a.role_policy_documents(role).await.is_empty(), "{role}");
     }
 }
 
 #[tokio::test]
 async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_undo() {
     let a = Account::new().await;
-    a.tagged_role("guarded", &[]).await;
-    a.put_operators_policy("guarded").await;
+    a.role("guarded", 120, &[]).await;
+    a.put_role_policy("guarded", "DormantQuarantineDenyAll", OPERATORS_POLICY)
+        .await;
     let operators: Value = serde_json::from_str(OPERATORS_POLICY).unwrap();
     let engine = a.engine(Policy::default()).await;
 
@@ -331,7 +237,7 @@ async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_u
         done(&engine.tick(a.day(7)).await.unwrap()),
         [Step::Quarantine]
     );
-    let inline = a.inline_of_role("guarded").await;
+    let inline = a.role_policy_documents("guarded").await;
     assert_eq!(
         inline["DormantQuarantineDenyAll"], operators,
         "not overwritten"
@@ -345,11 +251,7 @@ async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_u
         .starts_with("DormantQuarantine"));
 
     // A second quarantine attempt (a resumed intent) finds dormant's policy and writes nothing.
-    let fresh = dormant::adapters::iam::AwsIam::new(
-        a.iam.clone(),
-        a.id.clone(),
-        dormant::adapters::retry::RetryPolicy::fast(),
-    );
+    let fresh = a.adapter().await;
     let principal = Principal::role(&a.id, "/", "guarded");
     emulator().clear_requests(&a.id);
     dormant::ports::Iam::apply(
@@ -373,7 +275,7 @@ async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_u
         .unwrap();
     assert_eq!(r.outcome, Outcome::Done);
     assert_eq!(
-        a.inline_of_role("guarded").await,
+        a.role_policy_documents("guarded").await,
         BTreeMap::from([("DormantQuarantineDenyAll".to_string(), operators)]),
         "the operator's policy is still there, unchanged; dormant's is gone"
     );
@@ -382,8 +284,13 @@ async fn an_operators_policy_named_like_the_quarantine_survives_quarantine_and_u
 #[tokio::test]
 async fn releasing_a_noticed_role_leaves_an_operators_policy_of_that_name_alone() {
     let a = Account::new().await;
-    a.tagged_role("noticed-guarded", &[]).await;
-    a.put_operators_policy("noticed-guarded").await;
+    a.role("noticed-guarded", 120, &[]).await;
+    a.put_role_policy(
+        "noticed-guarded",
+        "DormantQuarantineDenyAll",
+        OPERATORS_POLICY,
+    )
+    .await;
     let engine = a.engine(Policy::default()).await;
     assert_eq!(done(&engine.sweep(a.day(0)).await.unwrap()), [Step::Notice]);
 
@@ -393,7 +300,7 @@ async fn releasing_a_noticed_role_leaves_an_operators_policy_of_that_name_alone(
         .unwrap();
     assert_eq!(r.outcome, Outcome::Done);
     assert_eq!(
-        a.inline_of_role("noticed-guarded").await,
+        a.role_policy_documents("noticed-guarded").await,
         BTreeMap::from([(
             "DormantQuarantineDenyAll".to_string(),
             serde_json::from_str::<Value>(OPERATORS_POLICY).unwrap()
@@ -401,7 +308,7 @@ async fn releasing_a_noticed_role_leaves_an_operators_policy_of_that_name_alone(
     );
     assert_eq!(emulator().count_requests(&a.id, "DeleteRolePolicy"), 0);
     assert_eq!(
-        json!(dormant_keys(&a.tags_of_role("noticed-guarded").await)),
+        json!(dormant_keys(&a.role_tags("noticed-guarded").await)),
         json!([])
     );
 }

@@ -4,8 +4,7 @@
 //! account B. It is acted on only when B is managed and not exempt, judged with B's credentials,
 //! and the audit trail says which account sent it.
 
-mod support;
-
+use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
@@ -17,7 +16,6 @@ use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::ports::Store;
 use dormant::wiring::{assemble, Actor, Assembly};
 use serde_json::Value;
-use support::emulator::emulator;
 
 const ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
 

@@ -3,9 +3,7 @@
 //! rules are checked on mutated copies of the same fixtures.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use dormant::config::Config;
 use dormant::domain::finding::{Classification, Nominee, Source};
 use dormant::domain::{PrincipalKind, Scope};
 use dormant::inbound::eventbridge::{
@@ -13,22 +11,7 @@ use dormant::inbound::eventbridge::{
 };
 use serde_json::{json, Value};
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
-}
-
-fn bytes(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn event(name: &str) -> Value {
-    serde_json::from_slice(&bytes(name)).unwrap()
-}
-
-/// The defaults of `[sources] config_rules`.
-fn rules() -> ClassifyRules {
-    ClassifyRules::from_config(&Config::from_toml("").unwrap())
-}
+use crate::support::events::{fixture, fixture_bytes, fixture_dir, rules};
 
 fn principal(
     account: &str,
@@ -338,7 +321,7 @@ fn expectations() -> Vec<Expect> {
 fn every_fixture_classifies_as_expected() {
     let rules = rules();
     for x in expectations() {
-        let c = classify_bytes(&bytes(x.file), &rules);
+        let c = classify_bytes(&fixture_bytes(x.file), &rules);
         let ctx = format!("{}: {c:?}", x.file);
         assert_eq!(c.outcome(), x.outcome, "{ctx}");
         assert_eq!(c.source(), x.source, "{ctx}");
@@ -358,7 +341,7 @@ fn every_fixture_classifies_as_expected() {
             "{ctx}"
         );
         if x.file != "malformed-truncated.json" {
-            let id = event(x.file)["id"].as_str().map(str::to_string);
+            let id = fixture(x.file)["id"].as_str().map(str::to_string);
             assert_eq!(c.event_id().map(str::to_string), id, "{ctx}");
         }
     }
@@ -367,13 +350,13 @@ fn every_fixture_classifies_as_expected() {
 #[test]
 fn every_fixture_has_an_expectation_and_a_readme_line() {
     let listed: BTreeSet<_> = expectations().iter().map(|x| x.file.to_string()).collect();
-    let on_disk: BTreeSet<_> = std::fs::read_dir(dir())
+    let on_disk: BTreeSet<_> = std::fs::read_dir(fixture_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".json"))
         .collect();
     assert_eq!(listed, on_disk);
-    let readme = std::fs::read_to_string(dir().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(fixture_dir().join("README.md")).unwrap();
     for f in &on_disk {
         assert!(
             readme.contains(&format!("`{f}`")),
@@ -390,8 +373,8 @@ fn bytes_and_values_agree() {
         .filter(|x| x.file != "malformed-truncated.json")
     {
         assert_eq!(
-            classify(&event(x.file), &rules),
-            classify_bytes(&bytes(x.file), &rules),
+            classify(&fixture(x.file), &rules),
+            classify_bytes(&fixture_bytes(x.file), &rules),
             "{}",
             x.file
         );
@@ -402,7 +385,7 @@ fn bytes_and_values_agree() {
 fn the_resource_arns_account_wins_over_the_envelopes() {
     let rules = rules();
     // Access Analyzer (AWS's own sample): the organisation analyzer's account sends the event.
-    let e = event("access-analyzer-unused-role.json");
+    let e = fixture("access-analyzer-unused-role.json");
     assert_eq!(e["account"], "123456789012");
     let c = classify(&e, &rules);
     assert_eq!(
@@ -411,7 +394,7 @@ fn the_resource_arns_account_wins_over_the_envelopes() {
     );
 
     // Security Hub: a delegated administrator receives a member account's finding.
-    let e = event("securityhub-iam22-user-member-account.json");
+    let e = fixture("securityhub-iam22-user-member-account.json");
     assert_eq!(e["account"], "111122223333");
     assert_eq!(e["detail"]["findings"][0]["AwsAccountId"], "111122223333");
     let c = classify(&e, &rules);
@@ -421,7 +404,7 @@ fn the_resource_arns_account_wins_over_the_envelopes() {
     );
 
     // An access key has no ARN: its Details.AccountId wins over AwsAccountId and the envelope.
-    let mut e = event("securityhub-iam22-access-key.json");
+    let mut e = fixture("securityhub-iam22-access-key.json");
     e["detail"]["findings"][0]["AwsAccountId"] = json!("999988887777");
     let c = classify(&e, &rules);
     assert_eq!(
@@ -430,7 +413,7 @@ fn the_resource_arns_account_wins_over_the_envelopes() {
     );
 
     // Security Hub V2: the ARN in uid_alt wins over cloud.account.uid and the envelope.
-    let mut e = event("securityhub-v2-iam8-user.json");
+    let mut e = fixture("securityhub-v2-iam8-user.json");
     e["account"] = json!("111122223333");
     e["detail"]["findings"][0]["cloud"]["account"]["uid"] = json!("444455556666");
     e["detail"]["findings"][0]["resources"][0]["owner"]["account"]["uid"] = json!("444455556666");
@@ -443,7 +426,7 @@ fn the_resource_arns_account_wins_over_the_envelopes() {
 
 #[test]
 fn config_account_comes_from_aws_account_id() {
-    let mut e = event("config-user-noncompliant-aida.json");
+    let mut e = fixture("config-user-noncompliant-aida.json");
     e["account"] = json!("999988887777");
     let c = classify(&e, &rules());
     assert_eq!(
@@ -461,7 +444,7 @@ fn config_account_comes_from_aws_account_id() {
 
 #[test]
 fn config_checks_unique_id_against_resource_type() {
-    let mut e = event("config-user-noncompliant-aida.json");
+    let mut e = fixture("config-user-noncompliant-aida.json");
     e["detail"]["resourceType"] = json!("AWS::IAM::Role");
     let c = classify(&e, &rules());
     assert_eq!(c.outcome(), "invalid", "{c:?}");
@@ -469,7 +452,7 @@ fn config_checks_unique_id_against_resource_type() {
         .reason()
         .contains("is a user id but the resource type is AWS::IAM::Role"));
 
-    let mut e = event("config-user-noncompliant-aida.json");
+    let mut e = fixture("config-user-noncompliant-aida.json");
     e["detail"]["resourceType"] = json!("AWS::S3::Bucket");
     assert!(classify(&e, &rules())
         .reason()
@@ -480,14 +463,14 @@ fn config_checks_unique_id_against_resource_type() {
         config_rules: vec!["access-keys-rotated".into()],
     };
     assert_eq!(
-        classify(&event("config-rule-not-configured.json"), &custom).outcome(),
+        classify(&fixture("config-rule-not-configured.json"), &custom).outcome(),
         "candidate"
     );
 }
 
 #[test]
 fn access_analyzer_keeps_what_get_finding_v2_needs() {
-    let c = classify(&event("access-analyzer-unused-access-key.json"), &rules());
+    let c = classify(&fixture("access-analyzer-unused-access-key.json"), &rules());
     let f = c.candidate().unwrap();
     assert_eq!(
         f.analyzer_finding_id.as_deref(),
@@ -500,7 +483,7 @@ fn access_analyzer_keeps_what_get_finding_v2_needs() {
     assert_eq!(f.observed_last_used, None);
 
     // A role finding that names a user is malformed.
-    let mut e = event("access-analyzer-unused-role.json");
+    let mut e = fixture("access-analyzer-unused-role.json");
     e["detail"]["resource"] = json!("arn:aws:iam::111122223333:user/bob");
     let c = classify(&e, &rules());
     assert_eq!(c.outcome(), "invalid");
@@ -510,14 +493,14 @@ fn access_analyzer_keeps_what_get_finding_v2_needs() {
     );
 
     // A deleted finding nominates nothing.
-    let mut e = event("access-analyzer-unused-role.json");
+    let mut e = fixture("access-analyzer-unused-role.json");
     e["detail"]["isDeleted"] = json!(true);
     assert!(classify(&e, &rules()).reason().contains("deleted"));
 }
 
 #[test]
 fn security_hub_multi_finding_events() {
-    let e = event("securityhub-multiple-findings.json");
+    let e = fixture("securityhub-multiple-findings.json");
     let all = classify_all(&e, &rules());
     let outcomes: Vec<_> = all.iter().map(Classification::outcome).collect();
     assert_eq!(outcomes, ["ignored", "candidate"]);
@@ -535,7 +518,7 @@ fn security_hub_multi_finding_events() {
     );
 
     // Malformed container.
-    let mut e = event("securityhub-iam8-user.json");
+    let mut e = fixture("securityhub-iam8-user.json");
     e["detail"]["findings"] = json!({});
     let c = classify(&e, &rules());
     assert_eq!(c.outcome(), "invalid");
@@ -546,18 +529,18 @@ fn security_hub_multi_finding_events() {
 
 #[test]
 fn security_hub_skips_temporary_keys_and_wrong_types() {
-    let mut e = event("securityhub-iam22-access-key.json");
+    let mut e = fixture("securityhub-iam22-access-key.json");
     e["detail"]["findings"][0]["Resources"][0]["Details"]["AwsIamAccessKey"]["AccessKeyId"] =
         json!("ASIAIOSFODNN7EXAMPLE");
     assert!(classify(&e, &rules()).reason().contains("temporary"));
 
-    let mut e = event("securityhub-iam22-access-key.json");
+    let mut e = fixture("securityhub-iam22-access-key.json");
     e["detail"]["findings"][0]["Resources"][0]["Details"]["AwsIamAccessKey"]["PrincipalType"] =
         json!("AssumedRole");
     assert_eq!(classify(&e, &rules()).outcome(), "ignored");
 
     // No key id anywhere: the key is found later.
-    let mut e = event("securityhub-iam22-access-key.json");
+    let mut e = fixture("securityhub-iam22-access-key.json");
     let r = &mut e["detail"]["findings"][0]["Resources"][0];
     r["Details"]["AwsIamAccessKey"]
         .as_object_mut()
@@ -574,7 +557,7 @@ fn security_hub_skips_temporary_keys_and_wrong_types() {
         }
     );
 
-    let mut e = event("securityhub-iam8-user.json");
+    let mut e = fixture("securityhub-iam8-user.json");
     e["detail"]["findings"][0]["Compliance"]["Status"] = json!(3);
     let c = classify(&e, &rules());
     assert_eq!(c.outcome(), "invalid");
@@ -587,24 +570,24 @@ fn security_hub_skips_temporary_keys_and_wrong_types() {
 
 #[test]
 fn security_hub_v2_status_rules() {
-    let mut e = event("securityhub-v2-iam8-user.json");
+    let mut e = fixture("securityhub-v2-iam8-user.json");
     e["detail"]["findings"][0]["status"] = json!("Suppressed");
     assert!(classify(&e, &rules()).reason().contains("Suppressed"));
 
-    let mut e = event("securityhub-v2-iam8-user.json");
+    let mut e = fixture("securityhub-v2-iam8-user.json");
     e["detail"]["findings"][0]["compliance"]["status"] = json!("Pass");
     assert!(classify(&e, &rules())
         .reason()
         .contains("only Fail nominates"));
 
-    let mut e = event("securityhub-v2-iam8-user.json");
+    let mut e = fixture("securityhub-v2-iam8-user.json");
     e["detail"]["findings"][0]["compliance"]["control"] = json!("S3.1");
     assert!(classify(&e, &rules())
         .reason()
         .contains("not an unused-credentials control"));
 
     // Without an ARN, the unique id in uid.
-    let mut e = event("securityhub-v2-iam8-user.json");
+    let mut e = fixture("securityhub-v2-iam8-user.json");
     e["detail"]["findings"][0]["resources"][0]
         .as_object_mut()
         .unwrap()
@@ -622,12 +605,12 @@ fn security_hub_v2_status_rules() {
 #[test]
 fn cloudtrail_rules() {
     // Tag keys compare case-insensitively.
-    let mut e = event("cloudtrail-tagrole-other-tag.json");
+    let mut e = fixture("cloudtrail-tagrole-other-tag.json");
     e["detail"]["requestParameters"]["tags"][1]["key"] = json!("Dormant:Exempt");
     assert_eq!(classify(&e, &rules()).outcome(), "candidate");
 
     // The account: recipientAccountId, else userIdentity.accountId.
-    let mut e = event("cloudtrail-tagrole-dormant-exempt.json");
+    let mut e = fixture("cloudtrail-tagrole-dormant-exempt.json");
     e["detail"]["recipientAccountId"] = json!("444455556666");
     assert_eq!(
         classify(&e, &rules())
@@ -651,14 +634,14 @@ fn cloudtrail_rules() {
     );
 
     // Names must be IAM names.
-    let mut e = event("cloudtrail-tagrole-dormant-exempt.json");
+    let mut e = fixture("cloudtrail-tagrole-dormant-exempt.json");
     e["detail"]["requestParameters"]["roleName"] = json!("not a name!");
     let c = classify(&e, &rules());
     assert_eq!(c.outcome(), "invalid");
     assert!(c.reason().contains("is not an IAM name"));
 
     // Other IAM calls are not tag changes.
-    let mut e = event("cloudtrail-tagrole-dormant-exempt.json");
+    let mut e = fixture("cloudtrail-tagrole-dormant-exempt.json");
     e["detail"]["eventName"] = json!("CreateRole");
     assert!(classify(&e, &rules())
         .reason()
@@ -668,7 +651,7 @@ fn cloudtrail_rules() {
 #[test]
 fn envelope_problems_name_the_field() {
     let rules = rules();
-    let base = event("schedule-sweep.json");
+    let base = fixture("schedule-sweep.json");
     type Mutation = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(Mutation, &str)> = vec![
         (
@@ -718,7 +701,7 @@ fn envelope_problems_name_the_field() {
 #[test]
 fn classify_output_json_shape() {
     let rules = rules();
-    let c = classify_bytes(&bytes("config-role-noncompliant-aroa.json"), &rules);
+    let c = classify_bytes(&fixture_bytes("config-role-noncompliant-aroa.json"), &rules);
     assert_eq!(
         classification_json(&c),
         json!({
@@ -731,12 +714,15 @@ fn classify_output_json_shape() {
             "account": "111122223333",
         })
     );
-    let c = classify_bytes(&bytes("access-analyzer-unused-password.json"), &rules);
+    let c = classify_bytes(
+        &fixture_bytes("access-analyzer-unused-password.json"),
+        &rules,
+    );
     assert_eq!(
         classification_json(&c)["identity"],
         "arn:aws:iam::111122223333:user/engineering/alice/password"
     );
-    let c = classify_bytes(&bytes("cloudtrail-tagrole-other-tag.json"), &rules);
+    let c = classify_bytes(&fixture_bytes("cloudtrail-tagrole-other-tag.json"), &rules);
     let j = classification_json(&c);
     assert_eq!(
         (&j["outcome"], &j["source"], &j["identity"], &j["finding"]),

@@ -2,13 +2,11 @@
 //! identity (for at most `exemptions.max_days`), dormant's tag keys are read whatever their case,
 //! and the always-protected roles are never changed by any path.
 
-#[path = "core/world.rs"]
-mod world;
-
 use dormant::config::Config;
 use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
 use dormant::domain::{approve, undo, Effect, Intent, Stage, Step};
-use world::*;
+
+use crate::support::core_sim::*;
 
 fn tagged(name: &str, tags: &[(&str, &str)]) -> World {
     let mut b = role(name).created(days(500));

@@ -4,8 +4,7 @@
 //! through the member's own SSM, as the member's automation role, and is committed only when IAM
 //! in that account shows it landed. The controller account's twin is never touched by it.
 
-mod support;
-
+use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
@@ -15,7 +14,6 @@ use dormant::config::Config;
 use dormant::domain::{Effect, Principal, Stage, Subject};
 use dormant::ports::{Iam, Store};
 use dormant::wiring::{assemble, Actor};
-use support::emulator::emulator;
 
 const ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
 

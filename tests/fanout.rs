@@ -3,17 +3,13 @@
 //! (only ACTIVE ones), and the sweep fanned out through SQS, one message per account, to Lambda
 //! invocations that each sweep the accounts of their batch and hand failed ones back to SQS.
 
-mod support;
-
 use std::collections::BTreeSet;
 
-use aws_sdk_iam::Client as Iam;
-use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
+use aws_sdk_organizations::types::{Account as OrgAccount, AccountState, AccountStatus};
 use aws_sdk_organizations::Client as Organizations;
 use aws_sdk_sqs::Client as Sqs;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use chrono::{Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
+use chrono::Utc;
 use dormant::adapters::organizations::AwsOrganizations;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::event::handle_event;
@@ -25,9 +21,9 @@ use dormant::lambda::{invoke, ColdStart};
 use dormant::ports::Directory;
 use dormant::wiring::{assemble, Actor, Assembly, OnDemand};
 use serde_json::{json, Value};
-use support::emulator::{emulator, Fault};
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
 /// A controller account with the state table, managing an organization of `active` member
 /// accounts (each with dormant's role and one long-unused role) plus one closed account
@@ -39,17 +35,8 @@ struct Org {
 }
 
 async fn organization(active: usize) -> Org {
-    let controller = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
-    let org = Organizations::new(&sdk);
+    let controller = Account::new().await;
+    let org = Organizations::new(&controller.sdk().await);
     org.create_organization().send().await.unwrap();
     let mut members = Vec::new();
     for n in 0..=active {
@@ -65,21 +52,9 @@ async fn organization(active: usize) -> Org {
             .and_then(|s| s.account_id())
             .unwrap()
             .to_string();
-        let iam = Iam::new(&emulator().sdk_config_for(&id).await);
-        for role in ["dormant-member", "forgotten"] {
-            iam.create_role()
-                .role_name(role)
-                .assume_role_policy_document(TRUST)
-                .send()
-                .await
-                .unwrap();
-        }
-        emulator().backdate_role(
-            &id,
-            "forgotten",
-            Some(Utc::now() - Duration::days(200)),
-            None,
-        );
+        let member = Account::existing(&id).await;
+        member.create_role("/", "dormant-member", &[]).await;
+        member.role("forgotten", 200, &[]).await;
         members.push(id);
     }
     let closed = members.pop().unwrap();
@@ -89,7 +64,7 @@ async fn organization(active: usize) -> Org {
         .await
         .unwrap();
     Org {
-        controller,
+        controller: controller.id,
         active: members,
         closed,
     }
@@ -108,15 +83,12 @@ async fn assembled(org: &Org, toml: &str) -> Assembly {
 }
 
 async fn noticed(account: &str) -> bool {
-    let iam = Iam::new(&emulator().sdk_config_for(account).await);
-    iam.list_role_tags()
-        .role_name("forgotten")
-        .send()
+    Account::existing(account)
         .await
-        .unwrap()
-        .tags()
+        .role_tags("forgotten")
+        .await
         .iter()
-        .any(|t| t.key() == "dormant:stage" && t.value().starts_with("noticed "))
+        .any(|(k, v)| k == "dormant:stage" && v.starts_with("noticed "))
 }
 
 fn sorted(ids: &[String]) -> Vec<String> {
@@ -182,7 +154,7 @@ async fn suspended_pending_closure_and_closed_accounts_are_skipped() {
     // moto's CloseAccount goes straight to SUSPENDED and never sets PENDING_CLOSURE or CLOSED,
     // so the adapter's reading of `State` (and of `Status` when AWS omits `State`) is checked
     // against canned ListAccounts pages instead.
-    let account = |id: &str| Account::builder().id(id);
+    let account = |id: &str| OrgAccount::builder().id(id);
     let page1 = mock!(Organizations::list_accounts)
         .match_requests(|r| r.next_token().is_none())
         .then_output(move || {
@@ -247,17 +219,9 @@ fn scheduled_sweep(id: &str) -> Value {
 }
 
 async fn queue(controller: &str) -> (Sqs, String) {
-    let sqs = Sqs::new(&emulator().sdk_config_for(controller).await);
-    let url = sqs
-        .create_queue()
-        .queue_name("dormant-sweep")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    (sqs, url)
+    let controller = Account::existing(controller).await;
+    let (url, _) = controller.queue("dormant-sweep").await;
+    (Sqs::new(&controller.sdk().await), url)
 }
 
 async fn drain(sqs: &Sqs, url: &str) -> Vec<String> {

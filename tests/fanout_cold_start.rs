@@ -3,8 +3,7 @@
 //! consumes queued sweep requests assumes a role only in the accounts its messages name, reuses
 //! that engine for a while, and builds the whole fleet only when an EventBridge event needs it.
 
-mod support;
-
+use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
 use dormant::adapters::dynamo::DynamoStore;
@@ -14,7 +13,6 @@ use dormant::inbound::eventbridge::ClassifyRules;
 use dormant::lambda::{invoke, ColdStart};
 use dormant::wiring::{Actor, EngineFactory, LazyFleet, OnDemand};
 use serde_json::{json, Value};
-use support::emulator::emulator;
 
 const ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
 

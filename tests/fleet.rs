@@ -3,54 +3,26 @@
 //! sweeps them concurrently with a bound, and one account that cannot be reached or keeps
 //! failing is recorded without stopping the others.
 
-mod support;
-
-use aws_sdk_iam::Client;
-use chrono::{Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
+use chrono::Utc;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
 use dormant::wiring::{assemble, Actor};
-use support::emulator::{emulator, Fault};
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+use crate::support::account::Account;
+use crate::support::emulator::{emulator, Fault};
 
+/// A member account with the role dormant assumes in it and one role unused for 200 days.
 async fn member_with_a_dormant_role() -> String {
-    let account = emulator().new_account();
-    let iam = Client::new(&emulator().sdk_config_for(&account).await);
-    iam.create_role()
-        .role_name("dormant-member")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    iam.create_role()
-        .role_name("forgotten")
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    emulator().backdate_role(
-        &account,
-        "forgotten",
-        Some(Utc::now() - Duration::days(200)),
-        None,
-    );
-    account
+    let member = Account::without_table().await;
+    member.create_role("/", "dormant-member", &[]).await;
+    member.role("forgotten", 200, &[]).await;
+    member.id
 }
 
 #[tokio::test]
 async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorded() {
-    let controller = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
+    let controller = Account::new().await;
+    let sdk = controller.sdk().await;
     let mut members = Vec::new();
     for _ in 0..50 {
         members.push(member_with_a_dormant_role().await);
@@ -62,7 +34,7 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
         ));
     }
     let config = Config::from_toml(&toml).unwrap();
-    emulator().inject_fault(&controller, "sts", "AssumeRole", Fault::AccessDenied, 1);
+    emulator().inject_fault(&controller.id, "sts", "AssumeRole", Fault::AccessDenied, 1);
 
     let assembly = assemble(&config, &sdk, Actor::Controller, RetryPolicy::fast())
         .await
@@ -87,27 +59,16 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
     );
 
     for m in members.iter().filter(|m| *m != denied) {
-        let iam = Client::new(&emulator().sdk_config_for(m).await);
-        let tags = iam
-            .list_role_tags()
-            .role_name("forgotten")
-            .send()
-            .await
-            .unwrap();
+        let member = Account::existing(m).await;
+        let tags = member.role_tags("forgotten").await;
         assert!(
-            tags.tags()
-                .iter()
-                .any(|t| t.key() == "dormant:stage" && t.value().starts_with("noticed ")),
+            tags.iter()
+                .any(|(k, v)| k == "dormant:stage" && v.starts_with("noticed ")),
             "{m}"
         );
-        let own = iam
-            .list_role_tags()
-            .role_name("dormant-member")
-            .send()
-            .await
-            .unwrap();
+        let own = member.role_tags("dormant-member").await;
         assert!(
-            own.tags().is_empty(),
+            own.is_empty(),
             "{m}: the role dormant assumes is its own and never touched"
         );
     }
@@ -121,16 +82,8 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
 
 #[tokio::test]
 async fn an_account_in_a_throttling_storm_fails_alone() {
-    let controller = emulator().new_account();
-    let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
+    let controller = Account::new().await;
+    let sdk = controller.sdk().await;
     let (calm, stormy) = (
         member_with_a_dormant_role().await,
         member_with_a_dormant_role().await,

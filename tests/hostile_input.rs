@@ -11,19 +11,11 @@
 //!   ends early (moto never paginates `GetAccountAuthorizationDetails`, so a wrapper around the
 //!   IAM port drops the last principal, as a lost last page would).
 
-mod support;
-#[path = "chaos/world.rs"]
-mod world;
-
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::Duration;
-use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
-use dormant::adapters::retry::RetryPolicy;
 use dormant::app::event::{handle_event, EventError};
 use dormant::app::Engine;
 use dormant::config::Config;
@@ -32,28 +24,15 @@ use dormant::domain::{
     Subject, Timestamp,
 };
 use dormant::inbound::eventbridge::{
-    classify_all, classify_all_bytes, classify_bytes, ClassifyRules, MAX_EVENT_BYTES,
+    classify_all, classify_all_bytes, classify_bytes, MAX_EVENT_BYTES,
 };
 use dormant::ports::{ErrorKind, Iam, PortError, PortResult, Store};
 use serde_json::{json, Value};
-use support::emulator::{emulator, Fault};
-use world::{is_mutating, World};
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/events/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn as_refs(t: &[(String, String)]) -> Vec<(&str, &str)> {
-    t.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-fn rules() -> ClassifyRules {
-    ClassifyRules::from_config(&Config::from_toml("").unwrap())
-}
+use crate::support::account::{as_refs, steps_done};
+use crate::support::emulated_world::{is_mutating, World};
+use crate::support::emulator::{emulator, Fault};
+use crate::support::events::{fixture, rules};
 
 /// The Access Analyzer unused-role finding, about `role` in this account.
 fn unused_role_event(w: &World, id: &str, role_path_and_name: &str) -> Value {
@@ -88,40 +67,6 @@ async fn assert_refused(w: &World, event: &Value, expect: &str) {
     );
 }
 
-/// Runs the `dormant` binary against the emulator, in this account.
-fn dormant_cli(w: &World, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("dormant-hostile-{}", w.id));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dormant"))
-        .args(args)
-        .current_dir(&dir)
-        .env("AWS_ENDPOINT_URL", emulator().endpoint())
-        .env("AWS_ACCESS_KEY_ID", &w.id)
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(bytes) = stdin {
-        pipe.write_all(bytes).unwrap();
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
-fn write_temp(w: &World, name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dormant-hostile-{}", w.id));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 // ---- events ---------------------------------------------------------------------------------
 
 /// Over EventBridge's 256 KiB an event cannot be real: refused before any AWS call, by the
@@ -130,7 +75,7 @@ fn write_temp(w: &World, name: &str, bytes: &[u8]) -> PathBuf {
 #[tokio::test]
 async fn an_event_over_256_kib_is_refused_before_any_aws_call() {
     let w = World::new().await;
-    w.role("/", "padded", 200, None, &[]).await;
+    w.role_with("/", "padded", 200, None, &[]).await;
     let mut event = unused_role_event(&w, "huge-1", "padded");
     event["detail"]["padding"] = Value::from("x".repeat(MAX_EVENT_BYTES));
     assert_refused(&w, &event, "256 KiB").await;
@@ -142,8 +87,9 @@ async fn an_event_over_256_kib_is_refused_before_any_aws_call() {
     assert_eq!(verdicts[0].outcome(), "invalid", "{:?}", verdicts[0]);
     assert!(verdicts[0].reason().contains(&bytes.len().to_string()));
 
-    let path = write_temp(&w, "huge.json", &bytes);
-    let out = dormant_cli(&w, &["handle-event", path.to_str().unwrap()], None);
+    let dormant = w.dormant();
+    let path = dormant.write("huge.json", &bytes);
+    let out = dormant.run(&["handle-event", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -202,7 +148,7 @@ fn dismantle(v: Value) {
 #[tokio::test]
 async fn an_event_nested_10000_deep_is_refused_without_exhausting_the_stack() {
     let w = World::new().await;
-    w.role("/", "nested", 200, None, &[]).await;
+    w.role_with("/", "nested", 200, None, &[]).await;
     let mut text = serde_json::to_string(&unused_role_event(&w, "deep-1", "nested")).unwrap();
     let at = text.rfind('}').unwrap();
     text.insert_str(at, &format!(",\"deep\":{}", deep_array_text(10_000)));
@@ -217,15 +163,15 @@ async fn an_event_nested_10000_deep_is_refused_without_exhausting_the_stack() {
             verdict.reason()
         );
     }
-    let path = write_temp(&w, "deep.json", text.as_bytes());
-    let out = dormant_cli(&w, &["handle-event", path.to_str().unwrap()], None);
+    let dormant = w.dormant();
+    let path = dormant.write("deep.json", text.as_bytes());
+    let out = dormant.run(&["handle-event", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("recursion limit"), "{stderr}");
-    let out = dormant_cli(
-        &w,
+    let out = dormant.run_with_stdin(
         &["--output", "json", "event", "classify", "-"],
-        Some(text.as_bytes()),
+        text.as_bytes(),
     );
     assert!(
         out.status.success(),
@@ -302,7 +248,7 @@ fn deep_object_value(depth: usize) -> Value {
 #[tokio::test]
 async fn events_with_fields_of_the_wrong_type_are_refused_naming_the_field() {
     let w = World::new().await;
-    w.role("/", "typed", 200, None, &[]).await;
+    w.role_with("/", "typed", 200, None, &[]).await;
     let aa = unused_role_event(&w, "types", "typed");
     let mut sh = fixture("securityhub-iam8-user.json");
     sh["detail"]["findings"][0]["Resources"][0]["Id"] =
@@ -510,7 +456,7 @@ async fn hostile_names_in_events_are_refused_and_odd_exemption_dates_are_explain
     // The owner's exemption with a date in full-width digits (and a reason with non-ASCII
     // letters, which IAM allows): not a date, so the exemption holds (for `max_days` at most)
     // and the record says why.
-    w.role(
+    w.role_with(
         "/",
         "odd-exemption",
         200,
@@ -577,8 +523,9 @@ async fn maximum_length_names_and_odd_paths_walk_the_ladder_and_are_restored() {
         .take(64)
         .collect::<String>();
     assert_eq!((role.len(), user.len()), (64, 64));
-    w.role(&path, &role, 200, None, &[("team", "edge")]).await;
-    w.user(&path, &user, 400, Some(200), true).await;
+    w.role_with(&path, &role, 200, None, &[("team", "edge")])
+        .await;
+    w.user_with(&path, &user, 400, Some(200), true).await;
     w.key(&user, "edge-key", 300, Some(200), true).await;
     let mut policy = Policy::default();
     policy.breaker.min_count = 100;
@@ -617,15 +564,7 @@ async fn maximum_length_names_and_odd_paths_walk_the_ladder_and_are_restored() {
     for subject in [&subject_role, &subject_user] {
         let record = engine.store.load(subject).await.unwrap().unwrap();
         assert_eq!(record.stage, Stage::Deleted, "{subject}");
-        let done: Vec<String> = engine
-            .store
-            .history(subject)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.outcome == Outcome::Done)
-            .map(|e| e.step.clone())
-            .collect();
+        let done = steps_done(engine, subject).await;
         assert_eq!(
             done.first().map(String::as_str),
             Some("notice"),
@@ -728,23 +667,16 @@ async fn fifty_owner_tags_leave_no_room_and_the_notice_is_taken_without_a_tag() 
             .collect()
     };
     let (full, fits) = (tags(50), tags(47));
-    w.role("/", "tag-full", 200, None, &as_refs(&full)).await;
-    w.role("/", "tag-fits", 200, None, &as_refs(&fits)).await;
+    w.role_with("/", "tag-full", 200, None, &as_refs(&full))
+        .await;
+    w.role_with("/", "tag-fits", 200, None, &as_refs(&fits))
+        .await;
     let before = w.role_state("tag-full").await.unwrap();
-    let sdk = emulator().sdk_config_for(&w.id).await;
     let engine = Engine::new(
         TagQuota {
-            inner: AwsIam::new(
-                aws_sdk_iam::Client::new(&sdk),
-                w.id.clone(),
-                RetryPolicy::fast(),
-            ),
+            inner: w.adapter().await,
         },
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            "dormant",
-            RetryPolicy::fast(),
-        ),
+        w.store().await,
         Policy::default(),
         "controller",
     );
@@ -914,12 +846,12 @@ fn contradictory_or_out_of_range_configs_are_refused_naming_the_field() {
 #[tokio::test]
 async fn zero_waits_still_take_one_step_per_run() {
     let w = World::new().await;
-    w.role("/", "no-waiting", 200, None, &[]).await;
+    w.role_with("/", "no-waiting", 200, None, &[]).await;
     let config = Config::from_toml(
         "[ladder]\nnotice_to_quarantine_days = 0\nquarantine_to_keys_days = 0\nto_delete_days = 0",
     )
     .unwrap();
-    let engine = w.engine(config.policy).await;
+    let engine = w.lambda_engine(config.policy).await;
     let now = w.at(0, 0);
     let mut taken = Vec::new();
     for n in 0..4 {
@@ -944,10 +876,10 @@ async fn zero_waits_still_take_one_step_per_run() {
 #[tokio::test]
 async fn a_failing_bulk_read_fails_the_sweep_cleanly_with_nothing_changed() {
     let w = World::new().await;
-    w.role("/", "bulk-idle", 200, None, &[]).await;
-    w.user("/", "bulk-user", 400, Some(200), true).await;
+    w.role_with("/", "bulk-idle", 200, None, &[]).await;
+    w.user_with("/", "bulk-user", 400, Some(200), true).await;
     w.key("bulk-user", "bulk-key", 300, Some(200), true).await;
-    let engine = w.engine(Policy::default()).await;
+    let engine = w.lambda_engine(Policy::default()).await;
     let before = w.iam_state().await;
     for (op, fault, count) in [
         ("GetAccountAuthorizationDetails", Fault::Http500, 10),
@@ -1037,8 +969,8 @@ impl Iam for EndsEarly {
 #[tokio::test]
 async fn a_bulk_listing_that_ends_early_does_not_mark_tracked_identities_deleted() {
     let w = World::new().await;
-    w.role("/", "listed-last", 200, None, &[]).await;
-    let honest = w.engine(Policy::default()).await;
+    w.role_with("/", "listed-last", 200, None, &[]).await;
+    let honest = w.lambda_engine(Policy::default()).await;
     honest.sweep(w.at(0, 0)).await.unwrap();
     honest.tick(w.at(7, 0)).await.unwrap();
     let subject = Subject::whole(Principal::role(&w.id, "/", "listed-last"));
@@ -1047,21 +979,12 @@ async fn a_bulk_listing_that_ends_early_does_not_mark_tracked_identities_deleted
         Stage::Quarantined
     );
 
-    let sdk = emulator().sdk_config_for(&w.id).await;
     let truncated = Engine::new(
         EndsEarly {
-            inner: AwsIam::new(
-                aws_sdk_iam::Client::new(&sdk),
-                w.id.clone(),
-                RetryPolicy::fast(),
-            ),
+            inner: w.adapter().await,
             lost: 1,
         },
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            "dormant",
-            RetryPolicy::fast(),
-        ),
+        w.store().await,
         Policy::default(),
         "controller",
     );
@@ -1094,8 +1017,8 @@ async fn a_bulk_listing_that_ends_early_does_not_mark_tracked_identities_deleted
 #[tokio::test]
 async fn a_slow_bulk_read_is_only_slow() {
     let w = World::new().await;
-    w.role("/", "slow-idle", 200, None, &[]).await;
-    let engine = w.engine(Policy::default()).await;
+    w.role_with("/", "slow-idle", 200, None, &[]).await;
+    let engine = w.lambda_engine(Policy::default()).await;
     w.fault(
         "iam",
         "GetAccountAuthorizationDetails",

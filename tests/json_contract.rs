@@ -5,14 +5,13 @@
 //! Run with `DORMANT_BLESS=1` to record them again after a deliberate change to the contract
 //! (and say so in CHANGELOG.md): a reshaping of the code must leave them byte-identical.
 
-mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use support::account::Account;
-use support::emulator::emulator;
+use crate::support::account::Account;
+use crate::support::emulator::emulator;
 
 struct Run<'a> {
     account: &'a Account,

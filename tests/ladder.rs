@@ -1,9 +1,6 @@
 //! The decision core walked through the ladder of docs/design.md, 'The ladder' and 'Decisions and guards', with a fake clock.
 //! Each test reads as a story: an identity, a date, what dormant does.
 
-#[path = "core/world.rs"]
-mod world;
-
 use chrono::Duration;
 use dormant::domain::policy::Exemptions;
 use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL};
@@ -11,7 +8,8 @@ use dormant::domain::{
     approve, dormant_subjects, undo, Budget, DeleteMode, Effect, Gate, PrincipalKind, Record,
     Stage, Step, Subject,
 };
-use world::*;
+
+use crate::support::core_sim::*;
 
 fn step_of(w: &mut World, at: Duration) -> Option<Step> {
     w.run(at).step()
@@ -558,13 +556,7 @@ fn a_crash_between_intent_and_commit_is_completed_not_redecided() {
     );
     w.run(days(0));
     w.run(days(7));
-    let d = dormant::domain::decide(
-        &w.record,
-        w.facts.as_ref(),
-        &w.policy,
-        &w.budget,
-        t0() + days(14),
-    );
+    let d = w.decide(days(14));
     assert_eq!(d.step(), Some(Step::DeactivateKeys));
     // The intent is stored, then the process dies after turning off only key A.
     w.record.pending = Some(dormant::domain::Intent::new(
@@ -624,13 +616,7 @@ fn a_resumed_password_delete_whose_profile_is_gone_still_removes_its_stage_tags(
     let pw = Subject::password(facts.principal.clone());
     let mut w = World::new(facts, pw);
     w.run(days(0));
-    let d = dormant::domain::decide(
-        &w.record,
-        w.facts.as_ref(),
-        &w.policy,
-        &w.budget,
-        t0() + days(7),
-    );
+    let d = w.decide(days(7));
     assert_eq!(d.step(), Some(Step::Delete));
     // The login profile was deleted, then the run died before untagging and committing.
     w.record.pending = Some(dormant::domain::Intent::new(
@@ -653,7 +639,7 @@ fn a_resumed_password_delete_whose_profile_is_gone_still_removes_its_stage_tags(
 }
 
 /// A role carrying `n` tags of its owner's.
-fn role_with_tags(name: &str, n: usize) -> world::FactsBuilder {
+fn role_with_tags(name: &str, n: usize) -> FactsBuilder {
     (0..n).fold(role(name).created(days(120)), |b, i| {
         b.tag(&format!("owner-{i:02}"), "x")
     })

@@ -2,14 +2,12 @@
 //! actions: a protected identity never gets a mutating step; stages only move up the ladder one
 //! rung at a time, never before the step is due, or out to `released`/`exempt`.
 
-#[path = "core/world.rs"]
-mod world;
-
 use chrono::Duration;
 use dormant::domain::tag::{TAG_EXEMPT, TAG_EXEMPT_UNTIL};
 use dormant::domain::{approve, undo, DeleteMode, Gate, PrincipalKind, Stage, Step, Subject};
 use proptest::prelude::*;
-use world::*;
+
+use crate::support::core_sim::*;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -1,11 +1,9 @@
 //! A name deleted and created again is a new identity: the record of the old one is never carried
 //! onto it (issue 14, item 4). Stories on the decision core with a fake clock.
 
-#[path = "core/world.rs"]
-mod world;
-
 use dormant::domain::{Effect, Policy, Stage, Step, Subject};
-use world::*;
+
+use crate::support::core_sim::*;
 
 const OLD: &str = "AROAOLDOLDOLDOLDOLD1";
 const NEW: &str = "AROANEWNEWNEWNEWNEW2";
@@ -92,13 +90,7 @@ fn a_step_left_half_done_is_not_finished_on_a_new_identity() {
     w.run(days(0));
     w.run(days(7));
     // A delete started and its run died; then the name was taken by a new role.
-    let d = dormant::domain::decide(
-        &w.record,
-        w.facts.as_ref(),
-        &w.policy,
-        &w.budget,
-        t0() + days(23),
-    );
+    let d = w.decide(days(23));
     assert_eq!(d.step(), Some(Step::Delete));
     let mut pending = w.record.clone();
     pending.pending = Some(dormant::domain::Intent::new(
@@ -267,7 +259,7 @@ fn an_access_key_of_a_re_created_user_is_simply_gone() {
 fn a_first_step_cut_short_is_not_finished_on_a_new_identity() {
     // The record was never stored with an id; its notice intent was, and then the run died.
     let mut w = World::whole(role("tmp").unique_id(OLD).created(days(120)).build());
-    let d = dormant::domain::decide(&w.record, w.facts.as_ref(), &w.policy, &w.budget, t0());
+    let d = w.decide(days(0));
     assert_eq!(d.step(), Some(Step::Notice));
     w.record.pending = Some(dormant::domain::Intent::new(
         Step::Notice,

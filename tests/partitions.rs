@@ -4,8 +4,7 @@
 //! event from a China region names its identities in that partition; a member role in another
 //! partition than the controller's is refused for that account, clearly, and the others go on.
 
-mod support;
-
+use crate::support::emulator::emulator;
 use aws_config::Region;
 use aws_config::SdkConfig;
 use aws_sdk_iam::Client;
@@ -18,7 +17,6 @@ use dormant::inbound::eventbridge::{classification_json, classify, ClassifyRules
 use dormant::ports::Store;
 use dormant::wiring::{assemble, Actor};
 use serde_json::{json, Value};
-use support::emulator::emulator;
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
 

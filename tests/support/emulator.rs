@@ -1,6 +1,6 @@
 //! A moto-based AWS emulator for integration tests (see `tests/emulator/README.md`).
 //!
-//! One emulator process per test binary ([`emulator()`]); tests stay independent by each
+//! One emulator process for the test binary ([`emulator()`]); tests stay independent by each
 //! working in an account of its own ([`Emulator::new_account`]), so they can run in parallel.
 //! Faults and the request log are scoped by account for the same reason.
 
@@ -51,7 +51,7 @@ pub struct Emulator {
     next_account: AtomicU64,
 }
 
-/// The emulator shared by all tests of this test binary, started on first use.
+/// The emulator shared by all tests of the test binary, started on first use.
 ///
 /// Statics are never dropped; the launcher notices the closed stdin pipe when the test
 /// process exits and shuts itself down.

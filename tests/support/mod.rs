@@ -1,8 +1,13 @@
-//! Shared support for integration tests. Include it with `mod support;`.
-//!
-//! Every test binary compiles its own copy and uses only part of it.
+//! Shared set-up for the integration tests (`tests/tests.rs` declares it once for every area):
+//! the emulator, one emulated account ([`account::Account`]) and the `dormant` runner built on
+//! it, the chaos suite's emulated world, the decision core simulated in memory, the event
+//! fixtures and fakes of ports.
 #![allow(dead_code)]
 
-pub mod emulator;
-
 pub mod account;
+pub mod cli;
+pub mod core_sim;
+pub mod emulated_world;
+pub mod emulator;
+pub mod events;
+pub mod fakes;

@@ -1,7 +1,7 @@
-//! A tiny simulated account for the decision core: facts that the effects of each decision are
-//! applied to, and a record committed the way the engine does. No AWS, no clock.
-
-#![allow(dead_code)]
+//! The decision core simulated in memory, for its story tests (`tests/ladder.rs`,
+//! `tests/ladder_recreated.rs`, `tests/ladder_properties.rs`, `tests/exemptions.rs`): a tiny
+//! account whose facts the effects of each decision are applied to, and a record committed the
+//! way the engine does. No AWS, no clock.
 
 use std::collections::BTreeMap;
 
@@ -165,15 +165,24 @@ impl World {
     }
 
     pub fn run_at(&mut self, now: DateTime<Utc>) -> Decision {
-        let d = decide(
+        let d = self.decide_at(now);
+        self.commit(&d);
+        d
+    }
+
+    /// The decision at `at` (an offset from t0), neither applied nor committed.
+    pub fn decide(&self, at: Duration) -> Decision {
+        self.decide_at(t0() + at)
+    }
+
+    pub fn decide_at(&self, now: DateTime<Utc>) -> Decision {
+        decide(
             &self.record,
             self.facts.as_ref(),
             &self.policy,
             &self.budget,
             now,
-        );
-        self.commit(&d);
-        d
+        )
     }
 
     pub fn commit(&mut self, d: &Decision) {

@@ -1,34 +1,30 @@
-//! One emulated AWS account for the reliability tests (`tests/chaos.rs`, `tests/hostile_input.rs`):
-//! identities built and backdated through the SDK and the emulator, an engine wired the way the
-//! Lambda wires it (IAM, DynamoDB, EventBridge), a request log kept across clears, a seeded PRNG,
-//! a simulated crash, and a normalised dump of everything dormant can change, so that two runs
-//! in two accounts can be compared.
-
-#![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; the chaos schedule is relative to one shared instant
+//! The chaos suite's emulated world (`tests/chaos.rs`, also `tests/hostile_input.rs`): one
+//! [`Account`] with identities built and backdated in it, an engine wired the way the Lambda
+//! wires it (IAM, DynamoDB, EventBridge), a request log kept across clears, a seeded PRNG, a
+//! simulated crash, and a normalised dump of everything dormant can change, so that two runs in
+//! two accounts can be compared.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
-use aws_sdk_iam::types::{StatusType, Tag};
-use aws_sdk_iam::Client;
+use aws_sdk_iam::types::Tag;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::events::EventBridgePublisher;
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::fleet::Fleet;
-use dormant::app::Engine;
-use dormant::domain::{Outcome, Policy, Record};
+use dormant::domain::{Policy, Record};
 use dormant::ports::Store;
 use serde_json::{json, Value};
 
-use crate::support::emulator::{emulator, Fault};
+use super::account::{steps_done, Account, TestEngine};
+use super::emulator::{emulator, Fault};
 
-pub const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-
-pub type DormantEngine = Engine<AwsIam, DynamoStore>;
 pub type DormantFleet = Fleet<AwsIam, DynamoStore>;
 
 /// One wall-clock instant shared by every run of a test binary, so that two accounts built
@@ -98,32 +94,28 @@ impl Rng {
     }
 }
 
-/// A fresh emulated account with dormant's table, and everything needed to build identities in it
-/// and compare it with another account afterwards.
+/// A fresh emulated account with dormant's table ([`Account`], which it derefs to), and
+/// everything needed to build identities in it and compare it with another account afterwards.
 pub struct World {
-    pub id: String,
-    pub iam: Client,
-    pub t0: DateTime<Utc>,
+    account: Account,
     /// Access-key id → the test's label for it (ids are random per account).
     keys: Mutex<BTreeMap<String, String>>,
     /// Requests already drained from the emulator's log.
     log: Mutex<Vec<Value>>,
 }
 
+impl Deref for World {
+    type Target = Account;
+
+    fn deref(&self) -> &Account {
+        &self.account
+    }
+}
+
 impl World {
     pub async fn new() -> Self {
-        let id = emulator().new_account();
-        let sdk = emulator().sdk_config_for(&id).await;
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            "dormant",
-            RetryPolicy::fast(),
-        );
-        store.init().await.unwrap();
         World {
-            iam: Client::new(&sdk),
-            id,
-            t0: t0(),
+            account: Account::at(t0()).await,
             keys: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
         }
@@ -131,100 +123,31 @@ impl World {
 
     /// `t0 + day days + hour hours`.
     pub fn at(&self, day: i64, hour: i64) -> DateTime<Utc> {
-        self.t0 + Duration::days(day) + Duration::hours(hour)
-    }
-
-    pub fn days_ago(&self, n: i64) -> DateTime<Utc> {
-        self.t0 - Duration::days(n)
+        self.now + Duration::days(day) + Duration::hours(hour)
     }
 
     /// An engine as the Lambda wires it: IAM, DynamoDB and the EventBridge publisher, with the
     /// short retry policy.
-    pub async fn engine(&self, policy: Policy) -> DormantEngine {
-        let sdk = emulator().sdk_config_for(&self.id).await;
-        Engine::new(
-            AwsIam::new(Client::new(&sdk), self.id.clone(), RetryPolicy::fast()),
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                "dormant",
+    pub async fn lambda_engine(&self, policy: Policy) -> TestEngine {
+        let sdk = self.sdk().await;
+        self.engine(policy)
+            .await
+            .with_publisher(Arc::new(EventBridgePublisher::new(
+                aws_sdk_eventbridge::Client::new(&sdk),
+                "default",
                 RetryPolicy::fast(),
-            ),
-            policy,
-            "controller",
-        )
-        .with_publisher(Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            "default",
-            RetryPolicy::fast(),
-        )))
+            )))
     }
 
-    /// What `dormant::app::event::handle_event` takes: [`World::engine`] as the only account.
+    /// What `dormant::app::event::handle_event` takes: [`World::lambda_engine`] as the only
+    /// account.
     pub async fn fleet(&self, policy: Policy) -> DormantFleet {
         Fleet {
-            engines: vec![Arc::new(self.engine(policy).await)],
+            engines: vec![Arc::new(self.lambda_engine(policy).await)],
             unreachable: Vec::new(),
             concurrency: 1,
             analyzer: None,
         }
-    }
-
-    pub async fn role(
-        &self,
-        path: &str,
-        name: &str,
-        created_days_ago: i64,
-        last_used_days_ago: Option<i64>,
-        tags: &[(&str, &str)],
-    ) {
-        let mut req = self
-            .iam
-            .create_role()
-            .role_name(name)
-            .path(path)
-            .assume_role_policy_document(TRUST);
-        for (k, v) in tags {
-            req = req.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-        }
-        req.send().await.unwrap();
-        emulator().backdate_role(
-            &self.id,
-            name,
-            Some(self.days_ago(created_days_ago)),
-            last_used_days_ago.map(|d| self.days_ago(d)),
-        );
-    }
-
-    pub async fn user(
-        &self,
-        path: &str,
-        name: &str,
-        created_days_ago: i64,
-        password_last_used_days_ago: Option<i64>,
-        console: bool,
-    ) {
-        self.iam
-            .create_user()
-            .user_name(name)
-            .path(path)
-            .send()
-            .await
-            .unwrap();
-        if console {
-            self.iam
-                .create_login_profile()
-                .user_name(name)
-                .password("Corr3ct-Horse-Battery!")
-                .send()
-                .await
-                .unwrap();
-        }
-        emulator().backdate_user(
-            &self.id,
-            name,
-            Some(self.days_ago(created_days_ago)),
-            password_last_used_days_ago.map(|d| self.days_ago(d)),
-        );
     }
 
     /// Creates an access key, backdates it and remembers it under `label`; returns its id.
@@ -237,33 +160,8 @@ impl World {
         active: bool,
     ) -> String {
         let id = self
-            .iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key()
-            .unwrap()
-            .access_key_id()
-            .to_string();
-        emulator().backdate_access_key(
-            &self.id,
-            user,
-            &id,
-            Some(self.days_ago(created_days_ago)),
-            last_used_days_ago.map(|d| self.days_ago(d)),
-        );
-        if !active {
-            self.iam
-                .update_access_key()
-                .user_name(user)
-                .access_key_id(&id)
-                .status(StatusType::Inactive)
-                .send()
-                .await
-                .unwrap();
-        }
+            .key_with(user, created_days_ago, last_used_days_ago, active)
+            .await;
         self.keys
             .lock()
             .unwrap()
@@ -313,8 +211,9 @@ impl World {
         self.log.lock().unwrap().clear();
     }
 
-    /// The mutating IAM calls that named `name` (as RoleName or UserName).
-    pub fn mutations_of(&self, name: &str) -> Vec<String> {
+    /// The IAM calls that named `name` (as RoleName or UserName) and [`is_mutating`], since the
+    /// last `forget_requests`.
+    pub fn mutating_calls_on(&self, name: &str) -> Vec<String> {
         self.all_requests()
             .iter()
             .filter(|r| r["service"] == "iam")
@@ -408,13 +307,7 @@ impl World {
                 )
             })
             .collect();
-        let console = self
-            .iam
-            .get_login_profile()
-            .user_name(name)
-            .send()
-            .await
-            .is_ok();
+        let console = self.has_console(name).await;
         Some(json!({
             "tags": self.norm_tags(tags.tags()),
             "policies": policies.policy_names(),
@@ -443,7 +336,7 @@ impl World {
 
     /// Every stored record, normalised: subject → stage, keys dormant turned off (by label), the
     /// next step and whether an intent is pending.
-    pub async fn records(&self, engine: &DormantEngine) -> BTreeMap<String, Value> {
+    pub async fn records(&self, engine: &TestEngine) -> BTreeMap<String, Value> {
         engine
             .store
             .list(&self.id, None)
@@ -466,18 +359,10 @@ impl World {
     }
 
     /// The steps recorded `done` in each tracked subject's audit trail, in order.
-    pub async fn done_steps(&self, engine: &DormantEngine) -> BTreeMap<String, Vec<String>> {
+    pub async fn done_steps(&self, engine: &TestEngine) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
         for r in engine.store.list(&self.id, None).await.unwrap() {
-            let done = engine
-                .store
-                .history(&r.subject)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|e| e.outcome == Outcome::Done)
-                .map(|e| e.step.clone())
-                .collect();
+            let done = steps_done(engine, &r.subject).await;
             out.insert(self.norm(&r.subject.id()), done);
         }
         out
