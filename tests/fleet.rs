@@ -19,6 +19,9 @@ async fn member_with_a_dormant_role() -> String {
     member.id
 }
 
+/// Fifty accounts, one of whose AssumeRole is denied, plus one configured with a role in another
+/// partition and one whose role answers as another account: each of the three is refused alone,
+/// with its reason, and the 49 others are swept.
 #[tokio::test]
 async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorded() {
     let controller = Account::new().await;
@@ -33,6 +36,20 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
             "[[accounts]]\nid = \"{m}\"\nrole = \"arn:aws:iam::{m}:role/dormant-member\"\n"
         ));
     }
+    let (gov, misrouted) = (
+        member_with_a_dormant_role().await,
+        member_with_a_dormant_role().await,
+    );
+    toml.push_str(&format!(
+        "[[accounts]]\nid = \"{gov}\"\nrole = \"arn:aws-us-gov:iam::{gov}:role/dormant-member\"\n\
+         [[accounts]]\nid = \"{misrouted}\"\nrole = \"arn:aws:iam::{misrouted}:role/dormant-member\"\n"
+    ));
+    let (code, body) = emulator().control(
+        "POST",
+        "/_dormant/sts/answer-as",
+        Some(&serde_json::json!({"account": misrouted, "answer_as": members[0]})),
+    );
+    assert_eq!(code, 200, "{body}");
     let config = Config::from_toml(&toml).unwrap();
     emulator().inject_fault(&controller.id, "sts", "AssumeRole", Fault::AccessDenied, 1);
 
@@ -40,18 +57,37 @@ async fn fifty_accounts_swept_concurrently_and_one_denied_assume_role_is_recorde
         .await
         .unwrap();
     assert_eq!(assembly.fleet.engines.len(), 49);
-    assert_eq!(assembly.fleet.unreachable.len(), 1);
-    let (denied, why) = &assembly.fleet.unreachable[0];
+    assert_eq!(assembly.fleet.unreachable.len(), 3);
+    let refused = |account: &str| {
+        assembly
+            .fleet
+            .unreachable
+            .iter()
+            .find(|(a, _)| a == account)
+            .map(|(_, why)| why.clone())
+    };
+    assert!(refused(&gov).unwrap().contains("across partitions"));
+    assert!(refused(&misrouted).unwrap().contains("not the configured"));
+    let (denied, why) = assembly
+        .fleet
+        .unreachable
+        .iter()
+        .find(|(a, _)| *a != gov && *a != misrouted)
+        .unwrap();
     assert!(
         why.contains("AssumeRole") && why.contains("AccessDenied"),
         "{why}"
     );
 
     let report = assembly.fleet.sweep(Utc::now()).await;
-    assert_eq!(report.accounts.len(), 50);
-    assert_eq!(report.failed_accounts(), 1);
-    let failed = report.accounts.iter().find(|a| !a.ok).unwrap();
-    assert_eq!(&failed.account, denied);
+    assert_eq!(report.accounts.len(), 52);
+    assert_eq!(report.failed_accounts(), 3);
+    for failed in report.accounts.iter().filter(|a| !a.ok) {
+        assert!(
+            [denied.as_str(), gov.as_str(), misrouted.as_str()].contains(&failed.account.as_str()),
+            "{failed:?}"
+        );
+    }
     assert_eq!(
         report.run.actions.len(),
         49,

@@ -5,13 +5,12 @@
 //! Run with `DORMANT_BLESS=1` to record them again after a deliberate change to the contract
 //! (and say so in CHANGELOG.md): a reshaping of the code must leave them byte-identical.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
 use crate::support::account::Account;
 use crate::support::emulator::emulator;
+use serde_json::Value;
 
 struct Run<'a> {
     account: &'a Account,
