@@ -395,16 +395,7 @@ async fn delete_then_restore_brings_the_role_back_and_says_what_it_could_not() {
         "deleted"
     );
 
-    let (code, restored) = cli.json(
-        24,
-        &[
-            "--yes",
-            "restore",
-            "role/phoenix",
-            "--reason",
-            "needed again",
-        ],
-    );
+    let (code, restored) = cli.json(24, &["restore", "role/phoenix", "--reason", "needed again"]);
     assert_eq!(code, 0, "{restored}");
     assert_eq!(restored["outcome"], "done");
     assert_eq!(restored["stage"], "released");
