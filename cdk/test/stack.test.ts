@@ -236,7 +236,7 @@ describe('alarms', () => {
     const messages = fs
       .readdirSync(dir)
       .filter((f) => f.endsWith('.rs'))
-      .flatMap((f) => [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/warn!\([^;]*?"([^"]+)"\);/gs)].map((m) => m[1]));
+      .flatMap((f) => [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/warn!\([^;]*?"([^"]+)",?\s*\);/gs)].map((m) => m[1]));
     expect(messages).toContain('circuit breaker stops the step');
     expect(messages.filter((m) => m.includes(phrase)).length).toBeGreaterThan(0);
   });
