@@ -4,10 +4,10 @@
 //! account B. It is acted on only when B is managed and not exempt, judged with B's credentials,
 //! and the audit trail says which account sent it.
 
+use crate::support::account::Account;
 use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::event::handle_event;
 use dormant::config::Config;
@@ -64,16 +64,9 @@ fn finding(sender: &str, about: &str, id: &str) -> Value {
 }
 
 async fn controller_with(members: &[&str], extra: &str) -> (String, Assembly) {
-    let controller = emulator().new_account();
+    // The controller's account, with dormant's table.
+    let controller = Account::new().await.id;
     let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
     let mut toml = format!("{extra}\n[[accounts]]\nid = \"{controller}\"\n");
     for m in members {
         toml.push_str(&format!(

@@ -4,10 +4,10 @@
 //! through the member's own SSM, as the member's automation role, and is committed only when IAM
 //! in that account shows it landed. The controller account's twin is never touched by it.
 
+use crate::support::account::Account;
 use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
@@ -49,17 +49,10 @@ async fn has_deny(account: &str, name: &str) -> bool {
 
 #[tokio::test]
 async fn a_member_accounts_step_runs_in_the_member_account_and_commits_only_once_it_landed() {
-    let controller = emulator().new_account();
+    // The controller's account, with dormant's table.
+    let controller = Account::new().await.id;
     let member = emulator().new_account();
     let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
     role(&member, "dormant-member", 1).await;
     role(&controller, "twin", 200).await;
     role(&member, "twin", 200).await;

@@ -3,10 +3,10 @@
 //! consumes queued sweep requests assumes a role only in the accounts its messages name, reuses
 //! that engine for a while, and builds the whole fleet only when an EventBridge event needs it.
 
+use crate::support::account::Account;
 use crate::support::emulator::emulator;
 use aws_sdk_iam::Client;
 use chrono::{Duration, Utc};
-use dormant::adapters::dynamo::DynamoStore;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
@@ -48,16 +48,9 @@ fn batch(account: &str, message: &str) -> Value {
 
 #[tokio::test]
 async fn queued_sweeps_assume_only_the_accounts_they_name_and_the_fleet_waits_for_an_event() {
-    let controller = emulator().new_account();
+    // The controller's account, with dormant's table.
+    let controller = Account::new().await.id;
     let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
     let mut members = Vec::new();
     for _ in 0..5 {
         members.push(member().await);

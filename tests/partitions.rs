@@ -4,6 +4,7 @@
 //! event from a China region names its identities in that partition; a member role in another
 //! partition than the controller's is refused for that account, clearly, and the others go on.
 
+use crate::support::account::Account;
 use crate::support::emulator::emulator;
 use aws_config::Region;
 use aws_config::SdkConfig;
@@ -142,16 +143,9 @@ fn an_event_from_a_china_or_govcloud_region_names_identities_in_its_partition() 
 #[tokio::test]
 async fn a_member_role_in_another_partition_or_landing_in_another_account_is_refused_for_that_account_only(
 ) {
-    let controller = emulator().new_account();
+    // The controller's account, with dormant's table.
+    let controller = Account::new().await.id;
     let sdk = emulator().sdk_config_for(&controller).await;
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        "dormant",
-        RetryPolicy::fast(),
-    )
-    .init()
-    .await
-    .unwrap();
     let (good, gov, misrouted) = (
         emulator().new_account(),
         emulator().new_account(),
