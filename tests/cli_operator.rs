@@ -4,7 +4,7 @@
 //! completions and the man page, and report rows per credential.
 
 #[path = "cli_operator/op.rs"]
-mod op;
+pub(crate) mod op;
 
 use std::process::Stdio;
 

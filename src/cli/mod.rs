@@ -166,6 +166,17 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
     },
+    /// The calendar of the ladder (the `terraform plan` of dormant): every step that would be
+    /// taken within the next N days if nothing changes (nobody uses, exempts or approves
+    /// anything), with its date and reason, and why nothing happens to the rest. Read from one
+    /// bulk listing of IAM and the table; changes nothing. Assumes the scheduled runs happen;
+    /// the circuit breaker is not simulated (a trip would stop access-cutting steps).
+    Plan {
+        /// How far ahead to look, in days (1 to 3650).
+        #[arg(long, value_name = "N", default_value_t = 30,
+              value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+    },
     /// The AWS actions dormant needs: IAM per step, every service the controller calls, and the
     /// operator commands (the CDK roles are built from this).
     Permissions {

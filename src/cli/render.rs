@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, Table};
 use serde::Serialize;
 
-use crate::app::commands::{CommandReport, PermissionsReport, ReportRow};
+use crate::app::commands::{CommandReport, PermissionsReport, PlanRow, ReportRow};
 use crate::app::fleet::FleetReport;
 use crate::app::output::{BreakerReport, HistoryEntry, RunReport, StatusReport};
-use crate::domain::{Outcome, Stage, Subject};
+use crate::domain::{Outcome, Stage, Step, Subject};
 use crate::error::{Error, Result};
 use crate::inbound::eventbridge::ClassificationReport;
 
@@ -274,6 +274,67 @@ pub(super) fn status_table(rows: &[StatusReport], view: View, empty: &str) -> St
     match all.iter().next() {
         Some(account) if !view.wide && !column => format!("account {account}\n{t}"),
         _ => t.to_string(),
+    }
+}
+
+/// `plan`: the calendar, then one line counting the steps.
+pub(super) fn plan_table(rows: &[PlanRow], view: View, days: i64) -> String {
+    let all = accounts(rows.iter().map(|r| r.identity.as_str()));
+    let column = !view.wide && all.len() > 1;
+    let mut header = vec!["date", "identity", "step", "reason"];
+    if column {
+        header.insert(0, "account");
+    }
+    let mut t = table(header);
+    for r in rows {
+        let mut row = vec![
+            r.due
+                .map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%d").to_string()),
+            view.name(&r.identity),
+            r.step.map_or_else(|| "-".to_string(), |s| s.to_string()),
+            r.reason.clone(),
+        ];
+        if column {
+            row.insert(0, account_of(&r.identity));
+        }
+        t.add_row(row);
+    }
+    let count = |step: Step| rows.iter().filter(|r| r.step == Some(step)).count();
+    let mut parts = vec![
+        plural(count(Step::Notice), "notice", "notices"),
+        plural(count(Step::Quarantine), "quarantine", "quarantines"),
+    ];
+    for (step, one, many) in [
+        (
+            Step::DeactivateKeys,
+            "key deactivation",
+            "key deactivations",
+        ),
+        (
+            Step::RequestApproval,
+            "approval request",
+            "approval requests",
+        ),
+    ] {
+        if count(step) > 0 {
+            parts.push(plural(count(step), one, many));
+        }
+    }
+    parts.push(plural(count(Step::Delete), "deletion", "deletions"));
+    if count(Step::Release) > 0 {
+        parts.push(plural(count(Step::Release), "release", "releases"));
+    }
+    let summary = format!(
+        "{} in the next {}",
+        parts.join(", "),
+        plural(days as usize, "day", "days")
+    );
+    if rows.is_empty() {
+        return format!("no identities\n{summary}");
+    }
+    match all.iter().next() {
+        Some(account) if !view.wide && !column => format!("account {account}\n{t}\n{summary}"),
+        _ => format!("{t}\n{summary}"),
     }
 }
 

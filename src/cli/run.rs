@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::adapters::clock::Clock;
 use crate::adapters::retry::RetryPolicy;
-use crate::app::commands::{permissions, policy_document, required_reason, PolicyFor};
+use crate::app::commands::{calendar, permissions, policy_document, required_reason, PolicyFor};
 use crate::app::event::{handle_event, EventError};
 use crate::app::output::BreakerReport;
 use crate::domain::IdentityArg;
@@ -19,7 +19,8 @@ use super::confirm::Confirm;
 use super::first_run::write_starter_config;
 use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
-    permissions_table, print_json_or, run_table, status_table, CsvRow, View, BREAKER_TRIPPED,
+    permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow, View,
+    BREAKER_TRIPPED,
 };
 use super::{
     load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg, ReportFormat,
@@ -266,6 +267,17 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                 }
             };
             tracing::info!(rows, "report written");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { days } => {
+            let until = now + chrono::Duration::days(days);
+            let mut rows = Vec::new();
+            for engine in &fleet.engines {
+                rows.extend(engine.plan(now, until).await?);
+            }
+            // Accounts one after another; the calendar is one.
+            calendar(&mut rows);
+            print_json_or(out, &rows, |rows| plan_table(rows, view, days))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::HandleEvent { file } => {

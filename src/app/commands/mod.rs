@@ -1,7 +1,7 @@
 //! Operator commands shared by the CLI and the Lambda, over the same engine: this file resolves
 //! identities and reads state (`status`, `list`, `history`); `change.rs` holds the commands that
-//! change something (`undo`, `approve`, `exempt`, `restore`), `report.rs` the compliance report and
-//! `permissions.rs` what `dormant permissions` prints.
+//! change something (`undo`, `approve`, `exempt`, `restore`), `report.rs` the compliance report, `plan.rs`
+//! the calendar of `dormant plan`, and `permissions.rs` what `dormant permissions` prints.
 
 use crate::domain::{
     IdentityArg, Principal, PrincipalKind, Record, Stage, Step, Subject, Timestamp,
@@ -9,6 +9,7 @@ use crate::domain::{
 
 mod change;
 mod permissions;
+mod plan;
 mod report;
 mod resolve;
 
@@ -17,6 +18,7 @@ use crate::ports::{Iam, Store};
 pub use permissions::{
     permissions, policy_document, KindPermissions, PermissionsReport, PolicyFor, StepPermissions,
 };
+pub use plan::{calendar, PlanRow};
 pub use report::ReportRow;
 use tracing::warn;
 

@@ -145,7 +145,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// The bulk facts with the user's keys named by id (`ListAccessKeys`), so their rows name
     /// the key an operator can act on; by report slot when that cannot be matched or read.
-    async fn with_key_ids(&self, facts: &Facts) -> Facts {
+    pub(super) async fn with_key_ids(&self, facts: &Facts) -> Facts {
         if !facts.has_slot_keys() {
             return facts.clone();
         }

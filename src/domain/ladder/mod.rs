@@ -6,6 +6,7 @@
 //! - `plan.rs`: what a step changes (`take`) and a release (`release`).
 //! - `resume.rs`: a step another run started, decided again through every guard.
 //! - `identity.rs`: records follow unique ids; a re-created identity starts clean.
+//! - `forecast.rs`: the ladder run forward with a moving `now` (`dormant plan`).
 
 use chrono::Duration;
 
@@ -28,10 +29,12 @@ use super::time::{fmt_time, Timestamp};
 /// last. After that, the next run completes it.
 pub const INTENT_LEASE: Duration = Duration::minutes(15);
 
+mod forecast;
 mod identity;
 mod plan;
 mod resume;
 
+pub use forecast::{forecast, Outlook};
 pub use identity::RECREATED;
 use identity::{remember_identity, superseded};
 pub(crate) use plan::release;
