@@ -11,7 +11,7 @@ use crate::app::sweep_queue::{is_sqs_event, sweep_requested};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::inbound::eventbridge::ClassifyRules;
-use crate::ports::{Iam, Store};
+use crate::ports::{ErrorKind, Iam, PortError, Store};
 
 impl From<EventError> for lambda_runtime::Diagnostic {
     fn from(e: EventError) -> Self {
@@ -37,6 +37,37 @@ pub struct ColdStart<'a, I, S, E: ?Sized> {
     /// `Some` when the scheduled sweep fans out through the sweep queue.
     pub fanout: Option<&'a dyn SweepFanOut>,
     pub concurrency: usize,
+}
+
+/// How long before the Lambda's deadline an invocation gives up: time to answer and log.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`invoke`], bounded by the time the Lambda has left (less [`DEADLINE_MARGIN`]): past it the
+/// invocation stops where it is and fails as retryable, instead of being killed mid-call. Every
+/// step is write-ahead, so the next run or the retry carries on from the intents.
+pub async fn invoke_within<I, S, E>(
+    payload: Value,
+    cold: &ColdStart<'_, I, S, E>,
+    now: Timestamp,
+    remaining: std::time::Duration,
+) -> Result<Value, EventError>
+where
+    I: Iam + 'static,
+    S: Store + 'static,
+    E: Engines<I, S> + ?Sized,
+{
+    let budget = remaining.saturating_sub(DEADLINE_MARGIN);
+    match tokio::time::timeout(budget, invoke(payload, cold, now)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(EventError::Failed(Error::Port(PortError::new(
+            ErrorKind::Transient,
+            "Lambda",
+            format!(
+                "stopped {}s before the Lambda's deadline; pending steps continue on the next run",
+                DEADLINE_MARGIN.as_secs()
+            ),
+        )))),
+    }
 }
 
 /// One Lambda invocation: an SQS batch from the sweep queue (answered with `batchItemFailures`)

@@ -10,7 +10,7 @@ use chrono::{Duration, Utc};
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
-use dormant::lambda::{invoke, ColdStart};
+use dormant::lambda::{invoke, invoke_within, ColdStart};
 use dormant::wiring::{Actor, EngineFactory, LazyFleet, OnDemand};
 use serde_json::{json, Value};
 
@@ -107,6 +107,18 @@ async fn queued_sweeps_assume_only_the_accounts_they_name_and_the_fleet_waits_fo
     again["id"] = Value::from("tick-2");
     invoke(again, &cold, Utc::now()).await.unwrap();
     assert_eq!(assumed(), 1 + members.len(), "the fleet is built once");
+
+    // With no time left before the Lambda's deadline an invocation stops at once, retryably,
+    // having changed nothing.
+    let mut late = json!({"version": "0", "id": "tick-late", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": controller, "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {"action": "sweep"}});
+    late["id"] = Value::from("sweep-late");
+    let stopped = invoke_within(late, &cold, Utc::now(), std::time::Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(stopped.is_retryable(), "{stopped}");
+    assert!(stopped.to_string().contains("deadline"), "{stopped}");
 
     // Past its time to live an engine is built again.
     let short = OnDemand::new(&factory, None).with_ttl(std::time::Duration::ZERO);

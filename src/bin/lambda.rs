@@ -1,5 +1,5 @@
 //! `dormant-lambda`: cold start wires tracing, configuration and SDK clients once; each invocation
-//! goes to `dormant::lambda::invoke`.
+//! goes to `dormant::lambda::invoke_within`, bounded by the time the Lambda has left.
 //!
 //! Environment: `DORMANT_CONFIG` (the configuration as JSON; default: all defaults) and
 //! `DORMANT_SWEEP_QUEUE_URL` (set: the scheduled sweep queues one request per account there
@@ -57,7 +57,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let (cold, clock) = (&cold, Clock::system());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        dormant::lambda::invoke(event.payload, cold, clock.now()).await
+        // The context's deadline (ms since the epoch) bounds the whole invocation.
+        let now = clock.now();
+        let left_ms = i128::from(event.context.deadline) - i128::from(now.timestamp_millis());
+        let remaining =
+            std::time::Duration::from_millis(u64::try_from(left_ms.max(0)).unwrap_or(u64::MAX));
+        dormant::lambda::invoke_within(event.payload, cold, now, remaining).await
     }))
     .await
 }
