@@ -763,3 +763,30 @@ fn commands_that_change_what_dormant_does_need_a_reason_and_keep_it() {
         "kept with the breaker"
     );
 }
+
+#[test]
+fn classify_and_handle_event_agree_on_an_empty_or_malformed_file_and_no_aws_call_is_made() {
+    let cli = Dormant::in_new_account();
+    for (name, bytes) in [("empty.json", &b""[..]), ("cut.json", &b"{\"id\": "[..])] {
+        let path = cli.write(name, bytes);
+        let path = path.to_str().unwrap();
+        let out = cli.run(&["--output", "json", "event", "classify", path]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(verdict["outcome"], "invalid", "{verdict}");
+        let reason = verdict["reason"].as_str().unwrap().to_string();
+
+        emulator().clear_requests(cli.account());
+        let out = cli.run(&["handle-event", path]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("malformed event {path}: {reason}")),
+            "{name}: the same reason as classify ({reason}): {}",
+            stderr(&out)
+        );
+        assert!(
+            emulator().requests(cli.account()).is_empty(),
+            "{name}: nothing sent to AWS"
+        );
+    }
+}

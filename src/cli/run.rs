@@ -97,6 +97,26 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // `handle-event` reads and checks its event before any AWS call, and calls a file that is
+    // not JSON malformed exactly as `event classify` does (exit 1, the same reason).
+    let handle_input = match &cli.command {
+        Command::HandleEvent { file } => {
+            let bytes = read_input(file)?;
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(event) => Some(event),
+                Err(_) => {
+                    let verdict = classify_bytes(&bytes, &ClassifyRules::from_config(&config));
+                    return Err(Error::Rejected(format!(
+                        "malformed event {}: {}",
+                        file.display(),
+                        verdict.reason()
+                    )));
+                }
+            }
+        }
+        _ => None,
+    };
+
     if let Command::Permissions { policy } = cli.command {
         match policy {
             Some(who) => {
@@ -281,9 +301,8 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::HandleEvent { file } => {
-            let bytes = read_input(&file)?;
-            let event: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Usage(format!("{}: not JSON: {e}", file.display())))?;
+            let event = handle_input
+                .ok_or_else(|| Error::Usage(format!("{}: no event was read", file.display())))?;
             let rules = ClassifyRules::from_config(&config);
             let report = handle_event(&event, &fleet, &rules, None, now)
                 .await
