@@ -6,9 +6,9 @@
 //! (and say so in CHANGELOG.md): a reshaping of the code must leave them byte-identical.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use crate::support::account::Account;
+use crate::support::cli::dormant_in;
 use crate::support::emulator::emulator;
 use serde_json::Value;
 
@@ -43,18 +43,9 @@ impl Run<'_> {
 
     fn run(&self, day: i64, args: &[&str]) -> std::process::Output {
         let now = self.account.day(day).to_rfc3339();
-        Command::new(env!("CARGO_BIN_EXE_dormant"))
+        dormant_in(&self.dir, &self.account.id)
             .args(["--now", now.as_str()])
             .args(args)
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", emulator().endpoint())
-            .env("AWS_ACCESS_KEY_ID", &self.account.id)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("DORMANT_LOG")
             .output()
             .unwrap()
     }

@@ -8,6 +8,7 @@ use chrono::Duration;
 use serde_json::Value;
 
 use crate::support::account::Account;
+use crate::support::cli::dormant_in;
 use crate::support::emulator::emulator;
 
 /// The `dormant` binary in one account, run from its own directory.
@@ -47,18 +48,9 @@ impl Op {
 
     pub fn command(&self, day: i64, args: &[&str]) -> Command {
         let now = (self.now + Duration::days(day)).to_rfc3339();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_dormant"));
+        let mut c = dormant_in(&self.dir, &self.account);
         c.args(["--now", now.as_str()])
             .args(args)
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", emulator().endpoint())
-            .env("AWS_ACCESS_KEY_ID", &self.account)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("DORMANT_LOG")
             .env_remove("NO_COLOR")
             .stdin(Stdio::null());
         c

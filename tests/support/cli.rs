@@ -57,18 +57,7 @@ impl Dormant {
     /// The command, not yet run: the binary, its directory, the emulator's endpoint and this
     /// account's credentials, SDK retries off, and nothing from the caller's AWS profile.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dormant"));
-        command
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", emulator().endpoint())
-            .env("AWS_ACCESS_KEY_ID", &self.account)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("DORMANT_LOG");
-        command
+        dormant_in(&self.dir, &self.account)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -115,6 +104,23 @@ impl Dormant {
 }
 
 /// What the process wrote to stderr.
+/// The `dormant` binary, run in `dir` as `account` against the emulator: SDK retries off, and
+/// nothing from the caller's AWS profile or log filter.
+pub fn dormant_in(dir: &Path, account: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dormant"));
+    command
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", emulator().endpoint())
+        .env("AWS_ACCESS_KEY_ID", account)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("DORMANT_LOG");
+    command
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }

@@ -208,6 +208,16 @@ impl DynamoStore {
         Ok(records)
     }
 
+    /// A query for `subject`'s items whose sort key starts with `prefix` (`AUDIT#`, `SNAPSHOT#`).
+    fn items_of(&self, subject: &Subject, prefix: &str) -> QueryFluentBuilder {
+        self.query()
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(&subject_pk(subject)))
+            .expression_attribute_values(":prefix", s(prefix))
+    }
+
     fn state_item(&self, stored: &Record) -> PortResult<Item> {
         let subject = stored.subject.stable_id();
         let account = &stored.subject.principal.account;
@@ -426,12 +436,7 @@ impl Store for DynamoStore {
 
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>> {
         let query = self
-            .query()
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(&subject_pk(subject)))
-            .expression_attribute_values(":prefix", s("AUDIT#"))
+            .items_of(subject, "AUDIT#")
             .scan_index_forward(true)
             .consistent_read(true);
         let items = self.query_all(query).await?;
@@ -458,12 +463,7 @@ impl Store for DynamoStore {
 
     async fn latest_snapshot(&self, subject: &Subject) -> PortResult<Option<Snapshot>> {
         let query = self
-            .query()
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(&subject_pk(subject)))
-            .expression_attribute_values(":prefix", s("SNAPSHOT#"))
+            .items_of(subject, "SNAPSHOT#")
             .scan_index_forward(false)
             .limit(1)
             .consistent_read(true);
