@@ -24,6 +24,7 @@ use crate::app::fleet::{Engines, Fleet, FleetSource};
 use crate::config::Account;
 use crate::config::{Config, Timeouts};
 use crate::domain::policy::Policy;
+use crate::domain::subject::DEFAULT_PARTITION;
 use crate::domain::{PrincipalKind, Step};
 use crate::error::{Error, Result};
 use crate::ports::Publisher;
@@ -430,6 +431,28 @@ pub async fn create_table(config: &Config, aws: &SdkConfig, retry: RetryPolicy) 
         retry,
     );
     Ok(store.init().await?)
+}
+
+/// `dormant init`: creates dormant's quarantine policy in the caller's account unless it is
+/// there; its ARN and whether it was created.
+pub async fn create_quarantine_policy(
+    config: &Config,
+    aws: &SdkConfig,
+    retry: RetryPolicy,
+) -> Result<(String, bool)> {
+    let aws = sdk_config(aws, &config.timeouts);
+    let caller = aws_sdk_sts::Client::new(&aws)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify("GetCallerIdentity", e))?;
+    let account = caller.account().unwrap_or_default();
+    let partition = caller
+        .arn()
+        .and_then(|a| a.split(':').nth(1))
+        .unwrap_or(DEFAULT_PARTITION);
+    let iam = AwsIam::new(aws_sdk_iam::Client::new(&aws), account, retry).in_partition(partition);
+    Ok(iam.ensure_quarantine_policy().await?)
 }
 
 /// `[fallback]` as configured: the controller account's automation role and the steps always run

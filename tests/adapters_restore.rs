@@ -63,6 +63,8 @@ impl RoleDump {
         self.tags
             .insert(RESTORED_FROM_TAG.to_string(), snap.restore_marker());
         self.inline.remove(QUARANTINE_POLICY_NAME);
+        let own = quarantine::policy_arn_for(&snap.principal);
+        self.attached.retain(|arn| *arn != own);
         self
     }
 }
@@ -73,6 +75,8 @@ impl UserDump {
         self.tags
             .insert(RESTORED_FROM_TAG.to_string(), snap.restore_marker());
         self.inline.remove(QUARANTINE_POLICY_NAME);
+        let own = quarantine::policy_arn_for(&snap.principal);
+        self.attached.retain(|arn| *arn != own);
         self
     }
 }
@@ -257,6 +261,8 @@ async fn loaded_role(cx: &Ctx, name: &str) -> (String, String) {
     )
     .await;
     cx.attach_role_policy(name, &attached).await;
+    // And by this version.
+    cx.attach_role_policy(name, &cx.quarantine_arn()).await;
     cx.instance_profile_with(&format!("{name}-ip"), name).await;
     (boundary, attached)
 }
@@ -285,6 +291,7 @@ async fn loaded_user(cx: &Ctx, name: &str) -> (Vec<String>, String) {
         .await;
     let attached = cx.create_policy("user-attached", ALLOW_S3).await;
     cx.attach_user_policy(name, &attached).await;
+    cx.attach_user_policy(name, &cx.quarantine_arn()).await;
     (keys, attached)
 }
 
@@ -452,7 +459,7 @@ async fn restoring_twice_changes_nothing_the_second_time() {
 }
 
 /// An operator's policy that only shares the quarantine policy's name is the owner's: restored.
-/// dormant's own, under the second name, is not.
+/// dormant's own (its managed policy, and an earlier version's inline one) is not.
 #[tokio::test]
 async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_is_not() {
     let cx = ctx().await;
@@ -460,6 +467,12 @@ async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_
     cx.put_role_policy("shared-name", QUARANTINE_POLICY_NAME, ALLOW_S3)
         .await;
     let principal = Principal::role(&cx.id, "/", "shared-name");
+    cx.put_role_policy(
+        "shared-name",
+        "DormantQuarantineDenyAll-2",
+        &quarantine::document(&principal),
+    )
+    .await;
     cx.iam
         .apply(&principal, &Effect::PutQuarantinePolicy)
         .await
@@ -468,6 +481,10 @@ async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_
     assert_eq!(
         before.inline.keys().collect::<Vec<_>>(),
         [QUARANTINE_POLICY_NAME, "DormantQuarantineDenyAll-2"]
+    );
+    assert_eq!(
+        cx.attached_role_policies("shared-name").await,
+        [cx.quarantine_arn()]
     );
 
     let snap = cx.snapshot_and_delete(&principal).await;
@@ -480,6 +497,10 @@ async fn an_operators_policy_named_like_the_quarantine_is_restored_and_dormants_
             QUARANTINE_POLICY_NAME.to_string(),
             serde_json::from_str::<Value>(ALLOW_S3).unwrap()
         )])
+    );
+    assert!(
+        cx.attached_role_policies("shared-name").await.is_empty(),
+        "restore does not bring dormant's quarantine back"
     );
 }
 
@@ -791,7 +812,8 @@ async fn the_original_identity_gets_its_own_access_back() {
     );
     let after = cx.dump_role("keeper").await;
     assert!(after.inline.contains_key("data-access"));
-    assert_eq!(after.attached, vec![attached]);
+    // dormant's quarantine, still on the half-deleted role, is the ladder's to release.
+    assert_eq!(after.attached, vec![cx.quarantine_arn(), attached]);
 }
 
 // ---- credentials: public material back, secrets named -----------------------------------------

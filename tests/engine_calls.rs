@@ -212,7 +212,7 @@ async fn a_later_step_re_reads_the_identity_once_then_makes_its_own_calls() {
     // The re-read (GetRole + ListRolePolicies), then the deny-all policy and the stage tag. The
     // policy names are listed once more right before the write: dormant never writes over a
     // policy of that name it did not write (none here, so no GetRolePolicy).
-    for op in ["GetRole", "PutRolePolicy", "TagRole"] {
+    for op in ["GetRole", "AttachRolePolicy", "TagRole"] {
         assert_eq!(calls.get(&format!("iam:{op}")), Some(&3), "{op}: {calls:?}");
     }
     assert_eq!(calls.get("iam:ListRolePolicies"), Some(&6), "{calls:?}");

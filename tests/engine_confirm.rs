@@ -58,7 +58,7 @@ async fn idle_role(s: &Account, name: &str) -> Subject {
 }
 
 fn quarantines(s: &Account) -> usize {
-    emulator().count_requests(&s.id, "PutRolePolicy")
+    emulator().count_requests(&s.id, "AttachRolePolicy")
 }
 
 fn confirming() -> Policy {

@@ -109,7 +109,7 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
     emulator().inject_fault(
         &s.account.id,
         "iam",
-        "PutRolePolicy",
+        "AttachRolePolicy",
         Fault::AccessDenied,
         1,
     );
@@ -188,7 +188,7 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
     emulator().inject_fault(
         &s.account.id,
         "iam",
-        "PutRolePolicy",
+        "AttachRolePolicy",
         Fault::AccessDenied,
         1,
     );
@@ -242,7 +242,10 @@ async fn steps_configured_for_ssm_never_call_iam_directly() {
     emulator().clear_requests(&s.account.id);
     let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
-    assert_eq!(emulator().count_requests(&s.account.id, "PutRolePolicy"), 0);
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "AttachRolePolicy"),
+        0
+    );
     assert_eq!(s.ssm.started.lock().unwrap().len(), 1);
 }
 
@@ -301,7 +304,7 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
             always: vec![],
         });
     engine.sweep(now).await.unwrap();
-    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(&a.id, "iam", "AttachRolePolicy", Fault::AccessDenied, 1);
     let r = engine.tick(now + Duration::days(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted, "{r:?}");
     assert!(r.actions[0].reason.contains("exec-42"));
@@ -370,7 +373,7 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
     emulator().inject_fault(
         &s.account.id,
         "iam",
-        "PutRolePolicy",
+        "AttachRolePolicy",
         Fault::AccessDenied,
         1,
     );

@@ -23,10 +23,7 @@ async fn half_quarantined(a: &Account, name: &str) {
     let r = engine.tick(a.day(7)).await.unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::Failed, "{r:?}");
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
-    assert_eq!(
-        a.role_policies(name).await,
-        vec!["DormantQuarantineDenyAll"]
-    );
+    assert_eq!(a.role_quarantined(name).await, true);
     let stored = engine
         .store
         .load(&a.role_subject(name))
@@ -59,7 +56,7 @@ async fn a_resumed_quarantine_of_a_now_exempt_role_is_rolled_back_not_finished()
     assert_eq!(record.stage, Stage::Exempt, "{r:?}");
     assert!(record.pending.is_none());
     assert!(
-        a.role_policies("owner-said-keep").await.is_empty(),
+        !a.role_quarantined("owner-said-keep").await,
         "the half-done quarantine is rolled back"
     );
     let history = engine
@@ -100,7 +97,7 @@ async fn a_resumed_quarantine_of_a_role_used_meanwhile_is_released() {
         .unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert!(record.reason.contains("not finished"), "{}", record.reason);
-    assert!(a.role_policies("came-back").await.is_empty());
+    assert!(!a.role_quarantined("came-back").await);
 }
 
 #[tokio::test]
@@ -118,7 +115,7 @@ async fn a_resumed_step_in_a_dry_run_changes_nothing() {
     let r = engine.tick(a.day(7) + Duration::hours(1)).await.unwrap();
 
     assert_eq!(r.actions[0].outcome, Outcome::DryRun, "{r:?}");
-    for op in ["TagRole", "PutRolePolicy", "DeleteRolePolicy", "PutItem"] {
+    for op in ["TagRole", "AttachRolePolicy", "DetachRolePolicy", "PutItem"] {
         assert_eq!(emulator().count_requests(&a.id, op), 0, "{op}");
     }
     let record = engine
@@ -136,7 +133,7 @@ async fn a_resumed_step_is_stopped_by_a_tripped_breaker() {
     a.role("held", 200, &[]).await;
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
-    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(&a.id, "iam", "AttachRolePolicy", Fault::AccessDenied, 1);
     engine.tick(a.day(7)).await.unwrap();
     engine
         .breaker()
@@ -149,8 +146,8 @@ async fn a_resumed_step_is_stopped_by_a_tripped_breaker() {
 
     assert!(r.breaker_tripped);
     assert_eq!(r.actions[0].outcome, Outcome::Skipped, "{r:?}");
-    assert_eq!(emulator().count_requests(&a.id, "PutRolePolicy"), 0);
-    assert!(a.role_policies("held").await.is_empty());
+    assert_eq!(emulator().count_requests(&a.id, "AttachRolePolicy"), 0);
+    assert!(!a.role_quarantined("held").await);
 }
 
 #[tokio::test]
@@ -168,8 +165,8 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
     assert_eq!(r.actions[0].outcome, Outcome::Failed, "{r:?}");
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
     assert_eq!(
-        a.role_policies("keep-me").await.len(),
-        1,
+        a.role_quarantined("keep-me").await,
+        true,
         "dormant's deny is removed last, so a half-torn-down role stays denied"
     );
 
@@ -181,7 +178,7 @@ async fn a_resumed_delete_is_not_finished_once_delete_is_never() {
 
     assert_eq!(emulator().count_requests(&a.id, "DeleteRole"), 0);
     assert!(a.iam.get_role().role_name("keep-me").send().await.is_ok());
-    assert_eq!(a.role_policies("keep-me").await.len(), 1, "still denied");
+    assert_eq!(a.role_quarantined("keep-me").await, true, "still denied");
     let record = engine
         .store
         .load(&a.role_subject("keep-me"))
@@ -203,7 +200,7 @@ async fn a_permanent_failure_backs_off_and_is_announced_once() {
         .await
         .with_publisher(events.clone());
     engine.sweep(a.day(0)).await.unwrap();
-    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 100);
+    emulator().inject_fault(&a.id, "iam", "AttachRolePolicy", Fault::AccessDenied, 100);
 
     // A tick every 15 minutes for 6 hours.
     let mut attempts = 0;

@@ -20,7 +20,8 @@ async fn dump(a: &Account) -> Value {
         let name = r.role_name();
         out.insert(
             format!("role/{name}"),
-            json!({"tags": a.role_tags(name).await, "policies": a.role_policies(name).await}),
+            json!({"tags": a.role_tags(name).await, "policies": a.role_policies(name).await,
+                "attached": a.attached_role_policies(name).await}),
         );
     }
     for u in a.iam.list_users().send().await.unwrap().users() {
@@ -51,10 +52,12 @@ async fn dump(a: &Account) -> Value {
             .unwrap()
             .policy_names()
             .to_vec();
+        let attached = a.attached_user_policies(name).await;
         let login = a.has_console(name).await;
         out.insert(
             format!("user/{name}"),
-            json!({"tags": tags, "keys": keys, "policies": policies, "login": login}),
+            json!({"tags": tags, "keys": keys, "policies": policies, "attached": attached,
+                "login": login}),
         );
     }
     Value::Object(out)
@@ -96,7 +99,7 @@ async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
     );
     assert_eq!(tags["team"], "data");
     assert!(
-        a.role_policies("legacy-etl").await.is_empty(),
+        !a.role_quarantined("legacy-etl").await,
         "a notice does not cut access"
     );
     assert_eq!(
@@ -113,10 +116,7 @@ async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
         steps(&r, Outcome::Done),
         vec![("legacy-etl".into(), Step::Quarantine)]
     );
-    assert_eq!(
-        a.role_policies("legacy-etl").await,
-        vec!["DormantQuarantineDenyAll".to_string()]
-    );
+    assert_eq!(a.role_quarantined("legacy-etl").await, true);
     assert!(
         a.role_tags("legacy-etl").await["dormant:stage"].starts_with("quarantined next delete at ")
     );
@@ -267,7 +267,7 @@ async fn a_role_used_again_after_notice_is_released_and_untagged() {
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    assert_eq!(a.role_policies("comeback").await.len(), 1);
+    assert_eq!(a.role_quarantined("comeback").await, true);
 
     emulator().backdate_role(&a.id, "comeback", None, Some(a.day(8)));
     let r = engine.sweep(a.day(9)).await.unwrap();
@@ -280,7 +280,7 @@ async fn a_role_used_again_after_notice_is_released_and_untagged() {
         "{}",
         r.actions[0].reason
     );
-    assert!(a.role_policies("comeback").await.is_empty());
+    assert!(!a.role_quarantined("comeback").await);
     let tags = a.role_tags("comeback").await;
     assert!(!tags.keys().any(|k| k.starts_with("dormant:")), "{tags:?}");
     assert_eq!(tags["owner"], "ops");
@@ -322,13 +322,13 @@ async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
     );
 }
 
-/// Crash safety: the quarantine step makes two IAM calls (PutRolePolicy, then TagRole). Fail each
+/// Crash safety: the quarantine step makes two IAM changes (AttachRolePolicy, then TagRole). Fail each
 /// in turn, as if the process died there; the next run after the intent lease converges to the
 /// same end state as a run without the fault, and the step is recorded done exactly once.
 #[tokio::test]
 async fn a_step_interrupted_at_any_call_converges_on_the_next_run() {
     let mut end_states = Vec::new();
-    for failing in [None, Some("PutRolePolicy"), Some("TagRole")] {
+    for failing in [None, Some("AttachRolePolicy"), Some("TagRole")] {
         let a = Account::new().await;
         a.role("fragile", 200, &[]).await;
         let engine = a.engine(Policy::default()).await;
@@ -376,7 +376,11 @@ async fn a_step_interrupted_at_any_call_converges_on_the_next_run() {
         if let Some(v) = tags.get_mut("dormant:stage") {
             v.truncate(v.find(" at ").unwrap_or(v.len()));
         }
-        end_states.push((a.role_policies("fragile").await, tags, record.stage));
+        end_states.push((
+            a.attached_role_policies("fragile").await,
+            tags,
+            record.stage,
+        ));
     }
     assert_eq!(end_states[0], end_states[1]);
     assert_eq!(end_states[0], end_states[2]);
@@ -402,7 +406,7 @@ async fn two_ticks_racing_take_each_step_once() {
         "each quarantine done once between the two: {r1:?} {r2:?}"
     );
     assert_eq!(
-        emulator().count_requests(&a.id, "PutRolePolicy"),
+        emulator().count_requests(&a.id, "AttachRolePolicy"),
         4,
         "no IAM call made twice"
     );
@@ -443,7 +447,7 @@ async fn throttled_reads_are_retried_and_access_denied_is_recorded_without_stopp
     for op in ["GetRole", "ListRolePolicies"] {
         emulator().inject_fault(&a.id, "iam", op, Fault::Throttle, 2);
     }
-    emulator().inject_fault(&a.id, "iam", "PutRolePolicy", Fault::AccessDenied, 1);
+    emulator().inject_fault(&a.id, "iam", "AttachRolePolicy", Fault::AccessDenied, 1);
     let r = engine.tick(a.day(7)).await.unwrap();
     assert!(
         emulator().faults(&a.id).is_empty(),
@@ -487,7 +491,7 @@ async fn the_breaker_trips_at_max_actions_plus_one_and_stops_every_further_mutat
     assert_eq!(steps(&r, Outcome::Done).len(), 2);
     assert_eq!(steps(&r, Outcome::Skipped).len(), 2);
     assert_eq!(
-        emulator().count_requests(&a.id, "PutRolePolicy"),
+        emulator().count_requests(&a.id, "AttachRolePolicy"),
         2,
         "no IAM mutation after the trip"
     );
@@ -498,7 +502,7 @@ async fn the_breaker_trips_at_max_actions_plus_one_and_stops_every_further_mutat
     // Stays tripped across runs until reset.
     let r = engine.tick(a.day(8)).await.unwrap();
     assert_eq!(steps(&r, Outcome::Done).len(), 0);
-    assert_eq!(emulator().count_requests(&a.id, "PutRolePolicy"), 2);
+    assert_eq!(emulator().count_requests(&a.id, "AttachRolePolicy"), 2);
 }
 
 #[tokio::test]
@@ -583,7 +587,7 @@ async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    assert_eq!(a.role_policies("tagged-later").await.len(), 1);
+    assert_eq!(a.role_quarantined("tagged-later").await, true);
 
     let until = a.day(20).format("%Y-%m-%d").to_string();
     a.tag_role(
@@ -596,7 +600,7 @@ async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry
         steps(&r, Outcome::Done),
         vec![("tagged-later".into(), Step::Release)]
     );
-    assert!(a.role_policies("tagged-later").await.is_empty());
+    assert!(!a.role_quarantined("tagged-later").await);
     let subject = Subject::whole(Principal::role(&a.id, "/", "tagged-later"));
     assert_eq!(
         engine.store.load(&subject).await.unwrap().unwrap().stage,
@@ -624,8 +628,8 @@ async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_no
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
     assert_eq!(
-        a.role_policies("legacy-batch").await.len(),
-        1,
+        a.role_quarantined("legacy-batch").await,
+        true,
         "quarantined"
     );
 
@@ -648,7 +652,7 @@ async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_no
         "{}",
         r.actions[0].reason
     );
-    assert!(a.role_policies("legacy-batch").await.is_empty());
+    assert!(!a.role_quarantined("legacy-batch").await);
     let subject = Subject::whole(Principal::role(&a.id, "/", "legacy-batch"));
     let record = engine.store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Exempt);

@@ -261,14 +261,15 @@ impl Iam for AwsIam {
         match effect {
             Effect::PutTags { tags } => self.tag(principal, tags).await,
             Effect::RemoveTags { keys } => self.untag(principal, keys).await,
-            Effect::PutQuarantinePolicy => self.put_quarantine(principal).await,
-            Effect::DeleteQuarantinePolicy => self.delete_quarantine(principal).await,
+            // Boxed: these futures are large, and the engine's whole step is one future.
+            Effect::PutQuarantinePolicy => Box::pin(self.put_quarantine(principal)).await,
+            Effect::DeleteQuarantinePolicy => Box::pin(self.delete_quarantine(principal)).await,
             Effect::DeactivateKeys { key_ids } => self.set_keys(principal, key_ids, false).await,
             Effect::ReactivateKeys { key_ids } => self.set_keys(principal, key_ids, true).await,
             // Not an IAM change: the engine calls `snapshot` and stores the result itself.
             Effect::TakeSnapshot => Ok(()),
             Effect::DeletePrincipal => {
-                match self.tear_down(principal).await {
+                match Box::pin(self.tear_down(principal)).await {
                     // A listing found the principal already gone.
                     Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
                     other => other,

@@ -69,8 +69,9 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the DynamoDB table and its indexes (local/dev; the CDK app does this in AWS), and
-    /// a starter ./dormant.toml (dry_run = true) when there is none. Idempotent.
+    /// Create the DynamoDB table and its indexes, dormant's quarantine policy
+    /// (/dormant/DormantQuarantineDenyAll) in the caller's account (local/dev; the CDK stacks do
+    /// both in AWS), and a starter ./dormant.toml (dry_run = true) when there is none. Idempotent.
     Init,
     /// Evaluate every role and user in the account and take each step that is due.
     Sweep,

@@ -59,7 +59,9 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         // `init` only with --dry-run: `dry_run = true` in the file (the starter configuration
         // has it) is about IAM, and dormant's own table is what makes a dry run possible.
         let refused = match &cli.command {
-            Command::Init if cli.dry_run => Some("init creates the table"),
+            Command::Init if cli.dry_run => {
+                Some("init creates the table and the quarantine policy")
+            }
             Command::Breaker {
                 action: BreakerAction::Reset { .. },
             } => Some("breaker reset re-enables steps"),
@@ -139,6 +141,13 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     if let Command::Init = cli.command {
         let created = wiring::create_table(&config, &aws, retry).await?;
         let msg = if created { "created" } else { "already exists" };
+        let (policy_arn, policy_created) =
+            wiring::create_quarantine_policy(&config, &aws, retry).await?;
+        let policy_msg = if policy_created {
+            "created"
+        } else {
+            "already exists"
+        };
         // Only where dormant would look for it, and never over a file that is there.
         let starter = PathBuf::from("dormant.toml");
         let written = cli.config.is_none() && write_starter_config(&starter)?;
@@ -147,10 +156,15 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             &serde_json::json!({
                 "table": config.table,
                 "created": created,
+                "quarantine_policy": policy_arn,
+                "quarantine_policy_created": policy_created,
                 "config_written": written.then_some("dormant.toml"),
             }),
             |_| {
-                let mut text = format!("table {} {msg}", config.table);
+                let mut text = format!(
+                    "table {} {msg}\nquarantine policy {policy_arn} {policy_msg}",
+                    config.table
+                );
                 if written {
                     text.push_str(
                         "\nwrote ./dormant.toml: a starter configuration with dry_run = true, so \

@@ -44,24 +44,32 @@ impl Effect {
             (Effect::PutTags { .. }, User) => &["iam:TagUser"],
             (Effect::RemoveTags { .. }, Role) => &["iam:UntagRole"],
             (Effect::RemoveTags { .. }, User) => &["iam:UntagUser"],
-            // The policy's name and document are read first: dormant never overwrites or deletes
-            // an inline policy it did not write.
+            // The managed deny policy: attached only after its document is checked, never a
+            // policy document written (docs/design.md, 'The quarantine policy').
             (Effect::PutQuarantinePolicy, Role) => &[
-                "iam:ListRolePolicies",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:AttachRolePolicy",
             ],
             (Effect::PutQuarantinePolicy, User) => &[
-                "iam:ListUserPolicies",
-                "iam:GetUserPolicy",
-                "iam:PutUserPolicy",
+                "iam:ListAttachedUserPolicies",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:AttachUserPolicy",
             ],
+            // Also an earlier version's inline deny, read first: dormant never deletes an inline
+            // policy it did not write.
             (Effect::DeleteQuarantinePolicy, Role) => &[
+                "iam:ListAttachedRolePolicies",
+                "iam:DetachRolePolicy",
                 "iam:ListRolePolicies",
                 "iam:GetRolePolicy",
                 "iam:DeleteRolePolicy",
             ],
             (Effect::DeleteQuarantinePolicy, User) => &[
+                "iam:ListAttachedUserPolicies",
+                "iam:DetachUserPolicy",
                 "iam:ListUserPolicies",
                 "iam:GetUserPolicy",
                 "iam:DeleteUserPolicy",
@@ -244,6 +252,9 @@ pub const EVALUATE_PERMISSIONS: &[&str] = &[
     "iam:GetUser",
     "iam:GetUserPolicy",
     "iam:ListAccessKeys",
+    // Whether dormant's quarantine policy is attached.
+    "iam:ListAttachedRolePolicies",
+    "iam:ListAttachedUserPolicies",
     "iam:ListRolePolicies",
     "iam:ListUserPolicies",
 ];

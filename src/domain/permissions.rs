@@ -24,7 +24,97 @@ pub enum Scope {
     Queue,
     /// Access Analyzer analyzers.
     Analyzer,
+    /// dormant's quarantine policy (`policy/dormant/DormantQuarantineDenyAll`).
+    QuarantinePolicy,
 }
+
+/// The condition an IAM action that could give access is granted under (docs/design.md,
+/// 'Permissions'). An action with several guards is granted once under each (any one suffices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guard {
+    /// `iam:PolicyARN` is dormant's quarantine policy in the same account: attaching it only
+    /// takes access away, detaching it only undoes dormant's quarantine.
+    QuarantinePolicy,
+    /// The identity carries dormant's stage tag (`aws:ResourceTag/dormant:stage`): dormant
+    /// removes policies only from identities it has marked as on its ladder.
+    Marked,
+    /// Every tag key of the request is one of dormant's (`aws:TagKeys` like `dormant:*`): tags
+    /// that other policies may test (attribute-based access) are never written or removed.
+    DormantTagKeys,
+}
+
+/// Every IAM action that can give a principal access it did not have, directly (a policy, a
+/// credential, a trust, a group) or by taking a restriction away (a Deny, a boundary, a tag a
+/// policy tests). A role of dormant's grants each only under a guard of [`guards`], or not at
+/// all; `UNGUARDED_BY_DESIGN` lists the exceptions and why.
+pub const PERMISSION_ADDING: &[&str] = &[
+    "iam:AddUserToGroup",
+    "iam:AttachGroupPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachUserPolicy",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:CreatePolicyVersion",
+    "iam:DeleteGroupPolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteRolePolicy",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:DeleteUserPolicy",
+    "iam:DetachGroupPolicy",
+    "iam:DetachRolePolicy",
+    "iam:DetachUserPolicy",
+    "iam:PassRole",
+    "iam:PutGroupPolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:PutUserPermissionsBoundary",
+    "iam:PutUserPolicy",
+    "iam:RemoveUserFromGroup",
+    "iam:SetDefaultPolicyVersion",
+    "iam:TagRole",
+    "iam:TagUser",
+    "iam:UntagRole",
+    "iam:UntagUser",
+    "iam:UpdateAccessKey",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateLoginProfile",
+];
+
+/// The guards an IAM action of dormant's is granted under; empty when it is granted plainly.
+pub fn guards(action: &str) -> &'static [Guard] {
+    use Guard::{DormantTagKeys, Marked, QuarantinePolicy};
+    match action {
+        "iam:AttachRolePolicy" | "iam:AttachUserPolicy" => &[QuarantinePolicy],
+        // Undoing a quarantine anywhere; everything, to delete a marked identity.
+        "iam:DetachRolePolicy" | "iam:DetachUserPolicy" => &[QuarantinePolicy, Marked],
+        // An earlier version's inline deny on release; every inline policy, to delete.
+        "iam:DeleteRolePolicy" | "iam:DeleteUserPolicy" => &[Marked],
+        "iam:TagRole" | "iam:TagUser" | "iam:UntagRole" | "iam:UntagUser" => &[DormantTagKeys],
+        _ => &[],
+    }
+}
+
+/// Permission-adding actions dormant's roles grant without a guard, and why no IAM condition can
+/// pin them: `iam:PassRole` is pinned by its resource (the automation role) and
+/// `iam:PassedToService`; the others are the known gaps of docs/design.md, 'Permissions'.
+pub const UNGUARDED_BY_DESIGN: &[(&str, &str)] = &[
+    (
+        "iam:PassRole",
+        "only the automation role, only to SSM (resource and iam:PassedToService)",
+    ),
+    (
+        "iam:UpdateAccessKey",
+        "a credential ladder marks its user with a tag named after the key \
+         (dormant:key:<id>:stage), which no IAM condition key can name: whoever holds the \
+         controller's credentials can turn on a key someone else turned off (not yet pinned)",
+    ),
+    (
+        "iam:RemoveUserFromGroup",
+        "authorised on the group, whose tags say nothing of the user; used only to delete a \
+         user dormant has on its ladder",
+    ),
+];
 
 /// One purpose and the actions it needs.
 pub type Need = (&'static str, Scope, &'static [&'static str]);
@@ -83,6 +173,12 @@ pub const OPERATOR_NEEDS: &[Need] = &[
             "dynamodb:UpdateTimeToLive",
         ],
     ),
+    // `init` also creates dormant's quarantine policy in the caller's account when missing.
+    (
+        "init_quarantine_policy",
+        Scope::QuarantinePolicy,
+        &["iam:CreatePolicy", "iam:GetPolicy"],
+    ),
     // Recreates a deleted identity from its snapshot: creates, attaches, tags, uploads.
     (
         "restore",
@@ -121,6 +217,20 @@ pub fn service_of(action: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_guarded_action_is_permission_adding_and_no_action_is_both_guarded_and_excused() {
+        for action in PERMISSION_ADDING {
+            let excused = UNGUARDED_BY_DESIGN.iter().any(|(a, _)| a == action);
+            assert!(
+                !(excused && !guards(action).is_empty()),
+                "{action} is guarded and excused"
+            );
+        }
+        for (action, _) in UNGUARDED_BY_DESIGN {
+            assert!(PERMISSION_ADDING.contains(action), "{action}");
+        }
+    }
 
     #[test]
     fn every_action_is_service_colon_name_sorted_within_its_purpose() {

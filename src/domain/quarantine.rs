@@ -1,17 +1,72 @@
-//! dormant's quarantine policy, and how dormant tells it from someone else's policy of the same
-//! name. dormant never overwrites or deletes an inline policy it did not write: when an operator's
-//! policy holds the usual name, dormant's goes under the second one.
+//! dormant's quarantine. Since 0.x (issue 16) it is the customer-managed policy
+//! `/dormant/DormantQuarantineDenyAll` that the CDK stacks (or `dormant init`) create in every
+//! account, attached to the identity: the controller may attach that one policy and nothing else,
+//! so it needs no right to write a policy document (docs/design.md, 'The quarantine policy').
+//! Earlier versions wrote an inline deny-all; dormant still recognises and removes those, and never
+//! overwrites or deletes an inline policy it did not write.
 
 use serde_json::{json, Value};
 
 use super::subject::Principal;
+
+/// The managed policy's name and path; its ARN is [`policy_arn`].
+pub const MANAGED_POLICY_NAME: &str = "DormantQuarantineDenyAll";
+pub const MANAGED_POLICY_PATH: &str = "/dormant/";
+
+/// The ARN of dormant's quarantine policy in `account` of `partition`.
+pub fn policy_arn(partition: &str, account: &str) -> String {
+    format!("arn:{partition}:iam::{account}:policy{MANAGED_POLICY_PATH}{MANAGED_POLICY_NAME}")
+}
+
+/// The ARN of the quarantine policy in the principal's own account and partition: the only one
+/// dormant attaches to it.
+pub fn policy_arn_for(p: &Principal) -> String {
+    policy_arn(&p.partition, &p.account)
+}
+
+/// The managed policy's document: what the stacks and `dormant init` create.
+pub fn managed_document() -> String {
+    LEGACY_QUARANTINE_POLICY_DOCUMENT.to_string()
+}
+
+/// Whether a policy document can only take access away and does take all of it: every statement
+/// a `Deny`, one of them of `*` on `*` without a condition. dormant attaches its quarantine policy
+/// only after its default version passes this, so a tampered copy (an `Allow` added to it) is
+/// never attached to anyone.
+pub fn denies_all_and_grants_nothing(document: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<Value>(document) else {
+        return false;
+    };
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => return false,
+    };
+    let is_star = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s == "*",
+        Some(Value::Array(list)) => list.iter().any(|x| x == "*"),
+        _ => false,
+    };
+    !statements.is_empty()
+        && statements
+            .iter()
+            .all(|st| st.get("Effect").and_then(Value::as_str) == Some("Deny"))
+        && statements.iter().any(|st| {
+            is_star(st.get("Action"))
+                && is_star(st.get("Resource"))
+                && st.get("Condition").is_none()
+                && st.get("NotAction").is_none()
+                && st.get("NotResource").is_none()
+                && st.get("NotPrincipal").is_none()
+        })
+}
 
 /// The names dormant's deny-all inline policy may have, in order of preference. The second is
 /// used only when a policy dormant did not write holds the first.
 pub const QUARANTINE_POLICY_NAMES: [&str; 2] =
     ["DormantQuarantineDenyAll", "DormantQuarantineDenyAll-2"];
 
-/// The usual name of dormant's quarantine policy.
+/// The usual name of dormant's (legacy, inline) quarantine policy.
 pub const QUARANTINE_POLICY_NAME: &str = QUARANTINE_POLICY_NAMES[0];
 
 /// The Sid versions before policy ownership wrote, on every principal: still recognised, so an
@@ -86,6 +141,36 @@ mod tests {
             marker(&Principal::user("123456789012", "/", "legacy-etl")),
             marker(&etl)
         );
+    }
+
+    #[test]
+    fn the_policy_arn_is_the_principals_own_account_and_partition() {
+        let p = Principal::role("123456789012", "/", "x").in_partition("aws-cn");
+        assert_eq!(
+            policy_arn_for(&p),
+            "arn:aws-cn:iam::123456789012:policy/dormant/DormantQuarantineDenyAll"
+        );
+    }
+
+    #[test]
+    fn only_a_document_of_denies_with_a_full_deny_all_passes_the_attach_check() {
+        assert!(denies_all_and_grants_nothing(&managed_document()));
+        assert!(denies_all_and_grants_nothing(
+            r#"{"Statement":{"Effect":"Deny","Action":["*"],"Resource":"*"}}"#
+        ));
+        for tampered in [
+            // An Allow anywhere grants something.
+            r#"{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"},{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            // Denies that leave something allowed.
+            r#"{"Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Deny","Action":"*","Resource":"arn:aws:s3:::b"}]}"#,
+            r#"{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Deny","NotAction":"iam:*","Action":"*","Resource":"*"}]}"#,
+            r#"{"Statement":[]}"#,
+            "not json",
+        ] {
+            assert!(!denies_all_and_grants_nothing(tampered), "{tampered}");
+        }
     }
 
     #[test]

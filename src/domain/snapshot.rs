@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::quarantine::{is_dormants, is_quarantine_name};
+use super::quarantine::{is_dormants, is_quarantine_name, policy_arn_for};
 use super::subject::Principal;
 use super::tag::{is_progress_tag, RESTORED_FROM_TAG, TAG_LIMIT};
 use super::time::Timestamp;
@@ -147,6 +147,15 @@ impl Snapshot {
         self.inline_policies
             .iter()
             .filter(|(name, doc)| !(is_quarantine_name(name) && is_dormants(&self.principal, doc)))
+    }
+
+    /// The owner's managed policies: dormant's quarantine policy stays out (restore gives the
+    /// identity back as it was before dormant).
+    pub fn owner_attached_policies(&self) -> impl Iterator<Item = &String> {
+        let own = policy_arn_for(&self.principal);
+        self.attached_policy_arns
+            .iter()
+            .filter(move |arn| **arn != own)
     }
 
     /// What IAM cannot give back, one line each with why: the secrets only AWS ever held.

@@ -18,6 +18,14 @@ use super::time::{fmt_time, Timestamp};
 /// The prefix of every tag dormant reads or writes.
 pub const PREFIX: &str = "dormant:";
 
+/// The stage tag of a whole role or user: what the controller's permissions to remove policies
+/// are conditioned on (`domain::permissions::Guard::Marked`).
+pub const WHOLE_STAGE_TAG: &str = "dormant:stage";
+
+/// The spellings of [`PREFIX`] dormant's roles may tag and untag under (`aws:TagKeys` is compared
+/// case-sensitively): its own, and the two a person is likely to have typed.
+pub const TAG_KEY_PATTERNS: [&str; 3] = ["dormant:*", "Dormant:*", "DORMANT:*"];
+
 /// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a
 /// date and with a reason.
 pub const TAG_EXEMPT: &str = "dormant:exempt";
@@ -181,5 +189,14 @@ mod tests {
         assert!(is_dormant_key("DORMANT:stage"));
         assert!(!is_dormant_key("dormant"));
         assert!(!is_dormant_key("dörmant:x"));
+    }
+
+    #[test]
+    fn the_marked_guard_names_the_whole_stage_tag_and_the_key_patterns_cover_it() {
+        let p = super::super::subject::Principal::role("123456789012", "/", "r");
+        assert_eq!(stage_tag_key(&Subject::whole(p)), WHOLE_STAGE_TAG);
+        assert!(TAG_KEY_PATTERNS
+            .iter()
+            .all(|p| p.trim_end_matches('*').eq_ignore_ascii_case(PREFIX)));
     }
 }

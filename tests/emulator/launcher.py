@@ -169,6 +169,30 @@ def control(environ, path, query):
     raise HttpError(404, f"no control endpoint {method} /_dormant/{path}")
 
 
+# What dormant's member stack deploys in every account: its quarantine policy. Created the first
+# time an account's IAM is called, as the stack would have; a test that deletes it sees an account
+# without the stack.
+QUARANTINE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Sid": "DormantQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"}]})
+provisioned = set()
+
+
+def provision_member_stack(account, region):
+    partition = get_partition(region or "us-east-1")
+    if (account, partition) in provisioned:
+        return
+    with lock:
+        if (account, partition) in provisioned:
+            return
+        provisioned.add((account, partition))
+        backend = iam_backends[account]["global" if partition == "aws" else partition]
+        try:
+            backend.create_policy("dormant's quarantine: denies everything (attached by dormant)",
+                                  "/dormant/", QUARANTINE_POLICY, "DormantQuarantineDenyAll", [])
+        except Exception:  # already there (created through the API first)
+            pass
+
+
 def take_fault(account, service, operation):
     with lock:
         for fault in faults:
@@ -279,6 +303,8 @@ class Harness:
             operation = {"finding": "GetFinding", "findingv2": "GetFindingV2"}.get(
                 found.group(1) if found else "", "")
 
+        if service == "iam" and re.fullmatch(r"\d{12}", account or ""):
+            provision_member_stack(account, region)
         entry = {"account": account, "service": service, "operation": operation, "fault": None,
                  **{k: form[k] for k in LOGGED_FIELDS if k in form}}
         with lock:

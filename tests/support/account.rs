@@ -532,6 +532,40 @@ impl Account {
             .to_vec()
     }
 
+    /// dormant's quarantine policy in this account (the launcher creates it, as the member stack
+    /// would).
+    pub fn quarantine_arn(&self) -> String {
+        dormant::domain::quarantine::policy_arn("aws", &self.id)
+    }
+
+    /// Whether dormant's quarantine policy is attached to the role.
+    pub async fn role_quarantined(&self, name: &str) -> bool {
+        self.attached_role_policies(name)
+            .await
+            .contains(&self.quarantine_arn())
+    }
+
+    /// Whether dormant's quarantine policy is attached to the user.
+    pub async fn user_quarantined(&self, name: &str) -> bool {
+        self.attached_user_policies(name)
+            .await
+            .contains(&self.quarantine_arn())
+    }
+
+    /// The ARNs of the managed policies attached to the user.
+    pub async fn attached_user_policies(&self, name: &str) -> Vec<String> {
+        self.iam
+            .list_attached_user_policies()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_string))
+            .collect()
+    }
+
     /// The ARNs of the managed policies attached to the role.
     pub async fn attached_role_policies(&self, name: &str) -> Vec<String> {
         self.iam

@@ -260,16 +260,26 @@ impl World {
             .send()
             .await
             .ok()?;
-        let policies = self
+        let mut policies = self
             .iam
             .list_role_policies()
             .role_name(name)
             .send()
             .await
+            .ok()?
+            .policy_names()
+            .to_vec();
+        let attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
             .ok()?;
+        policies.extend(policy_names(attached.attached_policies()));
         Some(json!({
             "tags": self.norm_tags(tags.tags()),
-            "policies": policies.policy_names(),
+            "policies": policies,
         }))
     }
 
@@ -282,13 +292,23 @@ impl World {
             .send()
             .await
             .ok()?;
-        let policies = self
+        let mut policies = self
             .iam
             .list_user_policies()
             .user_name(name)
             .send()
             .await
+            .ok()?
+            .policy_names()
+            .to_vec();
+        let attached = self
+            .iam
+            .list_attached_user_policies()
+            .user_name(name)
+            .send()
+            .await
             .ok()?;
+        policies.extend(policy_names(attached.attached_policies()));
         let keys: BTreeMap<String, String> = self
             .iam
             .list_access_keys()
@@ -310,7 +330,7 @@ impl World {
         let console = self.has_console(name).await;
         Some(json!({
             "tags": self.norm_tags(tags.tags()),
-            "policies": policies.policy_names(),
+            "policies": policies,
             "keys": keys,
             "console": console,
         }))
@@ -452,3 +472,12 @@ impl World {
 
 /// How long a request stays on the wire when a crash is simulated around it.
 pub const CRASH_HOLD: StdDuration = StdDuration::from_millis(800);
+
+/// The names of attached managed policies (dormant's quarantine is `DormantQuarantineDenyAll`),
+/// listed with the inline ones in a state.
+fn policy_names(attached: &[aws_sdk_iam::types::AttachedPolicy]) -> Vec<String> {
+    attached
+        .iter()
+        .filter_map(|p| p.policy_name().map(str::to_string))
+        .collect()
+}

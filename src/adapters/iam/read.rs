@@ -93,7 +93,11 @@ impl AwsIam {
             return Ok(None);
         };
         let principal = self.principal(PrincipalKind::Role, r.path().unwrap_or("/"), name);
-        let own = quarantine::bulk_has_own_quarantine(&principal, r.role_policy_list());
+        let own = quarantine::bulk_has_own_quarantine(
+            &principal,
+            r.role_policy_list(),
+            r.attached_managed_policies(),
+        );
         let mut facts = base_facts(
             principal,
             r.role_id(),
@@ -139,7 +143,11 @@ impl AwsIam {
             debug!(user = name, "user not in the credential report yet");
         }
         let principal = self.principal(PrincipalKind::User, u.path().unwrap_or("/"), name);
-        let own = quarantine::bulk_has_own_quarantine(&principal, u.user_policy_list());
+        let own = quarantine::bulk_has_own_quarantine(
+            &principal,
+            u.user_policy_list(),
+            u.attached_managed_policies(),
+        );
         let mut facts = base_facts(principal, u.user_id(), created_at, u.tags(), true);
         facts.has_quarantine_policy = own;
         if let Some(row) = row {
@@ -182,7 +190,8 @@ impl AwsIam {
             }
         }
         let inline = self.inline_names(&facts.principal).await?;
-        facts.has_quarantine_policy = self.has_own_quarantine(&facts.principal, &inline).await?;
+        facts.has_quarantine_policy =
+            Box::pin(self.has_own_quarantine(&facts.principal, &inline)).await?;
         Ok(facts)
     }
 

@@ -143,7 +143,7 @@ impl AwsIam {
             self.put_inline(p, policy, doc).await?;
             report.restored.push(format!("inline policy {policy}"));
         }
-        for arn in &s.attached_policy_arns {
+        for arn in s.owner_attached_policies() {
             // Attaching an attached policy is a no-op in IAM.
             let done = self.attach(p, arn).await;
             optional(

@@ -5,6 +5,7 @@
 //! identity denied, never stripped of its deny with allows still attached.
 
 use super::*;
+use crate::domain::quarantine::policy_arn_for;
 
 /// What one step takes off the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,7 @@ enum Part {
     MfaDevices,
     /// Every inline policy but dormant's deny, which the step keeps for [`Part::DenyPolicy`].
     InlinePolicies,
+    /// Every managed policy but dormant's quarantine policy, kept for [`Part::DenyPolicy`].
     ManagedPolicies,
     Groups,
     InstanceProfiles,
@@ -78,7 +80,7 @@ const USER_TEARDOWN: &[Step] = &[
     },
     Step {
         part: Part::DenyPolicy,
-        actions: &["iam:DeleteUserPolicy"],
+        actions: &["iam:DetachUserPolicy", "iam:DeleteUserPolicy"],
     },
     Step {
         part: Part::Identity,
@@ -105,7 +107,7 @@ const ROLE_TEARDOWN: &[Step] = &[
     },
     Step {
         part: Part::DenyPolicy,
-        actions: &["iam:DeleteRolePolicy"],
+        actions: &["iam:DetachRolePolicy", "iam:DeleteRolePolicy"],
     },
     Step {
         part: Part::Identity,
@@ -118,6 +120,15 @@ fn teardown(kind: PrincipalKind) -> &'static [Step] {
         PrincipalKind::Role => ROLE_TEARDOWN,
         PrincipalKind::User => USER_TEARDOWN,
     }
+}
+
+/// dormant's own deny, found by the policy steps and taken off last.
+#[derive(Default)]
+struct KeptDeny {
+    /// Inline policies an earlier version wrote.
+    inline: Vec<String>,
+    /// The managed quarantine policy, when attached.
+    managed: Option<String>,
 }
 
 impl AwsIam {
@@ -144,15 +155,15 @@ impl AwsIam {
 
     /// Everything attached, then the identity, step by step in its kind's table.
     pub(super) async fn tear_down(&self, p: &Principal) -> PortResult<()> {
-        // Dormant's deny, found among the inline policies and removed after everything else.
-        let mut deny = Vec::new();
+        // Dormant's deny, found among the policies and removed after everything else.
+        let mut deny = KeptDeny::default();
         for step in teardown(p.kind) {
             self.take_off(p, step.part, &mut deny).await?;
         }
         Ok(())
     }
 
-    async fn take_off(&self, p: &Principal, part: Part, deny: &mut Vec<String>) -> PortResult<()> {
+    async fn take_off(&self, p: &Principal, part: Part, deny: &mut KeptDeny) -> PortResult<()> {
         let c = &self.client;
         let name = p.name.as_str();
         match part {
@@ -214,14 +225,19 @@ impl AwsIam {
                     .await?
                     .into_iter()
                     .partition(|n| is_quarantine_name(n));
-                *deny = own;
+                deny.inline = own;
                 for policy in others {
                     self.delete_inline(p, &policy).await?;
                 }
             }
             Part::ManagedPolicies => {
+                let own = policy_arn_for(p);
                 for arn in self.attached_arns(p).await? {
-                    self.detach(p, &arn).await?;
+                    if arn == own {
+                        deny.managed = Some(arn);
+                    } else {
+                        self.detach(p, &arn).await?;
+                    }
                 }
             }
             Part::Groups => {
@@ -247,8 +263,11 @@ impl AwsIam {
                 }
             }
             Part::DenyPolicy => {
-                for policy in std::mem::take(deny) {
+                for policy in std::mem::take(&mut deny.inline) {
                     self.delete_inline(p, &policy).await?;
+                }
+                if let Some(arn) = deny.managed.take() {
+                    self.detach(p, &arn).await?;
                 }
             }
             Part::Identity => self.delete_identity(p).await?,

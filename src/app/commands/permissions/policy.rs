@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::permissions;
 use crate::domain::exemption::{Part, ALWAYS_PROTECTED};
-use crate::domain::permissions::{Scope, CONTROLLER_NEEDS, OPERATOR_NEEDS};
+use crate::domain::permissions::{guards, Guard, Scope, CONTROLLER_NEEDS, OPERATOR_NEEDS};
+use crate::domain::tag::{TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
 
 /// Whose actions the document grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,7 @@ fn iam_resources(action: &str) -> Vec<&'static str> {
         | "GetServiceLastAccessedDetails"
         | "ListRoles"
         | "ListUsers" => vec!["*"],
+        "GetPolicy" | "GetPolicyVersion" | "CreatePolicy" => vec![QUARANTINE_POLICY_ANY_ACCOUNT],
         "GenerateServiceLastAccessedDetails" => {
             vec!["arn:aws:iam::*:role/*", "arn:aws:iam::*:user/*"]
         }
@@ -56,22 +58,55 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
         Scope::AutomationRole => vec!["arn:aws:iam::*:role/dormant-automation"],
         Scope::Queue => vec!["arn:aws:sqs:*:*:dormant-*"],
         Scope::Analyzer => vec!["arn:aws:access-analyzer:*:*:analyzer/*"],
+        Scope::QuarantinePolicy => vec![QUARANTINE_POLICY_ANY_ACCOUNT],
     }
 }
 
-/// Statements grouped by resource list, in a stable order.
+/// dormant's quarantine policy in every account (a customer-managed policy can be attached only
+/// in its own account).
+const QUARANTINE_POLICY_ANY_ACCOUNT: &str =
+    "arn:aws:iam::*:policy/dormant/DormantQuarantineDenyAll";
+
+/// The condition of one guard (`domain::permissions::Guard`).
+pub fn guard_condition(guard: Guard, quarantine_policy_arn: &str) -> Value {
+    match guard {
+        Guard::QuarantinePolicy => {
+            json!({"ArnLike": {"iam:PolicyARN": quarantine_policy_arn}})
+        }
+        Guard::Marked => {
+            json!({"Null": {format!("aws:ResourceTag/{WHOLE_STAGE_TAG}"): "false"}})
+        }
+        Guard::DormantTagKeys => json!({
+            "ForAllValues:StringLike": {"aws:TagKeys": TAG_KEY_PATTERNS},
+            "Null": {"aws:TagKeys": "false"}
+        }),
+    }
+}
+
+/// Statements grouped by resource list and guard, in a stable order: an action with guards is
+/// granted once under each of them, never plainly.
 fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>)>) -> Vec<Value> {
-    let mut grouped: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+    type Group = (Vec<&'static str>, Option<Guard>, Vec<&'static str>);
+    let mut grouped: Vec<Group> = Vec::new();
     for (action, resources) in actions {
-        match grouped.iter_mut().find(|(r, _)| *r == resources) {
-            Some((_, list)) => list.push(action),
-            None => grouped.push((resources, vec![action])),
+        let action_guards: Vec<Option<Guard>> = match guards(action) {
+            [] => vec![None],
+            some => some.iter().copied().map(Some).collect(),
+        };
+        for guard in action_guards {
+            match grouped
+                .iter_mut()
+                .find(|(r, g, _)| *r == resources && *g == guard)
+            {
+                Some((_, _, list)) => list.push(action),
+                None => grouped.push((resources.clone(), guard, vec![action])),
+            }
         }
     }
     grouped
         .into_iter()
         .enumerate()
-        .map(|(n, (resources, mut actions))| {
+        .map(|(n, (resources, guard, mut actions))| {
             actions.sort_unstable();
             actions.dedup();
             let mut s = json!({"Sid": format!("Dormant{n}"), "Effect": "Allow",
@@ -79,6 +114,9 @@ fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>
             if resources == scoped(Scope::AutomationRole) {
                 s["Condition"] =
                     json!({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}});
+            }
+            if let Some(guard) = guard {
+                s["Condition"] = guard_condition(guard, QUARANTINE_POLICY_ANY_ACCOUNT);
             }
             s
         })
