@@ -13,6 +13,8 @@
 
 #[path = "enforcement/deployment.rs"]
 mod deployment;
+#[path = "enforcement/grant_nothing.rs"]
+mod grant_nothing;
 
 use chrono::{Duration, Utc};
 use dormant::adapters::iam::AwsIam;

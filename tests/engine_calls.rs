@@ -209,16 +209,27 @@ async fn a_later_step_re_reads_the_identity_once_then_makes_its_own_calls() {
         "{r:?}"
     );
     let calls = requests_by_operation(&a);
-    // The re-read (GetRole + ListRolePolicies), then the deny-all policy and the stage tag. The
-    // policy names are listed once more right before the write: dormant never writes over a
-    // policy of that name it did not write (none here, so no GetRolePolicy).
-    for op in ["GetRole", "AttachRolePolicy", "TagRole"] {
+    // The re-read (GetRole, ListRolePolicies, ListAttachedRolePolicies), then the quarantine:
+    // the attachments listed once more right before the attach, the policy's default version
+    // checked to be a deny-all (GetPolicy, GetPolicyVersion), the attach, and the stage tag.
+    for op in [
+        "GetRole",
+        "ListRolePolicies",
+        "GetPolicy",
+        "GetPolicyVersion",
+        "AttachRolePolicy",
+        "TagRole",
+    ] {
         assert_eq!(calls.get(&format!("iam:{op}")), Some(&3), "{op}: {calls:?}");
     }
-    assert_eq!(calls.get("iam:ListRolePolicies"), Some(&6), "{calls:?}");
+    assert_eq!(
+        calls.get("iam:ListAttachedRolePolicies"),
+        Some(&6),
+        "{calls:?}"
+    );
     assert_eq!(
         iam_reads(&calls).values().sum::<usize>(),
-        9,
+        18,
         "nothing else is read: {calls:?}"
     );
     // Intent, done entry, state; and the breaker's quarantine window after each quarantine.

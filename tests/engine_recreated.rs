@@ -125,9 +125,9 @@ async fn quarantined_then_replaced(a: &Account, policy: Policy, used: bool) -> (
         Stage::Quarantined
     );
     a.iam
-        .delete_role_policy()
+        .detach_role_policy()
         .role_name("deploy")
-        .policy_name("DormantQuarantineDenyAll")
+        .policy_arn(a.quarantine_arn())
         .send()
         .await
         .unwrap();

@@ -36,6 +36,7 @@ mod engine_guards;
 mod engine_ladder;
 mod engine_recreated;
 mod engine_tags;
+mod quarantine_policy;
 
 // Many accounts: a fleet assumed through STS, an organization fanned out through SQS, the
 // Lambda's cold start, partitions, the fallback and events across accounts.

@@ -22,7 +22,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
-import { identityStatements } from './iam-grants';
+import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
 import { controllerActions, loadPermissions, PermissionsFile, PERMISSIONS_FILE } from './permissions';
 
@@ -214,6 +214,7 @@ export class DormantStack extends Stack {
     this.fallback = new RemediationFallback(this, FALLBACK_ID, {
       automationRoleName: names.automation,
       actions: permissions.all,
+      guards: permissions.guards,
       ownRoleNames: Object.values(names),
       remediationDocsDir: props.remediationDocsDir,
     });
@@ -224,7 +225,8 @@ export class DormantStack extends Stack {
       description: 'dormant: the controller Lambda (permissions from cdk/permissions.json)',
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
     });
-    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
+    quarantinePolicy(this);
+    for (const s of identityStatements(this, permissions.all, Object.values(names), permissions.guards)) {
       this.role.addToPolicy(s);
     }
     // permissions.json `controller.dynamodb` (BatchWriteItem: a dry run's audit notes).

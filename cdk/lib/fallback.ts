@@ -7,6 +7,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { identityStatements } from './iam-grants';
+import { Guard } from './permissions';
 import { DEFAULT_DOCS_DIR, readRemediationDocs, RemediationDocuments } from './ssm-documents';
 
 /** The actions `grantRun` allows (nonIdentityActions lists them for the tests). */
@@ -29,6 +30,8 @@ export interface RemediationFallbackProps {
   readonly automationRoleName: string;
   /** The IAM actions the documents call: permissions.json `all`, as for the controller. */
   readonly actions: readonly string[];
+  /** permissions.json `guards`: the conditions guarded actions are granted under. */
+  readonly guards: Readonly<Record<string, readonly Guard[]>>;
   /** dormant's own role names, denied to every mutating role action (iam-grants.ts). */
   readonly ownRoleNames: readonly string[];
   /** @default ../remediation-docs */
@@ -52,7 +55,7 @@ export class RemediationFallback extends Construct {
         StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
       }),
     });
-    for (const s of identityStatements(this, props.actions, props.ownRoleNames)) {
+    for (const s of identityStatements(this, props.actions, props.ownRoleNames, props.guards)) {
       this.automationRole.addToPolicy(s);
     }
   }

@@ -13,7 +13,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { DEFAULT_ROLE_NAMES } from './dormant-stack';
 import { FALLBACK_ID, RemediationFallback } from './fallback';
-import { identityStatements } from './iam-grants';
+import { identityStatements, quarantinePolicy } from './iam-grants';
 import { loadPermissions, PERMISSIONS_FILE } from './permissions';
 
 export interface DormantMemberStackProps extends StackProps {
@@ -54,6 +54,7 @@ export class DormantMemberStack extends Stack {
     this.fallback = new RemediationFallback(this, FALLBACK_ID, {
       automationRoleName: names.automation,
       actions: permissions.all,
+      guards: permissions.guards,
       ownRoleNames: Object.values(names),
       remediationDocsDir: props.remediationDocsDir,
     });
@@ -67,7 +68,8 @@ export class DormantMemberStack extends Stack {
         ArnEquals: { 'aws:PrincipalArn': controllerRoleArn },
       }),
     });
-    for (const s of identityStatements(this, permissions.all, Object.values(names))) {
+    quarantinePolicy(this);
+    for (const s of identityStatements(this, permissions.all, Object.values(names), permissions.guards)) {
       this.memberRole.addToPolicy(s);
     }
     this.fallback.grantRun(this.memberRole);

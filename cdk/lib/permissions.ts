@@ -11,7 +11,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-export type IamResourceKind = 'role' | 'user' | 'instance-profile' | 'group' | 'account';
+export type IamResourceKind = 'role' | 'user' | 'instance-profile' | 'group' | 'account' | 'policy';
+
+/** How an action that could give access is granted (src/domain/permissions.rs `Guard`). */
+export type Guard = 'quarantine_policy' | 'marked' | 'dormant_tag_keys';
 
 export interface PermissionsFile {
   /** The IAM actions on identities: what the controller, member and automation roles share. */
@@ -21,14 +24,16 @@ export interface PermissionsFile {
   readonly controller: Record<string, string[]>;
   /** What operator commands (`init`, `restore`) need beyond the controller's actions. */
   readonly operator: Record<string, string[]>;
+  /** The conditions each guarded action is granted under, one statement per guard. */
+  readonly guards: Record<string, Guard[]>;
 }
 
 export const PERMISSIONS_FILE = path.join(__dirname, '..', 'permissions.json');
 
 export function loadPermissions(file: string = PERMISSIONS_FILE): PermissionsFile {
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as PermissionsFile;
-  if (!Array.isArray(parsed.all) || parsed.all.length === 0 || typeof parsed.controller !== 'object') {
-    throw new Error(`${file}: no "all" array or "controller" map; regenerate it with \`cargo run -q --bin dormant -- permissions --output json\``);
+  if (!Array.isArray(parsed.all) || parsed.all.length === 0 || typeof parsed.controller !== 'object' || typeof parsed.guards !== 'object') {
+    throw new Error(`${file}: no "all" array, "controller" or "guards" map; regenerate it with \`cargo run -q --bin dormant -- permissions --output json\``);
   }
   return parsed;
 }
@@ -101,6 +106,11 @@ export const IAM_ACTION_RESOURCE: Record<string, IamResourceKind> = {
   'iam:UpdateSSHPublicKey': 'user',
   'iam:UploadSigningCertificate': 'user',
   'iam:UpdateSigningCertificate': 'user',
+
+  // The quarantine: dormant's managed deny policy is read before it is attached.
+  'iam:GetPolicy': 'policy',
+  'iam:GetPolicyVersion': 'policy',
+  'iam:CreatePolicy': 'policy',
 
   'iam:RemoveRoleFromInstanceProfile': 'instance-profile',
   'iam:AddRoleToInstanceProfile': 'instance-profile',

@@ -118,7 +118,9 @@ function exportRoles(template: Json, account: string, parameters: Record<string,
     const policies: Record<string, Json> = {};
     for (const p of r.Properties.Policies ?? []) policies[p.PolicyName] = resolve(p.PolicyDocument);
     for (const [pid, p] of Object.entries(resources)) {
-      if (p.Type !== 'AWS::IAM::Policy') continue;
+      // CDK moves what does not fit the role's default policy into attached managed policies
+      // (…OverflowPolicy…): they grant as much, so they are exported too.
+      if (p.Type !== 'AWS::IAM::Policy' && p.Type !== 'AWS::IAM::ManagedPolicy') continue;
       if ((p.Properties.Roles ?? []).some((ref: Json) => ref.Ref === id)) policies[pid] = resolve(p.Properties.PolicyDocument);
     }
     if ((r.Properties.ManagedPolicyArns ?? []).length > 0) throw new Error(`${id}: managed policies are not exported`);

@@ -13,6 +13,7 @@ function inStack(id: string, docsDir?: string): { template: Template; fallback: 
   const fallback = new RemediationFallback(stack, id, {
     automationRoleName: 'auto',
     actions: ['iam:GetRole', 'iam:TagRole'],
+    guards: { 'iam:TagRole': ['dormant_tag_keys'] },
     ownRoleNames: ['auto'],
     remediationDocsDir: docsDir,
   });

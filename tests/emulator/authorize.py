@@ -39,7 +39,8 @@ IAM_INSTANCE_PROFILE_OPS = {"AddRoleToInstanceProfile", "RemoveRoleFromInstanceP
 IAM_GROUP_OPS = {"AddUserToGroup", "RemoveUserFromGroup"}
 # Condition keys this module can supply; any other key is reported as ignored (and treated as met).
 KNOWN_KEYS = ("aws:principalarn", "aws:principalaccount", "aws:requestedregion",
-              "iam:passedtoservice", "aws:resourcetag/", "aws:principaltag/")
+              "iam:passedtoservice", "aws:resourcetag/", "aws:principaltag/", "iam:policyarn",
+              "aws:tagkeys")
 
 
 class Denied(Exception):
@@ -110,6 +111,10 @@ def glob(pattern, value, ignore_case=False):
     return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
 
 
+def like(value, pattern):
+    return glob(pattern, value)
+
+
 def as_list(x):
     return x if isinstance(x, list) else [x]
 
@@ -126,6 +131,11 @@ def condition_met(conditions, context, ignored):
                 continue
             present = lowered in context
             values = as_list(context.get(lowered, []))
+            if op == "Null":
+                # "false": the key must be in the request; "true": it must not.
+                if (str(wanted).lower() == "true") == present:
+                    return False
+                continue
             if not present:
                 if if_exists or op.startswith(("StringNot", "ArnNot")) or quantifier == "ForAllValues":
                     continue
@@ -134,8 +144,9 @@ def condition_met(conditions, context, ignored):
             match = {"StringEquals": lambda v, w: v == w,
                      "StringNotEquals": lambda v, w: v == w,
                      "StringEqualsIgnoreCase": lambda v, w: v.lower() == w.lower(),
-                     "StringLike": glob, "StringNotLike": glob,
-                     "ArnEquals": glob, "ArnLike": glob, "ArnNotEquals": glob, "ArnNotLike": glob,
+                     # The policy's value is the pattern: glob(pattern, request value).
+                     "StringLike": like, "StringNotLike": like,
+                     "ArnEquals": like, "ArnLike": like, "ArnNotEquals": like, "ArnNotLike": like,
                      "Bool": lambda v, w: v.lower() == w.lower()}.get(op)
             if match is None:
                 ignored.add(f"{operator}:{key}")
@@ -235,7 +246,7 @@ def resources(service, operation, account, region, form, body, environ):
                           if any(k.access_key_id == form["AccessKeyId"] for k in u.access_keys)),
                          "*")
             return [(own, iam_arn(account, "user", owner))]
-        return [(own, form.get("Arn", "*"))]
+        return [(own, form.get("PolicyArn") or form.get("Arn", "*"))]
     if service == "sts":
         return [(own, form.get("RoleArn", "*"))]
     if service == "dynamodb":
@@ -295,6 +306,8 @@ def authorize(account, access_key, service, operation, region, form, body, envir
         role = (body.get("Parameters", {}).get("AutomationAssumeRole") or [None])[0]
         if role:
             needed.append(("iam:PassRole", role))
+    if service == "iam":
+        context.update(request_keys(form))
     for action, resource in needed:
         action = ACTION_ALIASES.get(action, action)
         ctx = dict(context, **resource_tags(resource))
@@ -310,6 +323,19 @@ def authorize(account, access_key, service, operation, region, form, body, envir
         if action == "sts:AssumeRole":
             trusted(principal, identity_arn, account, resource, ctx, ignored)
     return principal, ignored
+
+
+def request_keys(form):
+    """The condition keys an IAM request carries: iam:PolicyARN (Attach/Detach*Policy) and
+    aws:TagKeys (Tag*/Untag*: Tags.member.N.Key, TagKeys.member.N)."""
+    out = {}
+    if "PolicyArn" in form:
+        out["iam:policyarn"] = form["PolicyArn"]
+    keys = [v for k, v in form.items()
+            if re.fullmatch(r"Tags\.member\.\d+\.Key|TagKeys\.member\.\d+", k)]
+    if keys:
+        out["aws:tagkeys"] = keys
+    return out
 
 
 def trusted(principal, identity_arn, account, role_arn, context, ignored):

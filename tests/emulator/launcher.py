@@ -250,6 +250,32 @@ def over_tag_quota(account, operation, form):
     return 409, [("Content-Type", "text/xml")], body
 
 
+# IAM's default quota of managed policies attached to one role or user; moto does not enforce it.
+POLICIES_PER_IDENTITY = 10
+
+
+def over_policy_quota(account, operation, form):
+    """The LimitExceeded error IAM gives an AttachRolePolicy/AttachUserPolicy that would leave the
+    role or user with more than 10 managed policies, or None."""
+    if operation not in ("AttachRolePolicy", "AttachUserPolicy"):
+        return None
+    backend = iam_backends[account]["global"]
+    try:
+        if operation == "AttachRolePolicy":
+            identity, kind = backend.get_role(form.get("RoleName", "")), "Role"
+        else:
+            identity, kind = backend.get_user(form.get("UserName", "")), "User"
+    except Exception:  # no such identity: moto answers NoSuchEntity itself
+        return None
+    attached = set(identity.managed_policies)
+    if form.get("PolicyArn") in attached or len(attached) < POLICIES_PER_IDENTITY:
+        return None
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>LimitExceeded</Code><Message>Cannot "
+            f"exceed quota for PoliciesPer{kind}: {POLICIES_PER_IDENTITY}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+    return 409, [("Content-Type", "text/xml")], body
+
+
 def respond(start_response, status, headers, body):
     data = body.encode()
     start_response(f"{status} {'OK' if status < 400 else 'Error'}",
@@ -339,7 +365,8 @@ class Harness:
             return respond(start_response, status,
                            [("Content-Type", "application/x-amz-json-1.1")], json.dumps(body))
         if service == "iam":
-            refused = over_tag_quota(account, operation, form)
+            refused = over_tag_quota(account, operation, form) or over_policy_quota(
+                account, operation, form)
             if refused:
                 entry["status"] = refused[0]
                 return respond(start_response, *refused)

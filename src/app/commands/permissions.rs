@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::effect::{all_permissions, ADVISOR_PERMISSIONS, EVALUATE_PERMISSIONS};
 use crate::domain::permissions::{
-    service_of, Need, CONTROLLER_NEEDS, OPERATOR_NEEDS, RESOLVE_ROLE_ID_PERMISSIONS,
+    guards, service_of, Guard, Need, CONTROLLER_NEEDS, OPERATOR_NEEDS, RESOLVE_ROLE_ID_PERMISSIONS,
     RESOLVE_USER_ID_PERMISSIONS,
 };
 use crate::domain::PrincipalKind;
@@ -63,11 +63,17 @@ pub fn permissions() -> PermissionsReport {
         .iter()
         .map(|(command, _, actions)| (*command, actions.to_vec()))
         .collect();
+    let guards = all
+        .iter()
+        .filter(|a| !guards(a).is_empty())
+        .map(|a| (*a, guards(a).to_vec()))
+        .collect();
     PermissionsReport {
         steps: StepPermissions(steps),
         all,
         controller,
         operator,
+        guards,
     }
 }
 
@@ -90,6 +96,9 @@ pub struct PermissionsReport {
     pub all: Vec<&'static str>,
     pub controller: BTreeMap<&'static str, Vec<&'static str>>,
     pub operator: BTreeMap<&'static str, Vec<&'static str>>,
+    /// The conditions the controller's and member's roles grant these actions under (each guard
+    /// a statement of its own): docs/design.md, 'Permissions'.
+    pub guards: BTreeMap<&'static str, Vec<Guard>>,
 }
 
 /// The steps in ladder order (a JSON object whose keys keep that order).
