@@ -20,15 +20,18 @@ pub(super) struct LocalDryRuns {
 
 impl LocalDryRuns {
     /// The state directory the environment names; none without `HOME` (nothing is noted then).
+    /// As the XDG specification says, a relative `XDG_STATE_HOME` is ignored.
     pub(super) fn from_env() -> Self {
-        let var = |name: &str| {
+        let absolute = |name: &str| {
             std::env::var_os(name)
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute())
         };
-        let dir = var("DORMANT_STATE_DIR")
-            .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("dormant")))
-            .or_else(|| var("HOME").map(|h| h.join(".local/state/dormant")));
+        let dir = std::env::var_os("DORMANT_STATE_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| absolute("XDG_STATE_HOME").map(|d| d.join("dormant")))
+            .or_else(|| absolute("HOME").map(|h| h.join(".local/state/dormant")));
         LocalDryRuns { dir }
     }
 
