@@ -168,6 +168,8 @@ def check_self_report(m):
 def run_dormant(emu, args, account, n, rdir):
     env = aws_env(args.endpoint, account)
     env["DORMANT_LOG"] = "warn"
+    # Where the --dry-run sweep notes itself for the real sweep's first-run question.
+    env["DORMANT_STATE_DIR"] = str(rdir / "state")
     cfg = str(HERE / "dormant.toml")
     base = [args.dormant, "--config", cfg, "--output", "json"]
     t0 = time.monotonic()

@@ -208,8 +208,9 @@ pub trait Store: Send + Sync {
     /// Gives a claim back after processing failed, so the event's redelivery is processed.
     async fn release_event(&self, event_id: &str) -> PortResult<()>;
 
-    /// Notes that a dry-run sweep ran in `account`: the CLI asks before a first real sweep of
-    /// an account that never had one.
+    /// Notes that an observing dry-run sweep (`dry_run = true`) ran in `account`: the CLI asks
+    /// before a first real sweep of an account that never had a dry run. (A `--dry-run` preview
+    /// writes nothing; the CLI notes it on the operator's machine.)
     async fn note_dry_run(&self, account: &str, now: Timestamp) -> PortResult<()>;
 
     /// When a dry-run sweep last ran in `account`; `None` if never.

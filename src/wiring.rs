@@ -21,6 +21,7 @@ use crate::adapters::ssm::SsmFallback;
 use crate::app::accounts::{partition_of, Members};
 use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
 use crate::app::fleet::{Engines, Fleet, FleetSource};
+use crate::app::Mode;
 use crate::config::Account;
 use crate::config::{Config, Timeouts};
 use crate::domain::policy::Policy;
@@ -72,6 +73,8 @@ pub struct EngineFactory {
     concurrency: usize,
     /// Identities of one account worked on at once.
     identity_concurrency: usize,
+    /// Engines for a preview (see [`EngineFactory::previewing`]).
+    preview: bool,
 }
 
 // Every client counts its requests through the same interceptor.
@@ -94,19 +97,43 @@ pub async fn assemble(
     actor: Actor,
     retry: RetryPolicy,
 ) -> Result<Assembly> {
-    let factory = EngineFactory::new(config, aws, actor, retry).await?;
-    let members = factory.accounts().await?;
-    let fleet = factory.fleet(members).await;
-    Ok(Assembly {
-        fleet,
-        api_calls: factory.calls.clone(),
-        account: factory.account.clone(),
-        caller_arn: factory.caller_arn.clone(),
-        factory,
-    })
+    EngineFactory::new(config, aws, actor, retry)
+        .await?
+        .assemble()
+        .await
 }
 
 impl EngineFactory {
+    /// Lists the accounts and builds the fleet (see [`assemble`]).
+    pub async fn assemble(self) -> Result<Assembly> {
+        let members = self.accounts().await?;
+        let fleet = self.fleet(members).await;
+        Ok(Assembly {
+            fleet,
+            api_calls: self.calls.clone(),
+            account: self.account.clone(),
+            caller_arn: self.caller_arn.clone(),
+            factory: self,
+        })
+    }
+
+    /// Engines for a preview (`--dry-run`, [`Mode::Preview`]): read-only IAM and table, no event
+    /// publisher, no SSM Automation; they decide as a dry run and write nothing anywhere.
+    pub fn previewing(mut self) -> Self {
+        self.preview = true;
+        self.policy.dry_run = true;
+        self
+    }
+
+    /// What the engines' runs may change.
+    pub fn mode(&self) -> Mode {
+        if self.preview {
+            Mode::Preview
+        } else {
+            Mode::of(&self.policy)
+        }
+    }
+
     pub async fn new(
         config: &Config,
         aws: &SdkConfig,
@@ -157,6 +184,7 @@ impl EngineFactory {
             retry,
             concurrency: config.max_concurrent_accounts,
             identity_concurrency: config.max_concurrent_identities,
+            preview: false,
         })
     }
 
@@ -268,24 +296,24 @@ impl EngineFactory {
             }
             (None, false) => return Err("no role to assume (accounts[].role)".to_string()),
         };
-        let mut engine = Engine::new(
-            AwsIam::new(
-                client!(self.calls, aws_sdk_iam, &member_aws),
-                member.id.clone(),
-                self.retry,
-            )
-            .in_partition(partition),
-            DynamoStore::new(
-                client!(self.calls, aws_sdk_dynamodb, &self.aws),
-                self.table.clone(),
-                self.retry,
-            )
-            .in_partition(partition),
-            self.policy.clone(),
-            self.actor.clone(),
+        let mut iam = AwsIam::new(
+            client!(self.calls, aws_sdk_iam, &member_aws),
+            member.id.clone(),
+            self.retry,
         )
-        .with_publisher(self.publisher.clone())
-        .with_concurrency(self.identity_concurrency);
+        .in_partition(partition);
+        let mut store = DynamoStore::new(
+            client!(self.calls, aws_sdk_dynamodb, &self.aws),
+            self.table.clone(),
+            self.retry,
+        )
+        .in_partition(partition);
+        if self.preview {
+            iam = iam.read_only();
+            store = store.read_only();
+        }
+        let mut engine = Engine::new(iam, store, self.policy.clone(), self.actor.clone())
+            .with_concurrency(self.identity_concurrency);
         if self.policy.inactivity.confirm_with_access_advisor {
             // Access Advisor reports on the member account's principals: its own IAM client.
             engine = engine.with_advisor(Arc::new(AwsAccessAdvisor::new(
@@ -294,6 +322,11 @@ impl EngineFactory {
                 Poll::default(),
             )));
         }
+        if self.preview {
+            // Nothing that could write: no publisher, no automation.
+            return Ok(engine.previewing());
+        }
+        engine = engine.with_publisher(self.publisher.clone());
         // The documents act on an identity by name in the account whose SSM runs them: each
         // account's steps run there, through its own credentials, as its own automation role
         // (the member stack deploys the same documents and role name in every account).

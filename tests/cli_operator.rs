@@ -113,10 +113,11 @@ async fn refusals_counts_breaker_report_and_history_say_what_is_true() {
     a.role("idle-b", 200, &[]).await;
     a.role("kept", 200, &[("dormant:exempt", "true")]).await;
     let op = Op::new(&a);
+    // An observing dry run (it records its notes) and a real sweep at the same instant: the
+    // history keeps their order.
+    op.config("dry_run = true\n[breaker]\nmax_actions_per_run = 1\n");
+    op.json(0, &["sweep"]);
     op.config("[breaker]\nmax_actions_per_run = 1\n");
-
-    // A dry run and a real sweep at the same instant: the history keeps their order.
-    op.json(0, &["--dry-run", "sweep"]);
     let sweep = op.run(0, &["--yes", "sweep"]);
     assert_eq!(sweep.status.code(), Some(0), "{}", err(&sweep));
     assert!(

@@ -51,6 +51,8 @@ pub struct AwsIam {
     /// Of the ARNs this adapter names principals with (the caller's, `aws` unless set).
     partition: String,
     retry: RetryPolicy,
+    /// A preview's IAM (`--dry-run`): effects and restores are refused.
+    read_only: bool,
 }
 
 impl AwsIam {
@@ -60,6 +62,26 @@ impl AwsIam {
             account: account.into(),
             partition: DEFAULT_PARTITION.to_string(),
             retry,
+            read_only: false,
+        }
+    }
+
+    /// An adapter that refuses every change (effects, restores) and only reads: a preview
+    /// (`--dry-run`) changes nothing, and if a code path ever tried, it fails loudly here.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn writable(&self, what: &str) -> PortResult<()> {
+        if self.read_only {
+            Err(PortError::new(
+                ErrorKind::Permanent,
+                what,
+                "refused: a preview (--dry-run) changes nothing in IAM",
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -258,6 +280,9 @@ impl Iam for AwsIam {
     }
 
     async fn apply(&self, principal: &Principal, effect: &Effect) -> PortResult<()> {
+        if *effect != Effect::TakeSnapshot {
+            self.writable("apply")?;
+        }
         match effect {
             Effect::PutTags { tags } => self.tag(principal, tags).await,
             Effect::RemoveTags { keys } => self.untag(principal, keys).await,
@@ -303,6 +328,7 @@ impl Iam for AwsIam {
     }
 
     async fn restore(&self, snapshot: &Snapshot) -> PortResult<RestoreOutcome> {
+        self.writable("restore")?;
         self.restore_snapshot(snapshot).await
     }
 }

@@ -100,9 +100,10 @@ pub async fn handle_event<I: Iam + 'static, S: Store + 'static>(
             "no account is reachable".to_string(),
         )));
     };
-    // A dry run claims nothing: the real delivery of the same event must still be processed.
-    let dry_run = any.policy.dry_run;
-    if !dry_run && !any.store.claim_event(&id, now).await.map_err(Error::from)? {
+    // Only a run that acts claims the event: after a dry run (observed or previewed) the real
+    // delivery of the same event must still be processed.
+    let claims = any.mode().acts();
+    if claims && !any.store.claim_event(&id, now).await.map_err(Error::from)? {
         info!(event_id = %id, "duplicate delivery; already processed");
         return Ok(EventReport {
             duplicate: true,
@@ -117,7 +118,7 @@ pub async fn handle_event<I: Iam + 'static, S: Store + 'static>(
         }),
         Err(e) => {
             // Give the claim back, or EventBridge's retry would be taken for a duplicate.
-            if dry_run {
+            if !claims {
                 return Err(e.into());
             }
             if let Err(release) = any.store.release_event(&id).await {

@@ -10,8 +10,10 @@ pub mod engine;
 pub mod event;
 pub mod fanout;
 pub mod fleet;
+pub mod mode;
 pub mod output;
 mod run;
 pub mod sweep_queue;
 
 pub use engine::Engine;
+pub use mode::Mode;

@@ -40,7 +40,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
 
-    /// Decide and record what would happen; change nothing in IAM.
+    /// Preview: decide and report what would happen, and write nothing anywhere (IAM, the
+    /// table, events). Commands that only change state (init, breaker reset) refuse it.
+    /// `dry_run = true` in the configuration differs: it also records its notes in the table.
     #[arg(long, global = true)]
     pub dry_run: bool,
 

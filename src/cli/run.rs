@@ -10,13 +10,14 @@ use crate::adapters::retry::RetryPolicy;
 use crate::app::commands::{calendar, permissions, policy_document, required_reason, PolicyFor};
 use crate::app::event::{handle_event, EventError};
 use crate::app::output::BreakerReport;
+use crate::app::Mode;
 use crate::domain::IdentityArg;
 use crate::error::{Error, Result};
 use crate::inbound::eventbridge::{classify_bytes, ClassificationReport, ClassifyRules};
-use crate::wiring::{self, assemble, Actor, Assembly};
+use crate::wiring::{self, Actor, Assembly, EngineFactory};
 
 use super::confirm::Confirm;
-use super::first_run::write_starter_config;
+use super::first_run::{write_starter_config, LocalDryRuns};
 use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
     permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow, View,
@@ -53,35 +54,22 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         Command::Report { format } => Some(report_format(*format, cli.output)?),
         _ => None,
     };
-    let mut config = load_config(cli.config.as_ref())?;
-    if cli.dry_run || config.policy.dry_run {
-        // Commands that only change state have nothing to preview: refuse rather than act.
-        // `init` only with --dry-run: `dry_run = true` in the file (the starter configuration
-        // has it) is about IAM, and dormant's own table is what makes a dry run possible.
-        let refused = match &cli.command {
-            Command::Init if cli.dry_run => {
-                Some("init creates the table and the quarantine policy")
-            }
-            Command::Breaker {
-                action: BreakerAction::Reset { .. },
-            } => Some("breaker reset re-enables steps"),
-            _ => None,
-        };
-        if let Some(what) = refused {
-            return Err(Error::Usage(format!(
-                "dry run (--dry-run or dry_run = true): {what}, which a dry run cannot do \
-                 without changing state; run it without the dry run (`dormant breaker status` \
-                 shows the breaker)"
-            )));
-        }
-        config.policy.dry_run = true;
+    let config = load_config(cli.config.as_ref())?;
+    // `--dry-run` previews and writes nothing; `dry_run = true` in the file observes (see Mode).
+    let mode = if cli.dry_run {
+        Mode::Preview
+    } else {
+        Mode::of(&config.policy)
+    };
+    if let Some(why) = refusal(&cli.command, mode) {
+        return Err(Error::Usage(why.to_string()));
     }
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
     let out = cli.output();
     let view = View::new(cli.wide);
     let confirm = Confirm {
         yes: cli.yes,
-        dry_run: config.policy.dry_run,
+        dry_run: !mode.acts(),
     };
 
     if let Command::Event {
@@ -178,9 +166,14 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let mut factory = EngineFactory::new(&config, &aws, Actor::Caller, retry).await?;
+    if mode == Mode::Preview {
+        factory = factory.previewing();
+    }
     let Assembly {
         fleet, api_calls, ..
-    } = assemble(&config, &aws, Actor::Caller, retry).await?;
+    } = factory.assemble().await?;
+    let local = LocalDryRuns::from_env();
     let now = clock.now();
     // An ARN names its account; `role/NAME` needs a single configured account.
     let pick = |identity: &IdentityArg| match identity {
@@ -191,11 +184,15 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         Command::Sweep | Command::Tick => {
             let mut report = if matches!(cli.command, Command::Sweep) {
                 if confirm.needed() {
-                    confirm_first_sweep(&fleet, confirm).await?;
+                    confirm_first_sweep(&fleet, confirm, &local, &config.table).await?;
                     // A sweep takes the due steps too, deletions included.
                     confirm_deletions(&fleet, confirm, view, now, "sweep").await?;
                 }
-                fleet.sweep(now).await
+                let report = fleet.sweep(now).await;
+                if mode == Mode::Preview {
+                    note_preview(&report, &local, &config.table, now);
+                }
+                report
             } else {
                 if confirm.needed() {
                     confirm_deletions(&fleet, confirm, view, now, "tick").await?;
@@ -430,11 +427,61 @@ fn report_format(format: Option<ReportFormat>, output: Option<Output>) -> Result
 type CliFleet =
     crate::app::fleet::Fleet<crate::adapters::iam::AwsIam, crate::adapters::dynamo::DynamoStore>;
 
-/// A real sweep of an account that never had a dry-run sweep (nor a real one) is asked first.
-async fn confirm_first_sweep(fleet: &CliFleet, confirm: Confirm) -> Result<()> {
+/// Commands a dry run refuses rather than carries out: they only change state, so there is
+/// nothing to preview. `init` only under `--dry-run`: `dry_run = true` in the file (the starter
+/// configuration has it) is about IAM, and dormant's own table is what makes a dry run possible.
+fn refusal(command: &Command, mode: Mode) -> Option<&'static str> {
+    let reset = matches!(
+        command,
+        Command::Breaker {
+            action: BreakerAction::Reset { .. }
+        }
+    );
+    match (mode, command) {
+        (Mode::Preview, Command::Init) => Some(
+            "--dry-run: init creates the table and the quarantine policy, and a preview writes \
+             nothing; run `dormant init` without --dry-run",
+        ),
+        (Mode::Preview, _) if reset => Some(
+            "--dry-run: breaker reset only changes the breaker, and a preview writes nothing; \
+             run it without --dry-run (`dormant breaker status` shows the breaker)",
+        ),
+        (Mode::Observe, _) if reset => Some(
+            "dry_run = true in the configuration: breaker reset re-enables steps, which a dry \
+             run does not take; reset it with dry_run = false (`dormant breaker status` shows \
+             the breaker)",
+        ),
+        _ => None,
+    }
+}
+
+/// A `--dry-run sweep` writes nothing in AWS, so the first-run question's evidence of it is kept
+/// on this machine, for each account it swept. Not keeping it only means being asked later.
+fn note_preview(
+    report: &crate::app::fleet::FleetReport,
+    local: &LocalDryRuns,
+    table: &str,
+    now: crate::domain::Timestamp,
+) {
+    for account in report.accounts.iter().filter(|a| a.ok) {
+        if let Err(e) = local.note(table, &account.account, now) {
+            tracing::warn!(account = %account.account, error = %e, "could not note the dry run; the first real sweep will ask");
+        }
+    }
+}
+
+/// A real sweep of an account that never had a dry-run sweep (nor a real one) is asked first:
+/// the table holds no dry-run marker (observing runs write one) nor breaker item (real sweeps
+/// write one), and this machine noted no `--dry-run sweep`.
+async fn confirm_first_sweep(
+    fleet: &CliFleet,
+    confirm: Confirm,
+    local: &LocalDryRuns,
+    table: &str,
+) -> Result<()> {
     let mut first = Vec::new();
     for engine in &fleet.engines {
-        if engine.first_real_sweep().await? {
+        if !local.seen(table, engine.account()) && engine.first_real_sweep().await? {
             first.push(engine.account().to_string());
         }
     }
@@ -445,8 +492,7 @@ async fn confirm_first_sweep(fleet: &CliFleet, confirm: Confirm) -> Result<()> {
         "sweep",
         &format!(
             "take real steps in account {} for the first time, and no dry run has been seen \
-             there: `dormant --dry-run sweep` shows what a sweep would do and changes nothing in \
-             IAM",
+             there: `dormant --dry-run sweep` shows what a sweep would do and changes nothing",
             first.join(", ")
         ),
     )

@@ -103,13 +103,14 @@ impl Dormant {
     }
 }
 
-/// What the process wrote to stderr.
-/// The `dormant` binary, run in `dir` as `account` against the emulator: SDK retries off, and
-/// nothing from the caller's AWS profile or log filter.
+/// The `dormant` binary, run in `dir` as `account` against the emulator: SDK retries off,
+/// nothing from the caller's AWS profile or log filter, and its state directory (where a
+/// `--dry-run sweep` notes that it ran) `dir/.state`, not the caller's home.
 pub fn dormant_in(dir: &Path, account: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dormant"));
     command
         .current_dir(dir)
+        .env("DORMANT_STATE_DIR", dir.join(".state"))
         .env("AWS_ENDPOINT_URL", emulator().endpoint())
         .env("AWS_ACCESS_KEY_ID", account)
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -121,6 +122,7 @@ pub fn dormant_in(dir: &Path, account: &str) -> Command {
     command
 }
 
+/// What the process wrote to stderr.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }

@@ -84,6 +84,8 @@ pub struct DynamoStore {
     retry: RetryPolicy,
     /// The partition of the account whose records this store reads (`aws` unless set).
     partition: String,
+    /// A preview's store (`--dry-run`): every write is refused (see [`DynamoStore::read_only`]).
+    read_only: bool,
 }
 
 impl DynamoStore {
@@ -93,6 +95,26 @@ impl DynamoStore {
             table: table.into(),
             retry,
             partition: DEFAULT_PARTITION.to_string(),
+            read_only: false,
+        }
+    }
+
+    /// A store that refuses every write: a preview (`--dry-run`) writes nothing, and if a code
+    /// path ever tried, it fails loudly here instead of changing the table.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn writable(&self, op: &str) -> PortResult<()> {
+        if self.read_only {
+            Err(PortError::new(
+                ErrorKind::Permanent,
+                op,
+                "refused: a preview (--dry-run) writes nothing to the table",
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -144,6 +166,7 @@ impl DynamoStore {
 
     /// A plain PutItem (last writer wins).
     async fn put(&self, item: Item) -> PortResult<()> {
+        self.writable("PutItem")?;
         let request = self
             .client
             .put_item()
@@ -161,6 +184,7 @@ impl DynamoStore {
     /// its response lost (a timeout or 5xx after the write). The item carries a unique
     /// `write_id`, so in that case we read it back and count our own write as written.
     async fn put_if(&self, mut item: Item, request: PutItemFluentBuilder) -> PortResult<bool> {
+        self.writable("PutItem")?;
         let write_id = unique_id();
         item.insert("write_id".into(), s(&write_id));
         let (pk, sk) = (
@@ -382,6 +406,9 @@ impl Store for DynamoStore {
     /// `BatchWriteItem`, 25 entries a request; keys are unique per write, so no condition is
     /// needed. Unprocessed items are sent again with backoff.
     async fn append_audits(&self, entries: &[(Subject, AuditEntry)]) -> PortResult<()> {
+        if !entries.is_empty() {
+            self.writable("BatchWriteItem")?;
+        }
         for chunk in entries.chunks(25) {
             let mut requests = Vec::with_capacity(chunk.len());
             for (subject, entry) in chunk {
@@ -500,6 +527,7 @@ impl Store for DynamoStore {
     }
 
     async fn release_event(&self, event_id: &str) -> PortResult<()> {
+        self.writable("DeleteItem")?;
         let pk = format!("EVENT#{event_id}");
         self.retry
             .call("DeleteItem", || {

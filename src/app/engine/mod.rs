@@ -34,6 +34,7 @@ use crate::ports::{AccessAdvisor, Iam, Publisher, Store};
 use super::breaker::Breaker;
 use super::output::RunReport;
 use super::run::Run;
+use super::Mode;
 
 /// Who the audit trail names for the controller's own steps.
 pub const CONTROLLER: &str = "controller";
@@ -56,6 +57,8 @@ pub struct Engine<I, S> {
     pub advisor: Option<Arc<dyn AccessAdvisor>>,
     /// Serialises this engine's breaker updates (see [`Breaker`]).
     breaker_turn: tokio::sync::Mutex<()>,
+    /// A preview (`--dry-run`): see [`Engine::previewing`].
+    preview: bool,
 }
 
 /// What an event nominated, for [`Engine::evaluate_nominated`].
@@ -88,6 +91,24 @@ impl<I: Iam, S: Store> Engine<I, S> {
             concurrency: DEFAULT_IDENTITY_CONCURRENCY,
             advisor: None,
             breaker_turn: tokio::sync::Mutex::new(()),
+            preview: false,
+        }
+    }
+
+    /// A preview (`--dry-run`, [`Mode::Preview`]): decides as a dry run and writes nothing at
+    /// all, not even the dry run's notes. The shells also hand it read-only adapters.
+    pub fn previewing(mut self) -> Self {
+        self.policy.dry_run = true;
+        self.preview = true;
+        self
+    }
+
+    /// What this engine's runs may change.
+    pub fn mode(&self) -> Mode {
+        if self.preview {
+            Mode::Preview
+        } else {
+            Mode::of(&self.policy)
         }
     }
 
@@ -115,7 +136,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// step.
     pub(crate) async fn publish(&self, events: Vec<OutboundEvent>) {
         let Some(p) = &self.publisher else { return };
-        if events.is_empty() {
+        if events.is_empty() || !self.mode().writes() {
             return;
         }
         if let Err(e) = p.publish(&events).await {
@@ -164,8 +185,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let run = self.start_run(None, now).await?;
         let result = self.sweep_in_run(&run, now).await;
         let report = self.finish(run).await;
-        if self.policy.dry_run && result.is_ok() {
+        if self.mode() == Mode::Observe && result.is_ok() {
             // Only the CLI's first-run question reads it: a failure here costs nothing else.
+            // (A preview writes nothing: the CLI notes it on the operator's machine.)
             if let Err(e) = self.store.note_dry_run(self.account(), now).await {
                 warn!(error = %e, "could not note the dry-run sweep");
             }
@@ -510,6 +532,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         run: &Run,
         now: Timestamp,
     ) -> Result<()> {
+        if !self.mode().writes() {
+            // A preview's report is its only record.
+            return Ok(());
+        }
         let entry = AuditEntry {
             at: now,
             step: step.to_string(),
