@@ -3,10 +3,12 @@
  * and dormant's own roles may write `dormant:*` tags, and the inline policies of an identity that
  * dormant has quarantined cannot be changed by anyone else.
  *
- * IAM has no condition key for an inline policy's name, so the SCP cannot protect the policy
- * `DormantQuarantineDenyAll` (or `DormantQuarantineDenyAll-2`) by name. It protects it through the
- * identity's `dormant:stage` tag instead, whose value starts with the stage (`quarantined next
- * delete at 2026-12-20T04:00:00Z`): see README "The sample SCP".
+ * dormant's quarantine is its managed policy `policy/dormant/DormantQuarantineDenyAll`: only the
+ * privileged principals detach it (`iam:PolicyARN`) or change it (a new version could make it
+ * grant something). Identities quarantined by earlier versions carry an inline deny, which IAM
+ * cannot name in a condition: the SCP protects those through the identity's `dormant:stage` tag,
+ * whose value starts with the stage (`quarantined next delete at 2026-12-20T04:00:00Z`): see
+ * README "The sample SCP".
  */
 
 export interface ScpOptions {
@@ -29,6 +31,9 @@ export const DEFAULT_SCP_OPTIONS: ScpOptions = {
   ],
   quarantinedStages: ['quarantined', 'keys_deactivated', 'pending_delete'],
 };
+
+/** dormant's quarantine policy in every account and partition. */
+const QUARANTINE_POLICY_ARNS = 'arn:*:iam::*:policy/dormant/DormantQuarantineDenyAll';
 
 export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string, unknown> {
   const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': opts.privilegedPrincipalArns } };
@@ -59,6 +64,28 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
           'ssm:ModifyDocumentPermission',
         ],
         Resource: ['arn:*:iam::*:role/dormant-automation', 'arn:*:ssm:*:*:document/Dormant-*'],
+        Condition: { ...unlessPrivileged },
+      },
+      {
+        Sid: 'DenyQuarantinePolicyDetachExceptDormant',
+        Effect: 'Deny',
+        Action: ['iam:DetachRolePolicy', 'iam:DetachUserPolicy'],
+        Resource: '*',
+        Condition: {
+          ArnLike: { 'iam:PolicyARN': QUARANTINE_POLICY_ARNS },
+          ...unlessPrivileged,
+        },
+      },
+      {
+        Sid: 'DenyQuarantinePolicyChangesExceptAdmins',
+        Effect: 'Deny',
+        Action: [
+          'iam:CreatePolicyVersion',
+          'iam:SetDefaultPolicyVersion',
+          'iam:DeletePolicyVersion',
+          'iam:DeletePolicy',
+        ],
+        Resource: QUARANTINE_POLICY_ARNS,
         Condition: { ...unlessPrivileged },
       },
       {

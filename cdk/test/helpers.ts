@@ -42,7 +42,8 @@ type Statement = { Effect: string; Action: string | string[]; Resource: unknown;
 
 /** The statements of every policy attached to the role with logical id prefix `rolePrefix`. */
 export function roleStatements(template: Template, rolePrefix: string): Statement[] {
-  const policies = template.findResources('AWS::IAM::Policy');
+  // Also what CDK moves into attached overflow managed policies once the default policy is full.
+  const policies = { ...template.findResources('AWS::IAM::Policy'), ...template.findResources('AWS::IAM::ManagedPolicy') };
   const out: Statement[] = [];
   for (const p of Object.values(policies)) {
     const roles: { Ref: string }[] = p.Properties.Roles ?? [];

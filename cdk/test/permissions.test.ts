@@ -90,7 +90,8 @@ describe('the controller role (least privilege)', () => {
           continue;
         }
         const kind = IAM_ACTION_RESOURCE[a];
-        expect([a, resource]).toEqual([a, kind === 'account' ? '"*"' : arn(kind)]);
+        const quarantinePolicy = arn('policy').replace('policy/*', 'policy/dormant/DormantQuarantineDenyAll');
+        expect([a, resource]).toEqual([a, kind === 'account' ? '"*"' : kind === 'policy' ? quarantinePolicy : arn(kind)]);
       }
     }
   });
