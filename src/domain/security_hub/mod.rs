@@ -515,3 +515,6 @@ pub fn remember_nominating(record: &mut Record, finding: &HubFindingRef) {
         .saturating_sub(MAX_NOMINATING_FINDINGS);
     record.hub_findings.drain(..excess);
 }
+
+#[cfg(test)]
+mod tests;
