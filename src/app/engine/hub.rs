@@ -37,7 +37,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         let report = security_hub::report(before, after, step, reason, target, now);
         if let Some(batch) = run.queue_hub(report) {
-            self.flush_hub(batch).await;
+            // Boxed: this sits inside every step's future, which is deep enough already.
+            Box::pin(self.flush_hub(batch)).await;
         }
     }
 

@@ -109,7 +109,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 self.store.save(&after).await?;
                 if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
                     // Off the ladder without a step (gone outside dormant, exempt): archived.
-                    self.tell_hub(run, record.stage, &after, None, &after.reason, now)
+                    Box::pin(self.tell_hub(run, record.stage, &after, None, &after.reason, now))
                         .await;
                 }
                 return self
@@ -271,8 +271,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     ) -> Result<()> {
         self.emit(run, OutboundEvent::step_done(step, after, reason))
             .await;
-        self.tell_hub(run, before, after, Some(step), reason, now)
-            .await;
+        Box::pin(self.tell_hub(run, before, after, Some(step), reason, now)).await;
         if step == Step::Quarantine {
             // The step is committed; a count that cannot be written is logged, not a failure.
             if let Err(e) = self.breaker().count_quarantine(now).await {
