@@ -56,6 +56,8 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
         Scope::AutomationRole => vec!["arn:aws:iam::*:role/dormant-automation"],
         Scope::Queue => vec!["arn:aws:sqs:*:*:dormant-*"],
         Scope::Analyzer => vec!["arn:aws:access-analyzer:*:*:analyzer/*"],
+        Scope::HubProduct => vec!["arn:aws:securityhub:*:*:product/*/default"],
+        Scope::Hub => vec!["arn:aws:securityhub:*:*:hub/default"],
     }
 }
 
