@@ -14,13 +14,14 @@ use async_trait::async_trait;
 use aws_sdk_securityhub::types::{AwsSecurityFinding, WorkflowStatus as SdkWorkflowStatus};
 use dormant::adapters::retry::RetryPolicy;
 use dormant::adapters::security_hub::{AwsSecurityHub, UPDATED_BY};
-use dormant::app::engine::Nomination;
+use dormant::app::event::handle_event;
+use dormant::app::fleet::Fleet;
 use dormant::domain::finding::Classification;
 use dormant::domain::security_hub::{
     self as hub, AsffFinding, HubFailure, HubFindingRef, HubTarget, WorkflowStatus, WorkflowUpdate,
 };
 use dormant::domain::time::fmt_time;
-use dormant::domain::{Outcome, Policy, PrincipalKind, Record, Stage, Step, Subject};
+use dormant::domain::{Outcome, Policy, Record, Stage, Step, Subject};
 use dormant::inbound::eventbridge::classify;
 use dormant::ports::{PortResult, SecurityHub, Store};
 use serde_json::json;
@@ -399,36 +400,41 @@ async fn a_refused_import_is_audited_and_the_step_stands() {
 #[tokio::test]
 async fn the_finding_that_nominated_is_notified_then_resolved() {
     let a = Account::new().await;
-    a.role("nominated", 120, &[]).await;
+    a.user("sharrtest", 200).await;
     let hub = EmulatedHub::new(&a).await;
-    let engine = engine_with(&a, Policy::default(), hub.clone()).await;
-    let subject = a.role_subject("nominated");
-    let nominating = HubFindingRef {
-        id: format!("arn:aws:securityhub:eu-west-1:{}:subscription/aws-foundational-security-best-practices/v/1.0.0/IAM.8/finding/1", a.id),
-        product_arn: "arn:aws:securityhub:eu-west-1::product/aws/securityhub".into(),
+    let fleet = Fleet {
+        engines: vec![Arc::new(
+            engine_with(&a, Policy::default(), hub.clone()).await,
+        )],
+        unreachable: Vec::new(),
+        concurrency: 1,
+        analyzer: None,
     };
-    let nominate = |at| {
-        engine.evaluate_nominated(
-            Nomination {
-                kind: PrincipalKind::Role,
-                name: "nominated",
-                scope: None,
-                event_id: Some("event-1"),
-                note: None,
-                hub_finding: Some(nominating.clone()),
-            },
-            at,
-        )
+    let engine = &fleet.engines[0];
+    let subject = Subject::whole(a.user_principal("sharrtest"));
+    // Security Hub's IAM.8 finding about the user, as EventBridge delivers it.
+    let text = serde_json::to_string(&fixture("securityhub-iam8-user.json"))
+        .unwrap()
+        .replace("111122223333", &a.id);
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let nominating = HubFindingRef {
+        id: event["detail"]["findings"][0]["Id"]
+            .as_str()
+            .unwrap()
+            .into(),
+        product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
     };
 
-    let r = nominate(a.day(0)).await.unwrap();
-    assert_eq!(done(&r), vec![(subject.id(), Step::Notice)]);
+    let r = handle_event(&event, &fleet, &rules(), None, a.day(0))
+        .await
+        .unwrap();
+    assert_eq!(done(&r.run), vec![(subject.id(), Step::Notice)]);
     let updates = hub.updates.lock().unwrap().clone();
     assert_eq!(updates.len(), 1, "{updates:?}");
     assert_eq!(updates[0].finding, nominating);
     assert_eq!(updates[0].status, WorkflowStatus::Notified);
     assert!(
-        updates[0].note.contains("role/nominated noticed"),
+        updates[0].note.contains("user/sharrtest noticed"),
         "{}",
         updates[0].note
     );
@@ -436,8 +442,12 @@ async fn the_finding_that_nominated_is_notified_then_resolved() {
     assert_eq!(record.hub_findings, vec![nominating.clone()]);
     hub.take_updates();
 
-    // A second delivery of the same finding does not pile up references.
-    nominate(a.day(1)).await.unwrap();
+    // Security Hub sends the finding again on its next check: no pile-up of references.
+    let mut again = event.clone();
+    again["id"] = json!("redelivered-later");
+    handle_event(&again, &fleet, &rules(), None, a.day(1))
+        .await
+        .unwrap();
     let record = engine.store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.hub_findings.len(), 1);
 
@@ -450,16 +460,23 @@ async fn the_finding_that_nominated_is_notified_then_resolved() {
         ]
     );
 
-    // Used again: released, and both findings are resolved.
-    emulator().backdate_role(&a.id, "nominated", None, Some(a.day(8)));
-    let r = engine.sweep(a.day(9)).await.unwrap();
-    assert_eq!(done(&r), vec![(subject.id(), Step::Release)]);
+    // Undone by an operator: released, and both findings are resolved.
+    let arg: dormant::domain::IdentityArg = "user/sharrtest".parse().unwrap();
+    engine
+        .undo(&arg, "needed after all", a.day(8))
+        .await
+        .unwrap();
     assert_eq!(
         hub.take_updates(),
         vec![
             (nominating.id.clone(), WorkflowStatus::Resolved),
             (id_of(&subject), WorkflowStatus::Resolved)
         ]
+    );
+    let f = findings(&a).await;
+    assert_eq!(
+        shown(&f[&id_of(&subject)]),
+        expect("INFORMATIONAL", "RESOLVED", "ARCHIVED")
     );
 }
 
