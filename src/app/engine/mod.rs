@@ -149,7 +149,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
     pub(crate) async fn finish(&self, run: Run) -> Result<RunReport> {
         let (events, audits) = run.drain();
         self.publish(events).await;
-        self.flush_hub(run.drain_hub()).await;
+        // Boxed, as in `tell_hub`: every run's future holds this one.
+        Box::pin(self.flush_hub(run.drain_hub())).await;
         self.store.append_audits(&audits).await?;
         Ok(run.into_report())
     }
