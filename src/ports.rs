@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::finding::UnusedAccessDetails;
+use crate::domain::security_hub::{AsffFinding, HubFailure, WorkflowUpdate};
 use crate::domain::{
     AccessKey, AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts,
     OutboundEvent, Principal, PrincipalKind, Record, RestoreOutcome, Snapshot, Stage, Subject,
@@ -143,6 +144,23 @@ pub trait Fallback: Send + Sync {
 #[async_trait]
 pub trait Publisher: Send + Sync {
     async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()>;
+}
+
+/// Security Hub in one account (docs/design.md, 'Security Hub'): dormant's own findings and the
+/// workflow of the findings that nominated. Reporting only: the engine calls it after a commit,
+/// and a failure never undoes or holds up a step.
+#[async_trait]
+pub trait SecurityHub: Send + Sync {
+    /// The region dormant's findings are imported in (their `ProductArn` and `Region`).
+    fn region(&self) -> &str;
+
+    /// `BatchImportFindings`, at most 100 a call. `Ok` lists the findings Security Hub refused
+    /// (`FailedFindings`); `Err` is a request that failed as a whole.
+    async fn import(&self, findings: &[AsffFinding]) -> PortResult<Vec<HubFailure>>;
+
+    /// `BatchUpdateFindings`, each in the region of its finding's product ARN. `Ok` lists the
+    /// findings not updated (`UnprocessedFindings`, or a request for them that failed).
+    async fn update_workflow(&self, updates: &[WorkflowUpdate]) -> PortResult<Vec<HubFailure>>;
 }
 
 /// The state table.

@@ -16,6 +16,7 @@ use crate::adapters::iam::AwsIam;
 use crate::adapters::metrics::ApiCalls;
 use crate::adapters::organizations::AwsOrganizations;
 use crate::adapters::retry::{classify, RetryPolicy};
+use crate::adapters::security_hub::AwsSecurityHub;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::adapters::ssm::SsmFallback;
 use crate::app::accounts::{partition_of, Members};
@@ -67,6 +68,8 @@ pub struct EngineFactory {
     actor: String,
     publisher: Arc<dyn Publisher>,
     fallback: Option<AutomationConfig>,
+    /// `[security_hub]`, when enabled.
+    security_hub: Option<crate::config::SecurityHub>,
     table: String,
     retry: RetryPolicy,
     /// Accounts worked on at once.
@@ -180,6 +183,7 @@ impl EngineFactory {
             actor,
             publisher,
             fallback,
+            security_hub: config.security_hub.clone(),
             table: config.table.clone(),
             retry,
             concurrency: config.max_concurrent_accounts,
@@ -327,6 +331,38 @@ impl EngineFactory {
             return Ok(engine.previewing());
         }
         engine = engine.with_publisher(self.publisher.clone());
+        // With the `default` product, Security Hub takes a finding only from the account it is
+        // about: each account's findings are imported through its own credentials.
+        if let Some(sh) = &self.security_hub {
+            let region = match sh
+                .region
+                .clone()
+                .or_else(|| member_aws.region().map(|r| r.to_string()))
+            {
+                Some(r) => r,
+                None => {
+                    return Err(
+                        "[security_hub] needs a region: set security_hub.region or AWS_REGION"
+                            .to_string(),
+                    )
+                }
+            };
+            let in_partition = crate::domain::subject::partition_of_region(&region);
+            if in_partition != partition {
+                return Err(format!(
+                    "security_hub.region {region} is in partition {in_partition}, but dormant runs in {partition}"
+                ));
+            }
+            let conf = aws_sdk_securityhub::config::Builder::from(&member_aws)
+                .region(aws_sdk_securityhub::config::Region::new(region.clone()))
+                .interceptor(self.calls.clone())
+                .build();
+            engine = engine.with_security_hub(Arc::new(AwsSecurityHub::new(
+                aws_sdk_securityhub::Client::from_conf(conf),
+                region,
+                self.retry,
+            )));
+        }
         // The documents act on an identity by name in the account whose SSM runs them: each
         // account's steps run there, through its own credentials, as its own automation role
         // (the member stack deploys the same documents and role name in every account).

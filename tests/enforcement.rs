@@ -71,7 +71,11 @@ async fn the_ladder_from_dry_run_to_delete_and_undo_in_both_accounts() {
         "{report:?}"
     );
 
-    let live = d.assembly(&d.config("", "")).await;
+    // As the CDK app deploys it: Security Hub reporting on, each account's findings imported
+    // through its own role.
+    let live = d
+        .assembly(&d.config("[security_hub]\nenabled = true", ""))
+        .await;
     let fleet = &live.fleet;
     let mut runs = vec![fleet.sweep(now).await];
     runs.push(fleet.tick(now + Duration::days(8)).await);
@@ -102,6 +106,31 @@ async fn the_ladder_from_dry_run_to_delete_and_undo_in_both_accounts() {
         assert!(!d.exists(account, "role", "forgotten").await, "{runs:#?}");
         assert!(!d.exists(account, "user", "old-user").await, "{runs:#?}");
         assert!(d.exists(account, "role", "revived").await);
+    }
+    // Each account imported its own findings as its own default product, allowed by its role.
+    for account in [&d.controller, &d.member] {
+        let imports: Vec<Value> = enforcing()
+            .requests(account)
+            .into_iter()
+            .filter(|r| r["operation"] == "BatchImportFindings")
+            .collect();
+        assert!(!imports.is_empty(), "{account}: no BatchImportFindings");
+        assert!(
+            imports.iter().all(|r| r["caller"]
+                .as_str()
+                .is_some_and(|c| c.contains(account.as_str()))),
+            "{account}: {imports:?}"
+        );
+    }
+    let called = d.actions_called();
+    for needed in [
+        "securityhub:BatchImportFindings",
+        "securityhub:BatchUpdateFindings",
+    ] {
+        assert!(
+            called.contains(needed),
+            "{needed} not exercised: {called:?}"
+        );
     }
     d.assert_calls_are_listed();
 }

@@ -47,6 +47,10 @@ mod fanout_cold_start;
 mod fleet;
 mod partitions;
 
+// Security Hub as the dashboard: dormant's findings read back from the emulator along the
+// ladder; BatchUpdateFindings (which moto lacks) against mocked answers.
+mod security_hub;
+
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;
 mod cli_dry_run;

@@ -66,6 +66,12 @@ export interface DormantConfig {
     readonly read_secs: number;
     readonly operation_secs: number;
   };
+  /** dormant's own findings in Security Hub and the workflow of the findings that nominated. */
+  readonly security_hub: {
+    readonly enabled: boolean;
+    /** Empty: the Lambda's region. */
+    readonly region: string;
+  };
 }
 
 type Section = Exclude<
@@ -106,11 +112,15 @@ export const DEFAULT_CONFIG: DormantConfig = {
   fallback: { ssm_steps: [], automation_role: '' },
   sources: { config_rules: ['iam-user-unused-credentials-check', 'iam-role-last-used'] },
   timeouts: { connect_secs: 5, read_secs: 60, operation_secs: 120 },
+  security_hub: { enabled: false, region: '' },
 };
+
+/** Where the stack departs from the Rust defaults: a deployment reports to Security Hub. */
+export const STACK_DEFAULTS = { security_hub: { enabled: true } };
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts', 'security_hub'],
   organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days', 'confirm_with_access_advisor'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
@@ -119,6 +129,7 @@ export const CONFIG_KEYS: Record<string, string[]> = {
   fallback: ['ssm_steps', 'automation_role'],
   sources: ['config_rules'],
   timeouts: ['connect_secs', 'read_secs', 'operation_secs'],
+  security_hub: ['enabled', 'region'],
 };
 
 export function buildConfig(
@@ -161,5 +172,6 @@ export function buildConfig(
     fallback: { ...DEFAULT_CONFIG.fallback, ...o.fallback, automation_role: fixed.automationRoleArn },
     sources: { ...DEFAULT_CONFIG.sources, ...o.sources },
     timeouts: { ...DEFAULT_CONFIG.timeouts, ...o.timeouts },
+    security_hub: { ...DEFAULT_CONFIG.security_hub, ...STACK_DEFAULTS.security_hub, ...o.security_hub },
   };
 }

@@ -21,6 +21,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
+import { securityHubStatements } from './security-hub';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
@@ -112,7 +113,7 @@ export interface DormantStackProps extends StackProps {
  * queue's event source mapping). The tests hold the role to exactly this.
  */
 export function nonIdentityActions(
-  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean },
+  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean },
   permissions: PermissionsFile = loadPermissions(),
 ): string[] {
   const of = (service: string) => controllerActions(permissions, service);
@@ -128,6 +129,8 @@ export function nonIdentityActions(
     ...(opts.hasDocuments ? FALLBACK_RUN_ACTIONS : []),
     ...(opts.organization ? of('organizations') : []),
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
+    // On unless the config turns it off (STACK_DEFAULTS).
+    ...(opts.securityHub ?? true ? of('securityhub') : []),
   ].sort();
 }
 
@@ -287,6 +290,9 @@ export class DormantStack extends Stack {
         resources: [this.formatArn({ service: 'access-analyzer', region: '*', resource: 'analyzer', resourceName: '*' })],
       }),
     );
+    if (this.config.security_hub.enabled) {
+      for (const st of securityHubStatements(this, this.config.security_hub.region)) this.role.addToPolicy(st);
+    }
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
     // statement documents that the controller calls it. It has no resource type, hence "*".
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));

@@ -2,7 +2,8 @@
  * DormantMemberStack: deployed in every member account (e.g. as a service-managed StackSet).
  *
  * - `dormant-member`: the role the controller assumes (docs/design.md, 'Multi-account and scale'), trusted only by the
- *   controller account's `dormant-controller` role, with the same IAM actions as the controller.
+ *   controller account's `dormant-controller` role, with the same IAM actions as the controller,
+ *   and (unless `securityHub: false`) Security Hub's import and workflow update in this account.
  * - `dormant-automation`: the role the SSM Automation documents run as in this account.
  * - The SSM documents themselves, so the AccessDenied fallback can run in the member account.
  *
@@ -15,6 +16,7 @@ import { DEFAULT_ROLE_NAMES } from './dormant-stack';
 import { FALLBACK_ID, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { loadPermissions, PERMISSIONS_FILE } from './permissions';
+import { securityHubStatements } from './security-hub';
 
 export interface DormantMemberStackProps extends StackProps {
   /** Default for the ControllerAccountId parameter. */
@@ -24,6 +26,11 @@ export interface DormantMemberStackProps extends StackProps {
   readonly automationRoleName?: string;
   readonly remediationDocsDir?: string;
   readonly permissionsFile?: string;
+  /** Let the member role report this account's findings to Security Hub (the controller's
+   * `security_hub.enabled`). @default true */
+  readonly securityHub?: boolean;
+  /** The region findings are imported in (`security_hub.region`). @default the stack's */
+  readonly securityHubRegion?: string;
 }
 
 export class DormantMemberStack extends Stack {
@@ -73,6 +80,11 @@ export class DormantMemberStack extends Stack {
       this.memberRole.addToPolicy(s);
     }
     this.fallback.grantRun(this.memberRole);
+    // A member account's findings are imported with its own credentials (the default product
+    // takes a finding only from the account it is about).
+    if (props.securityHub ?? true) {
+      for (const st of securityHubStatements(this, props.securityHubRegion ?? '')) this.memberRole.addToPolicy(st);
+    }
 
     new CfnOutput(this, 'MemberRoleArn', { value: this.memberRole.roleArn });
     new CfnOutput(this, 'AutomationRoleArn', { value: this.fallback.automationRole.roleArn });

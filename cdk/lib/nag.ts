@@ -88,8 +88,19 @@ export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack)
         'sts:AssumeRole into the dormant member role (one fixed name) of any member account, for when the accounts are not ' +
         'pinned at synth time (-c memberAccounts=...). Each member role trusts only this controller role.',
     });
+    securityHubWildcards(stack.role);
   } else {
     identityWildcards(stack.memberRole);
     fallbackWildcards(stack.fallback, stack.memberRole);
+    securityHubWildcards(stack.memberRole);
   }
+}
+
+function securityHubWildcards(role: iam.IRole): void {
+  Validations.of(role).acknowledge({
+    id: `${IAM5}[Resource::arn:${PARTITION}:securityhub:*:${ACCOUNT}:hub/default]`,
+    reason:
+      "securityhub:BatchUpdateFindings on this account's own hub in any region: a finding that nominated an identity lives in its own region. " +
+      'Only NOTIFIED and RESOLVED may be set (securityhub:ASFFSyntaxPath/Workflow.Status).',
+  });
 }

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildConfig, CONFIG_KEYS, DEFAULT_CONFIG } from '../lib/config';
+import { buildConfig, CONFIG_KEYS, DEFAULT_CONFIG, STACK_DEFAULTS } from '../lib/config';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
@@ -32,7 +32,10 @@ const example = path.join(REPO_ROOT, 'dormant.example.toml');
 
 test('the defaults are the documented ones (docs/design.md, Configuration)', () => {
   const c = buildConfig(undefined, { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' });
-  expect(c).toEqual({ ...DEFAULT_CONFIG, table: 't', event_bus: 'b' });
+  // The one departure: a deployment reports to Security Hub; the CLI's default is off.
+  expect(DEFAULT_CONFIG.security_hub).toEqual({ enabled: false, region: '' });
+  expect(STACK_DEFAULTS).toEqual({ security_hub: { enabled: true } });
+  expect(c).toEqual({ ...DEFAULT_CONFIG, table: 't', event_bus: 'b', security_hub: { enabled: true, region: '' } });
   expect(Object.keys(c).sort()).toEqual([...CONFIG_KEYS['']].sort());
   for (const [section, keys] of Object.entries(CONFIG_KEYS)) {
     if (section === '') continue;
@@ -46,4 +49,11 @@ test('table, event_bus and accounts cannot be overridden', () => {
   expect(() => buildConfig({ table: 'x' } as never, fixed)).toThrow(/table/);
   expect(() => buildConfig({ nonsense: 1 } as never, fixed)).toThrow(/nonsense/);
   expect(buildConfig({ breaker: { min_count: 9 } }, fixed).breaker).toEqual({ ...DEFAULT_CONFIG.breaker, min_count: 9 });
+});
+
+test('Security Hub is on in a deployment and can be turned off or pointed at a region', () => {
+  const fixed = { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' };
+  expect(buildConfig({ security_hub: { enabled: false } }, fixed).security_hub).toEqual({ enabled: false, region: '' });
+  expect(buildConfig({ security_hub: { region: 'eu-west-1' } }, fixed).security_hub).toEqual({ enabled: true, region: 'eu-west-1' });
+  expect(() => buildConfig({ security_hub: { enable: true } } as never, fixed)).toThrow(/security_hub.enable/);
 });

@@ -170,12 +170,59 @@ describe('the member and automation roles', () => {
   const { template: m } = member();
 
   test.each([
-    ['member role', () => roleStatements(m, 'MemberRole'), hasDocuments ? ['iam:PassRole', 'ssm:GetAutomationExecution', 'ssm:StartAutomationExecution', 'ssm:StopAutomationExecution'] : []],
+    [
+      'member role',
+      () => roleStatements(m, 'MemberRole'),
+      [
+        ...(hasDocuments ? ['iam:PassRole', 'ssm:GetAutomationExecution', 'ssm:StartAutomationExecution', 'ssm:StopAutomationExecution'] : []),
+        ...permissions.controller.securityhub,
+      ],
+    ],
     ['member automation role', () => roleStatements(m, 'AutomationRole'), []],
     ['controller automation role', () => roleStatements(template, 'AutomationRole'), []],
   ])('%s: the IAM actions of permissions.json and nothing else', (_name, statements, extra) => {
     const s = statements();
     expect(allowed(s)).toEqual([...permissions.all, ...extra].sort());
     for (const st of s) for (const a of asList(st.Action)) expect(a).not.toContain('*');
+  });
+});
+
+describe('Security Hub (docs/design.md, Security Hub)', () => {
+  const hub = (statements: Statement[]) => statements.filter((s) => asList(s.Action).some((a) => a.startsWith('securityhub:')));
+
+  test.each([
+    ['controller role', () => roleStatements(template, 'ControllerRole')],
+    ['member role', () => roleStatements(member().template, 'MemberRole')],
+  ])('%s: imports only as its own account\'s default product, sets only NOTIFIED or RESOLVED', (_name, statements) => {
+    const s = hub(statements());
+    expect(s.map((x) => asList(x.Action)).flat().sort()).toEqual(permissions.controller.securityhub);
+    const imp = s.find((x) => asList(x.Action).includes('securityhub:BatchImportFindings'))!;
+    const resource = JSON.stringify(imp.Resource);
+    expect(resource).toContain(':securityhub:');
+    expect(resource).toContain('AWS::Region');
+    expect(resource).toMatch(/:product\/".*AWS::AccountId.*"\/default/);
+    const upd = s.find((x) => asList(x.Action).includes('securityhub:BatchUpdateFindings'))!;
+    expect(JSON.stringify(upd.Resource)).toContain(':hub/default');
+    expect(upd.Condition).toEqual({ StringEquals: { 'securityhub:ASFFSyntaxPath/Workflow.Status': ['NOTIFIED', 'RESOLVED'] } });
+  });
+
+  test('each action is scoped to the resource type AWS requires for it', () => {
+    expect(referenceResourceTypes('securityhub:BatchImportFindings').map((r) => r.name)).toEqual(['product']);
+    expect(referenceResourceTypes('securityhub:BatchUpdateFindings').map((r) => r.name)).toContain('hub');
+  });
+
+  test('turned off, neither role may touch Security Hub', () => {
+    const off = controller({ config: { security_hub: { enabled: false } } }).template;
+    expect(hub(roleStatements(off, 'ControllerRole'))).toEqual([]);
+    expect(allowed(roleStatements(off, 'ControllerRole'))).toEqual(
+      [...permissions.all, ...nonIdentityActions({ hasDocuments, securityHub: false })].sort(),
+    );
+    expect(hub(roleStatements(member({ securityHub: false }).template, 'MemberRole'))).toEqual([]);
+  });
+
+  test('a configured region is the one imports are granted in', () => {
+    const t = controller({ config: { security_hub: { region: 'eu-west-1' } } }).template;
+    const imp = hub(roleStatements(t, 'ControllerRole')).find((x) => asList(x.Action).includes('securityhub:BatchImportFindings'))!;
+    expect(JSON.stringify(imp.Resource)).toContain(':securityhub:eu-west-1:');
   });
 });

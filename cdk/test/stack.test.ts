@@ -101,6 +101,7 @@ describe('Lambda', () => {
     expect(config.fallback.automation_role).toBe('GETATT:AUTOMATION_ROLE');
     expect(config.sources.config_rules).toEqual(['iam-user-unused-credentials-check', 'iam-role-last-used']);
     expect(config.accounts).toEqual([]);
+    expect(config.security_hub).toEqual({ enabled: true, region: '' });
   });
 
   test('log group has a retention and is kept on stack deletion', () => {

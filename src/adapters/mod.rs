@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod organizations;
 pub mod paging;
 pub mod retry;
+pub mod security_hub;
 pub mod sqs;
 pub mod ssm;
 

@@ -223,6 +223,7 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
             finding.sender_note(),
             enriched.as_ref().and_then(Finding::observation),
         ),
+        hub_finding: finding.hub_finding.clone(),
     };
     engine.evaluate_nominated(nomination, now).await
 }

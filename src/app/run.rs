@@ -5,9 +5,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing::warn;
 
+use crate::domain::security_hub::{HubFindingRef, HubReport, FINDINGS_PER_CALL};
 use crate::domain::{
-    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Record,
-    Step, Subject, Timestamp,
+    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy,
+    PrincipalKind, Record, Scope, Step, Subject, Timestamp,
 };
 
 use super::output::{ActionReport, RunReport};
@@ -21,7 +22,17 @@ pub(crate) struct Run {
     pub(crate) event_id: Option<String>,
     /// Appended to every audit reason of this run (see `Nomination::note`).
     note: Option<String>,
+    /// The Security Hub finding that nominated this run's principal.
+    origin: Option<Origin>,
     state: Mutex<RunState>,
+}
+
+/// What a Security Hub finding nominated: the principal, narrowed to one credential or not.
+pub(crate) struct Origin {
+    pub(crate) kind: PrincipalKind,
+    pub(crate) name: String,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) finding: HubFindingRef,
 }
 
 pub(crate) struct RunState {
@@ -32,6 +43,8 @@ pub(crate) struct RunState {
     /// Dry-run audit entries not yet written (in batches of [`AUDITS_PER_CALL`]); they record
     /// what would have happened, so nothing depends on their order with other writes.
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
+    /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
+    pub(crate) hub: Vec<HubReport>,
 }
 
 impl Run {
@@ -39,11 +52,13 @@ impl Run {
         Run {
             event_id,
             note: None,
+            origin: None,
             state: Mutex::new(RunState {
                 budget,
                 report: RunReport::default(),
                 events: Vec::new(),
                 audits: Vec::new(),
+                hub: Vec::new(),
             }),
         }
     }
@@ -51,6 +66,34 @@ impl Run {
     pub(crate) fn with_note(mut self, note: Option<String>) -> Self {
         self.note = note;
         self
+    }
+
+    pub(crate) fn with_origin(mut self, origin: Option<Origin>) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// The Security Hub finding that nominated `subject`: a finding about a principal covers
+    /// its credentials, one about a credential only that credential.
+    pub(crate) fn nominating_finding(&self, subject: &Subject) -> Option<&HubFindingRef> {
+        let o = self.origin.as_ref()?;
+        let p = &subject.principal;
+        let covers = p.kind == o.kind
+            && p.name == o.name
+            && o.scope.as_ref().is_none_or(|s| *s == subject.scope);
+        covers.then_some(&o.finding)
+    }
+
+    /// Queues a Security Hub report; returns a full batch to send when there is one.
+    pub(crate) fn queue_hub(&self, report: HubReport) -> Option<Vec<HubReport>> {
+        let mut state = self.state();
+        state.hub.push(report);
+        (state.hub.len() >= FINDINGS_PER_CALL).then(|| std::mem::take(&mut state.hub))
+    }
+
+    /// The Security Hub reports still queued.
+    pub(crate) fn drain_hub(&self) -> Vec<HubReport> {
+        std::mem::take(&mut self.state().hub)
     }
 
     /// `reason`, with what the nominating source observed.

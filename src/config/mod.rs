@@ -104,6 +104,15 @@ pub struct Config {
     pub automation_role: Option<String>,
     pub config_rules: Vec<String>,
     pub timeouts: Timeouts,
+    /// `Some` when dormant reports to Security Hub (`[security_hub] enabled = true`).
+    pub security_hub: Option<SecurityHub>,
+}
+
+/// Checked `[security_hub]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityHub {
+    /// `None`: the SDK's region.
+    pub region: Option<String>,
 }
 
 impl Config {
@@ -218,6 +227,35 @@ mod tests {
         assert_eq!(
             field_of("[inactivity]\nconfirm_with_access_advisor = \"yes\""),
             "inactivity.confirm_with_access_advisor"
+        );
+    }
+
+    #[test]
+    fn security_hub_is_off_unless_asked_for_and_its_region_is_checked() {
+        assert_eq!(Config::from_toml("").unwrap().security_hub, None);
+        let on = Config::from_toml("[security_hub]\nenabled = true").unwrap();
+        assert_eq!(on.security_hub, Some(SecurityHub { region: None }));
+        let json =
+            Config::from_json(r#"{"security_hub": {"enabled": true, "region": "eu-west-1"}}"#)
+                .unwrap();
+        assert_eq!(
+            json.security_hub,
+            Some(SecurityHub {
+                region: Some("eu-west-1".into())
+            })
+        );
+        let e =
+            Config::from_toml("[security_hub]\nenabled = true\nregion = \"Europe\"").unwrap_err();
+        assert_eq!(e.field, "security_hub.region");
+        assert!(e.message.contains("not an AWS region"), "{e}");
+        // Checked even when off, so a typo does not wait for the day it is switched on.
+        assert_eq!(
+            field_of("[security_hub]\nregion = \"us east 1\""),
+            "security_hub.region"
+        );
+        assert_eq!(
+            field_of("[security_hub]\nenable = true"),
+            "security_hub.enable"
         );
     }
 

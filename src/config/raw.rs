@@ -21,6 +21,17 @@ pub struct RawConfig {
     pub fallback: RawFallback,
     pub sources: RawSources,
     pub timeouts: RawTimeouts,
+    pub security_hub: RawSecurityHub,
+}
+
+/// `[security_hub]`: dormant's own findings in Security Hub, and the workflow of the findings
+/// that nominated (docs/design.md, 'Security Hub').
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSecurityHub {
+    pub enabled: bool,
+    /// The region findings are imported in; empty: the SDK's (`AWS_REGION`).
+    pub region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +147,7 @@ impl Default for RawConfig {
             fallback: RawFallback::default(),
             sources: RawSources::default(),
             timeouts: RawTimeouts::default(),
+            security_hub: RawSecurityHub::default(),
         }
     }
 }

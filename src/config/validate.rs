@@ -3,10 +3,10 @@
 
 use chrono::Duration;
 
-use super::{err, Account, Config, ConfigError, Organization, Timeouts};
+use super::{err, Account, Config, ConfigError, Organization, SecurityHub, Timeouts};
 use super::{
     RawAccount, RawBreaker, RawConfig, RawDeleteMode, RawExemptions, RawFallback, RawInactivity,
-    RawLadder, RawOrganization, RawTimeouts,
+    RawLadder, RawOrganization, RawSecurityHub, RawTimeouts,
 };
 use crate::domain::fallback::has_document;
 use crate::domain::policy::{BreakerLimits, DeleteMode, Exemptions, Inactivity, Ladder, Policy};
@@ -82,8 +82,37 @@ impl RawConfig {
             automation_role,
             config_rules: self.sources.config_rules,
             timeouts: timeouts(&self.timeouts)?,
+            security_hub: security_hub(&self.security_hub)?,
         })
     }
+}
+
+/// `[security_hub]`: the region, when given, must look like one (`eu-west-1`, `us-gov-west-1`).
+fn security_hub(raw: &RawSecurityHub) -> Result<Option<SecurityHub>, ConfigError> {
+    let region = raw.region.trim();
+    if !region.is_empty() && !is_region(region) {
+        return Err(err(
+            "security_hub.region",
+            format!("'{region}' is not an AWS region (e.g. us-east-1, eu-west-1)"),
+        ));
+    }
+    Ok(raw.enabled.then(|| SecurityHub {
+        region: (!region.is_empty()).then(|| region.to_string()),
+    }))
+}
+
+/// Lower-case words joined by `-`, the last a number: `us-east-1`, `cn-north-1`, `us-gov-west-1`.
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let Some((last, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !last.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `[[accounts]]`: unique 12-digit ids, each with a role ARN in that very account (or none).

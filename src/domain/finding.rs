@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::security_hub::HubFindingRef;
 use super::subject::{
     is_access_key_id, Principal, PrincipalKind, Scope, Subject, DEFAULT_PARTITION,
 };
@@ -157,6 +158,10 @@ pub struct Finding {
     /// The partition of the event's region: the identities it names are in it.
     #[serde(default = "default_partition")]
     pub partition: String,
+    /// A Security Hub (ASFF) finding's `Id` and `ProductArn`: dormant updates its workflow as
+    /// the subject walks the ladder (`[security_hub]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_finding: Option<HubFindingRef>,
 }
 
 fn default_partition() -> String {
@@ -399,6 +404,7 @@ mod tests {
             observed_last_used: None,
             sent_from: String::new(),
             partition: "aws".into(),
+            hub_finding: None,
         });
         let j = serde_json::to_value(&c).unwrap();
         assert_eq!(j["outcome"], "candidate");
@@ -429,6 +435,7 @@ mod tests {
             observed_last_used: None,
             sent_from: String::new(),
             partition: "aws".into(),
+            hub_finding: None,
         }
     }
 

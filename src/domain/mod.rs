@@ -18,6 +18,7 @@ pub mod permissions;
 pub mod policy;
 pub mod quarantine;
 pub mod record;
+pub mod security_hub;
 pub mod snapshot;
 pub mod stage;
 pub mod subject;

@@ -26,6 +26,10 @@ pub enum Scope {
     Analyzer,
     /// dormant's quarantine policy (`policy/dormant/DormantQuarantineDenyAll`).
     QuarantinePolicy,
+    /// Security Hub's `default` product of each managed account: dormant's own findings.
+    HubProduct,
+    /// Security Hub itself, in each managed account and any region: the workflow of findings.
+    Hub,
 }
 
 /// The condition an IAM action that could give access is granted under (docs/design.md,
@@ -158,6 +162,18 @@ pub const CONTROLLER_NEEDS: &[Need] = &[
     ("fan_out", Scope::Queue, &["sqs:SendMessage"]),
     // GetFindingV2 (the enrichment) is authorized as GetFinding.
     ("findings", Scope::Analyzer, &["access-analyzer:GetFinding"]),
+    // `[security_hub] enabled`, in each managed account with its own credentials: dormant's
+    // findings, then the workflow (NOTIFIED/RESOLVED and a note) of its own and the nominating.
+    (
+        "security_hub",
+        Scope::HubProduct,
+        &["securityhub:BatchImportFindings"],
+    ),
+    (
+        "security_hub_workflow",
+        Scope::Hub,
+        &["securityhub:BatchUpdateFindings"],
+    ),
 ];
 
 /// What operator commands need beyond the controller's actions (which `undo`, `approve`,

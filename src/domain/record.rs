@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::effect::Effect;
 use super::exemption::OpenExemption;
+use super::security_hub::HubFindingRef;
 use super::stage::{Stage, Step};
 use super::subject::Subject;
 use super::time::Timestamp;
@@ -106,6 +107,10 @@ pub struct Record {
     /// `exemptions.max_days` from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_exemption: Option<OpenExemption>,
+    /// The Security Hub findings that nominated this subject: their workflow follows its ladder
+    /// (docs/design.md, 'Security Hub').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub_findings: Vec<HubFindingRef>,
 }
 
 impl Record {
@@ -128,6 +133,7 @@ impl Record {
             unique_id: None,
             login_profile_created_at: None,
             open_exemption: None,
+            hub_findings: Vec::new(),
         }
     }
 

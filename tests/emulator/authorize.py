@@ -286,6 +286,11 @@ def resources(service, operation, account, region, form, body, environ):
     if service == "access-analyzer":
         query = parse_qs(environ.get("QUERY_STRING", ""))
         return [(own, unquote(query.get("analyzerArn", ["*"])[0]))]
+    if service == "securityhub" and operation == "BatchImportFindings":
+        # Authorised on the product each finding is imported as.
+        return [(own, f.get("ProductArn", "*")) for f in body.get("Findings", [])] or [(own, "*")]
+    if service == "securityhub" and operation == "BatchUpdateFindings":
+        return [(own, f"arn:{PARTITION}:securityhub:{region}:{account}:hub/default")]
     return [(own, "*")]
 
 

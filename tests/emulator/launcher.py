@@ -38,6 +38,9 @@ import authorize  # noqa: E402  (beside this file)
 DEFAULT_ACCOUNT = "123456789012"
 JSON_NAMESPACES = {"dynamodb": "com.amazonaws.dynamodb.v20120810", "events": "AWSEvents",
                    "ssm": "AmazonSSM", "sqs": "com.amazonaws.sqs"}
+# Security Hub is REST-JSON: the path names the operation.
+SECURITY_HUB_PATHS = {"/findings/import": "BatchImportFindings", "/findings": "GetFindings",
+                      "/findings/batchupdate": "BatchUpdateFindings"}
 LOGGED_FIELDS = ("RoleName", "UserName", "AccessKeyId", "PolicyName", "PolicyArn")
 # (code, status, message) per fault kind; the codes are the ones the SDKs'
 # retry classifiers know (Throttling/ThrottlingException = throttling error).
@@ -328,6 +331,8 @@ class Harness:
             found = re.match(r"/(finding|findingv2)/", path)
             operation = {"finding": "GetFinding", "findingv2": "GetFindingV2"}.get(
                 found.group(1) if found else "", "")
+        if not operation and service == "securityhub":  # REST too
+            operation = SECURITY_HUB_PATHS.get(path.rstrip("/"), "")
 
         if service == "iam" and re.fullmatch(r"\d{12}", account or ""):
             provision_member_stack(account, region)
@@ -341,7 +346,8 @@ class Harness:
             if fault["fault"] == "latency":
                 time.sleep(fault.get("latency_ms", 1000) / 1000)
             else:
-                json_type = target and environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")
+                json_type = (target and environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")) or (
+                    service == "securityhub" and "application/json")
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)

@@ -303,7 +303,7 @@ impl Emulator {
 
     /// The next `count` requests from `account` for `operation` (e.g. `PutRolePolicy`,
     /// `"*"` for any) of `service` (the `SigV4` signing name: `iam`, `dynamodb`, `events`, `sts`,
-    /// `ssm`, `sqs`) get `fault`.
+    /// `ssm`, `sqs`, `securityhub`) get `fault`.
     pub fn inject_fault(
         &self,
         account: &str,

@@ -177,7 +177,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.store.save(&after).await?;
         self.audit(&subject, step.as_str(), Outcome::Done, &reason, run, now)
             .await?;
-        self.step_done(run, &after, step, &reason, now).await
+        self.step_done(run, record.stage, &after, step, &reason, now)
+            .await
     }
 
     /// Stops the SSM executions of an intent and waits until they have ended, so that nothing

@@ -5,12 +5,14 @@
 //!   nominated by an event), and its one failure handler.
 //! - `fallback.rs`: steps handed to SSM Automation, polled, and stopped for an undo.
 //! - `confirm.rs`: the Access Advisor confirmation before an access-cutting step.
+//! - `hub.rs`: Security Hub reporting after each committed change.
 //!
 //! A sweep decides a notice on its bulk read; every other step is preceded by a fresh read of
 //! that principal.
 
 mod confirm;
 mod fallback;
+mod hub;
 mod step;
 
 pub use fallback::FallbackSetup;
@@ -23,13 +25,14 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::domain::ladder::cooloff_covers;
+use crate::domain::security_hub::HubFindingRef;
 use crate::domain::OutboundEvent;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, Budget, Facts, Outcome, Policy, Principal, PrincipalKind,
     Record, Scope, Stage, Step, Subject, Timestamp,
 };
 use crate::error::{Error, Result};
-use crate::ports::{AccessAdvisor, Iam, Publisher, Store};
+use crate::ports::{AccessAdvisor, Iam, Publisher, SecurityHub, Store};
 
 use super::breaker::Breaker;
 use super::output::RunReport;
@@ -55,6 +58,9 @@ pub struct Engine<I, S> {
     /// IAM Access Advisor, asked before access-cutting steps when
     /// `inactivity.confirm_with_access_advisor` is on.
     pub advisor: Option<Arc<dyn AccessAdvisor>>,
+    /// Security Hub in this account (`[security_hub] enabled`): dormant's findings and the
+    /// workflow of the findings that nominated.
+    pub hub: Option<Arc<dyn SecurityHub>>,
     /// Serialises this engine's breaker updates (see [`Breaker`]).
     breaker_turn: tokio::sync::Mutex<()>,
     /// A preview (`--dry-run`): see [`Engine::previewing`].
@@ -73,6 +79,8 @@ pub struct Nomination<'a> {
     /// What the source observed (e.g. Access Analyzer's last access), added to the audit entries
     /// of this run. Information only: the decision rests on IAM.
     pub note: Option<String>,
+    /// The Security Hub finding that nominated it: its workflow follows the ladder.
+    pub hub_finding: Option<HubFindingRef>,
 }
 
 /// Identities worked on at once by default: enough to hide IAM's latency, few enough to stay
@@ -90,6 +98,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             fallback: None,
             concurrency: DEFAULT_IDENTITY_CONCURRENCY,
             advisor: None,
+            hub: None,
             breaker_turn: tokio::sync::Mutex::new(()),
             preview: false,
         }
@@ -114,6 +123,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     pub fn with_advisor(mut self, advisor: Arc<dyn AccessAdvisor>) -> Self {
         self.advisor = Some(advisor);
+        self
+    }
+
+    pub fn with_security_hub(mut self, hub: Arc<dyn SecurityHub>) -> Self {
+        self.hub = Some(hub);
         self
     }
 
@@ -156,6 +170,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
     pub(crate) async fn finish(&self, run: Run) -> Result<RunReport> {
         let (events, audits) = run.drain();
         self.publish(events).await;
+        // Boxed, as in `tell_hub`: every run's future holds this one.
+        Box::pin(self.flush_hub(run.drain_hub())).await;
         self.store.append_audits(&audits).await?;
         Ok(run.into_report())
     }
@@ -434,6 +450,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 scope: None,
                 event_id,
                 note: None,
+                hub_finding: None,
             },
             now,
         )
@@ -448,7 +465,19 @@ impl<I: Iam, S: Store> Engine<I, S> {
         now: Timestamp,
     ) -> Result<RunReport> {
         let run = self.start_run(nomination.event_id, now).await?;
-        let run = run.with_note(nomination.note.clone());
+        let run =
+            run.with_note(nomination.note.clone())
+                .with_origin(
+                    nomination
+                        .hub_finding
+                        .clone()
+                        .map(|finding| super::run::Origin {
+                            kind: nomination.kind,
+                            name: nomination.name.to_string(),
+                            scope: nomination.scope.clone().filter(|s| *s != Scope::Whole),
+                            finding,
+                        }),
+                );
         let result = self.evaluate_in_run(&run, &nomination, now).await;
         let report = self.finish(run).await;
         result.and(report)

@@ -6,6 +6,7 @@ use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
 use crate::domain::ladder::{INTENT_LEASE, RECREATED};
+use crate::domain::security_hub::remember_nominating;
 use crate::domain::time::fmt_time;
 use crate::domain::{
     retry_delay, Action, AuditEntry, Decision, Effect, Facts, Gate, Intent, OutboundEvent, Outcome,
@@ -106,6 +107,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 };
                 info!(identity = %subject, stage = %after.stage, reason = %after.reason, "state updated");
                 self.store.save(&after).await?;
+                if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
+                    // Off the ladder without a step (gone outside dormant, exempt): archived.
+                    Box::pin(self.tell_hub(run, record.stage, &after, None, &after.reason, now))
+                        .await;
+                }
                 return self
                     .audit(&subject, what, Outcome::Skipped, &after.reason, run, now)
                     .await;
@@ -179,6 +185,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
             resumes,
             ..
         } = planned;
+        if let Some(finding) = run.nominating_finding(&subject) {
+            remember_nominating(&mut after, finding);
+        }
         let started_at = resumes.unwrap_or(now);
         let earlier = record.pending.as_ref().filter(|_| resumes.is_some());
         let mut intent = Intent::new(step, started_at, effects.clone(), after.clone());
@@ -245,14 +254,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.store
             .commit(&after, &done, &format!("done-{step}"))
             .await?;
-        self.step_done(run, &after, step, reason, now).await
+        self.step_done(run, record.stage, &after, step, reason, now)
+            .await
     }
 
-    /// What follows a committed step, whoever carried it out: its event, the breaker's count,
-    /// the report.
+    /// What follows a committed step, whoever carried it out: its event, Security Hub, the
+    /// breaker's count, the report. `before` is the stage the step started from.
     pub(super) async fn step_done(
         &self,
         run: &Run,
+        before: Stage,
         after: &Record,
         step: Step,
         reason: &str,
@@ -260,6 +271,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     ) -> Result<()> {
         self.emit(run, OutboundEvent::step_done(step, after, reason))
             .await;
+        Box::pin(self.tell_hub(run, before, after, Some(step), reason, now)).await;
         if step == Step::Quarantine {
             // The step is committed; a count that cannot be written is logged, not a failure.
             if let Err(e) = self.breaker().count_quarantine(now).await {

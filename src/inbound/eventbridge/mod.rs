@@ -276,6 +276,7 @@ impl Cx<'_> {
             observed_last_used: None,
             sent_from: self.account.to_string(),
             partition: self.partition.to_string(),
+            hub_finding: None,
         })
     }
 }

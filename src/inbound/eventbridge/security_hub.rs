@@ -1,6 +1,7 @@
 //! Security Hub: `Security Hub Findings - Imported` (ASFF) and `Findings Imported V2` (OCSF).
 
 use super::*;
+use crate::domain::security_hub::HubFindingRef;
 
 /// The controls that mean "unused credentials".
 pub(super) const SECURITY_CONTROLS: [&str; 2] = ["IAM.8", "IAM.22"];
@@ -167,7 +168,17 @@ pub(super) fn asff(cx: &Cx, f: &Value, path: &str) -> Parsed<Outcome> {
         };
         let what = nominee.identity_in(cx.partition).unwrap_or_default();
         let reason = format!("Security Hub {label} FAILED for {what}");
-        return Ok(Outcome::Candidate(cx.finding(nominee, &label, reason)));
+        let mut finding = cx.finding(nominee, &label, reason);
+        // Kept so that dormant can update this finding's workflow as the ladder proceeds.
+        if let (Some(id), Some(product_arn)) =
+            (str_at(f, path, &["Id"])?, str_at(f, path, &["ProductArn"])?)
+        {
+            finding.hub_finding = Some(HubFindingRef {
+                id: id.to_string(),
+                product_arn: product_arn.to_string(),
+            });
+        }
+        return Ok(Outcome::Candidate(finding));
     }
     Ok(Outcome::Skip(no_iam_resource(&label, &seen)))
 }

@@ -59,6 +59,8 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
         Scope::Queue => vec!["arn:aws:sqs:*:*:dormant-*"],
         Scope::Analyzer => vec!["arn:aws:access-analyzer:*:*:analyzer/*"],
         Scope::QuarantinePolicy => vec![QUARANTINE_POLICY_ANY_ACCOUNT],
+        Scope::HubProduct => vec!["arn:aws:securityhub:*:*:product/*/default"],
+        Scope::Hub => vec!["arn:aws:securityhub:*:*:hub/default"],
     }
 }
 
