@@ -4,17 +4,19 @@ Usage: python test/check_documents.py DOC.yaml...            exit 1 if any check
        python test/check_documents.py --self-test DOC.yaml...  broken copies must be caught
 
 API (botocore's service models, the same ones boto3 uses):
-- aws:executeAwsApi: Service is a botocore service, Api one of its operations, and the inputs
-  pass botocore's own parameter validation (unknown or missing parameters, wrong types) with
-  each '{{ Parameter }}' replaced by a value of the parameter's declared type; every output
-  Selector '$.Member...' names a member of the operation's output.
+- aws:executeAwsApi and aws:assertAwsResourceProperty: Service is a botocore service, Api one of
+  its operations, and the inputs pass botocore's own parameter validation (unknown or missing
+  parameters, wrong types) with each '{{ Parameter }}' replaced by a value of the parameter's
+  declared type; every output Selector (an assertion's PropertySelector) '$.Member...' names a
+  member of the operation's output; an assertion has DesiredValues.
 - aws:executeScript: the Python parses; the Handler is defined; every attribute used on an AWS
   client (a name bound by `NAME = boto3.client("service")`, and the same name inside helper
   functions) is a method of that boto3 client; keyword arguments of a call to an API method
   are members of its input and include the required ones; get_paginator/can_paginate name a
   pageable operation; a helper called as f(client, "operation", "ResultKey", **params) names
   an operation, a member of its output, and members of its input; events["X"] reads a key of
-  InputPayload; every '$.Payload.X' output selector names a key the script writes.
+  InputPayload; every '$.Payload.X' output selector names a key the script writes; every
+  boto3.client(...) is bound to a name (else its calls would go unchecked).
 
 Structure: the parameters every dormant document takes (AutomationAssumeRole, PrincipalKind,
 PrincipalName) with their constraints; assumeRole; every '{{ X }}' is a parameter or an
@@ -77,6 +79,12 @@ def check_aws_api(step, params, errors):
     inputs = dict(step["inputs"])
     service, api = inputs.pop("Service", None), inputs.pop("Api", None)
     where = f"step {step['name']}"
+    selectors = [(out.get("Name"), out.get("Selector", "")) for out in step.get("outputs", [])]
+    if step.get("action") == "aws:assertAwsResourceProperty":
+        selectors.append(("PropertySelector", inputs.pop("PropertySelector", "")))
+        desired = inputs.pop("DesiredValues", None)
+        if not (isinstance(desired, list) and desired and all(isinstance(v, str) for v in desired)):
+            errors.append(f"{where}: DesiredValues must be a non-empty list of strings")
     if service not in SESSION.get_available_services():
         errors.append(f"{where}: unknown Service {service!r}")
         return
@@ -89,10 +97,10 @@ def check_aws_api(step, params, errors):
         errors.append(f"{where}: {service}.{api} inputs: "
                       + report.generate_report().replace("\n", "; "))
     outputs = op.output_shape.members if op.output_shape else {}
-    for out in step.get("outputs", []):
-        first = re.match(r"^\$\.(\w+)", out.get("Selector", ""))
+    for name, selector in selectors:
+        first = re.match(r"^\$\.(\w+)", selector)
         if not first or first.group(1) not in outputs:
-            errors.append(f"{where}: output {out.get('Name')} selector {out.get('Selector')!r} is "
+            errors.append(f"{where}: {name} selector {selector!r} is "
                           f"not in {api}'s output ({', '.join(outputs) or 'empty'})")
 
 
@@ -134,11 +142,17 @@ def check_script(step, errors):
         errors.append(f"{where}: Handler {handler!r} is not a function of the script")
 
     # Names bound to boto3 clients: NAME = boto3.client("service").
+    def is_client_call(node):
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "client" and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "boto3")
+
     clients = {}
+    bound = set()
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "client"
-                and isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == "boto3"):
+        if (isinstance(node, ast.Assign) and is_client_call(node.value)
+                and all(isinstance(t, ast.Name) for t in node.targets)):
+            bound.add(id(node.value))
             svc = node.value.args[0].value if node.value.args else None
             if svc not in SESSION.get_available_services():
                 errors.append(f"{where}: boto3.client({svc!r}) is not a service")
@@ -148,6 +162,10 @@ def check_script(step, errors):
                     clients[target.id] = svc
     if not clients:
         errors.append(f"{where}: no boto3 client found (NAME = boto3.client('service'))")
+    for node in ast.walk(tree):
+        if is_client_call(node) and id(node) not in bound:
+            errors.append(f"{where}: line {node.lineno}: bind the client to a name on its own "
+                          "(NAME = boto3.client('service')), or its calls go unchecked")
 
     for node in ast.walk(tree):
         # Every client.method used (called, or passed on) exists on the boto3 client.
@@ -262,7 +280,7 @@ def check(text):
     params = doc.get("parameters", {})
     check_structure(doc, errors)
     for step in doc.get("mainSteps", []):
-        if step.get("action") == "aws:executeAwsApi":
+        if step.get("action") in ("aws:executeAwsApi", "aws:assertAwsResourceProperty"):
             check_aws_api(step, params, errors)
         elif step.get("action") == "aws:executeScript":
             check_script(step, errors)
@@ -271,17 +289,30 @@ def check(text):
 
 # Deliberately broken copies; each must be caught. (document, description, old, new)
 BREAKAGES = [
-    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: GetRolePolicy", "Api: GetRolePolicyy"),
-    ("Dormant-QuarantineIdentity.yaml", "misspelled parameter", "      UserName: '{{ PrincipalName }}'\n      PolicyName",
-     "      UserNme: '{{ PrincipalName }}'\n      PolicyName"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: ListAttachedRolePolicies",
+     "Api: ListAttachedRolePolicy"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled parameter", "      UserName: '{{ PrincipalName }}'\n      PathPrefix",
+     "      UserNme: '{{ PrincipalName }}'\n      PathPrefix"),
     ("Dormant-QuarantineIdentity.yaml", "unknown Service", "Service: iam", "Service: iamx"),
-    ("Dormant-QuarantineIdentity.yaml", "output of an unknown step", "'{{ QuarantineIdentity.PolicyName }}'",
-     "'{{ Quarantine.PolicyName }}'"),
+    ("Dormant-QuarantineIdentity.yaml", "output of an unknown step", "RoleName: '{{ PrincipalName }}'",
+     "RoleName: '{{ Quarantine.PolicyName }}'"),
     ("Dormant-QuarantineIdentity.yaml", "misspelled script parameter", "iam.tag_role(RoleName=name, Tags=tags)",
      "iam.tag_role(RoleName=name, Tag=tags)"),
-    ("Dormant-QuarantineIdentity.yaml", "output not in response", "Selector: $.PolicyName", "Selector: $.Policy"),
-    ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "RoleName: '{{ PrincipalName }}'", "RoleName: '{{ RoleName }}'"),
+    ("Dormant-QuarantineIdentity.yaml", "assertion selector not in response",
+     "PropertySelector: $.AttachedPolicies[0]", "PropertySelector: $.Policies[0]"),
+    ("Dormant-QuarantineIdentity.yaml", "assertion without DesiredValues",
+     "      DesiredValues:\n        - DormantQuarantineDenyAll\n    isEnd: true\n  - name: VerifyUserQuarantined",
+     "    isEnd: true\n  - name: VerifyUserQuarantined"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled sts method", "sts.get_caller_identity()",
+     "sts.get_caller_identities()"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled attach parameter", "iam.attach_user_policy(UserName=name, PolicyArn=arn)",
+     "iam.attach_user_policy(UserName=name, Policy=arn)"),
+    ("Dormant-QuarantineIdentity.yaml", "client not bound to a name", 'sts = boto3.client("sts")',
+     'sts = [boto3.client("sts")][0]'),
+    ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "UserName: '{{ PrincipalName }}'", "UserName: '{{ UserName }}'"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script method", "iam.delete_role_policy(", "iam.delete_role_polcy("),
+    ("Dormant-ReleaseIdentity.yaml", "misspelled detach parameter", "iam.detach_role_policy(RoleName=name, PolicyArn=arn)",
+     "iam.detach_role_policy(Role=name, PolicyArn=arn)"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script parameter", "iam.untag_user(UserName=name, TagKeys=",
      "iam.untag_user(UserName=name, TagKey="),
     ("Dormant-ReleaseIdentity.yaml", "misspelled paginator", '"list_role_tags"', '"list_role_tag"'),

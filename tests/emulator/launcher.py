@@ -51,6 +51,8 @@ FAULTS = {
 }
 # IAM's quota of tags per role or user; moto checks only the tags of one request.
 TAGS_PER_IDENTITY = 50
+# IAM's default quota of managed policies attached to one role or user; moto enforces none.
+POLICIES_PER_IDENTITY = 10
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 lock = threading.Lock()
 faults = []     # dicts; "count" counts down to zero
@@ -250,6 +252,29 @@ def over_tag_quota(account, operation, form):
     return 409, [("Content-Type", "text/xml")], body
 
 
+def over_policy_quota(account, operation, form):
+    """The LimitExceeded error IAM gives an AttachRolePolicy/AttachUserPolicy that would leave the
+    role or user with more than 10 managed policies (attaching one already there is a no-op), or
+    None."""
+    if operation not in ("AttachRolePolicy", "AttachUserPolicy"):
+        return None
+    backend = iam_backends[account]["global"]
+    try:
+        if operation == "AttachRolePolicy":
+            current = backend.get_role(form.get("RoleName", "")).managed_policies
+        else:
+            current = backend.get_user(form.get("UserName", "")).managed_policies
+    except Exception:  # no such identity: moto answers NoSuchEntity itself
+        return None
+    if form.get("PolicyArn") in current or len(current) < POLICIES_PER_IDENTITY:
+        return None
+    kind = "Role" if operation == "AttachRolePolicy" else "User"
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>LimitExceeded</Code><Message>Cannot "
+            f"exceed quota for PoliciesPer{kind}: {POLICIES_PER_IDENTITY}</Message></Error><RequestId>"
+            f"{uuid.uuid4()}</RequestId></ErrorResponse>")
+    return 409, [("Content-Type", "text/xml")], body
+
+
 def respond(start_response, status, headers, body):
     data = body.encode()
     start_response(f"{status} {'OK' if status < 400 else 'Error'}",
@@ -339,7 +364,8 @@ class Harness:
             return respond(start_response, status,
                            [("Content-Type", "application/x-amz-json-1.1")], json.dumps(body))
         if service == "iam":
-            refused = over_tag_quota(account, operation, form)
+            refused = (over_tag_quota(account, operation, form)
+                       or over_policy_quota(account, operation, form))
             if refused:
                 entry["status"] = refused[0]
                 return respond(start_response, *refused)
