@@ -18,6 +18,8 @@ API (botocore's service models, the same ones boto3 uses):
   InputPayload; every '$.Payload.X' output selector names a key the script writes; every
   boto3.client(...) is bound to a name (else its calls would go unchecked).
 
+Permissions: every call above (service:Api) is listed, in backquotes, in the description.
+
 Structure: the parameters every dormant document takes (AutomationAssumeRole, PrincipalKind,
 PrincipalName) with their constraints; assumeRole; every '{{ X }}' is a parameter or an
 earlier step's output; document outputs name declared step outputs; branch targets exist;
@@ -75,9 +77,10 @@ def substitute(value, params):
     return value
 
 
-def check_aws_api(step, params, errors):
+def check_aws_api(step, params, errors, used):
     inputs = dict(step["inputs"])
     service, api = inputs.pop("Service", None), inputs.pop("Api", None)
+    used.add(f"{service}:{api}")
     where = f"step {step['name']}"
     selectors = [(out.get("Name"), out.get("Selector", "")) for out in step.get("outputs", [])]
     if step.get("action") == "aws:assertAwsResourceProperty":
@@ -108,11 +111,12 @@ def python_api_name(client_obj, method):
     return client_obj.meta.method_to_api_mapping.get(method)
 
 
-def check_call_params(where, svc, method, keywords, has_star, errors):
+def check_call_params(where, svc, method, keywords, has_star, errors, used):
     c = client(svc)
     api = python_api_name(c, method)
     if api is None:
         return
+    used.add(f"{svc}:{api}")
     shape = operation_model(svc, api).input_shape
     members = shape.members if shape else {}
     for kw in keywords:
@@ -124,7 +128,7 @@ def check_call_params(where, svc, method, keywords, has_star, errors):
                 errors.append(f"{where}: {svc}.{method}() misses required parameter {required!r}")
 
 
-def check_script(step, errors):
+def check_script(step, errors, used):
     inputs = step["inputs"]
     where = f"step {step['name']}"
     runtime = inputs.get("Runtime", "")
@@ -190,7 +194,7 @@ def check_script(step, errors):
                 if not (hasattr(c, name) and c.can_paginate(name)):
                     errors.append(f"{where}: {svc}.{func.attr}({name!r}): not a pageable operation")
             elif hasattr(c, func.attr):
-                check_call_params(where, svc, func.attr, keywords, has_star, errors)
+                check_call_params(where, svc, func.attr, keywords, has_star, errors, used)
         # client.get_paginator("operation").paginate(**params)
         if (isinstance(func, ast.Attribute) and func.attr == "paginate"
                 and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Attribute)
@@ -199,7 +203,7 @@ def check_script(step, errors):
                 and func.value.args and isinstance(func.value.args[0], ast.Constant)):
             svc, method = clients[func.value.func.value.id], func.value.args[0].value
             if hasattr(client(svc), method):
-                check_call_params(where, svc, method, keywords, has_star, errors)
+                check_call_params(where, svc, method, keywords, has_star, errors, used)
         # helper(client, "operation", "ResultKey", **params)
         args = node.args
         if (len(args) >= 2 and isinstance(args[0], ast.Name) and args[0].id in clients
@@ -210,7 +214,7 @@ def check_script(step, errors):
             if api is None:
                 errors.append(f"{where}: the boto3 {svc} client has no operation {method!r}")
                 continue
-            check_call_params(where, svc, method, keywords, has_star, errors)
+            check_call_params(where, svc, method, keywords, has_star, errors, used)
             if len(args) >= 3 and isinstance(args[2], ast.Constant):
                 out = operation_model(svc, api).output_shape
                 if not out or args[2].value not in out.members:
@@ -279,11 +283,19 @@ def check(text):
     errors = []
     params = doc.get("parameters", {})
     check_structure(doc, errors)
+    used = set()  # "service:Api" of every call the document makes
     for step in doc.get("mainSteps", []):
         if step.get("action") in ("aws:executeAwsApi", "aws:assertAwsResourceProperty"):
-            check_aws_api(step, params, errors)
+            check_aws_api(step, params, errors, used)
         elif step.get("action") == "aws:executeScript":
-            check_script(step, errors)
+            check_script(step, errors, used)
+    # The description's permission list is what operators grant the automation role: every
+    # call the document makes is named there, as `service:Api`.
+    description = doc.get("description", "")
+    for action in sorted(used):
+        if f"`{action}`" not in description:
+            errors.append(f"the description does not list the permission `{action}`, which the "
+                          "document calls")
     return errors
 
 
@@ -309,6 +321,8 @@ BREAKAGES = [
      "iam.attach_user_policy(UserName=name, Policy=arn)"),
     ("Dormant-QuarantineIdentity.yaml", "client not bound to a name", 'sts = boto3.client("sts")',
      'sts = [boto3.client("sts")][0]'),
+    ("Dormant-QuarantineIdentity.yaml", "permission missing from the description",
+     "`iam:AttachUserPolicy`, `iam:ListUserTags`", "`iam:ListUserTags`"),
     ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "UserName: '{{ PrincipalName }}'", "UserName: '{{ UserName }}'"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script method", "iam.delete_role_policy(", "iam.delete_role_polcy("),
     ("Dormant-ReleaseIdentity.yaml", "misspelled detach parameter", "iam.detach_role_policy(RoleName=name, PolicyArn=arn)",
