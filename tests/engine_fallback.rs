@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::engine::FallbackSetup;
 use dormant::domain::{AutomationRequest, AutomationStatus, Outcome, Policy, Stage, Step, Subject};
-use dormant::ports::{Fallback, Iam, PortResult, Store};
+use dormant::ports::{Fallback, PortResult, Store};
 
 use crate::support::account::{Account, TestEngine};
 use crate::support::emulator::{emulator, Fault};
@@ -86,20 +86,17 @@ fn subject(s: &Setup) -> Subject {
     s.account.role_subject("locked")
 }
 
-/// What `Dormant-QuarantineIdentity` does in IAM, done the way dormant itself does it.
+/// What `Dormant-QuarantineIdentity` changes in IAM: dormant's managed quarantine policy of the
+/// role's account attached to it (no inline policy written).
 async fn land_quarantine(account: &str, role: &str) {
     let sdk = emulator().sdk_config_for(account).await;
-    dormant::adapters::iam::AwsIam::new(
-        aws_sdk_iam::Client::new(&sdk),
-        account,
-        RetryPolicy::fast(),
-    )
-    .apply(
-        &dormant::domain::Principal::role(account, "/", role),
-        &dormant::domain::Effect::PutQuarantinePolicy,
-    )
-    .await
-    .unwrap();
+    aws_sdk_iam::Client::new(&sdk)
+        .attach_role_policy()
+        .role_name(role)
+        .policy_arn(dormant::domain::quarantine::policy_arn("aws", account))
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -148,8 +145,9 @@ async fn access_denied_starts_the_document_and_a_later_tick_commits_on_success()
         .await
         .unwrap();
     assert!(r.actions.is_empty(), "{r:?}");
-    // The document puts dormant's deny in place; SSM then reports success.
+    // The document attaches dormant's deny policy; SSM then reports success.
     land_quarantine(&s.account.id, "locked").await;
+    assert!(s.account.role_quarantined("locked").await);
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
     let r = s
         .engine
@@ -194,7 +192,7 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
     );
     s.engine.tick(s.now + Duration::days(7)).await.unwrap();
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Failed(
-        "Step PutPolicy failed: AccessDenied".into(),
+        "Step QuarantineIdentity failed: AccessDenied".into(),
     ));
     let r = s
         .engine
@@ -203,7 +201,9 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
         .unwrap();
     assert_eq!(r.actions[0].outcome, Outcome::Failed);
     assert!(
-        r.actions[0].reason.contains("Step PutPolicy failed"),
+        r.actions[0]
+            .reason
+            .contains("Step QuarantineIdentity failed"),
         "{}",
         r.actions[0].reason
     );
@@ -232,7 +232,7 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
     assert!(quiet.actions.is_empty(), "{quiet:?}");
     let events = s.events.events();
     assert!(events.iter().any(|e| e.detail_type == "Remediation Failed"
-        && e.detail.reason.contains("Step PutPolicy failed")));
+        && e.detail.reason.contains("Step QuarantineIdentity failed")));
 }
 
 #[tokio::test]
@@ -400,15 +400,10 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
 
     // The execution had attached the deny policy before it stopped: IAM disagrees with the
     // record until the next run puts it right.
-    s.account
-        .put_role_policy(
-            "locked",
-            "DormantQuarantineDenyAll",
-            &dormant::domain::quarantine::document(&subject(&s).principal),
-        )
-        .await;
+    land_quarantine(&s.account.id, "locked").await;
+    assert!(s.account.role_quarantined("locked").await);
     s.engine.sweep(s.now + Duration::days(8)).await.unwrap();
-    let left = s.account.role_policies("locked").await;
+    let left = s.account.attached_role_policies("locked").await;
     assert!(left.is_empty(), "repaired: {left:?}");
     let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Released);

@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use dormant::adapters::iam::AwsIam;
 use dormant::adapters::retry::RetryPolicy;
 use dormant::config::Config;
-use dormant::domain::{Effect, Principal, Stage, Subject};
+use dormant::domain::{quarantine, Principal, Stage, Subject};
 use dormant::ports::{Iam, Store};
 use dormant::wiring::{assemble, Actor};
 
@@ -86,12 +86,14 @@ async fn a_member_accounts_step_runs_in_the_member_account_and_commits_only_once
         );
     }
 
-    // Both executions report success, but only the member's document changed anything.
-    AwsIam::new(iam(&member).await, member.clone(), RetryPolicy::fast())
-        .apply(
-            &Principal::role(&member, "/", "twin"),
-            &Effect::PutQuarantinePolicy,
-        )
+    // Both executions report success, but only the member's document changed anything: it
+    // attached dormant's quarantine policy of the member account to the member's twin.
+    iam(&member)
+        .await
+        .attach_role_policy()
+        .role_name("twin")
+        .policy_arn(quarantine::policy_arn("aws", &member))
+        .send()
         .await
         .unwrap();
     let later = day7 + Duration::minutes(20);

@@ -4,17 +4,21 @@ Usage: python test/check_documents.py DOC.yaml...            exit 1 if any check
        python test/check_documents.py --self-test DOC.yaml...  broken copies must be caught
 
 API (botocore's service models, the same ones boto3 uses):
-- aws:executeAwsApi: Service is a botocore service, Api one of its operations, and the inputs
-  pass botocore's own parameter validation (unknown or missing parameters, wrong types) with
-  each '{{ Parameter }}' replaced by a value of the parameter's declared type; every output
-  Selector '$.Member...' names a member of the operation's output.
+- aws:executeAwsApi and aws:assertAwsResourceProperty: Service is a botocore service, Api one of
+  its operations, and the inputs pass botocore's own parameter validation (unknown or missing
+  parameters, wrong types) with each '{{ Parameter }}' replaced by a value of the parameter's
+  declared type; every output Selector (an assertion's PropertySelector) '$.Member...' names a
+  member of the operation's output; an assertion has DesiredValues.
 - aws:executeScript: the Python parses; the Handler is defined; every attribute used on an AWS
   client (a name bound by `NAME = boto3.client("service")`, and the same name inside helper
   functions) is a method of that boto3 client; keyword arguments of a call to an API method
   are members of its input and include the required ones; get_paginator/can_paginate name a
   pageable operation; a helper called as f(client, "operation", "ResultKey", **params) names
   an operation, a member of its output, and members of its input; events["X"] reads a key of
-  InputPayload; every '$.Payload.X' output selector names a key the script writes.
+  InputPayload; every '$.Payload.X' output selector names a key the script writes; every
+  boto3.client(...) is bound to a name (else its calls would go unchecked).
+
+Permissions: every call above (service:Api) is listed, in backquotes, in the description.
 
 Structure: the parameters every dormant document takes (AutomationAssumeRole, PrincipalKind,
 PrincipalName) with their constraints; assumeRole; every '{{ X }}' is a parameter or an
@@ -73,10 +77,17 @@ def substitute(value, params):
     return value
 
 
-def check_aws_api(step, params, errors):
+def check_aws_api(step, params, errors, used):
     inputs = dict(step["inputs"])
     service, api = inputs.pop("Service", None), inputs.pop("Api", None)
+    used.add(f"{service}:{api}")
     where = f"step {step['name']}"
+    selectors = [(out.get("Name"), out.get("Selector", "")) for out in step.get("outputs", [])]
+    if step.get("action") == "aws:assertAwsResourceProperty":
+        selectors.append(("PropertySelector", inputs.pop("PropertySelector", "")))
+        desired = inputs.pop("DesiredValues", None)
+        if not (isinstance(desired, list) and desired and all(isinstance(v, str) for v in desired)):
+            errors.append(f"{where}: DesiredValues must be a non-empty list of strings")
     if service not in SESSION.get_available_services():
         errors.append(f"{where}: unknown Service {service!r}")
         return
@@ -89,10 +100,10 @@ def check_aws_api(step, params, errors):
         errors.append(f"{where}: {service}.{api} inputs: "
                       + report.generate_report().replace("\n", "; "))
     outputs = op.output_shape.members if op.output_shape else {}
-    for out in step.get("outputs", []):
-        first = re.match(r"^\$\.(\w+)", out.get("Selector", ""))
+    for name, selector in selectors:
+        first = re.match(r"^\$\.(\w+)", selector)
         if not first or first.group(1) not in outputs:
-            errors.append(f"{where}: output {out.get('Name')} selector {out.get('Selector')!r} is "
+            errors.append(f"{where}: {name} selector {selector!r} is "
                           f"not in {api}'s output ({', '.join(outputs) or 'empty'})")
 
 
@@ -100,11 +111,12 @@ def python_api_name(client_obj, method):
     return client_obj.meta.method_to_api_mapping.get(method)
 
 
-def check_call_params(where, svc, method, keywords, has_star, errors):
+def check_call_params(where, svc, method, keywords, has_star, errors, used):
     c = client(svc)
     api = python_api_name(c, method)
     if api is None:
         return
+    used.add(f"{svc}:{api}")
     shape = operation_model(svc, api).input_shape
     members = shape.members if shape else {}
     for kw in keywords:
@@ -116,7 +128,7 @@ def check_call_params(where, svc, method, keywords, has_star, errors):
                 errors.append(f"{where}: {svc}.{method}() misses required parameter {required!r}")
 
 
-def check_script(step, errors):
+def check_script(step, errors, used):
     inputs = step["inputs"]
     where = f"step {step['name']}"
     runtime = inputs.get("Runtime", "")
@@ -134,11 +146,17 @@ def check_script(step, errors):
         errors.append(f"{where}: Handler {handler!r} is not a function of the script")
 
     # Names bound to boto3 clients: NAME = boto3.client("service").
+    def is_client_call(node):
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "client" and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "boto3")
+
     clients = {}
+    bound = set()
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "client"
-                and isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == "boto3"):
+        if (isinstance(node, ast.Assign) and is_client_call(node.value)
+                and all(isinstance(t, ast.Name) for t in node.targets)):
+            bound.add(id(node.value))
             svc = node.value.args[0].value if node.value.args else None
             if svc not in SESSION.get_available_services():
                 errors.append(f"{where}: boto3.client({svc!r}) is not a service")
@@ -148,6 +166,10 @@ def check_script(step, errors):
                     clients[target.id] = svc
     if not clients:
         errors.append(f"{where}: no boto3 client found (NAME = boto3.client('service'))")
+    for node in ast.walk(tree):
+        if is_client_call(node) and id(node) not in bound:
+            errors.append(f"{where}: line {node.lineno}: bind the client to a name on its own "
+                          "(NAME = boto3.client('service')), or its calls go unchecked")
 
     for node in ast.walk(tree):
         # Every client.method used (called, or passed on) exists on the boto3 client.
@@ -172,7 +194,7 @@ def check_script(step, errors):
                 if not (hasattr(c, name) and c.can_paginate(name)):
                     errors.append(f"{where}: {svc}.{func.attr}({name!r}): not a pageable operation")
             elif hasattr(c, func.attr):
-                check_call_params(where, svc, func.attr, keywords, has_star, errors)
+                check_call_params(where, svc, func.attr, keywords, has_star, errors, used)
         # client.get_paginator("operation").paginate(**params)
         if (isinstance(func, ast.Attribute) and func.attr == "paginate"
                 and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Attribute)
@@ -181,7 +203,7 @@ def check_script(step, errors):
                 and func.value.args and isinstance(func.value.args[0], ast.Constant)):
             svc, method = clients[func.value.func.value.id], func.value.args[0].value
             if hasattr(client(svc), method):
-                check_call_params(where, svc, method, keywords, has_star, errors)
+                check_call_params(where, svc, method, keywords, has_star, errors, used)
         # helper(client, "operation", "ResultKey", **params)
         args = node.args
         if (len(args) >= 2 and isinstance(args[0], ast.Name) and args[0].id in clients
@@ -192,7 +214,7 @@ def check_script(step, errors):
             if api is None:
                 errors.append(f"{where}: the boto3 {svc} client has no operation {method!r}")
                 continue
-            check_call_params(where, svc, method, keywords, has_star, errors)
+            check_call_params(where, svc, method, keywords, has_star, errors, used)
             if len(args) >= 3 and isinstance(args[2], ast.Constant):
                 out = operation_model(svc, api).output_shape
                 if not out or args[2].value not in out.members:
@@ -261,27 +283,50 @@ def check(text):
     errors = []
     params = doc.get("parameters", {})
     check_structure(doc, errors)
+    used = set()  # "service:Api" of every call the document makes
     for step in doc.get("mainSteps", []):
-        if step.get("action") == "aws:executeAwsApi":
-            check_aws_api(step, params, errors)
+        if step.get("action") in ("aws:executeAwsApi", "aws:assertAwsResourceProperty"):
+            check_aws_api(step, params, errors, used)
         elif step.get("action") == "aws:executeScript":
-            check_script(step, errors)
+            check_script(step, errors, used)
+    # The description's permission list is what operators grant the automation role: every
+    # call the document makes is named there, as `service:Api`.
+    description = doc.get("description", "")
+    for action in sorted(used):
+        if f"`{action}`" not in description:
+            errors.append(f"the description does not list the permission `{action}`, which the "
+                          "document calls")
     return errors
 
 
 # Deliberately broken copies; each must be caught. (document, description, old, new)
 BREAKAGES = [
-    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: GetRolePolicy", "Api: GetRolePolicyy"),
-    ("Dormant-QuarantineIdentity.yaml", "misspelled parameter", "      UserName: '{{ PrincipalName }}'\n      PolicyName",
-     "      UserNme: '{{ PrincipalName }}'\n      PolicyName"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled Api", "Api: ListAttachedRolePolicies",
+     "Api: ListAttachedRolePolicy"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled parameter", "      UserName: '{{ PrincipalName }}'\n      PathPrefix",
+     "      UserNme: '{{ PrincipalName }}'\n      PathPrefix"),
     ("Dormant-QuarantineIdentity.yaml", "unknown Service", "Service: iam", "Service: iamx"),
-    ("Dormant-QuarantineIdentity.yaml", "output of an unknown step", "'{{ QuarantineIdentity.PolicyName }}'",
-     "'{{ Quarantine.PolicyName }}'"),
+    ("Dormant-QuarantineIdentity.yaml", "output of an unknown step", "RoleName: '{{ PrincipalName }}'",
+     "RoleName: '{{ Quarantine.PolicyName }}'"),
     ("Dormant-QuarantineIdentity.yaml", "misspelled script parameter", "iam.tag_role(RoleName=name, Tags=tags)",
      "iam.tag_role(RoleName=name, Tag=tags)"),
-    ("Dormant-QuarantineIdentity.yaml", "output not in response", "Selector: $.PolicyName", "Selector: $.Policy"),
-    ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "RoleName: '{{ PrincipalName }}'", "RoleName: '{{ RoleName }}'"),
+    ("Dormant-QuarantineIdentity.yaml", "assertion selector not in response",
+     "PropertySelector: $.AttachedPolicies[0]", "PropertySelector: $.Policies[0]"),
+    ("Dormant-QuarantineIdentity.yaml", "assertion without DesiredValues",
+     "      DesiredValues:\n        - DormantQuarantineDenyAll\n    isEnd: true\n  - name: VerifyUserQuarantined",
+     "    isEnd: true\n  - name: VerifyUserQuarantined"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled sts method", "sts.get_caller_identity()",
+     "sts.get_caller_identities()"),
+    ("Dormant-QuarantineIdentity.yaml", "misspelled attach parameter", "iam.attach_user_policy(UserName=name, PolicyArn=arn)",
+     "iam.attach_user_policy(UserName=name, Policy=arn)"),
+    ("Dormant-QuarantineIdentity.yaml", "client not bound to a name", 'sts = boto3.client("sts")',
+     'sts = [boto3.client("sts")][0]'),
+    ("Dormant-QuarantineIdentity.yaml", "permission missing from the description",
+     "`iam:AttachUserPolicy`, `iam:ListUserTags`", "`iam:ListUserTags`"),
+    ("Dormant-QuarantineIdentity.yaml", "undefined placeholder", "UserName: '{{ PrincipalName }}'", "UserName: '{{ UserName }}'"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script method", "iam.delete_role_policy(", "iam.delete_role_polcy("),
+    ("Dormant-ReleaseIdentity.yaml", "misspelled detach parameter", "iam.detach_role_policy(RoleName=name, PolicyArn=arn)",
+     "iam.detach_role_policy(Role=name, PolicyArn=arn)"),
     ("Dormant-ReleaseIdentity.yaml", "misspelled script parameter", "iam.untag_user(UserName=name, TagKeys=",
      "iam.untag_user(UserName=name, TagKey="),
     ("Dormant-ReleaseIdentity.yaml", "misspelled paginator", '"list_role_tags"', '"list_role_tag"'),

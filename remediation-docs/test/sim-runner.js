@@ -20,8 +20,8 @@ console.info = console.log;
 
 const { Stack } = require('aws-cdk-lib');
 const {
-  AwsApiStep, DataTypeEnum, ExecuteScriptStep, Input, ResponseCode, Simulation, StringDocument, StringListVariable,
-  StringVariable,
+  AssertAwsResourceStep, AwsApiStep, AwsService, DataTypeEnum, ExecuteScriptStep, Input, ResponseCode, Simulation,
+  StringDocument, StringListVariable, StringVariable,
 } = require('@cdklabs/cdk-ssm-documents');
 
 // aws:executeScript runs in a worker thread through the simulator's copy of python-shell, which
@@ -71,6 +71,15 @@ function run({ document, inputs }) {
       if (variable instanceof StringVariable && stringLists.has(variable.reference)) {
         step.inputs[key] = new StringListVariable(variable.reference);
       }
+    }
+  }
+  // Simulator bug (0.0.74): a document's aws:assertAwsResourceProperty step gets its Service as
+  // the bare string, where the API call needs an AwsService (as aws:executeAwsApi gets): the
+  // call fails on service.javaScriptName. Build it the way the simulator does for executeAwsApi.
+  for (const step of doc.builder.steps) {
+    if (step instanceof AssertAwsResourceStep && typeof step.service === 'string') {
+      const camel = step.service.replace(/-([a-z])/g, (g) => g[1].toUpperCase());
+      step.service = new AwsService(step.service, camel.charAt(0).toUpperCase() + camel.slice(1));
     }
   }
   const result = Simulation.ofAutomation(doc, {}).simulate({ ...inputs });

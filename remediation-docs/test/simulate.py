@@ -27,9 +27,13 @@ HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent
 ROOT = DOCS.parent
 ACCOUNT = "210000000017"  # a 12-digit access key id is the account, in the dormant launcher
+# dormant's quarantine policy: the launcher creates it in every account, as the member stack does.
+QUARANTINE_ARN = f"arn:aws:iam::{ACCOUNT}:policy/dormant/DormantQuarantineDenyAll"
+# The names of the inline deny-all earlier versions wrote instead (still recognised on release).
 QUARANTINE_POLICY = "DormantQuarantineDenyAll"
 SECOND_POLICY = "DormantQuarantineDenyAll-2"
-# The document dormant versions before policy ownership wrote (still recognised as dormant's).
+# The document dormant versions before policy ownership wrote (still recognised as dormant's), and
+# the managed policy's (tests/emulator/launcher.py, src/domain/quarantine.rs managed_document).
 DENY_ALL = {"Version": "2012-10-17", "Statement": [
     {"Sid": "DormantQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"}]}
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -61,8 +65,8 @@ def script_function(document, function):
 
 
 def deny_all(kind, name):
-    """dormant's quarantine policy for one identity, as Dormant-QuarantineIdentity writes it."""
-    sid = "DormantQuarantine" + script_function("QuarantineIdentity", "marker")(kind, name)
+    """The inline quarantine policy an earlier version wrote for one identity (Sid with its marker)."""
+    sid = "DormantQuarantine" + script_function("ReleaseIdentity", "marker")(kind, name)
     return {"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*"}]}
 
 
@@ -249,6 +253,14 @@ def tags(mapping):
 # --- scenarios ---------------------------------------------------------------------------------
 
 
+def quarantined(dump):
+    """The dump with dormant's quarantine policy attached and dormant:stage=quarantined."""
+    expected = copy.deepcopy(dump)
+    expected["attached"] = sorted(expected["attached"] + [QUARANTINE_ARN])
+    expected["tags"]["dormant:stage"] = "quarantined"
+    return expected
+
+
 def scenario_quarantine_release_role(sim, emu, state, iam):
     print("== Dormant-QuarantineIdentity <-> Dormant-ReleaseIdentity, role")
     name = "sim-quarantine-role"
@@ -265,43 +277,53 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
     after = state.dump("role", name)
     show("after", after)
+    log = [r["operation"] for r in emu.requests() if r["service"] in ("iam", "sts")]
     check("quarantine role: succeeds", run["status"] == "Success", run.get("error"))
-    check("quarantine role: runs the role branch",
+    check("quarantine role: runs the role branch and its read-back assertion",
           run["steps"] == ["QuarantineIdentity", "ChoosePrincipalKind", "VerifyRoleQuarantined"], run["steps"])
-    check("quarantine role: outputs name the policy and say the tag was written",
-          run["outputs"] == {"QuarantineIdentity.PolicyName": QUARANTINE_POLICY, "QuarantineIdentity.TagWritten": True,
-                             "VerifyRoleQuarantined.PolicyName": QUARANTINE_POLICY}, run["outputs"])
-    expected = copy.deepcopy(before)
-    expected["inline"][QUARANTINE_POLICY] = deny_all("role", name)
-    expected["tags"]["dormant:stage"] = "quarantined"
-    check("quarantine role: adds exactly the deny-all policy and the stage tag", after == expected,
-          {"expected": expected, "got": after})
+    check("quarantine role: outputs name the policy of the role's account, attached by this run, tag written",
+          run["outputs"] == {"QuarantineIdentity.PolicyArn": QUARANTINE_ARN, "QuarantineIdentity.Attached": True,
+                             "QuarantineIdentity.TagWritten": True}, run["outputs"])
+    check("quarantine role: attaches dormant's managed policy and tags; no inline policy written",
+          after == quarantined(before), {"expected": quarantined(before), "got": after})
     calls = mutation_summary(emu.mutations())
-    check("quarantine role: IAM changes are PutRolePolicy, TagRole",
-          calls == [f"PutRolePolicy({QUARANTINE_POLICY})", "TagRole"], calls)
+    check("quarantine role: IAM changes are AttachRolePolicy(dormant's policy), TagRole; never PutRolePolicy",
+          calls == [f"AttachRolePolicy({QUARANTINE_ARN})", "TagRole"], calls)
+    check("quarantine role: the policy's default version is read before the attach",
+          "AttachRolePolicy" in log
+          and log.index("GetPolicy") < log.index("GetPolicyVersion") < log.index("AttachRolePolicy"), log)
 
     emu.clear_requests()
     run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
     again = state.dump("role", name)
     show("after again", again)
-    check("quarantine role: second run succeeds and writes nothing",
-          run2["status"] == "Success" and again == after and not emu.mutations(),
-          run2.get("error") or again or emu.mutations())
+    check("quarantine role: second run succeeds and writes nothing (Attached=false)",
+          run2["status"] == "Success" and again == after and not emu.mutations()
+          and run2["outputs"].get("QuarantineIdentity.Attached") is False,
+          run2.get("error") or run2["outputs"] or again or emu.mutations())
 
+    emu.clear_requests()
     rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
     released = state.dump("role", name)
     show("after release", released)
     check("release role: succeeds", rel["status"] == "Success", rel.get("error"))
-    check("release role: outputs say the policy and dormant:stage were removed",
-          rel["outputs"] == {"ReleaseIdentity.PolicyDeleted": True, "ReleaseIdentity.PoliciesKept": [],
+    check("release role: outputs say the policy was detached and dormant:stage removed",
+          rel["outputs"] == {"ReleaseIdentity.PolicyArn": QUARANTINE_ARN, "ReleaseIdentity.PolicyDetached": True,
+                             "ReleaseIdentity.LegacyPolicyDeleted": False, "ReleaseIdentity.PoliciesKept": [],
                              "ReleaseIdentity.TagsRemoved": ["dormant:stage"],
                              "ReleaseIdentity.PrincipalFound": True}, rel["outputs"])
+    check("release role: IAM changes are DetachRolePolicy(dormant's policy), UntagRole",
+          mutation_summary(emu.mutations()) == [f"DetachRolePolicy({QUARANTINE_ARN})", "UntagRole"],
+          mutation_summary(emu.mutations()))
     check("release role: state equals the original (exemption tags kept)", released == before,
           {"expected": before, "got": released})
+    check("release role: dormant's policy itself stays in the account",
+          iam.get_policy(PolicyArn=QUARANTINE_ARN)["Policy"]["Arn"] == QUARANTINE_ARN)
     rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
     check("release role: second run succeeds, removes nothing, changes nothing",
           rel2["status"] == "Success" and state.dump("role", name) == before
-          and rel2["outputs"] == {"ReleaseIdentity.PolicyDeleted": False, "ReleaseIdentity.PoliciesKept": [],
+          and rel2["outputs"] == {"ReleaseIdentity.PolicyArn": QUARANTINE_ARN, "ReleaseIdentity.PolicyDetached": False,
+                                  "ReleaseIdentity.LegacyPolicyDeleted": False, "ReleaseIdentity.PoliciesKept": [],
                                   "ReleaseIdentity.TagsRemoved": [],
                                   "ReleaseIdentity.PrincipalFound": True}, rel2)
 
@@ -321,19 +343,22 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     before = state.dump("user", name)
     show("before", before)
 
+    emu.clear_requests()
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=name)
     after = state.dump("user", name)
     show("after", after)
     check("quarantine user: succeeds through the user branch",
           run["status"] == "Success" and run["steps"] == [
               "QuarantineIdentity", "ChoosePrincipalKind", "VerifyUserQuarantined"]
-          and run["outputs"]["VerifyUserQuarantined.PolicyName"] == QUARANTINE_POLICY, run)
-    expected = copy.deepcopy(before)
-    expected["inline"][QUARANTINE_POLICY] = deny_all("user", name)
-    expected["tags"]["dormant:stage"] = "quarantined"
+          and run["outputs"].get("QuarantineIdentity.PolicyArn") == QUARANTINE_ARN, run)
+    expected = quarantined(before)
     del expected["tags"]["dormant:next-step"], expected["tags"]["dormant:next-step-at"]
-    check("quarantine user: adds the policy, sets dormant:stage, drops the earlier version's other two "
-          "stage tags, leaves keys/password/groups", after == expected, {"expected": expected, "got": after})
+    check("quarantine user: attaches the policy, sets dormant:stage, drops the earlier version's other two "
+          "stage tags, leaves keys/password/groups/inline policies", after == expected,
+          {"expected": expected, "got": after})
+    calls = mutation_summary(emu.mutations())
+    check("quarantine user: IAM changes are AttachUserPolicy, UntagUser, TagUser; never PutUserPolicy",
+          calls == [f"AttachUserPolicy({QUARANTINE_ARN})", "UntagUser", "TagUser"], calls)
     run2 = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=name)
     again = state.dump("user", name)
     show("after again", again)
@@ -345,14 +370,123 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     expected = copy.deepcopy(before)
     for key in STAGE_TAGS:
         del expected["tags"][key]
-    check("release user: removes the policy and the stage tag, keeps dormant:exempt and owner",
+    check("release user: detaches the policy, removes the stage tag, keeps dormant:exempt and owner",
           rel["status"] == "Success" and released == expected, {"expected": expected, "got": released})
-    check("release user: outputs list the removed tag",
+    check("release user: outputs list the removed tag and the detach",
           rel["outputs"].get("ReleaseIdentity.TagsRemoved") == ["dormant:stage"]
-          and rel["outputs"].get("ReleaseIdentity.PolicyDeleted") is True, rel["outputs"])
+          and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True, rel["outputs"])
     rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
     check("release user: second run changes nothing",
           rel2["status"] == "Success" and state.dump("user", name) == released)
+
+
+# What the controller's attach check accepts and refuses (src/domain/quarantine.rs, the test
+# only_a_document_of_denies_with_a_full_deny_all_passes_the_attach_check): the document's copy
+# must agree.
+ATTACHABLE = [DENY_ALL, {"Statement": {"Effect": "Deny", "Action": ["*"], "Resource": "*"}}]
+NOT_ATTACHABLE = [
+    {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}, {"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    {"Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]},
+    {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "arn:aws:s3:::b"}]},
+    {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                    "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}]},
+    {"Statement": [{"Effect": "Deny", "NotAction": "iam:*", "Action": "*", "Resource": "*"}]},
+    {"Statement": []},
+    "not json",
+]
+TAMPERED = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "DormantQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"},
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+
+
+def refused(run, state, kind, name, before, words):
+    """The run failed with an error containing `words` and the identity is as it was."""
+    error = run.get("error") or ""
+    return (run["status"] != "Success" and run["steps"] == ["QuarantineIdentity"]
+            and all(w in error for w in words) and state.dump(kind, name) == before)
+
+
+def scenario_quarantine_refusals(sim, emu, state, iam):
+    """Runs first: it deletes dormant's policy, which AWS allows only while it is attached to no one."""
+    print("== Dormant-QuarantineIdentity refuses: no policy, a tampered policy, no room for it")
+    check_policy = script_function("QuarantineIdentity", "denies_all_and_grants_nothing")
+    check("the document's deny-all check agrees with the controller's",
+          all(check_policy(d) for d in ATTACHABLE) and not any(check_policy(d) for d in NOT_ATTACHABLE)
+          and check_policy(json.dumps(DENY_ALL)) and not check_policy(json.dumps(TAMPERED)))
+
+    name = "sim-refused-role"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST,
+                    Tags=tags({"dormant:stage": "noticed"}))
+    before = state.dump("role", name)
+    check("dormant's policy is attached to no one yet (so it can be deleted)",
+          iam.get_policy(PolicyArn=QUARANTINE_ARN)["Policy"]["AttachmentCount"] == 0)
+
+    # An account without dormant's member stack.
+    iam.delete_policy(PolicyArn=QUARANTINE_ARN)
+    emu.clear_requests()
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("missing policy: fails naming the member stack, changes nothing, writes nothing",
+          refused(run, state, "role", name, before, [QUARANTINE_ARN, "does not exist", "member stack",
+                                                          "nothing was changed"])
+          and not emu.mutations(), run.get("error", "")[-400:])
+    iam.create_policy(PolicyName="DormantQuarantineDenyAll", Path="/dormant/", PolicyDocument=json.dumps(DENY_ALL))
+
+    # Someone made the policy grant something: a new default version with an Allow.
+    user = "sim-refused-user"
+    iam.create_user(UserName=user)
+    user_before = state.dump("user", user)
+    good = iam.get_policy(PolicyArn=QUARANTINE_ARN)["Policy"]["DefaultVersionId"]
+    bad = iam.create_policy_version(PolicyArn=QUARANTINE_ARN, PolicyDocument=json.dumps(TAMPERED),
+                                    SetAsDefault=True)["PolicyVersion"]["VersionId"]
+    emu.clear_requests()
+    for kind, who, was in (("user", user, user_before), ("role", name, before)):
+        run = sim.run(doc("QuarantineIdentity"), PrincipalKind=kind, PrincipalName=who)
+        check(f"tampered policy ({bad} allows s3:GetObject): {kind} quarantine fails, changes nothing",
+              refused(run, state, kind, who, was, ["is not a deny-all", f"version {bad}",
+                                                        "nothing was changed"]),
+              run.get("error", "")[-400:])
+    check("tampered policy: no IAM write at all", not emu.mutations(), emu.mutations())
+    iam.set_default_policy_version(PolicyArn=QUARANTINE_ARN, VersionId=good)
+    iam.delete_policy_version(PolicyArn=QUARANTINE_ARN, VersionId=bad)
+
+    # IAM's quota of 10 managed policies per identity (the emulator enforces it, as IAM does).
+    arns = [managed_policy(iam, f"sim-quota-{i:02}") for i in range(10)]
+    for arn in arns:
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    for kind, who in (("role", name), ("user", user)):
+        full = state.dump(kind, who)
+        emu.clear_requests()
+        run = sim.run(doc("QuarantineIdentity"), PrincipalKind=kind, PrincipalName=who)
+        writes = emu.mutations()
+        check(f"10 managed policies: {kind} quarantine fails naming the quota, changes nothing",
+              refused(run, state, kind, who, full, ["quota", f"Managed policies per {kind}",
+                                                         "nothing was changed"])
+              and [(w["operation"], w.get("status")) for w in writes]
+              == [(f"Attach{kind.title()}Policy", 409)], (run.get("error", "")[-400:], writes))
+
+    # With room again it goes through: the refusal was the quota's.
+    iam.detach_role_policy(RoleName=name, PolicyArn=arns[0])
+    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("with one policy detached the quarantine goes through",
+          run["status"] == "Success" and state.dump("role", name)["attached"] == sorted(arns[1:] + [QUARANTINE_ARN]),
+          run.get("error"))
+
+
+def scenario_verify_step(sim, emu, state, iam, workdir):
+    print("== the read-back assertion fails when the policy is not attached")
+    name = "sim-not-attached"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    # A copy whose script skips the attach: only the read-back step can notice.
+    text = Path(doc("QuarantineIdentity")).read_text()
+    call = "                attach(iam, arn, kind, name)\n"
+    check("the test finds the attach call in the script", text.count(call) == 1)
+    broken = Path(workdir) / "Dormant-QuarantineIdentity-no-attach.yaml"
+    broken.write_text(text.replace(call, "                pass  # the test's copy: no attach\n"))
+    run = sim.run(str(broken), PrincipalKind="role", PrincipalName=name)
+    check("read-back: VerifyRoleQuarantined fails the execution",
+          run["status"] != "Success" and run["steps"][-1:] == ["VerifyRoleQuarantined"]
+          and "DormantQuarantineDenyAll" in run.get("error", ""), run)
 
 
 OPERATORS_POLICY = {"Version": "2012-10-17", "Statement": [
@@ -360,30 +494,29 @@ OPERATORS_POLICY = {"Version": "2012-10-17", "Statement": [
 
 
 def scenario_policy_ownership(sim, emu, state, iam):
-    print("== dormant's policy vs. an operator's policy of the same name")
+    print("== inline policies of earlier versions vs. an operator's policy of the same name")
     check("the marker is the controller's (src/domain/quarantine.rs)",
-          script_function("QuarantineIdentity", "marker")("role", "Legacy-ETL") == "f0151f9c09f899e3"
+          script_function("ReleaseIdentity", "marker")("role", "Legacy-ETL") == "f0151f9c09f899e3"
           and script_function("ReleaseIdentity", "marker")("role", "legacy-etl") == "f0151f9c09f899e3")
 
     name = "sim-shared-name"
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
     iam.put_role_policy(RoleName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(OPERATORS_POLICY))
     before = state.dump("role", name)
+    emu.clear_requests()
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
     after = state.dump("role", name)
     show("after", after)
-    expected = copy.deepcopy(before)
-    expected["inline"][SECOND_POLICY] = deny_all("role", name)
-    expected["tags"]["dormant:stage"] = "quarantined"
-    check("quarantine: the operator's policy is not overwritten; dormant's goes under the second name",
-          run["status"] == "Success" and after == expected
-          and run["outputs"].get("VerifyRoleQuarantined.PolicyName") == SECOND_POLICY,
-          {"run": run, "expected": expected, "got": after})
+    check("quarantine: an operator's inline policy under dormant's old name is left as it is",
+          run["status"] == "Success" and after == quarantined(before)
+          and [m["operation"] for m in emu.mutations()] == ["AttachRolePolicy", "TagRole"],
+          {"run": run, "expected": quarantined(before), "got": after})
     rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
-    check("release: only dormant's policy goes; the operator's stays, unchanged",
+    check("release: dormant's policy is detached; the operator's inline one stays, unchanged",
           rel["status"] == "Success" and state.dump("role", name) == before
           and rel["outputs"].get("ReleaseIdentity.PoliciesKept") == [QUARANTINE_POLICY]
-          and rel["outputs"].get("ReleaseIdentity.PolicyDeleted") is True, rel)
+          and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True
+          and rel["outputs"].get("ReleaseIdentity.LegacyPolicyDeleted") is False, rel)
 
     # Noticed only: nothing of dormant's but the tag; the operator's policy must survive a release.
     noticed = "sim-noticed-shared-name"
@@ -405,33 +538,44 @@ def scenario_policy_ownership(sim, emu, state, iam):
     iam.create_role(RoleName=copied, AssumeRolePolicyDocument=TRUST)
     iam.put_role_policy(RoleName=copied, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all("role", name)))
     rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=copied)
-    check("release leaves dormant's policy copied from another role",
+    check("release leaves an earlier version's policy copied from another role",
           rel["status"] == "Success" and QUARANTINE_POLICY in state.dump("role", copied)["inline"], rel)
 
-    # Quarantined by an earlier version (Sid DormantQuarantine): still dormant's.
+    # Quarantined by an earlier version (Sid DormantQuarantine), quarantined again by this one:
+    # the release takes both off.
     legacy = "sim-legacy-quarantine"
     iam.create_user(UserName=legacy)
     iam.put_user_policy(UserName=legacy, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    before = state.dump("user", legacy)
     emu.clear_requests()
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="user", PrincipalName=legacy)
-    check("quarantine finds an earlier version's policy in place and does not write another",
-          run["status"] == "Success" and run["outputs"].get("VerifyUserQuarantined.PolicyName") == QUARANTINE_POLICY
-          and [m["operation"] for m in emu.mutations()] == ["TagUser"], run)
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=legacy)
-    check("release removes an earlier version's policy",
-          rel["status"] == "Success" and state.dump("user", legacy)["inline"] == {}, rel)
-
-    # Both names taken by policies dormant did not write: refused, nothing changed.
-    both = "sim-both-names-taken"
-    iam.create_role(RoleName=both, AssumeRolePolicyDocument=TRUST)
-    for policy in (QUARANTINE_POLICY, SECOND_POLICY):
-        iam.put_role_policy(RoleName=both, PolicyName=policy, PolicyDocument=json.dumps(OPERATORS_POLICY))
-    taken = state.dump("role", both)
+    check("quarantine of an identity an earlier version quarantined attaches the policy, writes no inline one",
+          run["status"] == "Success" and state.dump("user", legacy) == quarantined(before)
+          and [m["operation"] for m in emu.mutations()] == ["AttachUserPolicy", "TagUser"], run)
     emu.clear_requests()
-    run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=both)
-    check("quarantine fails with both names taken, and changes nothing",
-          run["status"] != "Success" and "not written by dormant" in run.get("error", "")
-          and state.dump("role", both) == taken and not emu.mutations(), run)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=legacy)
+    released = state.dump("user", legacy)
+    check("release detaches the policy and deletes the earlier version's inline one",
+          rel["status"] == "Success" and released["inline"] == {} and released["attached"] == []
+          and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True
+          and rel["outputs"].get("ReleaseIdentity.LegacyPolicyDeleted") is True
+          and mutation_summary(emu.mutations()) == [f"DetachUserPolicy({QUARANTINE_ARN})",
+                                                    f"DeleteUserPolicy({QUARANTINE_POLICY})", "UntagUser"],
+          (rel, released, mutation_summary(emu.mutations())))
+
+    # An earlier version's policy under the second name (the operator's held the first): only
+    # dormant's goes.
+    both = "sim-legacy-second-name"
+    iam.create_role(RoleName=both, AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName=both, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(OPERATORS_POLICY))
+    iam.put_role_policy(RoleName=both, PolicyName=SECOND_POLICY, PolicyDocument=json.dumps(deny_all("role", both)))
+    expected = state.dump("role", both)
+    del expected["inline"][SECOND_POLICY]
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=both)
+    check("release deletes an earlier version's policy under the second name, keeps the operator's",
+          rel["status"] == "Success" and state.dump("role", both) == expected
+          and rel["outputs"].get("ReleaseIdentity.LegacyPolicyDeleted") is True
+          and rel["outputs"].get("ReleaseIdentity.PoliciesKept") == [QUARANTINE_POLICY], rel)
 
 
 def scenario_full_tags(sim, emu, state, iam):
@@ -444,11 +588,11 @@ def scenario_full_tags(sim, emu, state, iam):
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=name)
     after = state.dump("role", name)
     expected = copy.deepcopy(before)
-    expected["inline"][QUARANTINE_POLICY] = deny_all("role", name)
-    check("quarantine with no room for the tag: the policy is put, no TagRole is tried, the output says so",
+    expected["attached"] = [QUARANTINE_ARN]
+    check("quarantine with no room for the tag: the policy is attached, no TagRole is tried, the output says so",
           run["status"] == "Success" and after == expected
           and run["outputs"].get("QuarantineIdentity.TagWritten") is False
-          and [m["operation"] for m in emu.mutations()] == ["PutRolePolicy"], run)
+          and [m["operation"] for m in emu.mutations()] == ["AttachRolePolicy"], run)
 
 
 def scenario_keys(sim, emu, state, iam):
@@ -506,11 +650,12 @@ def scenario_keys(sim, emu, state, iam):
           role["status"] != "Success" and not role["steps"], role.get("error", "")[:200])
 
 
-# dormant's deny policy goes last, just before DeleteUser: a teardown cut short stays denied.
+# dormant's deny goes last, just before DeleteUser (an earlier version's inline policy, then the
+# managed quarantine policy): a teardown cut short stays denied.
 USER_TEARDOWN = ["DeleteLoginProfile", "DeleteAccessKey", "DeleteAccessKey", "DeleteSigningCertificate",
                  "DeleteSSHPublicKey", "DeleteServiceSpecificCredential", "DeactivateMFADevice",
                  "DeleteUserPolicy", "DetachUserPolicy", "RemoveUserFromGroup",
-                 "RemoveUserFromGroup", "DeleteUserPolicy", "DeleteUser"]
+                 "RemoveUserFromGroup", "DeleteUserPolicy", "DetachUserPolicy", "DeleteUser"]
 
 
 def scenario_delete_user(sim, emu, state, iam):
@@ -531,7 +676,9 @@ def scenario_delete_user(sim, emu, state, iam):
     iam.enable_mfa_device(UserName=name, SerialNumber=mfa, AuthenticationCode1="123456",
                           AuthenticationCode2="654321")
     iam.put_user_policy(UserName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
+    # Quarantined by an earlier version (inline) and again by this one (managed).
     iam.put_user_policy(UserName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    iam.attach_user_policy(UserName=name, PolicyArn=QUARANTINE_ARN)
     policy_arn = managed_policy(iam, "sim-delete-user-managed")
     iam.attach_user_policy(UserName=name, PolicyArn=policy_arn)
     groups = ["sim-delete-group-a", "sim-delete-group-b"]
@@ -557,11 +704,14 @@ def scenario_delete_user(sim, emu, state, iam):
                            f"DeleteServiceSpecificCredential {ssc}", f"DeactivateMFADevice {mfa}"]
                         + [f"DeleteUserPolicy {p}" for p in sorted(before["inline"]) if p != QUARANTINE_POLICY]
                         + [f"DetachUserPolicy {policy_arn}"] + [f"RemoveUserFromGroup {g}" for g in groups]
-                        + [f"DeleteUserPolicy {QUARANTINE_POLICY}", "DeleteUser"])
+                        + [f"DeleteUserPolicy {QUARANTINE_POLICY}", f"DetachUserPolicy {QUARANTINE_ARN}",
+                           "DeleteUser"])
     actions = outputs.get("DeleteIdentity.Actions", [])
     check("delete user: Actions output lists every change in teardown order",
           sorted(actions) == sorted(expected_actions)
           and [a.split()[0] for a in actions] == USER_TEARDOWN, actions)
+    check("delete user: dormant's deny (inline, then the managed policy) is taken off last, before DeleteUser",
+          actions[-3:] == expected_actions[-3:], actions)
 
     # The order as IAM saw it. Service-specific credentials do not reach moto: the shim records
     # where its call fell in the request log.
@@ -578,9 +728,9 @@ def scenario_delete_user(sim, emu, state, iam):
           merged == USER_TEARDOWN, merged)
     check("delete user: every write succeeded (HTTP 200)",
           all(log[i].get("status") == 200 for i, _ in ops), [log[i] for i, _ in ops])
-    check("delete user: groups, managed policy and the virtual MFA device still exist",
+    check("delete user: groups, managed policies (dormant's too) and the virtual MFA device still exist",
           all(iam.get_group(GroupName=g)["Group"] for g in groups)
-          and iam.get_policy(PolicyArn=policy_arn)["Policy"]
+          and iam.get_policy(PolicyArn=policy_arn)["Policy"] and iam.get_policy(PolicyArn=QUARANTINE_ARN)["Policy"]
           and mfa in [d["SerialNumber"] for d in iam.list_virtual_mfa_devices()["VirtualMFADevices"]])
 
     emu.clear_requests()
@@ -600,7 +750,8 @@ def scenario_delete_role(sim, emu, state, iam):
         iam.create_instance_profile(InstanceProfileName=profile)
         iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=name)
     iam.put_role_policy(RoleName=name, PolicyName="app-inline", PolicyDocument=APP_POLICY)
-    iam.put_role_policy(RoleName=name, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(DENY_ALL))
+    # Quarantined by this version: dormant's managed policy, listed first (IAM lists by name).
+    iam.attach_role_policy(RoleName=name, PolicyArn=QUARANTINE_ARN)
     arns = [managed_policy(iam, f"sim-delete-role-managed-{i}") for i in (1, 2)]
     for arn in arns:
         iam.attach_role_policy(RoleName=name, PolicyArn=arn)
@@ -611,14 +762,14 @@ def scenario_delete_role(sim, emu, state, iam):
     run = sim.run(doc("DeleteIdentity"), PrincipalKind="role", PrincipalName=name)
     after = state.dump("role", name)
     show("after", after)
-    ops = [r["operation"] for r in emu.mutations()]
+    ops = mutation_summary(emu.mutations())
     print(f"       {'IAM writes':<14} {' > '.join(ops)}")
     check("delete role: succeeds, the role is gone",
           run["status"] == "Success" and after == {"exists": False}
           and run["outputs"].get("DeleteIdentity.Result") == "deleted", run)
-    check("delete role: teardown in order (request log)",
-          ops == ["RemoveRoleFromInstanceProfile"] * 2 + ["DeleteRolePolicy"]
-          + ["DetachRolePolicy"] * 2 + ["DeleteRolePolicy", "DeleteRole"], ops)
+    check("delete role: teardown in order, dormant's policy detached last before DeleteRole (request log)",
+          ops == ["RemoveRoleFromInstanceProfile"] * 2 + ["DeleteRolePolicy(app-inline)"]
+          + [f"DetachRolePolicy({a})" for a in arns] + [f"DetachRolePolicy({QUARANTINE_ARN})", "DeleteRole"], ops)
     check("delete role: instance profiles (now empty) and managed policies remain",
           all(iam.get_instance_profile(InstanceProfileName=p)["InstanceProfile"]["Roles"] == [] for p in profiles)
           and all(iam.get_policy(PolicyArn=a)["Policy"] for a in arns))
@@ -689,11 +840,17 @@ def main():
             iam = boto3.Session(aws_access_key_id=ACCOUNT, aws_secret_access_key="dummy",
                                 region_name="us-east-1").client("iam", endpoint_url=emu.url)
             state = State(iam, ssc_file)
-            for scenario in (scenario_quarantine_release_role, scenario_quarantine_release_user,
-                             scenario_policy_ownership, scenario_full_tags, scenario_keys, scenario_delete_user, scenario_delete_role,
+            # The refusals first: they delete dormant's policy, which AWS allows only while it is
+            # attached to no one.
+            for scenario in (scenario_quarantine_refusals, scenario_quarantine_release_role,
+                             scenario_quarantine_release_user, scenario_policy_ownership, scenario_full_tags,
+                             scenario_verify_step, scenario_keys, scenario_delete_user, scenario_delete_role,
                              scenario_protected_and_missing):
                 try:
-                    scenario(sim, emu, state, iam)
+                    if scenario is scenario_verify_step:
+                        scenario(sim, emu, state, iam, workdir)
+                    else:
+                        scenario(sim, emu, state, iam)
                 except Exception as e:  # a crash in one scenario is one failure, not the end
                     check(f"{scenario.__name__} ran to the end", False, repr(e))
         finally:

@@ -54,6 +54,8 @@ FAULTS = {
 }
 # IAM's quota of tags per role or user; moto checks only the tags of one request.
 TAGS_PER_IDENTITY = 50
+# IAM's default quota of managed policies attached to one role or user; moto enforces none.
+POLICIES_PER_IDENTITY = 10
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 lock = threading.Lock()
 faults = []     # dicts; "count" counts down to zero
@@ -253,29 +255,26 @@ def over_tag_quota(account, operation, form):
     return 409, [("Content-Type", "text/xml")], body
 
 
-# IAM's default quota of managed policies attached to one role or user; moto does not enforce it.
-POLICIES_PER_IDENTITY = 10
-
-
 def over_policy_quota(account, operation, form):
     """The LimitExceeded error IAM gives an AttachRolePolicy/AttachUserPolicy that would leave the
-    role or user with more than 10 managed policies, or None."""
+    role or user with more than 10 managed policies (attaching one already there is a no-op), or
+    None."""
     if operation not in ("AttachRolePolicy", "AttachUserPolicy"):
         return None
     backend = iam_backends[account]["global"]
     try:
         if operation == "AttachRolePolicy":
-            identity, kind = backend.get_role(form.get("RoleName", "")), "Role"
+            current = backend.get_role(form.get("RoleName", "")).managed_policies
         else:
-            identity, kind = backend.get_user(form.get("UserName", "")), "User"
+            current = backend.get_user(form.get("UserName", "")).managed_policies
     except Exception:  # no such identity: moto answers NoSuchEntity itself
         return None
-    attached = set(identity.managed_policies)
-    if form.get("PolicyArn") in attached or len(attached) < POLICIES_PER_IDENTITY:
+    if form.get("PolicyArn") in current or len(current) < POLICIES_PER_IDENTITY:
         return None
+    kind = "Role" if operation == "AttachRolePolicy" else "User"
     body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>LimitExceeded</Code><Message>Cannot "
-            f"exceed quota for PoliciesPer{kind}: {POLICIES_PER_IDENTITY}</Message></Error>"
-            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+            f"exceed quota for PoliciesPer{kind}: {POLICIES_PER_IDENTITY}</Message></Error><RequestId>"
+            f"{uuid.uuid4()}</RequestId></ErrorResponse>")
     return 409, [("Content-Type", "text/xml")], body
 
 
@@ -371,8 +370,8 @@ class Harness:
             return respond(start_response, status,
                            [("Content-Type", "application/x-amz-json-1.1")], json.dumps(body))
         if service == "iam":
-            refused = over_tag_quota(account, operation, form) or over_policy_quota(
-                account, operation, form)
+            refused = (over_tag_quota(account, operation, form)
+                       or over_policy_quota(account, operation, form))
             if refused:
                 entry["status"] = refused[0]
                 return respond(start_response, *refused)
