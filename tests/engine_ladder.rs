@@ -116,7 +116,7 @@ async fn an_unused_role_walks_notice_quarantine_delete_with_a_snapshot_first() {
         steps(&r, Outcome::Done),
         vec![("legacy-etl".into(), Step::Quarantine)]
     );
-    assert_eq!(a.role_quarantined("legacy-etl").await, true);
+    assert!(a.role_quarantined("legacy-etl").await);
     assert!(
         a.role_tags("legacy-etl").await["dormant:stage"].starts_with("quarantined next delete at ")
     );
@@ -267,7 +267,7 @@ async fn a_role_used_again_after_notice_is_released_and_untagged() {
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    assert_eq!(a.role_quarantined("comeback").await, true);
+    assert!(a.role_quarantined("comeback").await);
 
     emulator().backdate_role(&a.id, "comeback", None, Some(a.day(8)));
     let r = engine.sweep(a.day(9)).await.unwrap();
@@ -583,7 +583,7 @@ async fn an_exemption_tag_set_directly_releases_on_the_next_sweep_and_its_expiry
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    assert_eq!(a.role_quarantined("tagged-later").await, true);
+    assert!(a.role_quarantined("tagged-later").await);
 
     let until = a.day(20).format("%Y-%m-%d").to_string();
     a.tag_role(
@@ -623,11 +623,7 @@ async fn a_quarantined_role_tagged_exempt_with_an_unreadable_date_is_released_no
     let engine = a.engine(Policy::default()).await;
     engine.sweep(a.day(0)).await.unwrap();
     engine.tick(a.day(7)).await.unwrap();
-    assert_eq!(
-        a.role_quarantined("legacy-batch").await,
-        true,
-        "quarantined"
-    );
+    assert!(a.role_quarantined("legacy-batch").await, "quarantined");
 
     // Set by a security admin, with a date dormant cannot read.
     a.tag_role(
