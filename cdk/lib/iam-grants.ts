@@ -37,8 +37,18 @@ export function quarantinePolicy(scope: Construct): iam.ManagedPolicy {
   });
 }
 
-/** The spellings of dormant's tag prefix its roles may tag and untag under (src/domain/tag.rs). */
-export const TAG_KEY_PATTERNS = ['dormant:*', 'Dormant:*', 'DORMANT:*'];
+/**
+ * The tag keys dormant's roles may write and remove (src/domain/tag.rs TAG_KEY_PATTERNS): stage
+ * tags, not the tags that grant something (`dormant:exempt*`, `dormant:restored-from`).
+ */
+export const TAG_KEY_PATTERNS = [
+  'dormant:stage',
+  'dormant:key:*',
+  'dormant:password:*',
+  'dormant:next-step*',
+  'Dormant:*',
+  'DORMANT:*',
+];
 
 /** The condition of one guard (src/app/commands/permissions/policy.rs `guard_condition`). */
 export function guardCondition(scope: Construct, guard: Guard): Record<string, Record<string, unknown>> {

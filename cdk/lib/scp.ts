@@ -35,8 +35,13 @@ export const DEFAULT_SCP_OPTIONS: ScpOptions = {
 /** dormant's quarantine policy in every account and partition. */
 const QUARANTINE_POLICY_ARNS = 'arn:*:iam::*:policy/dormant/DormantQuarantineDenyAll';
 
+/** Who may change the quarantine policy itself besides the admins: the deployment, not dormant. */
+const POLICY_DEPLOYERS = ['arn:*:iam::*:role/cdk-*-cfn-exec-role-*'];
+
 export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string, unknown> {
   const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': opts.privilegedPrincipalArns } };
+  const admins = opts.privilegedPrincipalArns.filter((a) => !/role\/dormant-/.test(a));
+  const unlessAdminOrDeployer = { ArnNotLike: { 'aws:PrincipalArn': [...admins, ...POLICY_DEPLOYERS] } };
   return {
     Version: '2012-10-17',
     Statement: [
@@ -67,9 +72,10 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
         Condition: { ...unlessPrivileged },
       },
       {
-        Sid: 'DenyQuarantinePolicyDetachExceptDormant',
+        // Attached by hand (by an incident responder, say), dormant would take it off on release.
+        Sid: 'DenyQuarantinePolicyAttachDetachExceptDormant',
         Effect: 'Deny',
-        Action: ['iam:DetachRolePolicy', 'iam:DetachUserPolicy'],
+        Action: ['iam:AttachRolePolicy', 'iam:AttachUserPolicy', 'iam:DetachRolePolicy', 'iam:DetachUserPolicy'],
         Resource: '*',
         Condition: {
           ArnLike: { 'iam:PolicyARN': QUARANTINE_POLICY_ARNS },
@@ -86,7 +92,7 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
           'iam:DeletePolicy',
         ],
         Resource: QUARANTINE_POLICY_ARNS,
-        Condition: { ...unlessPrivileged },
+        Condition: { ...unlessAdminOrDeployer },
       },
       {
         Sid: 'DenyInlinePolicyChangesOnQuarantinedIdentities',

@@ -60,6 +60,8 @@ pub const PERMISSION_ADDING: &[&str] = &[
     "iam:CreateAccessKey",
     "iam:CreateLoginProfile",
     "iam:CreatePolicyVersion",
+    // An MFA device taken off lets a stolen password sign in without it.
+    "iam:DeactivateMFADevice",
     "iam:DeleteGroupPolicy",
     "iam:DeleteRolePermissionsBoundary",
     "iam:DeleteRolePolicy",
@@ -94,6 +96,8 @@ pub fn guards(action: &str) -> &'static [Guard] {
         "iam:DetachRolePolicy" | "iam:DetachUserPolicy" => &[QuarantinePolicy, Marked],
         // An earlier version's inline deny on release; every inline policy, to delete.
         "iam:DeleteRolePolicy" | "iam:DeleteUserPolicy" => &[Marked],
+        // Only to delete a user dormant has on its ladder.
+        "iam:DeactivateMFADevice" => &[Marked],
         "iam:TagRole" | "iam:TagUser" | "iam:UntagRole" | "iam:UntagUser" => &[DormantTagKeys],
         _ => &[],
     }
@@ -193,7 +197,7 @@ pub const OPERATOR_NEEDS: &[Need] = &[
     (
         "init_quarantine_policy",
         Scope::QuarantinePolicy,
-        &["iam:CreatePolicy", "iam:GetPolicy"],
+        &["iam:CreatePolicy", "iam:GetPolicy", "iam:GetPolicyVersion"],
     ),
     // Recreates a deleted identity from its snapshot: creates, attaches, tags, uploads.
     (

@@ -22,9 +22,19 @@ pub const PREFIX: &str = "dormant:";
 /// are conditioned on (`domain::permissions::Guard::Marked`).
 pub const WHOLE_STAGE_TAG: &str = "dormant:stage";
 
-/// The spellings of [`PREFIX`] dormant's roles may tag and untag under (`aws:TagKeys` is compared
-/// case-sensitively): its own, and the two a person is likely to have typed.
-pub const TAG_KEY_PATTERNS: [&str; 3] = ["dormant:*", "Dormant:*", "DORMANT:*"];
+/// The tag keys dormant's roles may write and remove (`aws:TagKeys`, compared case-sensitively):
+/// the stage tags of a whole identity and of its credentials, the companions earlier versions
+/// wrote, and any other spelling of the prefix (a stage tag someone wrote as `Dormant:Stage` is
+/// removed too; nothing is granted by a tag in another case). Not the tags that grant something,
+/// `dormant:exempt*` and `dormant:restored-from`: only operator commands write those.
+pub const TAG_KEY_PATTERNS: [&str; 6] = [
+    "dormant:stage",
+    "dormant:key:*",
+    "dormant:password:*",
+    "dormant:next-step*",
+    "Dormant:*",
+    "DORMANT:*",
+];
 
 /// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a
 /// date and with a reason.
@@ -195,8 +205,28 @@ mod tests {
     fn the_marked_guard_names_the_whole_stage_tag_and_the_key_patterns_cover_it() {
         let p = super::super::subject::Principal::role("123456789012", "/", "r");
         assert_eq!(stage_tag_key(&Subject::whole(p)), WHOLE_STAGE_TAG);
-        assert!(TAG_KEY_PATTERNS
-            .iter()
-            .all(|p| p.trim_end_matches('*').eq_ignore_ascii_case(PREFIX)));
+        let allowed = |key: &str| {
+            TAG_KEY_PATTERNS.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => key == *p,
+            })
+        };
+        let user = super::super::subject::Principal::user("123456789012", "/", "u");
+        let key = Subject::access_key(user.clone(), "AKIAEXAMPLE");
+        let password = Subject::password(user);
+        for subject in [key, password] {
+            assert!(allowed(&stage_tag_key(&subject)), "{subject:?}");
+            for legacy in legacy_tag_keys(&subject) {
+                assert!(allowed(&legacy), "{legacy}");
+            }
+        }
+        for grants in [
+            TAG_EXEMPT,
+            TAG_EXEMPT_UNTIL,
+            TAG_EXEMPT_REASON,
+            RESTORED_FROM_TAG,
+        ] {
+            assert!(!allowed(grants), "{grants} must stay the operator's");
+        }
     }
 }

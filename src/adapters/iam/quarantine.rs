@@ -64,21 +64,31 @@ impl AwsIam {
             return Ok(());
         }
         self.check_quarantine_policy(p, &arn).await?;
-        match self.attach(p, &arn).await {
-            Err(e) if e.message.starts_with("LimitExceeded") => Err(PortError::new(
-                e.kind,
-                &e.operation,
-                format!(
-                    "{} has as many managed policies attached as IAM allows (10 unless the \
-                         account's quota was raised), so dormant's quarantine policy {arn} cannot \
-                         be attached; nothing was changed. Detach a policy or raise the quota \
-                         'Managed policies per role/user'. ({})",
-                    p.arn(),
-                    e.message
-                ),
-            )),
-            other => other,
+        let Err(e) = self.attach(p, &arn).await else {
+            return Ok(());
+        };
+        if !e.message.starts_with("LimitExceeded") {
+            return Err(e);
         }
+        // An identity an earlier version quarantined with its inline deny is quarantined.
+        let inline = self.inline_names(p).await?;
+        let found = self.quarantine_policies(p, &inline).await?;
+        if found.iter().any(|(_, own)| *own) {
+            info!(principal = %p.arn(), "an earlier version's quarantine policy is in place");
+            return Ok(());
+        }
+        Err(PortError::new(
+            e.kind,
+            &e.operation,
+            format!(
+                "{} has as many managed policies attached as IAM allows (10 unless the account's \
+                 quota was raised), so dormant's quarantine policy {arn} cannot be attached; \
+                 nothing was changed. Detach a policy or raise the quota 'Managed policies per \
+                 role/user'. ({})",
+                p.arn(),
+                e.message
+            ),
+        ))
     }
 
     /// Refuses (nothing changed) unless `arn` exists and its default version denies everything

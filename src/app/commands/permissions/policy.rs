@@ -64,10 +64,13 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
     }
 }
 
-/// dormant's quarantine policy in every account (a customer-managed policy can be attached only
-/// in its own account).
-const QUARANTINE_POLICY_ANY_ACCOUNT: &str =
-    "arn:aws:iam::*:policy/dormant/DormantQuarantineDenyAll";
+/// dormant's quarantine policy in any account and partition, the resource of its reads.
+const QUARANTINE_POLICY_ANY_ACCOUNT: &str = "arn:*:iam::*:policy/dormant/DormantQuarantineDenyAll";
+
+/// The quarantine policy of the caller's own account, in any partition: what the attach and
+/// detach guards pin `iam:PolicyARN` to.
+const QUARANTINE_POLICY_OWN_ACCOUNT: &str =
+    "arn:*:iam::${aws:PrincipalAccount}:policy/dormant/DormantQuarantineDenyAll";
 
 /// The condition of one guard (`domain::permissions::Guard`).
 pub fn guard_condition(guard: Guard, quarantine_policy_arn: &str) -> Value {
@@ -87,13 +90,18 @@ pub fn guard_condition(guard: Guard, quarantine_policy_arn: &str) -> Value {
 
 /// Statements grouped by resource list and guard, in a stable order: an action with guards is
 /// granted once under each of them, never plainly.
-fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>)>) -> Vec<Value> {
+fn statements(actions: impl IntoIterator<Item = Grant>) -> Vec<Value> {
     type Group = (Vec<&'static str>, Option<Guard>, Vec<&'static str>);
     let mut grouped: Vec<Group> = Vec::new();
-    for (action, resources) in actions {
+    for Grant {
+        action,
+        resources,
+        guarded,
+    } in actions
+    {
         let action_guards: Vec<Option<Guard>> = match guards(action) {
-            [] => vec![None],
-            some => some.iter().copied().map(Some).collect(),
+            some if guarded && !some.is_empty() => some.iter().copied().map(Some).collect(),
+            _ => vec![None],
         };
         for guard in action_guards {
             match grouped
@@ -118,47 +126,63 @@ fn statements(actions: impl IntoIterator<Item = (&'static str, Vec<&'static str>
                     json!({"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}});
             }
             if let Some(guard) = guard {
-                s["Condition"] = guard_condition(guard, QUARANTINE_POLICY_ANY_ACCOUNT);
+                s["Condition"] = guard_condition(guard, QUARANTINE_POLICY_OWN_ACCOUNT);
             }
             s
         })
         .collect()
 }
 
+/// One action on its resources; `guarded`: under its guards (the controller's actions), or
+/// plainly (what `restore` and `init` need with the operator's own credentials).
+struct Grant {
+    action: &'static str,
+    resources: Vec<&'static str>,
+    guarded: bool,
+}
+
 /// The policy document for `who`.
 pub fn policy_document(who: PolicyFor) -> Value {
     let report = permissions();
-    let mut actions: Vec<(&'static str, Vec<&'static str>)> =
-        report.all.iter().map(|a| (*a, iam_resources(a))).collect();
-    let extra: &[_] = match who {
-        PolicyFor::Controller => CONTROLLER_NEEDS,
+    let mut actions: Vec<Grant> = report
+        .all
+        .iter()
+        .map(|a| Grant {
+            action: a,
+            resources: iam_resources(a),
+            guarded: true,
+        })
+        .collect();
+    let operator: &[_] = match who {
+        PolicyFor::Controller => &[],
         PolicyFor::Operator => OPERATOR_NEEDS,
     };
     let needs = CONTROLLER_NEEDS
         .iter()
-        .chain(if who == PolicyFor::Operator {
-            extra
-        } else {
-            &[]
-        });
-    for (_, scope, list) in needs {
+        .map(|n| (n, true))
+        .chain(operator.iter().map(|n| (n, false)));
+    for ((_, scope, list), guarded) in needs {
         for a in *list {
             let resources = match (scope, a.starts_with("iam:")) {
                 (Scope::Identity, true) => iam_resources(a),
                 _ => scoped(*scope),
             };
-            actions.push((a, resources));
+            actions.push(Grant {
+                action: a,
+                resources,
+                guarded,
+            });
         }
     }
     let mut mutating: Vec<&str> = actions
         .iter()
-        .filter(|(a, r)| {
-            r.contains(&"arn:aws:iam::*:role/*")
-                && !a.contains(":Get")
-                && !a.contains(":List")
-                && !a.contains(":Generate")
+        .filter(|g| {
+            g.resources.contains(&"arn:aws:iam::*:role/*")
+                && !g.action.contains(":Get")
+                && !g.action.contains(":List")
+                && !g.action.contains(":Generate")
         })
-        .map(|(a, _)| *a)
+        .map(|g| g.action)
         .collect();
     mutating.sort_unstable();
     mutating.dedup();
@@ -205,6 +229,36 @@ mod tests {
             .collect();
         listed.sort();
         assert_eq!(granted(&policy_document(PolicyFor::Controller)), listed);
+    }
+
+    /// Actions granted by a statement without a condition.
+    fn granted_plainly(doc: &Value) -> Vec<String> {
+        let plain = json!({"Statement": doc["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("Condition").is_none())
+            .cloned()
+            .collect::<Vec<_>>()});
+        granted(&plain)
+    }
+
+    #[test]
+    fn the_controller_is_guarded_and_restore_is_not() {
+        let controller = granted_plainly(&policy_document(PolicyFor::Controller));
+        for guarded in [
+            "iam:AttachRolePolicy",
+            "iam:TagRole",
+            "iam:DeleteRolePolicy",
+        ] {
+            assert!(!controller.iter().any(|a| a == guarded), "{guarded}");
+        }
+        assert!(!controller.iter().any(|a| a == "iam:PutRolePolicy"));
+        // restore re-attaches the owner's policies and tags with the operator's credentials.
+        let operator = granted_plainly(&policy_document(PolicyFor::Operator));
+        for plain in ["iam:AttachRolePolicy", "iam:TagRole", "iam:PutRolePolicy"] {
+            assert!(operator.iter().any(|a| a == plain), "{plain}");
+        }
     }
 
     #[test]
