@@ -56,8 +56,12 @@ mod permissions;
 // The deployed roles' policies, enforced by the emulator.
 mod enforcement;
 
-// Reliability: seeded faults and crashes, duplicate and concurrent delivery; hostile input.
+// Reliability: seeded faults and crashes, duplicate and concurrent delivery, undo under fault,
+// the bugs these found; hostile input.
 mod chaos;
+mod chaos_delivery;
+mod chaos_regressions;
+mod chaos_undo;
 mod hostile_input;
 
 // The emulator harness itself, the dependency direction of `src/`, and this file.
