@@ -68,14 +68,14 @@ fn chaos_policy() -> Policy {
 
 /// The identities. In the reference:
 /// - `idle-etl` (never used): notice d0, quarantine d5, delete d13;
-/// - `comeback-role`: noticed, quarantined, used again d7 → released d8;
-/// - `exempt-later`: noticed, quarantined, owner adds `dormant:exempt` d6 → exempt d7;
+/// - `comeback-role`: noticed, quarantined, used again d8 → released d9;
+/// - `exempt-later`: noticed, quarantined, owner adds `dormant:exempt` d7 → exempt d8;
 /// - `undo-me`: noticed, quarantined, operator `undo` d8;
 /// - `busy-role` (used daily), `exempt-owner` (exempt by tag from the start) and the
 ///   service-linked `AWSServiceRoleForSupport` (dormant, protected): never touched;
 /// - `leaver` (console password and 2 keys, one turned off by its owner, all unused for months):
 ///   notice d0, quarantine d5, keys d10 (only the active one), delete d18;
-/// - `returner` (same keys): up to keys d10, signs in again d11 → released d12, the key dormant
+/// - `returner` (same keys): up to keys d10, signs in again d12 → released d13, the key dormant
 ///   turned off (only it) back on; that key, unused for 200 days, is then covered by the user's
 ///   30-day cool-off and stays untouched;
 /// - `lone-key-user` (uses one key daily, the other unused): key notice d0, deactivate d5,
@@ -160,10 +160,11 @@ fn schedule() -> Vec<(i64, i64, Act)> {
         s.push((day, 8, Act::Tick));
         s.push((day, 16, Act::Tick));
     }
-    s.push((6, 3, Act::OwnerExempts("exempt-later")));
-    s.push((7, 3, Act::RoleUsed("comeback-role")));
+    // Two days after the step each acts on: a seed's faults may push that step back by as much.
+    s.push((7, 3, Act::OwnerExempts("exempt-later")));
+    s.push((8, 3, Act::RoleUsed("comeback-role")));
     s.push((8, 9, Act::Undo("undo-me")));
-    s.push((11, 3, Act::UserSignsIn("returner")));
+    s.push((12, 3, Act::UserSignsIn("returner")));
     // Stable: same-time entries keep their order (use before sweep).
     s.sort_by_key(|(d, h, _)| (*d, *h));
     s
@@ -301,6 +302,15 @@ impl Run<'_> {
         match injection {
             Injection::Fault { call, fault, count } => {
                 let call = &local(call);
+                // One fault per call at a time: a seed's run may make this call fewer times than
+                // the reference (a step pushed back by a fault), and a second fault queued behind
+                // the first could wait for ever.
+                if w.faults_left().iter().any(|f| call.is_aimed_at_by(f)) {
+                    self.journal.push(format!(
+                        "{at} not queued, a fault on it is still queued: {injection}"
+                    ));
+                    return;
+                }
                 w.fault_on(call, *fault, *count);
                 *self.faulted.entry(call.service.clone()).or_default() += u64::from(*count);
                 self.faults += 1;
@@ -345,12 +355,22 @@ impl Run<'_> {
         let line = match act {
             Act::Undo(name) => Box::pin(self.operator_undo(name, now, at)).await,
             Act::Sweep | Act::Tick => {
-                let armed = self.armed.clone();
-                let run = scheduled_run(&self.engine, act, now, self.seed.is_none());
-                match self.w.until_crash(&armed, run).await {
-                    Some(line) => line,
-                    None => format!("{act:?}: crashed at {}", self.crashed(at)),
+                // A crashed (timed-out) invocation is retried by Lambda after 1 and 2 minutes
+                // (`retryAttempts: 2` in the CDK app).
+                let mut lines = Vec::new();
+                for retry in [0, 1, 3] {
+                    let armed = self.armed.clone();
+                    let when = now + Duration::minutes(retry);
+                    let run = scheduled_run(&self.engine, act, when, self.seed.is_none());
+                    match self.w.until_crash(&armed, run).await {
+                        Some(line) => {
+                            lines.push(line);
+                            break;
+                        }
+                        None => lines.push(format!("{act:?}: crashed at {}", self.crashed(at))),
+                    }
                 }
+                lines.join("; Lambda retries: ")
             }
             _ => unreachable!("not a system act"),
         };
@@ -491,11 +511,14 @@ async fn run_world(seed: Option<(u64, &Reference)>) -> Ran {
         }
         let line = Box::pin(run.act(act, now, &at)).await;
         run.journal.push(format!("{at} {line}"));
-        let calls = w
+        let mut calls: Vec<RefCall> = w
             .drain_requests()
             .iter()
             .map(|r| RefCall::of(r, |s| w.norm(s)))
             .collect();
+        // Identities worked on at once interleave their requests differently from run to run;
+        // each one's own stay in order (the sort is stable), so a plan is the same every time.
+        calls.sort_by(|a, b| a.call.cmp(&b.call));
         // The journal line lists what the run did: `"release done role/NAME"`.
         let released = line
             .split('"')
@@ -603,6 +626,12 @@ async fn chaos_seed(seed: u64) {
         ran.summary,
         context()
     );
+    if std::env::var_os("DBG").is_some() {
+        eprintln!(
+            "RECORDS {:#?}\nREF {:#?}",
+            ran.end.records, reference.end.records
+        );
+    }
     assert_eq!(
         pretty(&ran.end.iam),
         pretty(&reference.end.iam),

@@ -13,7 +13,7 @@ use dormant::ports::Store;
 use serde_json::Value;
 
 use crate::support::account::{steps_done, ALLOW_S3};
-use crate::support::emulated_world::World;
+use crate::support::emulated_world::{Call, World};
 use crate::support::emulator::{emulator, Fault};
 use crate::support::events::{fixture, rules};
 
@@ -274,4 +274,185 @@ async fn an_exemption_and_a_fresh_use_that_arrive_while_a_step_is_pending_win() 
     emulator().clear_requests(&w.id);
     let again = engine.sweep(w.at(8, 0)).await.unwrap();
     assert!(again.actions.is_empty(), "converged: {again:?}");
+}
+
+/// The partition key of `subject`'s items in dormant's table (`src/adapters/dynamo/item.rs`).
+fn pk(subject: &Subject) -> String {
+    format!("ID#{}#{}", subject.principal.account, subject.stable_id())
+}
+
+/// Refuses the state write that commits the next step of `subject` (its second state write:
+/// the first stores the intent); the done entry, written between the two, lands.
+fn refuse_commit(w: &World, subject: &Subject) -> Call {
+    let state = Call::new("dynamodb", "PutItem")
+        .on(&pk(subject))
+        .sk("STATE");
+    w.fault_on(&state, Fault::Latency(StdDuration::from_millis(1)), 1);
+    w.fault_on(&state, Fault::AccessDenied, 1);
+    state
+}
+
+fn assert_hit(w: &World, what: &str) {
+    assert_eq!(
+        w.faults_left(),
+        Vec::<Value>::new(),
+        "{what}: every fault was hit"
+    );
+}
+
+/// Found by the seeded chaos run (issue 21): a release whose commit was refused after its done
+/// entry landed was completed by a later run as a new step, under a new key, so the audit trail
+/// said `release` twice. Both ways a release is taken again: the next run past the lease (the
+/// owner exempted the role while its quarantine was pending) and the operator's second `undo`.
+#[tokio::test]
+async fn a_release_completed_after_a_refused_commit_is_recorded_done_once() {
+    let w = World::new().await;
+    w.role_with("/", "exempted-late", 200, None, &[]).await;
+    w.role_with("/", "undone-twice", 200, None, &[]).await;
+    let engine = w.lambda_engine(default_policy()).await;
+    engine.sweep(w.at(0, 0)).await.unwrap();
+    engine.tick(w.at(7, 0)).await.unwrap();
+    let exempted = Subject::whole(Principal::role(&w.id, "/", "exempted-late"));
+    let undone = Subject::whole(Principal::role(&w.id, "/", "undone-twice"));
+
+    let until = (w.at(60, 0)).format("%Y-%m-%d").to_string();
+    w.tag_role(
+        "exempted-late",
+        &[("dormant:exempt", "true"), ("dormant:exempt-until", &until)],
+    )
+    .await;
+    refuse_commit(&w, &exempted);
+    let r = engine.sweep(w.at(8, 0)).await.unwrap();
+    assert_eq!(r.failed(), 1, "the refused commit fails the release: {r:?}");
+    assert_hit(&w, "exempted-late");
+    let r = engine
+        .tick(w.at(8, 0) + Duration::minutes(16))
+        .await
+        .unwrap();
+    assert_eq!(r.failed(), 0, "{r:?}");
+
+    let arg = "role/undone-twice".parse().unwrap();
+    refuse_commit(&w, &undone);
+    assert!(engine.undo(&arg, "needed", w.at(9, 0)).await.is_err());
+    assert_hit(&w, "undone-twice");
+    let r = engine
+        .undo(&arg, "needed", w.at(9, 0) + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, dormant::domain::Outcome::Done, "{r:?}");
+
+    for (subject, stage) in [(exempted, Stage::Exempt), (undone, Stage::Released)] {
+        let record = engine.store.load(&subject).await.unwrap().unwrap();
+        assert_eq!(record.stage, stage, "{subject}");
+        assert!(record.pending.is_none(), "{subject}");
+        assert_eq!(
+            steps_done(&engine, &subject).await,
+            vec!["notice", "quarantine", "release"],
+            "{subject}: the release is in the audit trail once"
+        );
+    }
+}
+
+/// A key deactivation whose commit was refused is completed by the next run; when its owner
+/// then signs in again, the release turns that key back on (and only it).
+#[tokio::test]
+async fn a_key_deactivation_completed_after_a_refused_commit_is_undone_by_the_release() {
+    let w = World::new().await;
+    w.user_with("/", "resumed-keys", 400, Some(200), true).await;
+    w.key("resumed-keys", "rk-dormants", 300, Some(200), true)
+        .await;
+    w.key("resumed-keys", "rk-owners", 300, Some(250), false)
+        .await;
+    let engine = w.lambda_engine(default_policy()).await;
+    let subject = Subject::whole(Principal::user(&w.id, "/", "resumed-keys"));
+    engine.sweep(w.at(0, 0)).await.unwrap();
+    engine.tick(w.at(7, 0)).await.unwrap();
+    refuse_commit(&w, &subject);
+    let r = engine.tick(w.at(14, 0)).await.unwrap();
+    assert_eq!(r.failed(), 1, "{r:?}");
+    assert_hit(&w, "the keys step");
+    let r = engine
+        .sweep(w.at(14, 0) + Duration::minutes(16))
+        .await
+        .unwrap();
+    assert_eq!(r.failed(), 0, "{r:?}");
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated);
+    assert_eq!(
+        record.keys_deactivated,
+        vec![w.key_id("rk-dormants")],
+        "the key the first attempt turned off is dormant's"
+    );
+
+    emulator().backdate_user(&w.id, "resumed-keys", None, Some(w.at(15, 0)));
+    let r = engine.sweep(w.at(16, 0)).await.unwrap();
+    assert_eq!(r.failed(), 0, "{r:?}");
+    let state = w.user_state("resumed-keys").await.unwrap();
+    assert_eq!(
+        state["keys"],
+        serde_json::json!({"<rk-dormants>": "Active", "<rk-owners>": "Inactive"}),
+        "{r:?}"
+    );
+    assert_eq!(
+        steps_done(&engine, &subject).await,
+        vec!["notice", "quarantine", "deactivate_keys", "release"]
+    );
+}
+
+/// Found by the seeded chaos run (issue 21): a release that died half-way (the key it turns
+/// back on already on, its tags not yet removed) left the whole user on the ladder until the
+/// next run past the lease finished it, and the Lambda's retry of the sweep a minute later put
+/// that key, unused for months, on the ladder of its own: the release's cool-off did not cover
+/// it, and the key was deleted weeks later. A release in flight covers the credentials too.
+#[tokio::test]
+async fn a_release_that_died_half_way_covers_the_keys_it_turned_back_on() {
+    let w = World::new().await;
+    w.user_with("/", "half-released", 400, Some(200), true)
+        .await;
+    w.key("half-released", "hr-dormants", 300, Some(200), true)
+        .await;
+    w.key("half-released", "hr-owners", 300, Some(250), false)
+        .await;
+    let engine = w.lambda_engine(default_policy()).await;
+    engine.sweep(w.at(0, 0)).await.unwrap();
+    engine.tick(w.at(7, 0)).await.unwrap();
+    engine.tick(w.at(14, 0)).await.unwrap();
+    emulator().backdate_user(&w.id, "half-released", None, Some(w.at(15, 0)));
+
+    // The release turns the key back on, then dies while removing the stage tag.
+    let crashed = w.crash_at("UntagUser", 0, engine.sweep(w.at(16, 0))).await;
+    assert!(crashed.is_none(), "the crash point was reached");
+    assert_eq!(
+        w.user_state("half-released").await.unwrap()["keys"]["<hr-dormants>"],
+        "Active",
+        "the key was turned back on before the crash"
+    );
+    // Lambda retries the sweep; then the next runs, past the lease and later in the cool-off.
+    for at in [
+        w.at(16, 0) + Duration::minutes(1),
+        w.at(16, 0) + Duration::minutes(16),
+        w.at(17, 0),
+        w.at(30, 0),
+    ] {
+        let r = engine.sweep(at).await.unwrap();
+        assert_eq!(r.failed(), 0, "{r:?}");
+        assert!(
+            !r.actions.iter().any(|a| a.identity.contains("/key/")),
+            "no key of a user being released is put on the ladder: {r:?}"
+        );
+    }
+    let subject = Subject::whole(Principal::user(&w.id, "/", "half-released"));
+    assert_eq!(
+        engine.store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Released
+    );
+    assert_eq!(
+        engine.store.list(&w.id, None).await.unwrap().len(),
+        1,
+        "only the user is tracked"
+    );
+    assert_eq!(
+        w.user_state("half-released").await.unwrap()["keys"],
+        serde_json::json!({"<hr-dormants>": "Active", "<hr-owners>": "Inactive"})
+    );
 }

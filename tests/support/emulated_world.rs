@@ -506,12 +506,7 @@ impl World {
 fn holds(faults: &[Value], call: &Call) -> bool {
     let hold_ms = u64::try_from(CRASH_HOLD.as_millis()).unwrap();
     faults.iter().any(|f| {
-        f["service"] == call.service.as_str()
-            && f["operation"] == call.operation.as_str()
-            && f["target"].as_str() == call.target.as_deref()
-            && f["sk"].as_str() == call.sk.as_deref()
-            && f["fault"] == "latency"
-            && f["latency_ms"] == json!(hold_ms)
+        call.is_aimed_at_by(f) && f["fault"] == "latency" && f["latency_ms"] == json!(hold_ms)
     })
 }
 
@@ -569,6 +564,14 @@ impl Call {
             call.sk = Some(fixed.to_string());
         }
         call
+    }
+
+    /// Whether the queued fault `f` ([`World::faults_left`]) was aimed at exactly this call.
+    pub fn is_aimed_at_by(&self, f: &Value) -> bool {
+        f["service"] == self.service.as_str()
+            && f["operation"] == self.operation.as_str()
+            && f["target"].as_str() == self.target.as_deref()
+            && f["sk"].as_str() == self.sk.as_deref()
     }
 
     /// Whether this is a state item write (`PutItem` of a record's `STATE` item).
