@@ -511,13 +511,6 @@ async fn run_world(seed: Option<(u64, &Reference)>) -> Ran {
         }
         let line = Box::pin(run.act(act, now, &at)).await;
         run.journal.push(format!("{at} {line}"));
-        if std::env::var_os("DBG").is_some() {
-            let recs = w.records(&run.engine).await;
-            run.journal.push(format!(
-                "   DBG leaver {:?}",
-                recs.get("arn:aws:iam::ACCOUNT:user/leaver")
-            ));
-        }
         let mut calls: Vec<RefCall> = w
             .drain_requests()
             .iter()
@@ -633,12 +626,6 @@ async fn chaos_seed(seed: u64) {
         ran.summary,
         context()
     );
-    if std::env::var_os("DBG").is_some() {
-        eprintln!(
-            "RECORDS {:#?}\nREF {:#?}",
-            ran.end.records, reference.end.records
-        );
-    }
     assert_eq!(
         pretty(&ran.end.iam),
         pretty(&reference.end.iam),
