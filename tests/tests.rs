@@ -27,12 +27,13 @@ mod adapters_iam;
 mod adapters_restore;
 mod adapters_ssm;
 
-// The engine against the emulator: the ladder, its guards and calls, tags, re-created
-// identities, Access Advisor confirmation and the SSM fallback.
+// The engine against the emulator: the ladder, its guards and calls, a step cut short at each
+// request, tags, re-created identities, Access Advisor confirmation and the SSM fallback.
 mod engine_calls;
 mod engine_confirm;
 mod engine_fallback;
 mod engine_guards;
+mod engine_interrupted;
 mod engine_ladder;
 mod engine_recreated;
 mod engine_tags;
