@@ -49,6 +49,7 @@ mod partitions;
 
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;
+mod cli_config;
 mod cli_operator;
 mod cli_plan;
 mod json_contract;
