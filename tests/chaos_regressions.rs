@@ -21,64 +21,98 @@ fn default_policy() -> Policy {
     Config::from_toml("").unwrap().policy
 }
 
-/// The `done` audit entry is written after the commit, in a separate write (and, for a
-/// quarantine, after the breaker write). When the process dies between the commit and the audit
-/// write, or that write fails for good, the step has happened and is committed, but the audit
-/// trail never says so: `history` shows no `done` for it, and no later run writes one.
+/// Found by the chaos suite (issue 9): the `done` audit entry was written after the commit, so
+/// a process dying right after the commit, or that write failing for good, left a committed step
+/// the audit trail never mentioned. Now the entry is written first, under a key fixed by the
+/// intent, and the state write commits. Each cut aimed at its one request and checked to have
+/// hit it: the process dies while the commit's state write is on the wire (it lands), dies right
+/// after the done entry landed, or the state write is refused. The step ends committed (by the
+/// next run past the lease where needed) with its done entry exactly once.
 #[tokio::test]
-async fn a_failed_audit_write_after_the_commit_loses_the_done_entry() {
+async fn a_commit_cut_short_keeps_exactly_one_done_entry() {
     let w = World::new().await;
-    w.role_with("/", "crash-after-commit", 200, None, &[]).await;
-    w.role_with("/", "audit-refused", 200, None, &[]).await;
+    w.role_with("/", "died-at-commit", 200, None, &[]).await;
+    w.role_with("/", "died-after-entry", 200, None, &[]).await;
+    w.role_with("/", "commit-refused", 200, None, &[]).await;
     let engine = w.lambda_engine(default_policy()).await;
     engine.sweep(w.at(0, 0)).await.unwrap();
+    let at_commit = Subject::whole(Principal::role(&w.id, "/", "died-at-commit"));
+    let died = Subject::whole(Principal::role(&w.id, "/", "died-after-entry"));
+    let refused = Subject::whole(Principal::role(&w.id, "/", "commit-refused"));
 
-    // The notice of `crash-after-commit` is committed by the second PutItem (the first writes
-    // the intent); the process dies while that write is on the wire.
+    // The second state write of `died-at-commit`'s quarantine (the first stores the intent)
+    // commits it; the process dies while it is on the wire, so nothing after it runs.
+    let state = Call::new("dynamodb", "PutItem")
+        .on(&pk(&at_commit))
+        .sk("STATE");
     let r = w
-        .crash_in("dynamodb", "PutItem", 1, engine.tick(w.at(7, 0)))
+        .crash_on(
+            &state,
+            1,
+            engine.evaluate(PrincipalKind::Role, "died-at-commit", None, w.at(7, 0)),
+        )
         .await;
     assert!(r.is_none(), "the crash point was reached");
-    // `audit-refused`: its quarantine commits, then the third PutItem is refused for good.
-    w.fault(
-        "dynamodb",
-        "PutItem",
-        Fault::Latency(StdDuration::from_millis(1)),
-        2,
+    let record = engine.store.load(&at_commit).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined, "the commit landed");
+    assert!(record.pending.is_none());
+    assert_eq!(
+        steps_done(&engine, &at_commit).await,
+        vec!["notice", "quarantine"],
+        "a committed step is in the audit trail"
     );
-    w.fault("dynamodb", "PutItem", Fault::AccessDenied, 1);
-    let _ = engine.tick(w.at(7, 1)).await;
-    w.clear_faults();
-    for minutes in [20, 40, 60] {
-        engine
-            .tick(w.at(7, 1) + Duration::minutes(minutes))
+
+    // The quarantine of `died-after-entry` writes its done entry; the process dies while that
+    // write is on the wire (it lands; the state write never starts).
+    let entry = Call::new("dynamodb", "PutItem").on(&pk(&died)).sk("AUDIT#");
+    let r = w
+        .crash_on(
+            &entry,
+            0,
+            engine.evaluate(PrincipalKind::Role, "died-after-entry", None, w.at(7, 0)),
+        )
+        .await;
+    assert!(r.is_none(), "the crash point was reached");
+    // `commit-refused`: its done entry lands, its state write is refused for good.
+    refuse_commit(&w, &refused);
+    let r = engine
+        .evaluate(PrincipalKind::Role, "commit-refused", None, w.at(7, 0))
+        .await
+        .unwrap();
+    assert_eq!(r.failed(), 1, "{r:?}");
+    assert_hit(&w, "the refused state write");
+    for subject in [&died, &refused] {
+        let record = engine.store.load(subject).await.unwrap().unwrap();
+        assert_eq!(record.stage, Stage::Noticed, "{subject}: not committed");
+        assert!(record.pending.is_some(), "{subject}: the intent is left");
+    }
+
+    for minutes in [20, 40] {
+        let r = engine
+            .tick(w.at(7, 0) + Duration::minutes(minutes))
             .await
             .unwrap();
+        assert_eq!(r.failed(), 0, "{r:?}");
     }
     engine.sweep(w.at(8, 0)).await.unwrap();
-
-    for role in ["crash-after-commit", "audit-refused"] {
-        let subject = Subject::whole(Principal::role(&w.id, "/", role));
-        let record = engine.store.load(&subject).await.unwrap().unwrap();
+    for subject in [&at_commit, &died, &refused] {
+        let record = engine.store.load(subject).await.unwrap().unwrap();
+        assert_eq!(record.stage, Stage::Quarantined, "{subject}: completed");
+        assert!(record.pending.is_none(), "{subject}");
         assert_eq!(
-            record.stage,
-            Stage::Quarantined,
-            "{role}: the step happened"
-        );
-        assert_eq!(
-            steps_done(&engine, &subject).await,
+            steps_done(&engine, subject).await,
             vec!["notice", "quarantine"],
-            "{role}: every step that happened is in the audit trail"
+            "{subject}: the done entry is there, once"
         );
     }
 }
 
-/// `handle` claims the event id before processing it. When processing then fails with a
-/// retryable error (the Lambda answers `Retryable`, so EventBridge delivers the event again), the
-/// redelivery finds the id claimed and is dropped as a duplicate: the nomination is lost until
-/// the next sweep.
+/// Found by the chaos suite (issue 9): `handle` claimed the event id before processing it, and
+/// kept the claim when processing then failed with a retryable error, so EventBridge's
+/// redelivery was dropped as a duplicate and the nomination lost until the next sweep. Now the
+/// claim is given back: the redelivery is processed.
 #[tokio::test]
-async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
+async fn a_retryable_failure_gives_the_claim_back_so_the_redelivery_is_processed() {
     let w = World::new().await;
     w.role_with("/", "nominated", 200, None, &[]).await;
     let fleet = w.fleet(default_policy()).await;
@@ -88,8 +122,12 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
     event["detail"]["accountId"] = Value::from(w.id.clone());
     let now = w.at(0, 0);
 
-    // IAM is unavailable for longer than the retries last.
-    w.fault("iam", "GetRole", Fault::Http500, 8);
+    // IAM answers 500 to the fresh read and every one of its 5 retries.
+    w.fault_on(
+        &Call::new("iam", "GetRole").on("nominated"),
+        Fault::Http500,
+        6,
+    );
     let err = handle_event(&event, &fleet, &rules(), None, now)
         .await
         .expect_err("GetRole keeps failing");
@@ -97,7 +135,7 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
         err.is_retryable(),
         "{err}: EventBridge will deliver it again"
     );
-    w.clear_faults();
+    assert_hit(&w, "GetRole");
 
     let again = handle_event(&event, &fleet, &rules(), None, now + Duration::minutes(1))
         .await
@@ -114,10 +152,10 @@ async fn a_retryable_failure_after_the_claim_makes_the_redelivery_a_no_op() {
     assert_eq!(record.map(|r| r.stage), Some(Stage::Noticed));
 }
 
-/// A delete whose `DeleteRole` reached IAM but whose run died before the commit: the next run
-/// re-runs the intent from its first effect, `TakeSnapshot`, which reads the role, gets
-/// `NoSuchEntity` and fails the step. Every later run does the same: the record keeps its pending
-/// delete for ever and a `Remediation Failed` goes out each time.
+/// Found by the chaos suite (issue 9): a delete whose `DeleteRole` (`DeleteUser`) reached IAM
+/// but whose run died before the commit was re-run by the next run from its first effect,
+/// `TakeSnapshot`, which found the identity gone and failed, on every run, for ever. Now the
+/// next run past the lease completes it, with the snapshot taken before the teardown.
 #[tokio::test]
 async fn an_interrupted_delete_is_completed_by_the_next_run() {
     let w = World::new().await;
@@ -167,10 +205,11 @@ async fn an_interrupted_delete_is_completed_by_the_next_run() {
     }
 }
 
-/// The same resumption while the identity still exists: a delete interrupted half-way through
-/// the teardown (after the inline policies were deleted and the managed policy detached) takes a
-/// second snapshot of the half-torn-down role when resumed. `restore` uses the latest snapshot,
-/// so the role comes back without the policies the first attempt had already removed.
+/// Found by the chaos suite (issue 9), the same resumption while the identity still exists: a
+/// delete interrupted half-way through the teardown (inline policies deleted, the managed policy
+/// being detached) took a second snapshot of the half-torn-down role when resumed, and `restore`
+/// (which uses the latest) brought it back without those policies. Now the resumed delete keeps
+/// the snapshot taken before the teardown began.
 #[tokio::test]
 async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
     let w = World::new().await;
@@ -213,8 +252,8 @@ async fn a_resumed_delete_keeps_the_snapshot_taken_before_the_teardown() {
     assert_eq!(attached, vec![policy_arn], "{report:?}");
 }
 
-/// A quarantine dies after its deny policy landed; while its intent is pending the owner tags
-/// one role exempt and uses another. The next run past the lease rolls both half-done steps back
+/// Found by the chaos suite (issue 9): a quarantine dies after its deny policy landed; while its
+/// intent is pending the owner tags one role exempt and uses another. The next run past the lease rolls both half-done steps back
 /// instead of finishing them, and the run after that changes nothing more.
 #[tokio::test]
 async fn an_exemption_and_a_fresh_use_that_arrive_while_a_step_is_pending_win() {
