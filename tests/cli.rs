@@ -41,6 +41,7 @@ fn help_lists_the_commands_that_exist_and_each_explains_itself() {
         "handle-event",
         "event",
         "permissions",
+        "config",
         "breaker",
     ] {
         assert!(

@@ -322,102 +322,6 @@ async fn dry_run_changes_nothing_in_iam_and_says_what_it_would_do() {
     );
 }
 
-/// Crash safety: the quarantine step makes two IAM changes (AttachRolePolicy, then TagRole). Fail each
-/// in turn, as if the process died there; the next run after the intent lease converges to the
-/// same end state as a run without the fault, and the step is recorded done exactly once.
-#[tokio::test]
-async fn a_step_interrupted_at_any_call_converges_on_the_next_run() {
-    let mut end_states = Vec::new();
-    for failing in [None, Some("AttachRolePolicy"), Some("TagRole")] {
-        let a = Account::new().await;
-        a.role("fragile", 200, &[]).await;
-        let engine = a.engine(Policy::default()).await;
-        engine.sweep(a.day(0)).await.unwrap();
-        if let Some(op) = failing {
-            emulator().inject_fault(&a.id, "iam", op, Fault::AccessDenied, 1);
-            let r = engine.tick(a.day(7)).await.unwrap();
-            assert_eq!(steps(&r, Outcome::Failed).len(), 1, "{op}: {r:?}");
-            let stored = engine
-                .store
-                .load(&Subject::whole(Principal::role(&a.id, "/", "fragile")))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                stored.pending.is_some(),
-                "{op}: the intent survives the failure"
-            );
-            assert!(
-                engine
-                    .tick(a.day(7) + Duration::minutes(5))
-                    .await
-                    .unwrap()
-                    .actions
-                    .is_empty(),
-                "not resumed while the lease holds"
-            );
-        }
-        engine.tick(a.day(7) + Duration::minutes(16)).await.unwrap();
-        let subject = Subject::whole(Principal::role(&a.id, "/", "fragile"));
-        let record = engine.store.load(&subject).await.unwrap().unwrap();
-        assert_eq!(record.stage, Stage::Quarantined, "{failing:?}");
-        assert!(record.pending.is_none());
-        let done = engine
-            .store
-            .history(&subject)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|h| h.step == "quarantine" && h.outcome == Outcome::Done)
-            .count();
-        assert_eq!(done, 1, "{failing:?}: recorded done exactly once");
-        let mut tags = a.role_tags("fragile").await;
-        // The time of the next step counts from the real commit time.
-        if let Some(v) = tags.get_mut("dormant:stage") {
-            v.truncate(v.find(" at ").unwrap_or(v.len()));
-        }
-        end_states.push((a.role_quarantined("fragile").await, tags, record.stage));
-    }
-    assert_eq!(end_states[0], end_states[1]);
-    assert_eq!(end_states[0], end_states[2]);
-}
-
-#[tokio::test]
-async fn two_ticks_racing_take_each_step_once() {
-    let a = Account::new().await;
-    for n in 0..4 {
-        a.role(&format!("race-{n}"), 200, &[]).await;
-    }
-    let (e1, e2) = (
-        a.engine(Policy::default()).await,
-        a.engine(Policy::default()).await,
-    );
-    e1.sweep(a.day(0)).await.unwrap();
-    emulator().clear_requests(&a.id);
-    let (r1, r2) = tokio::join!(e1.tick(a.day(7)), e2.tick(a.day(7)));
-    let (r1, r2) = (r1.unwrap(), r2.unwrap());
-    let done = steps(&r1, Outcome::Done).len() + steps(&r2, Outcome::Done).len();
-    assert_eq!(
-        done, 4,
-        "each quarantine done once between the two: {r1:?} {r2:?}"
-    );
-    assert_eq!(
-        emulator().count_requests(&a.id, "AttachRolePolicy"),
-        4,
-        "no IAM call made twice"
-    );
-    for n in 0..4 {
-        let s = Subject::whole(Principal::role(&a.id, "/", &format!("race-{n}")));
-        let h = e1.store.history(&s).await.unwrap();
-        assert_eq!(
-            h.iter()
-                .filter(|h| h.step == "quarantine" && h.outcome == Outcome::Done)
-                .count(),
-            1
-        );
-    }
-}
-
 #[tokio::test]
 async fn throttled_reads_are_retried_and_access_denied_is_recorded_without_stopping_others() {
     let a = Account::new().await;
@@ -469,36 +373,6 @@ async fn throttled_reads_are_retried_and_access_denied_is_recorded_without_stopp
     assert!(h
         .iter()
         .any(|e| e.outcome == Outcome::Failed && e.reason.contains("AccessDenied")));
-}
-
-#[tokio::test]
-async fn the_breaker_trips_at_max_actions_plus_one_and_stops_every_further_mutation() {
-    let a = Account::new().await;
-    for n in 0..4 {
-        a.role(&format!("mass-{n}"), 200, &[]).await;
-    }
-    let mut policy = Policy::default();
-    policy.breaker.max_actions_per_run = 2;
-    let engine = a.engine(policy).await;
-    engine.sweep(a.day(0)).await.unwrap();
-    emulator().clear_requests(&a.id);
-    let r = engine.tick(a.day(7)).await.unwrap();
-    assert!(r.breaker_tripped);
-    assert_eq!(steps(&r, Outcome::Done).len(), 2);
-    assert_eq!(steps(&r, Outcome::Skipped).len(), 2);
-    assert_eq!(
-        emulator().count_requests(&a.id, "AttachRolePolicy"),
-        2,
-        "no IAM mutation after the trip"
-    );
-    let breaker = engine.store.breaker(&a.id).await.unwrap();
-    assert!(breaker.tripped);
-    assert!(breaker.cause.unwrap().contains("more than 2"));
-
-    // Stays tripped across runs until reset.
-    let r = engine.tick(a.day(8)).await.unwrap();
-    assert_eq!(steps(&r, Outcome::Done).len(), 0);
-    assert_eq!(emulator().count_requests(&a.id, "AttachRolePolicy"), 2);
 }
 
 #[tokio::test]

@@ -27,12 +27,13 @@ mod adapters_iam;
 mod adapters_restore;
 mod adapters_ssm;
 
-// The engine against the emulator: the ladder, its guards and calls, tags, re-created
-// identities, Access Advisor confirmation and the SSM fallback.
+// The engine against the emulator: the ladder, its guards and calls, a step cut short at each
+// request, tags, re-created identities, Access Advisor confirmation and the SSM fallback.
 mod engine_calls;
 mod engine_confirm;
 mod engine_fallback;
 mod engine_guards;
+mod engine_interrupted;
 mod engine_ladder;
 mod engine_recreated;
 mod engine_tags;
@@ -54,6 +55,7 @@ mod security_hub;
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;
 mod cli_dry_run;
+mod cli_config;
 mod cli_operator;
 mod cli_plan;
 mod json_contract;
@@ -62,8 +64,12 @@ mod permissions;
 // The deployed roles' policies, enforced by the emulator.
 mod enforcement;
 
-// Reliability: seeded faults and crashes, duplicate and concurrent delivery; hostile input.
+// Reliability: seeded faults and crashes, duplicate and concurrent delivery, undo under fault,
+// the bugs these found; hostile input.
 mod chaos;
+mod chaos_delivery;
+mod chaos_regressions;
+mod chaos_undo;
 mod hostile_input;
 
 // The emulator harness itself, the dependency direction of `src/`, and this file.

@@ -90,7 +90,8 @@ export type DormantConfigOverrides = {
   readonly organization?: Partial<Omit<DormantConfig['organization'], 'role_name'>>;
 };
 
-/** The documented defaults (docs/design.md, 'Configuration'). */
+/** The Rust parser's defaults (docs/design.md, 'Configuration'); test/config.test.ts checks them
+ * against the binary's own (`dormant config --defaults --output json`). */
 export const DEFAULT_CONFIG: DormantConfig = {
   table: 'dormant',
   event_bus: 'default',

@@ -1,3 +1,4 @@
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { buildConfig, CONFIG_KEYS, DEFAULT_CONFIG, STACK_DEFAULTS } from '../lib/config';
@@ -30,7 +31,23 @@ const example = path.join(REPO_ROOT, 'dormant.example.toml');
   expect(sortAll(CONFIG_KEYS)).toEqual(sortAll(keys));
 });
 
-test('the defaults are the documented ones (docs/design.md, Configuration)', () => {
+// With DORMANT_BIN=path/to/dormant (the root test script sets it), the defaults are the binary's
+// own: `dormant config --defaults --output json` prints what the Rust parser fills in.
+const bin = process.env.DORMANT_BIN;
+(bin ? test : test.skip)("the defaults are the Rust binary's (dormant config --defaults)", () => {
+  const rust = JSON.parse(execFileSync(bin!, ['config', '--defaults', '--output', 'json'], { encoding: 'utf8' })) as Record<
+    string,
+    unknown
+  >;
+  // An optional key is null on the Rust side and left out here (min_age_days).
+  const present = (v: unknown): unknown =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== null).map(([k, x]) => [k, present(x)]))
+      : v;
+  expect(DEFAULT_CONFIG).toEqual(present(rust));
+});
+
+test('without overrides the stack passes on the defaults', () => {
   const c = buildConfig(undefined, { table: 't', event_bus: 'b', accounts: [], automationRoleArn: '' });
   // The one departure: a deployment reports to Security Hub; the CLI's default is off.
   expect(DEFAULT_CONFIG.security_hub).toEqual({ enabled: false, region: '' });

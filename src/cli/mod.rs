@@ -187,6 +187,13 @@ pub enum Command {
         #[arg(long, value_enum)]
         policy: Option<PolicyArg>,
     },
+    /// The configuration as dormant reads it (the file, every key it leaves out at its default),
+    /// as TOML or, with `--output json`, as the JSON the Lambda takes in DORMANT_CONFIG.
+    Config {
+        /// The built-in defaults instead (no file is read).
+        #[arg(long)]
+        defaults: bool,
+    },
     /// The circuit breaker: see whether it is tripped, or reset it.
     Breaker {
         #[command(subcommand)]
@@ -299,14 +306,25 @@ impl Cli {
 
 /// Loads the configuration: the named file, or ./dormant.toml when present, or the defaults.
 pub fn load_config(path: Option<&PathBuf>) -> std::result::Result<Config, ConfigError> {
+    Config::from_toml(&config_text(path)?)
+}
+
+/// The text of the configuration file [`load_config`] reads (empty when there is none).
+pub fn config_text(path: Option<&PathBuf>) -> std::result::Result<String, ConfigError> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| ConfigError {
+            field: String::new(),
+            message: format!("cannot read {}: {e}", p.display()),
+        })
+    };
     match path {
-        Some(p) => Config::from_toml_file(p),
+        Some(p) => read(p),
         None => {
             let default = PathBuf::from("dormant.toml");
             if default.exists() {
-                Config::from_toml_file(&default)
+                read(&default)
             } else {
-                Config::from_toml("")
+                Ok(String::new())
             }
         }
     }

@@ -24,9 +24,11 @@ use super::render::{
     BREAKER_TRIPPED,
 };
 use super::{
-    load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg, ReportFormat,
+    config_text, load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg,
+    ReportFormat,
 };
 use crate::app::commands::ListFilter;
+use crate::config::{Config, RawConfig};
 use crate::domain::PrincipalKind;
 
 pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
@@ -48,6 +50,21 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     }
     if !text.is_empty() {
         let _ = std::io::stdout().lock().write_all(&text);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Config { defaults } = cli.command {
+        // The defaults need no file, and a broken one must not stop them.
+        let raw = if defaults {
+            RawConfig::default()
+        } else {
+            let text = config_text(cli.config.as_ref())?;
+            // Checked as every command checks it; shown as written, defaults filled in.
+            Config::from_toml(&text)?;
+            RawConfig::from_toml(&text)?
+        };
+        let toml = toml::to_string(&raw)
+            .map_err(|e| Error::Usage(format!("cannot render the configuration: {e}")))?;
+        print_json_or(cli.output(), &raw, |_| toml.trim_end().to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
     let report_format = match &cli.command {
@@ -405,6 +422,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         | Command::Permissions { .. }
         | Command::Event { .. }
         | Command::Completions { .. }
+        | Command::Config { .. }
         | Command::Man => Ok(ExitCode::SUCCESS),
     }
 }

@@ -124,6 +124,25 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw = RawConfig::from_toml(text)?;
+        raw.validate()
+    }
+
+    /// The Lambda's form: the same shape as JSON.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let message = e.inner().to_string();
+            err(if field == "." { "" } else { &field }, message)
+        })?;
+        raw.validate()
+    }
+}
+
+impl RawConfig {
+    /// The file as written, every key it leaves out at its default; not yet checked.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| {
             let line = e
                 .span()
@@ -141,18 +160,7 @@ impl Config {
             };
             err(if field == "." { "" } else { &field }, message)
         })?;
-        raw.validate()
-    }
-
-    /// The Lambda's form: the same shape as JSON.
-    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let message = e.inner().to_string();
-            err(if field == "." { "" } else { &field }, message)
-        })?;
-        raw.validate()
+        Ok(raw)
     }
 }
 

@@ -146,13 +146,19 @@ impl Record {
         let Some(intent) = r.pending.take() else {
             return r;
         };
+        let mut ours: Vec<&String> = Vec::new();
         for effect in &intent.effects {
             if let Effect::DeactivateKeys { key_ids } = effect {
-                for id in key_ids {
-                    if !r.keys_deactivated.contains(id) {
-                        r.keys_deactivated.push(id.clone());
-                    }
-                }
+                ours.extend(key_ids);
+            }
+        }
+        // An intent that took over from an earlier attempt of a key deactivation finds the keys
+        // that attempt turned off already off and deactivates nothing itself; its record-after
+        // still lists them as dormant's (a release's or a notice's lists none).
+        ours.extend(&intent.after.keys_deactivated);
+        for id in ours {
+            if !r.keys_deactivated.contains(id) {
+                r.keys_deactivated.push(id.clone());
             }
         }
         if !r.stage.is_on_ladder() {

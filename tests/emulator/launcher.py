@@ -198,12 +198,20 @@ def provision_member_stack(account, region):
             pass
 
 
-def take_fault(account, service, operation):
+def names(entry):
+    """What a fault's `target` can match in a request: the IAM identity it names, or the
+    DynamoDB item's partition key."""
+    return {entry[k] for k in ("RoleName", "UserName", "pk") if k in entry}
+
+
+def take_fault(account, service, operation, entry):
     with lock:
         for fault in faults:
             if (fault["count"] > 0 and fault["service"] in ("*", service)
                     and fault["operation"] in ("*", operation)
-                    and fault["account"] in (None, account)):
+                    and fault["account"] in (None, account)
+                    and fault.get("target") in (None, *names(entry))
+                    and entry.get("sk", "").startswith(fault.get("sk") or "")):
                 fault["count"] -= 1
                 if fault["count"] == 0:
                     faults.remove(fault)
@@ -276,6 +284,17 @@ def over_policy_quota(account, operation, form):
             f"exceed quota for PoliciesPer{kind}: {POLICIES_PER_IDENTITY}</Message></Error><RequestId>"
             f"{uuid.uuid4()}</RequestId></ErrorResponse>")
     return 409, [("Content-Type", "text/xml")], body
+def item_key(service, raw):
+    """`pk` and `sk` of the item a DynamoDB GetItem/PutItem/DeleteItem names (for the log and
+    for targeted faults); nothing for other requests."""
+    if service != "dynamodb":
+        return {}
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    key = body.get("Key") or body.get("Item") or {}
+    return {k: key[k]["S"] for k in ("pk", "sk") if isinstance(key.get(k), dict) and "S" in key[k]}
 
 
 def respond(start_response, status, headers, body):
@@ -336,10 +355,21 @@ class Harness:
         if service == "iam" and re.fullmatch(r"\d{12}", account or ""):
             provision_member_stack(account, region)
         entry = {"account": account, "service": service, "operation": operation, "fault": None,
-                 **{k: form[k] for k in LOGGED_FIELDS if k in form}}
+                 **{k: form[k] for k in LOGGED_FIELDS if k in form}, **item_key(service, raw),
+                 "started": time.monotonic(), "ended": None}
         with lock:
             requests.append(entry)
-        fault = take_fault(account, service, operation)
+        try:
+            return self.handle(environ, start_response, entry, access_key, region, service,
+                               operation, target, form, raw)
+        finally:
+            # In flight from "started" to here: tests measure concurrency from the two.
+            entry["ended"] = time.monotonic()
+
+    def handle(self, environ, start_response, entry, access_key, region, service, operation,
+               target, form, raw):
+        account = entry["account"]
+        fault = take_fault(account, service, operation, entry)
         if fault:
             entry["fault"] = fault["fault"]
             if fault["fault"] == "latency":

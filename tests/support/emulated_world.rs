@@ -188,6 +188,15 @@ impl World {
         out
     }
 
+    /// The reverse of [`World::norm`]: placeholders back to this account's id and key ids.
+    pub fn denorm(&self, s: &str) -> String {
+        let mut out = s.replace("ACCOUNT", &self.id);
+        for (id, label) in self.keys.lock().unwrap().iter() {
+            out = out.replace(&format!("<{label}>"), id);
+        }
+        out
+    }
+
     // ---- the request log ------------------------------------------------------------------
 
     /// Moves the emulator's request log for this account into ours and clears it there, so that
@@ -394,26 +403,50 @@ impl World {
         emulator().inject_fault(&self.id, service, operation, fault, count);
     }
 
+    /// A fault on the next `count` requests that are `call`.
+    pub fn fault_on(&self, call: &Call, fault: Fault, count: u32) {
+        emulator().inject_fault_on(
+            &self.id,
+            &call.service,
+            &call.operation,
+            call.target.as_deref(),
+            call.sk.as_deref(),
+            fault,
+            count,
+        );
+    }
+
     pub fn clear_faults(&self) {
         emulator().clear_faults(&self.id);
     }
 
+    /// The faults still queued (not yet hit) in this account.
+    pub fn faults_left(&self) -> Vec<Value> {
+        emulator().faults(&self.id)
+    }
+
+    /// Takes the queued faults out (e.g. while an owner's own calls run); [`World::unpark_faults`]
+    /// puts them back as they were.
+    pub fn park_faults(&self) -> Vec<Value> {
+        let parked = self.faults_left();
+        self.clear_faults();
+        parked
+    }
+
+    pub fn unpark_faults(&self, parked: &[Value]) {
+        emulator().requeue_faults(parked);
+    }
+
     /// Runs `work` and kills it, as a Lambda timeout or a crash would, at the moment the first
-    /// IAM `operation` request is on the wire: the request is held by the emulator for
-    /// [`CRASH_HOLD`], the future is dropped as soon as the request has arrived, and then this
-    /// waits until the held request has been answered, so it has landed server-side (a request
-    /// already sent is carried out whether or not its caller lives to see the answer).
-    ///
-    /// `skip` earlier calls of `operation` go through (the crash hits call `skip + 1`).
-    ///
-    /// `None` if the crash happened; `Some(output)` if `work` finished without getting there.
+    /// IAM `operation` request is on the wire: see [`World::crash_on`].
     pub async fn crash_at<F: Future>(
         &self,
         operation: &str,
         skip: u32,
         work: F,
     ) -> Option<F::Output> {
-        self.crash_in("iam", operation, skip, work).await
+        self.crash_on(&Call::new("iam", operation), skip, work)
+            .await
     }
 
     /// [`World::crash_at`] for any service (`dynamodb`, `events`).
@@ -424,26 +457,52 @@ impl World {
         skip: u32,
         work: F,
     ) -> Option<F::Output> {
-        if skip > 0 {
-            self.fault(
-                service,
-                operation,
-                Fault::Latency(StdDuration::from_millis(1)),
-                skip,
-            );
+        self.crash_on(&Call::new(service, operation), skip, work)
+            .await
+    }
+
+    /// Runs `work` and kills it at the moment request number `skip + 1` that is `call` is on
+    /// the wire ([`World::arm_crash`], [`World::until_crash`]). `None` if the crash happened;
+    /// `Some(output)` if `work` finished without getting there (the armed crash is then taken
+    /// back).
+    pub async fn crash_on<F: Future>(&self, call: &Call, skip: u32, work: F) -> Option<F::Output> {
+        self.arm_crash(call, skip);
+        let out = self.until_crash(std::slice::from_ref(call), work).await;
+        if out.is_some() {
+            self.clear_faults();
         }
-        self.fault(service, operation, Fault::Latency(CRASH_HOLD), 1);
-        let hold_ms = u64::try_from(CRASH_HOLD.as_millis()).unwrap();
+        out
+    }
+
+    /// Arms a crash at request number `skip + 1` that is `call`: the `skip` earlier ones go
+    /// through (each counted by a 1 ms latency fault), that one is held by the emulator for
+    /// [`CRASH_HOLD`]. Stays armed across runs until one reaches it.
+    pub fn arm_crash(&self, call: &Call, skip: u32) {
+        if skip > 0 {
+            self.fault_on(call, Fault::Latency(StdDuration::from_millis(1)), skip);
+        }
+        self.fault_on(call, Fault::Latency(CRASH_HOLD), 1);
+    }
+
+    /// Whether a crash armed at `call` is still waiting for its request.
+    pub fn crash_armed(&self, call: &Call) -> bool {
+        holds(&self.faults_left(), call)
+    }
+
+    /// Runs `work` under armed crashes: as soon as one held request has reached the emulator,
+    /// `work` is dropped (nothing after that request runs: no commit, no audit), and this waits
+    /// until the held request has been carried out (a request already sent lands whether or not
+    /// its caller lives to see the answer). `None` if a crash happened, `Some(output)` if `work`
+    /// finished first (the crashes stay armed).
+    pub async fn until_crash<F: Future>(&self, armed: &[Call], work: F) -> Option<F::Output> {
+        if armed.is_empty() {
+            return Some(work.await);
+        }
         let arrived = async {
             loop {
                 tokio::time::sleep(StdDuration::from_millis(5)).await;
-                let pending = emulator().faults(&self.id).into_iter().any(|f| {
-                    f["service"] == service
-                        && f["operation"] == operation
-                        && f["fault"] == "latency"
-                        && f["latency_ms"] == json!(hold_ms)
-                });
-                if !pending {
+                let left = self.faults_left();
+                if armed.iter().any(|call| !holds(&left, call)) {
                     return;
                 }
             }
@@ -454,19 +513,104 @@ impl World {
             out = &mut work => Some(out),
             () = arrived => None,
         };
-        match out {
-            Some(out) => {
-                // Never reached `operation`: take the unused fault back.
-                self.clear_faults();
-                Some(out)
-            }
-            None => {
-                // Gone for good: nothing after the held request runs.
-                drop(work);
-                tokio::time::sleep(CRASH_HOLD + StdDuration::from_millis(400)).await;
-                None
+        if out.is_none() {
+            // Gone for good: nothing after the held request runs.
+            drop(work);
+            tokio::time::sleep(CRASH_HOLD + StdDuration::from_millis(400)).await;
+        }
+        out
+    }
+}
+
+/// Whether `faults` still hold a crash for `call` (see [`World::arm_crash`]).
+fn holds(faults: &[Value], call: &Call) -> bool {
+    let hold_ms = u64::try_from(CRASH_HOLD.as_millis()).unwrap();
+    faults.iter().any(|f| {
+        call.is_aimed_at_by(f) && f["fault"] == "latency" && f["latency_ms"] == json!(hold_ms)
+    })
+}
+
+/// One kind of request the chaos tests aim faults and crashes at: an operation of a service,
+/// optionally only where it names `target` (an IAM role or user name, a DynamoDB partition key)
+/// and a DynamoDB sort key `sk`. Counting the requests of one identity (not of the account)
+/// keeps a crash position the same from run to run, whatever order concurrently processed
+/// identities interleave in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub target: Option<String>,
+    pub sk: Option<String>,
+}
+
+impl Call {
+    pub fn new(service: &str, operation: &str) -> Self {
+        Call {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            target: None,
+            sk: None,
+        }
+    }
+
+    /// Only requests naming `target`.
+    pub fn on(mut self, target: &str) -> Self {
+        self.target = Some(target.to_string());
+        self
+    }
+
+    /// Only DynamoDB requests for items whose sort key starts with `sk`.
+    pub fn sk(mut self, sk: &str) -> Self {
+        self.sk = Some(sk.to_string());
+        self
+    }
+
+    /// The request a log entry shows, as narrowly as a fault can name it: the identity of an IAM
+    /// call, the item key of a DynamoDB one (of a timestamped sort key such as an audit entry's
+    /// `AUDIT#<time>#<id>`, its fixed prefix `AUDIT#`).
+    pub fn of(request: &Value) -> Self {
+        let mut call = Call::new(
+            request["service"].as_str().unwrap_or(""),
+            request["operation"].as_str().unwrap_or(""),
+        );
+        for field in ["RoleName", "UserName", "pk"] {
+            if let Some(t) = request[field].as_str() {
+                call.target = Some(t.to_string());
+                break;
             }
         }
+        if let Some(sk) = request["sk"].as_str() {
+            let fixed = sk.find('#').map_or(sk, |i| &sk[..=i]);
+            call.sk = Some(fixed.to_string());
+        }
+        call
+    }
+
+    /// Whether the queued fault `f` ([`World::faults_left`]) was aimed at exactly this call.
+    pub fn is_aimed_at_by(&self, f: &Value) -> bool {
+        f["service"] == self.service.as_str()
+            && f["operation"] == self.operation.as_str()
+            && f["target"].as_str() == self.target.as_deref()
+            && f["sk"].as_str() == self.sk.as_deref()
+    }
+
+    /// Whether this is a state item write (`PutItem` of a record's `STATE` item).
+    pub fn is_state_write(&self) -> bool {
+        self.operation == "PutItem" && self.sk.as_deref() == Some("STATE")
+    }
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.service, self.operation)?;
+        if let Some(t) = &self.target {
+            // Partition keys carry the account id: the subject part is enough to read.
+            write!(f, " on {}", t.rsplit(':').next().unwrap_or(t))?;
+        }
+        if let Some(k) = &self.sk {
+            write!(f, " {k}")?;
+        }
+        Ok(())
     }
 }
 
@@ -480,4 +624,24 @@ fn policy_names(attached: &[aws_sdk_iam::types::AttachedPolicy]) -> Vec<String> 
         .iter()
         .filter_map(|p| p.policy_name().map(str::to_string))
         .collect()
+}
+
+/// JSON for an assertion message that can be diffed by eye.
+pub fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap()
+}
+
+/// No step is recorded done twice for any subject of `done` ([`World::done_steps`]).
+pub fn assert_no_step_done_twice(done: &BTreeMap<String, Vec<String>>, context: &str) {
+    for (subject, steps) in done {
+        let mut seen = steps.clone();
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!(
+            before,
+            seen.len(),
+            "{context}: a step recorded done twice for {subject}: {steps:?}"
+        );
+    }
 }

@@ -312,8 +312,31 @@ impl Emulator {
         fault: Fault,
         count: u32,
     ) {
+        self.inject_fault_on(account, service, operation, None, None, fault, count);
+    }
+
+    /// [`Emulator::inject_fault`] narrowed to requests naming `target` (an IAM `RoleName` or
+    /// `UserName`, a DynamoDB item's `pk`) and, when given, DynamoDB items whose sort key starts
+    /// with `sk`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inject_fault_on(
+        &self,
+        account: &str,
+        service: &str,
+        operation: &str,
+        target: Option<&str>,
+        sk: Option<&str>,
+        fault: Fault,
+        count: u32,
+    ) {
         let mut request =
             json!({"account": account, "service": service, "operation": operation, "count": count});
+        if let Some(t) = target {
+            request["target"] = json!(t);
+        }
+        if let Some(k) = sk {
+            request["sk"] = json!(k);
+        }
         request["fault"] = json!(match fault {
             Fault::Throttle => "throttle",
             Fault::Http500 => "http500",
@@ -329,6 +352,14 @@ impl Emulator {
     /// Faults injected for `account` and not yet used up.
     pub fn faults(&self, account: &str) -> Vec<Value> {
         self.expect_list(&format!("/_dormant/faults?account={account}"))
+    }
+
+    /// Queues faults again as [`Emulator::faults`] listed them (in that order, with what was
+    /// left of each): to set them aside while a test's own calls run.
+    pub fn requeue_faults(&self, faults: &[Value]) {
+        for f in faults {
+            self.expect_ok("POST", "/_dormant/faults", Some(f));
+        }
     }
 
     pub fn clear_faults(&self, account: &str) {
@@ -352,6 +383,39 @@ impl Emulator {
             .iter()
             .filter(|r| r["operation"] == operation)
             .count()
+    }
+
+    /// The most requests of `entries` (from [`Emulator::requests`]) in flight at one instant,
+    /// counting those with the same `key` once; requests `key` maps to `None` are left out.
+    /// E.g. keyed by account: how many accounts were being worked on at once.
+    pub fn peak_in_flight(entries: &[Value], key: impl Fn(&Value) -> Option<String>) -> usize {
+        let mut edges: Vec<(f64, bool, String)> = Vec::new();
+        for e in entries {
+            let (Some(start), Some(end), Some(k)) =
+                (e["started"].as_f64(), e["ended"].as_f64(), key(e))
+            else {
+                continue;
+            };
+            edges.push((start, true, k.clone()));
+            edges.push((end, false, k));
+        }
+        // At the same instant an answer leaves before the next request arrives.
+        edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut open: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut peak = 0;
+        for (_, starts, k) in edges {
+            let n = open.entry(k.clone()).or_default();
+            if starts {
+                *n += 1;
+            } else {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&k);
+                }
+            }
+            peak = peak.max(open.len());
+        }
+        peak
     }
 
     pub fn clear_requests(&self, account: &str) {

@@ -188,6 +188,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
         if let Some(finding) = run.nominating_finding(&subject) {
             remember_nominating(&mut after, finding);
         }
+        // The same step decided again while its intent is pending (a release after a crashed
+        // undo, an exemption's release resumed) continues that intent: its done entry, keyed by
+        // the intent's start, is then written once however many runs it takes.
+        let resumes = resumes.or_else(|| {
+            let pending = record.pending.as_ref().filter(|i| i.step == step);
+            pending.map(|i| i.started_at)
+        });
         let started_at = resumes.unwrap_or(now);
         let earlier = record.pending.as_ref().filter(|_| resumes.is_some());
         let mut intent = Intent::new(step, started_at, effects.clone(), after.clone());

@@ -572,7 +572,18 @@ pub fn cooloff_covers(
     {
         return None;
     }
-    let whole = whole.filter(|w| w.stage == Stage::Released)?;
-    let end = whole.released_at? + policy.ladder.cooloff;
+    let whole = whole?;
+    let released_at = if whole.stage == Stage::Released {
+        whole.released_at?
+    } else {
+        // A release in flight (its run died or failed half-way; the keys it turns back on may
+        // already be on) covers them too, from when it began.
+        let intent = whole.pending.as_ref().filter(|i| i.step == Step::Release)?;
+        intent
+            .after
+            .released_at
+            .filter(|_| intent.after.stage == Stage::Released)?
+    };
+    let end = released_at + policy.ladder.cooloff;
     (now < end).then_some(end)
 }
