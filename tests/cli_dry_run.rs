@@ -320,6 +320,7 @@ async fn every_command_under_dry_run_changes_nothing_anywhere_or_refuses() {
         (vec!["breaker", "status"], false),
         (vec!["completions", "bash"], false),
         (vec!["man"], false),
+        (vec!["config"], false),
     ];
     let refused: Vec<Vec<&str>> = vec![
         vec!["init"],
