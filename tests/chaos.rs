@@ -364,7 +364,7 @@ async fn run_world(seed: Option<(u64, &Reference)>) -> Ran {
         let mut calls: Vec<RefCall> = w
             .drain_requests()
             .iter()
-            .map(|r| RefCall::of(r, |s| w.norm(s)))
+            .map(|r| RefCall::of(r, &w))
             .collect();
         // Identities worked on at once interleave their requests differently from run to run;
         // each one's own stay in order (the sort is stable), so a plan is the same every time.
