@@ -21,8 +21,13 @@
 //! How a crash is simulated: [`World::arm_crash`] has the emulator hold one request on the wire;
 //! the run is dropped as soon as that request has reached the emulator, and the held request is
 //! then carried out. That is what a Lambda timeout or a killed process does: the request already
-//! sent lands, nothing after it runs. A refusal (`AccessDenied` on that request) is not a crash:
-//! the engine sees the error and records a failure.
+//! sent lands, nothing after it runs; Lambda then retries the invocation after 1 and 3 minutes
+//! (`retryAttempts: 2` in the CDK app). A refusal (`AccessDenied` on that request) is not a
+//! crash: the engine sees the error and records a failure.
+//!
+//! A seed's run is the same every time: the plan depends only on the seed and the reference's
+//! requests (sorted, each identity's in their order), and every identity-specific fault and
+//! crash counts only that identity's (or item's, or key's) requests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -353,6 +358,7 @@ async fn run_world(seed: Option<(u64, &Reference)>) -> Ran {
                 calls: None,
                 is_undo: false,
                 released: BTreeSet::new(),
+                deleted: BTreeSet::new(),
             });
             continue;
         }
@@ -370,15 +376,18 @@ async fn run_world(seed: Option<(u64, &Reference)>) -> Ran {
         // each one's own stay in order (the sort is stable), so a plan is the same every time.
         calls.sort_by(|a, b| a.call.cmp(&b.call));
         // The journal line lists what the run did: `"release done role/NAME"`.
-        let released = line
-            .split('"')
-            .filter_map(|a| a.strip_prefix("release done "))
-            .filter_map(|id| principal_name(&format!(":{id}")))
-            .collect();
+        let did = |step: &str| {
+            line.split('"')
+                .filter_map(|a| a.strip_prefix(&format!("{step} done ")))
+                .filter_map(|id| principal_name(&format!(":{id}")))
+                .collect()
+        };
+        let (released, deleted) = (did("release"), did("delete"));
         steps.push(RefStep {
             calls: Some(calls),
             is_undo: matches!(act, Act::Undo(_)),
             released,
+            deleted,
         });
     }
 

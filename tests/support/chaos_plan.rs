@@ -83,6 +83,10 @@ pub struct RefStep {
     /// back by the next tick instead of the next sweep), so their requests here may never come:
     /// no fault aims at them.
     pub released: BTreeSet<String>,
+    /// Roles and users (or their credentials) the reference deleted at this step. A sweep reads
+    /// back the record of each principal it evaluated; a seed's run may delete it in a tick
+    /// instead, which does not: no fault aims at those reads.
+    pub deleted: BTreeSet<String>,
 }
 
 impl RefStep {
@@ -92,6 +96,10 @@ impl RefStep {
         calls
             .iter()
             .filter(|c| self.is_undo || c.about.as_ref().is_none_or(|a| !self.released.contains(a)))
+            .filter(|c| {
+                c.call.operation != "GetItem"
+                    || c.about.as_ref().is_none_or(|a| !self.deleted.contains(a))
+            })
             // A step's events go out with the run's others; a run that only releases may have none.
             .filter(|c| c.call.service != "events" || self.released.is_empty())
             .cloned()
