@@ -378,3 +378,109 @@ async fn server_errors_on_a_json_protocol_are_retried() {
     assert_eq!(got.parameter.unwrap().value.as_deref(), Some("observe"));
     assert_eq!(emulator().count_requests(&account, "GetParameter"), 3);
 }
+
+/// A fault can be aimed at one role or user (`target`) or one DynamoDB item (`target` = its
+/// `pk`, `sk` a prefix of its sort key): other requests of the operation pass it by. The log
+/// names each item request's key and when each request arrived and was answered.
+#[tokio::test]
+async fn a_fault_aimed_at_one_identity_or_item_hits_only_it_and_the_log_times_requests() {
+    let a = Account::new().await;
+    a.role("aimed-at", 10, &[]).await;
+    a.role("passed-by", 10, &[]).await;
+    let tag = |role: &'static str| {
+        a.iam
+            .tag_role()
+            .role_name(role)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+    };
+    let e = emulator();
+    e.inject_fault_on(
+        &a.id,
+        "iam",
+        "TagRole",
+        Some("aimed-at"),
+        None,
+        Fault::AccessDenied,
+        1,
+    );
+    tag("passed-by")
+        .await
+        .expect("another role's request passes");
+    assert_eq!(e.faults(&a.id).len(), 1, "not hit yet");
+    let err = tag("aimed-at")
+        .await
+        .expect_err("the aimed-at role's request");
+    assert_eq!(err.code(), Some("AccessDenied"));
+    assert!(e.faults(&a.id).is_empty());
+
+    let ddb = aws_sdk_dynamodb::Client::new(&a.sdk().await);
+    let put = |pk: &'static str, sk: &'static str| {
+        ddb.put_item()
+            .table_name("dormant")
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::S(sk.into()))
+            .send()
+    };
+    e.inject_fault_on(
+        &a.id,
+        "dynamodb",
+        "PutItem",
+        Some("ITEM#1"),
+        Some("AUDIT#"),
+        Fault::AccessDenied,
+        1,
+    );
+    put("ITEM#1", "STATE").await.expect("another sort key");
+    put("ITEM#2", "AUDIT#x").await.expect("another item");
+    put("ITEM#1", "AUDIT#2026#1")
+        .await
+        .expect_err("the aimed-at item");
+    assert!(e.faults(&a.id).is_empty());
+
+    e.inject_fault(
+        &a.id,
+        "iam",
+        "GetRole",
+        Fault::Latency(Duration::from_millis(200)),
+        1,
+    );
+    a.iam
+        .get_role()
+        .role_name("passed-by")
+        .send()
+        .await
+        .unwrap();
+    let log = e.requests(&a.id);
+    let puts: Vec<(String, String)> = log
+        .iter()
+        .filter(|r| r["operation"] == "PutItem")
+        .map(|r| {
+            (
+                r["pk"].as_str().unwrap().into(),
+                r["sk"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        puts.contains(&("ITEM#1".into(), "AUDIT#2026#1".into())),
+        "{puts:?}"
+    );
+    for r in &log {
+        let (start, end) = (r["started"].as_f64().unwrap(), r["ended"].as_f64().unwrap());
+        assert!(start <= end, "{r}");
+    }
+    let slow = log
+        .iter()
+        .rev()
+        .find(|r| r["operation"] == "GetRole")
+        .unwrap();
+    let took = slow["ended"].as_f64().unwrap() - slow["started"].as_f64().unwrap();
+    assert!(took >= 0.2, "in flight for the injected latency: {took}");
+}

@@ -199,9 +199,9 @@ def provision_member_stack(account, region):
 
 
 def names(entry):
-    """What a fault's `target` can match in a request: the IAM identity it names, or the
-    DynamoDB item's partition key."""
-    return {entry[k] for k in ("RoleName", "UserName", "pk") if k in entry}
+    """What a fault's `target` can match in a request: the IAM role, user or access key it names,
+    or the DynamoDB item's partition key."""
+    return {entry[k] for k in ("RoleName", "UserName", "AccessKeyId", "pk") if k in entry}
 
 
 def take_fault(account, service, operation, entry):

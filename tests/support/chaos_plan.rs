@@ -14,7 +14,7 @@ use std::time::Duration as StdDuration;
 
 use serde_json::Value;
 
-use super::emulated_world::{is_mutating, Call, Rng, CRASH_HOLD};
+use super::emulated_world::{is_mutating, Call, Rng, World, CRASH_HOLD};
 use super::emulator::Fault;
 
 /// One request of the reference run, as a fault can name it.
@@ -28,14 +28,16 @@ pub struct RefCall {
 }
 
 impl RefCall {
-    /// From a request log entry, with the account and key ids in it normalised by `norm`.
-    pub fn of(request: &Value, norm: impl Fn(&str) -> String) -> Self {
+    /// From a request log entry of `w`, with the account and key ids in it normalised.
+    pub fn of(request: &Value, w: &World) -> Self {
         let mut call = Call::of(request);
-        call.target = call.target.map(|t| norm(&t));
+        call.target = call.target.map(|t| w.norm(&t));
         let mutating = call.service == "iam" && is_mutating(&call.operation);
-        let about = match request["pk"].as_str() {
-            Some(pk) => principal_name(pk.rsplit('#').next().unwrap_or("")),
-            None => call.target.clone(),
+        let about = match (request["pk"].as_str(), &call.target) {
+            (Some(pk), _) => principal_name(pk.rsplit('#').next().unwrap_or("")),
+            // A key's own calls name only the key.
+            (None, Some(t)) if t.starts_with('<') => w.user_of_key(t),
+            (None, t) => t.clone(),
         };
         RefCall {
             call,
@@ -81,6 +83,10 @@ pub struct RefStep {
     /// back by the next tick instead of the next sweep), so their requests here may never come:
     /// no fault aims at them.
     pub released: BTreeSet<String>,
+    /// Roles and users (or their credentials) the reference deleted at this step. A sweep reads
+    /// back the record of each principal it evaluated; a seed's run may delete it in a tick
+    /// instead, which does not: no fault aims at those reads.
+    pub deleted: BTreeSet<String>,
 }
 
 impl RefStep {
@@ -90,6 +96,10 @@ impl RefStep {
         calls
             .iter()
             .filter(|c| self.is_undo || c.about.as_ref().is_none_or(|a| !self.released.contains(a)))
+            .filter(|c| {
+                c.call.operation != "GetItem"
+                    || c.about.as_ref().is_none_or(|a| !self.deleted.contains(a))
+            })
             // A step's events go out with the run's others; a run that only releases may have none.
             .filter(|c| c.call.service != "events" || self.released.is_empty())
             .cloned()

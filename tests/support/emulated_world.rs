@@ -100,6 +100,8 @@ pub struct World {
     account: Account,
     /// Access-key id → the test's label for it (ids are random per account).
     keys: Mutex<BTreeMap<String, String>>,
+    /// Access-key label → the user it belongs to.
+    key_users: Mutex<BTreeMap<String, String>>,
     /// Requests already drained from the emulator's log.
     log: Mutex<Vec<Value>>,
 }
@@ -117,6 +119,7 @@ impl World {
         World {
             account: Account::at(t0()).await,
             keys: Mutex::new(BTreeMap::new()),
+            key_users: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
         }
     }
@@ -166,6 +169,10 @@ impl World {
             .lock()
             .unwrap()
             .insert(id.clone(), label.to_string());
+        self.key_users
+            .lock()
+            .unwrap()
+            .insert(format!("<{label}>"), user.to_string());
         id
     }
 
@@ -177,6 +184,11 @@ impl World {
             .find(|(_, l)| l.as_str() == label)
             .map(|(id, _)| id.clone())
             .unwrap_or_else(|| panic!("no key labelled {label}"))
+    }
+
+    /// The user of a key, by its placeholder (`<label>`, see [`World::norm`]).
+    pub fn user_of_key(&self, placeholder: &str) -> Option<String> {
+        self.key_users.lock().unwrap().get(placeholder).cloned()
     }
 
     /// Replaces the account id and every known access-key id by stable placeholders.
@@ -531,7 +543,8 @@ fn holds(faults: &[Value], call: &Call) -> bool {
 }
 
 /// One kind of request the chaos tests aim faults and crashes at: an operation of a service,
-/// optionally only where it names `target` (an IAM role or user name, a DynamoDB partition key)
+/// optionally only where it names `target` (an IAM role, user or access key, a DynamoDB
+/// partition key)
 /// and a DynamoDB sort key `sk`. Counting the requests of one identity (not of the account)
 /// keeps a crash position the same from run to run, whatever order concurrently processed
 /// identities interleave in.
@@ -573,7 +586,8 @@ impl Call {
             request["service"].as_str().unwrap_or(""),
             request["operation"].as_str().unwrap_or(""),
         );
-        for field in ["RoleName", "UserName", "pk"] {
+        // A key's own calls (`GetAccessKeyLastUsed`) name only the key.
+        for field in ["RoleName", "UserName", "AccessKeyId", "pk"] {
             if let Some(t) = request[field].as_str() {
                 call.target = Some(t.to_string());
                 break;

@@ -315,8 +315,8 @@ impl Emulator {
         self.inject_fault_on(account, service, operation, None, None, fault, count);
     }
 
-    /// [`Emulator::inject_fault`] narrowed to requests naming `target` (an IAM `RoleName` or
-    /// `UserName`, a DynamoDB item's `pk`) and, when given, DynamoDB items whose sort key starts
+    /// [`Emulator::inject_fault`] narrowed to requests naming `target` (an IAM `RoleName`,
+    /// `UserName` or `AccessKeyId`, a DynamoDB item's `pk`) and, when given, DynamoDB items whose sort key starts
     /// with `sk`.
     #[allow(clippy::too_many_arguments)]
     pub fn inject_fault_on(
