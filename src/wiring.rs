@@ -15,6 +15,7 @@ use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
 use crate::adapters::metrics::ApiCalls;
 use crate::adapters::organizations::AwsOrganizations;
+use crate::adapters::rate::{IamLimits, RateStats};
 use crate::adapters::retry::{classify, RetryPolicy};
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::adapters::ssm::SsmFallback;
@@ -71,6 +72,9 @@ pub struct EngineFactory {
     concurrency: usize,
     /// Identities of one account worked on at once.
     identity_concurrency: usize,
+    /// Each account's IAM rate limits, kept across the engines built for it (a Lambda rebuilds
+    /// an on-demand engine after [`ON_DEMAND_TTL`]; the rate it found stays).
+    limits: std::sync::Mutex<HashMap<String, Arc<IamLimits>>>,
 }
 
 // Every client counts its requests through the same interceptor.
@@ -156,6 +160,26 @@ impl EngineFactory {
             retry,
             concurrency: config.max_concurrent_accounts,
             identity_concurrency: config.max_concurrent_identities,
+            limits: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The IAM rate limits of `account`, shared by every engine this factory builds for it.
+    pub fn iam_limits(&self, account: &str) -> Arc<IamLimits> {
+        let mut all = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(account.to_string()).or_default().clone()
+    }
+
+    /// What the IAM limiters of every account have seen so far: requests, throttles.
+    pub fn iam_rate_stats(&self) -> RateStats {
+        let all = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        all.values().fold(RateStats::default(), |sum, l| {
+            let s = l.stats();
+            RateStats {
+                requests: sum.requests + s.requests,
+                throttles: sum.throttles + s.throttles,
+                rate: sum.rate.or(s.rate),
+            }
         })
     }
 
@@ -273,7 +297,8 @@ impl EngineFactory {
                 member.id.clone(),
                 self.retry,
             )
-            .in_partition(partition),
+            .in_partition(partition)
+            .with_limits(self.iam_limits(&member.id)),
             DynamoStore::new(
                 client!(self.calls, aws_sdk_dynamodb, &self.aws),
                 self.table.clone(),

@@ -389,21 +389,35 @@ async fn iam_rate_limits_throttle_each_class_and_account_separately() {
     a.create_role("/", "busy", &[]).await;
     other.create_role("/", "calm", &[]).await;
     // Slow enough that the refill during the test is far below one token.
-    emulator().set_iam_rates(&a.id, Some(Rate::new(0.01, 3.0)), Some(Rate::new(0.01, 2.0)));
+    emulator().set_iam_rates(
+        &a.id,
+        Some(Rate::new(0.01, 3.0)),
+        Some(Rate::new(0.01, 2.0)),
+    );
 
     let tag = |iam: &aws_sdk_iam::Client, role: &'static str| {
         let iam = iam.clone();
         async move {
             iam.tag_role()
                 .role_name(role)
-                .tags(aws_sdk_iam::types::Tag::builder().key("k").value("v").build().unwrap())
+                .tags(
+                    aws_sdk_iam::types::Tag::builder()
+                        .key("k")
+                        .value("v")
+                        .build()
+                        .unwrap(),
+                )
                 .send()
                 .await
         }
     };
     tag(&a.iam, "busy").await.expect("first write: a token");
-    tag(&a.iam, "busy").await.expect("second write: the burst's last token");
-    let err = tag(&a.iam, "busy").await.expect_err("third write: no token left");
+    tag(&a.iam, "busy")
+        .await
+        .expect("second write: the burst's last token");
+    let err = tag(&a.iam, "busy")
+        .await
+        .expect_err("third write: no token left");
     assert_eq!(err.code(), Some("Throttling"));
     assert_eq!(err.message(), Some("Rate exceeded"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
@@ -412,13 +426,20 @@ async fn iam_rate_limits_throttle_each_class_and_account_separately() {
 
     // Reads have their own bucket (3 tokens), untouched by the writes.
     for _ in 0..3 {
-        a.iam.get_role().role_name("busy").send().await.expect("a read token");
+        a.iam
+            .get_role()
+            .role_name("busy")
+            .send()
+            .await
+            .expect("a read token");
     }
     let err = a.iam.get_role().role_name("busy").send().await.unwrap_err();
     assert_eq!(err.code(), Some("Throttling"));
     // Another account is not limited at all.
     for _ in 0..5 {
-        tag(&other.iam, "calm").await.expect("no limit in another account");
+        tag(&other.iam, "calm")
+            .await
+            .expect("no limit in another account");
     }
 
     let rates = emulator().iam_rates(&a.id);
@@ -428,7 +449,9 @@ async fn iam_rate_limits_throttle_each_class_and_account_separately() {
     let log = emulator().requests(&a.id);
     let limited: Vec<_> = log.iter().filter(|r| r["rate_limited"] == true).collect();
     assert_eq!(limited.len(), 2, "{log:#?}");
-    assert!(limited.iter().all(|r| r["fault"] == "throttle" && r["status"] == 400));
+    assert!(limited
+        .iter()
+        .all(|r| r["fault"] == "throttle" && r["status"] == 400));
     emulator().set_iam_rates(&a.id, None, None);
 }
 

@@ -56,6 +56,9 @@ mod permissions;
 // The deployed roles' policies, enforced by the emulator.
 mod enforcement;
 
+// IAM's rate limits: the emulator's buckets, dormant's shared limiter, deadlines.
+mod rate_limits;
+
 // Reliability: seeded faults and crashes, duplicate and concurrent delivery; hostile input.
 mod chaos;
 mod hostile_input;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod breaker;
 pub mod commands;
+pub mod deadline;
 pub mod engine;
 pub mod event;
 pub mod fanout;

@@ -470,7 +470,10 @@ impl Rate {
     }
 
     fn json(rate: Option<Rate>) -> Value {
-        rate.map_or(Value::Null, |r| json!({"rate": r.per_second, "burst": r.burst}))
+        rate.map_or(
+            Value::Null,
+            |r| json!({"rate": r.per_second, "burst": r.burst}),
+        )
     }
 }
 
@@ -478,7 +481,8 @@ impl Emulator {
     /// Throttles `account`'s IAM reads (`Get*`, `List*`, `Generate*`, `Simulate*`) and writes
     /// (everything else) like AWS, each class with its own bucket; `None` lifts that limit.
     pub fn set_iam_rates(&self, account: &str, read: Option<Rate>, write: Option<Rate>) {
-        let body = json!({"account": account, "read": Rate::json(read), "write": Rate::json(write)});
+        let body =
+            json!({"account": account, "read": Rate::json(read), "write": Rate::json(write)});
         self.expect_ok("POST", "/_dormant/iam/rate", Some(&body));
     }
 
@@ -493,7 +497,11 @@ impl Emulator {
     /// `account`'s IAM buckets: `{"read": {"rate", "burst", "allowed", "throttled"}, "write": …}`
     /// (a class without a limit is absent).
     pub fn iam_rates(&self, account: &str) -> Value {
-        let all = self.expect_ok("GET", &format!("/_dormant/iam/rate?account={account}"), None);
+        let all = self.expect_ok(
+            "GET",
+            &format!("/_dormant/iam/rate?account={account}"),
+            None,
+        );
         all["accounts"][account].clone()
     }
 }
