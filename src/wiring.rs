@@ -74,7 +74,32 @@ pub struct EngineFactory {
     identity_concurrency: usize,
     /// Each account's IAM rate limits, kept across the engines built for it (a Lambda rebuilds
     /// an on-demand engine after [`ON_DEMAND_TTL`]; the rate it found stays).
-    limits: std::sync::Mutex<HashMap<String, Arc<IamLimits>>>,
+    limits: AccountLimits,
+}
+
+/// The IAM rate limits of every account a factory has built an engine for.
+#[derive(Debug, Clone, Default)]
+pub struct AccountLimits(Arc<std::sync::Mutex<HashMap<String, Arc<IamLimits>>>>);
+
+impl AccountLimits {
+    /// `account`'s limits, made on first use.
+    pub fn of(&self, account: &str) -> Arc<IamLimits> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(account.to_string()).or_default().clone()
+    }
+
+    /// What the limiters of every account have seen so far: requests, throttles.
+    pub fn stats(&self) -> RateStats {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.values().fold(RateStats::default(), |sum, l| {
+            let s = l.stats();
+            RateStats {
+                requests: sum.requests + s.requests,
+                throttles: sum.throttles + s.throttles,
+                rate: sum.rate.or(s.rate),
+            }
+        })
+    }
 }
 
 // Every client counts its requests through the same interceptor.
@@ -160,27 +185,13 @@ impl EngineFactory {
             retry,
             concurrency: config.max_concurrent_accounts,
             identity_concurrency: config.max_concurrent_identities,
-            limits: std::sync::Mutex::new(HashMap::new()),
+            limits: AccountLimits::default(),
         })
     }
 
-    /// The IAM rate limits of `account`, shared by every engine this factory builds for it.
-    pub fn iam_limits(&self, account: &str) -> Arc<IamLimits> {
-        let mut all = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry(account.to_string()).or_default().clone()
-    }
-
-    /// What the IAM limiters of every account have seen so far: requests, throttles.
-    pub fn iam_rate_stats(&self) -> RateStats {
-        let all = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-        all.values().fold(RateStats::default(), |sum, l| {
-            let s = l.stats();
-            RateStats {
-                requests: sum.requests + s.requests,
-                throttles: sum.throttles + s.throttles,
-                rate: sum.rate.or(s.rate),
-            }
-        })
+    /// The IAM rate limits of every account, shared by every engine this factory builds.
+    pub fn iam_limits(&self) -> &AccountLimits {
+        &self.limits
     }
 
     /// Every AWS request sent through this factory's clients, by operation.
@@ -298,7 +309,7 @@ impl EngineFactory {
                 self.retry,
             )
             .in_partition(partition)
-            .with_limits(self.iam_limits(&member.id)),
+            .with_limits(self.limits.of(&member.id)),
             DynamoStore::new(
                 client!(self.calls, aws_sdk_dynamodb, &self.aws),
                 self.table.clone(),

@@ -12,6 +12,7 @@ pub mod event;
 pub mod fanout;
 pub mod fleet;
 pub mod output;
+pub mod progress;
 mod run;
 pub mod sweep_queue;
 

@@ -17,6 +17,7 @@ use crate::wiring::{self, assemble, Actor, Assembly};
 
 use super::confirm::Confirm;
 use super::first_run::write_starter_config;
+use super::progress::Bar;
 use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
     permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow, View,
@@ -26,6 +27,8 @@ use super::{
     load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg, ReportFormat,
 };
 use crate::app::commands::ListFilter;
+use crate::app::deadline::{self, Deadline};
+use crate::app::progress;
 use crate::domain::PrincipalKind;
 
 pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
@@ -74,6 +77,8 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         }
         config.policy.dry_run = true;
     }
+    // From the start: set-up (configuration, AssumeRole) counts against it too.
+    let deadline = cli.deadline.map(Deadline::after);
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
     let out = cli.output();
     let view = View::new(cli.wide);
@@ -165,7 +170,10 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     }
 
     let Assembly {
-        fleet, api_calls, ..
+        fleet,
+        api_calls,
+        factory,
+        ..
     } = assemble(&config, &aws, Actor::Caller, retry).await?;
     let now = clock.now();
     // An ARN names its account; `role/NAME` needs a single configured account.
@@ -173,6 +181,8 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         IdentityArg::Subject(s) => fleet.engine(&s.principal.account),
         IdentityArg::Name { .. } => fleet.single(),
     };
+    // Made after the confirmations, which ask on the same terminal.
+    let bar = || Bar::on_terminal(out == Output::Json, factory.iam_limits().clone());
     match cli.command {
         Command::Sweep | Command::Tick => {
             let mut report = if matches!(cli.command, Command::Sweep) {
@@ -181,12 +191,12 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                     // A sweep takes the due steps too, deletions included.
                     confirm_deletions(&fleet, confirm, view, now, "sweep").await?;
                 }
-                fleet.sweep(now).await
+                bounded(deadline, bar(), fleet.sweep(now)).await
             } else {
                 if confirm.needed() {
                     confirm_deletions(&fleet, confirm, view, now, "tick").await?;
                 }
-                fleet.tick(now).await
+                bounded(deadline, bar(), fleet.tick(now)).await
             };
             report.api_calls = api_calls.snapshot();
             print_json_or(out, &report, |r| fleet_table(r, view))?;
@@ -396,6 +406,23 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         | Command::Completions { .. }
         | Command::Man => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// A sweep or tick within the deadline (if any), its progress on the bar (if any), the bar
+/// taken off the terminal before the report is printed.
+async fn bounded<F: std::future::Future>(
+    deadline: Option<Deadline>,
+    bar: Option<std::sync::Arc<Bar>>,
+    run: F,
+) -> F::Output {
+    let progress = bar
+        .clone()
+        .map(|b| b as std::sync::Arc<dyn crate::app::progress::Progress>);
+    let out = deadline::within(deadline, progress::within(progress, run)).await;
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    out
 }
 
 /// One format flag: `--output json` makes `report` JSON; `--format` still chooses, and the two
