@@ -50,6 +50,15 @@ class Emulator:
     def reset(self):
         self.call("POST", "reset")
 
+    def set_rates(self, account, throttle):
+        """IAM's token buckets for `account` (None lifts them): see tests/emulator/README.md."""
+        if throttle is None:
+            self.call("DELETE", f"iam/rate?account={account}")
+            return
+        w_rate, w_burst, r_rate, r_burst = throttle
+        self.call("POST", "iam/rate", {"account": account, "write": {"rate": w_rate, "burst": w_burst},
+                                       "read": {"rate": r_rate, "burst": r_burst}})
+
     def clear_log(self, account):
         self.call("DELETE", f"requests?account={account}")
 
@@ -99,6 +108,12 @@ def summarize_calls(entries):
         "iam_per_identity_reads": sum(iam.values()) - bulk - writes,
         "iam_writes": writes,
         "errors": dict(Counter(str(e.get("status")) for e in entries if (e.get("status") or 0) >= 400)),
+        "iam_throttled": sum(1 for e in entries if e.get("rate_limited")),
+        "iam_accepted_writes": sum(n for op, n in Counter(
+            e["operation"] for e in entries if e["service"] == "iam" and e.get("status") == 200
+            and not e.get("rate_limited")).items() if WRITE.match(op)),
+        "tagged": sorted({e.get("RoleName") or e.get("UserName") for e in entries
+                          if e["operation"] in ("TagRole", "TagUser") and e.get("status") == 200}),
     }
 
 
@@ -165,6 +180,11 @@ def check_self_report(m):
     return "agrees" if not diff else f"differs (dormant, emulator): {diff}"
 
 
+def throttled(emu, args, account, mode):
+    """The real pass runs under IAM's buckets when --throttle is given; the dry run never."""
+    emu.set_rates(account, args.throttle if mode == "real" else None)
+
+
 def run_dormant(emu, args, account, n, rdir):
     env = aws_env(args.endpoint, account)
     env["DORMANT_LOG"] = "warn"
@@ -178,7 +198,9 @@ def run_dormant(emu, args, account, n, rdir):
     out = {}
     for mode, extra in (("dry-run", ["--dry-run"]), ("real", [])):
         label = f"N{n}-dormant-{mode}"
+        throttled(emu, args, account, mode)
         m = measure(emu, account, [*base, *extra, "sweep"], env, HERE, label, rdir)
+        emu.set_rates(account, None)
         if m["exit_code"] == 0:
             m.update(found_dormant(rdir / f"{label}.out"))
             m["self_report_check"] = check_self_report(m)
@@ -200,7 +222,9 @@ def run_custodian(emu, args, account, n, rdir):
         # dry run's listing).
         cmd = [custodian, "run", "--cache", "memory", "-r", "us-east-1", "-s", str(outdir), *extra,
                str(HERE / "custodian.yml")]
+        throttled(emu, args, account, mode)
         m = measure(emu, account, cmd, env, HERE, label, rdir)
+        emu.set_rates(account, None)
         found = {}
         for policy, kind in (("dormant-roles", "roles"), ("dormant-users", "users"),
                              ("dormant-user-credentials", "credential_users")):
@@ -217,7 +241,9 @@ def run_boto3(emu, args, account, n, rdir):
     out = {}
     for mode, extra in (("dry-run", []), ("real", ["--apply"])):
         label = f"N{n}-boto3-{mode}"
+        throttled(emu, args, account, mode)
         m = measure(emu, account, [args.peer_python, str(HERE / "peer_boto3.py"), *extra], env, HERE, label, rdir)
+        emu.set_rates(account, None)
         if m["exit_code"] == 0:
             m.update(json.loads((rdir / f"{label}.out").read_text()))
         out[mode] = m
@@ -291,6 +317,37 @@ def build_report(results):
     return "\n".join(lines)
 
 
+def throttled_verdicts(results):
+    """Under IAM's buckets: each tool's real pass against the floor (its IAM writes / the write
+    rate), its throttled share and what it failed to tag."""
+    w_rate, w_burst, r_rate, r_burst = results["throttle"]
+    out = [f"Under IAM buckets of {w_rate:g} writes/s (burst {w_burst:g}) and {r_rate:g} reads/s "
+           f"(burst {r_burst:g}), real passes:"]
+    for n, per_n in results["runs"].items():
+        truth = per_n["truth"]
+        want = truth["dormant_roles"] + truth["dormant_users"] + truth["idle_keys"] + truth["idle_passwords"]
+        for tool in TOOLS:
+            if tool not in per_n:
+                continue
+            m = per_n[tool]["real"]
+            c = m["calls"]
+            writes = c["iam_accepted_writes"]
+            floor = writes / w_rate
+            failed = (m.get("outcomes") or {})
+            failed_steps = sum(v for k, v in failed.items() if k.endswith(":failed"))
+            not_tagged = want - len(c["tagged"])
+            line = (f"  N={n} {tool}: {m['wall_s']:.1f} s = {ratio(m['wall_s'], floor)} x the floor "
+                    f"({writes} IAM writes / {w_rate:g} = {floor:.1f} s); throttled {c['iam_throttled']} of "
+                    f"{c['iam_total']} IAM requests ({100 * c['iam_throttled'] / max(c['iam_total'], 1):.1f} %); "
+                    f"identities not tagged {not_tagged} of {want}; exit {m['exit_code']}")
+            if tool == "dormant":
+                line += f"; failed steps {failed_steps}"
+            out.append(line)
+            m["throttled_verdict"] = {"floor_s": floor, "ratio": m["wall_s"] / floor if floor else None,
+                                      "throttled": c["iam_throttled"], "not_tagged": not_tagged}
+    return "\n".join(out)
+
+
 def build_targets(results):
     out = []
     for n, per_n in results["runs"].items():
@@ -346,8 +403,15 @@ def main():
     ap.add_argument("--peer-python", required=True, help="python of bench/.venv (c7n + boto3)")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--threads", type=int, default=8, help="seeding threads")
+    ap.add_argument("--throttle", default=None, metavar="W/WB/R/RB",
+                    help="run the real passes under IAM token buckets: writes/s, write burst, reads/s, "
+                         "read burst (e.g. 10/20/20/40)")
     ap.add_argument("ns", nargs="*", type=int, default=[1000])
     args = ap.parse_args()
+    if args.throttle:
+        args.throttle = tuple(float(x) for x in args.throttle.split("/"))
+        if len(args.throttle) != 4:
+            ap.error("--throttle takes W/WB/R/RB, e.g. 10/20/20/40")
 
     emu = Emulator(args.endpoint, args.launcher_pid)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -362,7 +426,7 @@ def main():
     git = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty", "--exclude", "*"],
                          capture_output=True, text=True).stdout.strip()
     results = {"started": stamp, "dormant_binary": args.dormant, "dormant_profile": args.dormant_profile,
-               "git": git,
+               "git": git, "throttle": args.throttle,
                "versions": versions, "cores": os.cpu_count(), "runs": {}}
     print(f"dormant: {args.dormant} ({args.dormant_profile} build, {versions['dormant']}, commit {git}); "
           f"c7n {versions['c7n']}; results in {rdir}", flush=True)
@@ -390,6 +454,8 @@ def main():
 
     table = build_report(results)
     targets = build_targets(results)
+    if results["throttle"]:
+        targets += "\n" + throttled_verdicts(results)
     (rdir / "results.json").write_text(json.dumps(results, indent=2))
     head = (f"dormant {results['dormant_profile']} build at commit {git}, c7n {versions['c7n']}, "
             f"{results['cores']} cores, load average at the end {os.getloadavg()[0]:.1f}\n\n")

@@ -8,6 +8,8 @@
 #   BENCH_RELEASE=1   build and use target/release/dormant (a clean release build takes ~13 min)
 #   BENCH_TOOLS=...   comma-separated subset of dormant,custodian,boto3 (default: all three)
 #   BENCH_THREADS=8   seeding threads
+#   BENCH_THROTTLE=10/20/20/40   real passes under IAM token buckets (writes/s, write burst,
+#                     reads/s, read burst; the emulator's /_dormant/iam/rate), with their floor
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- 1000
@@ -31,19 +33,20 @@ if [ ! -x /usr/bin/time ]; then
     || { echo "GNU time (/usr/bin/time) is needed: apt-get install time" >&2; exit 1; }
 fi
 
+target=${CARGO_TARGET_DIR:-target}
 if [ "${BENCH_RELEASE:-0}" = 1 ]; then
   echo "== building dormant (release)" >&2
   cargo build --quiet --release --bin dormant
 fi
-if [ -x target/release/dormant ]; then
-  bin=target/release/dormant profile=release
+if [ -x "$target/release/dormant" ]; then
+  bin=$target/release/dormant profile=release
   if [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" -print -quit)" ]; then
     echo "warning: $bin is older than the sources; BENCH_RELEASE=1 rebuilds it" >&2
   fi
 else
   echo "== building dormant (debug; BENCH_RELEASE=1 builds and uses a release build)" >&2
   cargo build --quiet --bin dormant
-  bin=target/debug/dormant profile=debug
+  bin=$target/debug/dormant profile=debug
 fi
 
 portfile=$(mktemp -u /tmp/dormant-bench-port.XXXXXX)
@@ -57,5 +60,6 @@ for _ in $(seq 100); do [ -s "$portfile" ] && break; sleep 0.1; done
 
 bench/.venv/bin/python bench/bench.py \
   --endpoint "http://127.0.0.1:$(cat "$portfile")" --launcher-pid "$emulator" \
-  --dormant "$PWD/$bin" --dormant-profile "$profile" --peer-python "$PWD/bench/.venv/bin/python" \
-  --tools "${BENCH_TOOLS:-dormant,custodian,boto3}" --threads "${BENCH_THREADS:-8}" "$@"
+  --dormant "$(realpath "$bin")" --dormant-profile "$profile" --peer-python "$PWD/bench/.venv/bin/python" \
+  --tools "${BENCH_TOOLS:-dormant,custodian,boto3}" --threads "${BENCH_THREADS:-8}" \
+  ${BENCH_THROTTLE:+--throttle "$BENCH_THROTTLE"} "$@"

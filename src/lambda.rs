@@ -4,6 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 
+use crate::app::deadline::{self, Deadline};
 use crate::app::event::{handle_event, EventError};
 use crate::app::fanout::SweepFanOut;
 use crate::app::fleet::{Engines, FleetSource};
@@ -42,9 +43,14 @@ pub struct ColdStart<'a, I, S, E: ?Sized> {
 /// How long before the Lambda's deadline an invocation gives up: time to answer and log.
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long before that a run stops starting identities (`app::deadline`), so that the steps
+/// under way finish and the run records where it stopped before the invocation gives up.
+pub const RUN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`invoke`], bounded by the time the Lambda has left (less [`DEADLINE_MARGIN`]): past it the
 /// invocation stops where it is and fails as retryable, instead of being killed mid-call. Every
-/// step is write-ahead, so the next run or the retry carries on from the intents.
+/// step is write-ahead, so the next run or the retry carries on from the intents. Before that,
+/// [`RUN_MARGIN`] earlier, its runs stop starting identities and record where they stopped.
 pub async fn invoke_within<I, S, E>(
     payload: Value,
     cold: &ColdStart<'_, I, S, E>,
@@ -57,7 +63,9 @@ where
     E: Engines<I, S> + ?Sized,
 {
     let budget = remaining.saturating_sub(DEADLINE_MARGIN);
-    match tokio::time::timeout(budget, invoke(payload, cold, now)).await {
+    let runs_until = Deadline::after(budget.saturating_sub(RUN_MARGIN));
+    let bounded = deadline::within(Some(runs_until), invoke(payload, cold, now));
+    match tokio::time::timeout(budget, bounded).await {
         Ok(answer) => answer,
         Err(_) => Err(EventError::Failed(Error::Port(PortError::new(
             ErrorKind::Transient,

@@ -234,6 +234,18 @@ pub trait Store: Send + Sync {
     /// When a dry-run sweep last ran in `account`; `None` if never.
     async fn last_dry_run(&self, account: &str) -> PortResult<Option<Timestamp>>;
 
+    /// Where the unfinished sweep pass of `account` stopped at a deadline: the principal ARN
+    /// the next run continues from. `None` when the last pass was complete.
+    async fn sweep_cursor(&self, account: &str) -> PortResult<Option<String>>;
+
+    /// Records where a sweep pass stopped (`Some(arn)`), or that it is complete (`None`).
+    async fn set_sweep_cursor(
+        &self,
+        account: &str,
+        cursor: Option<&str>,
+        now: Timestamp,
+    ) -> PortResult<()>;
+
     /// The account's breaker, with the stored version (0 when none is stored).
     async fn breaker(&self, account: &str) -> PortResult<BreakerState>;
 

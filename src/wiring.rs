@@ -15,6 +15,7 @@ use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
 use crate::adapters::metrics::ApiCalls;
 use crate::adapters::organizations::AwsOrganizations;
+use crate::adapters::rate::{IamLimits, RateStats};
 use crate::adapters::retry::{classify, RetryPolicy};
 use crate::adapters::security_hub::AwsSecurityHub;
 use crate::adapters::sqs::SqsSweepQueue;
@@ -78,6 +79,34 @@ pub struct EngineFactory {
     identity_concurrency: usize,
     /// Engines for a preview (see [`EngineFactory::previewing`]).
     preview: bool,
+    /// Each account's IAM rate limits, kept across the engines built for it (a Lambda rebuilds
+    /// an on-demand engine after [`ON_DEMAND_TTL`]; the rate it found stays).
+    limits: AccountLimits,
+}
+
+/// The IAM rate limits of every account a factory has built an engine for.
+#[derive(Debug, Clone, Default)]
+pub struct AccountLimits(Arc<std::sync::Mutex<HashMap<String, Arc<IamLimits>>>>);
+
+impl AccountLimits {
+    /// `account`'s limits, made on first use.
+    pub fn of(&self, account: &str) -> Arc<IamLimits> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(account.to_string()).or_default().clone()
+    }
+
+    /// What the limiters of every account have seen so far: requests, throttles.
+    pub fn stats(&self) -> RateStats {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.values().fold(RateStats::default(), |sum, l| {
+            let s = l.stats();
+            RateStats {
+                requests: sum.requests + s.requests,
+                throttles: sum.throttles + s.throttles,
+                rate: sum.rate.or(s.rate),
+            }
+        })
+    }
 }
 
 // Every client counts its requests through the same interceptor.
@@ -189,7 +218,13 @@ impl EngineFactory {
             concurrency: config.max_concurrent_accounts,
             identity_concurrency: config.max_concurrent_identities,
             preview: false,
+            limits: AccountLimits::default(),
         })
+    }
+
+    /// The IAM rate limits of every account, shared by every engine this factory builds.
+    pub fn iam_limits(&self) -> &AccountLimits {
+        &self.limits
     }
 
     /// Every AWS request sent through this factory's clients, by operation.

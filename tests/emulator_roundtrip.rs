@@ -484,3 +484,99 @@ async fn a_fault_aimed_at_one_identity_or_item_hits_only_it_and_the_log_times_re
     let took = slow["ended"].as_f64().unwrap() - slow["started"].as_f64().unwrap();
     assert!(took >= 0.2, "in flight for the injected latency: {took}");
 }
+
+/// IAM's rate limit as AWS answers it: `Throttling` / "Rate exceeded" (HTTP 400, which the SDK
+/// classifies as a throttling error), reads and writes in separate buckets, per account.
+#[tokio::test]
+async fn iam_rate_limits_throttle_each_class_and_account_separately() {
+    use crate::support::emulator::Rate;
+    let a = Account::without_table().await;
+    let other = Account::without_table().await;
+    a.create_role("/", "busy", &[]).await;
+    other.create_role("/", "calm", &[]).await;
+    // Slow enough that the refill during the test is far below one token.
+    emulator().set_iam_rates(
+        &a.id,
+        Some(Rate::new(0.01, 3.0)),
+        Some(Rate::new(0.01, 2.0)),
+    );
+
+    let tag = |iam: &aws_sdk_iam::Client, role: &'static str| {
+        let iam = iam.clone();
+        async move {
+            iam.tag_role()
+                .role_name(role)
+                .tags(
+                    aws_sdk_iam::types::Tag::builder()
+                        .key("k")
+                        .value("v")
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+        }
+    };
+    tag(&a.iam, "busy").await.expect("first write: a token");
+    tag(&a.iam, "busy")
+        .await
+        .expect("second write: the burst's last token");
+    let err = tag(&a.iam, "busy")
+        .await
+        .expect_err("third write: no token left");
+    assert_eq!(err.code(), Some("Throttling"));
+    assert_eq!(err.message(), Some("Rate exceeded"));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let classified = dormant::adapters::retry::classify("TagRole", err);
+    assert!(classified.is_retryable(), "{classified}");
+
+    // Reads have their own bucket (3 tokens), untouched by the writes.
+    for _ in 0..3 {
+        a.iam
+            .get_role()
+            .role_name("busy")
+            .send()
+            .await
+            .expect("a read token");
+    }
+    let err = a.iam.get_role().role_name("busy").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("Throttling"));
+    // Another account is not limited at all.
+    for _ in 0..5 {
+        tag(&other.iam, "calm")
+            .await
+            .expect("no limit in another account");
+    }
+
+    let rates = emulator().iam_rates(&a.id);
+    assert_eq!(rates["write"]["allowed"], 2);
+    assert_eq!(rates["write"]["throttled"], 1);
+    assert_eq!(rates["read"]["throttled"], 1);
+    let log = emulator().requests(&a.id);
+    let limited: Vec<_> = log.iter().filter(|r| r["rate_limited"] == true).collect();
+    assert_eq!(limited.len(), 2, "{log:#?}");
+    assert!(limited
+        .iter()
+        .all(|r| r["fault"] == "throttle" && r["status"] == 400));
+    emulator().set_iam_rates(&a.id, None, None);
+}
+
+/// A rate lowered in the middle of a run takes effect when asked, not before.
+#[tokio::test]
+async fn an_iam_rate_can_be_lowered_mid_run() {
+    use crate::support::emulator::Rate;
+    let a = Account::without_table().await;
+    a.create_role("/", "r", &[]).await;
+    emulator().set_iam_rates(&a.id, None, Some(Rate::new(1000.0, 1000.0)));
+    emulator().set_iam_write_rate_after(&a.id, Rate::new(0.01, 1.0), Duration::from_millis(300));
+    let untag = || a.iam.untag_role().role_name("r").tag_keys("k").send();
+    for _ in 0..5 {
+        untag().await.expect("the generous rate still holds");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    untag().await.expect("the lowered bucket keeps one token");
+    let err = untag().await.expect_err("then the lowered rate throttles");
+    assert_eq!(err.code(), Some("Throttling"));
+    assert_eq!(emulator().iam_rates(&a.id)["write"]["rate"], 0.01);
+    emulator().set_iam_rates(&a.id, None, None);
+}

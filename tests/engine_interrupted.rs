@@ -185,7 +185,9 @@ async fn two_ticks_racing_take_each_step_once_and_make_no_iam_call_twice() {
     let mut changes = iam_changes(&w.all_requests());
     changes.sort();
     let mut expected: Vec<(String, String)> = (0..4)
-        .flat_map(|n| ["AttachRolePolicy", "TagRole"].map(|op| (op.to_string(), format!("race-{n}"))))
+        .flat_map(|n| {
+            ["AttachRolePolicy", "TagRole"].map(|op| (op.to_string(), format!("race-{n}")))
+        })
         .collect();
     expected.sort();
     assert_eq!(changes, expected, "every IAM change once, none twice");

@@ -54,8 +54,8 @@ mod security_hub;
 
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;
-mod cli_dry_run;
 mod cli_config;
+mod cli_dry_run;
 mod cli_operator;
 mod cli_plan;
 mod json_contract;
@@ -63,6 +63,9 @@ mod permissions;
 
 // The deployed roles' policies, enforced by the emulator.
 mod enforcement;
+
+// IAM's rate limits: the emulator's buckets, dormant's shared limiter, deadlines.
+mod rate_limits;
 
 // Reliability: seeded faults and crashes, duplicate and concurrent delivery, undo under fault,
 // the bugs these found; hostile input.

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use percent_encoding::percent_decode_str;
 use tracing::{debug, info, warn};
 
 use super::paging::all_pages;
+use super::rate::{ApiClass, IamLimits};
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
 use crate::domain::quarantine::is_quarantine_name;
@@ -53,6 +55,8 @@ pub struct AwsIam {
     retry: RetryPolicy,
     /// A preview's IAM (`--dry-run`): effects and restores are refused.
     read_only: bool,
+    /// The account's IAM rate limits, shared by every worker; `None` leaves pacing to retries.
+    limits: Option<Arc<IamLimits>>,
 }
 
 impl AwsIam {
@@ -63,6 +67,7 @@ impl AwsIam {
             partition: DEFAULT_PARTITION.to_string(),
             retry,
             read_only: false,
+            limits: None,
         }
     }
 
@@ -85,6 +90,13 @@ impl AwsIam {
         }
     }
 
+    /// Paces every call by the account's limiters (one per API class, shared with every other
+    /// client of the account that holds the same `limits`).
+    pub fn with_limits(mut self, limits: Arc<IamLimits>) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// The partition of the account (`aws-cn`, `aws-us-gov`, …), for the ARNs of its principals.
     pub fn in_partition(mut self, partition: &str) -> Self {
         self.partition = partition.to_string();
@@ -99,7 +111,13 @@ impl AwsIam {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         debug!(operation = op, account = %self.account, "IAM call");
-        self.retry.call(op, f).await
+        match &self.limits {
+            Some(limits) => {
+                let limiter = limits.of(ApiClass::of(op));
+                self.retry.call_limited(op, limiter, f).await
+            }
+            None => self.retry.call(op, f).await,
+        }
     }
 
     /// Every page of a `Marker`/`IsTruncated` listing. `split` returns a page's items,

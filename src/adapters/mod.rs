@@ -10,6 +10,7 @@ pub mod iam;
 pub mod metrics;
 pub mod organizations;
 pub mod paging;
+pub mod rate;
 pub mod retry;
 pub mod security_hub;
 pub mod sqs;

@@ -9,7 +9,12 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
+use super::rate::Limiter;
 use super::{ErrorKind, PortError, PortResult};
+
+/// Throttles in a row one request waits out through its limiter before it counts as a failed
+/// attempt (then [`RetryPolicy`] backs off and tries again).
+const PACED_RETRIES: u32 = 10;
 
 /// Turns any SDK error into a [`PortError`] that keeps the AWS error code.
 pub fn classify<E>(operation: &str, err: SdkError<E, HttpResponse>) -> PortError
@@ -48,6 +53,26 @@ where
         (None, false) => message,
     };
     PortError::new(kind, operation, message)
+}
+
+/// Whether the service said "too fast" (the codes the SDKs' retry classifiers treat as
+/// throttling, or HTTP 429).
+pub fn is_throttling<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(
+        err.code(),
+        Some(
+            "Throttling"
+                | "ThrottlingException"
+                | "ThrottledException"
+                | "RequestLimitExceeded"
+                | "TooManyRequestsException"
+                | "RequestThrottled"
+                | "RequestThrottledException"
+                | "SlowDown"
+        )
+    ) || err
+        .raw_response()
+        .is_some_and(|r| r.status().as_u16() == 429)
 }
 
 fn kind_of<E>(
@@ -145,6 +170,43 @@ impl RetryPolicy {
         self.run(|| {
             let fut = f();
             async move { fut.await.map_err(|e| classify(op, e)) }
+        })
+        .await
+    }
+
+    /// [`call`](Self::call), paced by `limiter` (shared by every worker of the account): each
+    /// attempt waits for its slot, and a throttle slows the limiter down for everyone and is
+    /// sent again through it, not after a backoff of its own.
+    pub async fn call_limited<T, E, F, Fut>(
+        &self,
+        op: &str,
+        limiter: &Limiter,
+        f: F,
+    ) -> PortResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let f = &f;
+        self.run(|| async move {
+            let mut throttles = 0;
+            loop {
+                let ticket = limiter.acquire().await;
+                match f().await {
+                    Err(e) if is_throttling(&e) => {
+                        limiter.throttled(ticket);
+                        throttles += 1;
+                        if throttles >= PACED_RETRIES {
+                            return Err(classify(op, e));
+                        }
+                    }
+                    other => {
+                        limiter.accepted(ticket);
+                        return other.map_err(|e| classify(op, e));
+                    }
+                }
+            }
         })
         .await
     }

@@ -145,9 +145,7 @@ async fn nominate_all<I: Iam + 'static, S: Store + 'static>(
             continue;
         }
         let part = nominate(fleet, finding, id, now).await?;
-        report.evaluated += part.evaluated;
-        report.actions.extend(part.actions);
-        report.breaker_tripped |= part.breaker_tripped;
+        report.add(part);
     }
     if report.failed() > 0 {
         warn!(event_id = %id, failed = report.failed(), "some steps failed; they are recorded and retried on the next run");
@@ -192,6 +190,7 @@ async fn nominate<I: Iam + 'static, S: Store + 'static>(
                     reason,
                 }],
                 breaker_tripped: false,
+                unfinished: 0,
             });
         }
     };

@@ -60,9 +60,7 @@ pub fn add_account_run(
         evaluated: r.evaluated,
         error: None,
     });
-    run.evaluated += r.evaluated;
-    run.actions.extend(r.actions);
-    run.breaker_tripped |= r.breaker_tripped;
+    run.add(r);
 }
 
 impl FleetReport {

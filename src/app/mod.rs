@@ -6,12 +6,14 @@
 pub mod accounts;
 pub mod breaker;
 pub mod commands;
+pub mod deadline;
 pub mod engine;
 pub mod event;
 pub mod fanout;
 pub mod fleet;
 pub mod mode;
 pub mod output;
+pub mod progress;
 mod run;
 pub mod sweep_queue;
 

@@ -22,9 +22,24 @@ pub struct RunReport {
     pub evaluated: usize,
     pub actions: Vec<ActionReport>,
     pub breaker_tripped: bool,
+    /// Identities a sweep left for the next run at its deadline (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unfinished: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RunReport {
+    /// Adds another run's report (one account's, one finding's) to this one.
+    pub fn add(&mut self, other: RunReport) {
+        self.evaluated += other.evaluated;
+        self.actions.extend(other.actions);
+        self.breaker_tripped |= other.breaker_tripped;
+        self.unfinished += other.unfinished;
+    }
+
     pub fn failed(&self) -> usize {
         self.actions
             .iter()

@@ -11,7 +11,9 @@ use crate::domain::{
     PrincipalKind, Record, Scope, Step, Subject, Timestamp,
 };
 
+use super::deadline::{Deadline, Pace};
 use super::output::{ActionReport, RunReport};
+use super::progress::Progress;
 
 /// `PutEvents` takes at most 10 entries per call.
 pub(crate) const EVENTS_PER_CALL: usize = 10;
@@ -24,6 +26,10 @@ pub(crate) struct Run {
     note: Option<String>,
     /// The Security Hub finding that nominated this run's principal.
     origin: Option<Origin>,
+    /// `Some` when the run has a deadline: whether another identity may start.
+    pace: Option<Pace>,
+    /// Where identities done and steps taken are told, if anywhere.
+    progress: Option<std::sync::Arc<dyn Progress>>,
     state: Mutex<RunState>,
 }
 
@@ -53,6 +59,8 @@ impl Run {
             event_id,
             note: None,
             origin: None,
+            pace: None,
+            progress: super::progress::current(),
             state: Mutex::new(RunState {
                 budget,
                 report: RunReport::default(),
@@ -96,6 +104,34 @@ impl Run {
         std::mem::take(&mut self.state().hub)
     }
 
+    pub(crate) fn with_deadline(mut self, deadline: Option<Deadline>) -> Self {
+        self.pace = deadline.map(Pace::new);
+        self
+    }
+
+    /// Whether another identity may start: always without a deadline; with one, while the
+    /// slowest recent identity would still finish twice over.
+    pub(crate) fn may_start(&self) -> bool {
+        self.pace.as_ref().is_none_or(Pace::may_start)
+    }
+
+    /// One identity is done, in `time` (for [`may_start`](Self::may_start) and the progress).
+    pub(crate) fn identity_done(&self, time: std::time::Duration) {
+        if let Some(p) = &self.pace {
+            p.took(time);
+        }
+        if let Some(p) = &self.progress {
+            p.identity_done();
+        }
+    }
+
+    /// `n` identities to go through, for the progress.
+    pub(crate) fn add_total(&self, n: usize) {
+        if let Some(p) = &self.progress {
+            p.add_total(n);
+        }
+    }
+
     /// `reason`, with what the nominating source observed.
     pub(crate) fn with_note_on(&self, reason: &str) -> String {
         match &self.note {
@@ -134,6 +170,9 @@ impl Run {
     }
 
     pub(crate) fn report(&self, subject: &Subject, step: Step, outcome: Outcome, reason: &str) {
+        if let (Outcome::Done, Some(p)) = (outcome, &self.progress) {
+            p.step_taken();
+        }
         self.state().report.actions.push(ActionReport {
             identity: subject.id(),
             step,

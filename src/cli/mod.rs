@@ -14,6 +14,7 @@ use crate::error::Error;
 
 mod confirm;
 mod first_run;
+mod progress;
 mod render;
 mod run;
 
@@ -39,6 +40,11 @@ pub struct Cli {
     /// Fix the clock (RFC 3339), for tests and demos.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+
+    /// sweep, tick: stop starting identities when the time left would not finish them (e.g.
+    /// 90s, 14m, 1h); the run records where it stopped and the next sweep or tick continues.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<std::time::Duration>,
 
     /// Preview: decide and report what would happen, and write nothing anywhere (IAM, the
     /// table, events). Commands that only change state (init, breaker reset) refuse it.
@@ -256,6 +262,30 @@ fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("'{s}' is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+}
+
+/// `500ms`, `90s`, `14m`, `1h`, or a number of seconds.
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n > 0.0 && scale.is_finite() && (n * scale) < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(n * scale))
+        }
+        _ => Err(format!(
+            "'{s}' is not a duration: a positive number with ms, s, m or h (e.g. 90s, 14m)"
+        )),
+    }
 }
 
 fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {

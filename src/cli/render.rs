@@ -203,6 +203,12 @@ pub(super) fn run_summary(r: &RunReport) -> String {
     if r.breaker_tripped {
         s.push_str("; CIRCUIT BREAKER TRIPPED (`dormant breaker status` says why)");
     }
+    if r.unfinished > 0 {
+        s.push_str(&format!(
+            "; stopped at the deadline with {} left: the next sweep or tick continues",
+            plural(r.unfinished, "identity", "identities")
+        ));
+    }
     s
 }
 

@@ -18,6 +18,7 @@ use crate::wiring::{self, Actor, Assembly, EngineFactory};
 
 use super::confirm::Confirm;
 use super::first_run::{write_starter_config, LocalDryRuns};
+use super::progress::Bar;
 use super::render::{
     breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
     permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow, View,
@@ -28,6 +29,8 @@ use super::{
     ReportFormat,
 };
 use crate::app::commands::ListFilter;
+use crate::app::deadline::{self, Deadline};
+use crate::app::progress;
 use crate::config::{Config, RawConfig};
 use crate::domain::PrincipalKind;
 
@@ -81,6 +84,8 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     if let Some(why) = refusal(&cli.command, mode) {
         return Err(Error::Usage(why.to_string()));
     }
+    // From the start: set-up (configuration, AssumeRole) counts against it too.
+    let deadline = cli.deadline.map(Deadline::after);
     let clock = cli.now.map(Clock::fixed).unwrap_or_else(Clock::system);
     let out = cli.output();
     let view = View::new(cli.wide);
@@ -188,7 +193,10 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         factory = factory.previewing();
     }
     let Assembly {
-        fleet, api_calls, ..
+        fleet,
+        api_calls,
+        factory,
+        ..
     } = factory.assemble().await?;
     let local = LocalDryRuns::from_env();
     let now = clock.now();
@@ -197,6 +205,8 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         IdentityArg::Subject(s) => fleet.engine(&s.principal.account),
         IdentityArg::Name { .. } => fleet.single(),
     };
+    // Made after the confirmations, which ask on the same terminal.
+    let bar = || Bar::on_terminal(out == Output::Json, factory.iam_limits().clone());
     match cli.command {
         Command::Sweep | Command::Tick => {
             let mut report = if matches!(cli.command, Command::Sweep) {
@@ -205,7 +215,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                     // A sweep takes the due steps too, deletions included.
                     confirm_deletions(&fleet, confirm, view, now, "sweep").await?;
                 }
-                let report = fleet.sweep(now).await;
+                let report = bounded(deadline, bar(), fleet.sweep(now)).await;
                 if mode == Mode::Preview {
                     note_preview(&report, &local, &config.table, now);
                 }
@@ -214,7 +224,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
                 if confirm.needed() {
                     confirm_deletions(&fleet, confirm, view, now, "tick").await?;
                 }
-                fleet.tick(now).await
+                bounded(deadline, bar(), fleet.tick(now)).await
             };
             report.api_calls = api_calls.snapshot();
             print_json_or(out, &report, |r| fleet_table(r, view))?;
@@ -425,6 +435,23 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         | Command::Config { .. }
         | Command::Man => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// A sweep or tick within the deadline (if any), its progress on the bar (if any), the bar
+/// taken off the terminal before the report is printed.
+async fn bounded<F: std::future::Future>(
+    deadline: Option<Deadline>,
+    bar: Option<std::sync::Arc<Bar>>,
+    run: F,
+) -> F::Output {
+    let progress = bar
+        .clone()
+        .map(|b| b as std::sync::Arc<dyn crate::app::progress::Progress>);
+    let out = deadline::within(deadline, progress::within(progress, run)).await;
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    out
 }
 
 /// One format flag: `--output json` makes `report` JSON; `--format` still chooses, and the two

@@ -66,6 +66,107 @@ AUTOMATION_OPERATIONS = ("StartAutomationExecution", "GetAutomationExecution",
                          "StopAutomationExecution")
 last_activity = [time.monotonic()]
 enforce = [False]  # --enforce: requests with moto-issued credentials are authorised (authorize.py)
+# IAM's request rate limits, per account and class ("read"/"write"): AWS throttles IAM with token
+# buckets whose rates it does not publish. `default_rates` (the --iam-* flags) applies to an
+# account until /_dormant/iam/rate sets its own; None = unlimited (the default: tests that do not
+# ask for throttling never see it).
+default_rates = {"read": None, "write": None}
+buckets = {}  # (account, class) -> Bucket
+READ_PREFIXES = ("Get", "List", "Generate", "Simulate")
+
+
+class Bucket:
+    """A token bucket: `burst` tokens, refilled at `rate` per second; a request takes one or is
+    throttled (a throttled request takes none, as a refused one costs AWS nothing)."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens, self.at = self.burst, time.monotonic()
+        self.allowed = self.throttled = 0
+
+    def take(self):
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.allowed += 1
+            return True
+        self.throttled += 1
+        return False
+
+    def set(self, rate, burst):
+        """A new rate mid-run: the tokens earned so far stay (up to the new burst)."""
+        self.take_nothing()
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens = min(self.tokens, self.burst)
+
+    def take_nothing(self):
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def describe(self):
+        return {"rate": self.rate, "burst": self.burst, "allowed": self.allowed,
+                "throttled": self.throttled}
+
+
+def iam_class(operation):
+    return "read" if operation.startswith(READ_PREFIXES) else "write"
+
+
+def rate_limited(account, operation):
+    """True when IAM's bucket for this account and the operation's class has no token left.
+    Called under `lock`."""
+    cls = iam_class(operation)
+    bucket = buckets.get((account, cls))
+    if bucket is None:
+        spec = default_rates[cls]
+        if spec is None:
+            return False
+        bucket = buckets[(account, cls)] = Bucket(*spec)
+    return not bucket.take()
+
+
+def rate_spec(value, what):
+    """{"rate": R, "burst": B} (burst default 2 R) -> (R, B); None -> None (unlimited)."""
+    if value is None:
+        return None
+    rate = float(value["rate"])
+    burst = float(value.get("burst", 2 * rate))
+    if rate <= 0 or burst < 1:
+        raise HttpError(400, f"{what}: rate must be > 0 and burst >= 1, got {value!r}")
+    return rate, burst
+
+
+def set_rates(body):
+    """POST /_dormant/iam/rate: per account (or, without "account", the default for accounts
+    that have no rate of their own yet), for "read" and/or "write"; a key left out is unchanged,
+    null lifts the limit. Called under `lock`."""
+    account = body.get("account")
+    for cls in ("read", "write"):
+        if cls not in body:
+            continue
+        spec = rate_spec(body[cls], cls)
+        if account is None:
+            default_rates[cls] = spec
+            continue
+        bucket = buckets.get((account, cls))
+        if spec is None:
+            buckets.pop((account, cls), None)
+        elif bucket is None:
+            buckets[(account, cls)] = Bucket(*spec)
+        else:
+            bucket.set(*spec)
+
+
+def describe_rates(account):
+    out = {"default": {cls: (None if s is None else {"rate": s[0], "burst": s[1]})
+                       for cls, s in default_rates.items()}}
+    for (acct, cls), bucket in buckets.items():
+        if account in (None, acct):
+            out.setdefault("accounts", {}).setdefault(acct, {})[cls] = bucket.describe()
+    return out
 
 
 def parse_time(value):
@@ -145,6 +246,27 @@ def control(environ, path, query):
         if path == "requests" and method == "GET":
             # Copies: in-flight entries still get their "status" from other threads.
             return 200, [dict(r) for r in requests if account in (None, r["account"])]
+        if path == "iam/rate" and method == "POST":
+            delay = float(body.pop("after_seconds", 0) or 0)
+            if delay > 0:
+                # Lowering the rate in the middle of a run: checked now, applied later.
+                for cls in ("read", "write"):
+                    if cls in body:
+                        rate_spec(body[cls], cls)
+                timer = threading.Timer(delay, lambda: locked(set_rates, body))
+                timer.daemon = True
+                timer.start()
+            else:
+                set_rates(body)
+            return 200, {"ok": True}
+        if path == "iam/rate" and method == "GET":
+            return 200, describe_rates(account)
+        if path == "iam/rate" and method == "DELETE":
+            for key in [k for k in buckets if account in (None, k[0])]:
+                del buckets[key]
+            if account is None:
+                default_rates.update(read=None, write=None)
+            return 200, {"ok": True}
         if path == "sts/answer-as" and method == "POST":
             # Credentials of `account` that say they are `answer_as`: what a role ARN naming
             # the wrong account would give. Only GetCallerIdentity is affected.
@@ -170,6 +292,7 @@ def control(environ, path, query):
             requests.clear()
             automations.clear()
             impostors.clear()
+            buckets.clear()  # the --iam-* defaults stay: they are the server's configuration
             return 200, {"ok": True}
     raise HttpError(404, f"no control endpoint {method} /_dormant/{path}")
 
@@ -202,6 +325,11 @@ def names(entry):
     """What a fault's `target` can match in a request: the IAM role, user or access key it names,
     or the DynamoDB item's partition key."""
     return {entry[k] for k in ("RoleName", "UserName", "AccessKeyId", "pk") if k in entry}
+
+
+def locked(f, *args):
+    with lock:
+        return f(*args)
 
 
 def take_fault(account, service, operation, entry):
@@ -380,6 +508,11 @@ class Harness:
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)
+        if service == "iam" and locked(rate_limited, account, operation):
+            entry["fault"], entry["rate_limited"] = "throttle", True
+            status, headers, body = error_response(service, "throttle", None)
+            entry["status"] = status
+            return respond(start_response, status, headers, body)
         if enforce[0]:
             refused = authorized(entry, account, access_key, service, operation, region, form, raw,
                                  environ, target)
@@ -522,8 +655,18 @@ def main():
     parser.add_argument("--idle-exit", type=float, default=0, help="exit after this many idle seconds")
     parser.add_argument("--enforce", action="store_true",
                         help="authorise requests signed with moto-issued credentials (authorize.py)")
+    for cls in ("read", "write"):
+        parser.add_argument(f"--iam-{cls}-rate", type=float, default=None,
+                            help=f"IAM {cls}s per second per account (default: unlimited)")
+        parser.add_argument(f"--iam-{cls}-burst", type=float, default=None,
+                            help=f"IAM {cls} bucket size (default: twice the rate)")
     args = parser.parse_args()
     enforce[0] = args.enforce
+    for cls in ("read", "write"):
+        rate = getattr(args, f"iam_{cls}_rate")
+        if rate is not None:
+            burst = getattr(args, f"iam_{cls}_burst")
+            default_rates[cls] = rate_spec({"rate": rate, **({"burst": burst} if burst else {})}, cls)
     if args.enforce:
         authorize.aws_shaped_user_ids()
 

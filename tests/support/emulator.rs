@@ -519,3 +519,53 @@ impl Emulator {
         assert_eq!(code, 200, "{body}");
     }
 }
+
+/// One of IAM's request rate limits in the emulator: a token bucket of `burst` requests refilled
+/// at `per_second` (tests/emulator/README.md, 'Rate limits').
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Rate {
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        Rate { per_second, burst }
+    }
+
+    fn json(rate: Option<Rate>) -> Value {
+        rate.map_or(
+            Value::Null,
+            |r| json!({"rate": r.per_second, "burst": r.burst}),
+        )
+    }
+}
+
+impl Emulator {
+    /// Throttles `account`'s IAM reads (`Get*`, `List*`, `Generate*`, `Simulate*`) and writes
+    /// (everything else) like AWS, each class with its own bucket; `None` lifts that limit.
+    pub fn set_iam_rates(&self, account: &str, read: Option<Rate>, write: Option<Rate>) {
+        let body =
+            json!({"account": account, "read": Rate::json(read), "write": Rate::json(write)});
+        self.expect_ok("POST", "/_dormant/iam/rate", Some(&body));
+    }
+
+    /// Changes `account`'s IAM write rate `after` from now (the rate lowered in the middle of a
+    /// run).
+    pub fn set_iam_write_rate_after(&self, account: &str, write: Rate, after: Duration) {
+        let body = json!({"account": account, "write": Rate::json(Some(write)),
+                          "after_seconds": after.as_secs_f64()});
+        self.expect_ok("POST", "/_dormant/iam/rate", Some(&body));
+    }
+
+    /// `account`'s IAM buckets: `{"read": {"rate", "burst", "allowed", "throttled"}, "write": …}`
+    /// (a class without a limit is absent).
+    pub fn iam_rates(&self, account: &str) -> Value {
+        let all = self.expect_ok(
+            "GET",
+            &format!("/_dormant/iam/rate?account={account}"),
+            None,
+        );
+        all["accounts"][account].clone()
+    }
+}

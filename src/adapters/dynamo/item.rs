@@ -10,6 +10,10 @@ pub(super) fn breaker_pk(account: &str) -> String {
     format!("BREAKER#{account}")
 }
 
+pub(super) fn sweep_pk(account: &str) -> String {
+    format!("SWEEP#{account}")
+}
+
 pub(super) fn dry_run_pk(account: &str) -> String {
     format!("DRYRUN#{account}")
 }

@@ -552,6 +552,29 @@ impl Store for DynamoStore {
         self.put(item).await
     }
 
+    async fn sweep_cursor(&self, account: &str) -> PortResult<Option<String>> {
+        let item = self.get(&sweep_pk(account), "CURSOR").await?;
+        Ok(item
+            .map(|i| attr_s(&i, "from").to_string())
+            .filter(|from| !from.is_empty()))
+    }
+
+    async fn set_sweep_cursor(
+        &self,
+        account: &str,
+        cursor: Option<&str>,
+        now: Timestamp,
+    ) -> PortResult<()> {
+        // Like the dry-run marker, outside the `by_account` index; "" = the pass is complete.
+        let mut item = Item::new();
+        item.insert("pk".into(), s(&sweep_pk(account)));
+        item.insert("sk".into(), s("CURSOR"));
+        item.insert("kind".into(), s("sweep_cursor"));
+        item.insert("from".into(), s(cursor.unwrap_or_default()));
+        item.insert("at".into(), s(&key_time(now)));
+        self.put(item).await
+    }
+
     async fn last_dry_run(&self, account: &str) -> PortResult<Option<Timestamp>> {
         let Some(item) = self.get(&dry_run_pk(account), "DRYRUN").await? else {
             return Ok(None);

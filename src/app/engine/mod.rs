@@ -13,6 +13,7 @@
 mod confirm;
 mod fallback;
 mod hub;
+mod pass;
 mod step;
 
 pub use fallback::FallbackSetup;
@@ -35,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::ports::{AccessAdvisor, Iam, Publisher, SecurityHub, Store};
 
 use super::breaker::Breaker;
+use super::deadline;
 use super::output::RunReport;
 use super::run::Run;
 use super::Mode;
@@ -193,7 +195,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             quarantines_in_window: breaker.quarantines_within_day(now),
             identities_in_account: breaker.identities,
         };
-        Ok(Run::new(budget, event_id.map(str::to_string)))
+        Ok(Run::new(budget, event_id.map(str::to_string)).with_deadline(deadline::current()))
     }
 
     /// Evaluates every identity in the account and takes whatever step is due.
@@ -230,51 +232,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .or_default()
                 .push(r);
         }
-        let work: Vec<(Facts, Vec<Record>)> = bulk
-            .into_iter()
-            .map(|facts| {
-                let records = tracked.remove(&facts.principal.arn()).unwrap_or_default();
-                (facts, records)
-            })
-            .collect();
-        let total = work.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        // Identities are independent; the run's budget is shared and checked under its lock.
-        futures::stream::iter(work)
-            .for_each_concurrent(self.concurrency, |(facts, records)| {
-                let done = &done;
-                async move {
-                    if let Err(e) = self.sweep_principal(run, &facts, records, now).await {
-                        self.record_failure(
-                            run,
-                            &Subject::whole(facts.principal.clone()),
-                            None,
-                            &e,
-                        );
-                    }
-                    run.count_evaluated(1);
-                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if n.is_multiple_of(1000) {
-                        info!(done = n, of = total, "sweep progress");
-                    }
-                }
-            })
-            .await;
-        // Tracked principals the bulk listing did not show: look before concluding they are gone
-        // (a listing can end early).
-        for records in tracked.into_values() {
-            let live: Vec<Record> = records
-                .into_iter()
-                .filter(|r| r.stage != Stage::Deleted)
-                .collect();
-            let Some(first) = live.first() else { continue };
-            run.count_evaluated(1);
-            let principal = first.subject.principal.clone();
-            if let Err(e) = self.sweep_fresh(run, &principal, live, now).await {
-                self.record_failure(run, &Subject::whole(principal), None, &e);
-            }
-        }
-        Ok(())
+        self.sweep_pass(run, bulk, tracked, now).await
     }
 
     /// One principal of a sweep, decided on the bulk read where that is safe: a notice only
@@ -413,8 +371,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
     async fn tick_in_run(&self, run: &Run, now: Timestamp) -> Result<()> {
         let due = self.store.due(self.account(), now).await?;
         info!(account = self.account(), due = due.len(), "tick");
+        let total = due.len();
+        run.add_total(total);
+        let started = std::sync::atomic::AtomicUsize::new(0);
         futures::stream::iter(due)
+            // At the deadline the rest stays due, for the next run.
+            .take_while(|_| {
+                let go = run.may_start();
+                if go {
+                    started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                futures::future::ready(go)
+            })
             .for_each_concurrent(self.concurrency, |record| async move {
+                let began = std::time::Instant::now();
                 run.count_evaluated(1);
                 let subject = record.subject.clone();
                 let about = record.next_step;
@@ -430,9 +400,19 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 if let Err(e) = result {
                     self.record_failure(run, &subject, about, &e);
                 }
+                run.identity_done(began.elapsed());
             })
             .await;
-        Ok(())
+        let left = total - started.into_inner();
+        if left > 0 {
+            warn!(
+                account = self.account(),
+                left, "deadline: due steps left for the next run"
+            );
+            run.state().report.unfinished += left;
+        }
+        // What a sweep left at its deadline is the tick's too.
+        self.continue_pass(run, now).await
     }
 
     /// Evaluates one principal now (an event nominated it, or an operator asked).
