@@ -17,6 +17,7 @@ mod raw;
 mod validate;
 
 pub use raw::*;
+pub use validate::check_webhook;
 
 /// A configuration error: the field at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +107,20 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `Some` when dormant reports to Security Hub (`[security_hub] enabled = true`).
     pub security_hub: Option<SecurityHub>,
+    /// `Some` when owners are told (`[notify] enabled = true`).
+    pub notify: Option<Notify>,
+}
+
+/// Checked `[notify]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub routing: crate::domain::notify::Routing,
+    pub email_from: Option<String>,
+    /// Channel (`#team-a`) → webhook URL, as configured inline.
+    pub slack_webhooks: std::collections::BTreeMap<String, String>,
+    pub slack_webhooks_secret: Option<String>,
+    /// Where template overrides are read from.
+    pub templates: Option<std::path::PathBuf>,
 }
 
 /// Checked `[security_hub]`.
