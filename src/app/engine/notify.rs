@@ -54,7 +54,7 @@ impl NotifySetup {
 impl<I: Iam, S: Store> Engine<I, S> {
     /// Queues the messages about a committed `step` that left `after`. Nothing in a dry run, a
     /// preview, or without `[notify]`.
-    pub(super) async fn tell_owner(&self, run: &Run, after: &Record, step: Step, now: Timestamp) {
+    pub(crate) async fn tell_owner(&self, run: &Run, after: &Record, step: Step, now: Timestamp) {
         let Some(notify) = &self.notify else { return };
         if self.policy.dry_run || !self.mode().writes() {
             return;
