@@ -254,6 +254,58 @@ mod tests {
     }
 
     #[test]
+    fn notify_is_off_unless_asked_for_and_every_recipient_is_checked() {
+        assert_eq!(Config::from_toml("").unwrap().notify, None);
+        let on = Config::from_toml(
+            r##"[notify]
+enabled = true
+email_from = "dormant@example.com"
+fallback = "secops@example.com"
+feed = "sns:arn:aws:sns:us-east-1:111122223333:feed"
+routes = { "team-a" = "slack:#team-a", "111122223333" = "ops@example.com" }
+slack_webhooks = { "#team-a" = "https://hooks.slack.com/services/T/B/x" }
+"##,
+        )
+        .unwrap()
+        .notify
+        .unwrap();
+        assert_eq!(on.routing.owner_tags[0], "dormant:owner");
+        assert_eq!(on.routing.routes.len(), 2);
+        assert_eq!(on.email_from.as_deref(), Some("dormant@example.com"));
+        for (toml, field) in [
+            ("[notify]\nfallback = \"alice\"", "notify.fallback"),
+            (
+                "[notify]\nfeed = \"sns:arn:aws:sqs:us-east-1:111122223333:q\"",
+                "notify.feed",
+            ),
+            (
+                "[notify]\nroutes = { team = \"slack:team\" }",
+                "notify.routes.team",
+            ),
+            (
+                "[notify]\naccount_fallback = { \"12\" = \"a@example.com\" }",
+                "notify.account_fallback.12",
+            ),
+            (
+                "[notify]\nslack_webhooks = { \"#a\" = \"http://hooks.example.com\" }",
+                "notify.slack_webhooks.#a",
+            ),
+            (
+                "[notify]\nemail_from = \"Dormant <d@example.com>\"",
+                "notify.email_from",
+            ),
+            (
+                "[notify]\nenabled = true\nfallback = \"a@example.com\"",
+                "notify.email_from",
+            ),
+            ("[notify]\nowner_tags = [\"\"]", "notify.owner_tags"),
+            ("[notify]\nroute = {}", "notify.route"),
+        ] {
+            assert_eq!(field_of(toml), field, "{toml}");
+        }
+    }
+
+    #[test]
     fn security_hub_is_off_unless_asked_for_and_its_region_is_checked() {
         assert_eq!(Config::from_toml("").unwrap().security_hub, None);
         let on = Config::from_toml("[security_hub]\nenabled = true").unwrap();
