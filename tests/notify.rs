@@ -394,3 +394,53 @@ async fn slack_messages_stay_valid_json_with_mrkdwn_escaped_for_any_owner_tag() 
         "a section per identity: {text}"
     );
 }
+
+#[tokio::test]
+async fn the_owner_hears_of_each_step_down_to_the_delete_and_of_the_restore() {
+    let s = Setup::new().await;
+    let a = &s.a;
+    a.role("billing-etl", 120, &[("owner", "alice@example.com")])
+        .await;
+    let engine = s.engine().await;
+    engine.sweep(a.day(0)).await.unwrap();
+    // Bounded: the default ladder deletes within 30 days.
+    for day in 1..=40 {
+        engine.tick(a.day(day)).await.unwrap();
+        if !a.role_exists("billing-etl").await {
+            break;
+        }
+    }
+    assert!(
+        !a.role_exists("billing-etl").await,
+        "deleted along the ladder"
+    );
+    let bodies: Vec<String> = s.emails().into_iter().map(|e| e.2).collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("quarantined")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.iter().any(|b| b.contains("deletion on")),
+        "warned before the delete"
+    );
+    assert!(bodies
+        .iter()
+        .any(|b| b.contains("deleted (a snapshot is kept")));
+    let before = bodies.len();
+
+    let subject = a.role_subject("billing-etl");
+    engine
+        .restore(
+            &dormant::domain::IdentityArg::Subject(subject),
+            "still needed",
+            a.day(41),
+        )
+        .await
+        .unwrap();
+    let bodies: Vec<String> = s.emails().into_iter().map(|e| e.2).collect();
+    assert_eq!(bodies.len(), before + 1, "one message for the restore");
+    assert!(
+        bodies.iter().any(|b| b.contains("restored by")),
+        "{bodies:?}"
+    );
+}
