@@ -52,6 +52,9 @@ mod partitions;
 // ladder; BatchUpdateFindings (which moto lacks) against mocked answers.
 mod security_hub;
 
+// Owners and messages: digests per recipient over SES, SNS and a loopback Slack webhook.
+mod notify;
+
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;
 mod cli_config;

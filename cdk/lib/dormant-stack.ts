@@ -22,6 +22,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { securityHubStatements } from './security-hub';
+import { feedKeyStatement, feedTopic, notifyStatements, NotifyProps, senderOf, topicsIn } from './notify';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
@@ -75,6 +76,12 @@ export const SWEEP_QUEUE_ENV = 'DORMANT_SWEEP_QUEUE_URL';
 export interface DormantStackProps extends StackProps {
   /** Configuration overrides (everything but table, event_bus, accounts, fallback.automation_role). */
   readonly config?: DormantConfigOverrides;
+  /**
+   * Tell each identity's owner (`notify.enabled`): the SES identity messages are sent from and,
+   * optionally, the secret with the Slack webhook URLs. The stack creates the feed topic.
+   * @default no owner messages
+   */
+  readonly notify?: NotifyProps;
   /** The bus dormant's own events go to (`event_bus`). @default 'default' */
   readonly eventBusName?: string;
   /** Member account ids; each gets `{ id, role: arn:...:role/<memberRoleName> }` in `accounts`. */
@@ -113,7 +120,7 @@ export interface DormantStackProps extends StackProps {
  * queue's event source mapping). The tests hold the role to exactly this.
  */
 export function nonIdentityActions(
-  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean },
+  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean; notify?: { slack: boolean } },
   permissions: PermissionsFile = loadPermissions(),
 ): string[] {
   const of = (service: string) => controllerActions(permissions, service);
@@ -131,6 +138,9 @@ export function nonIdentityActions(
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
     // On unless the config turns it off (STACK_DEFAULTS).
     ...(opts.securityHub ?? true ? of('securityhub') : []),
+    // Owner messages; the feed topic's key lets the role publish to it.
+    ...(opts.notify ? [...of('ses'), ...of('sns'), 'kms:Decrypt', 'kms:GenerateDataKey'] : []),
+    ...(opts.notify?.slack ? of('secretsmanager') : []),
   ].sort();
 }
 
@@ -168,6 +178,8 @@ export class DormantStack extends Stack {
   public readonly sweepDlq?: sqs.Queue;
   public readonly lambdaAsset: LambdaAsset;
   public readonly memberRoleName: string;
+  /** With `notify`: the security team's feed of owner messages. */
+  public readonly feedTopic?: sns.Topic;
 
   constructor(scope: Construct, id: string, props: DormantStackProps = {}) {
     super(scope, id, props);
@@ -251,7 +263,7 @@ export class DormantStack extends Stack {
       ? eventBusName
       : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
-    this.config = buildConfig(props.config, {
+    let config = buildConfig(props.config, {
       table: this.table.tableName,
       event_bus: eventBusName,
       accounts: (props.memberAccounts ?? []).map((acct) => ({
@@ -261,6 +273,35 @@ export class DormantStack extends Stack {
       automationRoleArn: this.fallback.enabled ? this.fallback.automationRole.roleArn : '',
       memberRoleName: names.member,
     });
+    if (props.notify) {
+      const feed = feedTopic(this);
+      this.feedTopic = feed.topic;
+      const n = config.notify;
+      config = {
+        ...config,
+        notify: {
+        ...n,
+        enabled: true,
+        feed: n.feed || `sns:${this.feedTopic.topicArn}`,
+        email_from: n.email_from || senderOf(props.notify),
+        slack_webhooks_secret: n.slack_webhooks_secret || (props.notify.slackWebhooksSecretArn ?? ''),
+        },
+      };
+      const recipients = [
+        config.notify.feed,
+        config.notify.fallback,
+        ...Object.values(config.notify.routes),
+        ...Object.values(config.notify.account_fallback),
+      ];
+      const topics = [this.feedTopic.topicArn, ...topicsIn(recipients).filter((t) => t !== this.feedTopic?.topicArn)];
+      for (const st of notifyStatements(this, { ...props.notify, emailFrom: config.notify.email_from }, topics)) {
+        this.role.addToPolicy(st);
+      }
+      this.role.addToPolicy(feedKeyStatement(feed.key));
+    } else if (config.notify.enabled) {
+      throw new Error('config notify.enabled needs the stack prop `notify` (the SES identity, for its grant)');
+    }
+    this.config = config;
     // Discovered accounts are only known at run time: any account's member role then.
     const discover = this.config.organization.enabled;
     const memberRoleArns =

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod dynamo;
 pub mod events;
 pub mod iam;
+pub mod messenger;
 pub mod metrics;
 pub mod organizations;
 pub mod paging;

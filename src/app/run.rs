@@ -22,6 +22,8 @@ pub(crate) const AUDITS_PER_CALL: usize = 25;
 
 pub(crate) struct Run {
     pub(crate) event_id: Option<String>,
+    /// The run's `now` (owner messages are sent at the end with it).
+    pub(crate) now: Option<Timestamp>,
     /// Appended to every audit reason of this run (see `Nomination::note`).
     note: Option<String>,
     /// The Security Hub finding that nominated this run's principal.
@@ -51,12 +53,16 @@ pub(crate) struct RunState {
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
     /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
     pub(crate) hub: Vec<HubReport>,
+    /// Tags of the principals read in this run, by ARN: who owns an identity after its step
+    /// (a deleted one cannot be read again).
+    pub(crate) tags: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Run {
     pub(crate) fn new(budget: Budget, event_id: Option<String>) -> Self {
         Run {
             event_id,
+            now: None,
             note: None,
             origin: None,
             pace: None,
@@ -67,8 +73,26 @@ impl Run {
                 events: Vec::new(),
                 audits: Vec::new(),
                 hub: Vec::new(),
+                tags: std::collections::HashMap::new(),
             }),
         }
+    }
+
+    pub(crate) fn at(mut self, now: Timestamp) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// Remembers the tags of a principal read in this run.
+    pub(crate) fn remember_tags(&self, facts: &Facts) {
+        self.state()
+            .tags
+            .insert(facts.principal.arn(), facts.tags.clone());
+    }
+
+    /// The tags of a principal read in this run.
+    pub(crate) fn tags_of(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        self.state().tags.get(arn).cloned()
     }
 
     pub(crate) fn with_note(mut self, note: Option<String>) -> Self {

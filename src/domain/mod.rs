@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod finding;
 pub mod key_id;
 pub mod ladder;
+pub mod notify;
 pub mod operator;
 pub mod permissions;
 pub mod policy;

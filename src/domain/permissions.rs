@@ -30,6 +30,12 @@ pub enum Scope {
     HubProduct,
     /// Security Hub itself, in each managed account and any region: the workflow of findings.
     Hub,
+    /// The SES identity owner messages are sent from (`[notify] email_from`).
+    EmailIdentity,
+    /// The SNS topics owner messages go to (`sns:` recipients, the feed).
+    Topic,
+    /// The Secrets Manager secret holding the Slack webhook URLs.
+    Secret,
 }
 
 /// The condition an IAM action that could give access is granted under (docs/design.md,
@@ -144,6 +150,8 @@ pub const CONTROLLER_NEEDS: &[Need] = &[
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
+            // Owner messages: a send claim marked sent.
+            "dynamodb:UpdateItem",
         ],
     ),
     ("events", Scope::Bus, &["events:PutEvents"]),
@@ -177,6 +185,15 @@ pub const CONTROLLER_NEEDS: &[Need] = &[
         "security_hub_workflow",
         Scope::Hub,
         &["securityhub:BatchUpdateFindings"],
+    ),
+    // `[notify] enabled`, from the controller's account: email, the feed and team topics, and
+    // the Slack webhook URLs read once at start-up.
+    ("notify_email", Scope::EmailIdentity, &["ses:SendEmail"]),
+    ("notify_sns", Scope::Topic, &["sns:Publish"]),
+    (
+        "notify_slack_webhooks",
+        Scope::Secret,
+        &["secretsmanager:GetSecretValue"],
     ),
 ];
 

@@ -39,6 +39,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             return self.poll_fallback(run, record, now).await;
         }
+        if let (Some(f), Some(_)) = (facts, &self.notify) {
+            run.remember_tags(f);
+        }
         let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
             return Ok(());
         };
@@ -279,6 +282,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.emit(run, OutboundEvent::step_done(step, after, reason))
             .await;
         Box::pin(self.tell_hub(run, before, after, Some(step), reason, now)).await;
+        Box::pin(self.tell_owner(run, after, step, now)).await;
         if step == Step::Quarantine {
             // The step is committed; a count that cannot be written is logged, not a failure.
             if let Err(e) = self.breaker().count_quarantine(now).await {

@@ -61,6 +61,9 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
         Scope::QuarantinePolicy => vec![QUARANTINE_POLICY_ANY_ACCOUNT],
         Scope::HubProduct => vec!["arn:aws:securityhub:*:*:product/*/default"],
         Scope::Hub => vec!["arn:aws:securityhub:*:*:hub/default"],
+        Scope::EmailIdentity => vec!["arn:aws:ses:*:*:identity/*"],
+        Scope::Topic => vec!["arn:aws:sns:*:*:*"],
+        Scope::Secret => vec!["arn:aws:secretsmanager:*:*:secret:dormant/*"],
     }
 }
 
