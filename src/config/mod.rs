@@ -13,8 +13,11 @@ use std::path::Path;
 use crate::domain::policy::Policy;
 use crate::domain::stage::Step;
 
+mod answers;
 mod raw;
 mod validate;
+
+pub use answers::{Answers, KeySource, RawAnswers};
 
 pub use raw::*;
 
@@ -106,6 +109,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `Some` when dormant reports to Security Hub (`[security_hub] enabled = true`).
     pub security_hub: Option<SecurityHub>,
+    /// `Some` when owners can answer from their messages (`[answers] base_url`).
+    pub answers: Option<Answers>,
 }
 
 /// Checked `[security_hub]`.

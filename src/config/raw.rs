@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub sources: RawSources,
     pub timeouts: RawTimeouts,
     pub security_hub: RawSecurityHub,
+    pub answers: super::answers::RawAnswers,
 }
 
 /// `[security_hub]`: dormant's own findings in Security Hub, and the workflow of the findings
@@ -148,6 +149,7 @@ impl Default for RawConfig {
             sources: RawSources::default(),
             timeouts: RawTimeouts::default(),
             security_hub: RawSecurityHub::default(),
+            answers: Default::default(),
         }
     }
 }

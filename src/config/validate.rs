@@ -83,6 +83,7 @@ impl RawConfig {
             config_rules: self.sources.config_rules,
             timeouts: timeouts(&self.timeouts)?,
             security_hub: security_hub(&self.security_hub)?,
+            answers: super::answers::answers(&self.answers)?,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! | event    | `EVENT#<id>`              | `EVENT`                         | `expires_at` (TTL) |
 //! | breaker  | `BREAKER#<account>`       | `BREAKER`                       | — |
 //! | dry run  | `DRYRUN#<account>`        | `DRYRUN`                        | — (`at`: the last dry-run sweep) |
+//! | answer   | `ANSWER#<token id>`       | `ANSWER`                        | `expires_at` (TTL): a used answer link |
 //!
 //! The domain value itself is kept as JSON in one string attribute (`record`, `entry`,
 //! `snapshot`, `state`), so the table never needs a migration when a domain type grows a field;
@@ -53,6 +54,7 @@ use crate::domain::{
 use crate::ports::Store;
 use item::*;
 
+mod answers;
 mod item;
 mod table;
 
