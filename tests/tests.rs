@@ -8,6 +8,7 @@
 mod support;
 
 // The decision core in memory: stories with a fake clock, and properties.
+mod answers;
 mod exemptions;
 mod ladder;
 mod ladder_properties;

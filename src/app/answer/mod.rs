@@ -96,7 +96,7 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             Err(refusal) => return page::refused(&refusal),
         };
         match self.look(&claims, now).await {
-            Ok(look) => page::identity(&claims, &token, &look, now),
+            Ok(look) => page::identity(&claims, &token, &look.view, now),
             Err(refusal) => page::refused(&refusal),
         }
     }
@@ -187,6 +187,7 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             .resolve(&arg)
             .await
             .map_err(|e| Refusal::Refused(e.to_string()))?;
+        let tags = facts.as_ref().map(|f| f.tags.clone()).unwrap_or_default();
         let same = facts
             .as_ref()
             .and_then(|f| f.unique_id.as_deref())
@@ -221,17 +222,22 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
         let max_days = engine.policy.exemptions.max_duration.num_days();
         Ok(Look {
             engine,
-            subject,
-            status,
-            history,
-            max_days,
+            view: View {
+                subject,
+                status,
+                history,
+                tags,
+                max_days,
+            },
         })
     }
 
     /// The checks, the single-use claim, then the operator command.
     async fn act(&self, claims: &Claims, keep: Option<Keep>, now: Timestamp) -> Answered {
         let look = self.look(claims, now).await?;
-        let keep = keep.map(|k| k.checked(look.max_days, now)).transpose()?;
+        let keep = keep
+            .map(|k| k.checked(look.view.max_days, now))
+            .transpose()?;
         let claimed = self
             .ledger
             .claim_answer(&claims.token_id, claims.expires(), now)
@@ -244,7 +250,7 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
         if !claimed {
             return Err(Refusal::Used);
         }
-        let arg = IdentityArg::Subject(look.subject.clone());
+        let arg = IdentityArg::Subject(look.view.subject.clone());
         let via = format!("answered from the link sent to {}", claims.recipient);
         let done = match (claims.action, keep) {
             (AnswerAction::Keep, Some((until, reason))) => {
@@ -271,9 +277,16 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
 /// The identity as the page shows it, with the engine that read it.
 struct Look<I, S> {
     engine: Engine<I, S>,
+    view: View,
+}
+
+/// What the page shows.
+pub(crate) struct View {
     subject: Subject,
     status: StatusReport,
     history: Vec<HistoryEntry>,
+    /// The identity's tags as IAM has them: the owner's (or anyone's) words, escaped.
+    tags: std::collections::BTreeMap<String, String>,
     max_days: i64,
 }
 
@@ -308,17 +321,18 @@ impl Keep {
                 "{until} is more than {max_days} days away (exemptions.max_days); the latest is {latest}"
             )));
         }
-        if until <= now.date_naive() {
-            return Err(Refusal::Invalid(format!("{until} is not in the future")));
+        if until < now.date_naive() {
+            return Err(Refusal::Invalid(format!("{until} is in the past")));
         }
         Ok((until, reason))
     }
 }
 
-/// The last day an exemption may run to: `exemptions.max_days` from now (an exemption ends at
-/// the start of its date, so that date is at most `max_days` away).
+/// The last day an exemption may run to: an exemption runs to the end of its date, which must
+/// be at most `exemptions.max_days` from now.
 pub fn latest_until(max_days: i64, now: Timestamp) -> NaiveDate {
-    (now + chrono::Duration::days(max_days)).date_naive()
+    let day = (now + chrono::Duration::days(max_days)).date_naive();
+    day.pred_opt().unwrap_or(day)
 }
 
 /// A Slack user name in an IAM tag value (letters, digits, spaces and `_ . : / = + - @`).

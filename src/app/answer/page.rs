@@ -1,7 +1,7 @@
 //! The answer page: server-rendered HTML, no script, no external asset, every value escaped.
 
 use super::http::{escape, HttpResponse};
-use super::{latest_until, Look};
+use super::{latest_until, View};
 use crate::domain::answer::{AnswerAction, Claims, Refusal, ANSWER_PATH};
 use crate::domain::time::fmt_time;
 use crate::domain::Timestamp;
@@ -73,12 +73,7 @@ fn row(th: &str, td: &str) -> String {
     )
 }
 
-pub(super) fn identity<I, S>(
-    claims: &Claims,
-    token: &str,
-    look: &Look<I, S>,
-    now: Timestamp,
-) -> HttpResponse {
+pub(super) fn identity(claims: &Claims, token: &str, look: &View, now: Timestamp) -> HttpResponse {
     let p = &look.subject.principal;
     let s = &look.status;
     let mut main = format!(
@@ -101,6 +96,9 @@ what you answer is recorded under that name.</p>",
     ));
     main.push_str(&row("Account", &escape(&p.account)));
     main.push_str(&row("Stage", &escape(s.stage.as_str())));
+    for (k, v) in &look.tags {
+        main.push_str(&row(&format!("Tag {k}"), &escape(v)));
+    }
     main.push_str("</table><h2>Evidence</h2><table>");
     main.push_str(&row(
         "Last used",
@@ -177,4 +175,61 @@ aria-describedby=\"reason-help\"><small id=\"reason-help\">Letters, digits, spac
         escape(action.label())
     ));
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::output::{HistoryEntry, StatusReport};
+    use crate::domain::{Outcome, Principal, Stage, Subject};
+
+    /// Identity names are limited by IAM, tag values less so elsewhere (and moto refuses what
+    /// IAM refuses): every value reaches the page through `escape`, tested here with markup.
+    #[test]
+    fn hostile_values_never_become_markup() {
+        let hostile = "\"><script>alert(1)</script><img src=x onerror='y'>";
+        let subject = Subject::whole(Principal::role("123456789012", "/", "svc"));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let claims = Claims::issue(
+            AnswerAction::Keep,
+            &subject,
+            hostile,
+            Stage::Noticed,
+            hostile,
+            now + chrono::Duration::days(3),
+            now,
+        );
+        let view = View {
+            subject,
+            status: StatusReport {
+                identity: hostile.into(),
+                kind: "role",
+                stage: Stage::Noticed,
+                next_step: None,
+                next_due_at: Some(hostile.into()),
+                exempt: false,
+                reason: hostile.into(),
+                last_used_at: Some(hostile.into()),
+            },
+            history: vec![HistoryEntry {
+                at: hostile.into(),
+                step: hostile.into(),
+                outcome: Outcome::Done,
+                actor: hostile.into(),
+                reason: hostile.into(),
+                event_id: None,
+            }],
+            tags: [(hostile.to_string(), hostile.to_string())].into(),
+            max_days: 30,
+        };
+        let page = identity(&claims, hostile, &view, now).body;
+        assert!(
+            !page.contains("<script") && !page.contains("<img"),
+            "{page}"
+        );
+        assert!(!page.contains("onerror='"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let refusal = refused(&Refusal::Refused(hostile.into())).body;
+        assert!(!refusal.contains("<script"));
+    }
 }
