@@ -21,10 +21,10 @@ use dormant::ports::Store;
 use crate::support::account::{Account, TestEngine};
 use crate::support::emulator::emulator;
 
-const OWNER: &str = "owner@example.com";
+pub const OWNER: &str = "owner@example.com";
 const SLACK_SECRET: &[u8] = b"slack-signing-secret-for-the-tests";
 
-fn keys() -> SigningKeys {
+pub fn keys() -> SigningKeys {
     SigningKeys {
         current: SigningKey::new(vec![7u8; 32]).unwrap(),
         previous: None,
@@ -32,9 +32,9 @@ fn keys() -> SigningKeys {
 }
 
 /// Engines over the emulated account, acting as whoever the link names.
-struct Engines<'a> {
-    a: &'a Account,
-    policy: Policy,
+pub struct Engines<'a> {
+    pub a: &'a Account,
+    pub policy: Policy,
 }
 
 #[async_trait]
@@ -51,17 +51,17 @@ impl AnswerEngines<AwsIam, DynamoStore> for Engines<'_> {
     }
 }
 
-struct Fixture {
-    a: Account,
-    policy: Policy,
-    store: DynamoStore,
-    subject: Subject,
-    unique_id: String,
+pub struct Fixture {
+    pub a: Account,
+    pub policy: Policy,
+    pub store: DynamoStore,
+    pub subject: Subject,
+    pub unique_id: String,
 }
 
 impl Fixture {
     /// A role unused for 120 days, swept on day 0 (noticed), then ticked on `ticks` days.
-    async fn role(name: &str, policy: Policy, ticks: &[i64]) -> Fixture {
+    pub async fn role(name: &str, policy: Policy, ticks: &[i64]) -> Fixture {
         let a = Account::new().await;
         a.role(name, 120, &[]).await;
         let unique_id = a.role_id(name).await;
@@ -80,21 +80,21 @@ impl Fixture {
         }
     }
 
-    async fn engine(&self) -> TestEngine {
+    pub async fn engine(&self) -> TestEngine {
         self.a.engine(self.policy.clone()).await
     }
 
-    async fn stage(&self) -> Stage {
+    pub async fn stage(&self) -> Stage {
         self.store.load(&self.subject).await.unwrap().unwrap().stage
     }
 
     /// A link for `action`, issued at the identity's current stage, valid for 7 days.
-    async fn link(&self, action: AnswerAction) -> String {
+    pub async fn link(&self, action: AnswerAction) -> String {
         let stage = self.stage().await;
         self.link_at(action, stage, self.a.day(400), &keys())
     }
 
-    fn link_at(
+    pub fn link_at(
         &self,
         action: AnswerAction,
         stage: Stage,
@@ -113,7 +113,7 @@ impl Fixture {
         sign(&keys.current, &claims)
     }
 
-    async fn call(&self, req: HttpRequest, now: DateTime<Utc>) -> HttpResponse {
+    pub async fn call(&self, req: HttpRequest, now: DateTime<Utc>) -> HttpResponse {
         let engines = Engines {
             a: &self.a,
             policy: self.policy.clone(),
@@ -128,7 +128,7 @@ impl Fixture {
         svc.handle(&req, now).await
     }
 
-    async fn get(&self, token: &str, now: DateTime<Utc>) -> HttpResponse {
+    pub async fn get(&self, token: &str, now: DateTime<Utc>) -> HttpResponse {
         let url = answer_url("http://127.0.0.1:1", token);
         let query = url.split_once('?').unwrap().1.to_string();
         self.call(
@@ -143,7 +143,7 @@ impl Fixture {
         .await
     }
 
-    async fn post(&self, token: &str, fields: &str, now: DateTime<Utc>) -> HttpResponse {
+    pub async fn post(&self, token: &str, fields: &str, now: DateTime<Utc>) -> HttpResponse {
         self.call(
             HttpRequest {
                 method: "POST".into(),
@@ -160,7 +160,7 @@ impl Fixture {
         .await
     }
 
-    async fn slack(
+    pub async fn slack(
         &self,
         token: &str,
         signed_at: i64,
@@ -198,7 +198,7 @@ impl Fixture {
     }
 
     /// The actors of the audit entries written after `n` entries.
-    async fn actors_after(&self, n: usize) -> Vec<(String, String)> {
+    pub async fn actors_after(&self, n: usize) -> Vec<(String, String)> {
         let h = self.store.history(&self.subject).await.unwrap();
         h[n..]
             .iter()
@@ -206,7 +206,7 @@ impl Fixture {
             .collect()
     }
 
-    async fn history_len(&self) -> usize {
+    pub async fn history_len(&self) -> usize {
         self.store.history(&self.subject).await.unwrap().len()
     }
 }

@@ -192,6 +192,21 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     if mode == Mode::Preview {
         factory = factory.previewing();
     }
+    if let Command::Serve {
+        listen,
+        allow_non_loopback,
+    } = cli.command
+    {
+        crate::answers::run_serve(
+            config.answers.as_ref(),
+            &factory,
+            listen,
+            allow_non_loopback,
+            clock,
+        )
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let Assembly {
         fleet,
         api_calls,
@@ -429,6 +444,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init
+        | Command::Serve { .. }
         | Command::Permissions { .. }
         | Command::Event { .. }
         | Command::Completions { .. }

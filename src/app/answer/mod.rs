@@ -52,6 +52,19 @@ pub trait AnswerEngines<I, S>: Send + Sync {
     async fn engine_as(&self, account: &str, actor: &str) -> Result<Engine<I, S>, Error>;
 }
 
+/// The answer service as the Lambda holds it (its engines' types erased).
+#[async_trait]
+pub trait AnswerHandler: Send + Sync {
+    async fn answer(&self, req: &HttpRequest, now: Timestamp) -> HttpResponse;
+}
+
+#[async_trait]
+impl<I: Iam, S: Store> AnswerHandler for AnswerService<'_, I, S> {
+    async fn answer(&self, req: &HttpRequest, now: Timestamp) -> HttpResponse {
+        self.handle(req, now).await
+    }
+}
+
 /// What answers are checked against.
 pub struct AnswerService<'a, I, S> {
     pub keys: &'a SigningKeys,
