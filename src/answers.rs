@@ -284,7 +284,8 @@ pub async fn run_serve(
     listen_allowed(&listen, allow_non_loopback)?;
     let answers = answers.ok_or_else(|| {
         Error::Usage(
-            "serve needs [answers] base_url and key_source in the configuration".to_string(),
+            "serve needs [answers] key_source (and base_url, for the links) in the configuration"
+                .to_string(),
         )
     })?;
     let secrets = load_secrets(answers, &factory.ssm()).await?;

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{err, ConfigError};
 
-/// `[answers]` as written. Off (no links) while `base_url` is empty.
+/// `[answers]` as written. Off while `key_source` is empty; `base_url` is needed to mint links
+/// (the function URL is only known once deployed: the page is served without it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAnswers {
@@ -58,20 +59,21 @@ impl KeySource {
 /// Checked `[answers]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answers {
-    pub base_url: String,
+    /// `None`: answers are served, but no link can be minted until it is set.
+    pub base_url: Option<String>,
     pub key: KeySource,
     pub previous_key: Option<KeySource>,
     pub slack_signing_secret: Option<KeySource>,
 }
 
-/// `None` when answers are off (`base_url` empty).
+/// `None` when answers are off (no `key_source`).
 pub fn answers(raw: &RawAnswers) -> Result<Option<Answers>, ConfigError> {
     let base = raw.base_url.trim().trim_end_matches('/');
-    if base.is_empty() {
+    if base.is_empty() && raw.key_source.trim().is_empty() {
         return Ok(None);
     }
     let local = base.starts_with("http://127.0.0.1") || base.starts_with("http://localhost");
-    if !(base.starts_with("https://") || local) {
+    if !(base.is_empty() || base.starts_with("https://") || local) {
         return Err(err(
             "answers.base_url",
             format!(
@@ -91,7 +93,7 @@ pub fn answers(raw: &RawAnswers) -> Result<Option<Answers>, ConfigError> {
             .transpose()
     };
     Ok(Some(Answers {
-        base_url: base.to_string(),
+        base_url: (!base.is_empty()).then(|| base.to_string()),
         key: KeySource::parse("answers.key_source", raw.key_source.trim())?,
         previous_key: optional("answers.previous_key_source", &raw.previous_key_source)?,
         slack_signing_secret: optional(
@@ -115,7 +117,12 @@ mod tests {
         .unwrap()
         .answers
         .unwrap();
-        assert_eq!(on.base_url, "https://x.lambda-url.eu-west-1.on.aws");
+        assert_eq!(
+            on.base_url.as_deref(),
+            Some("https://x.lambda-url.eu-west-1.on.aws")
+        );
+        let no_url = Config::from_toml("[answers]\nkey_source = \"env:K\"").unwrap();
+        assert_eq!(no_url.answers.unwrap().base_url, None);
         assert_eq!(
             on.key,
             KeySource::SecretsManager("arn:aws:secretsmanager:eu-west-1:1:secret:k".into())
