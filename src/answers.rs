@@ -298,7 +298,10 @@ pub async fn run_serve(
     // The one line a script waits for before it opens links.
     println!(
         "serving answers on http://{bound} (links: {})",
-        answers.base_url
+        answers
+            .base_url
+            .as_deref()
+            .unwrap_or("none: [answers] base_url is not set")
     );
     let store = factory.store();
     let engines = FactoryEngines(factory);

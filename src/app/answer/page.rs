@@ -14,7 +14,7 @@ th{width:11rem}code{overflow-wrap:anywhere}\
 .done{border-left:4px solid #1b6e20;padding:.5rem 1rem;background:#e8f5e9}\
 form{margin-top:1rem;padding:1rem;border:1px solid #ccc}label{display:block;margin-top:.5rem;font-weight:600}\
 input[type=text],input[type=date]{font:inherit;padding:.3rem;width:100%;max-width:24rem}\
-button{font:inherit;margin-top:1rem;padding:.5rem 1.2rem;border:2px solid #0b3d91;background:#0b3d91;color:#fff;cursor:pointer}\
+small{display:block;color:#444}button{display:block;font:inherit;margin-top:1rem;padding:.5rem 1.2rem;border:2px solid #0b3d91;background:#0b3d91;color:#fff;cursor:pointer}\
 button:focus{outline:3px solid #f9a825;outline-offset:2px}";
 
 /// A whole document around `main`.
