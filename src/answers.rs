@@ -1,15 +1,12 @@
 //! The shells of the answer service (`app::answer`): its signing keys read from where the
 //! configuration keeps them, engines from the [`EngineFactory`] acting as a link's recipient,
-//! the Lambda function URL's event in and out, and `dormant serve`'s small HTTP/1.1 server on
+//! and `dormant serve`'s small HTTP/1.1 server on
 //! loopback. Both carriers call the same [`AnswerService::handle`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,59 +95,6 @@ impl AnswerEngines<AwsIam, DynamoStore> for FactoryEngines<'_> {
         engine.actor = actor.to_string();
         Ok(engine)
     }
-}
-
-/// Whether a Lambda payload is a function URL request (API Gateway v2 shape).
-pub fn is_function_url_event(payload: &Value) -> bool {
-    payload["requestContext"]["http"]["method"].is_string()
-}
-
-/// A function URL event as a request.
-pub fn from_function_url(payload: &Value) -> Result<HttpRequest, String> {
-    let method = payload["requestContext"]["http"]["method"]
-        .as_str()
-        .ok_or("no requestContext.http.method")?;
-    let body = payload["body"].as_str().unwrap_or_default();
-    let body = if payload["isBase64Encoded"].as_bool().unwrap_or(false) {
-        STANDARD
-            .decode(body)
-            .map_err(|e| format!("body is not base64: {e}"))?
-    } else {
-        body.as_bytes().to_vec()
-    };
-    let headers = payload["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(HttpRequest {
-        method: method.to_ascii_uppercase(),
-        path: payload["rawPath"].as_str().unwrap_or("/").to_string(),
-        query: payload["rawQueryString"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        headers,
-        body,
-    })
-}
-
-/// A response as the function URL expects it.
-pub fn to_function_url(response: &HttpResponse) -> Value {
-    let headers: serde_json::Map<String, Value> = response
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    serde_json::json!({
-        "statusCode": response.status,
-        "headers": headers,
-        "body": response.body,
-        "isBase64Encoded": false,
-    })
 }
 
 /// Requests larger than this are refused (a form is a few hundred bytes).
@@ -318,32 +262,6 @@ pub async fn run_serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn function_url_events_round_trip() {
-        let event = serde_json::json!({
-            "version": "2.0", "rawPath": "/answer", "rawQueryString": "t=abc.def",
-            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-            "requestContext": {"http": {"method": "POST", "path": "/answer"}},
-            "body": STANDARD.encode("t=abc.def"), "isBase64Encoded": true
-        });
-        assert!(is_function_url_event(&event));
-        assert!(!is_function_url_event(&serde_json::json!({"Records": []})));
-        let req = from_function_url(&event).unwrap();
-        assert_eq!(
-            (req.method.as_str(), req.path.as_str()),
-            ("POST", "/answer")
-        );
-        assert_eq!(req.query_param("t").as_deref(), Some("abc.def"));
-        assert_eq!(req.form_param("t").as_deref(), Some("abc.def"));
-        assert_eq!(
-            req.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
-        let out = to_function_url(&HttpResponse::html(410, "gone".into()));
-        assert_eq!(out["statusCode"], 410);
-        assert_eq!(out["headers"]["x-frame-options"], "DENY");
-    }
 
     #[test]
     fn serve_listens_on_loopback_unless_allowed() {

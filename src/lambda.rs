@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 
-use crate::answers::{from_function_url, is_function_url_event, to_function_url};
+use crate::app::answer::http::{from_function_url, is_function_url_event, to_function_url};
 use crate::app::answer::{AnswerHandler, HttpResponse};
 use crate::app::deadline::{self, Deadline};
 use crate::app::event::{handle_event, EventError};

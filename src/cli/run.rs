@@ -503,6 +503,10 @@ fn refusal(command: &Command, mode: Mode) -> Option<&'static str> {
             "--dry-run: init creates the table and the quarantine policy, and a preview writes \
              nothing; run `dormant init` without --dry-run",
         ),
+        (Mode::Preview, Command::Serve { .. }) => Some(
+            "--dry-run: serve acts on owners' answers, and a preview writes nothing; run \
+             `dormant serve` without --dry-run (dry_run = true in the file still only records)",
+        ),
         (Mode::Preview, _) if reset => Some(
             "--dry-run: breaker reset only changes the breaker, and a preview writes nothing; \
              run it without --dry-run (`dormant breaker status` shows the breaker)",
