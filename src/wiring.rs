@@ -230,6 +230,20 @@ impl EngineFactory {
         })
     }
 
+    /// The state table in the controller's account (answer links' single-use claims).
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            client!(self.calls, aws_sdk_dynamodb, &self.aws),
+            self.table.clone(),
+            self.retry,
+        )
+    }
+
+    /// SSM in the controller's account (the answer links' signing key).
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        client!(self.calls, aws_sdk_ssm, &self.aws)
+    }
+
     /// The IAM rate limits of every account, shared by every engine this factory builds.
     pub fn iam_limits(&self) -> &AccountLimits {
         &self.limits

@@ -289,6 +289,7 @@ async fn a_fanned_out_sweep_queues_and_consumes_one_message_per_account() {
     // As the Lambda does: engines assumed for the accounts the batch names.
     let engines = OnDemand::new(&live.factory, None);
     let cold = ColdStart {
+        answers: None,
         fleet: &live.fleet,
         rules: &rules,
         engines: &engines,

@@ -8,6 +8,9 @@
 mod support;
 
 // The decision core in memory: stories with a fake clock, and properties.
+mod answers;
+mod answers_browser;
+mod answers_http;
 mod exemptions;
 mod ladder;
 mod ladder_properties;

@@ -87,6 +87,13 @@ export interface DormantConfig {
     readonly slack_webhooks_secret: string;
     readonly templates: string;
   };
+  /** Owners' answer links (docs/design.md, 'Answers'); the stack fills key_source when on. */
+  readonly answers: {
+    readonly base_url: string;
+    readonly key_source: string;
+    readonly previous_key_source: string;
+    readonly slack_signing_secret_source: string;
+  };
 }
 
 type Section = Exclude<
@@ -141,6 +148,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
     slack_webhooks_secret: '',
     templates: '',
   },
+  answers: { base_url: '', key_source: '', previous_key_source: '', slack_signing_secret_source: '' },
 };
 
 /** Where the stack departs from the Rust defaults: a deployment reports to Security Hub. */
@@ -148,7 +156,7 @@ export const STACK_DEFAULTS = { security_hub: { enabled: true } };
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts', 'security_hub', 'notify'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts', 'security_hub', 'notify', 'answers'],
   organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days', 'confirm_with_access_advisor'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
@@ -170,11 +178,17 @@ export const CONFIG_KEYS: Record<string, string[]> = {
     'slack_webhooks_secret',
     'templates',
   ],
+  answers: ['base_url', 'key_source', 'previous_key_source', 'slack_signing_secret_source'],
 };
 
 export function buildConfig(
   overrides: DormantConfigOverrides | undefined,
-  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & { automationRoleArn: string; memberRoleName?: string },
+  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & {
+    automationRoleArn: string;
+    memberRoleName?: string;
+    /** The answer links' signing key, when the stack creates one. */
+    answersKeySource?: string;
+  },
 ): DormantConfig {
   const o = overrides ?? {};
   for (const key of Object.keys(o)) {
@@ -214,5 +228,10 @@ export function buildConfig(
     timeouts: { ...DEFAULT_CONFIG.timeouts, ...o.timeouts },
     security_hub: { ...DEFAULT_CONFIG.security_hub, ...STACK_DEFAULTS.security_hub, ...o.security_hub },
     notify: { ...DEFAULT_CONFIG.notify, ...o.notify },
+    answers: {
+      ...DEFAULT_CONFIG.answers,
+      ...o.answers,
+      ...(fixed.answersKeySource ? { key_source: fixed.answersKeySource } : {}),
+    },
   };
 }

@@ -15,6 +15,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -23,6 +24,7 @@ import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { securityHubStatements } from './security-hub';
 import { feedKeyStatement, feedTopic, notifyStatements, NotifyProps, senderOf, topicsIn } from './notify';
+import { ANSWER_ACTIONS, answerKey, answerUrl, AnswersProps, grantAnswerKey } from './answers';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
@@ -112,6 +114,9 @@ export interface DormantStackProps extends StackProps {
   /** Fan the scheduled sweep out through an SQS queue, one message per account, consumed by this
    * same function (`true` for the defaults). @default off: one invocation sweeps every account */
   readonly sweepFanOut?: boolean | SweepFanOutProps;
+  /** Owners answer from their messages through a function URL, links signed with a key this stack
+   * keeps in Secrets Manager (`true` for the defaults). @default off */
+  readonly answers?: boolean | AnswersProps;
 }
 
 /**
@@ -120,7 +125,7 @@ export interface DormantStackProps extends StackProps {
  * queue's event source mapping). The tests hold the role to exactly this.
  */
 export function nonIdentityActions(
-  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean; notify?: { slack: boolean } },
+  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean; notify?: { slack: boolean }; answers?: boolean },
   permissions: PermissionsFile = loadPermissions(),
 ): string[] {
   const of = (service: string) => controllerActions(permissions, service);
@@ -141,6 +146,7 @@ export function nonIdentityActions(
     // Owner messages; the feed topic's key lets the role publish to it.
     ...(opts.notify ? [...of('ses'), ...of('sns'), 'kms:Decrypt', 'kms:GenerateDataKey'] : []),
     ...(opts.notify?.slack ? of('secretsmanager') : []),
+    ...(opts.answers ? ANSWER_ACTIONS : []),
   ].sort();
 }
 
@@ -180,6 +186,9 @@ export class DormantStack extends Stack {
   public readonly memberRoleName: string;
   /** With `notify`: the security team's feed of owner messages. */
   public readonly feedTopic?: sns.Topic;
+  /** With `answers`: the links' signing key and the function URL they point to. */
+  public readonly answerKey?: secretsmanager.Secret;
+  public readonly answerUrl?: lambda.FunctionUrl;
 
   constructor(scope: Construct, id: string, props: DormantStackProps = {}) {
     super(scope, id, props);
@@ -263,7 +272,14 @@ export class DormantStack extends Stack {
       ? eventBusName
       : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
-    let config = buildConfig(props.config, {
+    const answers: AnswersProps | undefined =
+      props.answers === true ? {} : props.answers === false ? undefined : props.answers;
+    this.answerKey = answers ? answerKey(this) : undefined;
+    if (this.answerKey) grantAnswerKey(this, this.role, this.answerKey);
+    let config = buildConfig(
+      answers?.baseUrl ? { ...props.config, answers: { ...props.config?.answers, base_url: answers.baseUrl } } : props.config,
+      {
+      answersKeySource: this.answerKey ? `secretsmanager:${this.answerKey.secretName}` : undefined,
       table: this.table.tableName,
       event_bus: eventBusName,
       accounts: (props.memberAccounts ?? []).map((acct) => ({
@@ -272,7 +288,8 @@ export class DormantStack extends Stack {
       })),
       automationRoleArn: this.fallback.enabled ? this.fallback.automationRole.roleArn : '',
       memberRoleName: names.member,
-    });
+      },
+    );
     if (props.notify) {
       const feed = feedTopic(this);
       this.feedTopic = feed.topic;
@@ -373,6 +390,7 @@ export class DormantStack extends Stack {
         DORMANT_CONFIG: this.toJsonString(this.config),
       },
     });
+    if (this.answerKey) this.answerUrl = answerUrl(this, this.fn);
 
     // ---- Sweep fan-out through SQS (docs/design.md, 'Multi-account and scale') ----
     const fanOut: SweepFanOutProps | undefined =

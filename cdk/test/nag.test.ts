@@ -48,6 +48,7 @@ describe('cdk-nag AwsSolutions', () => {
       'DormantStack with sweep fan-out and Organizations discovery',
       () => controller({ sweepFanOut: true, config: { organization: { enabled: true } }, alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack,
     ],
+    ['DormantStack with answers (function URL, signing key)', () => controller({ answers: { baseUrl: 'https://answers.example.com' } }).stack],
     ['DormantMemberStack', () => member().stack],
   ])('%s: no unacknowledged error or warning', (_name, make) => {
     expect(violations(make())).toEqual([]);

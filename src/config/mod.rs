@@ -13,8 +13,11 @@ use std::path::Path;
 use crate::domain::policy::Policy;
 use crate::domain::stage::Step;
 
+mod answers;
 mod raw;
 mod validate;
+
+pub use answers::{Answers, KeySource, RawAnswers};
 
 pub use raw::*;
 pub use validate::check_webhook;
@@ -109,6 +112,8 @@ pub struct Config {
     pub security_hub: Option<SecurityHub>,
     /// `Some` when owners are told (`[notify] enabled = true`).
     pub notify: Option<Notify>,
+    /// `Some` when owners can answer from their messages (`[answers] base_url`).
+    pub answers: Option<Answers>,
 }
 
 /// Checked `[notify]`.

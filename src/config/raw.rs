@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     pub security_hub: RawSecurityHub,
     pub notify: RawNotify,
+    pub answers: super::answers::RawAnswers,
 }
 
 /// `[notify]`: telling each identity's owner (docs/design.md, 'Owners and messages').
@@ -197,6 +198,7 @@ impl Default for RawConfig {
             timeouts: RawTimeouts::default(),
             security_hub: RawSecurityHub::default(),
             notify: RawNotify::default(),
+            answers: Default::default(),
         }
     }
 }

@@ -84,6 +84,7 @@ impl RawConfig {
             timeouts: timeouts(&self.timeouts)?,
             security_hub: security_hub(&self.security_hub)?,
             notify: notify(&self.notify)?,
+            answers: super::answers::answers(&self.answers)?,
         })
     }
 }

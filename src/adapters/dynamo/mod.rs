@@ -9,6 +9,7 @@
 //! | breaker  | `BREAKER#<account>`       | `BREAKER`                       | — |
 //! | dry run  | `DRYRUN#<account>`        | `DRYRUN`                        | — (`at`: the last dry-run sweep) |
 //! | outbox, send claim | `OUTBOX#<account>`, `SENT#<account>` | the message key | see `outbox.rs` |
+//! | answer   | `ANSWER#<token id>`       | `ANSWER`                        | `expires_at` (TTL): a used answer link |
 //!
 //! The domain value itself is kept as JSON in one string attribute (`record`, `entry`,
 //! `snapshot`, `state`), so the table never needs a migration when a domain type grows a field;
@@ -55,6 +56,7 @@ use crate::domain::{
 use crate::ports::{SendClaim, Store};
 use item::*;
 
+mod answers;
 mod item;
 mod outbox;
 mod table;
