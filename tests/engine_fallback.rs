@@ -409,3 +409,39 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
     assert_eq!(record.stage, Stage::Released);
     assert!(record.reason.contains("repaired"), "{}", record.reason);
 }
+
+/// Reading dormant's quarantine policy is refused: a recorded failure of the step naming the
+/// missing grant, not a hand-over to SSM Automation (whose role has the same grant), and
+/// nothing attached.
+#[tokio::test]
+async fn a_refused_read_of_the_quarantine_policy_fails_the_step_without_starting_ssm() {
+    let s = setup(vec![]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().inject_fault(&s.account.id, "iam", "GetPolicy", Fault::AccessDenied, 1);
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert_eq!(r.actions[0].outcome, Outcome::Failed, "{:?}", r.actions);
+    let reason = &r.actions[0].reason;
+    assert!(
+        reason.contains("may not read its quarantine policy")
+            && reason.contains("iam:GetPolicy")
+            && reason.contains("nothing was changed"),
+        "{reason}"
+    );
+    assert!(s.ssm.started.lock().unwrap().is_empty(), "no SSM execution");
+    assert!(!s.account.role_quarantined("locked").await);
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Noticed);
+    let intent = record.pending.expect("the failure is kept on the intent");
+    assert!(intent.fallback.is_empty(), "{intent:?}");
+    assert!(intent
+        .last_error
+        .is_some_and(|e| e.contains("may not read its quarantine policy")));
+    let history = s.engine.store.history(&subject(&s)).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.outcome == Outcome::Failed && e.reason.contains("iam:GetPolicy")),
+        "{history:?}"
+    );
+}

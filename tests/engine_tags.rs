@@ -129,7 +129,7 @@ async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_reco
 }
 
 #[tokio::test]
-async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_nothing() {
+async fn two_dormant_keys_of_a_user_with_one_free_slot_share_it_for_the_marker_and_fail_nothing() {
     let a = Account::new().await;
     // Signed in yesterday, so only the keys are dormant, each on its own.
     a.tagged_user(
@@ -148,17 +148,28 @@ async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_noth
     let r = engine.sweep(a.day(0)).await.unwrap();
     assert_eq!(done(&r), [Step::Notice, Step::Notice]);
     for action in r.actions.iter().filter(|a| a.outcome == Outcome::Done) {
-        // Both are decided on the same read: the one free slot is not promised to either.
+        // Both are decided on the same read: the one free slot is not promised to either
+        // key's stage tag, but both need the user's credentials marker, which takes it.
         assert!(
             action.reason.ends_with(
-                "no room for dormant's tag (49 of 50 used, 1 kept for other credentials of this user); state kept in DynamoDB only"
+                "no room for dormant's tag (49 of 50 used, 1 kept for other credentials of this user); state kept in DynamoDB only (only the user's dormant:credentials marker written)"
             ),
             "{}",
             action.reason
         );
     }
-    assert_eq!(emulator().count_requests(&a.id, "TagUser"), 0);
-    assert_eq!(a.user_tags("crowded").await.len(), 49);
+    assert_eq!(
+        emulator().count_requests(&a.id, "TagUser"),
+        2,
+        "the same marker"
+    );
+    let tags = a.user_tags("crowded").await;
+    assert_eq!(tags.len(), 50);
+    assert!(tags.contains_key(dormant::domain::tag::CREDENTIALS_TAG));
+
+    // So the keys can be turned off under dormant's roles, and are.
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(done(&r), [Step::DeactivateKeys, Step::DeactivateKeys]);
     assert_eq!(refused_calls(&a), Vec::<String>::new());
 }
 

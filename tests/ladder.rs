@@ -731,3 +731,194 @@ fn tag_keys_are_matched_as_iam_matches_them_without_case() {
         }]
     );
 }
+
+const MARKER: &str = dormant::domain::tag::CREDENTIALS_TAG;
+
+fn puts(e: &Effect) -> Vec<String> {
+    match e {
+        Effect::PutTags { tags } => tags.iter().map(|(k, _)| k.clone()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Two idle keys of an active user, each on its own ladder.
+fn two_idle_keys() -> (dormant::domain::Facts, Subject, Subject) {
+    let facts = user("erin")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(60)))
+        .key(KEY_B, true, days(300), Some(days(60)))
+        .password(days(300), Some(days(1)))
+        .build();
+    let a = Subject::access_key(facts.principal.clone(), KEY_A);
+    let b = Subject::access_key(facts.principal.clone(), KEY_B);
+    (facts, a, b)
+}
+
+#[test]
+fn a_credential_ladder_marks_its_user_in_its_first_tag_call_and_unmarks_it_with_its_last() {
+    let (facts, a, b) = two_idle_keys();
+    let mut w = World::new(facts, a.clone());
+    let d = w.run(days(0));
+    // One TagUser: the key's stage tag and the user's marker together.
+    assert_eq!(
+        d.effects()
+            .iter()
+            .filter(|e| matches!(e, Effect::PutTags { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(
+        puts(&d.effects()[0]),
+        vec![format!("dormant:key:{KEY_A}:stage"), MARKER.to_string()]
+    );
+    // The second key's ladder finds the marker and writes only its own tag.
+    let mut wb = World::new(w.facts().clone(), b.clone());
+    let d = wb.run(days(0));
+    assert_eq!(
+        puts(&d.effects()[0]),
+        vec![format!("dormant:key:{KEY_B}:stage")]
+    );
+    w.facts = wb.facts.clone();
+
+    // Key A turned off (allowed: the user is marked), then deleted: B's ladder keeps the marker.
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(!d
+        .effects()
+        .iter()
+        .any(|e| puts(e).contains(&MARKER.to_string())));
+    let d = w.run(days(23));
+    assert_eq!(d.step(), Some(Step::Delete));
+    assert!(w.facts().access_key(KEY_A).is_none());
+    assert!(w.tag(MARKER).is_some(), "key B's ladder still needs it");
+
+    // Key B undone by the operator: the key is turned back on while the marker is there, and
+    // the marker goes in the same UntagUser call as B's tag.
+    wb.facts = w.facts.clone();
+    let d = wb.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(!wb.key_active(KEY_B));
+    let d = undo(
+        &wb.record,
+        wb.facts.as_ref(),
+        &wb.policy,
+        t0() + days(8),
+        "needed",
+    )
+    .unwrap();
+    assert_eq!(
+        d.effects(),
+        &[
+            Effect::ReactivateKeys {
+                key_ids: vec![KEY_B.to_string()]
+            },
+            Effect::RemoveTags {
+                keys: vec![format!("dormant:key:{KEY_B}:stage"), MARKER.to_string()]
+            }
+        ]
+    );
+    wb.commit(&d);
+    assert!(wb.key_active(KEY_B));
+    assert!(wb.facts().tags.keys().all(|k| !k.starts_with("dormant:")));
+}
+
+#[test]
+fn a_user_an_earlier_version_tagged_is_marked_before_its_key_is_turned_off() {
+    let (facts, a, _) = two_idle_keys();
+    let mut w = World::new(facts, a);
+    w.run(days(0));
+    // As an earlier version left it: the key's stage tag, no marker.
+    w.facts_mut().tags.remove(MARKER);
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert_eq!(puts(&d.effects()[0]), vec![MARKER.to_string()]);
+    assert!(matches!(d.effects()[1], Effect::DeactivateKeys { .. }));
+    assert!(!w.key_active(KEY_A));
+    // Its later steps find it there.
+    let d = w.run(days(23));
+    assert_eq!(d.step(), Some(Step::Delete));
+    assert!(matches!(d.effects()[0], Effect::DeleteAccessKey { .. }));
+    assert_eq!(
+        w.tag(MARKER),
+        None,
+        "the last credential ladder took it off"
+    );
+}
+
+#[test]
+fn at_the_tag_limit_the_marker_goes_first_and_without_room_the_record_says_what_that_costs() {
+    let (facts, a, _) = two_idle_keys();
+    let crowded = |n: usize| {
+        let mut f = facts.clone();
+        for i in 0..n {
+            f.tags.insert(format!("owner-{i:02}"), "x".into());
+        }
+        f
+    };
+    // One free slot (the other idle key keeps one): the marker, not the stage tag.
+    let mut w = World::new(crowded(48), a.clone());
+    let d = w.run(days(0));
+    assert_eq!(d.step(), Some(Step::Notice));
+    assert_eq!(d.effects().len(), 1);
+    assert_eq!(puts(&d.effects()[0]), vec![MARKER.to_string()]);
+    assert!(
+        d.reason
+            .contains("only the user's dormant:credentials marker written"),
+        "{}",
+        d.reason
+    );
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys), "{}", d.reason);
+    assert!(!w.key_active(KEY_A));
+
+    // No free slot: nothing written, and the record says the keys cannot be turned off by
+    // dormant's roles; the decision carries no write IAM would refuse.
+    let mut w = World::new(crowded(50), a);
+    let d = w.run(days(0));
+    assert!(d.effects().is_empty(), "{:?}", d.effects());
+    assert!(
+        d.reason
+            .contains("dormant's roles may not turn its keys off"),
+        "{}",
+        d.reason
+    );
+    let d = w.decide(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(
+        !d.effects()
+            .iter()
+            .any(|e| matches!(e, Effect::PutTags { .. })),
+        "{:?}",
+        d.effects()
+    );
+}
+
+#[test]
+fn a_quarantine_policy_an_operator_attached_stays_through_undo_and_release() {
+    let mut w = World::whole(role("incident").created(days(120)).build());
+    w.run(days(0));
+    w.facts_mut().has_quarantine_policy = true; // by hand
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::Quarantine));
+    assert_eq!(w.record.quarantine_attached, Some(false));
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(!d.effects().contains(&Effect::DeleteQuarantinePolicy));
+    assert!(
+        d.reason.contains("attached by someone else"),
+        "{}",
+        d.reason
+    );
+    w.commit(&d);
+    assert!(w.facts().has_quarantine_policy);
+    let d = w.run(days(9));
+    assert!(d.effects().is_empty(), "not repaired: {d:?}");
+
+    // dormant's own is detached, and so is one a record of an earlier version was quarantined with.
+    let mut w = World::whole(role("own").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.quarantine_attached, Some(true));
+    w.record.quarantine_attached = None;
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(d.effects().contains(&Effect::DeleteQuarantinePolicy));
+}

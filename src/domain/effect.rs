@@ -134,6 +134,14 @@ impl Effect {
         }
     }
 
+    /// The credentials marker written on its own, before the step's first effect that needs it
+    /// (`domain::ladder::plan`): the controller writes it itself, also before it hands a step to
+    /// SSM, whose documents act under the same guard and write no tags.
+    pub fn is_credentials_marker(&self) -> bool {
+        matches!(self, Effect::PutTags { tags }
+            if !tags.is_empty() && tags.iter().all(|(k, _)| k == super::tag::CREDENTIALS_TAG))
+    }
+
     /// Effects that cannot be reversed by `undo`.
     pub fn is_irreversible(&self) -> bool {
         match self {

@@ -46,6 +46,11 @@ pub enum Guard {
     /// Every tag key of the request is one of dormant's (`aws:TagKeys` like `dormant:*`): tags
     /// that other policies may test (attribute-based access) are never written or removed.
     DormantTagKeys,
+    /// The user carries dormant's credentials marker (`aws:ResourceTag/dormant:credentials`),
+    /// which dormant writes with the first stage tag of a credential ladder of the user and
+    /// removes with the last: dormant turns keys on and off, and deletes a key or a password,
+    /// only of users it has marked so.
+    CredentialsMarked,
 }
 
 /// Every IAM action that can give a principal access it did not have, directly (a policy, a
@@ -89,7 +94,7 @@ pub const PERMISSION_ADDING: &[&str] = &[
 
 /// The guards an IAM action of dormant's is granted under; empty when it is granted plainly.
 pub fn guards(action: &str) -> &'static [Guard] {
-    use Guard::{DormantTagKeys, Marked, QuarantinePolicy};
+    use Guard::{CredentialsMarked, DormantTagKeys, Marked, QuarantinePolicy};
     match action {
         "iam:AttachRolePolicy" | "iam:AttachUserPolicy" => &[QuarantinePolicy],
         // Undoing a quarantine anywhere; everything, to delete a marked identity.
@@ -99,23 +104,23 @@ pub fn guards(action: &str) -> &'static [Guard] {
         // Only to delete a user dormant has on its ladder.
         "iam:DeactivateMFADevice" => &[Marked],
         "iam:TagRole" | "iam:TagUser" | "iam:UntagRole" | "iam:UntagUser" => &[DormantTagKeys],
+        // Keys on and off (a key turned back on is access given back), and the deletions of a
+        // credential, only on a user on dormant's ladder: whole (the quarantine, the teardown)
+        // or by a credential's own ladder.
+        "iam:UpdateAccessKey" | "iam:DeleteAccessKey" | "iam:DeleteLoginProfile" => {
+            &[Marked, CredentialsMarked]
+        }
         _ => &[],
     }
 }
 
 /// Permission-adding actions dormant's roles grant without a guard, and why no IAM condition can
 /// pin them: `iam:PassRole` is pinned by its resource (the automation role) and
-/// `iam:PassedToService`; the others are the known gaps of docs/design.md, 'Permissions'.
+/// `iam:PassedToService`; the other is the known gap of docs/design.md, 'Permissions'.
 pub const UNGUARDED_BY_DESIGN: &[(&str, &str)] = &[
     (
         "iam:PassRole",
         "only the automation role, only to SSM (resource and iam:PassedToService)",
-    ),
-    (
-        "iam:UpdateAccessKey",
-        "a credential ladder marks its user with a tag named after the key \
-         (dormant:key:<id>:stage), which no IAM condition key can name: whoever holds the \
-         controller's credentials can turn on a key someone else turned off (not yet pinned)",
     ),
     (
         "iam:RemoveUserFromGroup",

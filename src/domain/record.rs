@@ -111,6 +111,13 @@ pub struct Record {
     /// (docs/design.md, 'Security Hub').
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hub_findings: Vec<HubFindingRef>,
+    /// Whole identities: `Some(true)` while dormant's quarantine policy on the identity is one
+    /// dormant attached, `Some(false)` when its quarantine step found the policy attached by
+    /// someone else (an operator's incident response), which dormant never detaches. `None`:
+    /// nothing attached by dormant, or a record from a version before this was kept (see
+    /// [`Record::owns_quarantine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_attached: Option<bool>,
 }
 
 impl Record {
@@ -134,7 +141,18 @@ impl Record {
             login_profile_created_at: None,
             open_exemption: None,
             hub_findings: Vec::new(),
+            quarantine_attached: None,
         }
+    }
+
+    /// Whether a quarantine policy on the identity is dormant's to detach: its record says dormant
+    /// attached it. A record from before this was kept says so by its stage (every version
+    /// quarantined a whole identity on its way past `quarantined`).
+    pub fn owns_quarantine(&self) -> bool {
+        self.quarantine_attached.unwrap_or(matches!(
+            self.stage,
+            Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete
+        ))
     }
 
     /// The record as it would be if its pending step had taken effect in IAM as far as it can
@@ -163,6 +181,10 @@ impl Record {
         }
         if !r.stage.is_on_ladder() {
             r.stage = intent.after.stage;
+        }
+        // A quarantine cut short may have attached dormant's policy.
+        if intent.after.owns_quarantine() {
+            r.quarantine_attached = Some(true);
         }
         r
     }

@@ -27,14 +27,40 @@ pub const WHOLE_STAGE_TAG: &str = "dormant:stage";
 /// wrote, and any other spelling of the prefix (a stage tag someone wrote as `Dormant:Stage` is
 /// removed too; nothing is granted by a tag in another case). Not the tags that grant something,
 /// `dormant:exempt*` and `dormant:restored-from`: only operator commands write those.
-pub const TAG_KEY_PATTERNS: [&str; 6] = [
+pub const TAG_KEY_PATTERNS: [&str; 7] = [
     "dormant:stage",
+    "dormant:credentials",
     "dormant:key:*",
     "dormant:password:*",
     "dormant:next-step*",
     "Dormant:*",
     "DORMANT:*",
 ];
+
+/// The user-level marker of a user with credentials on dormant's ladder: what the controller's
+/// permission to turn access keys on and off is conditioned on besides `dormant:stage`
+/// (`domain::permissions::Guard::CredentialsMarked`), since a key's own stage tag
+/// (`dormant:key:<id>:stage`) can be named by no IAM condition key. Written in the same `TagUser`
+/// call as the first credential stage tag of the user, removed in the same `UntagUser` call as
+/// the last one.
+pub const CREDENTIALS_TAG: &str = "dormant:credentials";
+/// Its value (informational; the guard tests only that the tag is there).
+pub const CREDENTIALS_TAG_VALUE: &str = "access keys or password on the dormant ladder";
+
+/// Whether the principal carries the credentials marker (exact key: it is what the guard names).
+pub fn has_credentials_marker(tags: &BTreeMap<String, String>) -> bool {
+    tags.contains_key(CREDENTIALS_TAG)
+}
+
+/// Whether the principal carries a credential stage tag (any case, either form) of a subject
+/// other than `subject`: the marker must stay while one does.
+pub fn other_credential_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> bool {
+    let own = present_stage_tags(subject, tags);
+    tags.keys().any(|k| {
+        let lower = k.to_ascii_lowercase();
+        (lower.starts_with(KEY_PREFIX) || lower.starts_with(PASSWORD_PREFIX)) && !own.contains(k)
+    })
+}
 
 /// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a
 /// date and with a reason.
@@ -173,7 +199,11 @@ pub fn tag_overflow(
 /// intent, so restore leaves them out.
 pub fn is_progress_tag(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    if key == RESTORED_FROM_TAG || key.starts_with(KEY_PREFIX) || key.starts_with(PASSWORD_PREFIX) {
+    if key == RESTORED_FROM_TAG
+        || key == CREDENTIALS_TAG
+        || key.starts_with(KEY_PREFIX)
+        || key.starts_with(PASSWORD_PREFIX)
+    {
         return true;
     }
     key.strip_prefix(PREFIX)
@@ -220,6 +250,7 @@ mod tests {
                 assert!(allowed(&legacy), "{legacy}");
             }
         }
+        assert!(allowed(CREDENTIALS_TAG));
         for grants in [
             TAG_EXEMPT,
             TAG_EXEMPT_UNTIL,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dormant::domain::tag::stage_tag_key;
+use dormant::domain::tag::{stage_tag_key, CREDENTIALS_TAG, WHOLE_STAGE_TAG};
 use dormant::domain::{
     decide, AccessKey, Budget, Decision, Effect, Facts, Gate, LoginProfile, Policy, Principal,
     Record, Stage, Subject, Timestamp,
@@ -205,6 +205,23 @@ impl World {
     fn apply(&mut self, effect: &Effect) {
         self.applied.push(effect.clone());
         let Some(f) = self.facts.as_mut() else { return };
+        // As dormant's roles grant them (docs/design.md, 'Permissions'): keys turned on or off,
+        // a key or password deleted, only on a user carrying `dormant:stage` or the credentials
+        // marker.
+        let guarded = matches!(
+            effect,
+            Effect::DeactivateKeys { .. }
+                | Effect::ReactivateKeys { .. }
+                | Effect::DeleteAccessKey { .. }
+                | Effect::DeleteLoginProfile
+        );
+        assert!(
+            !guarded
+                || f.tags.contains_key(WHOLE_STAGE_TAG)
+                || f.tags.contains_key(CREDENTIALS_TAG),
+            "{effect:?} on an unmarked user: AccessDenied under dormant's roles ({:?})",
+            f.tags
+        );
         match effect {
             Effect::PutTags { tags } => {
                 for (k, v) in tags {

@@ -218,7 +218,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 // The controller always takes snapshots itself, and never hands a delete to SSM
                 // before its snapshot is stored.
                 Effect::TakeSnapshot => self.snapshot(&subject, resumes, now).await,
-                _ if via_ssm => Err(PortError::new(
+                _ if via_ssm && !effect.is_credentials_marker() => Err(PortError::new(
                     ErrorKind::AccessDenied,
                     "fallback",
                     format!("{step} is configured to run through SSM (fallback.ssm_steps)"),

@@ -239,6 +239,7 @@ fn decide_settled(
         && record.unique_id == facts.unique_id
         && subject.scope == Scope::Whole
         && facts.has_quarantine_policy
+        && record.owns_quarantine()
     {
         // The record says dormant's quarantine is off but IAM still shows it (an SSM execution
         // that finished after an undo, an exemption that ended while a protected run left it):
@@ -410,7 +411,8 @@ fn decide_exempt(
                 && record.noticed_at.is_some()
                 && record.unique_id == facts.unique_id
                 && record.subject.scope == Scope::Whole
-                && facts.has_quarantine_policy =>
+                && facts.has_quarantine_policy
+                && record.owns_quarantine() =>
         {
             release(
                 record,
@@ -442,7 +444,10 @@ fn decide_protected(
     // Never changed, so what an earlier version (or a step cut short) left stays: say what.
     let mut left = Vec::new();
     if let Some(facts) = facts {
-        if record.subject.scope == Scope::Whole && facts.has_quarantine_policy {
+        if record.subject.scope == Scope::Whole
+            && facts.has_quarantine_policy
+            && record.owns_quarantine()
+        {
             left.push("dormant's quarantine policy".to_string());
         }
         left.extend(

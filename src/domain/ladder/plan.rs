@@ -44,9 +44,12 @@ pub(super) fn take(
     // The stage tag is written only where IAM's tag limit leaves room for it; without room the
     // step still happens and the record says where its state is.
     let legacy = present_legacy_tags(subject, &facts.tags);
+    // A credential subject of a user without the credentials marker writes it with its stage
+    // tag: the two need room together.
+    let marker_wanted = subject.scope != Scope::Whole && !tag::has_credentials_marker(&facts.tags);
     let no_room = match stage {
         Stage::Deleted => None,
-        _ => no_tag_room(subject, facts, policy, now, &legacy),
+        _ => no_tag_room(subject, facts, policy, now, &legacy, marker_wanted),
     };
     let reason = match &no_room {
         Some(why) => format!("{reason}; {why}"),
@@ -70,6 +73,12 @@ pub(super) fn take(
                 }
             }
         }
+        // dormant detaches only a quarantine policy it attached: one already there (an
+        // operator's incident response) stays theirs.
+        Step::Quarantine if subject.scope == Scope::Whole => {
+            after.quarantine_attached =
+                Some(record.owns_quarantine() || !facts.has_quarantine_policy);
+        }
         Step::Quarantine | Step::RequestApproval | Step::Delete | Step::Release => {}
     }
     let next = schedule(&after, facts, policy);
@@ -90,7 +99,9 @@ pub(super) fn take(
         }
         _ => {
             // The old three-tag form, from versions before the single stage tag, goes either way.
-            effects.push(Effect::RemoveTags { keys: legacy });
+            effects.push(Effect::RemoveTags {
+                keys: legacy.clone(),
+            });
             if no_room.is_none() {
                 effects.push(Effect::PutTags {
                     tags: vec![stage_tag(
@@ -100,10 +111,19 @@ pub(super) fn take(
                         stage == Stage::PendingDelete,
                     )],
                 });
+            } else if marker_wanted && marker_fits(facts, &legacy) {
+                // The marker is what lets dormant's roles turn the keys off later: it goes
+                // first when only one tag fits.
+                effects.push(Effect::PutTags { tags: vec![] });
             }
         }
     }
-    effects.retain(|e| !matches!(e, Effect::RemoveTags { keys } if keys.is_empty()));
+    credentials_marker(subject, facts, &mut effects, stage == Stage::Deleted);
+    effects.retain(|e| match e {
+        Effect::RemoveTags { keys } => !keys.is_empty(),
+        Effect::PutTags { tags } => !tags.is_empty(),
+        _ => true,
+    });
 
     let planned = PlannedStep {
         step,
@@ -137,20 +157,110 @@ fn no_tag_room(
     policy: &Policy,
     now: Timestamp,
     removed: &[String],
+    marker_wanted: bool,
 ) -> Option<String> {
-    let others = dormant_subjects(facts, policy, now)
-        .iter()
-        .filter(|s| *s != subject)
-        .filter(|s| present_stage_tags(s, &facts.tags).is_empty())
-        .count();
-    let used = tag_overflow(&facts.tags, &stage_tag_key(subject), removed, others)?;
+    let others = other_untagged(subject, facts, policy, now);
+    let marker = usize::from(marker_wanted);
+    let used = tag_overflow(
+        &facts.tags,
+        &stage_tag_key(subject),
+        removed,
+        others + marker,
+    )?;
     let kept = match others {
         0 => String::new(),
         n => format!(", {n} kept for other credentials of this user"),
     };
+    let marker = match marker_wanted {
+        false => "",
+        true if marker_fits(facts, removed) => {
+            " (only the user's dormant:credentials marker written)"
+        }
+        true => {
+            "; without the user's dormant:credentials marker, dormant's roles may not turn its \
+             keys off or delete them"
+        }
+    };
     Some(format!(
-        "no room for dormant's tag ({used} of {TAG_LIMIT} used{kept}); state kept in DynamoDB only"
+        "no room for dormant's tag ({used} of {TAG_LIMIT} used{kept}); state kept in DynamoDB \
+         only{marker}"
     ))
+}
+
+/// Other dormant credentials of the same user, decided on the same facts in one run, that have
+/// no stage tag yet: a slot one of them may take is not counted as free.
+fn other_untagged(subject: &Subject, facts: &Facts, policy: &Policy, now: Timestamp) -> usize {
+    dormant_subjects(facts, policy, now)
+        .iter()
+        .filter(|s| *s != subject)
+        .filter(|s| present_stage_tags(s, &facts.tags).is_empty())
+        .count()
+}
+
+/// Whether the credentials marker alone fits. It is shared by every credential ladder of the
+/// user, so no slot is kept back for the others: each writes the same tag.
+fn marker_fits(facts: &Facts, removed: &[String]) -> bool {
+    tag_overflow(&facts.tags, tag::CREDENTIALS_TAG, removed, 0).is_none()
+}
+
+/// Whether an effect needs the user marked (`dormant:stage` or the credentials marker) under
+/// dormant's roles: turning keys on or off, deleting a key or the password
+/// (`domain::permissions::guards`).
+fn needs_marker(effect: &Effect) -> bool {
+    matches!(
+        effect,
+        Effect::DeactivateKeys { .. }
+            | Effect::ReactivateKeys { .. }
+            | Effect::DeleteAccessKey { .. }
+            | Effect::DeleteLoginProfile
+    )
+}
+
+/// The credentials marker of a credential subject's user (docs/design.md, 'Permissions'): written
+/// in the same `TagUser` call as the subject's stage tag when the user lacks it; when the step
+/// needs it before that call (a user an earlier version tagged, or one whose first tag found no
+/// room), written first, where it fits; removed with the subject's tags when the step `ends` its
+/// ladder and no other credential ladder's tag is left on the user.
+pub(super) fn credentials_marker(
+    subject: &Subject,
+    facts: &Facts,
+    effects: &mut Vec<Effect>,
+    ends: bool,
+) {
+    if subject.scope == Scope::Whole {
+        return;
+    }
+    let marker = (
+        tag::CREDENTIALS_TAG.to_string(),
+        tag::CREDENTIALS_TAG_VALUE.to_string(),
+    );
+    let mut marked = tag::has_credentials_marker(&facts.tags);
+    if !marked {
+        if let Some(i) = effects.iter().position(needs_marker) {
+            if tag_overflow(&facts.tags, tag::CREDENTIALS_TAG, &[], 0).is_none() {
+                effects.insert(i, Effect::PutTags { tags: vec![marker] });
+                marked = true;
+            }
+        } else if let Some(Effect::PutTags { tags }) = effects
+            .iter_mut()
+            .find(|e| matches!(e, Effect::PutTags { .. }))
+        {
+            tags.push(marker);
+            marked = true;
+        }
+    }
+    if ends && marked && !tag::other_credential_tags(subject, &facts.tags) {
+        match effects
+            .iter_mut()
+            .rev()
+            .find(|e| matches!(e, Effect::RemoveTags { .. }))
+        {
+            Some(Effect::RemoveTags { keys }) => keys.push(tag::CREDENTIALS_TAG.to_string()),
+            _ => effects.push(Effect::RemoveTags {
+                keys: vec![tag::CREDENTIALS_TAG.to_string()],
+            }),
+        }
+    }
 }
 
 /// Reverses exactly what dormant changed: its tags (never an exemption tag), its inline policy,
@@ -165,8 +275,18 @@ pub(crate) fn release(
 ) -> Decision {
     let subject = &record.subject;
     let mut effects = Vec::new();
+    let mut reason = reason;
+    let mut quarantine_attached = record.quarantine_attached;
     if subject.scope == Scope::Whole && facts.has_quarantine_policy {
-        effects.push(Effect::DeleteQuarantinePolicy);
+        if record.owns_quarantine() {
+            effects.push(Effect::DeleteQuarantinePolicy);
+            quarantine_attached = None;
+        } else {
+            reason = format!(
+                "{reason}; dormant's quarantine policy was attached by someone else, not \
+                 dormant, and stays"
+            );
+        }
     }
     let reactivate: Vec<String> = record
         .keys_deactivated
@@ -183,8 +303,10 @@ pub(crate) fn release(
     if !tags.is_empty() {
         effects.push(Effect::RemoveTags { keys: tags });
     }
+    credentials_marker(subject, facts, &mut effects, true);
 
     let mut after = record.entering(to, now, reason.clone());
+    after.quarantine_attached = quarantine_attached;
     after.released_at = Some(now);
     after.keys_deactivated.clear();
     after.approval = None;

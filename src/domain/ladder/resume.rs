@@ -45,11 +45,12 @@ pub(super) fn resume(
         Dormancy::Missing if step == Step::Delete => {
             // The credential went; its stage tags on the user may still be there.
             let tags = present_stage_tags(subject, &facts.tags);
-            let effects = if tags.is_empty() {
+            let mut effects = if tags.is_empty() {
                 Vec::new()
             } else {
                 vec![Effect::RemoveTags { keys: tags }]
             };
+            plan::credentials_marker(subject, facts, &mut effects, true);
             let what = "the credential is gone";
             return finished_delete(intent, policy, now, what, effects);
         }
