@@ -922,3 +922,45 @@ fn a_quarantine_policy_an_operator_attached_stays_through_undo_and_release() {
     let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
     assert!(d.effects().contains(&Effect::DeleteQuarantinePolicy));
 }
+
+#[test]
+fn undo_of_a_key_an_earlier_version_turned_off_at_the_tag_limit_makes_room_for_the_marker() {
+    let mut facts = user("full")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(1)))
+        .key(KEY_B, true, days(300), Some(days(60)))
+        .build();
+    for i in 0..48 {
+        facts.tags.insert(format!("owner-{i:02}"), "x".into());
+    }
+    let key = Subject::access_key(facts.principal.clone(), KEY_B);
+    let mut w = World::new(facts, key);
+    w.run(days(0));
+    assert_eq!(w.facts().tags.len(), 50, "the key's tag and the marker");
+    assert_eq!(step_of(&mut w, days(7)), Some(Step::DeactivateKeys));
+    assert!(!w.key_active(KEY_B));
+    // As an earlier version left it, full: the key's tag, no marker.
+    w.facts_mut().tags.remove(MARKER);
+    w.facts_mut().tags.insert("owner-late".into(), "x".into());
+    assert_eq!(w.facts().tags.len(), 50);
+
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    let stage = format!("dormant:key:{KEY_B}:stage");
+    assert_eq!(
+        d.effects()[0],
+        Effect::RemoveTags {
+            keys: vec![stage.clone()]
+        }
+    );
+    assert_eq!(puts(&d.effects()[1]), vec![MARKER.to_string()]);
+    assert!(matches!(d.effects()[2], Effect::ReactivateKeys { .. }));
+    assert_eq!(
+        d.effects()[3],
+        Effect::RemoveTags {
+            keys: vec![MARKER.to_string()]
+        }
+    );
+    w.commit(&d);
+    assert!(w.key_active(KEY_B));
+    assert!(w.facts().tags.keys().all(|k| !k.starts_with("dormant:")));
+}

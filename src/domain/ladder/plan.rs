@@ -237,8 +237,26 @@ pub(super) fn credentials_marker(
     let mut marked = tag::has_credentials_marker(&facts.tags);
     if !marked {
         if let Some(i) = effects.iter().position(needs_marker) {
+            // A release or delete of a user with no free slot takes the subject's own tags off
+            // first, which makes room.
+            let untag = effects[i..]
+                .iter()
+                .position(|e| matches!(e, Effect::RemoveTags { .. }))
+                .filter(|_| ends)
+                .map(|j| i + j);
+            let freed = match untag.map(|j| &effects[j]) {
+                Some(Effect::RemoveTags { keys }) => keys.clone(),
+                _ => Vec::new(),
+            };
             if tag_overflow(&facts.tags, tag::CREDENTIALS_TAG, &[], 0).is_none() {
                 effects.insert(i, Effect::PutTags { tags: vec![marker] });
+                marked = true;
+            } else if let Some(j) = untag
+                .filter(|_| tag_overflow(&facts.tags, tag::CREDENTIALS_TAG, &freed, 0).is_none())
+            {
+                let own = effects.remove(j);
+                effects.insert(i, own);
+                effects.insert(i + 1, Effect::PutTags { tags: vec![marker] });
                 marked = true;
             }
         } else if let Some(Effect::PutTags { tags }) = effects
@@ -250,10 +268,16 @@ pub(super) fn credentials_marker(
         }
     }
     if ends && marked && !tag::other_credential_tags(subject, &facts.tags) {
+        // In the last untag call, which comes after every effect that needs the marker.
+        let last_guarded = effects.iter().rposition(needs_marker);
         match effects
             .iter_mut()
+            .enumerate()
             .rev()
-            .find(|e| matches!(e, Effect::RemoveTags { .. }))
+            .find(|(n, e)| {
+                matches!(e, Effect::RemoveTags { .. }) && last_guarded.is_none_or(|g| *n > g)
+            })
+            .map(|(_, e)| e)
         {
             Some(Effect::RemoveTags { keys }) => keys.push(tag::CREDENTIALS_TAG.to_string()),
             _ => effects.push(Effect::RemoveTags {
