@@ -445,3 +445,55 @@ async fn a_refused_read_of_the_quarantine_policy_fails_the_step_without_starting
         "{history:?}"
     );
 }
+
+/// A key step configured to run through SSM, on a user an earlier version tagged (no credentials
+/// marker): the controller writes the marker itself, since the document acts under the same
+/// guard and writes no tags, then hands the key over.
+#[tokio::test]
+async fn the_controller_marks_the_user_itself_before_it_hands_a_key_step_to_ssm() {
+    use dormant::domain::tag::CREDENTIALS_TAG;
+    let s = setup(vec![Step::DeactivateKeys]).await;
+    s.account.user("legacy", 400).await;
+    s.account.key("legacy", 300, 1).await;
+    let idle = s.account.key("legacy", 300, 100).await;
+    s.engine.sweep(s.now).await.unwrap();
+    assert!(s
+        .account
+        .user_tags("legacy")
+        .await
+        .contains_key(CREDENTIALS_TAG));
+    // As an earlier version left it.
+    s.account
+        .iam
+        .untag_user()
+        .user_name("legacy")
+        .tag_keys(CREDENTIALS_TAG)
+        .send()
+        .await
+        .unwrap();
+
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let keys = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::DeactivateKeys)
+        .unwrap_or_else(|| panic!("{:?}", r.actions));
+    assert_eq!(keys.outcome, Outcome::FallbackStarted, "{:?}", r.actions);
+    assert!(s
+        .account
+        .user_tags("legacy")
+        .await
+        .contains_key(CREDENTIALS_TAG));
+    let started = s.ssm.started.lock().unwrap().clone();
+    let deactivate: Vec<_> = started
+        .iter()
+        .filter(|r| r.document == "Dormant-DeactivateAccessKeys")
+        .collect();
+    assert_eq!(deactivate.len(), 1, "{started:?}");
+    assert_eq!(deactivate[0].parameters["AccessKeyIds"], vec![idle]);
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "UpdateAccessKey"),
+        0,
+        "the key itself is SSM's"
+    );
+}
