@@ -172,6 +172,11 @@ async fn a_quarantine_policy_attached_by_hand_is_not_dormants_to_detach() {
     let record = engine.store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Quarantined);
     assert_eq!(record.quarantine_attached, Some(false), "{record:?}");
+    assert!(
+        record.reason.contains("already attached by someone else"),
+        "{}",
+        record.reason
+    );
 
     let undone = engine
         .undo(

@@ -192,6 +192,11 @@ impl Record {
     /// Moves to `stage` as of `now`, clearing the schedule (the caller sets the next one).
     pub fn entering(&self, stage: Stage, now: Timestamp, reason: String) -> Record {
         Record {
+            // Ownership read off an earlier version's stage is kept once the stage changes.
+            quarantine_attached: match self.quarantine_attached {
+                None if self.owns_quarantine() => Some(true),
+                kept => kept,
+            },
             stage,
             stage_since: Some(now),
             next_step: None,

@@ -55,6 +55,18 @@ pub(super) fn take(
         Some(why) => format!("{reason}; {why}"),
         None => reason,
     };
+    // A quarantine policy already attached by someone else stays theirs: said in the audit trail.
+    let found_attached = step == Step::Quarantine
+        && subject.scope == Scope::Whole
+        && facts.has_quarantine_policy
+        && !record.owns_quarantine();
+    let reason = match found_attached {
+        true => format!(
+            "{reason}; dormant's quarantine policy was already attached by someone else: it \
+             stays on release"
+        ),
+        false => reason,
+    };
 
     let mut after = record.entering(stage, now, reason.clone());
     after.last_used_at = facts.activity(&subject.scope).and_then(|a| a.last_used_at);
@@ -76,8 +88,7 @@ pub(super) fn take(
         // dormant detaches only a quarantine policy it attached: one already there (an
         // operator's incident response) stays theirs.
         Step::Quarantine if subject.scope == Scope::Whole => {
-            after.quarantine_attached =
-                Some(record.owns_quarantine() || !facts.has_quarantine_policy);
+            after.quarantine_attached = Some(!found_attached);
         }
         Step::Quarantine | Step::RequestApproval | Step::Delete | Step::Release => {}
     }
@@ -300,7 +311,10 @@ pub(crate) fn release(
     let subject = &record.subject;
     let mut effects = Vec::new();
     let mut reason = reason;
-    let mut quarantine_attached = record.quarantine_attached;
+    let mut quarantine_attached = match record.owns_quarantine() {
+        true => Some(true),
+        false => record.quarantine_attached,
+    };
     if subject.scope == Scope::Whole && facts.has_quarantine_policy {
         if record.owns_quarantine() {
             effects.push(Effect::DeleteQuarantinePolicy);
