@@ -497,3 +497,56 @@ async fn the_controller_marks_the_user_itself_before_it_hands_a_key_step_to_ssm(
         "the key itself is SSM's"
     );
 }
+
+/// A release handed to SSM of a role whose quarantine policy an operator attached before
+/// dormant's quarantine step: `Dormant-ReleaseIdentity` is told not to detach it
+/// (`DetachQuarantine=false`), and the release lands with the operator's policy still attached.
+#[tokio::test]
+async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
+    let s = setup(vec![Step::Release]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    s.account
+        .attach_role_policy("locked", &s.account.quarantine_arn())
+        .await;
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::Done, "{r:?}");
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.quarantine_attached, Some(false));
+
+    let when = s.now + Duration::days(8);
+    let undone = s
+        .engine
+        .undo(&"role/locked".parse().unwrap(), "owner needs it", when)
+        .await
+        .unwrap();
+    assert_eq!(undone.outcome, Outcome::FallbackStarted, "{undone:?}");
+    let started = s.ssm.started.lock().unwrap().clone();
+    let release: Vec<_> = started
+        .iter()
+        .filter(|r| r.document == "Dormant-ReleaseIdentity")
+        .collect();
+    assert_eq!(release.len(), 1, "{started:?}");
+    assert_eq!(
+        release[0].parameters.get("DetachQuarantine"),
+        Some(&vec!["false".to_string()]),
+        "{started:?}"
+    );
+
+    // The document (told to keep it) leaves the policy; SSM reports success.
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+    let r = s.engine.tick(when + Duration::minutes(30)).await.unwrap();
+    let release = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::Release)
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(release.outcome, Outcome::Done, "{r:?}");
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Released);
+    assert!(record.pending.is_none());
+    assert!(s.account.role_quarantined("locked").await);
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "DetachRolePolicy"),
+        0
+    );
+}
