@@ -550,3 +550,61 @@ async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
         0
     );
 }
+
+/// Review B: a whole user at the tag limit (its state in DynamoDB only, so no `dormant:stage`)
+/// and no room for `dormant:credentials`: dormant's roles may not turn its keys off, so the key
+/// step is a recorded failure naming the cause, and neither IAM's UpdateAccessKey nor SSM is
+/// called (each would only be refused, and retried for ever).
+#[tokio::test]
+async fn a_key_step_with_no_room_for_the_marker_fails_without_calling_iam_or_ssm() {
+    let s = setup(vec![]).await;
+    let owner: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("owner-{i:02}"), "x".to_string()))
+        .collect();
+    let owner: Vec<(&str, &str)> = owner
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    s.account
+        .tagged_user("/", "crowded", 400, None, false, &owner)
+        .await;
+    let key = s.account.key("crowded", 300, 200).await;
+    let user = Subject::whole(s.account.user_principal("crowded"));
+    s.engine.sweep(s.now).await.unwrap();
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined, "{}", record.reason);
+    emulator().clear_requests(&s.account.id);
+
+    let r = s.engine.tick(s.now + Duration::days(14)).await.unwrap();
+    let keys = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::DeactivateKeys)
+        .unwrap_or_else(|| panic!("{:?}", r.actions));
+    assert_eq!(keys.outcome, Outcome::Failed, "{:?}", r.actions);
+    assert!(
+        keys.reason
+            .contains("neither dormant:stage nor dormant:credentials")
+            && keys.reason.contains("remove one tag"),
+        "{}",
+        keys.reason
+    );
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "UpdateAccessKey"),
+        0
+    );
+    assert!(s.ssm.started.lock().unwrap().is_empty(), "no SSM execution");
+    let statuses = s.account.key_statuses("crowded").await;
+    assert_eq!(
+        statuses[&key],
+        aws_sdk_iam::types::StatusType::Active,
+        "{statuses:?}"
+    );
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert!(record
+        .pending
+        .and_then(|i| i.last_error)
+        .is_some_and(|e| e.contains("remove one tag")));
+}

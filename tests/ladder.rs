@@ -964,3 +964,91 @@ fn undo_of_a_key_an_earlier_version_turned_off_at_the_tag_limit_makes_room_for_t
     assert!(w.key_active(KEY_B));
     assert!(w.facts().tags.keys().all(|k| !k.starts_with("dormant:")));
 }
+
+/// A whole user with an idle key and `n` owner tags.
+fn whole_user_with_tags(name: &str, n: usize) -> World {
+    let mut facts = user(name)
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(200)))
+        .build();
+    for i in 0..n {
+        facts.tags.insert(format!("owner-{i:02}"), "x".into());
+    }
+    World::whole(facts)
+}
+
+/// Review B: a whole user whose `dormant:stage` is missing (removed by hand, or never written at
+/// the tag limit) still has its keys turned off and back on under dormant's roles, which allow
+/// that only on a user carrying `dormant:stage` or `dormant:credentials`; with no room for
+/// either, the step calls nothing and says why.
+#[test]
+fn a_whole_user_without_its_stage_tag_is_marked_before_its_keys_change_or_says_why_not() {
+    // The stage tag removed by hand: written again before the keys go off.
+    let mut w = whole_user_with_tags("handmade", 0);
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    w.facts_mut().tags.remove("dormant:stage");
+    let d = w.run(days(14));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys), "{}", d.reason);
+    assert_eq!(puts(&d.effects()[0]), vec!["dormant:stage".to_string()]);
+    assert!(matches!(d.effects()[1], Effect::DeactivateKeys { .. }));
+    assert!(
+        d.reason.contains("the user had no dormant:stage"),
+        "{}",
+        d.reason
+    );
+    assert!(!w.key_active(KEY_A));
+
+    // Keys off, then the stage tag removed by hand at 49 tags: the release marks the user with
+    // dormant:credentials to turn the key back on, and takes the marker off again.
+    w.facts_mut().tags.remove("dormant:stage");
+    for i in 0..49 {
+        w.facts_mut()
+            .tags
+            .insert(format!("owner-{i:02}"), "x".into());
+    }
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(15), "x").unwrap();
+    let first_guarded = d
+        .effects()
+        .iter()
+        .position(|e| matches!(e, Effect::ReactivateKeys { .. }))
+        .expect("the key is turned back on");
+    assert!(
+        d.effects()[..first_guarded]
+            .iter()
+            .any(|e| puts(e).contains(&MARKER.to_string())),
+        "{:?}",
+        d.effects()
+    );
+    assert!(d.reason.contains("marker written first"), "{}", d.reason);
+    assert!(d.reason.contains("marker removed"), "{}", d.reason);
+    w.commit(&d);
+    assert!(w.key_active(KEY_A));
+    assert_eq!(w.tag(MARKER), None);
+
+    // At the tag limit from the start (state in DynamoDB only): no room for either tag. The key
+    // step plans no key call and is blocked with a precise reason; nothing is committed.
+    let mut w = whole_user_with_tags("full", 50);
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    let d = w.run(days(14));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(
+        !d.effects()
+            .iter()
+            .any(|e| matches!(e, Effect::DeactivateKeys { .. })),
+        "{:?}",
+        d.effects()
+    );
+    let why = d.blocked().expect("blocked");
+    assert!(
+        why.contains("neither dormant:stage nor dormant:credentials")
+            && why.contains("50 of 50")
+            && why.contains("turn its access keys off"),
+        "{why}"
+    );
+    assert!(w.key_active(KEY_A));
+    assert_eq!(w.record.stage, Stage::Quarantined, "nothing committed");
+}

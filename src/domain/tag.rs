@@ -52,14 +52,40 @@ pub fn has_credentials_marker(tags: &BTreeMap<String, String>) -> bool {
     tags.contains_key(CREDENTIALS_TAG)
 }
 
-/// Whether the principal carries a credential stage tag (any case, either form) of a subject
-/// other than `subject`: the marker must stay while one does.
-pub fn other_credential_tags(subject: &Subject, tags: &BTreeMap<String, String>) -> bool {
+/// The credential stage tags (any case, either form) of subjects other than `subject` whose
+/// credential still exists (`key_exists`, `has_password`): the marker stays while there is one.
+/// The tag of a credential deleted outside dormant is an orphan and keeps nothing.
+pub fn other_credential_tags(
+    subject: &Subject,
+    tags: &BTreeMap<String, String>,
+    key_exists: impl Fn(&str) -> bool,
+    has_password: bool,
+) -> Vec<String> {
     let own = present_stage_tags(subject, tags);
-    tags.keys().any(|k| {
-        let lower = k.to_ascii_lowercase();
-        (lower.starts_with(KEY_PREFIX) || lower.starts_with(PASSWORD_PREFIX)) && !own.contains(k)
-    })
+    tags.keys()
+        .filter(|k| !own.contains(k))
+        .filter(|k| {
+            credential_of_tag(k).is_some_and(|c| match c {
+                Scope::AccessKey(id) => key_exists(&id),
+                Scope::Password => has_password,
+                Scope::Whole => false,
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The credential a progress tag (`dormant:key:<id>:…`, `dormant:password:…`, any case) is of.
+pub fn credential_of_tag(key: &str) -> Option<Scope> {
+    let lower = key.to_ascii_lowercase();
+    if lower.starts_with(PASSWORD_PREFIX) {
+        return Some(Scope::Password);
+    }
+    let rest = key
+        .get(KEY_PREFIX.len()..)
+        .filter(|_| lower.starts_with(KEY_PREFIX))?;
+    let id = rest.split(':').next().filter(|id| !id.is_empty())?;
+    Some(Scope::AccessKey(id.to_ascii_uppercase()))
 }
 
 /// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a

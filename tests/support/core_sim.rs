@@ -186,7 +186,8 @@ impl World {
     }
 
     pub fn commit(&mut self, d: &Decision) {
-        if d.gate().is_some_and(|g| *g != Gate::Proceed) {
+        // A blocked step is a recorded failure in the engine: nothing called, nothing committed.
+        if d.gate().is_some_and(|g| *g != Gate::Proceed) || d.blocked().is_some() {
             return;
         }
         if let Some(step) = d.step() {

@@ -183,6 +183,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             effects,
             mut after,
             resumes,
+            blocked,
             ..
         } = planned;
         if let Some(finding) = run.nominating_finding(&subject) {
@@ -209,6 +210,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 
+        if let Some(why) = blocked {
+            // Calling IAM (or SSM) would only be refused: a recorded failure, retried later.
+            return self
+                .step_failed(run, &with_intent, "the credentials guard", &why, now)
+                .await;
+        }
         let via_ssm = self
             .fallback
             .as_ref()

@@ -129,7 +129,9 @@ pub(super) fn take(
             }
         }
     }
-    credentials_marker(subject, facts, &mut effects, stage == Stage::Deleted);
+    let marker = credentials_marker(subject, facts, &mut effects, stage == Stage::Deleted);
+    let reason = marker.said(reason);
+    after.reason = reason.clone();
     effects.retain(|e| match e {
         Effect::RemoveTags { keys } => !keys.is_empty(),
         Effect::PutTags { tags } => !tags.is_empty(),
@@ -142,6 +144,7 @@ pub(super) fn take(
         effects,
         after,
         resumes: None,
+        blocked: marker.blocked,
     };
     Decision::taking(planned, reason)
 }
@@ -214,6 +217,17 @@ fn marker_fits(facts: &Facts, removed: &[String]) -> bool {
     tag_overflow(&facts.tags, tag::CREDENTIALS_TAG, removed, 0).is_none()
 }
 
+/// What a guarded effect does, in words (`None`: not guarded).
+fn guarded_call(effect: &Effect) -> Option<&'static str> {
+    match effect {
+        Effect::DeactivateKeys { .. } => Some("turn its access keys off"),
+        Effect::ReactivateKeys { .. } => Some("turn its access keys back on"),
+        Effect::DeleteAccessKey { .. } => Some("delete its access key"),
+        Effect::DeleteLoginProfile => Some("delete its console password"),
+        _ => None,
+    }
+}
+
 /// Whether an effect needs the user marked (`dormant:stage` or the credentials marker) under
 /// dormant's roles: turning keys on or off, deleting a key or the password
 /// (`domain::permissions::guards`).
@@ -227,25 +241,79 @@ fn needs_marker(effect: &Effect) -> bool {
     )
 }
 
-/// The credentials marker of a credential subject's user (docs/design.md, 'Permissions'): written
-/// in the same `TagUser` call as the subject's stage tag when the user lacks it; when the step
-/// needs it before that call (a user an earlier version tagged, or one whose first tag found no
-/// room), written first, where it fits; removed with the subject's tags when the step `ends` its
-/// ladder and no other credential ladder's tag is left on the user.
+/// What [`credentials_marker`] planned: words for the reason (the audit trail), and why the
+/// step cannot be carried out at all.
+#[derive(Debug, Default)]
+pub(super) struct MarkerPlan {
+    pub note: Option<String>,
+    /// The guarded effects were left out: the user has neither `dormant:stage` nor room for the
+    /// marker, so dormant's roles would be refused (and SSM's too). The step fails with this.
+    pub blocked: Option<String>,
+}
+
+impl MarkerPlan {
+    /// `reason` with the note appended.
+    pub fn said(&self, reason: String) -> String {
+        match &self.note {
+            Some(note) => format!("{reason}; {note}"),
+            None => reason,
+        }
+    }
+}
+
+/// The credentials marker of a user (docs/design.md, 'Permissions'), which dormant's roles need
+/// to turn keys on or off, delete a key or a password, where the user lacks `dormant:stage`.
+/// A credential subject writes it in the same `TagUser` call as its stage tag when the user lacks
+/// it; when the step needs it before that call (a user an earlier version tagged, or one whose
+/// first tag found no room), it is written first, where it fits. A whole user without
+/// `dormant:stage` (50 tags, state in DynamoDB only, or the tag removed by hand) gets its stage
+/// tag written before the guarded effect when the step writes it, the marker otherwise. The
+/// marker is removed with the subject's tags when the step `ends` its ladder and no other
+/// credential ladder of the user (of a credential that still exists) has its tag on the user;
+/// the engine looks again per user once all its subjects are decided. When nothing fits, the
+/// guarded effects are left out and the step fails with [`MarkerPlan::blocked`].
 pub(super) fn credentials_marker(
     subject: &Subject,
     facts: &Facts,
     effects: &mut Vec<Effect>,
     ends: bool,
-) {
-    if subject.scope == Scope::Whole {
-        return;
+) -> MarkerPlan {
+    let mut plan = MarkerPlan::default();
+    if subject.principal.kind != PrincipalKind::User {
+        return plan;
     }
     let marker = (
         tag::CREDENTIALS_TAG.to_string(),
         tag::CREDENTIALS_TAG_VALUE.to_string(),
     );
     let mut marked = tag::has_credentials_marker(&facts.tags);
+    let mut notes = Vec::new();
+    if subject.scope == Scope::Whole {
+        if facts.tags.contains_key(tag::WHOLE_STAGE_TAG) {
+            return plan;
+        }
+        let Some(i) = effects.iter().position(needs_marker) else {
+            // Nothing guarded: a marker an earlier step of this ladder wrote goes with its end.
+            if ends && marked {
+                remove_marker(subject, facts, effects, &mut notes);
+            }
+            plan.note = (!notes.is_empty()).then(|| notes.join("; "));
+            return plan;
+        };
+        let stage_write = effects.iter().skip(i).position(|e| {
+            matches!(e, Effect::PutTags { tags } if tags.iter().any(|(k, _)| k == tag::WHOLE_STAGE_TAG))
+        });
+        if let Some(j) = stage_write {
+            let own = effects.remove(i + j);
+            effects.insert(i, own);
+            plan.note = Some(format!(
+                "the user had no {}: written before its keys are changed, which dormant's roles \
+                 allow only on a user carrying it",
+                tag::WHOLE_STAGE_TAG
+            ));
+            return plan;
+        }
+    }
     if !marked {
         if let Some(i) = effects.iter().position(needs_marker) {
             // A release or delete of a user with no free slot takes the subject's own tags off
@@ -269,33 +337,100 @@ pub(super) fn credentials_marker(
                 effects.insert(i, own);
                 effects.insert(i + 1, Effect::PutTags { tags: vec![marker] });
                 marked = true;
+            } else {
+                let used = facts.tags.len();
+                let left: Vec<&'static str> = effects.iter().filter_map(guarded_call).collect();
+                effects.retain(|e| !needs_marker(e));
+                plan.blocked = Some(format!(
+                    "{} carries neither {} nor {}, and has no room for the marker ({used} of \
+                     {TAG_LIMIT} tags used): dormant's roles (and SSM Automation's) may not {} \
+                     there, so nothing was called; remove one tag of the user and the next \
+                     attempt goes ahead",
+                    subject.principal.arn(),
+                    tag::WHOLE_STAGE_TAG,
+                    tag::CREDENTIALS_TAG,
+                    left.join(", ")
+                ));
+                return plan;
             }
-        } else if let Some(Effect::PutTags { tags }) = effects
-            .iter_mut()
-            .find(|e| matches!(e, Effect::PutTags { .. }))
-        {
-            tags.push(marker);
-            marked = true;
+            notes.push(format!(
+                "the user's {} marker written first (dormant's roles change keys and passwords \
+                 only on a user carrying it or {})",
+                tag::CREDENTIALS_TAG,
+                tag::WHOLE_STAGE_TAG
+            ));
+        } else if subject.scope != Scope::Whole {
+            if let Some(Effect::PutTags { tags }) = effects
+                .iter_mut()
+                .find(|e| matches!(e, Effect::PutTags { .. }))
+            {
+                // Alone (the empty placeholder of a step without room for its stage tag), the
+                // no-room reason says so already.
+                if !tags.is_empty() {
+                    notes.push(format!(
+                        "the user's {} marker written with the stage tag",
+                        tag::CREDENTIALS_TAG
+                    ));
+                }
+                tags.push(marker);
+                marked = true;
+            }
         }
     }
-    if ends && marked && !tag::other_credential_tags(subject, &facts.tags) {
-        // In the last untag call, which comes after every effect that needs the marker.
-        let last_guarded = effects.iter().rposition(needs_marker);
-        match effects
-            .iter_mut()
-            .enumerate()
-            .rev()
-            .find(|(n, e)| {
-                matches!(e, Effect::RemoveTags { .. }) && last_guarded.is_none_or(|g| *n > g)
-            })
-            .map(|(_, e)| e)
-        {
-            Some(Effect::RemoveTags { keys }) => keys.push(tag::CREDENTIALS_TAG.to_string()),
-            _ => effects.push(Effect::RemoveTags {
-                keys: vec![tag::CREDENTIALS_TAG.to_string()],
-            }),
-        }
+    if ends && marked {
+        remove_marker(subject, facts, effects, &mut notes);
     }
+    plan.note = (!notes.is_empty()).then(|| notes.join("; "));
+    plan
+}
+
+/// Removes the marker at the end of `subject`'s ladder unless another credential ladder of the
+/// user (a credential that still exists) keeps it; says which in `notes`.
+fn remove_marker(
+    subject: &Subject,
+    facts: &Facts,
+    effects: &mut Vec<Effect>,
+    notes: &mut Vec<String>,
+) {
+    let others = tag::other_credential_tags(
+        subject,
+        &facts.tags,
+        |id| {
+            facts
+                .access_keys
+                .iter()
+                .any(|k| k.id.to_string().eq_ignore_ascii_case(id))
+        },
+        facts.login_profile.is_some(),
+    );
+    if !others.is_empty() {
+        notes.push(format!(
+            "the user's {} marker kept: {} still on the user",
+            tag::CREDENTIALS_TAG,
+            others.join(", ")
+        ));
+        return;
+    }
+    // In the last untag call, which comes after every effect that needs the marker.
+    let last_guarded = effects.iter().rposition(needs_marker);
+    match effects
+        .iter_mut()
+        .enumerate()
+        .rev()
+        .find(|(n, e)| {
+            matches!(e, Effect::RemoveTags { .. }) && last_guarded.is_none_or(|g| *n > g)
+        })
+        .map(|(_, e)| e)
+    {
+        Some(Effect::RemoveTags { keys }) => keys.push(tag::CREDENTIALS_TAG.to_string()),
+        _ => effects.push(Effect::RemoveTags {
+            keys: vec![tag::CREDENTIALS_TAG.to_string()],
+        }),
+    }
+    notes.push(format!(
+        "the user's {} marker removed (no other credential of the user on dormant's ladder)",
+        tag::CREDENTIALS_TAG
+    ));
 }
 
 /// Reverses exactly what dormant changed: its tags (never an exemption tag), its inline policy,
@@ -341,7 +476,8 @@ pub(crate) fn release(
     if !tags.is_empty() {
         effects.push(Effect::RemoveTags { keys: tags });
     }
-    credentials_marker(subject, facts, &mut effects, true);
+    let marker = credentials_marker(subject, facts, &mut effects, true);
+    let reason = marker.said(reason);
 
     let mut after = record.entering(to, now, reason.clone());
     after.quarantine_attached = quarantine_attached;
@@ -359,6 +495,7 @@ pub(crate) fn release(
         effects,
         after,
         resumes: None,
+        blocked: marker.blocked,
     };
     Decision::taking(planned, reason)
 }

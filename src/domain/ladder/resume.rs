@@ -50,9 +50,9 @@ pub(super) fn resume(
             } else {
                 vec![Effect::RemoveTags { keys: tags }]
             };
-            plan::credentials_marker(subject, facts, &mut effects, true);
-            let what = "the credential is gone";
-            return finished_delete(intent, policy, now, what, effects);
+            let marker = plan::credentials_marker(subject, facts, &mut effects, true);
+            let what = marker.said("the credential is gone".to_string());
+            return finished_delete(intent, policy, now, &what, effects);
         }
         Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
         Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
@@ -119,6 +119,7 @@ fn finished_delete(
         effects,
         after: intent.after.entering(Stage::Deleted, now, reason.clone()),
         resumes: Some(intent.started_at),
+        blocked: None,
     };
     Decision::taking(planned, reason)
 }
