@@ -241,6 +241,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_tags_of_credentials_that_still_exist_keep_the_marker() {
+        let user = super::super::subject::Principal::user("123456789012", "/", "u");
+        let mine = Subject::access_key(user.clone(), "AKIAMINE");
+        let tags: BTreeMap<String, String> = [
+            "dormant:key:AKIAMINE:stage",
+            "Dormant:Key:akiagone:stage",
+            "dormant:key:AKIALIVE:stage",
+            "dormant:password:stage",
+            "dormant:credentials",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), String::new()))
+        .collect();
+        assert_eq!(
+            credential_of_tag("Dormant:Key:akiagone:stage"),
+            Some(Scope::AccessKey("AKIAGONE".into()))
+        );
+        assert_eq!(credential_of_tag("dormant:credentials"), None);
+        let live = |id: &str| id == "AKIALIVE";
+        assert_eq!(
+            other_credential_tags(&mine, &tags, live, false),
+            vec!["dormant:key:AKIALIVE:stage".to_string()]
+        );
+        assert_eq!(
+            other_credential_tags(&mine, &tags, |_| false, true).len(),
+            1
+        );
+        assert!(other_credential_tags(&mine, &tags, |_| false, false).is_empty());
+    }
+
+    #[test]
     fn grants_are_read_exactly_and_removals_in_any_case() {
         let tags: BTreeMap<String, String> = [("Dormant:Exempt".to_string(), "yes".to_string())]
             .into_iter()

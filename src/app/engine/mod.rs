@@ -13,6 +13,7 @@
 mod confirm;
 mod fallback;
 mod hub;
+mod marker;
 mod pass;
 mod step;
 
@@ -357,6 +358,15 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 whole = self.store.load(&subject).await?;
             }
         }
+        if let Some(facts) = fresh.as_ref().filter(|f| marker::worth_settling(f)) {
+            if let Err(e) = self
+                .settle_credentials_marker(run, &facts.principal, now)
+                .await
+            {
+                let whole = Subject::whole(facts.principal.clone());
+                self.record_failure(run, &whole, None, &e);
+            }
+        }
         Ok(())
     }
 
@@ -374,6 +384,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let total = due.len();
         run.add_total(total);
         let started = std::sync::atomic::AtomicUsize::new(0);
+        // Users whose credentials' steps may end in this tick: their marker is decided after.
+        let users: BTreeMap<String, Principal> = due
+            .iter()
+            .map(|r| &r.subject.principal)
+            .filter(|p| p.kind == PrincipalKind::User)
+            .map(|p| (p.arn(), p.clone()))
+            .collect();
         futures::stream::iter(due)
             // At the deadline the rest stays due, for the next run.
             .take_while(|_| {
@@ -410,6 +427,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 left, "deadline: due steps left for the next run"
             );
             run.state().report.unfinished += left;
+        }
+        for user in users.values() {
+            if !run.may_start() {
+                break;
+            }
+            if let Err(e) = self.settle_credentials_marker(run, user, now).await {
+                self.record_failure(run, &Subject::whole(user.clone()), None, &e);
+            }
         }
         // What a sweep left at its deadline is the tick's too.
         self.continue_pass(run, now).await
