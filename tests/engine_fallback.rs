@@ -498,25 +498,32 @@ async fn the_controller_marks_the_user_itself_before_it_hands_a_key_step_to_ssm(
     );
 }
 
-/// A release handed to SSM of a role whose quarantine policy an operator attached before
-/// dormant's quarantine step: `Dormant-ReleaseIdentity` is told not to detach it
-/// (`DetachQuarantine=false`), and the release lands with the operator's policy still attached.
+/// A release handed to SSM of a user whose quarantine policy an operator attached before
+/// dormant's quarantine step (its key turned off by dormant): `Dormant-ReleaseIdentity` is told
+/// not to detach it (`DetachQuarantine=false`), and the release lands with the operator's policy
+/// still attached.
 #[tokio::test]
 async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
     let s = setup(vec![Step::Release]).await;
+    s.account.user("held", 400).await;
+    let key = s.account.key("held", 300, 200).await;
+    let user = Subject::whole(s.account.user_principal("held"));
     s.engine.sweep(s.now).await.unwrap();
     s.account
-        .attach_role_policy("locked", &s.account.quarantine_arn())
+        .attach_user_policy("held", &s.account.quarantine_arn())
         .await;
-    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
-    assert_eq!(r.actions[0].outcome, Outcome::Done, "{r:?}");
-    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined, "{}", record.reason);
     assert_eq!(record.quarantine_attached, Some(false));
+    s.engine.tick(s.now + Duration::days(14)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated, "{}", record.reason);
 
-    let when = s.now + Duration::days(8);
+    let when = s.now + Duration::days(15);
     let undone = s
         .engine
-        .undo(&"role/locked".parse().unwrap(), "owner needs it", when)
+        .undo(&"user/held".parse().unwrap(), "owner needs it", when)
         .await
         .unwrap();
     assert_eq!(undone.outcome, Outcome::FallbackStarted, "{undone:?}");
@@ -532,7 +539,16 @@ async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
         "{started:?}"
     );
 
-    // The document (told to keep it) leaves the policy; SSM reports success.
+    // The documents turn the key back on and (told to keep it) leave the policy.
+    s.account
+        .iam
+        .update_access_key()
+        .user_name("held")
+        .access_key_id(&key)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .unwrap();
     *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
     let r = s.engine.tick(when + Duration::minutes(30)).await.unwrap();
     let release = r
@@ -541,12 +557,12 @@ async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
         .find(|a| a.step == Step::Release)
         .unwrap_or_else(|| panic!("{r:?}"));
     assert_eq!(release.outcome, Outcome::Done, "{r:?}");
-    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::Released);
     assert!(record.pending.is_none());
-    assert!(s.account.role_quarantined("locked").await);
+    assert!(s.account.user_quarantined("held").await);
     assert_eq!(
-        emulator().count_requests(&s.account.id, "DetachRolePolicy"),
+        emulator().count_requests(&s.account.id, "DetachUserPolicy"),
         0
     );
 }
@@ -607,4 +623,51 @@ async fn a_key_step_with_no_room_for_the_marker_fails_without_calling_iam_or_ssm
         .pending
         .and_then(|i| i.last_error)
         .is_some_and(|e| e.contains("remove one tag")));
+}
+
+/// Review E: a key's release handed to SSM (`Dormant-ReactivateAccessKeys` writes no tags): the
+/// key's stage tag and the user's marker are the controller's to remove, once SSM reports
+/// success, never before (the document needs the marker to turn the key on).
+#[tokio::test]
+async fn an_ssm_release_of_a_key_removes_its_tag_and_the_marker_after_success() {
+    use dormant::domain::tag::CREDENTIALS_TAG;
+    let s = setup(vec![Step::Release]).await;
+    s.account.user_with("/", "keyed", 400, Some(1), true).await;
+    let idle = s.account.key("keyed", 300, 100).await;
+    s.engine.sweep(s.now).await.unwrap();
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let key = Subject::access_key(s.account.user_principal("keyed"), &idle);
+    let record = s.engine.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated, "{}", record.reason);
+    let stage_tag = format!("dormant:key:{idle}:stage");
+
+    let when = s.now + Duration::days(8);
+    let undone = s
+        .engine
+        .undo(&key.id().parse().unwrap(), "needed", when)
+        .await
+        .unwrap();
+    assert_eq!(undone.outcome, Outcome::FallbackStarted, "{undone:?}");
+    let tags = s.account.user_tags("keyed").await;
+    assert!(
+        tags.contains_key(CREDENTIALS_TAG) && tags.contains_key(&stage_tag),
+        "kept while the document runs: {tags:?}"
+    );
+
+    // The document turns the key back on; SSM reports success.
+    s.account
+        .iam
+        .update_access_key()
+        .user_name("keyed")
+        .access_key_id(&idle)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .unwrap();
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+    s.engine.tick(when + Duration::minutes(30)).await.unwrap();
+    let record = s.engine.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Released, "{}", record.reason);
+    let tags = s.account.user_tags("keyed").await;
+    assert!(tags.keys().all(|k| !k.starts_with("dormant:")), "{tags:?}");
 }

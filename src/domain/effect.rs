@@ -134,12 +134,23 @@ impl Effect {
         }
     }
 
-    /// The credentials marker written on its own, before the step's first effect that needs it
-    /// (`domain::ladder::plan`): the controller writes it itself, also before it hands a step to
-    /// SSM, whose documents act under the same guard and write no tags.
-    pub fn is_credentials_marker(&self) -> bool {
-        matches!(self, Effect::PutTags { tags }
-            if !tags.is_empty() && tags.iter().all(|(k, _)| k == super::tag::CREDENTIALS_TAG))
+    /// A change of dormant's own tags: the controller always makes it itself (it holds
+    /// `TagUser`/`UntagUser` for them), also for a step handed to SSM, whose documents act under
+    /// the same guards and write no credential tags.
+    pub fn is_tag_change(&self) -> bool {
+        matches!(self, Effect::PutTags { .. } | Effect::RemoveTags { .. })
+    }
+
+    /// Turning keys on or off, deleting a key or a password: granted to dormant's roles (and
+    /// SSM's) only on a user carrying `dormant:stage` or `dormant:credentials`.
+    pub fn needs_user_marker(&self) -> bool {
+        matches!(
+            self,
+            Effect::DeactivateKeys { .. }
+                | Effect::ReactivateKeys { .. }
+                | Effect::DeleteAccessKey { .. }
+                | Effect::DeleteLoginProfile
+        )
     }
 
     /// Effects that cannot be reversed by `undo`.

@@ -220,12 +220,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .fallback
             .as_ref()
             .is_some_and(|f| f.always.contains(&step));
-        for effect in &effects {
+        for (n, effect) in effects.iter().enumerate() {
             let result = match effect {
                 // The controller always takes snapshots itself, and never hands a delete to SSM
                 // before its snapshot is stored.
                 Effect::TakeSnapshot => self.snapshot(&subject, resumes, now).await,
-                _ if via_ssm && !effect.is_credentials_marker() => Err(PortError::new(
+                _ if via_ssm && !effect.is_tag_change() => Err(PortError::new(
                     ErrorKind::AccessDenied,
                     "fallback",
                     format!("{step} is configured to run through SSM (fallback.ssm_steps)"),
@@ -236,7 +236,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             if e.kind == ErrorKind::AccessDenied && *effect != Effect::TakeSnapshot {
                 if let Some(setup) = self.fallback.clone() {
                     let started = self
-                        .start_fallback(run, &setup, &with_intent, &e, now)
+                        .start_fallback(run, &setup, &with_intent, n, &e, now)
                         .await;
                     match started {
                         Ok(true) => return Ok(()),

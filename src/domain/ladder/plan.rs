@@ -229,16 +229,9 @@ fn guarded_call(effect: &Effect) -> Option<&'static str> {
 }
 
 /// Whether an effect needs the user marked (`dormant:stage` or the credentials marker) under
-/// dormant's roles: turning keys on or off, deleting a key or the password
-/// (`domain::permissions::guards`).
+/// dormant's roles (`domain::permissions::guards`).
 fn needs_marker(effect: &Effect) -> bool {
-    matches!(
-        effect,
-        Effect::DeactivateKeys { .. }
-            | Effect::ReactivateKeys { .. }
-            | Effect::DeleteAccessKey { .. }
-            | Effect::DeleteLoginProfile
-    )
+    effect.needs_user_marker()
 }
 
 /// What [`credentials_marker`] planned: words for the reason (the audit trail), and why the
