@@ -1052,3 +1052,77 @@ fn a_whole_user_without_its_stage_tag_is_marked_before_its_keys_change_or_says_w
     assert!(w.key_active(KEY_A));
     assert_eq!(w.record.stage, Stage::Quarantined, "nothing committed");
 }
+
+/// Review F: a release that finds dormant's own quarantine already gone claims nothing after it,
+/// so a deny-all an operator attaches by hand later is theirs; the claim is kept only while an SSM
+/// execution of dormant's handed the quarantine may still attach it (24 hours).
+#[test]
+fn a_release_claims_a_quarantine_found_gone_only_while_its_ssm_execution_may_land() {
+    let mut w = World::whole(role("handled").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.quarantine_attached, Some(true));
+    w.facts_mut().has_quarantine_policy = false; // detached by hand
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(!d.effects().contains(&Effect::DeleteQuarantinePolicy));
+    w.commit(&d);
+    assert_eq!(
+        w.record.quarantine_attached,
+        Some(false),
+        "release writes no claim"
+    );
+    w.facts_mut().has_quarantine_policy = true; // an operator's incident response
+    let d = w.run(days(20));
+    assert!(d.effects().is_empty(), "the operator's deny stays: {d:?}");
+
+    // Undone while an SSM execution had the quarantine: the claim holds for 24 hours.
+    let claimed = |late: Duration| {
+        let mut w = World::whole(role("late").created(days(120)).build());
+        w.run(days(0));
+        let d = w.decide(days(7));
+        let planned = d.after().unwrap().clone();
+        let mut intent = dormant::domain::Intent::new(
+            Step::Quarantine,
+            t0() + days(7),
+            d.effects().to_vec(),
+            planned,
+        );
+        intent.fallback = vec!["exec-1".into()];
+        w.record.pending = Some(intent);
+        let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+        w.commit(&d);
+        assert_eq!(w.record.quarantine_attached, Some(true));
+        w.facts_mut().has_quarantine_policy = true; // the execution lands late
+        w.run(days(8) + late)
+            .effects()
+            .contains(&Effect::DeleteQuarantinePolicy)
+    };
+    assert!(
+        claimed(Duration::hours(2)),
+        "repaired within the SSM timeout"
+    );
+    assert!(!claimed(Duration::hours(30)), "not after it");
+}
+
+/// Review G: a record of an earlier version (no ownership kept) released with dormant's policy
+/// still attached is repaired as those versions did (any identity dormant noticed).
+#[test]
+fn an_earlier_versions_released_record_is_still_repaired() {
+    let mut w = World::whole(role("older").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    w.commit(&d);
+    assert_eq!(w.record.stage, Stage::Released);
+    assert_eq!(w.record.quarantine_attached, Some(false));
+    // As an earlier version stored it, its SSM quarantine landing after the release.
+    w.record.quarantine_attached = None;
+    w.record.released_at = None;
+    w.facts_mut().has_quarantine_policy = true;
+    let d = w.run(days(9));
+    assert!(
+        d.effects().contains(&Effect::DeleteQuarantinePolicy),
+        "{d:?}"
+    );
+    assert!(d.reason.contains("repaired"), "{}", d.reason);
+}

@@ -120,6 +120,10 @@ pub struct Record {
     pub quarantine_attached: Option<bool>,
 }
 
+/// How long after a release a claim on a quarantine policy found already gone is kept: the SSM
+/// fallback's timeout, after which no execution of dormant's attaches it any more.
+pub const QUARANTINE_CLAIM: chrono::Duration = chrono::Duration::hours(24);
+
 impl Record {
     /// A subject dormant has not acted on.
     pub fn new(subject: Subject) -> Self {
@@ -146,13 +150,30 @@ impl Record {
     }
 
     /// Whether a quarantine policy on the identity is dormant's to detach: its record says dormant
-    /// attached it. A record from before this was kept says so by its stage (every version
-    /// quarantined a whole identity on its way past `quarantined`).
+    /// attached it. A record from before this was kept (`None`: every release, notice and
+    /// quarantine of this version writes it) says so by its stage (every version quarantined a
+    /// whole identity on its way past `quarantined`), and off the ladder by the rule those
+    /// versions repaired by: any identity dormant itself noticed.
     pub fn owns_quarantine(&self) -> bool {
-        self.quarantine_attached.unwrap_or(matches!(
-            self.stage,
-            Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete
-        ))
+        self.quarantine_attached.unwrap_or(match self.stage {
+            Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete => true,
+            Stage::Noticed => false,
+            Stage::Released | Stage::Exempt | Stage::Clean | Stage::Deleted => {
+                self.noticed_at.is_some()
+            }
+        })
+    }
+
+    /// [`Record::owns_quarantine`] as of `now`: off the ladder, a claim kept by a release of this
+    /// ladder expires [`QUARANTINE_CLAIM`] after it (the SSM fallback's timeout: no execution of
+    /// dormant's can attach the policy later), so a policy attached by hand after that stays.
+    pub fn owns_quarantine_at(&self, now: Timestamp) -> bool {
+        let released_in_this_ladder = self
+            .released_at
+            .filter(|at| self.noticed_at.is_none_or(|n| *at >= n));
+        self.owns_quarantine()
+            && (self.stage.is_on_ladder()
+                || released_in_this_ladder.is_none_or(|at| now - at <= QUARANTINE_CLAIM))
     }
 
     /// The record as it would be if its pending step had taken effect in IAM as far as it can

@@ -75,6 +75,8 @@ pub(super) fn take(
             after.noticed_at = Some(now);
             after.keys_deactivated.clear();
             after.approval = None;
+            // A new ladder: nothing of an earlier one's claim on a quarantine carries over.
+            after.quarantine_attached = None;
         }
         Step::DeactivateKeys => {
             if let Some(Effect::DeactivateKeys { key_ids }) = effects.last() {
@@ -439,14 +441,22 @@ pub(crate) fn release(
     let subject = &record.subject;
     let mut effects = Vec::new();
     let mut reason = reason;
-    let mut quarantine_attached = match record.owns_quarantine() {
-        true => Some(true),
-        false => record.quarantine_attached,
+    let owned = record.owns_quarantine();
+    // After the release nothing is dormant's: `Some(false)` (`None` is only an earlier version's
+    // record). Except where the policy is already gone while an SSM execution of dormant's was
+    // handed the quarantine: it may still attach it, and the repair needs the claim (for
+    // `QUARANTINE_CLAIM` after the release, see `Record::owns_quarantine_at`).
+    let ssm_ran = record
+        .pending
+        .as_ref()
+        .is_some_and(|i| !i.fallback.is_empty());
+    let quarantine_attached = match subject.scope {
+        Scope::Whole => Some(owned && ssm_ran && !facts.has_quarantine_policy),
+        Scope::AccessKey(_) | Scope::Password => record.quarantine_attached,
     };
     if subject.scope == Scope::Whole && facts.has_quarantine_policy {
-        if record.owns_quarantine() {
+        if owned {
             effects.push(Effect::DeleteQuarantinePolicy);
-            quarantine_attached = None;
         } else {
             reason = format!(
                 "{reason}; dormant's quarantine policy was attached by someone else, not \
