@@ -7,7 +7,7 @@ use tracing::warn;
 
 use crate::domain::security_hub::{HubFindingRef, HubReport, FINDINGS_PER_CALL};
 use crate::domain::{
-    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy,
+    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Principal,
     PrincipalKind, Record, Scope, Step, Subject, Timestamp,
 };
 
@@ -51,6 +51,9 @@ pub(crate) struct RunState {
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
     /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
     pub(crate) hub: Vec<HubReport>,
+    /// Users a subject of which left dormant's ladder in this run (by ARN): their credentials
+    /// marker is decided again once the run's steps are done (`engine/marker.rs`).
+    pub(crate) ladders_ended: std::collections::BTreeMap<String, Principal>,
 }
 
 impl Run {
@@ -67,7 +70,17 @@ impl Run {
                 events: Vec::new(),
                 audits: Vec::new(),
                 hub: Vec::new(),
+                ladders_ended: std::collections::BTreeMap::new(),
             }),
+        }
+    }
+
+    /// Notes that a subject of `principal` left dormant's ladder in this run (users only).
+    pub(crate) fn ladder_ended(&self, principal: &Principal) {
+        if principal.kind == PrincipalKind::User {
+            self.state()
+                .ladders_ended
+                .insert(principal.arn(), principal.clone());
         }
     }
 

@@ -129,6 +129,44 @@ pub const UNGUARDED_BY_DESIGN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Permission-adding actions granted under a tag guard (`guards`) that the holder of dormant's
+/// credentials can satisfy itself, since the same roles may write that tag (`TagUser`/`TagRole`
+/// for `dormant:*`): the gap that stays open, two calls apart, both in CloudTrail
+/// (docs/design.md, 'Permissions'). Outside dormant, the sample SCP (`cdk/lib/scp.ts`) keeps
+/// `dormant:*` tag writes to the admins and dormant's roles.
+pub const LIMITED_BY_TAG_GUARDS: &[(&str, &str)] = &[
+    (
+        "iam:DeactivateMFADevice",
+        "granted on a user carrying dormant:stage, a tag the same credentials may write",
+    ),
+    (
+        "iam:DeleteRolePolicy",
+        "granted on a role carrying dormant:stage, a tag the same credentials may write: a Deny \
+         can be removed after tagging",
+    ),
+    (
+        "iam:DeleteUserPolicy",
+        "granted on a user carrying dormant:stage, a tag the same credentials may write: a Deny \
+         can be removed after tagging",
+    ),
+    (
+        "iam:DetachRolePolicy",
+        "any policy of a role carrying dormant:stage, a tag the same credentials may write: a \
+         Deny can be detached after tagging",
+    ),
+    (
+        "iam:DetachUserPolicy",
+        "any policy of a user carrying dormant:stage, a tag the same credentials may write: a \
+         Deny can be detached after tagging",
+    ),
+    (
+        "iam:UpdateAccessKey",
+        "granted on a user carrying dormant:stage or dormant:credentials, tags the same \
+         credentials may write: whoever holds them can TagUser dormant:credentials on any user, \
+         then turn on a key someone else turned off (two calls, both in CloudTrail)",
+    ),
+];
+
 /// One purpose and the actions it needs.
 pub type Need = (&'static str, Scope, &'static [&'static str]);
 
@@ -255,6 +293,22 @@ mod tests {
         for (action, _) in UNGUARDED_BY_DESIGN {
             assert!(PERMISSION_ADDING.contains(action), "{action}");
         }
+    }
+
+    #[test]
+    fn every_permission_adding_action_behind_a_tag_dormant_writes_is_listed_as_limited() {
+        let behind_own_tag = |a: &str| {
+            guards(a)
+                .iter()
+                .any(|g| matches!(g, Guard::Marked | Guard::CredentialsMarked))
+        };
+        let listed: Vec<&str> = LIMITED_BY_TAG_GUARDS.iter().map(|(a, _)| *a).collect();
+        let expected: Vec<&str> = PERMISSION_ADDING
+            .iter()
+            .copied()
+            .filter(|a| behind_own_tag(a))
+            .collect();
+        assert_eq!(listed, expected);
     }
 
     #[test]

@@ -15,15 +15,21 @@ use crate::ports::{Iam, Store};
 use super::super::run::Run;
 use super::Engine;
 
-/// Whether `facts` show anything [`Engine::settle_credentials_marker`] may have to remove: the
-/// marker or a credential's progress tag (so the common case costs no further read).
-pub(super) fn worth_settling(facts: &Facts) -> bool {
+/// Whether [`Engine::settle_credentials_marker`] is worth a fresh read of the user, after a pass
+/// over its subjects decided on `facts`: a ladder of the user ended in this run
+/// (`ladder_ended`), or the facts show a tag of a credential the user no longer has, or the
+/// marker with no credential's tag beside it (left by an earlier version). Anything else costs
+/// no further call.
+pub(super) fn worth_settling(facts: &Facts, ladder_ended: bool) -> bool {
+    let marked = tag::has_credentials_marker(&facts.tags);
+    let credential_tags = facts
+        .tags
+        .keys()
+        .any(|k| tag::credential_of_tag(k).is_some());
     facts.principal.kind == PrincipalKind::User
-        && (tag::has_credentials_marker(&facts.tags)
-            || facts
-                .tags
-                .keys()
-                .any(|k| tag::credential_of_tag(k).is_some()))
+        && ((ladder_ended && credential_tags)
+            || (marked && !credential_tags)
+            || !orphan_tags(facts).is_empty())
 }
 
 /// The progress tags of credentials the user no longer has (deleted outside dormant).

@@ -358,7 +358,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 whole = self.store.load(&subject).await?;
             }
         }
-        if let Some(facts) = fresh.as_ref().filter(|f| marker::worth_settling(f)) {
+        let ended = |f: &Facts| {
+            run.state()
+                .ladders_ended
+                .remove(&f.principal.arn())
+                .is_some()
+        };
+        if let Some(facts) = fresh
+            .as_ref()
+            .filter(|f| marker::worth_settling(f, ended(f)))
+        {
             if let Err(e) = self
                 .settle_credentials_marker(run, &facts.principal, now)
                 .await
@@ -384,13 +393,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let total = due.len();
         run.add_total(total);
         let started = std::sync::atomic::AtomicUsize::new(0);
-        // Users whose credentials' steps may end in this tick: their marker is decided after.
-        let users: BTreeMap<String, Principal> = due
-            .iter()
-            .map(|r| &r.subject.principal)
-            .filter(|p| p.kind == PrincipalKind::User)
-            .map(|p| (p.arn(), p.clone()))
-            .collect();
         futures::stream::iter(due)
             // At the deadline the rest stays due, for the next run.
             .take_while(|_| {
@@ -428,6 +430,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             );
             run.state().report.unfinished += left;
         }
+        // Users a ladder of which ended in this tick: their marker is decided again.
+        let users = std::mem::take(&mut run.state().ladders_ended);
         for user in users.values() {
             if !run.may_start() {
                 break;

@@ -108,6 +108,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 info!(identity = %subject, stage = %after.stage, reason = %after.reason, "state updated");
                 self.store.save(&after).await?;
                 if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
+                    run.ladder_ended(&subject.principal);
+                }
+                if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
                     // Off the ladder without a step (gone outside dormant, exempt): archived.
                     Box::pin(self.tell_hub(run, record.stage, &after, None, &after.reason, now))
                         .await;
@@ -294,6 +297,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         info!(identity = %after.subject, %step, %reason, "step done");
         self.report(run, &after.subject, step, Outcome::Done, reason);
+        if before.is_on_ladder() && !after.stage.is_on_ladder() {
+            run.ladder_ended(&after.subject.principal);
+        }
         Ok(())
     }
 
