@@ -7,7 +7,7 @@ use tracing::warn;
 
 use crate::domain::security_hub::{HubFindingRef, HubReport, FINDINGS_PER_CALL};
 use crate::domain::{
-    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy,
+    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Principal,
     PrincipalKind, Record, Scope, Step, Subject, Timestamp,
 };
 
@@ -56,6 +56,9 @@ pub(crate) struct RunState {
     /// Tags of the principals read in this run, by ARN: who owns an identity after its step
     /// (a deleted one cannot be read again).
     pub(crate) tags: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// Users a subject of which left dormant's ladder in this run (by ARN): their credentials
+    /// marker is decided again once the run's steps are done (`engine/marker.rs`).
+    pub(crate) ladders_ended: std::collections::BTreeMap<String, Principal>,
 }
 
 impl Run {
@@ -74,6 +77,7 @@ impl Run {
                 audits: Vec::new(),
                 hub: Vec::new(),
                 tags: std::collections::HashMap::new(),
+                ladders_ended: std::collections::BTreeMap::new(),
             }),
         }
     }
@@ -93,6 +97,15 @@ impl Run {
     /// The tags of a principal read in this run.
     pub(crate) fn tags_of(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
         self.state().tags.get(arn).cloned()
+    }
+
+    /// Notes that a subject of `principal` left dormant's ladder in this run (users only).
+    pub(crate) fn ladder_ended(&self, principal: &Principal) {
+        if principal.kind == PrincipalKind::User {
+            self.state()
+                .ladders_ended
+                .insert(principal.arn(), principal.clone());
+        }
     }
 
     pub(crate) fn with_note(mut self, note: Option<String>) -> Self {

@@ -15,6 +15,7 @@ mod confirm;
 mod fallback;
 mod hub;
 mod notify;
+mod marker;
 mod pass;
 mod step;
 
@@ -373,6 +374,24 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 whole = self.store.load(&subject).await?;
             }
         }
+        let ended = |f: &Facts| {
+            run.state()
+                .ladders_ended
+                .remove(&f.principal.arn())
+                .is_some()
+        };
+        if let Some(facts) = fresh
+            .as_ref()
+            .filter(|f| marker::worth_settling(f, ended(f)))
+        {
+            if let Err(e) = self
+                .settle_credentials_marker(run, &facts.principal, now)
+                .await
+            {
+                let whole = Subject::whole(facts.principal.clone());
+                self.record_failure(run, &whole, None, &e);
+            }
+        }
         Ok(())
     }
 
@@ -426,6 +445,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 left, "deadline: due steps left for the next run"
             );
             run.state().report.unfinished += left;
+        }
+        // Users a ladder of which ended in this tick: their marker is decided again.
+        let users = std::mem::take(&mut run.state().ladders_ended);
+        for user in users.values() {
+            if !run.may_start() {
+                break;
+            }
+            if let Err(e) = self.settle_credentials_marker(run, user, now).await {
+                self.record_failure(run, &Subject::whole(user.clone()), None, &e);
+            }
         }
         // What a sweep left at its deadline is the tick's too.
         self.continue_pass(run, now).await

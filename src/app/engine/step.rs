@@ -111,6 +111,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 info!(identity = %subject, stage = %after.stage, reason = %after.reason, "state updated");
                 self.store.save(&after).await?;
                 if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
+                    run.ladder_ended(&subject.principal);
+                }
+                if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
                     // Off the ladder without a step (gone outside dormant, exempt): archived.
                     Box::pin(self.tell_hub(run, record.stage, &after, None, &after.reason, now))
                         .await;
@@ -186,6 +189,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             effects,
             mut after,
             resumes,
+            blocked,
             ..
         } = planned;
         if let Some(finding) = run.nominating_finding(&subject) {
@@ -212,16 +216,22 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 
+        if let Some(why) = blocked {
+            // Calling IAM (or SSM) would only be refused: a recorded failure, retried later.
+            return self
+                .step_failed(run, &with_intent, "the credentials guard", &why, now)
+                .await;
+        }
         let via_ssm = self
             .fallback
             .as_ref()
             .is_some_and(|f| f.always.contains(&step));
-        for effect in &effects {
+        for (n, effect) in effects.iter().enumerate() {
             let result = match effect {
                 // The controller always takes snapshots itself, and never hands a delete to SSM
                 // before its snapshot is stored.
                 Effect::TakeSnapshot => self.snapshot(&subject, resumes, now).await,
-                _ if via_ssm => Err(PortError::new(
+                _ if via_ssm && !effect.is_tag_change() => Err(PortError::new(
                     ErrorKind::AccessDenied,
                     "fallback",
                     format!("{step} is configured to run through SSM (fallback.ssm_steps)"),
@@ -232,7 +242,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             if e.kind == ErrorKind::AccessDenied && *effect != Effect::TakeSnapshot {
                 if let Some(setup) = self.fallback.clone() {
                     let started = self
-                        .start_fallback(run, &setup, &with_intent, &e, now)
+                        .start_fallback(run, &setup, &with_intent, n, &e, now)
                         .await;
                     match started {
                         Ok(true) => return Ok(()),
@@ -291,6 +301,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         info!(identity = %after.subject, %step, %reason, "step done");
         self.report(run, &after.subject, step, Outcome::Done, reason);
+        if before.is_on_ladder() && !after.stage.is_on_ladder() {
+            run.ladder_ended(&after.subject.principal);
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::permissions;
 use crate::domain::exemption::{Part, ALWAYS_PROTECTED};
 use crate::domain::permissions::{guards, Guard, Scope, CONTROLLER_NEEDS, OPERATOR_NEEDS};
-use crate::domain::tag::{TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
+use crate::domain::tag::{CREDENTIALS_TAG, TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
 
 /// Whose actions the document grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,9 @@ pub fn guard_condition(guard: Guard, quarantine_policy_arn: &str) -> Value {
         }
         Guard::Marked => {
             json!({"Null": {format!("aws:ResourceTag/{WHOLE_STAGE_TAG}"): "false"}})
+        }
+        Guard::CredentialsMarked => {
+            json!({"Null": {format!("aws:ResourceTag/{CREDENTIALS_TAG}"): "false"}})
         }
         Guard::DormantTagKeys => json!({
             "ForAllValues:StringLike": {"aws:TagKeys": TAG_KEY_PATTERNS},
