@@ -14,8 +14,8 @@
 mod confirm;
 mod fallback;
 mod hub;
-mod notify;
 mod marker;
+mod notify;
 mod pass;
 mod step;
 
