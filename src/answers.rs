@@ -259,6 +259,25 @@ pub async fn run_serve(
     Ok(())
 }
 
+/// Signed links in owners' messages ([`crate::ports::ActionLinks`]): minted with the current
+/// key, pointing at `base_url`.
+pub struct SignedLinks {
+    pub base_url: String,
+    pub key: crate::domain::answer::SigningKey,
+    /// Deletions wait for an approval, so a pending deletion offers "Approve deletion".
+    pub approval: bool,
+}
+
+impl crate::ports::ActionLinks for SignedLinks {
+    fn links(
+        &self,
+        item: &crate::domain::notify::DigestItem,
+        recipient: &crate::domain::notify::Recipient,
+    ) -> Vec<crate::domain::notify::ActionLink> {
+        crate::domain::answer::links_for(item, recipient, &self.base_url, &self.key, self.approval)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,7 +206,13 @@ impl EngineFactory {
                 always: config.ssm_steps.clone(),
             });
         let notify = match &config.notify {
-            Some(n) => Some(notify_setup(n, &aws, &calls, retry).await?),
+            Some(n) => {
+                let setup = notify_setup(n, &aws, &calls, retry).await?;
+                Some(match signed_links(config, &aws, &calls).await? {
+                    Some(links) => setup.with_links(Arc::new(links)),
+                    None => setup,
+                })
+            }
             None => None,
         };
         Ok(EngineFactory {
@@ -750,6 +756,27 @@ async fn notify_setup(
         Arc::new(templates),
         Arc::new(messenger),
     ))
+}
+
+/// The links owners' messages carry, when `[answers]` has a key and a base URL to point at.
+async fn signed_links(
+    config: &Config,
+    aws: &SdkConfig,
+    calls: &ApiCalls,
+) -> Result<Option<crate::answers::SignedLinks>> {
+    let Some(answers) = &config.answers else {
+        return Ok(None);
+    };
+    let Some(base_url) = &answers.base_url else {
+        warn!("[answers] has no base_url: owners' messages carry no links");
+        return Ok(None);
+    };
+    let secrets = crate::answers::load_secrets(answers, &client!(calls, aws_sdk_ssm, aws)).await?;
+    Ok(Some(crate::answers::SignedLinks {
+        base_url: base_url.clone(),
+        key: secrets.keys.current,
+        approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,
+    }))
 }
 
 #[cfg(test)]

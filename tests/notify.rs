@@ -82,6 +82,15 @@ impl Setup {
     }
 
     async fn engine_with(&self, routing: Routing) -> TestEngine {
+        self.engine_linked(routing, Arc::new(dormant::ports::NoLinks))
+            .await
+    }
+
+    async fn engine_linked(
+        &self,
+        routing: Routing,
+        links: Arc<dyn dormant::ports::ActionLinks>,
+    ) -> TestEngine {
         let sdk = self.a.sdk().await;
         let messenger = AwsMessenger::new(
             aws_sdk_sesv2::Client::new(&sdk),
@@ -92,14 +101,9 @@ impl Setup {
         )
         .unwrap();
         let templates = Templates::new(&BTreeMap::new()).unwrap();
-        self.a
-            .engine(Policy::default())
-            .await
-            .with_notify(NotifySetup::new(
-                routing,
-                Arc::new(templates),
-                Arc::new(messenger),
-            ))
+        self.a.engine(Policy::default()).await.with_notify(
+            NotifySetup::new(routing, Arc::new(templates), Arc::new(messenger)).with_links(links),
+        )
     }
 
     /// The emails moto's SES kept: (to, subject, body).
@@ -443,4 +447,121 @@ async fn the_owner_hears_of_each_step_down_to_the_delete_and_of_the_restore() {
         bodies.iter().any(|b| b.contains("restored by")),
         "{bodies:?}"
     );
+}
+
+/// With `[answers]`, an owner's digest carries signed links (Keep, Undo) bound to them; the
+/// security feed's carries none. The Keep link from the email read back from SES exempts the
+/// identity, with the owner as the actor, once.
+#[tokio::test]
+async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
+    use dormant::answers::SignedLinks;
+    use dormant::app::answer::{AnswerService, HttpRequest};
+    use dormant::domain::answer::{verify, AnswerAction};
+
+    let s = Setup::new().await;
+    let a = &s.a;
+    a.role("billing-etl", 120, &[("owner", "alice@example.com")])
+        .await;
+    let keys = crate::answers::keys();
+    let base = "http://127.0.0.1:1";
+    let links = SignedLinks {
+        base_url: base.to_string(),
+        key: keys.current.clone(),
+        approval: false,
+    };
+    let engine = s.engine_linked(s.routing(), Arc::new(links)).await;
+    engine.sweep(a.day(0)).await.unwrap();
+
+    let emails = s.emails();
+    let (_, _, alice) = emails
+        .iter()
+        .find(|e| e.0 == "alice@example.com")
+        .expect("alice's digest");
+    let prefix = format!("{base}/answer?t=");
+    let mut tokens: Vec<String> = alice
+        .split(prefix.as_str())
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')
+                .collect()
+        })
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    let claims: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            (
+                t.clone(),
+                verify(&keys, t, a.day(0)).expect("signed with the key"),
+            )
+        })
+        .collect();
+    let mut actions: Vec<_> = claims.iter().map(|(_, c)| c.action).collect();
+    actions.sort_by_key(|a| a.as_str());
+    assert_eq!(actions, [AnswerAction::Keep, AnswerAction::Undo], "{alice}");
+    for (_, c) in &claims {
+        assert_eq!(c.recipient, "alice@example.com");
+        assert_eq!(c.stage, Stage::Noticed);
+        assert_eq!(c.unique_id, a.role_id("billing-etl").await);
+        assert_eq!(
+            c.expires().timestamp(),
+            a.day(7).timestamp(),
+            "expires when the quarantine is due"
+        );
+    }
+    let feed = s.feed().await;
+    assert!(
+        feed.iter().all(|m| !m.contains("/answer?t=")),
+        "a topic's readers get no links: {feed:?}"
+    );
+
+    let keep = &claims
+        .iter()
+        .find(|(_, c)| c.action == AnswerAction::Keep)
+        .unwrap()
+        .0;
+    let engines = crate::answers::Engines {
+        a,
+        policy: Policy::default(),
+    };
+    let store = a.store().await;
+    let service = AnswerService {
+        keys: &keys,
+        slack_secret: None,
+        engines: &engines,
+        ledger: &store,
+    };
+    let until = (a.day(1) + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let post = HttpRequest {
+        method: "POST".into(),
+        path: "/answer".into(),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: format!("t={keep}&reason=billing+still+needs+it&until={until}").into_bytes(),
+        ..HttpRequest::default()
+    };
+    let r = service.handle(&post, a.day(1)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tags = a.role_tags("billing-etl").await;
+    assert_eq!(tags.get("dormant:exempt-until"), Some(&until), "{tags:?}");
+    let subject = dormant::domain::Subject::whole(dormant::domain::Principal::role(
+        &a.id,
+        "/",
+        "billing-etl",
+    ));
+    let history = store.history(&subject).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.step == "exempt" && e.actor == "alice@example.com"),
+        "{history:?}"
+    );
+    let again = service.handle(&post, a.day(1)).await;
+    assert_ne!(again.status, 200, "a link acts once: {}", again.body);
 }

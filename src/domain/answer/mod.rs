@@ -4,6 +4,7 @@
 //!
 //! - this file: [`Claims`], [`AnswerAction`], [`Refusal`] and the link URL;
 //! - `token.rs`: [`sign`] and [`verify`] (HMAC-SHA-256, current and previous key);
+//! - `links.rs`: which links a message item offers, and minting them;
 //! - `slack.rs`: Slack's request signature (`X-Slack-Signature` v0).
 
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,11 @@ use super::stage::Stage;
 use super::subject::Subject;
 use super::time::{fmt_time, Timestamp};
 
+mod links;
 mod slack;
 mod token;
 
+pub use links::{links_for, offered};
 pub use slack::{slack_signature, verify_slack, SlackRefusal, SLACK_MAX_SKEW_SECS};
 pub use token::{sign, verify, SigningKey, SigningKeys, MIN_KEY_BYTES};
 
