@@ -266,6 +266,9 @@ pub struct SignedLinks {
     pub key: crate::domain::answer::SigningKey,
     /// Deletions wait for an approval, so a pending deletion offers "Approve deletion".
     pub approval: bool,
+    /// The recipients links go to: those the operator configured
+    /// ([`crate::domain::notify::Routing::configured_recipients`]), never one taken from a tag.
+    pub trusted: std::collections::BTreeSet<String>,
 }
 
 impl crate::ports::ActionLinks for SignedLinks {
@@ -274,6 +277,9 @@ impl crate::ports::ActionLinks for SignedLinks {
         item: &crate::domain::notify::DigestItem,
         recipient: &crate::domain::notify::Recipient,
     ) -> Vec<crate::domain::notify::ActionLink> {
+        if !self.trusted.contains(&recipient.to_string()) {
+            return Vec::new();
+        }
         crate::domain::answer::links_for(item, recipient, &self.base_url, &self.key, self.approval)
     }
 }

@@ -776,6 +776,11 @@ async fn signed_links(
         base_url: base_url.clone(),
         key: secrets.keys.current,
         approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,
+        trusted: config
+            .notify
+            .as_ref()
+            .map(|n| n.routing.configured_recipients())
+            .unwrap_or_default(),
     }))
 }
 

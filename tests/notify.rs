@@ -449,8 +449,9 @@ async fn the_owner_hears_of_each_step_down_to_the_delete_and_of_the_restore() {
     );
 }
 
-/// With `[answers]`, an owner's digest carries signed links (Keep, Undo) bound to them; the
-/// security feed's carries none. The Keep link from the email read back from SES exempts the
+/// With `[answers]`, an owner's digest carries signed links (Keep, Undo) bound to them, when
+/// the operator's routing named them; a recipient written straight into a tag and the security
+/// feed get none. The Keep link from the email read back from SES exempts the
 /// identity, with the owner as the actor, once.
 #[tokio::test]
 async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
@@ -460,16 +461,23 @@ async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
 
     let s = Setup::new().await;
     let a = &s.a;
-    a.role("billing-etl", 120, &[("owner", "alice@example.com")])
+    a.role("billing-etl", 120, &[("owner", "billing")]).await;
+    // A recipient written straight into a tag is whoever could write the tag: no links for them.
+    a.role("self-routed", 120, &[("owner", "mallory@example.com")])
         .await;
     let keys = crate::answers::keys();
     let base = "http://127.0.0.1:1";
+    let mut routing = s.routing();
+    routing
+        .routes
+        .insert("billing".into(), "alice@example.com".parse().unwrap());
     let links = SignedLinks {
         base_url: base.to_string(),
         key: keys.current.clone(),
         approval: false,
+        trusted: routing.configured_recipients(),
     };
-    let engine = s.engine_linked(s.routing(), Arc::new(links)).await;
+    let engine = s.engine_linked(routing, Arc::new(links)).await;
     engine.sweep(a.day(0)).await.unwrap();
 
     let emails = s.emails();
@@ -511,6 +519,15 @@ async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
             "expires when the quarantine is due"
         );
     }
+    let mallory = emails
+        .iter()
+        .find(|e| e.0 == "mallory@example.com")
+        .expect("a tag's own recipient is still told");
+    assert!(
+        !mallory.2.contains("/answer?t="),
+        "but gets no links: {}",
+        mallory.2
+    );
     let feed = s.feed().await;
     assert!(
         feed.iter().all(|m| !m.contains("/answer?t=")),

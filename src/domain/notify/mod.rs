@@ -170,6 +170,18 @@ pub struct Owner {
 }
 
 impl Routing {
+    /// The recipients the operator named (routes, account fallbacks, the fallback): the only ones
+    /// signed answer links go to. A recipient taken straight from a tag value is whoever could
+    /// write that tag, and must not be able to keep or undo with it.
+    pub fn configured_recipients(&self) -> std::collections::BTreeSet<String> {
+        self.routes
+            .values()
+            .chain(self.account_fallback.values())
+            .chain(self.fallback.iter())
+            .map(Recipient::to_string)
+            .collect()
+    }
+
     /// The owner of an identity of `account` with these tags: the first owner tag whose value
     /// routes (through the table, or as a recipient itself), else the account's route, else the
     /// account's fallback, else the global one.
