@@ -1,7 +1,6 @@
-//! The shells of the answer service (`app::answer`): its signing keys read from where the
-//! configuration keeps them, engines from the [`EngineFactory`] acting as a link's recipient,
-//! and `dormant serve`'s small HTTP/1.1 server on
-//! loopback. Both carriers call the same [`AnswerService::handle`].
+//! The shells of the answer service (`app::answer`): engines from the [`EngineFactory`] acting
+//! as a link's recipient, and `dormant serve`'s small HTTP/1.1 server on loopback. Both
+//! carriers call the same [`AnswerService::handle`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,69 +12,12 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::adapters::clock::Clock;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::iam::AwsIam;
+use crate::adapters::secrets::load_secrets;
 use crate::app::answer::{AnswerEngines, AnswerService, HttpRequest, HttpResponse};
 use crate::app::Engine;
-use crate::config::{Answers, KeySource};
-use crate::domain::answer::{SigningKey, SigningKeys};
+use crate::config::Answers;
 use crate::error::Error;
 use crate::wiring::EngineFactory;
-
-/// The keys links are signed with, and Slack's signing secret when configured.
-pub struct AnswerSecrets {
-    pub keys: SigningKeys,
-    pub slack: Option<Vec<u8>>,
-}
-
-/// Reads every secret `[answers]` names. A missing or short key is a start-up error.
-pub async fn load_secrets(
-    answers: &Answers,
-    ssm: &aws_sdk_ssm::Client,
-) -> Result<AnswerSecrets, Error> {
-    let key = |bytes: Vec<u8>| SigningKey::new(bytes).map_err(Error::Usage);
-    let current = key(read_secret(&answers.key, ssm).await?)?;
-    let previous = match &answers.previous_key {
-        Some(source) => Some(key(read_secret(source, ssm).await?)?),
-        None => None,
-    };
-    let slack = match &answers.slack_signing_secret {
-        Some(source) => Some(read_secret(source, ssm).await?),
-        None => None,
-    };
-    Ok(AnswerSecrets {
-        keys: SigningKeys { current, previous },
-        slack,
-    })
-}
-
-/// A secret's value: an SSM SecureString (decrypted), a Secrets Manager secret through SSM's
-/// `/aws/reference/secretsmanager/` path (one client for both), or an environment variable.
-pub async fn read_secret(source: &KeySource, ssm: &aws_sdk_ssm::Client) -> Result<Vec<u8>, Error> {
-    let name = match source {
-        KeySource::Env(var) => {
-            return std::env::var(var).map(String::into_bytes).map_err(|_| {
-                Error::Usage(format!("answers: environment variable {var} is not set"))
-            });
-        }
-        KeySource::Ssm(name) => name.clone(),
-        KeySource::SecretsManager(id) => format!("/aws/reference/secretsmanager/{id}"),
-    };
-    let out = ssm
-        .get_parameter()
-        .name(&name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            Error::Usage(format!(
-                "answers: cannot read the secret {name}: {}",
-                aws_sdk_ssm::error::DisplayErrorContext(e)
-            ))
-        })?;
-    out.parameter()
-        .and_then(|p| p.value())
-        .map(|v| v.trim().as_bytes().to_vec())
-        .ok_or_else(|| Error::Usage(format!("answers: the secret {name} has no value")))
-}
 
 /// Engines of the factory's accounts, acting as the link's recipient.
 pub struct FactoryEngines<'a>(pub &'a EngineFactory);
@@ -257,31 +199,6 @@ pub async fn run_serve(
     };
     serve(listener, &svc, clock).await;
     Ok(())
-}
-
-/// Signed links in owners' messages ([`crate::ports::ActionLinks`]): minted with the current
-/// key, pointing at `base_url`.
-pub struct SignedLinks {
-    pub base_url: String,
-    pub key: crate::domain::answer::SigningKey,
-    /// Deletions wait for an approval, so a pending deletion offers "Approve deletion".
-    pub approval: bool,
-    /// The recipients links go to: those the operator configured
-    /// ([`crate::domain::notify::Routing::configured_recipients`]), never one taken from a tag.
-    pub trusted: std::collections::BTreeSet<String>,
-}
-
-impl crate::ports::ActionLinks for SignedLinks {
-    fn links(
-        &self,
-        item: &crate::domain::notify::DigestItem,
-        recipient: &crate::domain::notify::Recipient,
-    ) -> Vec<crate::domain::notify::ActionLink> {
-        if !self.trusted.contains(&recipient.to_string()) {
-            return Vec::new();
-        }
-        crate::domain::answer::links_for(item, recipient, &self.base_url, &self.key, self.approval)
-    }
 }
 
 #[cfg(test)]

@@ -763,7 +763,7 @@ async fn signed_links(
     config: &Config,
     aws: &SdkConfig,
     calls: &ApiCalls,
-) -> Result<Option<crate::answers::SignedLinks>> {
+) -> Result<Option<crate::app::answer::SignedLinks>> {
     let Some(answers) = &config.answers else {
         return Ok(None);
     };
@@ -771,8 +771,9 @@ async fn signed_links(
         warn!("[answers] has no base_url: owners' messages carry no links");
         return Ok(None);
     };
-    let secrets = crate::answers::load_secrets(answers, &client!(calls, aws_sdk_ssm, aws)).await?;
-    Ok(Some(crate::answers::SignedLinks {
+    let secrets =
+        crate::adapters::secrets::load_secrets(answers, &client!(calls, aws_sdk_ssm, aws)).await?;
+    Ok(Some(crate::app::answer::SignedLinks {
         base_url: base_url.clone(),
         key: secrets.keys.current,
         approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,

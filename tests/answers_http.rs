@@ -3,7 +3,8 @@
 //! non-loopback address.
 
 use dormant::adapters::clock::Clock;
-use dormant::answers::{read_secret, serve};
+use dormant::adapters::secrets::read_secret;
+use dormant::answers::serve;
 use dormant::app::answer::AnswerService;
 use dormant::config::KeySource;
 use dormant::domain::answer::AnswerAction;

@@ -455,7 +455,7 @@ async fn the_owner_hears_of_each_step_down_to_the_delete_and_of_the_restore() {
 /// identity, with the owner as the actor, once.
 #[tokio::test]
 async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
-    use dormant::answers::SignedLinks;
+    use dormant::app::answer::SignedLinks;
     use dormant::app::answer::{AnswerService, HttpRequest};
     use dormant::domain::answer::{verify, AnswerAction};
 

@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod paging;
 pub mod rate;
 pub mod retry;
+pub mod secrets;
 pub mod security_hub;
 pub mod sqs;
 pub mod ssm;

@@ -7,7 +7,8 @@
 
 use dormant::adapters::clock::Clock;
 use dormant::adapters::retry::RetryPolicy;
-use dormant::answers::{load_secrets, FactoryEngines};
+use dormant::adapters::secrets::load_secrets;
+use dormant::answers::FactoryEngines;
 use dormant::app::answer::{AnswerHandler, AnswerService};
 use dormant::app::fanout::{FanOut, SweepFanOut};
 use dormant::config::Config;

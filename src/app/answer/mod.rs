@@ -10,7 +10,7 @@
 //! actor is the link's recipient, so the audit trail names who answered.
 //!
 //! - this file: the flow; `http.rs`: request, response, form decoding, escaping;
-//! - `page.rs`: the HTML.
+//! - `page.rs`: the HTML; `links.rs`: the links messages carry.
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -25,9 +25,11 @@ use crate::error::Error;
 use crate::ports::{Iam, PortResult, Store};
 
 pub mod http;
+mod links;
 mod page;
 
 pub use http::{HttpRequest, HttpResponse, CONTENT_SECURITY_POLICY};
+pub use links::SignedLinks;
 
 /// The path Slack's interactivity requests are sent to.
 pub const SLACK_PATH: &str = "/slack";
