@@ -38,6 +38,7 @@ mod engine_fallback;
 mod engine_guards;
 mod engine_interrupted;
 mod engine_ladder;
+mod engine_protected;
 mod engine_recreated;
 mod engine_tags;
 mod quarantine_policy;

@@ -206,6 +206,39 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .await
     }
 
+    /// A step handed to SSM whose identity has since been protected: its executions are stopped
+    /// (nothing more of it may land), nothing of it is finished by the controller (no tag
+    /// change), and the record is decided again on a fresh read, which records the protection
+    /// and what the executions left. A stop that fails is an error: the next run tries again.
+    pub(super) async fn protected_during_fallback(
+        &self,
+        run: &Run,
+        record: Record,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(intent) = &record.pending else {
+            return Ok(());
+        };
+        if !self.mode().writes() {
+            return Ok(());
+        }
+        self.stop_fallback(intent).await?;
+        info!(identity = %record.subject, step = %intent.step, executions = ?intent.fallback,
+            "protected while SSM Automation had the step: executions stopped, nothing finished");
+        let principal = &record.subject.principal;
+        let fresh = self
+            .iam
+            .fresh_facts(principal.kind, &principal.name)
+            .await?;
+        let Some(d) = self
+            .decide_confirmed(run, &record, fresh.as_ref(), now)
+            .await?
+        else {
+            return Ok(());
+        };
+        self.carry_out(run, record, d, now).await
+    }
+
     /// Stops the SSM executions of an intent and waits until they have ended, so that nothing
     /// lands in IAM after an undo. An error (nothing changed) if one cannot be stopped.
     pub(crate) async fn stop_fallback(&self, intent: &Intent) -> Result<()> {

@@ -7,6 +7,7 @@
 
 use tracing::info;
 
+use crate::domain::exemption;
 use crate::domain::tag::{self, CREDENTIALS_TAG};
 use crate::domain::{Effect, Facts, Outcome, Principal, PrincipalKind, Scope, Subject, Timestamp};
 use crate::error::Result;
@@ -59,7 +60,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         principal: &Principal,
         now: Timestamp,
     ) -> Result<()> {
-        if self.policy.dry_run || !self.mode().writes() || principal.kind != PrincipalKind::User {
+        // A protected user is never changed, not even to remove dormant's own tags.
+        if self.policy.dry_run
+            || !self.mode().writes()
+            || principal.kind != PrincipalKind::User
+            || exemption::protection(principal, &self.policy.exemptions).is_some()
+        {
             return Ok(());
         }
         let Some(facts) = self

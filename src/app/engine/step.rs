@@ -5,6 +5,7 @@
 use tracing::{info, warn};
 
 use crate::domain::event::REMEDIATION_FAILED;
+use crate::domain::exemption;
 use crate::domain::ladder::{INTENT_LEASE, RECREATED};
 use crate::domain::security_hub::remember_nominating;
 use crate::domain::time::fmt_time;
@@ -37,7 +38,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             if self.policy.dry_run {
                 return Ok(());
             }
-            return self.poll_fallback(run, record, now).await;
+            if exemption::protection(&record.subject.principal, &self.policy.exemptions).is_none() {
+                return self.poll_fallback(run, record, now).await;
+            }
+            return self.protected_during_fallback(run, record, now).await;
         }
         if let (Some(f), Some(_)) = (facts, &self.notify) {
             run.remember_tags(f);

@@ -484,9 +484,11 @@ fn decide_protected(
         Decision::nothing(why)
     } else {
         let mut exempt = record.entering(Stage::Exempt, now, why);
-        // Carried, so the repair when the protection ends detaches what dormant attached.
+        // Carried, so the repair when the protection ends detaches what dormant attached; and
+        // only while IAM shows it attached, so a deny someone attaches later is never dormant's.
         if record.subject.scope == Scope::Whole {
-            exempt.quarantine_attached = Some(owned);
+            exempt.quarantine_attached =
+                Some(owned && facts.is_some_and(|f| f.has_quarantine_policy));
         }
         Decision::bookkeeping(exempt)
     };
