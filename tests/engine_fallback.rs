@@ -671,3 +671,50 @@ async fn an_ssm_release_of_a_key_removes_its_tag_and_the_marker_after_success() 
     let tags = s.account.user_tags("keyed").await;
     assert!(tags.keys().all(|k| !k.starts_with("dormant:")), "{tags:?}");
 }
+
+/// The role is protected while SSM has its quarantine: the execution is stopped, the controller
+/// finishes nothing of the step (no tag written), and the record says the role is protected and
+/// that dormant's policy, which the execution attached before it stopped, is still there.
+#[tokio::test]
+async fn a_step_ssm_has_when_the_identity_becomes_protected_is_stopped_not_finished() {
+    let s = setup(vec![Step::Quarantine]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions[0].outcome, Outcome::FallbackStarted);
+    land_quarantine(&s.account.id, "locked").await;
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Running);
+
+    let mut policy = Policy::default();
+    policy
+        .exemptions
+        .controller
+        .push((dormant::domain::PrincipalKind::Role, "locked".into()));
+    let protected = s
+        .account
+        .engine(policy)
+        .await
+        .with_fallback(FallbackSetup {
+            runner: s.ssm.clone(),
+            automation_role: AUTOMATION_ROLE.into(),
+            always: vec![Step::Quarantine],
+        });
+    emulator().clear_requests(&s.account.id);
+    protected
+        .tick(s.now + Duration::days(7) + Duration::hours(1))
+        .await
+        .unwrap();
+
+    assert_eq!(*s.ssm.stopped.lock().unwrap(), vec!["exec-1".to_string()]);
+    for op in ["TagRole", "UntagRole", "DetachRolePolicy", "AttachRolePolicy"] {
+        assert_eq!(emulator().count_requests(&s.account.id, op), 0, "{op}");
+    }
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Exempt, "{record:?}");
+    assert!(record.pending.is_none());
+    assert_eq!(record.quarantine_attached, Some(true));
+    assert!(
+        record.reason.contains("dormant's quarantine policy"),
+        "{}",
+        record.reason
+    );
+}
