@@ -689,15 +689,11 @@ async fn a_step_ssm_has_when_the_identity_becomes_protected_is_stopped_not_finis
         .exemptions
         .controller
         .push((dormant::domain::PrincipalKind::Role, "locked".into()));
-    let protected = s
-        .account
-        .engine(policy)
-        .await
-        .with_fallback(FallbackSetup {
-            runner: s.ssm.clone(),
-            automation_role: AUTOMATION_ROLE.into(),
-            always: vec![Step::Quarantine],
-        });
+    let protected = s.account.engine(policy).await.with_fallback(FallbackSetup {
+        runner: s.ssm.clone(),
+        automation_role: AUTOMATION_ROLE.into(),
+        always: vec![Step::Quarantine],
+    });
     emulator().clear_requests(&s.account.id);
     protected
         .tick(s.now + Duration::days(7) + Duration::hours(1))
@@ -705,7 +701,12 @@ async fn a_step_ssm_has_when_the_identity_becomes_protected_is_stopped_not_finis
         .unwrap();
 
     assert_eq!(*s.ssm.stopped.lock().unwrap(), vec!["exec-1".to_string()]);
-    for op in ["TagRole", "UntagRole", "DetachRolePolicy", "AttachRolePolicy"] {
+    for op in [
+        "TagRole",
+        "UntagRole",
+        "DetachRolePolicy",
+        "AttachRolePolicy",
+    ] {
         assert_eq!(emulator().count_requests(&s.account.id, op), 0, "{op}");
     }
     let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();

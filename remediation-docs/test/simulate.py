@@ -303,7 +303,7 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
           run2.get("error") or run2["outputs"] or again or emu.mutations())
 
     emu.clear_requests()
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="true")
     released = state.dump("role", name)
     show("after release", released)
     check("release role: succeeds", rel["status"] == "Success", rel.get("error"))
@@ -319,7 +319,7 @@ def scenario_quarantine_release_role(sim, emu, state, iam):
           {"expected": before, "got": released})
     check("release role: dormant's policy itself stays in the account",
           iam.get_policy(PolicyArn=QUARANTINE_ARN)["Policy"]["Arn"] == QUARANTINE_ARN)
-    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="true")
     check("release role: second run succeeds, removes nothing, changes nothing",
           rel2["status"] == "Success" and state.dump("role", name) == before
           and rel2["outputs"] == {"ReleaseIdentity.PolicyArn": QUARANTINE_ARN, "ReleaseIdentity.PolicyDetached": False,
@@ -364,7 +364,7 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     show("after again", again)
     check("quarantine user: second run changes nothing", run2["status"] == "Success" and again == after)
 
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name, DetachQuarantine="true")
     released = state.dump("user", name)
     show("after release", released)
     expected = copy.deepcopy(before)
@@ -375,7 +375,7 @@ def scenario_quarantine_release_user(sim, emu, state, iam):
     check("release user: outputs list the removed tag and the detach",
           rel["outputs"].get("ReleaseIdentity.TagsRemoved") == ["dormant:stage"]
           and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True, rel["outputs"])
-    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name)
+    rel2 = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=name, DetachQuarantine="true")
     check("release user: second run changes nothing",
           rel2["status"] == "Success" and state.dump("user", name) == released)
 
@@ -511,7 +511,7 @@ def scenario_policy_ownership(sim, emu, state, iam):
           run["status"] == "Success" and after == quarantined(before)
           and [m["operation"] for m in emu.mutations()] == ["AttachRolePolicy", "TagRole"],
           {"run": run, "expected": quarantined(before), "got": after})
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="true")
     check("release: dormant's policy is detached; the operator's inline one stays, unchanged",
           rel["status"] == "Success" and state.dump("role", name) == before
           and rel["outputs"].get("ReleaseIdentity.PoliciesKept") == [QUARANTINE_POLICY]
@@ -526,7 +526,7 @@ def scenario_policy_ownership(sim, emu, state, iam):
     iam.put_role_policy(RoleName=noticed, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(no_sid))
     kept = state.dump("role", noticed)
     emu.clear_requests()
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=noticed)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=noticed, DetachQuarantine="true")
     expected = copy.deepcopy(kept)
     del expected["tags"]["dormant:stage"]
     check("release of a noticed role leaves a deny-all dormant did not write (no Sid) in place",
@@ -537,7 +537,7 @@ def scenario_policy_ownership(sim, emu, state, iam):
     copied = "sim-copied-quarantine"
     iam.create_role(RoleName=copied, AssumeRolePolicyDocument=TRUST)
     iam.put_role_policy(RoleName=copied, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all("role", name)))
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=copied)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=copied, DetachQuarantine="true")
     check("release leaves an earlier version's policy copied from another role",
           rel["status"] == "Success" and QUARANTINE_POLICY in state.dump("role", copied)["inline"], rel)
 
@@ -553,7 +553,7 @@ def scenario_policy_ownership(sim, emu, state, iam):
           run["status"] == "Success" and state.dump("user", legacy) == quarantined(before)
           and [m["operation"] for m in emu.mutations()] == ["AttachUserPolicy", "TagUser"], run)
     emu.clear_requests()
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=legacy)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="user", PrincipalName=legacy, DetachQuarantine="true")
     released = state.dump("user", legacy)
     check("release detaches the policy and deletes the earlier version's inline one",
           rel["status"] == "Success" and released["inline"] == {} and released["attached"] == []
@@ -571,7 +571,7 @@ def scenario_policy_ownership(sim, emu, state, iam):
     iam.put_role_policy(RoleName=both, PolicyName=SECOND_POLICY, PolicyDocument=json.dumps(deny_all("role", both)))
     expected = state.dump("role", both)
     del expected["inline"][SECOND_POLICY]
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=both)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=both, DetachQuarantine="true")
     check("release deletes an earlier version's policy under the second name, keeps the operator's",
           rel["status"] == "Success" and state.dump("role", both) == expected
           and rel["outputs"].get("ReleaseIdentity.LegacyPolicyDeleted") is True
@@ -597,10 +597,22 @@ def scenario_release_keeps_an_operators_quarantine(sim, emu, state, iam):
     run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="yes")
     check("parameters: DetachQuarantine other than true/false is refused before anything runs",
           run["status"] != "Success" and not run["steps"], run)
-    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
-    check("release without DetachQuarantine (default true) detaches the policy",
+    run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("parameters: DetachQuarantine is required (only dormant's record says who attached the "
+          "policy): a run without it is refused before anything runs",
+          run["status"] != "Success" and not run["steps"], run)
+    iam.tag_role(RoleName=name, Tags=tags({"dormant:stage": "quarantined"}))
+    emu.clear_requests()
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name,
+                  DetachQuarantine="true", RemoveStageTags="false")
+    check("release with RemoveStageTags=false detaches the policy and leaves dormant:stage",
           rel["status"] == "Success" and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True
-          and state.dump("role", name)["attached"] == [], rel)
+          and rel["outputs"].get("ReleaseIdentity.TagsRemoved") == []
+          and state.dump("role", name)["attached"] == []
+          and state.dump("role", name)["tags"] == {"team": "payments", "dormant:stage": "quarantined"}, rel)
+    check("release with RemoveStageTags=false: the only IAM change is DetachRolePolicy",
+          mutation_summary(emu.mutations()) == [f"DetachRolePolicy({QUARANTINE_ARN})"],
+          mutation_summary(emu.mutations()))
 
 
 def scenario_full_tags(sim, emu, state, iam):
@@ -826,7 +838,7 @@ def scenario_protected_and_missing(sim, emu, state, iam):
     run = sim.run(doc("QuarantineIdentity"), PrincipalKind="role", PrincipalName=missing)
     check("quarantine of a role that does not exist fails (nothing to quarantine: a typo?)",
           run["status"] != "Success" and "not found" in run.get("error", ""), run.get("error", "")[:200])
-    run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=missing,
+    run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=missing, DetachQuarantine="true",
                   AutomationAssumeRole=f"arn:aws:iam::{ACCOUNT}:role/dormant-remediation")
     check("release of a role that does not exist succeeds, PrincipalFound=false",
           run["status"] == "Success" and run["outputs"].get("ReleaseIdentity.PrincipalFound") is False, run)

@@ -138,6 +138,13 @@ pub fn automation_for(
                     DETACH_QUARANTINE.to_string(),
                     vec![detaches_quarantine(effects).to_string()],
                 );
+                // Both documents start together, and the key document's guard needs
+                // `dormant:stage` on the user: the controller removes it once both succeeded.
+                if !ids.is_empty() {
+                    release
+                        .parameters
+                        .insert(REMOVE_STAGE_TAGS.to_string(), vec!["false".to_string()]);
+                }
                 docs.push(release);
             }
             if !ids.is_empty() {
@@ -153,6 +160,9 @@ pub fn automation_for(
 
 /// The parameter of `Dormant-ReleaseIdentity` saying whether it detaches the quarantine policy.
 pub const DETACH_QUARANTINE: &str = "DetachQuarantine";
+
+/// The parameter of `Dormant-ReleaseIdentity` saying whether it removes dormant's stage tags.
+pub const REMOVE_STAGE_TAGS: &str = "RemoveStageTags";
 
 /// Whether a step's effects detach dormant's quarantine policy (a release of a quarantine dormant
 /// attached, `domain::ladder::plan::release`).
@@ -328,6 +338,30 @@ mod tests {
             }]),
             vec!["false"]
         );
+    }
+
+    #[test]
+    fn a_whole_user_release_that_turns_keys_back_on_leaves_the_stage_tag_to_the_controller() {
+        let user = Subject::whole(Principal::user("123456789012", "/", "old-app"));
+        let stage = Effect::RemoveTags {
+            keys: vec!["dormant:stage".into()],
+        };
+        let keys = Effect::ReactivateKeys {
+            key_ids: vec!["AKIA1".into()],
+        };
+        let docs = automation_for(
+            &user,
+            Step::Release,
+            &[keys, stage.clone()],
+            "arn:role",
+            "a",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].parameters[REMOVE_STAGE_TAGS], vec!["false"]);
+        let alone = automation_for(&user, Step::Release, &[stage], "arn:role", "a").unwrap();
+        assert_eq!(alone.len(), 1);
+        assert!(!alone[0].parameters.contains_key(REMOVE_STAGE_TAGS));
     }
 
     #[test]
