@@ -1075,8 +1075,9 @@ fn a_release_claims_a_quarantine_found_gone_only_while_its_ssm_execution_may_lan
     let d = w.run(days(20));
     assert!(d.effects().is_empty(), "the operator's deny stays: {d:?}");
 
-    // Undone while an SSM execution had the quarantine: the claim holds for 24 hours.
-    let claimed = |late: Duration| {
+    // Undone while an SSM execution had the quarantine (still listed, or stopped after a
+    // failed attempt, which keeps when it was handed over): the claim holds for 24 hours.
+    let claimed_after = |late: Duration, listed: bool| {
         let mut w = World::whole(role("late").created(days(120)).build());
         w.run(days(0));
         let d = w.decide(days(7));
@@ -1087,7 +1088,10 @@ fn a_release_claims_a_quarantine_found_gone_only_while_its_ssm_execution_may_lan
             d.effects().to_vec(),
             planned,
         );
-        intent.fallback = vec!["exec-1".into()];
+        if listed {
+            intent.fallback = vec!["exec-1".into()];
+        }
+        intent.fallback_since = Some(t0() + days(7));
         w.record.pending = Some(intent);
         let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
         w.commit(&d);
@@ -1097,11 +1101,13 @@ fn a_release_claims_a_quarantine_found_gone_only_while_its_ssm_execution_may_lan
             .effects()
             .contains(&Effect::DeleteQuarantinePolicy)
     };
-    assert!(
-        claimed(Duration::hours(2)),
-        "repaired within the SSM timeout"
-    );
-    assert!(!claimed(Duration::hours(30)), "not after it");
+    for listed in [true, false] {
+        assert!(
+            claimed_after(Duration::hours(2), listed),
+            "repaired within the SSM timeout (listed: {listed})"
+        );
+        assert!(!claimed_after(Duration::hours(30), listed), "not after it");
+    }
 }
 
 /// Review G: a record of an earlier version (no ownership kept) released with dormant's policy

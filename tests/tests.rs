@@ -15,6 +15,7 @@ mod exemptions;
 mod ladder;
 mod ladder_properties;
 mod ladder_recreated;
+mod ladder_unmarked;
 
 // Events: the classifier over real event shapes (no AWS), and end to end through the binary.
 mod events_classify;

@@ -52,7 +52,10 @@ pub fn undo(
     let mut rolled_back = record.assuming_intent_done();
     // An intent handed to SSM stays visible to the release: an execution stopped just now may
     // still attach the quarantine, which the release keeps its claim on for a while.
-    rolled_back.pending = record.pending.clone().filter(|i| !i.fallback.is_empty());
+    rolled_back.pending = record
+        .pending
+        .clone()
+        .filter(crate::domain::Intent::handed_to_ssm);
     let record = &rolled_back;
     match record.stage {
         Stage::Clean => Err(RefusedBecause::NotTracked(

@@ -61,6 +61,12 @@ impl Intent {
         }
     }
 
+    /// Whether SSM Automation was handed this step, in this attempt or an earlier failed one
+    /// (which forgets its executions, asked to stop but not waited for): one may still land.
+    pub fn handed_to_ssm(&self) -> bool {
+        !self.fallback.is_empty() || self.fallback_since.is_some()
+    }
+
     /// When another run may take the intent over.
     pub fn not_before(&self, lease: chrono::Duration) -> Timestamp {
         self.held_until.unwrap_or(self.started_at + lease)

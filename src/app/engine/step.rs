@@ -243,7 +243,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 _ => self.iam.apply(&subject.principal, effect).await,
             };
             let Err(e) = result else { continue };
-            if e.kind == ErrorKind::AccessDenied && *effect != Effect::TakeSnapshot {
+            // No document writes dormant's tags: a refused tag change fails the step here.
+            if e.kind == ErrorKind::AccessDenied
+                && *effect != Effect::TakeSnapshot
+                && !effect.is_tag_change()
+            {
                 if let Some(setup) = self.fallback.clone() {
                     let started = self
                         .start_fallback(run, &setup, &with_intent, n, &e, now)

@@ -102,12 +102,15 @@ pub(super) fn take(
 
     // The tags describe the state after the step, so they are written last: a crash before them
     // leaves the intent, which the next run completes.
+    let mut delete_blocked = None;
     match stage {
         Stage::Deleted => {
             if subject.scope != Scope::Whole {
                 effects.push(Effect::RemoveTags {
                     keys: present_stage_tags(subject, &facts.tags),
                 });
+            } else if !has_whole_stage_tag(&facts.tags) {
+                delete_blocked = unmarked_delete(record, facts, &mut effects);
             }
         }
         _ => {
@@ -146,9 +149,41 @@ pub(super) fn take(
         effects,
         after,
         resumes: None,
-        blocked: marker.blocked,
+        blocked: marker.blocked.or(delete_blocked),
     };
     Decision::taking(planned, reason)
+}
+
+/// Whether the identity carries `dormant:stage`, in any case (IAM's tag keys, and the condition
+/// keys that read them, ignore case).
+fn has_whole_stage_tag(tags: &std::collections::BTreeMap<String, String>) -> bool {
+    tags.keys()
+        .any(|k| k.eq_ignore_ascii_case(tag::WHOLE_STAGE_TAG))
+}
+
+/// The delete of a whole identity without `dormant:stage` (removed by hand, or no room for it
+/// when noticed): dormant's roles tear down only an identity carrying it, so it is written
+/// after the snapshot where it fits; otherwise nothing is called and the step fails with the
+/// reason returned.
+fn unmarked_delete(record: &Record, facts: &Facts, effects: &mut Vec<Effect>) -> Option<String> {
+    let key = tag::WHOLE_STAGE_TAG;
+    if tag_overflow(&facts.tags, key, &[], 0).is_none() {
+        let at = effects
+            .iter()
+            .position(|e| *e == Effect::DeletePrincipal)
+            .unwrap_or(effects.len());
+        let stage = stage_tag(&record.subject, record.stage, None, false);
+        effects.insert(at, Effect::PutTags { tags: vec![stage] });
+        return None;
+    }
+    effects.retain(|e| *e != Effect::DeletePrincipal);
+    Some(format!(
+        "{} carries no {key} and has no room for it ({} of {TAG_LIMIT} tags used): dormant's \
+         roles (and SSM Automation's) delete only an identity carrying it, so nothing was \
+         called; remove one tag and the next attempt goes ahead",
+        record.subject.principal.arn(),
+        facts.tags.len()
+    ))
 }
 
 fn gate(step: Step, policy: &Policy, budget: &Budget) -> Gate {
@@ -284,7 +319,7 @@ pub(super) fn credentials_marker(
     let mut marked = tag::has_credentials_marker(&facts.tags);
     let mut notes = Vec::new();
     if subject.scope == Scope::Whole {
-        if facts.tags.contains_key(tag::WHOLE_STAGE_TAG) {
+        if has_whole_stage_tag(&facts.tags) {
             return plan;
         }
         let Some(i) = effects.iter().position(needs_marker) else {
@@ -446,10 +481,7 @@ pub(crate) fn release(
     // record). Except where the policy is already gone while an SSM execution of dormant's was
     // handed the quarantine: it may still attach it, and the repair needs the claim (for
     // `QUARANTINE_CLAIM` after the release, see `Record::owns_quarantine_at`).
-    let ssm_ran = record
-        .pending
-        .as_ref()
-        .is_some_and(|i| !i.fallback.is_empty());
+    let ssm_ran = record.pending.as_ref().is_some_and(Intent::handed_to_ssm);
     let quarantine_attached = match subject.scope {
         Scope::Whole => Some(owned && ssm_ran && !facts.has_quarantine_policy),
         Scope::AccessKey(_) | Scope::Password => record.quarantine_attached,
