@@ -422,3 +422,50 @@ async fn a_key_deleted_outside_dormant_takes_its_tag_off_and_no_longer_keeps_the
     let tags = a.user_tags("owner").await;
     assert_eq!(dormant_keys(&tags), Vec::<&str>::new(), "{tags:?}");
 }
+
+/// Review 9: the tag of a credential deleted outside dormant, spelled in a case dormant's roles
+/// may not remove (`aws:TagKeys` compares case-sensitively), is left and said; it does not take
+/// the marker's removal down with it.
+#[tokio::test]
+async fn a_stale_tag_dormants_roles_may_not_remove_is_left_and_the_marker_still_goes() {
+    let a = Account::new().await;
+    let ids = user_with_keys(&a, "hand", &[100]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    let odd = "dormant:Key:AKIAHANDWRITTEN01:stage";
+    a.iam
+        .tag_user()
+        .user_name("hand")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(odd)
+                .value("noticed")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    a.iam
+        .delete_access_key()
+        .user_name("hand")
+        .access_key_id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+
+    engine.sweep(a.day(1)).await.unwrap();
+    let tags = a.user_tags("hand").await;
+    assert_eq!(dormant_keys(&tags), vec![odd], "{tags:?}");
+    let history = engine
+        .store
+        .history(&Subject::whole(a.user_principal("hand")))
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.reason.contains(odd) && e.reason.contains("remove by hand")),
+        "{history:?}"
+    );
+}

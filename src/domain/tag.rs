@@ -37,6 +37,15 @@ pub const TAG_KEY_PATTERNS: [&str; 7] = [
     "DORMANT:*",
 ];
 
+/// Whether dormant's roles may write or remove the tag `key` ([`TAG_KEY_PATTERNS`], as IAM's
+/// `StringLike` compares: case-sensitively, `*` at the end only).
+pub fn may_write_tag(key: &str) -> bool {
+    TAG_KEY_PATTERNS.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => key == *p,
+    })
+}
+
 /// The user-level marker of a user with credentials on dormant's ladder: what the controller's
 /// permission to turn access keys on and off is conditioned on besides `dormant:stage`
 /// (`domain::permissions::Guard::CredentialsMarked`), since a key's own stage tag
@@ -292,12 +301,8 @@ mod tests {
     fn the_marked_guard_names_the_whole_stage_tag_and_the_key_patterns_cover_it() {
         let p = super::super::subject::Principal::role("123456789012", "/", "r");
         assert_eq!(stage_tag_key(&Subject::whole(p)), WHOLE_STAGE_TAG);
-        let allowed = |key: &str| {
-            TAG_KEY_PATTERNS.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => key.starts_with(prefix),
-                None => key == *p,
-            })
-        };
+        let allowed = may_write_tag;
+        assert!(!allowed("dormant:Key:AKIAEXAMPLE:stage"));
         let user = super::super::subject::Principal::user("123456789012", "/", "u");
         let key = Subject::access_key(user.clone(), "AKIAEXAMPLE");
         let password = Subject::password(user);

@@ -187,8 +187,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         // dormant's own tag changes are the controller's (the documents write none of the
         // credential tags): made now, in order, which is idempotent for those made already.
+        // Those before the last guarded effect were made before the hand-over (the marker, a
+        // stage tag written first): not again, as owners' tags added since may leave no room.
+        let last_guarded = intent.effects.iter().rposition(Effect::needs_user_marker);
         if fresh.is_some() {
-            for effect in intent.effects.iter().filter(|e| e.is_tag_change()) {
+            for effect in intent
+                .effects
+                .iter()
+                .enumerate()
+                .filter(|(n, e)| e.is_tag_change() && last_guarded.is_none_or(|g| *n > g))
+                .map(|(_, e)| e)
+            {
                 if let Err(e) = self.iam.apply(principal, effect).await {
                     let why = format!("SSM Automation succeeded, but {e}");
                     return self.step_failed(run, &record, "untagging", &why, now).await;
