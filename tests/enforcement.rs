@@ -416,3 +416,56 @@ async fn a_lone_idle_key_is_turned_off_and_back_on_under_the_credentials_marker(
     }
     d.assert_calls_are_listed();
 }
+
+/// Review 6: a role whose `dormant:stage` someone removed after its quarantine is still deleted
+/// under the deployed roles: the stage tag is written again after the snapshot, which is what
+/// lets the controller delete its own inline policy and the role. Nothing is refused.
+#[tokio::test]
+async fn a_role_whose_stage_tag_was_removed_by_hand_is_still_deleted() {
+    let d = Deployment::new().await;
+    for account in [&d.controller, &d.member] {
+        d.role(account, "untagged", 200).await;
+        // Its own inline policy, which only a marked identity's teardown may delete.
+        deployment::admin_iam(account)
+            .await
+            .put_role_policy()
+            .role_name("untagged")
+            .policy_name("app")
+            .policy_document(
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Action": "s3:GetObject", "Resource": "*"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let live = d.assembly(&d.config("", "")).await;
+    let fleet = &live.fleet;
+    let mut runs = vec![fleet.sweep(now).await];
+    runs.push(fleet.tick(now + Duration::days(8)).await);
+    for day in [16, 33, 34, 50, 51] {
+        // Removed by hand before every run, so the run that deletes finds it gone.
+        for account in [&d.controller, &d.member] {
+            if d.exists(account, "role", "untagged").await {
+                deployment::admin_iam(account)
+                    .await
+                    .untag_role()
+                    .role_name("untagged")
+                    .tag_keys("dormant:stage")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        runs.push(fleet.tick(now + Duration::days(day)).await);
+    }
+    d.assert_nothing_refused("delete of a role without its stage tag");
+    for run in &runs {
+        assert_eq!(run.run.failed(), 0, "{run:?}");
+    }
+    for account in [&d.controller, &d.member] {
+        assert!(!d.exists(account, "role", "untagged").await, "{runs:#?}");
+    }
+}
