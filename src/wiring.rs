@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::ports::Publisher;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
-use tracing::warn;
+use tracing::{error, warn};
 
 /// Who the audit trail names for steps this process takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -771,11 +771,22 @@ async fn signed_links(
         warn!("[answers] has no base_url: owners' messages carry no links");
         return Ok(None);
     };
-    let secrets =
-        crate::adapters::secrets::load_secrets(answers, &client!(calls, aws_sdk_ssm, aws)).await?;
+    // Links are signed with the current key only. One that cannot be read turns the links
+    // off, not dormant: the ladder goes on.
+    let ssm = client!(calls, aws_sdk_ssm, aws);
+    let key = crate::adapters::secrets::read_secret(&answers.key, &ssm)
+        .await
+        .and_then(|bytes| crate::domain::answer::SigningKey::new(bytes).map_err(Error::Usage));
+    let key = match key {
+        Ok(key) => key,
+        Err(e) => {
+            error!(error = %e, "owners' messages carry no links: the answer key cannot be read");
+            return Ok(None);
+        }
+    };
     Ok(Some(crate::app::answer::SignedLinks {
         base_url: base_url.clone(),
-        key: secrets.keys.current,
+        key,
         approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,
         trusted: config
             .notify

@@ -118,3 +118,30 @@ fn serve_refuses_a_non_loopback_address_and_needs_answers_configured() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("[answers]"), "{}", stderr(&o));
 }
+
+/// Review 5: an answer key that cannot be read turns the links off, not dormant: the sweep
+/// notices and tells the owner (without links), and says why on stderr.
+#[tokio::test]
+async fn an_unreadable_answer_key_turns_the_links_off_and_the_ladder_goes_on() {
+    let a = crate::support::account::Account::without_table().await;
+    let cli = a.dormant();
+    a.role("forgotten", 200, &[]).await;
+    cli.config(
+        "[notify]\nenabled = true\nfallback = \"security@example.com\"\n\
+         email_from = \"dormant@example.com\"\n\n\
+         [answers]\nbase_url = \"https://answers.example/\"\n\
+         key_source = \"ssm:/dormant/no-such-key\"\n",
+    );
+    assert!(cli.run(&["init"]).status.success());
+    let now = cli.at(0);
+    let o = cli.run(&["--output", "json", "--now", &now, "--yes", "sweep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sweep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(sweep["actions"][0]["step"], "notice", "{sweep}");
+    assert_eq!(sweep["actions"][0]["outcome"], "done", "{sweep}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("carry no links") && err.contains("/dormant/no-such-key"),
+        "{err}"
+    );
+}

@@ -468,4 +468,5 @@ async fn a_role_whose_stage_tag_was_removed_by_hand_is_still_deleted() {
     for account in [&d.controller, &d.member] {
         assert!(!d.exists(account, "role", "untagged").await, "{runs:#?}");
     }
+    d.assert_calls_are_listed();
 }

@@ -217,6 +217,10 @@ async fn a_failed_execution_is_recorded_and_emits_remediation_failed() {
         intent.fallback.is_empty(),
         "the failed execution is not polled again"
     );
+    assert!(
+        !intent.handed_to_ssm(),
+        "it ended failed, so nothing of it can land: a release claims nothing for it"
+    );
     assert_eq!(intent.attempts, 1);
     let retry_at = s.now + Duration::days(7) + Duration::minutes(30);
     assert_eq!(
@@ -714,7 +718,8 @@ async fn a_step_ssm_has_when_the_identity_becomes_protected_is_stopped_not_finis
     assert!(record.pending.is_none());
     assert_eq!(record.quarantine_attached, Some(true));
     assert!(
-        record.reason.contains("dormant's quarantine policy"),
+        record.reason.contains("dormant's quarantine policy")
+            && record.reason.contains("exec-1 of its quarantine stopped"),
         "{}",
         record.reason
     );

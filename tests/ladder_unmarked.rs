@@ -42,6 +42,11 @@ fn an_unmarked_identity_gets_its_stage_tag_after_the_snapshot_and_before_the_tea
         snapshot < tag && tag < delete && snapshot.is_some(),
         "{effects:?}"
     );
+    assert!(
+        d.reason.contains("dormant:stage was missing"),
+        "the audit trail says why it tagged first: {}",
+        d.reason
+    );
 }
 
 #[test]

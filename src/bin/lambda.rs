@@ -53,8 +53,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let engines = OnDemand::new(&factory, None);
     // Owners' answers through the function URL: keys read once per cold start (a rotation
     // keeps the previous key configured until the links it signed have expired).
+    // Secrets that cannot be read turn the answers off, not the controller.
     let secrets = match &config.answers {
-        Some(answers) => Some(load_secrets(answers, &factory.ssm()).await?),
+        Some(answers) => match load_secrets(answers, &factory.ssm()).await {
+            Ok(secrets) => Some(secrets),
+            Err(e) => {
+                tracing::error!(error = %e, "answers are off until the next cold start: their secrets cannot be read");
+                None
+            }
+        },
         None => None,
     };
     let (answer_store, answer_engines) = (factory.store(), FactoryEngines(&factory));

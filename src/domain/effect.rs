@@ -207,17 +207,21 @@ pub fn all_permissions() -> Vec<(Step, PrincipalKind, Vec<&'static str>)> {
                         | Effect::RemoveTags { .. }
                         | Effect::DeactivateKeys { .. }
                 ),
+                // A delete writes `dormant:stage` first where it is missing.
                 Step::Delete => matches!(
                     e,
                     Effect::TakeSnapshot
+                        | Effect::PutTags { .. }
                         | Effect::DeletePrincipal
                         | Effect::DeleteAccessKey { .. }
                         | Effect::DeleteLoginProfile
                         | Effect::RemoveTags { .. }
                 ),
+                // A release of a user without `dormant:stage` marks it before its keys go on.
                 Step::Release => matches!(
                     e,
-                    Effect::RemoveTags { .. }
+                    Effect::PutTags { .. }
+                        | Effect::RemoveTags { .. }
                         | Effect::DeleteQuarantinePolicy
                         | Effect::ReactivateKeys { .. }
                 ),

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use crate::domain::fallback::{automation_for, landed};
 use crate::domain::time::fmt_time;
-use crate::domain::{AutomationStatus, Effect, Intent, Outcome, Record, Step, Timestamp};
+use crate::domain::{Action, AutomationStatus, Effect, Intent, Outcome, Record, Step, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{ErrorKind, Fallback, Iam, PortError, Store};
 
@@ -152,9 +152,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         if let Some(why) = failure {
             // The next attempt starts afresh: nothing of this one may land after it.
-            for id in running {
+            for id in &running {
                 if let Err(e) = setup.runner.stop(id).await {
                     warn!(execution = %id, error = %e, "could not stop an SSM execution of a failed step");
+                }
+            }
+            // Executions asked to stop (not waited for) may still land: `fallback_since` stays
+            // and a release keeps its claim on the quarantine. None running: nothing can land.
+            let mut record = record.clone();
+            if running.is_empty() {
+                if let Some(i) = record.pending.as_mut() {
+                    i.fallback_since = None;
                 }
             }
             return self
@@ -231,20 +239,40 @@ impl<I: Iam, S: Store> Engine<I, S> {
         if !self.mode().writes() {
             return Ok(());
         }
-        self.stop_fallback(intent).await?;
-        info!(identity = %record.subject, step = %intent.step, executions = ?intent.fallback,
-            "protected while SSM Automation had the step: executions stopped, nothing finished");
+        let since = intent.fallback_since.unwrap_or(intent.started_at);
+        let executions = intent.fallback.join(", ");
+        // Past the timeout nothing of them can still run; with no SSM client nothing can be
+        // stopped (the reason says they may still run).
+        let stopped = if self.fallback.is_none() || now - since > FALLBACK_TIMEOUT {
+            "not stopped (no SSM client, or past the timeout): they may have changed it"
+        } else {
+            if let Err(e) = self.stop_fallback(intent).await {
+                let why = format!("the identity is protected, and stopping {executions}: {e}");
+                return self
+                    .step_failed(run, &record, "SSM Automation", &why, now)
+                    .await;
+            }
+            "stopped; what they changed before that stays"
+        };
+        info!(identity = %record.subject, step = %intent.step, %executions, stopped,
+            "protected while SSM Automation had the step: nothing of it finished");
         let principal = &record.subject.principal;
         let fresh = self
             .iam
             .fresh_facts(principal.kind, &principal.name)
             .await?;
-        let Some(d) = self
+        let Some(mut d) = self
             .decide_confirmed(run, &record, fresh.as_ref(), now)
             .await?
         else {
             return Ok(());
         };
+        if let Action::Record(after) = &mut d.action {
+            after.reason = format!(
+                "{}; SSM Automation execution(s) {executions} of its {} {stopped}",
+                after.reason, intent.step
+            );
+        }
         self.carry_out(run, record, d, now).await
     }
 

@@ -234,7 +234,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             let result = match effect {
                 // The controller always takes snapshots itself, and never hands a delete to SSM
                 // before its snapshot is stored.
-                Effect::TakeSnapshot => self.snapshot(&subject, resumes, now).await,
+                Effect::TakeSnapshot => {
+                    let decided = record.unique_id.as_deref().or(after.unique_id.as_deref());
+                    self.snapshot(&subject, decided, resumes, now).await
+                }
                 _ if via_ssm && !effect.is_tag_change() => Err(PortError::new(
                     ErrorKind::AccessDenied,
                     "fallback",
@@ -321,6 +324,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
     async fn snapshot(
         &self,
         subject: &Subject,
+        decided: Option<&str>,
         resumes: Option<Timestamp>,
         now: Timestamp,
     ) -> std::result::Result<(), PortError> {
@@ -331,6 +335,21 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         }
         let snapshot = self.iam.snapshot(&subject.principal, now).await?;
+        // The teardown acts by name: an identity created again since the decision is not the
+        // one decided on, and nothing of it is deleted.
+        if let (Some(want), Some(found)) = (decided, snapshot.unique_id.as_deref()) {
+            if want != found {
+                return Err(PortError::new(
+                    ErrorKind::Permanent,
+                    "snapshot",
+                    format!(
+                        "{} is now {found}, not {want} decided on: it was created again, and \
+                         nothing of it was deleted",
+                        subject.principal.arn()
+                    ),
+                ));
+            }
+        }
         self.store.put_snapshot(subject, &snapshot).await?;
         let stored = self.store.latest_snapshot(subject).await?;
         if stored.as_ref() == Some(&snapshot) {

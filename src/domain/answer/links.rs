@@ -5,6 +5,7 @@ use super::{answer_url, sign, AnswerAction, Claims, SigningKey};
 use crate::domain::notify::{ActionLink, DigestItem, Recipient};
 use crate::domain::stage::Stage;
 use crate::domain::subject::Subject;
+use crate::domain::Timestamp;
 
 /// What a link may be offered for: `approval` when deletions wait for an approval
 /// (`ladder.delete = "approval"`).
@@ -23,9 +24,25 @@ pub fn offered(stage: Stage, approval: bool) -> Vec<AnswerAction> {
     actions
 }
 
-/// The links of `item` for `recipient`: none for a topic (its readers are not one answerer),
-/// for an identity whose unique id is unknown (a link must not act on a namesake), or for a
-/// stage with no due step (a link expires when the next step is due).
+/// A link lives until the next step is due (the stage it is bound to ends then), and at least
+/// this long, so a step about to fall due still leaves the owner time to read the message.
+pub const MIN_LINK_TTL: chrono::Duration = chrono::Duration::days(1);
+
+/// How long a link lives when nothing is due: a pending deletion waiting for its approval.
+pub const LINK_TTL_NOTHING_DUE: chrono::Duration = chrono::Duration::days(14);
+
+/// When the links of `item` expire.
+pub fn link_expiry(item: &DigestItem) -> Timestamp {
+    let floor = item.at + MIN_LINK_TTL;
+    match item.next_due_at {
+        Some(due) => due.max(floor),
+        None => item.at + LINK_TTL_NOTHING_DUE,
+    }
+}
+
+/// The links of `item` for `recipient`: none for a topic (its readers are not one answerer) or
+/// for an identity whose unique id is unknown (a link must not act on a namesake). Each expires
+/// at [`link_expiry`]; the service refuses it earlier if the stage it was issued at has passed.
 pub fn links_for(
     item: &DigestItem,
     recipient: &Recipient,
@@ -36,9 +53,10 @@ pub fn links_for(
     if matches!(recipient, Recipient::Sns(_)) {
         return Vec::new();
     }
-    let (Some(unique_id), Some(expires_at)) = (&item.unique_id, item.next_due_at) else {
+    let Some(unique_id) = &item.unique_id else {
         return Vec::new();
     };
+    let expires_at = link_expiry(item);
     let Ok(subject) = Subject::from_id(&item.identity) else {
         return Vec::new();
     };
@@ -137,14 +155,34 @@ mod tests {
     }
 
     #[test]
-    fn no_links_for_a_topic_an_unknown_unique_id_or_nothing_due() {
+    fn no_links_for_a_topic_or_an_unknown_unique_id() {
         let it = item(Stage::Noticed, Some("AROAEXAMPLE"));
         let topic = Recipient::Sns("arn:aws:sns:us-east-1:123456789012:feed".into());
         assert!(links_for(&it, &topic, "https://a", &key(), false).is_empty());
         let unknown = item(Stage::Noticed, None);
         assert!(links_for(&unknown, &email(), "https://a", &key(), false).is_empty());
-        let mut nothing_due = it.clone();
-        nothing_due.next_due_at = None;
-        assert!(links_for(&nothing_due, &email(), "https://a", &key(), false).is_empty());
+    }
+
+    /// Review 3 and 7: a pending deletion waiting for its approval has nothing due, and still
+    /// offers Approve (for 14 days); a step about to fall due leaves at least a day.
+    #[test]
+    fn a_deletion_waiting_for_approval_offers_approve_and_a_link_lives_at_least_a_day() {
+        let keys = SigningKeys {
+            current: key(),
+            previous: None,
+        };
+        let mut waiting = item(Stage::PendingDelete, Some("AROAEXAMPLE"));
+        waiting.next_step = None;
+        waiting.next_due_at = None;
+        let links = links_for(&waiting, &email(), "https://a/", &key(), true);
+        let actions: Vec<&str> = links.iter().map(|l| l.action.as_str()).collect();
+        assert_eq!(actions, ["keep", "undo", "approve"]);
+        let token = links[2].url.strip_prefix("https://a/answer?t=").unwrap();
+        let claims = verify(&keys, token, waiting.at + Duration::days(13)).unwrap();
+        assert_eq!(claims.expires(), waiting.at + LINK_TTL_NOTHING_DUE);
+
+        let mut soon = item(Stage::Quarantined, Some("AROAEXAMPLE"));
+        soon.next_due_at = Some(soon.at + Duration::minutes(5));
+        assert_eq!(link_expiry(&soon), soon.at + MIN_LINK_TTL);
     }
 }

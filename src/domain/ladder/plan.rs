@@ -102,7 +102,7 @@ pub(super) fn take(
 
     // The tags describe the state after the step, so they are written last: a crash before them
     // leaves the intent, which the next run completes.
-    let mut delete_blocked = None;
+    let (mut delete_blocked, mut delete_note) = (None, None);
     match stage {
         Stage::Deleted => {
             if subject.scope != Scope::Whole {
@@ -110,7 +110,10 @@ pub(super) fn take(
                     keys: present_stage_tags(subject, &facts.tags),
                 });
             } else if !has_whole_stage_tag(&facts.tags) {
-                delete_blocked = unmarked_delete(record, facts, &mut effects);
+                match unmarked_delete(record, facts, &mut effects) {
+                    Ok(note) => delete_note = Some(note),
+                    Err(why) => delete_blocked = Some(why),
+                }
             }
         }
         _ => {
@@ -136,6 +139,10 @@ pub(super) fn take(
     }
     let marker = credentials_marker(subject, facts, &mut effects, stage == Stage::Deleted);
     let reason = marker.said(reason);
+    let reason = match delete_note {
+        Some(note) => format!("{reason}; {note}"),
+        None => reason,
+    };
     after.reason = reason.clone();
     effects.retain(|e| match e {
         Effect::RemoveTags { keys } => !keys.is_empty(),
@@ -163,9 +170,13 @@ fn has_whole_stage_tag(tags: &std::collections::BTreeMap<String, String>) -> boo
 
 /// The delete of a whole identity without `dormant:stage` (removed by hand, or no room for it
 /// when noticed): dormant's roles tear down only an identity carrying it, so it is written
-/// after the snapshot where it fits; otherwise nothing is called and the step fails with the
-/// reason returned.
-fn unmarked_delete(record: &Record, facts: &Facts, effects: &mut Vec<Effect>) -> Option<String> {
+/// after the snapshot where it fits (`Ok`: what the audit trail says of it); otherwise nothing
+/// is called and the step fails with the reason (`Err`).
+fn unmarked_delete(
+    record: &Record,
+    facts: &Facts,
+    effects: &mut Vec<Effect>,
+) -> Result<String, String> {
     let key = tag::WHOLE_STAGE_TAG;
     if tag_overflow(&facts.tags, key, &[], 0).is_none() {
         let at = effects
@@ -174,10 +185,14 @@ fn unmarked_delete(record: &Record, facts: &Facts, effects: &mut Vec<Effect>) ->
             .unwrap_or(effects.len());
         let stage = stage_tag(&record.subject, record.stage, None, false);
         effects.insert(at, Effect::PutTags { tags: vec![stage] });
-        return None;
+        return Ok(format!(
+            "{key} was missing (removed by hand, or no room for it earlier): written after the \
+             snapshot, before the teardown, which dormant's roles allow only on an identity \
+             carrying it"
+        ));
     }
     effects.retain(|e| *e != Effect::DeletePrincipal);
-    Some(format!(
+    Err(format!(
         "{} carries no {key} and has no room for it ({} of {TAG_LIMIT} tags used): dormant's \
          roles (and SSM Automation's) delete only an identity carrying it, so nothing was \
          called; remove one tag and the next attempt goes ahead",
