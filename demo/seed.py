@@ -51,7 +51,7 @@ def user(name, created, password_used=None, keys=(), password=False):
             iam.update_access_key(UserName=name, AccessKeyId=key, Status="Inactive")
 
 
-role("legacy-etl", created=200)                                   # never used: dormant
+role("legacy-etl", created=200, tags=[("owner", "data-team")])  # never used: dormant; its owner routes to data-team@example.com
 role("old-deploy", created=300, used=120)                         # last used 120 days ago: dormant
 role("ci-runner", created=300, used=2)                            # busy
 role("breakglass-role", created=400)                              # never used, but matched by a configured glob

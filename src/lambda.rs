@@ -1,9 +1,11 @@
 //! The Lambda's shell: one invocation in, routed to the event handling or the sweep queue's
-//! consumer in `app`, its answer out. `bin/lambda.rs` builds a [`ColdStart`] once.
+//! consumer in `app`, or an owner's answer from the function URL (`app::answer`), its answer out. `bin/lambda.rs` builds a [`ColdStart`] once.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 
+use crate::app::answer::http::{from_function_url, is_function_url_event, to_function_url};
+use crate::app::answer::{AnswerHandler, HttpResponse};
 use crate::app::deadline::{self, Deadline};
 use crate::app::event::{handle_event, EventError};
 use crate::app::fanout::SweepFanOut;
@@ -38,6 +40,8 @@ pub struct ColdStart<'a, I, S, E: ?Sized> {
     /// `Some` when the scheduled sweep fans out through the sweep queue.
     pub fanout: Option<&'a dyn SweepFanOut>,
     pub concurrency: usize,
+    /// The owners' answer page behind the function URL (`[answers]`); `None`: not configured.
+    pub answers: Option<&'a dyn AnswerHandler>,
 }
 
 /// How long before the Lambda's deadline an invocation gives up: time to answer and log.
@@ -90,6 +94,15 @@ where
     S: Store + 'static,
     E: Engines<I, S> + ?Sized,
 {
+    if is_function_url_event(&payload) {
+        // Every request answers with a page; a bad one is refused on it, never retried.
+        let response = match (cold.answers, from_function_url(&payload)) {
+            (Some(svc), Ok(req)) => svc.answer(&req, now).await,
+            (None, _) => HttpResponse::html(404, "answers are not configured".to_string()),
+            (_, Err(e)) => HttpResponse::html(400, format!("malformed request: {e}")),
+        };
+        return Ok(to_function_url(&response));
+    }
     let answer = if is_sqs_event(&payload) {
         let event: SqsEvent =
             serde_json::from_value(payload).map_err(|e| EventError::Malformed {

@@ -5,6 +5,7 @@
 //! - [`config`]: the configuration file, validated into a [`domain::Policy`].
 
 pub mod adapters;
+pub mod answers;
 pub mod app;
 pub mod cli;
 pub mod config;

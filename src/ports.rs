@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::finding::UnusedAccessDetails;
+use crate::domain::notify::{ActionLink, DigestItem, OutboxEntry, Recipient, Rendered};
 use crate::domain::security_hub::{AsffFinding, HubFailure, WorkflowUpdate};
 use crate::domain::{
     AccessKey, AuditEntry, AutomationRequest, AutomationStatus, BreakerState, Effect, Facts,
@@ -253,6 +254,29 @@ pub trait Store: Send + Sync {
     /// `ErrorKind::Conflict` if another run wrote first: re-read and apply the change again
     /// (`app::breaker::Breaker` does).
     async fn save_breaker(&self, account: &str, state: &BreakerState) -> PortResult<()>;
+
+    /// Queues an owner message (docs/design.md, 'Owners and messages'). Idempotent: the same
+    /// entry (same [`OutboxEntry::key`]) queued again stays one.
+    async fn queue_message(&self, entry: &OutboxEntry) -> PortResult<()>;
+
+    /// Every message still queued for `account`.
+    async fn outbox(&self, account: &str) -> PortResult<Vec<OutboxEntry>>;
+
+    /// Claims the sending of `entry` at `now`. A claim older than `lease` that was never marked
+    /// sent (a run that crashed mid-send) may be taken over.
+    async fn claim_message(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        lease: chrono::Duration,
+    ) -> PortResult<SendClaim>;
+
+    /// Marks the claim sent (kept for 30 days so no later run sends it again) and removes the
+    /// entry from the outbox.
+    async fn message_sent(&self, entry: &OutboxEntry, now: Timestamp) -> PortResult<()>;
+
+    /// Gives a claim back after a failed send: the entry stays queued for the next run.
+    async fn release_message(&self, entry: &OutboxEntry) -> PortResult<()>;
 }
 
 /// A member account as AWS Organizations lists it.
@@ -291,4 +315,40 @@ pub struct AccountSweep {
 pub trait SweepQueue: Send + Sync {
     /// Sends every request (in batches); an error means some may not have been sent.
     async fn send(&self, requests: &[AccountSweep]) -> PortResult<()>;
+}
+
+/// Links an owner can follow from a message to keep, approve or undo (signed elsewhere). The
+/// engine asks for each item of each digest; [`NoLinks`] gives none, and the message then shows
+/// the CLI commands instead. A link should expire at `item.next_due_at` and act only on
+/// `item.unique_id` (a recreated namesake is someone else).
+pub trait ActionLinks: Send + Sync {
+    fn links(&self, item: &DigestItem, recipient: &Recipient) -> Vec<ActionLink>;
+}
+
+/// No links: messages show the commands the security team can run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLinks;
+
+impl ActionLinks for NoLinks {
+    fn links(&self, _item: &DigestItem, _recipient: &Recipient) -> Vec<ActionLink> {
+        Vec::new()
+    }
+}
+
+/// Where owner messages go: SES email, Slack incoming webhooks, SNS topics. One call is one
+/// message; retries of transient failures happen inside, and an `Err` is a message not sent.
+#[async_trait]
+pub trait Messenger: Send + Sync {
+    async fn send(&self, recipient: &Recipient, message: &Rendered) -> PortResult<()>;
+}
+
+/// A claim on sending one outbox entry (see [`Store::claim_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// This run holds it: send, then [`Store::message_sent`] or [`Store::release_message`].
+    Claimed,
+    /// Sent already (by an earlier run): only the outbox entry is left to remove.
+    Sent,
+    /// Another run claimed it within the lease: leave it to that run.
+    Busy,
 }

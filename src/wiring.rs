@@ -13,6 +13,7 @@ use crate::adapters::access_analyzer::AccessAnalyzer;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
+use crate::adapters::messenger::AwsMessenger;
 use crate::adapters::metrics::ApiCalls;
 use crate::adapters::organizations::AwsOrganizations;
 use crate::adapters::rate::{IamLimits, RateStats};
@@ -21,7 +22,7 @@ use crate::adapters::security_hub::AwsSecurityHub;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::adapters::ssm::SsmFallback;
 use crate::app::accounts::{partition_of, Members};
-use crate::app::engine::{Engine, FallbackSetup, CONTROLLER};
+use crate::app::engine::{Engine, FallbackSetup, NotifySetup, CONTROLLER};
 use crate::app::fleet::{Engines, Fleet, FleetSource};
 use crate::app::Mode;
 use crate::config::Account;
@@ -71,6 +72,8 @@ pub struct EngineFactory {
     fallback: Option<AutomationConfig>,
     /// `[security_hub]`, when enabled.
     security_hub: Option<crate::config::SecurityHub>,
+    /// `[notify]`, when enabled: sent from the controller's account.
+    notify: Option<NotifySetup>,
     table: String,
     retry: RetryPolicy,
     /// Accounts worked on at once.
@@ -202,6 +205,16 @@ impl EngineFactory {
                 automation_role: role.clone(),
                 always: config.ssm_steps.clone(),
             });
+        let notify = match &config.notify {
+            Some(n) => {
+                let setup = notify_setup(n, &aws, &calls, retry).await?;
+                Some(match signed_links(config, &aws, &calls).await? {
+                    Some(links) => setup.with_links(Arc::new(links)),
+                    None => setup,
+                })
+            }
+            None => None,
+        };
         Ok(EngineFactory {
             members: Members::new(config, &account, partition_of(&caller_arn)),
             aws,
@@ -213,6 +226,7 @@ impl EngineFactory {
             publisher,
             fallback,
             security_hub: config.security_hub.clone(),
+            notify,
             table: config.table.clone(),
             retry,
             concurrency: config.max_concurrent_accounts,
@@ -220,6 +234,20 @@ impl EngineFactory {
             preview: false,
             limits: AccountLimits::default(),
         })
+    }
+
+    /// The state table in the controller's account (answer links' single-use claims).
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            client!(self.calls, aws_sdk_dynamodb, &self.aws),
+            self.table.clone(),
+            self.retry,
+        )
+    }
+
+    /// SSM in the controller's account (the answer links' signing key).
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        client!(self.calls, aws_sdk_ssm, &self.aws)
     }
 
     /// The IAM rate limits of every account, shared by every engine this factory builds.
@@ -366,6 +394,9 @@ impl EngineFactory {
             return Ok(engine.previewing());
         }
         engine = engine.with_publisher(self.publisher.clone());
+        if let Some(n) = &self.notify {
+            engine = engine.with_notify(n.clone());
+        }
         // With the `default` product, Security Hub takes a finding only from the account it is
         // about: each account's findings are imported through its own credentials.
         if let Some(sh) = &self.security_hub {
@@ -654,6 +685,104 @@ pub fn controller_identity(arn: &str) -> Option<(PrincipalKind, String)> {
         "role" => Some((PrincipalKind::Role, parts.next_back()?.to_string())),
         _ => None,
     }
+}
+
+/// Owner messages: the templates (overrides read now, so a broken one stops start-up), the
+/// Slack webhooks (inline, then the Secrets Manager secret's over them), SES and SNS clients.
+async fn notify_setup(
+    n: &crate::config::Notify,
+    aws: &SdkConfig,
+    calls: &ApiCalls,
+    retry: RetryPolicy,
+) -> Result<NotifySetup> {
+    use crate::config::ConfigError;
+    use crate::domain::notify::{Templates, TEMPLATE_FILES};
+    let bad = |field: &str, message: String| {
+        crate::error::Error::Config(ConfigError {
+            field: field.to_string(),
+            message,
+        })
+    };
+    let mut overrides = std::collections::BTreeMap::new();
+    if let Some(dir) = &n.templates {
+        for (name, _) in TEMPLATE_FILES {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    overrides.insert(name.to_string(), text);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(bad(
+                        "notify.templates",
+                        format!("cannot read {}: {e}", path.display()),
+                    ))
+                }
+            }
+        }
+    }
+    let templates =
+        Templates::new(&overrides).map_err(|e| bad("notify.templates", e.to_string()))?;
+    let mut webhooks = n.slack_webhooks.clone();
+    if let Some(secret) = &n.slack_webhooks_secret {
+        let field = "notify.slack_webhooks_secret";
+        let out = client!(calls, aws_sdk_secretsmanager, aws)
+            .get_secret_value()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| classify("GetSecretValue", e))?;
+        let parsed: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(out.secret_string().unwrap_or_default()).map_err(|e| {
+                bad(
+                    field,
+                    format!("the secret is not JSON {{\"#channel\": \"https://…\"}}: {e}"),
+                )
+            })?;
+        for (channel, url) in parsed {
+            crate::config::check_webhook(field, &url)?;
+            webhooks.insert(channel, url);
+        }
+    }
+    let messenger = AwsMessenger::new(
+        client!(calls, aws_sdk_sesv2, aws),
+        client!(calls, aws_sdk_sns, aws),
+        n.email_from.clone(),
+        webhooks,
+        retry,
+    )?;
+    Ok(NotifySetup::new(
+        n.routing.clone(),
+        Arc::new(templates),
+        Arc::new(messenger),
+    ))
+}
+
+/// The links owners' messages carry, when `[answers]` has a key and a base URL to point at.
+async fn signed_links(
+    config: &Config,
+    aws: &SdkConfig,
+    calls: &ApiCalls,
+) -> Result<Option<crate::app::answer::SignedLinks>> {
+    let Some(answers) = &config.answers else {
+        return Ok(None);
+    };
+    let Some(base_url) = &answers.base_url else {
+        warn!("[answers] has no base_url: owners' messages carry no links");
+        return Ok(None);
+    };
+    let secrets =
+        crate::adapters::secrets::load_secrets(answers, &client!(calls, aws_sdk_ssm, aws)).await?;
+    Ok(Some(crate::app::answer::SignedLinks {
+        base_url: base_url.clone(),
+        key: secrets.keys.current,
+        approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,
+        trusted: config
+            .notify
+            .as_ref()
+            .map(|n| n.routing.configured_recipients())
+            .unwrap_or_default(),
+    }))
 }
 
 #[cfg(test)]

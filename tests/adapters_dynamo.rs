@@ -525,22 +525,23 @@ async fn a_write_applied_after_a_client_timeout_is_not_a_conflict() {
     let impatient = aws_sdk_dynamodb::config::Builder::from(&config)
         .timeout_config(
             TimeoutConfig::builder()
-                .operation_attempt_timeout(StdDuration::from_millis(100))
+                .operation_attempt_timeout(StdDuration::from_millis(1000))
                 .build(),
         )
         .build();
-    // The retry starts after the delayed first attempt has been applied.
+    // The retry starts after the delayed first attempt has been applied. Wide margins: a
+    // loaded machine's emulator can take a few hundred milliseconds to answer any request.
     let retry = RetryPolicy {
         max_times: 2,
-        min_delay: StdDuration::from_millis(700),
-        max_delay: StdDuration::from_millis(700),
+        min_delay: StdDuration::from_millis(3500),
+        max_delay: StdDuration::from_millis(3500),
     };
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(impatient),
         "lost",
         retry,
     );
-    let latency = Fault::Latency(StdDuration::from_millis(300));
+    let latency = Fault::Latency(StdDuration::from_millis(2000));
 
     emulator().inject_fault(&account, "dynamodb", "PutItem", latency, 1);
     let r = record(Subject::whole(role("lost")), Stage::Noticed, None);

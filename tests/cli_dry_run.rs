@@ -324,6 +324,7 @@ async fn every_command_under_dry_run_changes_nothing_anywhere_or_refuses() {
     ];
     let refused: Vec<Vec<&str>> = vec![
         vec!["init"],
+        vec!["serve"],
         vec!["breaker", "reset", "--reason", "preview"],
     ];
 

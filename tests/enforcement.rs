@@ -289,6 +289,7 @@ async fn a_fanned_out_sweep_queues_and_consumes_one_message_per_account() {
     // As the Lambda does: engines assumed for the accounts the batch names.
     let engines = OnDemand::new(&live.factory, None);
     let cold = ColdStart {
+        answers: None,
         fleet: &live.fleet,
         rules: &rules,
         engines: &engines,
@@ -304,4 +305,114 @@ async fn a_fanned_out_sweep_queues_and_consumes_one_message_per_account() {
         ignored.is_empty(),
         "conditions the emulator did not check: {ignored:?}"
     );
+}
+
+/// A credential ladder under the deployed roles, in both accounts: a lone idle key of an active
+/// user is noticed (its stage tag and the user's `dormant:credentials` marker in one `TagUser`),
+/// turned off (`UpdateAccessKey`, allowed by the marker alone) and undone (turned back on, then
+/// the key's tag and the marker removed together). Nothing is refused.
+#[tokio::test]
+async fn a_lone_idle_key_is_turned_off_and_back_on_under_the_credentials_marker() {
+    use aws_sdk_iam::types::StatusType;
+    use dormant::domain::tag::CREDENTIALS_TAG;
+
+    let d = Deployment::new().await;
+    let now = Utc::now();
+    let mut idle = Vec::new();
+    for account in [&d.controller, &d.member] {
+        d.user(account, "keyed", 200).await;
+        let admin = deployment::admin_iam(account).await;
+        let old = admin
+            .list_access_keys()
+            .user_name("keyed")
+            .send()
+            .await
+            .unwrap();
+        let old = old.access_key_metadata()[0]
+            .access_key_id()
+            .unwrap()
+            .to_string();
+        let used = admin
+            .create_access_key()
+            .user_name("keyed")
+            .send()
+            .await
+            .unwrap();
+        let used = used.access_key().unwrap().access_key_id().to_string();
+        deployment::enforcing().backdate_access_key(
+            account,
+            "keyed",
+            &used,
+            Some(now - Duration::days(200)),
+            Some(now - Duration::days(1)),
+        );
+        idle.push((account.clone(), old));
+    }
+    let user_tags = |account: String| async move {
+        let admin = deployment::admin_iam(&account).await;
+        let out = admin
+            .list_user_tags()
+            .user_name("keyed")
+            .send()
+            .await
+            .unwrap();
+        out.tags()
+            .iter()
+            .map(|t| t.key().to_string())
+            .collect::<Vec<_>>()
+    };
+    let status = |account: String, key: String| async move {
+        let admin = deployment::admin_iam(&account).await;
+        let out = admin
+            .list_access_keys()
+            .user_name("keyed")
+            .send()
+            .await
+            .unwrap();
+        out.access_key_metadata()
+            .iter()
+            .find(|k| k.access_key_id() == Some(key.as_str()))
+            .and_then(|k| k.status().cloned())
+    };
+
+    let live = d.assembly(&d.config("", "")).await;
+    let fleet = &live.fleet;
+    let run = fleet.sweep(now).await;
+    assert_eq!(run.run.failed(), 0, "{run:?}");
+    for (account, key) in &idle {
+        let tags = user_tags(account.clone()).await;
+        assert!(
+            tags.contains(&CREDENTIALS_TAG.to_string())
+                && tags.contains(&format!("dormant:key:{key}:stage")),
+            "{tags:?}"
+        );
+    }
+    let run = fleet.tick(now + Duration::days(8)).await;
+    d.assert_nothing_refused("notice, deactivate keys");
+    assert_eq!(run.run.failed(), 0, "{run:?}");
+    for (account, key) in &idle {
+        assert_eq!(
+            status(account.clone(), key.clone()).await,
+            Some(StatusType::Inactive),
+            "{run:?}"
+        );
+        let arg: IdentityArg = format!("user/keyed/key/{key}").parse().unwrap();
+        let undone = fleet
+            .engine(account)
+            .unwrap()
+            .undo(&arg, "enforcement suite", now + Duration::days(9))
+            .await;
+        d.assert_nothing_refused("undo of a key");
+        assert_eq!(undone.unwrap().outcome, Outcome::Done);
+        assert_eq!(
+            status(account.clone(), key.clone()).await,
+            Some(StatusType::Active)
+        );
+        let tags = user_tags(account.clone()).await;
+        assert!(
+            !tags.iter().any(|k| k.starts_with("dormant:")),
+            "the last credential ladder took the marker with it: {tags:?}"
+        );
+    }
+    d.assert_calls_are_listed();
 }

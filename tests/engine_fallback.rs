@@ -409,3 +409,265 @@ async fn undo_stops_a_running_execution_and_a_late_quarantine_is_repaired() {
     assert_eq!(record.stage, Stage::Released);
     assert!(record.reason.contains("repaired"), "{}", record.reason);
 }
+
+/// Reading dormant's quarantine policy is refused: a recorded failure of the step naming the
+/// missing grant, not a hand-over to SSM Automation (whose role has the same grant), and
+/// nothing attached.
+#[tokio::test]
+async fn a_refused_read_of_the_quarantine_policy_fails_the_step_without_starting_ssm() {
+    let s = setup(vec![]).await;
+    s.engine.sweep(s.now).await.unwrap();
+    emulator().inject_fault(&s.account.id, "iam", "GetPolicy", Fault::AccessDenied, 1);
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert_eq!(r.actions[0].outcome, Outcome::Failed, "{:?}", r.actions);
+    let reason = &r.actions[0].reason;
+    assert!(
+        reason.contains("may not read its quarantine policy")
+            && reason.contains("iam:GetPolicy")
+            && reason.contains("nothing was changed"),
+        "{reason}"
+    );
+    assert!(s.ssm.started.lock().unwrap().is_empty(), "no SSM execution");
+    assert!(!s.account.role_quarantined("locked").await);
+    let record = s.engine.store.load(&subject(&s)).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Noticed);
+    let intent = record.pending.expect("the failure is kept on the intent");
+    assert!(intent.fallback.is_empty(), "{intent:?}");
+    assert!(intent
+        .last_error
+        .is_some_and(|e| e.contains("may not read its quarantine policy")));
+    let history = s.engine.store.history(&subject(&s)).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.outcome == Outcome::Failed && e.reason.contains("iam:GetPolicy")),
+        "{history:?}"
+    );
+}
+
+/// A key step configured to run through SSM, on a user an earlier version tagged (no credentials
+/// marker): the controller writes the marker itself, since the document acts under the same
+/// guard and writes no tags, then hands the key over.
+#[tokio::test]
+async fn the_controller_marks_the_user_itself_before_it_hands_a_key_step_to_ssm() {
+    use dormant::domain::tag::CREDENTIALS_TAG;
+    let s = setup(vec![Step::DeactivateKeys]).await;
+    s.account.user("legacy", 400).await;
+    s.account.key("legacy", 300, 1).await;
+    let idle = s.account.key("legacy", 300, 100).await;
+    s.engine.sweep(s.now).await.unwrap();
+    assert!(s
+        .account
+        .user_tags("legacy")
+        .await
+        .contains_key(CREDENTIALS_TAG));
+    // As an earlier version left it.
+    s.account
+        .iam
+        .untag_user()
+        .user_name("legacy")
+        .tag_keys(CREDENTIALS_TAG)
+        .send()
+        .await
+        .unwrap();
+
+    let r = s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let keys = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::DeactivateKeys)
+        .unwrap_or_else(|| panic!("{:?}", r.actions));
+    assert_eq!(keys.outcome, Outcome::FallbackStarted, "{:?}", r.actions);
+    assert!(s
+        .account
+        .user_tags("legacy")
+        .await
+        .contains_key(CREDENTIALS_TAG));
+    let started = s.ssm.started.lock().unwrap().clone();
+    let deactivate: Vec<_> = started
+        .iter()
+        .filter(|r| r.document == "Dormant-DeactivateAccessKeys")
+        .collect();
+    assert_eq!(deactivate.len(), 1, "{started:?}");
+    assert_eq!(deactivate[0].parameters["AccessKeyIds"], vec![idle]);
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "UpdateAccessKey"),
+        0,
+        "the key itself is SSM's"
+    );
+}
+
+/// A release handed to SSM of a user whose quarantine policy an operator attached before
+/// dormant's quarantine step (its key turned off by dormant): `Dormant-ReleaseIdentity` is told
+/// not to detach it (`DetachQuarantine=false`), and the release lands with the operator's policy
+/// still attached.
+#[tokio::test]
+async fn an_ssm_release_leaves_an_operators_quarantine_attached() {
+    let s = setup(vec![Step::Release]).await;
+    s.account.user("held", 400).await;
+    let key = s.account.key("held", 300, 200).await;
+    let user = Subject::whole(s.account.user_principal("held"));
+    s.engine.sweep(s.now).await.unwrap();
+    s.account
+        .attach_user_policy("held", &s.account.quarantine_arn())
+        .await;
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined, "{}", record.reason);
+    assert_eq!(record.quarantine_attached, Some(false));
+    s.engine.tick(s.now + Duration::days(14)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated, "{}", record.reason);
+
+    let when = s.now + Duration::days(15);
+    let undone = s
+        .engine
+        .undo(&"user/held".parse().unwrap(), "owner needs it", when)
+        .await
+        .unwrap();
+    assert_eq!(undone.outcome, Outcome::FallbackStarted, "{undone:?}");
+    let started = s.ssm.started.lock().unwrap().clone();
+    let release: Vec<_> = started
+        .iter()
+        .filter(|r| r.document == "Dormant-ReleaseIdentity")
+        .collect();
+    assert_eq!(release.len(), 1, "{started:?}");
+    assert_eq!(
+        release[0].parameters.get("DetachQuarantine"),
+        Some(&vec!["false".to_string()]),
+        "{started:?}"
+    );
+
+    // The documents turn the key back on and (told to keep it) leave the policy.
+    s.account
+        .iam
+        .update_access_key()
+        .user_name("held")
+        .access_key_id(&key)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .unwrap();
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+    let r = s.engine.tick(when + Duration::minutes(30)).await.unwrap();
+    let release = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::Release)
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(release.outcome, Outcome::Done, "{r:?}");
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Released);
+    assert!(record.pending.is_none());
+    assert!(s.account.user_quarantined("held").await);
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "DetachUserPolicy"),
+        0
+    );
+}
+
+/// Review B: a whole user at the tag limit (its state in DynamoDB only, so no `dormant:stage`)
+/// and no room for `dormant:credentials`: dormant's roles may not turn its keys off, so the key
+/// step is a recorded failure naming the cause, and neither IAM's UpdateAccessKey nor SSM is
+/// called (each would only be refused, and retried for ever).
+#[tokio::test]
+async fn a_key_step_with_no_room_for_the_marker_fails_without_calling_iam_or_ssm() {
+    let s = setup(vec![]).await;
+    let owner: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("owner-{i:02}"), "x".to_string()))
+        .collect();
+    let owner: Vec<(&str, &str)> = owner
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    s.account
+        .tagged_user("/", "crowded", 400, None, false, &owner)
+        .await;
+    let key = s.account.key("crowded", 300, 200).await;
+    let user = Subject::whole(s.account.user_principal("crowded"));
+    s.engine.sweep(s.now).await.unwrap();
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined, "{}", record.reason);
+    emulator().clear_requests(&s.account.id);
+
+    let r = s.engine.tick(s.now + Duration::days(14)).await.unwrap();
+    let keys = r
+        .actions
+        .iter()
+        .find(|a| a.step == Step::DeactivateKeys)
+        .unwrap_or_else(|| panic!("{:?}", r.actions));
+    assert_eq!(keys.outcome, Outcome::Failed, "{:?}", r.actions);
+    assert!(
+        keys.reason
+            .contains("neither dormant:stage nor dormant:credentials")
+            && keys.reason.contains("remove one tag"),
+        "{}",
+        keys.reason
+    );
+    assert_eq!(
+        emulator().count_requests(&s.account.id, "UpdateAccessKey"),
+        0
+    );
+    assert!(s.ssm.started.lock().unwrap().is_empty(), "no SSM execution");
+    let statuses = s.account.key_statuses("crowded").await;
+    assert_eq!(
+        statuses[&key],
+        aws_sdk_iam::types::StatusType::Active,
+        "{statuses:?}"
+    );
+    let record = s.engine.store.load(&user).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert!(record
+        .pending
+        .and_then(|i| i.last_error)
+        .is_some_and(|e| e.contains("remove one tag")));
+}
+
+/// Review E: a key's release handed to SSM (`Dormant-ReactivateAccessKeys` writes no tags): the
+/// key's stage tag and the user's marker are the controller's to remove, once SSM reports
+/// success, never before (the document needs the marker to turn the key on).
+#[tokio::test]
+async fn an_ssm_release_of_a_key_removes_its_tag_and_the_marker_after_success() {
+    use dormant::domain::tag::CREDENTIALS_TAG;
+    let s = setup(vec![Step::Release]).await;
+    s.account.user_with("/", "keyed", 400, Some(1), true).await;
+    let idle = s.account.key("keyed", 300, 100).await;
+    s.engine.sweep(s.now).await.unwrap();
+    s.engine.tick(s.now + Duration::days(7)).await.unwrap();
+    let key = Subject::access_key(s.account.user_principal("keyed"), &idle);
+    let record = s.engine.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated, "{}", record.reason);
+    let stage_tag = format!("dormant:key:{idle}:stage");
+
+    let when = s.now + Duration::days(8);
+    let undone = s
+        .engine
+        .undo(&key.id().parse().unwrap(), "needed", when)
+        .await
+        .unwrap();
+    assert_eq!(undone.outcome, Outcome::FallbackStarted, "{undone:?}");
+    let tags = s.account.user_tags("keyed").await;
+    assert!(
+        tags.contains_key(CREDENTIALS_TAG) && tags.contains_key(&stage_tag),
+        "kept while the document runs: {tags:?}"
+    );
+
+    // The document turns the key back on; SSM reports success.
+    s.account
+        .iam
+        .update_access_key()
+        .user_name("keyed")
+        .access_key_id(&idle)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .unwrap();
+    *s.ssm.status.lock().unwrap() = Some(AutomationStatus::Succeeded);
+    s.engine.tick(when + Duration::minutes(30)).await.unwrap();
+    let record = s.engine.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Released, "{}", record.reason);
+    let tags = s.account.user_tags("keyed").await;
+    assert!(tags.keys().all(|k| !k.starts_with("dormant:")), "{tags:?}");
+}

@@ -129,7 +129,7 @@ async fn a_role_with_fifty_tags_walks_the_ladder_without_a_tag_call_and_the_reco
 }
 
 #[tokio::test]
-async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_nothing() {
+async fn two_dormant_keys_of_a_user_with_one_free_slot_share_it_for_the_marker_and_fail_nothing() {
     let a = Account::new().await;
     // Signed in yesterday, so only the keys are dormant, each on its own.
     a.tagged_user(
@@ -148,17 +148,28 @@ async fn two_dormant_keys_of_a_user_with_one_free_slot_take_no_tag_and_fail_noth
     let r = engine.sweep(a.day(0)).await.unwrap();
     assert_eq!(done(&r), [Step::Notice, Step::Notice]);
     for action in r.actions.iter().filter(|a| a.outcome == Outcome::Done) {
-        // Both are decided on the same read: the one free slot is not promised to either.
+        // Both are decided on the same read: the one free slot is not promised to either
+        // key's stage tag, but both need the user's credentials marker, which takes it.
         assert!(
             action.reason.ends_with(
-                "no room for dormant's tag (49 of 50 used, 1 kept for other credentials of this user); state kept in DynamoDB only"
+                "no room for dormant's tag (49 of 50 used, 1 kept for other credentials of this user); state kept in DynamoDB only (only the user's dormant:credentials marker written)"
             ),
             "{}",
             action.reason
         );
     }
-    assert_eq!(emulator().count_requests(&a.id, "TagUser"), 0);
-    assert_eq!(a.user_tags("crowded").await.len(), 49);
+    assert_eq!(
+        emulator().count_requests(&a.id, "TagUser"),
+        2,
+        "the same marker"
+    );
+    let tags = a.user_tags("crowded").await;
+    assert_eq!(tags.len(), 50);
+    assert!(tags.contains_key(dormant::domain::tag::CREDENTIALS_TAG));
+
+    // So the keys can be turned off under dormant's roles, and are.
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(done(&r), [Step::DeactivateKeys, Step::DeactivateKeys]);
     assert_eq!(refused_calls(&a), Vec::<String>::new());
 }
 
@@ -300,4 +311,114 @@ async fn releasing_a_noticed_role_leaves_an_operators_policy_of_that_name_alone(
         json!(dormant_keys(&a.role_tags("noticed-guarded").await)),
         json!([])
     );
+}
+
+const MARKER: &str = dormant::domain::tag::CREDENTIALS_TAG;
+
+/// A user who signed in yesterday with `keys` access keys, each last used `used` days ago.
+async fn user_with_keys(a: &Account, name: &str, used: &[i64]) -> Vec<String> {
+    a.tagged_user("/", name, 400, Some(1), true, &[]).await;
+    let mut ids = Vec::new();
+    for days in used {
+        ids.push(a.key(name, 300, *days).await);
+    }
+    ids
+}
+
+/// Review C: two credential ladders of one user that end in the same tick each see the other's
+/// tag on their one read of the user; the marker is decided again once both are done, and goes.
+/// Another user's second key, whose ladder is still running, keeps it until that one ends too.
+#[tokio::test]
+async fn two_key_ladders_ending_in_one_tick_take_the_marker_off_and_a_running_one_keeps_it() {
+    let a = Account::new().await;
+    user_with_keys(&a, "pair", &[100, 100]).await;
+    user_with_keys(&a, "trio", &[100, 40]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.sweep(a.day(5)).await.unwrap(); // trio's second key is noticed now
+    assert!(a.user_tags("pair").await.contains_key(MARKER));
+    engine.tick(a.day(7)).await.unwrap();
+    engine.tick(a.day(12)).await.unwrap();
+
+    let r = engine.tick(a.day(23)).await.unwrap();
+    assert_eq!(done(&r), [Step::Delete, Step::Delete, Step::Delete]);
+    let pair = a.user_tags("pair").await;
+    assert_eq!(dormant_keys(&pair), Vec::<&str>::new(), "{pair:?}");
+    let history = engine
+        .store
+        .history(&Subject::whole(a.user_principal("pair")))
+        .await
+        .unwrap();
+    assert!(
+        history.iter().any(|e| e
+            .reason
+            .contains("removed the user's dormant:credentials marker")),
+        "{history:?}"
+    );
+    let trio = a.user_tags("trio").await;
+    assert!(
+        trio.contains_key(MARKER),
+        "the third key's ladder: {trio:?}"
+    );
+
+    engine.tick(a.day(28)).await.unwrap();
+    let trio = a.user_tags("trio").await;
+    assert_eq!(dormant_keys(&trio), Vec::<&str>::new(), "{trio:?}");
+    assert_eq!(refused_calls(&a), Vec::<String>::new());
+}
+
+/// Review C in a sweep: both keys of a user used again are released in the same sweep; the
+/// marker goes with them.
+#[tokio::test]
+async fn two_keys_released_in_one_sweep_take_the_marker_off() {
+    let a = Account::new().await;
+    let ids = user_with_keys(&a, "back", &[100, 100]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    assert!(a.user_tags("back").await.contains_key(MARKER));
+    for id in &ids {
+        emulator().backdate_access_key(&a.id, "back", id, None, Some(a.day(1)));
+    }
+    engine.sweep(a.day(2)).await.unwrap();
+    for id in &ids {
+        let key = Subject::access_key(a.user_principal("back"), id);
+        let record = engine.store.load(&key).await.unwrap().unwrap();
+        assert_eq!(record.stage, Stage::Released, "{}", record.reason);
+    }
+    let tags = a.user_tags("back").await;
+    assert_eq!(dormant_keys(&tags), Vec::<&str>::new(), "{tags:?}");
+}
+
+/// Review D: the owner deletes a key dormant noticed. Its record goes to `deleted`, its tag on
+/// the user goes too (an orphan would keep the marker for ever), and the marker stays only for
+/// the user's other key on the ladder, then goes with that ladder's end.
+#[tokio::test]
+async fn a_key_deleted_outside_dormant_takes_its_tag_off_and_no_longer_keeps_the_marker() {
+    let a = Account::new().await;
+    let ids = user_with_keys(&a, "owner", &[100, 100]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    let gone_tag = format!("dormant:key:{}:stage", ids[0]);
+    assert!(a.user_tags("owner").await.contains_key(&gone_tag));
+    a.iam
+        .delete_access_key()
+        .user_name("owner")
+        .access_key_id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+
+    engine.sweep(a.day(1)).await.unwrap();
+    let key = Subject::access_key(a.user_principal("owner"), &ids[0]);
+    let record = engine.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Deleted, "{}", record.reason);
+    let tags = a.user_tags("owner").await;
+    assert!(!tags.contains_key(&gone_tag), "{tags:?}");
+    assert!(tags.contains_key(MARKER), "the other key is on the ladder");
+
+    // The other key used again: its release ends the last ladder, and the marker goes.
+    emulator().backdate_access_key(&a.id, "owner", &ids[1], None, Some(a.day(2)));
+    engine.sweep(a.day(3)).await.unwrap();
+    let tags = a.user_tags("owner").await;
+    assert_eq!(dormant_keys(&tags), Vec::<&str>::new(), "{tags:?}");
 }

@@ -731,3 +731,398 @@ fn tag_keys_are_matched_as_iam_matches_them_without_case() {
         }]
     );
 }
+
+const MARKER: &str = dormant::domain::tag::CREDENTIALS_TAG;
+
+fn puts(e: &Effect) -> Vec<String> {
+    match e {
+        Effect::PutTags { tags } => tags.iter().map(|(k, _)| k.clone()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Two idle keys of an active user, each on its own ladder.
+fn two_idle_keys() -> (dormant::domain::Facts, Subject, Subject) {
+    let facts = user("erin")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(60)))
+        .key(KEY_B, true, days(300), Some(days(60)))
+        .password(days(300), Some(days(1)))
+        .build();
+    let a = Subject::access_key(facts.principal.clone(), KEY_A);
+    let b = Subject::access_key(facts.principal.clone(), KEY_B);
+    (facts, a, b)
+}
+
+#[test]
+fn a_credential_ladder_marks_its_user_in_its_first_tag_call_and_unmarks_it_with_its_last() {
+    let (facts, a, b) = two_idle_keys();
+    let mut w = World::new(facts, a.clone());
+    let d = w.run(days(0));
+    // One TagUser: the key's stage tag and the user's marker together.
+    assert_eq!(
+        d.effects()
+            .iter()
+            .filter(|e| matches!(e, Effect::PutTags { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(
+        puts(&d.effects()[0]),
+        vec![format!("dormant:key:{KEY_A}:stage"), MARKER.to_string()]
+    );
+    // The second key's ladder finds the marker and writes only its own tag.
+    let mut wb = World::new(w.facts().clone(), b.clone());
+    let d = wb.run(days(0));
+    assert_eq!(
+        puts(&d.effects()[0]),
+        vec![format!("dormant:key:{KEY_B}:stage")]
+    );
+    w.facts = wb.facts.clone();
+
+    // Key A turned off (allowed: the user is marked), then deleted: B's ladder keeps the marker.
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(!d
+        .effects()
+        .iter()
+        .any(|e| puts(e).contains(&MARKER.to_string())));
+    let d = w.run(days(23));
+    assert_eq!(d.step(), Some(Step::Delete));
+    assert!(w.facts().access_key(KEY_A).is_none());
+    assert!(w.tag(MARKER).is_some(), "key B's ladder still needs it");
+
+    // Key B undone by the operator: the key is turned back on while the marker is there, and
+    // the marker goes in the same UntagUser call as B's tag.
+    wb.facts = w.facts.clone();
+    let d = wb.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(!wb.key_active(KEY_B));
+    let d = undo(
+        &wb.record,
+        wb.facts.as_ref(),
+        &wb.policy,
+        t0() + days(8),
+        "needed",
+    )
+    .unwrap();
+    assert_eq!(
+        d.effects(),
+        &[
+            Effect::ReactivateKeys {
+                key_ids: vec![KEY_B.to_string()]
+            },
+            Effect::RemoveTags {
+                keys: vec![format!("dormant:key:{KEY_B}:stage"), MARKER.to_string()]
+            }
+        ]
+    );
+    wb.commit(&d);
+    assert!(wb.key_active(KEY_B));
+    assert!(wb.facts().tags.keys().all(|k| !k.starts_with("dormant:")));
+}
+
+#[test]
+fn a_user_an_earlier_version_tagged_is_marked_before_its_key_is_turned_off() {
+    let (facts, a, _) = two_idle_keys();
+    let mut w = World::new(facts, a);
+    w.run(days(0));
+    // As an earlier version left it: the key's stage tag, no marker.
+    w.facts_mut().tags.remove(MARKER);
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert_eq!(puts(&d.effects()[0]), vec![MARKER.to_string()]);
+    assert!(matches!(d.effects()[1], Effect::DeactivateKeys { .. }));
+    assert!(!w.key_active(KEY_A));
+    // Its later steps find it there.
+    let d = w.run(days(23));
+    assert_eq!(d.step(), Some(Step::Delete));
+    assert!(matches!(d.effects()[0], Effect::DeleteAccessKey { .. }));
+    assert_eq!(
+        w.tag(MARKER),
+        None,
+        "the last credential ladder took it off"
+    );
+}
+
+#[test]
+fn at_the_tag_limit_the_marker_goes_first_and_without_room_the_record_says_what_that_costs() {
+    let (facts, a, _) = two_idle_keys();
+    let crowded = |n: usize| {
+        let mut f = facts.clone();
+        for i in 0..n {
+            f.tags.insert(format!("owner-{i:02}"), "x".into());
+        }
+        f
+    };
+    // One free slot (the other idle key keeps one): the marker, not the stage tag.
+    let mut w = World::new(crowded(48), a.clone());
+    let d = w.run(days(0));
+    assert_eq!(d.step(), Some(Step::Notice));
+    assert_eq!(d.effects().len(), 1);
+    assert_eq!(puts(&d.effects()[0]), vec![MARKER.to_string()]);
+    assert!(
+        d.reason
+            .contains("only the user's dormant:credentials marker written"),
+        "{}",
+        d.reason
+    );
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys), "{}", d.reason);
+    assert!(!w.key_active(KEY_A));
+
+    // No free slot: nothing written, and the record says the keys cannot be turned off by
+    // dormant's roles; the decision carries no write IAM would refuse.
+    let mut w = World::new(crowded(50), a);
+    let d = w.run(days(0));
+    assert!(d.effects().is_empty(), "{:?}", d.effects());
+    assert!(
+        d.reason
+            .contains("dormant's roles may not turn its keys off"),
+        "{}",
+        d.reason
+    );
+    let d = w.decide(days(7));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(
+        !d.effects()
+            .iter()
+            .any(|e| matches!(e, Effect::PutTags { .. })),
+        "{:?}",
+        d.effects()
+    );
+}
+
+#[test]
+fn a_quarantine_policy_an_operator_attached_stays_through_undo_and_release() {
+    let mut w = World::whole(role("incident").created(days(120)).build());
+    w.run(days(0));
+    w.facts_mut().has_quarantine_policy = true; // by hand
+    let d = w.run(days(7));
+    assert_eq!(d.step(), Some(Step::Quarantine));
+    assert_eq!(w.record.quarantine_attached, Some(false));
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(!d.effects().contains(&Effect::DeleteQuarantinePolicy));
+    assert!(
+        d.reason.contains("attached by someone else"),
+        "{}",
+        d.reason
+    );
+    w.commit(&d);
+    assert!(w.facts().has_quarantine_policy);
+    let d = w.run(days(9));
+    assert!(d.effects().is_empty(), "not repaired: {d:?}");
+
+    // dormant's own is detached, and so is one a record of an earlier version was quarantined with.
+    let mut w = World::whole(role("own").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.quarantine_attached, Some(true));
+    w.record.quarantine_attached = None;
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(d.effects().contains(&Effect::DeleteQuarantinePolicy));
+}
+
+#[test]
+fn undo_of_a_key_an_earlier_version_turned_off_at_the_tag_limit_makes_room_for_the_marker() {
+    let mut facts = user("full")
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(1)))
+        .key(KEY_B, true, days(300), Some(days(60)))
+        .build();
+    for i in 0..48 {
+        facts.tags.insert(format!("owner-{i:02}"), "x".into());
+    }
+    let key = Subject::access_key(facts.principal.clone(), KEY_B);
+    let mut w = World::new(facts, key);
+    w.run(days(0));
+    assert_eq!(w.facts().tags.len(), 50, "the key's tag and the marker");
+    assert_eq!(step_of(&mut w, days(7)), Some(Step::DeactivateKeys));
+    assert!(!w.key_active(KEY_B));
+    // As an earlier version left it, full: the key's tag, no marker.
+    w.facts_mut().tags.remove(MARKER);
+    w.facts_mut().tags.insert("owner-late".into(), "x".into());
+    assert_eq!(w.facts().tags.len(), 50);
+
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    let stage = format!("dormant:key:{KEY_B}:stage");
+    assert_eq!(
+        d.effects()[0],
+        Effect::RemoveTags {
+            keys: vec![stage.clone()]
+        }
+    );
+    assert_eq!(puts(&d.effects()[1]), vec![MARKER.to_string()]);
+    assert!(matches!(d.effects()[2], Effect::ReactivateKeys { .. }));
+    assert_eq!(
+        d.effects()[3],
+        Effect::RemoveTags {
+            keys: vec![MARKER.to_string()]
+        }
+    );
+    w.commit(&d);
+    assert!(w.key_active(KEY_B));
+    assert!(w.facts().tags.keys().all(|k| !k.starts_with("dormant:")));
+}
+
+/// A whole user with an idle key and `n` owner tags.
+fn whole_user_with_tags(name: &str, n: usize) -> World {
+    let mut facts = user(name)
+        .created(days(400))
+        .key(KEY_A, true, days(300), Some(days(200)))
+        .build();
+    for i in 0..n {
+        facts.tags.insert(format!("owner-{i:02}"), "x".into());
+    }
+    World::whole(facts)
+}
+
+/// Review B: a whole user whose `dormant:stage` is missing (removed by hand, or never written at
+/// the tag limit) still has its keys turned off and back on under dormant's roles, which allow
+/// that only on a user carrying `dormant:stage` or `dormant:credentials`; with no room for
+/// either, the step calls nothing and says why.
+#[test]
+fn a_whole_user_without_its_stage_tag_is_marked_before_its_keys_change_or_says_why_not() {
+    // The stage tag removed by hand: written again before the keys go off.
+    let mut w = whole_user_with_tags("handmade", 0);
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    w.facts_mut().tags.remove("dormant:stage");
+    let d = w.run(days(14));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys), "{}", d.reason);
+    assert_eq!(puts(&d.effects()[0]), vec!["dormant:stage".to_string()]);
+    assert!(matches!(d.effects()[1], Effect::DeactivateKeys { .. }));
+    assert!(
+        d.reason.contains("the user had no dormant:stage"),
+        "{}",
+        d.reason
+    );
+    assert!(!w.key_active(KEY_A));
+
+    // Keys off, then the stage tag removed by hand at 49 tags: the release marks the user with
+    // dormant:credentials to turn the key back on, and takes the marker off again.
+    w.facts_mut().tags.remove("dormant:stage");
+    for i in 0..49 {
+        w.facts_mut()
+            .tags
+            .insert(format!("owner-{i:02}"), "x".into());
+    }
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(15), "x").unwrap();
+    let first_guarded = d
+        .effects()
+        .iter()
+        .position(|e| matches!(e, Effect::ReactivateKeys { .. }))
+        .expect("the key is turned back on");
+    assert!(
+        d.effects()[..first_guarded]
+            .iter()
+            .any(|e| puts(e).contains(&MARKER.to_string())),
+        "{:?}",
+        d.effects()
+    );
+    assert!(d.reason.contains("marker written first"), "{}", d.reason);
+    assert!(d.reason.contains("marker removed"), "{}", d.reason);
+    w.commit(&d);
+    assert!(w.key_active(KEY_A));
+    assert_eq!(w.tag(MARKER), None);
+
+    // At the tag limit from the start (state in DynamoDB only): no room for either tag. The key
+    // step plans no key call and is blocked with a precise reason; nothing is committed.
+    let mut w = whole_user_with_tags("full", 50);
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.stage, Stage::Quarantined);
+    let d = w.run(days(14));
+    assert_eq!(d.step(), Some(Step::DeactivateKeys));
+    assert!(
+        !d.effects()
+            .iter()
+            .any(|e| matches!(e, Effect::DeactivateKeys { .. })),
+        "{:?}",
+        d.effects()
+    );
+    let why = d.blocked().expect("blocked");
+    assert!(
+        why.contains("neither dormant:stage nor dormant:credentials")
+            && why.contains("50 of 50")
+            && why.contains("turn its access keys off"),
+        "{why}"
+    );
+    assert!(w.key_active(KEY_A));
+    assert_eq!(w.record.stage, Stage::Quarantined, "nothing committed");
+}
+
+/// Review F: a release that finds dormant's own quarantine already gone claims nothing after it,
+/// so a deny-all an operator attaches by hand later is theirs; the claim is kept only while an SSM
+/// execution of dormant's handed the quarantine may still attach it (24 hours).
+#[test]
+fn a_release_claims_a_quarantine_found_gone_only_while_its_ssm_execution_may_land() {
+    let mut w = World::whole(role("handled").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    assert_eq!(w.record.quarantine_attached, Some(true));
+    w.facts_mut().has_quarantine_policy = false; // detached by hand
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    assert!(!d.effects().contains(&Effect::DeleteQuarantinePolicy));
+    w.commit(&d);
+    assert_eq!(
+        w.record.quarantine_attached,
+        Some(false),
+        "release writes no claim"
+    );
+    w.facts_mut().has_quarantine_policy = true; // an operator's incident response
+    let d = w.run(days(20));
+    assert!(d.effects().is_empty(), "the operator's deny stays: {d:?}");
+
+    // Undone while an SSM execution had the quarantine: the claim holds for 24 hours.
+    let claimed = |late: Duration| {
+        let mut w = World::whole(role("late").created(days(120)).build());
+        w.run(days(0));
+        let d = w.decide(days(7));
+        let planned = d.after().unwrap().clone();
+        let mut intent = dormant::domain::Intent::new(
+            Step::Quarantine,
+            t0() + days(7),
+            d.effects().to_vec(),
+            planned,
+        );
+        intent.fallback = vec!["exec-1".into()];
+        w.record.pending = Some(intent);
+        let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+        w.commit(&d);
+        assert_eq!(w.record.quarantine_attached, Some(true));
+        w.facts_mut().has_quarantine_policy = true; // the execution lands late
+        w.run(days(8) + late)
+            .effects()
+            .contains(&Effect::DeleteQuarantinePolicy)
+    };
+    assert!(
+        claimed(Duration::hours(2)),
+        "repaired within the SSM timeout"
+    );
+    assert!(!claimed(Duration::hours(30)), "not after it");
+}
+
+/// Review G: a record of an earlier version (no ownership kept) released with dormant's policy
+/// still attached is repaired as those versions did (any identity dormant noticed).
+#[test]
+fn an_earlier_versions_released_record_is_still_repaired() {
+    let mut w = World::whole(role("older").created(days(120)).build());
+    w.run(days(0));
+    w.run(days(7));
+    let d = undo(&w.record, w.facts.as_ref(), &w.policy, t0() + days(8), "x").unwrap();
+    w.commit(&d);
+    assert_eq!(w.record.stage, Stage::Released);
+    assert_eq!(w.record.quarantine_attached, Some(false));
+    // As an earlier version stored it, its SSM quarantine landing after the release.
+    w.record.quarantine_attached = None;
+    w.record.released_at = None;
+    w.facts_mut().has_quarantine_policy = true;
+    let d = w.run(days(9));
+    assert!(
+        d.effects().contains(&Effect::DeleteQuarantinePolicy),
+        "{d:?}"
+    );
+    assert!(d.reason.contains("repaired"), "{}", d.reason);
+}

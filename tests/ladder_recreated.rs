@@ -172,7 +172,10 @@ fn a_password_set_again_while_on_the_ladder_loses_dormant_tags_and_starts_clean(
     assert_eq!(
         d.effects(),
         vec![Effect::RemoveTags {
-            keys: vec!["dormant:password:stage".into()]
+            keys: vec![
+                "dormant:password:stage".into(),
+                dormant::domain::tag::CREDENTIALS_TAG.into()
+            ]
         }]
     );
     assert!(d.reason.starts_with("re-created: "), "{}", d.reason);

@@ -150,3 +150,84 @@ async fn init_creates_the_quarantine_policy_once() {
         "{doc}"
     );
 }
+
+/// An operator attached dormant's deny policy by hand (incident response) before dormant's
+/// quarantine step: dormant's step finds it there, records it as not its own, and neither undo
+/// nor release takes it off. Detached by hand after the release, a new ladder attaches (and later
+/// detaches) its own.
+#[tokio::test]
+async fn a_quarantine_policy_attached_by_hand_is_not_dormants_to_detach() {
+    let a = Account::new().await;
+    let engine = due_role(&a, "incident").await;
+    let subject = a.role_subject("incident");
+    a.attach_role_policy("incident", &a.quarantine_arn()).await;
+
+    let r = engine.tick(a.day(7)).await.unwrap();
+    assert_eq!(quarantine_outcome(&r).0, Outcome::Done, "{r:?}");
+    assert_eq!(
+        emulator().count_requests(&a.id, "AttachRolePolicy"),
+        1,
+        "only the operator's attach"
+    );
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    assert_eq!(record.quarantine_attached, Some(false), "{record:?}");
+    assert!(
+        record.reason.contains("already attached by someone else"),
+        "{}",
+        record.reason
+    );
+
+    let undone = engine
+        .undo(
+            &"role/incident".parse().unwrap(),
+            "owner needs it",
+            a.day(8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(undone.stage, Stage::Released);
+    assert!(
+        a.role_quarantined("incident").await,
+        "the operator's quarantine stays"
+    );
+    assert_eq!(emulator().count_requests(&a.id, "DetachRolePolicy"), 0);
+    let record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert!(
+        record.reason.contains("attached by someone else"),
+        "the audit trail says why: {}",
+        record.reason
+    );
+    let history = engine.store.history(&subject).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.reason.contains("attached by someone else")),
+        "{history:?}"
+    );
+
+    // Later runs do not 'repair' it either.
+    engine.sweep(a.day(9)).await.unwrap();
+    assert!(a.role_quarantined("incident").await);
+    assert_eq!(emulator().count_requests(&a.id, "DetachRolePolicy"), 0);
+}
+
+/// dormant's own quarantine is still undone exactly (the record says dormant attached it), and a
+/// record written before ownership was kept counts a quarantined stage as dormant's.
+#[tokio::test]
+async fn dormants_own_quarantine_is_detached_on_undo_also_from_an_earlier_versions_record() {
+    let a = Account::new().await;
+    let engine = due_role(&a, "own").await;
+    let subject = a.role_subject("own");
+    engine.tick(a.day(7)).await.unwrap();
+    let mut record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.quarantine_attached, Some(true));
+    // As an earlier version stored it: no ownership field.
+    record.quarantine_attached = None;
+    engine.store.save(&record).await.unwrap();
+    engine
+        .undo(&"role/own".parse().unwrap(), "needed", a.day(8))
+        .await
+        .unwrap();
+    assert!(!a.role_quarantined("own").await);
+}

@@ -8,6 +8,9 @@
 mod support;
 
 // The decision core in memory: stories with a fake clock, and properties.
+mod answers;
+mod answers_browser;
+mod answers_http;
 mod exemptions;
 mod ladder;
 mod ladder_properties;
@@ -51,6 +54,9 @@ mod partitions;
 // Security Hub as the dashboard: dormant's findings read back from the emulator along the
 // ladder; BatchUpdateFindings (which moto lacks) against mocked answers.
 mod security_hub;
+
+// Owners and messages: digests per recipient over SES, SNS and a loopback Slack webhook.
+mod notify;
 
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;

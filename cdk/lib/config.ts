@@ -72,6 +72,28 @@ export interface DormantConfig {
     /** Empty: the Lambda's region. */
     readonly region: string;
   };
+  /** Telling each identity's owner (docs/design.md, 'Owners and messages'). */
+  readonly notify: {
+    readonly enabled: boolean;
+    readonly owner_tags: string[];
+    /** Tag value or account id → recipient (`a@example.com`, `slack:#channel`, `sns:ARN`). */
+    readonly routes: Record<string, string>;
+    readonly account_fallback: Record<string, string>;
+    readonly fallback: string;
+    /** The security team's feed; the stack fills in its topic when left empty. */
+    readonly feed: string;
+    readonly email_from: string;
+    readonly slack_webhooks: Record<string, string>;
+    readonly slack_webhooks_secret: string;
+    readonly templates: string;
+  };
+  /** Owners' answer links (docs/design.md, 'Answers'); the stack fills key_source when on. */
+  readonly answers: {
+    readonly base_url: string;
+    readonly key_source: string;
+    readonly previous_key_source: string;
+    readonly slack_signing_secret_source: string;
+  };
 }
 
 type Section = Exclude<
@@ -114,6 +136,19 @@ export const DEFAULT_CONFIG: DormantConfig = {
   sources: { config_rules: ['iam-user-unused-credentials-check', 'iam-role-last-used'] },
   timeouts: { connect_secs: 5, read_secs: 60, operation_secs: 120 },
   security_hub: { enabled: false, region: '' },
+  notify: {
+    enabled: false,
+    owner_tags: ['dormant:owner', 'owner', 'Owner', 'team', 'contact'],
+    routes: {},
+    account_fallback: {},
+    fallback: '',
+    feed: '',
+    email_from: '',
+    slack_webhooks: {},
+    slack_webhooks_secret: '',
+    templates: '',
+  },
+  answers: { base_url: '', key_source: '', previous_key_source: '', slack_signing_secret_source: '' },
 };
 
 /** Where the stack departs from the Rust defaults: a deployment reports to Security Hub. */
@@ -121,7 +156,7 @@ export const STACK_DEFAULTS = { security_hub: { enabled: true } };
 
 /** Every key the Rust parser accepts, by section ('' = top level). */
 export const CONFIG_KEYS: Record<string, string[]> = {
-  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts', 'security_hub'],
+  '': ['table', 'event_bus', 'dry_run', 'accounts', 'max_concurrent_accounts', 'max_concurrent_identities', 'organization', 'inactivity', 'ladder', 'exemptions', 'breaker', 'fallback', 'sources', 'timeouts', 'security_hub', 'notify', 'answers'],
   organization: ['enabled', 'role_name', 'exclude', 'include_own_account'],
   inactivity: ['threshold_days', 'key_threshold_days', 'min_age_days', 'confirm_with_access_advisor'],
   ladder: ['notice_to_quarantine_days', 'quarantine_to_keys_days', 'to_delete_days', 'delete', 'cooloff_days'],
@@ -131,11 +166,29 @@ export const CONFIG_KEYS: Record<string, string[]> = {
   sources: ['config_rules'],
   timeouts: ['connect_secs', 'read_secs', 'operation_secs'],
   security_hub: ['enabled', 'region'],
+  notify: [
+    'enabled',
+    'owner_tags',
+    'routes',
+    'account_fallback',
+    'fallback',
+    'feed',
+    'email_from',
+    'slack_webhooks',
+    'slack_webhooks_secret',
+    'templates',
+  ],
+  answers: ['base_url', 'key_source', 'previous_key_source', 'slack_signing_secret_source'],
 };
 
 export function buildConfig(
   overrides: DormantConfigOverrides | undefined,
-  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & { automationRoleArn: string; memberRoleName?: string },
+  fixed: Pick<DormantConfig, 'table' | 'event_bus' | 'accounts'> & {
+    automationRoleArn: string;
+    memberRoleName?: string;
+    /** The answer links' signing key, when the stack creates one. */
+    answersKeySource?: string;
+  },
 ): DormantConfig {
   const o = overrides ?? {};
   for (const key of Object.keys(o)) {
@@ -174,5 +227,11 @@ export function buildConfig(
     sources: { ...DEFAULT_CONFIG.sources, ...o.sources },
     timeouts: { ...DEFAULT_CONFIG.timeouts, ...o.timeouts },
     security_hub: { ...DEFAULT_CONFIG.security_hub, ...STACK_DEFAULTS.security_hub, ...o.security_hub },
+    notify: { ...DEFAULT_CONFIG.notify, ...o.notify },
+    answers: {
+      ...DEFAULT_CONFIG.answers,
+      ...o.answers,
+      ...(fixed.answersKeySource ? { key_source: fixed.answersKeySource } : {}),
+    },
   };
 }

@@ -15,6 +15,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -22,6 +23,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { securityHubStatements } from './security-hub';
+import { feedKeyStatement, feedTopic, notifyStatements, NotifyProps, senderOf, topicsIn } from './notify';
+import { ANSWER_ACTIONS, answerKey, answerUrl, AnswersProps, grantAnswerKey } from './answers';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
@@ -75,6 +78,12 @@ export const SWEEP_QUEUE_ENV = 'DORMANT_SWEEP_QUEUE_URL';
 export interface DormantStackProps extends StackProps {
   /** Configuration overrides (everything but table, event_bus, accounts, fallback.automation_role). */
   readonly config?: DormantConfigOverrides;
+  /**
+   * Tell each identity's owner (`notify.enabled`): the SES identity messages are sent from and,
+   * optionally, the secret with the Slack webhook URLs. The stack creates the feed topic.
+   * @default no owner messages
+   */
+  readonly notify?: NotifyProps;
   /** The bus dormant's own events go to (`event_bus`). @default 'default' */
   readonly eventBusName?: string;
   /** Member account ids; each gets `{ id, role: arn:...:role/<memberRoleName> }` in `accounts`. */
@@ -105,6 +114,9 @@ export interface DormantStackProps extends StackProps {
   /** Fan the scheduled sweep out through an SQS queue, one message per account, consumed by this
    * same function (`true` for the defaults). @default off: one invocation sweeps every account */
   readonly sweepFanOut?: boolean | SweepFanOutProps;
+  /** Owners answer from their messages through a function URL, links signed with a key this stack
+   * keeps in Secrets Manager (`true` for the defaults). @default off */
+  readonly answers?: boolean | AnswersProps;
 }
 
 /**
@@ -113,7 +125,7 @@ export interface DormantStackProps extends StackProps {
  * queue's event source mapping). The tests hold the role to exactly this.
  */
 export function nonIdentityActions(
-  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean },
+  opts: { hasDocuments: boolean; organization?: boolean; sweepFanOut?: boolean; securityHub?: boolean; notify?: { slack: boolean }; answers?: boolean },
   permissions: PermissionsFile = loadPermissions(),
 ): string[] {
   const of = (service: string) => controllerActions(permissions, service);
@@ -131,6 +143,10 @@ export function nonIdentityActions(
     ...(opts.sweepFanOut ? SWEEP_CONSUMER_ACTIONS : []),
     // On unless the config turns it off (STACK_DEFAULTS).
     ...(opts.securityHub ?? true ? of('securityhub') : []),
+    // Owner messages; the feed topic's key lets the role publish to it.
+    ...(opts.notify ? [...of('ses'), ...of('sns'), 'kms:Decrypt', 'kms:GenerateDataKey'] : []),
+    ...(opts.notify?.slack ? of('secretsmanager') : []),
+    ...(opts.answers ? ANSWER_ACTIONS : []),
   ].sort();
 }
 
@@ -168,6 +184,11 @@ export class DormantStack extends Stack {
   public readonly sweepDlq?: sqs.Queue;
   public readonly lambdaAsset: LambdaAsset;
   public readonly memberRoleName: string;
+  /** With `notify`: the security team's feed of owner messages. */
+  public readonly feedTopic?: sns.Topic;
+  /** With `answers`: the links' signing key and the function URL they point to. */
+  public readonly answerKey?: secretsmanager.Secret;
+  public readonly answerUrl?: lambda.FunctionUrl;
 
   constructor(scope: Construct, id: string, props: DormantStackProps = {}) {
     super(scope, id, props);
@@ -251,7 +272,14 @@ export class DormantStack extends Stack {
       ? eventBusName
       : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
-    this.config = buildConfig(props.config, {
+    const answers: AnswersProps | undefined =
+      props.answers === true ? {} : props.answers === false ? undefined : props.answers;
+    this.answerKey = answers ? answerKey(this) : undefined;
+    if (this.answerKey) grantAnswerKey(this, this.role, this.answerKey);
+    let config = buildConfig(
+      answers?.baseUrl ? { ...props.config, answers: { ...props.config?.answers, base_url: answers.baseUrl } } : props.config,
+      {
+      answersKeySource: this.answerKey ? `secretsmanager:${this.answerKey.secretName}` : undefined,
       table: this.table.tableName,
       event_bus: eventBusName,
       accounts: (props.memberAccounts ?? []).map((acct) => ({
@@ -260,7 +288,37 @@ export class DormantStack extends Stack {
       })),
       automationRoleArn: this.fallback.enabled ? this.fallback.automationRole.roleArn : '',
       memberRoleName: names.member,
-    });
+      },
+    );
+    if (props.notify) {
+      const feed = feedTopic(this);
+      this.feedTopic = feed.topic;
+      const n = config.notify;
+      config = {
+        ...config,
+        notify: {
+        ...n,
+        enabled: true,
+        feed: n.feed || `sns:${this.feedTopic.topicArn}`,
+        email_from: n.email_from || senderOf(props.notify),
+        slack_webhooks_secret: n.slack_webhooks_secret || (props.notify.slackWebhooksSecretArn ?? ''),
+        },
+      };
+      const recipients = [
+        config.notify.feed,
+        config.notify.fallback,
+        ...Object.values(config.notify.routes),
+        ...Object.values(config.notify.account_fallback),
+      ];
+      const topics = [this.feedTopic.topicArn, ...topicsIn(recipients).filter((t) => t !== this.feedTopic?.topicArn)];
+      for (const st of notifyStatements(this, { ...props.notify, emailFrom: config.notify.email_from }, topics)) {
+        this.role.addToPolicy(st);
+      }
+      this.role.addToPolicy(feedKeyStatement(feed.key));
+    } else if (config.notify.enabled) {
+      throw new Error('config notify.enabled needs the stack prop `notify` (the SES identity, for its grant)');
+    }
+    this.config = config;
     // Discovered accounts are only known at run time: any account's member role then.
     const discover = this.config.organization.enabled;
     const memberRoleArns =
@@ -332,6 +390,7 @@ export class DormantStack extends Stack {
         DORMANT_CONFIG: this.toJsonString(this.config),
       },
     });
+    if (this.answerKey) this.answerUrl = answerUrl(this, this.fn);
 
     // ---- Sweep fan-out through SQS (docs/design.md, 'Multi-account and scale') ----
     const fanOut: SweepFanOutProps | undefined =

@@ -43,6 +43,7 @@ export function quarantinePolicy(scope: Construct): iam.ManagedPolicy {
  */
 export const TAG_KEY_PATTERNS = [
   'dormant:stage',
+  'dormant:credentials',
   'dormant:key:*',
   'dormant:password:*',
   'dormant:next-step*',
@@ -57,6 +58,8 @@ export function guardCondition(scope: Construct, guard: Guard): Record<string, R
       return { ArnEquals: { 'iam:PolicyARN': quarantinePolicyArn(scope) } };
     case 'marked':
       return { Null: { 'aws:ResourceTag/dormant:stage': 'false' } };
+    case 'credentials_marked':
+      return { Null: { 'aws:ResourceTag/dormant:credentials': 'false' } };
     case 'dormant_tag_keys':
       return { 'ForAllValues:StringLike': { 'aws:TagKeys': TAG_KEY_PATTERNS }, Null: { 'aws:TagKeys': 'false' } };
   }
@@ -112,6 +115,7 @@ export function identityStatements(
     quarantine_policy: 'OnlyTheQuarantinePolicy',
     marked: 'OnlyMarkedIdentities',
     dormant_tag_keys: 'OnlyDormantTags',
+    credentials_marked: 'OnlyUsersWithCredentialsOnTheLadder',
   };
   const statements: iam.PolicyStatement[] = [];
   for (const [kind, list] of groupByResource(actions)) {

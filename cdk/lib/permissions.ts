@@ -14,7 +14,7 @@ import * as path from 'path';
 export type IamResourceKind = 'role' | 'user' | 'instance-profile' | 'group' | 'account' | 'policy';
 
 /** How an action that could give access is granted (src/domain/permissions.rs `Guard`). */
-export type Guard = 'quarantine_policy' | 'marked' | 'dormant_tag_keys';
+export type Guard = 'quarantine_policy' | 'marked' | 'dormant_tag_keys' | 'credentials_marked';
 
 export interface PermissionsFile {
   /** The IAM actions on identities: what the controller, member and automation roles share. */

@@ -5,6 +5,12 @@ import { buildApp } from '../lib/app';
 import { PLACEHOLDER_ASSET } from '../lib/dormant-stack';
 import { controller, member, tempDir } from './helpers';
 
+const NOTIFY = {
+  sesIdentity: 'example.com',
+  emailFrom: 'dormant@example.com',
+  slackWebhooksSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dormant/slack-AbCdEf',
+};
+
 const violations = (stack: Stack) =>
   new AwsSolutionsChecks().validateScope(stack).violations.map((v) => ({
     rule: v.ruleName,
@@ -35,9 +41,14 @@ describe('cdk-nag AwsSolutions', () => {
     ['DormantStack without documents', () => controller({ remediationDocsDir: tempDir({}) }).stack],
     ['DormantStack with an alarm topic', () => controller({ alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack],
     [
+      'DormantStack telling owners (SES, the feed topic, Slack webhooks from Secrets Manager)',
+      () => controller({ notify: NOTIFY }).stack,
+    ],
+    [
       'DormantStack with sweep fan-out and Organizations discovery',
       () => controller({ sweepFanOut: true, config: { organization: { enabled: true } }, alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack,
     ],
+    ['DormantStack with answers (function URL, signing key)', () => controller({ answers: { baseUrl: 'https://answers.example.com' } }).stack],
     ['DormantMemberStack', () => member().stack],
   ])('%s: no unacknowledged error or warning', (_name, make) => {
     expect(violations(make())).toEqual([]);

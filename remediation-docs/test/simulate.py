@@ -578,6 +578,31 @@ def scenario_policy_ownership(sim, emu, state, iam):
           and rel["outputs"].get("ReleaseIdentity.PoliciesKept") == [QUARANTINE_POLICY], rel)
 
 
+def scenario_release_keeps_an_operators_quarantine(sim, emu, state, iam):
+    print("== Dormant-ReleaseIdentity with DetachQuarantine=false: an operator's quarantine stays")
+    name = "sim-operator-quarantine"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    # An operator's incident response attached the deny-all before dormant's quarantine step.
+    iam.attach_role_policy(RoleName=name, PolicyArn=QUARANTINE_ARN)
+    iam.tag_role(RoleName=name, Tags=tags({"team": "payments", "dormant:stage": "quarantined"}))
+    emu.clear_requests()
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="false")
+    after = state.dump("role", name)
+    check("release keeping the quarantine: succeeds, detaches nothing, removes dormant:stage only",
+          rel["status"] == "Success" and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is False
+          and rel["outputs"].get("ReleaseIdentity.TagsRemoved") == ["dormant:stage"]
+          and after["attached"] == [QUARANTINE_ARN] and after["tags"] == {"team": "payments"}, rel)
+    check("release keeping the quarantine: the only IAM change is UntagRole",
+          mutation_summary(emu.mutations()) == ["UntagRole"], mutation_summary(emu.mutations()))
+    run = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name, DetachQuarantine="yes")
+    check("parameters: DetachQuarantine other than true/false is refused before anything runs",
+          run["status"] != "Success" and not run["steps"], run)
+    rel = sim.run(doc("ReleaseIdentity"), PrincipalKind="role", PrincipalName=name)
+    check("release without DetachQuarantine (default true) detaches the policy",
+          rel["status"] == "Success" and rel["outputs"].get("ReleaseIdentity.PolicyDetached") is True
+          and state.dump("role", name)["attached"] == [], rel)
+
+
 def scenario_full_tags(sim, emu, state, iam):
     print("== Dormant-QuarantineIdentity on a role with 50 tags")
     name = "sim-fifty-tags"
@@ -843,7 +868,8 @@ def main():
             # The refusals first: they delete dormant's policy, which AWS allows only while it is
             # attached to no one.
             for scenario in (scenario_quarantine_refusals, scenario_quarantine_release_role,
-                             scenario_quarantine_release_user, scenario_policy_ownership, scenario_full_tags,
+                             scenario_quarantine_release_user, scenario_policy_ownership,
+                             scenario_release_keeps_an_operators_quarantine, scenario_full_tags,
                              scenario_verify_step, scenario_keys, scenario_delete_user, scenario_delete_role,
                              scenario_protected_and_missing):
                 try:

@@ -4,6 +4,7 @@
 //! never the adapters (those are `crate::wiring`'s).
 
 pub mod accounts;
+pub mod answer;
 pub mod breaker;
 pub mod commands;
 pub mod deadline;

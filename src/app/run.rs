@@ -7,7 +7,7 @@ use tracing::warn;
 
 use crate::domain::security_hub::{HubFindingRef, HubReport, FINDINGS_PER_CALL};
 use crate::domain::{
-    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy,
+    decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Principal,
     PrincipalKind, Record, Scope, Step, Subject, Timestamp,
 };
 
@@ -22,6 +22,8 @@ pub(crate) const AUDITS_PER_CALL: usize = 25;
 
 pub(crate) struct Run {
     pub(crate) event_id: Option<String>,
+    /// The run's `now` (owner messages are sent at the end with it).
+    pub(crate) now: Option<Timestamp>,
     /// Appended to every audit reason of this run (see `Nomination::note`).
     note: Option<String>,
     /// The Security Hub finding that nominated this run's principal.
@@ -51,12 +53,19 @@ pub(crate) struct RunState {
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
     /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
     pub(crate) hub: Vec<HubReport>,
+    /// Tags of the principals read in this run, by ARN: who owns an identity after its step
+    /// (a deleted one cannot be read again).
+    pub(crate) tags: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// Users a subject of which left dormant's ladder in this run (by ARN): their credentials
+    /// marker is decided again once the run's steps are done (`engine/marker.rs`).
+    pub(crate) ladders_ended: std::collections::BTreeMap<String, Principal>,
 }
 
 impl Run {
     pub(crate) fn new(budget: Budget, event_id: Option<String>) -> Self {
         Run {
             event_id,
+            now: None,
             note: None,
             origin: None,
             pace: None,
@@ -67,7 +76,35 @@ impl Run {
                 events: Vec::new(),
                 audits: Vec::new(),
                 hub: Vec::new(),
+                tags: std::collections::HashMap::new(),
+                ladders_ended: std::collections::BTreeMap::new(),
             }),
+        }
+    }
+
+    pub(crate) fn at(mut self, now: Timestamp) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// Remembers the tags of a principal read in this run.
+    pub(crate) fn remember_tags(&self, facts: &Facts) {
+        self.state()
+            .tags
+            .insert(facts.principal.arn(), facts.tags.clone());
+    }
+
+    /// The tags of a principal read in this run.
+    pub(crate) fn tags_of(&self, arn: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        self.state().tags.get(arn).cloned()
+    }
+
+    /// Notes that a subject of `principal` left dormant's ladder in this run (users only).
+    pub(crate) fn ladder_ended(&self, principal: &Principal) {
+        if principal.kind == PrincipalKind::User {
+            self.state()
+                .ladders_ended
+                .insert(principal.arn(), principal.clone());
         }
     }
 

@@ -7,6 +7,9 @@
 
 use dormant::adapters::clock::Clock;
 use dormant::adapters::retry::RetryPolicy;
+use dormant::adapters::secrets::load_secrets;
+use dormant::answers::FactoryEngines;
+use dormant::app::answer::{AnswerHandler, AnswerService};
 use dormant::app::fanout::{FanOut, SweepFanOut};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
@@ -48,12 +51,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         _ => None,
     };
     let engines = OnDemand::new(&factory, None);
+    // Owners' answers through the function URL: keys read once per cold start (a rotation
+    // keeps the previous key configured until the links it signed have expired).
+    let secrets = match &config.answers {
+        Some(answers) => Some(load_secrets(answers, &factory.ssm()).await?),
+        None => None,
+    };
+    let (answer_store, answer_engines) = (factory.store(), FactoryEngines(&factory));
+    let answer_service = secrets.as_ref().map(|s| AnswerService {
+        keys: &s.keys,
+        slack_secret: s.slack.as_deref(),
+        engines: &answer_engines,
+        ledger: &answer_store,
+    });
     let cold = dormant::lambda::ColdStart {
         fleet: &fleet,
         rules: &rules,
         engines: &engines,
         fanout: fanout.as_ref().map(|f| f as &dyn SweepFanOut),
         concurrency: config.max_concurrent_accounts,
+        answers: answer_service.as_ref().map(|s| s as &dyn AnswerHandler),
     };
     let (cold, clock) = (&cold, Clock::system());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -186,6 +186,15 @@ pub enum Command {
               value_parser = clap::value_parser!(i64).range(1..=3650))]
         days: i64,
     },
+    /// Serve the owners' answer page (docs/design.md, 'Answers') for local runs and the demo:
+    /// the links of `[answers] base_url` open here. Loopback only unless allowed.
+    Serve {
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Listen on a non-loopback address too (put TLS in front of it).
+        #[arg(long)]
+        allow_non_loopback: bool,
+    },
     /// The AWS actions dormant needs: IAM per step, every service the controller calls, and the
     /// operator commands (the CDK roles are built from this).
     Permissions {

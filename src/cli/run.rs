@@ -192,6 +192,21 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     if mode == Mode::Preview {
         factory = factory.previewing();
     }
+    if let Command::Serve {
+        listen,
+        allow_non_loopback,
+    } = cli.command
+    {
+        crate::answers::run_serve(
+            config.answers.as_ref(),
+            &factory,
+            listen,
+            allow_non_loopback,
+            clock,
+        )
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let Assembly {
         fleet,
         api_calls,
@@ -429,6 +444,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init
+        | Command::Serve { .. }
         | Command::Permissions { .. }
         | Command::Event { .. }
         | Command::Completions { .. }
@@ -486,6 +502,10 @@ fn refusal(command: &Command, mode: Mode) -> Option<&'static str> {
         (Mode::Preview, Command::Init) => Some(
             "--dry-run: init creates the table and the quarantine policy, and a preview writes \
              nothing; run `dormant init` without --dry-run",
+        ),
+        (Mode::Preview, Command::Serve { .. }) => Some(
+            "--dry-run: serve acts on owners' answers, and a preview writes nothing; run \
+             `dormant serve` without --dry-run (dry_run = true in the file still only records)",
         ),
         (Mode::Preview, _) if reset => Some(
             "--dry-run: breaker reset only changes the breaker, and a preview writes nothing; \

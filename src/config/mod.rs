@@ -13,10 +13,14 @@ use std::path::Path;
 use crate::domain::policy::Policy;
 use crate::domain::stage::Step;
 
+mod answers;
 mod raw;
 mod validate;
 
+pub use answers::{Answers, KeySource, RawAnswers};
+
 pub use raw::*;
+pub use validate::check_webhook;
 
 /// A configuration error: the field at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +110,22 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `Some` when dormant reports to Security Hub (`[security_hub] enabled = true`).
     pub security_hub: Option<SecurityHub>,
+    /// `Some` when owners are told (`[notify] enabled = true`).
+    pub notify: Option<Notify>,
+    /// `Some` when owners can answer from their messages (`[answers] base_url`).
+    pub answers: Option<Answers>,
+}
+
+/// Checked `[notify]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub routing: crate::domain::notify::Routing,
+    pub email_from: Option<String>,
+    /// Channel (`#team-a`) → webhook URL, as configured inline.
+    pub slack_webhooks: std::collections::BTreeMap<String, String>,
+    pub slack_webhooks_secret: Option<String>,
+    /// Where template overrides are read from.
+    pub templates: Option<std::path::PathBuf>,
 }
 
 /// Checked `[security_hub]`.
@@ -236,6 +256,58 @@ mod tests {
             field_of("[inactivity]\nconfirm_with_access_advisor = \"yes\""),
             "inactivity.confirm_with_access_advisor"
         );
+    }
+
+    #[test]
+    fn notify_is_off_unless_asked_for_and_every_recipient_is_checked() {
+        assert_eq!(Config::from_toml("").unwrap().notify, None);
+        let on = Config::from_toml(
+            r##"[notify]
+enabled = true
+email_from = "dormant@example.com"
+fallback = "secops@example.com"
+feed = "sns:arn:aws:sns:us-east-1:111122223333:feed"
+routes = { "team-a" = "slack:#team-a", "111122223333" = "ops@example.com" }
+slack_webhooks = { "#team-a" = "https://hooks.slack.com/services/T/B/x" }
+"##,
+        )
+        .unwrap()
+        .notify
+        .unwrap();
+        assert_eq!(on.routing.owner_tags[0], "dormant:owner");
+        assert_eq!(on.routing.routes.len(), 2);
+        assert_eq!(on.email_from.as_deref(), Some("dormant@example.com"));
+        for (toml, field) in [
+            ("[notify]\nfallback = \"alice\"", "notify.fallback"),
+            (
+                "[notify]\nfeed = \"sns:arn:aws:sqs:us-east-1:111122223333:q\"",
+                "notify.feed",
+            ),
+            (
+                "[notify]\nroutes = { team = \"slack:team\" }",
+                "notify.routes.team",
+            ),
+            (
+                "[notify]\naccount_fallback = { \"12\" = \"a@example.com\" }",
+                "notify.account_fallback.12",
+            ),
+            (
+                "[notify]\nslack_webhooks = { \"#a\" = \"http://hooks.example.com\" }",
+                "notify.slack_webhooks.#a",
+            ),
+            (
+                "[notify]\nemail_from = \"Dormant <d@example.com>\"",
+                "notify.email_from",
+            ),
+            (
+                "[notify]\nenabled = true\nfallback = \"a@example.com\"",
+                "notify.email_from",
+            ),
+            ("[notify]\nowner_tags = [\"\"]", "notify.owner_tags"),
+            ("[notify]\nroute = {}", "notify.route"),
+        ] {
+            assert_eq!(field_of(toml), field, "{toml}");
+        }
     }
 
     #[test]

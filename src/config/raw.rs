@@ -22,6 +22,55 @@ pub struct RawConfig {
     pub sources: RawSources,
     pub timeouts: RawTimeouts,
     pub security_hub: RawSecurityHub,
+    pub notify: RawNotify,
+    pub answers: super::answers::RawAnswers,
+}
+
+/// `[notify]`: telling each identity's owner (docs/design.md, 'Owners and messages').
+/// Recipients are written `alice@example.com`, `slack:#channel` or `sns:TOPIC_ARN`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    pub enabled: bool,
+    /// Tag keys read for the owner, first match wins.
+    pub owner_tags: Vec<String>,
+    /// Tag value or account id → recipient.
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// Account id → recipient for identities without a resolvable owner.
+    pub account_fallback: std::collections::BTreeMap<String, String>,
+    /// Recipient for identities without a resolvable owner anywhere else; empty: none.
+    pub fallback: String,
+    /// The security team's feed (any recipient, usually `sns:…`): told of every identity.
+    pub feed: String,
+    /// The verified SES identity email is sent from; needed when any recipient is an address.
+    pub email_from: String,
+    /// Slack channel → incoming webhook URL (https).
+    pub slack_webhooks: std::collections::BTreeMap<String, String>,
+    /// A Secrets Manager secret (ARN or name) whose string is JSON `{"#channel": "https://…"}`:
+    /// webhook URLs kept out of the configuration. Read at start-up, merged over `slack_webhooks`.
+    pub slack_webhooks_secret: String,
+    /// A directory whose files override the built-in templates (`email.html`, `slack.json`, …).
+    pub templates: String,
+}
+
+impl Default for RawNotify {
+    fn default() -> Self {
+        RawNotify {
+            enabled: false,
+            owner_tags: crate::domain::notify::DEFAULT_OWNER_TAGS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            routes: Default::default(),
+            account_fallback: Default::default(),
+            fallback: String::new(),
+            feed: String::new(),
+            email_from: String::new(),
+            slack_webhooks: Default::default(),
+            slack_webhooks_secret: String::new(),
+            templates: String::new(),
+        }
+    }
 }
 
 /// `[security_hub]`: dormant's own findings in Security Hub, and the workflow of the findings
@@ -148,6 +197,8 @@ impl Default for RawConfig {
             sources: RawSources::default(),
             timeouts: RawTimeouts::default(),
             security_hub: RawSecurityHub::default(),
+            notify: RawNotify::default(),
+            answers: Default::default(),
         }
     }
 }

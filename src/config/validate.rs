@@ -6,7 +6,7 @@ use chrono::Duration;
 use super::{err, Account, Config, ConfigError, Organization, SecurityHub, Timeouts};
 use super::{
     RawAccount, RawBreaker, RawConfig, RawDeleteMode, RawExemptions, RawFallback, RawInactivity,
-    RawLadder, RawOrganization, RawSecurityHub, RawTimeouts,
+    RawLadder, RawNotify, RawOrganization, RawSecurityHub, RawTimeouts,
 };
 use crate::domain::fallback::has_document;
 use crate::domain::policy::{BreakerLimits, DeleteMode, Exemptions, Inactivity, Ladder, Policy};
@@ -83,7 +83,115 @@ impl RawConfig {
             config_rules: self.sources.config_rules,
             timeouts: timeouts(&self.timeouts)?,
             security_hub: security_hub(&self.security_hub)?,
+            notify: notify(&self.notify)?,
+            answers: super::answers::answers(&self.answers)?,
         })
+    }
+}
+
+/// `[notify]`: every recipient parses, every account id is one, webhooks are https (or
+/// http on 127.0.0.1, for tests), and whoever can be told by email has a sender.
+fn notify(raw: &RawNotify) -> Result<Option<super::Notify>, ConfigError> {
+    use crate::domain::notify::{Recipient, Routing};
+    let recipient = |field: &str, s: &str| s.parse::<Recipient>().map_err(|e| err(field, e));
+    let optional = |field: &str, s: &str| {
+        let s = s.trim();
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            recipient(field, s).map(Some)
+        }
+    };
+    if raw
+        .owner_tags
+        .iter()
+        .any(|k| k.trim().is_empty() || k.len() > 128)
+    {
+        return Err(err("notify.owner_tags", "tag keys are 1-128 characters"));
+    }
+    let mut routes = std::collections::BTreeMap::new();
+    for (from, to) in &raw.routes {
+        let field = format!("notify.routes.{from}");
+        if from.trim().is_empty() {
+            return Err(err(&field, "a route needs a tag value or account id"));
+        }
+        routes.insert(from.trim().to_string(), recipient(&field, to)?);
+    }
+    let mut account_fallback = std::collections::BTreeMap::new();
+    for (account, to) in &raw.account_fallback {
+        let field = format!("notify.account_fallback.{account}");
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err(
+                &field,
+                format!("'{account}' is not a 12-digit account id"),
+            ));
+        }
+        account_fallback.insert(account.clone(), recipient(&field, to)?);
+    }
+    let routing = Routing {
+        owner_tags: raw
+            .owner_tags
+            .iter()
+            .map(|k| k.trim().to_string())
+            .collect(),
+        routes,
+        account_fallback,
+        fallback: optional("notify.fallback", &raw.fallback)?,
+        feed: optional("notify.feed", &raw.feed)?,
+    };
+    let mut slack_webhooks = std::collections::BTreeMap::new();
+    for (channel, url) in &raw.slack_webhooks {
+        let field = format!("notify.slack_webhooks.{channel}");
+        match recipient(&field, &format!("slack:{channel}"))? {
+            Recipient::Slack(c) => {
+                check_webhook(&field, url)?;
+                slack_webhooks.insert(c, url.clone());
+            }
+            Recipient::Email(_) | Recipient::Sns(_) => {
+                return Err(err(&field, "not a Slack channel"));
+            }
+        }
+    }
+    let email_from = raw.email_from.trim();
+    if !email_from.is_empty() && !matches!(email_from.parse::<Recipient>(), Ok(Recipient::Email(_)))
+    {
+        return Err(err(
+            "notify.email_from",
+            format!("'{email_from}' is not an email address"),
+        ));
+    }
+    if raw.enabled && email_from.is_empty() {
+        let emails = routing
+            .routes
+            .values()
+            .chain(routing.account_fallback.values())
+            .chain(routing.fallback.iter())
+            .chain(routing.feed.iter())
+            .any(|r| matches!(r, Recipient::Email(_)));
+        if emails {
+            return Err(err(
+                "notify.email_from",
+                "recipients include email addresses: set the verified SES sender",
+            ));
+        }
+    }
+    let secret = raw.slack_webhooks_secret.trim();
+    let templates = raw.templates.trim();
+    Ok(raw.enabled.then(|| super::Notify {
+        routing,
+        email_from: (!email_from.is_empty()).then(|| email_from.to_string()),
+        slack_webhooks,
+        slack_webhooks_secret: (!secret.is_empty()).then(|| secret.to_string()),
+        templates: (!templates.is_empty()).then(|| std::path::PathBuf::from(templates)),
+    }))
+}
+
+/// A Slack webhook URL: https, or http to 127.0.0.1 (a test's own server).
+pub fn check_webhook(field: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://127.0.0.1:") {
+        Ok(())
+    } else {
+        Err(err(field, "a webhook URL must start with https://"))
     }
 }
 

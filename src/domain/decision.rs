@@ -34,6 +34,9 @@ pub struct PlannedStep {
     /// When the intent this step completes was first written: a resumed step. It passed the same
     /// guards as a fresh one, on the facts read for this run.
     pub resumes: Option<Timestamp>,
+    /// Why the step cannot be carried out (a guarded call dormant's roles would be refused, its
+    /// effects left out): the engine records the failure on the intent and calls nothing.
+    pub blocked: Option<String>,
 }
 
 /// What to do with one subject now.
@@ -113,6 +116,11 @@ impl Decision {
     /// The IAM changes this decision makes (none for waiting and bookkeeping).
     pub fn effects(&self) -> &[Effect] {
         self.planned().map_or(&[], |p| p.effects.as_slice())
+    }
+
+    /// Why the planned step cannot be carried out (see [`PlannedStep::blocked`]).
+    pub fn blocked(&self) -> Option<&str> {
+        self.planned().and_then(|p| p.blocked.as_deref())
     }
 
     /// The record this decision stores, if any.

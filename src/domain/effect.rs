@@ -134,6 +134,25 @@ impl Effect {
         }
     }
 
+    /// A change of dormant's own tags: the controller always makes it itself (it holds
+    /// `TagUser`/`UntagUser` for them), also for a step handed to SSM, whose documents act under
+    /// the same guards and write no credential tags.
+    pub fn is_tag_change(&self) -> bool {
+        matches!(self, Effect::PutTags { .. } | Effect::RemoveTags { .. })
+    }
+
+    /// Turning keys on or off, deleting a key or a password: granted to dormant's roles (and
+    /// SSM's) only on a user carrying `dormant:stage` or `dormant:credentials`.
+    pub fn needs_user_marker(&self) -> bool {
+        matches!(
+            self,
+            Effect::DeactivateKeys { .. }
+                | Effect::ReactivateKeys { .. }
+                | Effect::DeleteAccessKey { .. }
+                | Effect::DeleteLoginProfile
+        )
+    }
+
     /// Effects that cannot be reversed by `undo`.
     pub fn is_irreversible(&self) -> bool {
         match self {

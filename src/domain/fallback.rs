@@ -131,7 +131,14 @@ pub fn automation_for(
             });
             let mut docs = Vec::new();
             if subject.scope == Scope::Whole {
-                docs.push(request(Document::ReleaseIdentity, None));
+                // A quarantine someone else attached is not dormant's to detach: the document
+                // detaches only when the release the controller decided does.
+                let mut release = request(Document::ReleaseIdentity, None);
+                release.parameters.insert(
+                    DETACH_QUARANTINE.to_string(),
+                    vec![detaches_quarantine(effects).to_string()],
+                );
+                docs.push(release);
             }
             if !ids.is_empty() {
                 docs.push(request(Document::ReactivateAccessKeys, Some(&ids)));
@@ -142,6 +149,15 @@ pub fn automation_for(
         | (Step::Delete, Scope::AccessKey(_) | Scope::Password)
         | (Step::Notice | Step::RequestApproval, _) => None,
     }
+}
+
+/// The parameter of `Dormant-ReleaseIdentity` saying whether it detaches the quarantine policy.
+pub const DETACH_QUARANTINE: &str = "DetachQuarantine";
+
+/// Whether a step's effects detach dormant's quarantine policy (a release of a quarantine dormant
+/// attached, `domain::ladder::plan::release`).
+fn detaches_quarantine(effects: &[Effect]) -> bool {
+    effects.contains(&Effect::DeleteQuarantinePolicy)
 }
 
 /// Whether what `step`'s documents were to change is so in IAM, read afresh in the subject's own
@@ -194,7 +210,8 @@ pub fn landed(
             }
         }
         (Step::Release, scope) => {
-            if *scope == Scope::Whole && facts.has_quarantine_policy {
+            if *scope == Scope::Whole && detaches_quarantine(effects) && facts.has_quarantine_policy
+            {
                 return Err(format!("{who} still has dormant's deny policy"));
             }
             let ids = key_ids(|e| match e {
@@ -288,6 +305,28 @@ mod tests {
         assert_eq!(
             landed(&user, Step::Release, &release, id, Some(&back)),
             Ok(())
+        );
+        // A release keeping an operator's quarantine lands with the policy still attached.
+        let keep = [Effect::ReactivateKeys {
+            key_ids: vec!["AKIA1".into()],
+        }];
+        let kept = facts("AIDAOLD", true, &[("AKIA1", true)]);
+        assert_eq!(landed(&user, Step::Release, &keep, id, Some(&kept)), Ok(()));
+    }
+
+    #[test]
+    fn the_release_document_detaches_the_quarantine_only_when_the_release_does() {
+        let user = Subject::whole(Principal::user("123456789012", "/", "old-app"));
+        let detach = |effects: &[Effect]| {
+            let docs = automation_for(&user, Step::Release, effects, "arn:role", "a").unwrap();
+            docs[0].parameters[DETACH_QUARANTINE].clone()
+        };
+        assert_eq!(detach(&[Effect::DeleteQuarantinePolicy]), vec!["true"]);
+        assert_eq!(
+            detach(&[Effect::RemoveTags {
+                keys: vec!["dormant:stage".into()]
+            }]),
+            vec!["false"]
         );
     }
 

@@ -2,6 +2,7 @@
 //! and never reads the clock: `now` is always an argument (the quinn-proto model). Everything that
 //! talks to AWS lives in `crate::adapters` and is driven by `crate::app`.
 
+pub mod answer;
 pub mod audit;
 pub mod breaker;
 pub mod decision;
@@ -13,6 +14,7 @@ pub mod fallback;
 pub mod finding;
 pub mod key_id;
 pub mod ladder;
+pub mod notify;
 pub mod operator;
 pub mod permissions;
 pub mod policy;

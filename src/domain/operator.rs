@@ -49,7 +49,10 @@ pub fn undo(
     // A step cut short by a crash or an error is rolled back with the rest: what it may have
     // done counts as dormant's, and the release works from what IAM shows now. The engine stops
     // SSM executions of the step before it calls this, so nothing lands after the release.
-    let rolled_back = record.assuming_intent_done();
+    let mut rolled_back = record.assuming_intent_done();
+    // An intent handed to SSM stays visible to the release: an execution stopped just now may
+    // still attach the quarantine, which the release keeps its claim on for a while.
+    rolled_back.pending = record.pending.clone().filter(|i| !i.fallback.is_empty());
     let record = &rolled_back;
     match record.stage {
         Stage::Clean => Err(RefusedBecause::NotTracked(

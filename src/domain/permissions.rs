@@ -30,6 +30,12 @@ pub enum Scope {
     HubProduct,
     /// Security Hub itself, in each managed account and any region: the workflow of findings.
     Hub,
+    /// The SES identity owner messages are sent from (`[notify] email_from`).
+    EmailIdentity,
+    /// The SNS topics owner messages go to (`sns:` recipients, the feed).
+    Topic,
+    /// The Secrets Manager secret holding the Slack webhook URLs.
+    Secret,
 }
 
 /// The condition an IAM action that could give access is granted under (docs/design.md,
@@ -46,6 +52,11 @@ pub enum Guard {
     /// Every tag key of the request is one of dormant's (`aws:TagKeys` like `dormant:*`): tags
     /// that other policies may test (attribute-based access) are never written or removed.
     DormantTagKeys,
+    /// The user carries dormant's credentials marker (`aws:ResourceTag/dormant:credentials`),
+    /// which dormant writes with the first stage tag of a credential ladder of the user and
+    /// removes with the last: dormant turns keys on and off, and deletes a key or a password,
+    /// only of users it has marked so.
+    CredentialsMarked,
 }
 
 /// Every IAM action that can give a principal access it did not have, directly (a policy, a
@@ -89,7 +100,7 @@ pub const PERMISSION_ADDING: &[&str] = &[
 
 /// The guards an IAM action of dormant's is granted under; empty when it is granted plainly.
 pub fn guards(action: &str) -> &'static [Guard] {
-    use Guard::{DormantTagKeys, Marked, QuarantinePolicy};
+    use Guard::{CredentialsMarked, DormantTagKeys, Marked, QuarantinePolicy};
     match action {
         "iam:AttachRolePolicy" | "iam:AttachUserPolicy" => &[QuarantinePolicy],
         // Undoing a quarantine anywhere; everything, to delete a marked identity.
@@ -99,28 +110,66 @@ pub fn guards(action: &str) -> &'static [Guard] {
         // Only to delete a user dormant has on its ladder.
         "iam:DeactivateMFADevice" => &[Marked],
         "iam:TagRole" | "iam:TagUser" | "iam:UntagRole" | "iam:UntagUser" => &[DormantTagKeys],
+        // Keys on and off (a key turned back on is access given back), and the deletions of a
+        // credential, only on a user on dormant's ladder: whole (the quarantine, the teardown)
+        // or by a credential's own ladder.
+        "iam:UpdateAccessKey" | "iam:DeleteAccessKey" | "iam:DeleteLoginProfile" => {
+            &[Marked, CredentialsMarked]
+        }
         _ => &[],
     }
 }
 
 /// Permission-adding actions dormant's roles grant without a guard, and why no IAM condition can
 /// pin them: `iam:PassRole` is pinned by its resource (the automation role) and
-/// `iam:PassedToService`; the others are the known gaps of docs/design.md, 'Permissions'.
+/// `iam:PassedToService`; the other is the known gap of docs/design.md, 'Permissions'.
 pub const UNGUARDED_BY_DESIGN: &[(&str, &str)] = &[
     (
         "iam:PassRole",
         "only the automation role, only to SSM (resource and iam:PassedToService)",
     ),
     (
-        "iam:UpdateAccessKey",
-        "a credential ladder marks its user with a tag named after the key \
-         (dormant:key:<id>:stage), which no IAM condition key can name: whoever holds the \
-         controller's credentials can turn on a key someone else turned off (not yet pinned)",
-    ),
-    (
         "iam:RemoveUserFromGroup",
         "authorised on the group, whose tags say nothing of the user; used only to delete a \
          user dormant has on its ladder",
+    ),
+];
+
+/// Permission-adding actions granted under a tag guard (`guards`) that the holder of dormant's
+/// credentials can satisfy itself, since the same roles may write that tag (`TagUser`/`TagRole`
+/// for `dormant:*`): the gap that stays open, two calls apart, both in CloudTrail
+/// (docs/design.md, 'Permissions'). Outside dormant, the sample SCP (`cdk/lib/scp.ts`) keeps
+/// `dormant:*` tag writes to the admins and dormant's roles.
+pub const LIMITED_BY_TAG_GUARDS: &[(&str, &str)] = &[
+    (
+        "iam:DeactivateMFADevice",
+        "granted on a user carrying dormant:stage, a tag the same credentials may write",
+    ),
+    (
+        "iam:DeleteRolePolicy",
+        "granted on a role carrying dormant:stage, a tag the same credentials may write: a Deny \
+         can be removed after tagging",
+    ),
+    (
+        "iam:DeleteUserPolicy",
+        "granted on a user carrying dormant:stage, a tag the same credentials may write: a Deny \
+         can be removed after tagging",
+    ),
+    (
+        "iam:DetachRolePolicy",
+        "any policy of a role carrying dormant:stage, a tag the same credentials may write: a \
+         Deny can be detached after tagging",
+    ),
+    (
+        "iam:DetachUserPolicy",
+        "any policy of a user carrying dormant:stage, a tag the same credentials may write: a \
+         Deny can be detached after tagging",
+    ),
+    (
+        "iam:UpdateAccessKey",
+        "granted on a user carrying dormant:stage or dormant:credentials, tags the same \
+         credentials may write: whoever holds them can TagUser dormant:credentials on any user, \
+         then turn on a key someone else turned off (two calls, both in CloudTrail)",
     ),
 ];
 
@@ -144,6 +193,8 @@ pub const CONTROLLER_NEEDS: &[Need] = &[
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
+            // Owner messages: a send claim marked sent.
+            "dynamodb:UpdateItem",
         ],
     ),
     ("events", Scope::Bus, &["events:PutEvents"]),
@@ -177,6 +228,15 @@ pub const CONTROLLER_NEEDS: &[Need] = &[
         "security_hub_workflow",
         Scope::Hub,
         &["securityhub:BatchUpdateFindings"],
+    ),
+    // `[notify] enabled`, from the controller's account: email, the feed and team topics, and
+    // the Slack webhook URLs read once at start-up.
+    ("notify_email", Scope::EmailIdentity, &["ses:SendEmail"]),
+    ("notify_sns", Scope::Topic, &["sns:Publish"]),
+    (
+        "notify_slack_webhooks",
+        Scope::Secret,
+        &["secretsmanager:GetSecretValue"],
     ),
 ];
 
@@ -250,6 +310,22 @@ mod tests {
         for (action, _) in UNGUARDED_BY_DESIGN {
             assert!(PERMISSION_ADDING.contains(action), "{action}");
         }
+    }
+
+    #[test]
+    fn every_permission_adding_action_behind_a_tag_dormant_writes_is_listed_as_limited() {
+        let behind_own_tag = |a: &str| {
+            guards(a)
+                .iter()
+                .any(|g| matches!(g, Guard::Marked | Guard::CredentialsMarked))
+        };
+        let listed: Vec<&str> = LIMITED_BY_TAG_GUARDS.iter().map(|(a, _)| *a).collect();
+        let expected: Vec<&str> = PERMISSION_ADDING
+            .iter()
+            .copied()
+            .filter(|a| behind_own_tag(a))
+            .collect();
+        assert_eq!(listed, expected);
     }
 
     #[test]

@@ -111,7 +111,18 @@ pub struct Record {
     /// (docs/design.md, 'Security Hub').
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hub_findings: Vec<HubFindingRef>,
+    /// Whole identities: `Some(true)` while dormant's quarantine policy on the identity is one
+    /// dormant attached, `Some(false)` when its quarantine step found the policy attached by
+    /// someone else (an operator's incident response), which dormant never detaches. `None`:
+    /// nothing attached by dormant, or a record from a version before this was kept (see
+    /// [`Record::owns_quarantine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_attached: Option<bool>,
 }
+
+/// How long after a release a claim on a quarantine policy found already gone is kept: the SSM
+/// fallback's timeout, after which no execution of dormant's attaches it any more.
+pub const QUARANTINE_CLAIM: chrono::Duration = chrono::Duration::hours(24);
 
 impl Record {
     /// A subject dormant has not acted on.
@@ -134,7 +145,35 @@ impl Record {
             login_profile_created_at: None,
             open_exemption: None,
             hub_findings: Vec::new(),
+            quarantine_attached: None,
         }
+    }
+
+    /// Whether a quarantine policy on the identity is dormant's to detach: its record says dormant
+    /// attached it. A record from before this was kept (`None`: every release, notice and
+    /// quarantine of this version writes it) says so by its stage (every version quarantined a
+    /// whole identity on its way past `quarantined`), and off the ladder by the rule those
+    /// versions repaired by: any identity dormant itself noticed.
+    pub fn owns_quarantine(&self) -> bool {
+        self.quarantine_attached.unwrap_or(match self.stage {
+            Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete => true,
+            Stage::Noticed => false,
+            Stage::Released | Stage::Exempt | Stage::Clean | Stage::Deleted => {
+                self.noticed_at.is_some()
+            }
+        })
+    }
+
+    /// [`Record::owns_quarantine`] as of `now`: off the ladder, a claim kept by a release of this
+    /// ladder expires [`QUARANTINE_CLAIM`] after it (the SSM fallback's timeout: no execution of
+    /// dormant's can attach the policy later), so a policy attached by hand after that stays.
+    pub fn owns_quarantine_at(&self, now: Timestamp) -> bool {
+        let released_in_this_ladder = self
+            .released_at
+            .filter(|at| self.noticed_at.is_none_or(|n| *at >= n));
+        self.owns_quarantine()
+            && (self.stage.is_on_ladder()
+                || released_in_this_ladder.is_none_or(|at| now - at <= QUARANTINE_CLAIM))
     }
 
     /// The record as it would be if its pending step had taken effect in IAM as far as it can
@@ -164,12 +203,21 @@ impl Record {
         if !r.stage.is_on_ladder() {
             r.stage = intent.after.stage;
         }
+        // A quarantine cut short may have attached dormant's policy.
+        if intent.after.owns_quarantine() {
+            r.quarantine_attached = Some(true);
+        }
         r
     }
 
     /// Moves to `stage` as of `now`, clearing the schedule (the caller sets the next one).
     pub fn entering(&self, stage: Stage, now: Timestamp, reason: String) -> Record {
         Record {
+            // Ownership read off an earlier version's stage is kept once the stage changes.
+            quarantine_attached: match self.quarantine_attached {
+                None if self.owns_quarantine() => Some(true),
+                kept => kept,
+            },
             stage,
             stage_since: Some(now),
             next_step: None,

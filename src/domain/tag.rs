@@ -27,14 +27,66 @@ pub const WHOLE_STAGE_TAG: &str = "dormant:stage";
 /// wrote, and any other spelling of the prefix (a stage tag someone wrote as `Dormant:Stage` is
 /// removed too; nothing is granted by a tag in another case). Not the tags that grant something,
 /// `dormant:exempt*` and `dormant:restored-from`: only operator commands write those.
-pub const TAG_KEY_PATTERNS: [&str; 6] = [
+pub const TAG_KEY_PATTERNS: [&str; 7] = [
     "dormant:stage",
+    "dormant:credentials",
     "dormant:key:*",
     "dormant:password:*",
     "dormant:next-step*",
     "Dormant:*",
     "DORMANT:*",
 ];
+
+/// The user-level marker of a user with credentials on dormant's ladder: what the controller's
+/// permission to turn access keys on and off is conditioned on besides `dormant:stage`
+/// (`domain::permissions::Guard::CredentialsMarked`), since a key's own stage tag
+/// (`dormant:key:<id>:stage`) can be named by no IAM condition key. Written in the same `TagUser`
+/// call as the first credential stage tag of the user, removed in the same `UntagUser` call as
+/// the last one.
+pub const CREDENTIALS_TAG: &str = "dormant:credentials";
+/// Its value (informational; the guard tests only that the tag is there).
+pub const CREDENTIALS_TAG_VALUE: &str = "access keys or password on the dormant ladder";
+
+/// Whether the principal carries the credentials marker (exact key: it is what the guard names).
+pub fn has_credentials_marker(tags: &BTreeMap<String, String>) -> bool {
+    tags.contains_key(CREDENTIALS_TAG)
+}
+
+/// The credential stage tags (any case, either form) of subjects other than `subject` whose
+/// credential still exists (`key_exists`, `has_password`): the marker stays while there is one.
+/// The tag of a credential deleted outside dormant is an orphan and keeps nothing.
+pub fn other_credential_tags(
+    subject: &Subject,
+    tags: &BTreeMap<String, String>,
+    key_exists: impl Fn(&str) -> bool,
+    has_password: bool,
+) -> Vec<String> {
+    let own = present_stage_tags(subject, tags);
+    tags.keys()
+        .filter(|k| !own.contains(k))
+        .filter(|k| {
+            credential_of_tag(k).is_some_and(|c| match c {
+                Scope::AccessKey(id) => key_exists(&id),
+                Scope::Password => has_password,
+                Scope::Whole => false,
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The credential a progress tag (`dormant:key:<id>:…`, `dormant:password:…`, any case) is of.
+pub fn credential_of_tag(key: &str) -> Option<Scope> {
+    let lower = key.to_ascii_lowercase();
+    if lower.starts_with(PASSWORD_PREFIX) {
+        return Some(Scope::Password);
+    }
+    let rest = key
+        .get(KEY_PREFIX.len()..)
+        .filter(|_| lower.starts_with(KEY_PREFIX))?;
+    let id = rest.split(':').next().filter(|id| !id.is_empty())?;
+    Some(Scope::AccessKey(id.to_ascii_uppercase()))
+}
 
 /// An owner's exemption (docs/design.md, 'Decisions and guards'): `true`, and optionally until a
 /// date and with a reason.
@@ -173,7 +225,11 @@ pub fn tag_overflow(
 /// intent, so restore leaves them out.
 pub fn is_progress_tag(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    if key == RESTORED_FROM_TAG || key.starts_with(KEY_PREFIX) || key.starts_with(PASSWORD_PREFIX) {
+    if key == RESTORED_FROM_TAG
+        || key == CREDENTIALS_TAG
+        || key.starts_with(KEY_PREFIX)
+        || key.starts_with(PASSWORD_PREFIX)
+    {
         return true;
     }
     key.strip_prefix(PREFIX)
@@ -183,6 +239,37 @@ pub fn is_progress_tag(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_tags_of_credentials_that_still_exist_keep_the_marker() {
+        let user = super::super::subject::Principal::user("123456789012", "/", "u");
+        let mine = Subject::access_key(user.clone(), "AKIAMINE");
+        let tags: BTreeMap<String, String> = [
+            "dormant:key:AKIAMINE:stage",
+            "Dormant:Key:akiagone:stage",
+            "dormant:key:AKIALIVE:stage",
+            "dormant:password:stage",
+            "dormant:credentials",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), String::new()))
+        .collect();
+        assert_eq!(
+            credential_of_tag("Dormant:Key:akiagone:stage"),
+            Some(Scope::AccessKey("AKIAGONE".into()))
+        );
+        assert_eq!(credential_of_tag("dormant:credentials"), None);
+        let live = |id: &str| id == "AKIALIVE";
+        assert_eq!(
+            other_credential_tags(&mine, &tags, live, false),
+            vec!["dormant:key:AKIALIVE:stage".to_string()]
+        );
+        assert_eq!(
+            other_credential_tags(&mine, &tags, |_| false, true).len(),
+            1
+        );
+        assert!(other_credential_tags(&mine, &tags, |_| false, false).is_empty());
+    }
 
     #[test]
     fn grants_are_read_exactly_and_removals_in_any_case() {
@@ -220,6 +307,7 @@ mod tests {
                 assert!(allowed(&legacy), "{legacy}");
             }
         }
+        assert!(allowed(CREDENTIALS_TAG));
         for grants in [
             TAG_EXEMPT,
             TAG_EXEMPT_UNTIL,

@@ -41,6 +41,7 @@ JSON_NAMESPACES = {"dynamodb": "com.amazonaws.dynamodb.v20120810", "events": "AW
 # Security Hub is REST-JSON: the path names the operation.
 SECURITY_HUB_PATHS = {"/findings/import": "BatchImportFindings", "/findings": "GetFindings",
                       "/findings/batchupdate": "BatchUpdateFindings"}
+SESV2_PATHS = {"/v2/email/outbound-emails": "SendEmail", "/v2/email/identities": "CreateEmailIdentity"}
 LOGGED_FIELDS = ("RoleName", "UserName", "AccessKeyId", "PolicyName", "PolicyArn")
 # (code, status, message) per fault kind; the codes are the ones the SDKs'
 # retry classifiers know (Throttling/ThrottlingException = throttling error).
@@ -243,6 +244,14 @@ def control(environ, path, query):
                 raise HttpError(400, f"unknown fault {body.get('fault')!r}")
             faults.append({"service": "*", "operation": "*", "account": None, "count": 1, **body})
             return 200, {"ok": True}
+        if path == "ses/sent" and method == "GET":
+            # The emails moto's SES kept for this account (SES v2 sends through v1's backend).
+            from moto.ses.models import ses_backends
+            region = query.get("region", ["us-east-1"])[0]
+            sent = ses_backends[account][region].sent_messages if account else []
+            return 200, [{"source": m.source, "destinations": m.destinations,
+                          "subject": m.subject, "body": m.body}
+                         for m in sent if hasattr(m, "destinations") and hasattr(m, "subject")]
         if path == "requests" and method == "GET":
             # Copies: in-flight entries still get their "status" from other threads.
             return 200, [dict(r) for r in requests if account in (None, r["account"])]
@@ -479,6 +488,8 @@ class Harness:
                 found.group(1) if found else "", "")
         if not operation and service == "securityhub":  # REST too
             operation = SECURITY_HUB_PATHS.get(path.rstrip("/"), "")
+        if not operation and service == "ses" and path.startswith("/v2/"):  # SES v2: REST
+            operation = SESV2_PATHS.get(path.rstrip("/"), "")
 
         if service == "iam" and re.fullmatch(r"\d{12}", account or ""):
             provision_member_stack(account, region)
@@ -504,7 +515,8 @@ class Harness:
                 time.sleep(fault.get("latency_ms", 1000) / 1000)
             else:
                 json_type = (target and environ.get("CONTENT_TYPE", "application/x-amz-json-1.0")) or (
-                    service == "securityhub" and "application/json")
+                    (service == "securityhub" or (service == "ses" and environ.get("PATH_INFO", "").startswith("/v2/")))
+                    and "application/json")
                 status, headers, body = error_response(service, fault["fault"], json_type)
                 entry["status"] = status
                 return respond(start_response, status, headers, body)

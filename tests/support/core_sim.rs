@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dormant::domain::tag::stage_tag_key;
+use dormant::domain::tag::{stage_tag_key, CREDENTIALS_TAG, WHOLE_STAGE_TAG};
 use dormant::domain::{
     decide, AccessKey, Budget, Decision, Effect, Facts, Gate, LoginProfile, Policy, Principal,
     Record, Stage, Subject, Timestamp,
@@ -186,7 +186,8 @@ impl World {
     }
 
     pub fn commit(&mut self, d: &Decision) {
-        if d.gate().is_some_and(|g| *g != Gate::Proceed) {
+        // A blocked step is a recorded failure in the engine: nothing called, nothing committed.
+        if d.gate().is_some_and(|g| *g != Gate::Proceed) || d.blocked().is_some() {
             return;
         }
         if let Some(step) = d.step() {
@@ -205,6 +206,23 @@ impl World {
     fn apply(&mut self, effect: &Effect) {
         self.applied.push(effect.clone());
         let Some(f) = self.facts.as_mut() else { return };
+        // As dormant's roles grant them (docs/design.md, 'Permissions'): keys turned on or off,
+        // a key or password deleted, only on a user carrying `dormant:stage` or the credentials
+        // marker.
+        let guarded = matches!(
+            effect,
+            Effect::DeactivateKeys { .. }
+                | Effect::ReactivateKeys { .. }
+                | Effect::DeleteAccessKey { .. }
+                | Effect::DeleteLoginProfile
+        );
+        assert!(
+            !guarded
+                || f.tags.contains_key(WHOLE_STAGE_TAG)
+                || f.tags.contains_key(CREDENTIALS_TAG),
+            "{effect:?} on an unmarked user: AccessDenied under dormant's roles ({:?})",
+            f.tags
+        );
         match effect {
             Effect::PutTags { tags } => {
                 for (k, v) in tags {

@@ -13,3 +13,4 @@ pub mod emulated_world;
 pub mod emulator;
 pub mod events;
 pub mod fakes;
+pub mod webhook;

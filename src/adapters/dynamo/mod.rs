@@ -8,6 +8,8 @@
 //! | event    | `EVENT#<id>`              | `EVENT`                         | `expires_at` (TTL) |
 //! | breaker  | `BREAKER#<account>`       | `BREAKER`                       | — |
 //! | dry run  | `DRYRUN#<account>`        | `DRYRUN`                        | — (`at`: the last dry-run sweep) |
+//! | outbox, send claim | `OUTBOX#<account>`, `SENT#<account>` | the message key | see `outbox.rs` |
+//! | answer   | `ANSWER#<token id>`       | `ANSWER`                        | `expires_at` (TTL): a used answer link |
 //!
 //! The domain value itself is kept as JSON in one string attribute (`record`, `entry`,
 //! `snapshot`, `state`), so the table never needs a migration when a domain type grows a field;
@@ -46,14 +48,17 @@ use serde::Serialize;
 use super::paging::all_pages;
 use super::retry::{classify, RetryPolicy};
 use super::{ErrorKind, PortError, PortResult};
+use crate::domain::notify::OutboxEntry;
 use crate::domain::subject::DEFAULT_PARTITION;
 use crate::domain::{
     AuditEntry, BreakerState, Principal, Record, Snapshot, Stage, Subject, Timestamp,
 };
-use crate::ports::Store;
+use crate::ports::{SendClaim, Store};
 use item::*;
 
+mod answers;
 mod item;
+mod outbox;
 mod table;
 
 /// The sparse index of records with a pending step.
@@ -650,5 +655,30 @@ impl Store for DynamoStore {
                 ),
             ))
         }
+    }
+
+    async fn queue_message(&self, entry: &OutboxEntry) -> PortResult<()> {
+        self.queue_entry(entry).await
+    }
+
+    async fn outbox(&self, account: &str) -> PortResult<Vec<OutboxEntry>> {
+        self.outbox_entries(account).await
+    }
+
+    async fn claim_message(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        lease: chrono::Duration,
+    ) -> PortResult<SendClaim> {
+        self.claim_entry(entry, now, lease).await
+    }
+
+    async fn message_sent(&self, entry: &OutboxEntry, now: Timestamp) -> PortResult<()> {
+        self.entry_sent(entry, now).await
+    }
+
+    async fn release_message(&self, entry: &OutboxEntry) -> PortResult<()> {
+        self.release_entry(entry).await
     }
 }

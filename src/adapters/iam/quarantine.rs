@@ -95,7 +95,7 @@ impl AwsIam {
     /// and allows nothing.
     async fn check_quarantine_policy(&self, p: &Principal, arn: &str) -> PortResult<()> {
         let c = &self.client;
-        let missing = |e: PortError| {
+        let refused = |e: PortError| {
             if e.kind == ErrorKind::NotFound {
                 PortError::new(
                     ErrorKind::Permanent,
@@ -108,6 +108,25 @@ impl AwsIam {
                         p.arn()
                     ),
                 )
+            } else if e.kind == ErrorKind::AccessDenied {
+                // Not a refusal to hand to SSM: the automation role is granted the same read
+                // (and the document reads the policy too), so an execution would only be
+                // refused later, with the cause further away. A failure of the step, recorded
+                // and retried, naming the grant that is missing.
+                PortError::new(
+                    ErrorKind::Permanent,
+                    &e.operation,
+                    format!(
+                        "dormant may not read its quarantine policy {arn} ({}), so it cannot \
+                         check that the policy denies everything before attaching it; nothing \
+                         was changed on {} (not handed to SSM Automation either). Grant \
+                         iam:GetPolicy and iam:GetPolicyVersion on the policy (dormant's stacks \
+                         do: statement QuarantinePolicyRead). ({})",
+                        e.operation,
+                        p.arn(),
+                        e.message
+                    ),
+                )
             } else {
                 e
             }
@@ -115,7 +134,7 @@ impl AwsIam {
         let policy = self
             .call("GetPolicy", || c.get_policy().policy_arn(arn).send())
             .await
-            .map_err(missing)?;
+            .map_err(refused)?;
         let version = policy
             .policy()
             .and_then(|p| p.default_version_id())
@@ -129,7 +148,7 @@ impl AwsIam {
                     .send()
             })
             .await
-            .map_err(missing)?;
+            .map_err(refused)?;
         let document = out
             .policy_version()
             .and_then(|v| v.document())

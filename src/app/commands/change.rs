@@ -322,6 +322,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
             &reason,
         )])
         .await;
+        // The owner hears of it like of a release (the reason says "restored").
+        self.tell_owner(&run, &after, crate::domain::Step::Release, now)
+            .await;
+        self.flush_owners(now).await;
         Ok(CommandReport {
             identity: subject.id(),
             command: "restore",

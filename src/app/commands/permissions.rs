@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::domain::effect::{all_permissions, ADVISOR_PERMISSIONS, EVALUATE_PERMISSIONS};
 use crate::domain::permissions::{
-    guards, service_of, Guard, Need, CONTROLLER_NEEDS, OPERATOR_NEEDS, RESOLVE_ROLE_ID_PERMISSIONS,
-    RESOLVE_USER_ID_PERMISSIONS,
+    guards, service_of, Guard, Need, CONTROLLER_NEEDS, LIMITED_BY_TAG_GUARDS, OPERATOR_NEEDS,
+    RESOLVE_ROLE_ID_PERMISSIONS, RESOLVE_USER_ID_PERMISSIONS,
 };
 use crate::domain::PrincipalKind;
 
@@ -74,6 +74,7 @@ pub fn permissions() -> PermissionsReport {
         controller,
         operator,
         guards,
+        limited_by_tag_guards: LIMITED_BY_TAG_GUARDS.iter().copied().collect(),
     }
 }
 
@@ -99,6 +100,9 @@ pub struct PermissionsReport {
     /// The conditions the controller's and member's roles grant these actions under (each guard
     /// a statement of its own): docs/design.md, 'Permissions'.
     pub guards: BTreeMap<&'static str, Vec<Guard>>,
+    /// Permission-adding actions whose tag guard the same credentials can satisfy (they may
+    /// write the tag): the known gap, and why.
+    pub limited_by_tag_guards: BTreeMap<&'static str, &'static str>,
 }
 
 /// The steps in ladder order (a JSON object whose keys keep that order).

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use crate::domain::fallback::{automation_for, landed};
 use crate::domain::time::fmt_time;
-use crate::domain::{AutomationStatus, Intent, Outcome, Record, Step, Timestamp};
+use crate::domain::{AutomationStatus, Effect, Intent, Outcome, Record, Step, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{ErrorKind, Fallback, Iam, PortError, Store};
 
@@ -34,12 +34,16 @@ const STOP_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 
 impl<I: Iam, S: Store> Engine<I, S> {
     /// Hands the step of `with_intent` (its intent already stored) to SSM Automation after IAM
-    /// refused it. `Ok(false)` when no document covers it (the caller records the failure).
+    /// refused its effect number `refused`. `Ok(false)` when no document covers it (the caller
+    /// records the failure). The tag changes planned before a guarded effect after that one (the
+    /// credentials marker, a stage tag written first) are made first: the documents act under
+    /// the same guards and write none of them.
     pub(super) async fn start_fallback(
         &self,
         run: &Run,
         setup: &FallbackSetup,
         with_intent: &Record,
+        refused: usize,
         cause: &PortError,
         now: Timestamp,
     ) -> Result<bool> {
@@ -58,6 +62,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
         ) else {
             return Ok(false);
         };
+        let last_guarded = intent.effects.iter().rposition(Effect::needs_user_marker);
+        for effect in intent
+            .effects
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n > refused && last_guarded.is_some_and(|g| *n < g))
+            .map(|(_, e)| e)
+            .filter(|e| e.is_tag_change())
+        {
+            self.iam.apply(&subject.principal, effect).await?;
+        }
         let mut executions = Vec::new();
         for request in &requests {
             executions.push(setup.runner.start(request).await?);
@@ -169,6 +184,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
             return self
                 .step_failed(run, &record, "SSM Automation", &why, now)
                 .await;
+        }
+        // dormant's own tag changes are the controller's (the documents write none of the
+        // credential tags): made now, in order, which is idempotent for those made already.
+        if fresh.is_some() {
+            for effect in intent.effects.iter().filter(|e| e.is_tag_change()) {
+                if let Err(e) = self.iam.apply(principal, effect).await {
+                    let why = format!("SSM Automation succeeded, but {e}");
+                    return self.step_failed(run, &record, "untagging", &why, now).await;
+                }
+            }
         }
         let mut after = (*intent.after).clone();
         after.version = record.version;

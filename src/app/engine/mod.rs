@@ -6,6 +6,7 @@
 //! - `fallback.rs`: steps handed to SSM Automation, polled, and stopped for an undo.
 //! - `confirm.rs`: the Access Advisor confirmation before an access-cutting step.
 //! - `hub.rs`: Security Hub reporting after each committed change.
+//! - `notify.rs`: owner messages: queued after each committed step, sent as digests at the end.
 //!
 //! A sweep decides a notice on its bulk read; every other step is preceded by a fresh read of
 //! that principal.
@@ -13,10 +14,13 @@
 mod confirm;
 mod fallback;
 mod hub;
+mod marker;
+mod notify;
 mod pass;
 mod step;
 
 pub use fallback::FallbackSetup;
+pub use notify::{NotifySetup, NOTIFY_AUDIT_STEP, SEND_LEASE};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +67,8 @@ pub struct Engine<I, S> {
     /// Security Hub in this account (`[security_hub] enabled`): dormant's findings and the
     /// workflow of the findings that nominated.
     pub hub: Option<Arc<dyn SecurityHub>>,
+    /// Owner messages (`[notify] enabled`).
+    pub notify: Option<NotifySetup>,
     /// Serialises this engine's breaker updates (see [`Breaker`]).
     breaker_turn: tokio::sync::Mutex<()>,
     /// A preview (`--dry-run`): see [`Engine::previewing`].
@@ -101,6 +107,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             concurrency: DEFAULT_IDENTITY_CONCURRENCY,
             advisor: None,
             hub: None,
+            notify: None,
             breaker_turn: tokio::sync::Mutex::new(()),
             preview: false,
         }
@@ -130,6 +137,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     pub fn with_security_hub(mut self, hub: Arc<dyn SecurityHub>) -> Self {
         self.hub = Some(hub);
+        self
+    }
+
+    pub fn with_notify(mut self, notify: NotifySetup) -> Self {
+        self.notify = Some(notify);
         self
     }
 
@@ -174,6 +186,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.publish(events).await;
         // Boxed, as in `tell_hub`: every run's future holds this one.
         Box::pin(self.flush_hub(run.drain_hub())).await;
+        if let Some(now) = run.now {
+            Box::pin(self.flush_owners(now)).await;
+        }
         self.store.append_audits(&audits).await?;
         Ok(run.into_report())
     }
@@ -195,7 +210,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
             quarantines_in_window: breaker.quarantines_within_day(now),
             identities_in_account: breaker.identities,
         };
-        Ok(Run::new(budget, event_id.map(str::to_string)).with_deadline(deadline::current()))
+        Ok(Run::new(budget, event_id.map(str::to_string))
+            .with_deadline(deadline::current())
+            .at(now))
     }
 
     /// Evaluates every identity in the account and takes whatever step is due.
@@ -357,6 +374,24 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 whole = self.store.load(&subject).await?;
             }
         }
+        let ended = |f: &Facts| {
+            run.state()
+                .ladders_ended
+                .remove(&f.principal.arn())
+                .is_some()
+        };
+        if let Some(facts) = fresh
+            .as_ref()
+            .filter(|f| marker::worth_settling(f, ended(f)))
+        {
+            if let Err(e) = self
+                .settle_credentials_marker(run, &facts.principal, now)
+                .await
+            {
+                let whole = Subject::whole(facts.principal.clone());
+                self.record_failure(run, &whole, None, &e);
+            }
+        }
         Ok(())
     }
 
@@ -410,6 +445,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 left, "deadline: due steps left for the next run"
             );
             run.state().report.unfinished += left;
+        }
+        // Users a ladder of which ended in this tick: their marker is decided again.
+        let users = std::mem::take(&mut run.state().ladders_ended);
+        for user in users.values() {
+            if !run.may_start() {
+                break;
+            }
+            if let Err(e) = self.settle_credentials_marker(run, user, now).await {
+                self.record_failure(run, &Subject::whole(user.clone()), None, &e);
+            }
         }
         // What a sweep left at its deadline is the tick's too.
         self.continue_pass(run, now).await

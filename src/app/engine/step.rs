@@ -39,6 +39,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             return self.poll_fallback(run, record, now).await;
         }
+        if let (Some(f), Some(_)) = (facts, &self.notify) {
+            run.remember_tags(f);
+        }
         let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
             return Ok(());
         };
@@ -107,6 +110,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 };
                 info!(identity = %subject, stage = %after.stage, reason = %after.reason, "state updated");
                 self.store.save(&after).await?;
+                if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
+                    run.ladder_ended(&subject.principal);
+                }
                 if record.stage.is_on_ladder() && !after.stage.is_on_ladder() {
                     // Off the ladder without a step (gone outside dormant, exempt): archived.
                     Box::pin(self.tell_hub(run, record.stage, &after, None, &after.reason, now))
@@ -183,6 +189,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             effects,
             mut after,
             resumes,
+            blocked,
             ..
         } = planned;
         if let Some(finding) = run.nominating_finding(&subject) {
@@ -209,16 +216,22 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 
+        if let Some(why) = blocked {
+            // Calling IAM (or SSM) would only be refused: a recorded failure, retried later.
+            return self
+                .step_failed(run, &with_intent, "the credentials guard", &why, now)
+                .await;
+        }
         let via_ssm = self
             .fallback
             .as_ref()
             .is_some_and(|f| f.always.contains(&step));
-        for effect in &effects {
+        for (n, effect) in effects.iter().enumerate() {
             let result = match effect {
                 // The controller always takes snapshots itself, and never hands a delete to SSM
                 // before its snapshot is stored.
                 Effect::TakeSnapshot => self.snapshot(&subject, resumes, now).await,
-                _ if via_ssm => Err(PortError::new(
+                _ if via_ssm && !effect.is_tag_change() => Err(PortError::new(
                     ErrorKind::AccessDenied,
                     "fallback",
                     format!("{step} is configured to run through SSM (fallback.ssm_steps)"),
@@ -229,7 +242,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             if e.kind == ErrorKind::AccessDenied && *effect != Effect::TakeSnapshot {
                 if let Some(setup) = self.fallback.clone() {
                     let started = self
-                        .start_fallback(run, &setup, &with_intent, &e, now)
+                        .start_fallback(run, &setup, &with_intent, n, &e, now)
                         .await;
                     match started {
                         Ok(true) => return Ok(()),
@@ -279,6 +292,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.emit(run, OutboundEvent::step_done(step, after, reason))
             .await;
         Box::pin(self.tell_hub(run, before, after, Some(step), reason, now)).await;
+        Box::pin(self.tell_owner(run, after, step, now)).await;
         if step == Step::Quarantine {
             // The step is committed; a count that cannot be written is logged, not a failure.
             if let Err(e) = self.breaker().count_quarantine(now).await {
@@ -287,6 +301,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         info!(identity = %after.subject, %step, %reason, "step done");
         self.report(run, &after.subject, step, Outcome::Done, reason);
+        if before.is_on_ladder() && !after.stage.is_on_ladder() {
+            run.ladder_ended(&after.subject.principal);
+        }
         Ok(())
     }
 

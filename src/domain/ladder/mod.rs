@@ -239,6 +239,7 @@ fn decide_settled(
         && record.unique_id == facts.unique_id
         && subject.scope == Scope::Whole
         && facts.has_quarantine_policy
+        && record.owns_quarantine_at(now)
     {
         // The record says dormant's quarantine is off but IAM still shows it (an SSM execution
         // that finished after an undo, an exemption that ended while a protected run left it):
@@ -410,7 +411,8 @@ fn decide_exempt(
                 && record.noticed_at.is_some()
                 && record.unique_id == facts.unique_id
                 && record.subject.scope == Scope::Whole
-                && facts.has_quarantine_policy =>
+                && facts.has_quarantine_policy
+                && record.owns_quarantine_at(now) =>
         {
             release(
                 record,
@@ -440,18 +442,25 @@ fn decide_protected(
     let exemption = Exemption::Protected { why };
     let mut why = exemption.describe();
     // Never changed, so what an earlier version (or a step cut short) left stays: say what.
+    // A step cut short counts as done as far as it can be (a late SSM quarantine).
+    let assumed = record.assuming_intent_done();
+    let owned = assumed.owns_quarantine_at(now);
     let mut left = Vec::new();
     if let Some(facts) = facts {
-        if record.subject.scope == Scope::Whole && facts.has_quarantine_policy {
+        if record.subject.scope == Scope::Whole && facts.has_quarantine_policy && owned {
             left.push("dormant's quarantine policy".to_string());
+        }
+        if record.subject.principal.kind == PrincipalKind::User
+            && tag::has_credentials_marker(&facts.tags)
+        {
+            left.push(format!("the user's tag {}", tag::CREDENTIALS_TAG));
         }
         left.extend(
             present_stage_tags(&record.subject, &facts.tags)
                 .into_iter()
                 .map(|k| format!("tag {k}")),
         );
-        let off = record
-            .assuming_intent_done()
+        let off = assumed
             .keys_deactivated
             .into_iter()
             .filter(|id| facts.access_key(id).is_some_and(|k| !k.active))
@@ -474,7 +483,12 @@ fn decide_protected(
     let decision = if settled || record.version == 0 {
         Decision::nothing(why)
     } else {
-        Decision::bookkeeping(record.entering(Stage::Exempt, now, why))
+        let mut exempt = record.entering(Stage::Exempt, now, why);
+        // Carried, so the repair when the protection ends detaches what dormant attached.
+        if record.subject.scope == Scope::Whole {
+            exempt.quarantine_attached = Some(owned);
+        }
+        Decision::bookkeeping(exempt)
     };
     let activity = facts.and_then(|f| f.activity(&record.subject.scope));
     decision.with_context(activity, Some(exemption))

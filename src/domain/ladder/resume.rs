@@ -45,13 +45,14 @@ pub(super) fn resume(
         Dormancy::Missing if step == Step::Delete => {
             // The credential went; its stage tags on the user may still be there.
             let tags = present_stage_tags(subject, &facts.tags);
-            let effects = if tags.is_empty() {
+            let mut effects = if tags.is_empty() {
                 Vec::new()
             } else {
                 vec![Effect::RemoveTags { keys: tags }]
             };
-            let what = "the credential is gone";
-            return finished_delete(intent, policy, now, what, effects);
+            let marker = plan::credentials_marker(subject, facts, &mut effects, true);
+            let what = marker.said("the credential is gone".to_string());
+            return finished_delete(intent, policy, now, &what, effects);
         }
         Dormancy::Missing => return gone(&assumed, now, "the credential no longer exists"),
         Dormancy::Active { .. } | Dormancy::TooYoung | Dormancy::Inert => {
@@ -118,6 +119,7 @@ fn finished_delete(
         effects,
         after: intent.after.entering(Stage::Deleted, now, reason.clone()),
         resumes: Some(intent.started_at),
+        blocked: None,
     };
     Decision::taking(planned, reason)
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::permissions;
 use crate::domain::exemption::{Part, ALWAYS_PROTECTED};
 use crate::domain::permissions::{guards, Guard, Scope, CONTROLLER_NEEDS, OPERATOR_NEEDS};
-use crate::domain::tag::{TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
+use crate::domain::tag::{CREDENTIALS_TAG, TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
 
 /// Whose actions the document grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,9 @@ fn scoped(scope: Scope) -> Vec<&'static str> {
         Scope::QuarantinePolicy => vec![QUARANTINE_POLICY_ANY_ACCOUNT],
         Scope::HubProduct => vec!["arn:aws:securityhub:*:*:product/*/default"],
         Scope::Hub => vec!["arn:aws:securityhub:*:*:hub/default"],
+        Scope::EmailIdentity => vec!["arn:aws:ses:*:*:identity/*"],
+        Scope::Topic => vec!["arn:aws:sns:*:*:*"],
+        Scope::Secret => vec!["arn:aws:secretsmanager:*:*:secret:dormant/*"],
     }
 }
 
@@ -80,6 +83,9 @@ pub fn guard_condition(guard: Guard, quarantine_policy_arn: &str) -> Value {
         }
         Guard::Marked => {
             json!({"Null": {format!("aws:ResourceTag/{WHOLE_STAGE_TAG}"): "false"}})
+        }
+        Guard::CredentialsMarked => {
+            json!({"Null": {format!("aws:ResourceTag/{CREDENTIALS_TAG}"): "false"}})
         }
         Guard::DormantTagKeys => json!({
             "ForAllValues:StringLike": {"aws:TagKeys": TAG_KEY_PATTERNS},

@@ -1,0 +1,205 @@
+//! Telling owners (docs/design.md, 'Owners and messages'). After a step is committed, an outbox
+//! entry per recipient is written to the table; at the end of the run every queued entry of the
+//! account (this run's, and what earlier runs failed to send) is claimed, grouped into one
+//! digest per recipient, sent, and marked sent. Like Security Hub reporting, it never blocks,
+//! reorders or undoes a step: a failure is logged, written to the subject's audit trail, and the
+//! entry stays queued for the next run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tracing::{debug, info, warn};
+
+use crate::domain::notify::{digests, DigestItem, OutboxEntry, Recipient, Routing, Templates};
+use crate::domain::{AuditEntry, Outcome, Record, Step, Subject, Timestamp};
+use crate::ports::{ActionLinks, Iam, Messenger, NoLinks, SendClaim, Store};
+
+use super::super::run::Run;
+use super::Engine;
+
+/// The audit trail's step name for a message that could not be queued or sent.
+pub const NOTIFY_AUDIT_STEP: &str = "notify";
+
+/// How long a send claim holds before another run may take it over: a run that died mid-send
+/// is retried after this (at most one duplicate, and only then).
+pub const SEND_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Everything telling owners needs (`[notify] enabled`).
+#[derive(Clone)]
+pub struct NotifySetup {
+    pub routing: Routing,
+    pub templates: Arc<Templates>,
+    pub messenger: Arc<dyn Messenger>,
+    /// Signed links for the messages; [`NoLinks`] by default.
+    pub links: Arc<dyn ActionLinks>,
+}
+
+impl NotifySetup {
+    pub fn new(routing: Routing, templates: Arc<Templates>, messenger: Arc<dyn Messenger>) -> Self {
+        NotifySetup {
+            routing,
+            templates,
+            messenger,
+            links: Arc::new(NoLinks),
+        }
+    }
+
+    /// Where the links in messages come from (the lead's link signer).
+    pub fn with_links(mut self, links: Arc<dyn ActionLinks>) -> Self {
+        self.links = links;
+        self
+    }
+}
+
+impl<I: Iam, S: Store> Engine<I, S> {
+    /// Queues the messages about a committed `step` that left `after`. Nothing in a dry run, a
+    /// preview, or without `[notify]`.
+    pub(crate) async fn tell_owner(&self, run: &Run, after: &Record, step: Step, now: Timestamp) {
+        let Some(notify) = &self.notify else { return };
+        if self.policy.dry_run || !self.mode().writes() {
+            return;
+        }
+        let principal = &after.subject.principal;
+        let tags = match run.tags_of(&principal.arn()) {
+            Some(tags) => tags,
+            // Not read in this run (a polled SSM step, an undo): read it now; gone means none.
+            None => match self.iam.fresh_facts(principal.kind, &principal.name).await {
+                Ok(facts) => facts.map(|f| f.tags).unwrap_or_default(),
+                Err(e) => {
+                    warn!(identity = %after.subject, error = %e, "could not read the owner tags; the fallback is told");
+                    BTreeMap::new()
+                }
+            },
+        };
+        let owner = notify.routing.owner(&principal.account, &tags);
+        let recipients = notify.routing.recipients(&owner);
+        if recipients.is_empty() {
+            let why = format!("nobody to tell ({})", owner.how);
+            self.notify_failed(&after.subject, now, &why).await;
+            return;
+        }
+        if owner.fallback {
+            info!(identity = %after.subject, owner = %owner.how, "no owner found; telling the fallback");
+        }
+        let item = DigestItem::of(step, after, &owner, now);
+        for recipient in recipients {
+            let entry = OutboxEntry {
+                item: item.clone(),
+                recipient,
+            };
+            if let Err(e) = self.store.queue_message(&entry).await {
+                let why = format!("could not queue the message to {}: {e}", entry.recipient);
+                self.notify_failed(&after.subject, now, &why).await;
+            }
+        }
+    }
+
+    /// Sends every queued message of the account: one digest per recipient.
+    pub(crate) async fn flush_owners(&self, now: Timestamp) {
+        let Some(notify) = &self.notify else { return };
+        if self.policy.dry_run || !self.mode().writes() {
+            return;
+        }
+        let queued = match self.store.outbox(self.account()).await {
+            Ok(q) => q,
+            Err(e) => {
+                warn!(account = self.account(), error = %e, "could not read the message outbox; it is sent next run");
+                return;
+            }
+        };
+        let mut by: BTreeMap<Recipient, Vec<OutboxEntry>> = BTreeMap::new();
+        for entry in queued {
+            by.entry(entry.recipient.clone()).or_default().push(entry);
+        }
+        for (recipient, entries) in by {
+            let mut claimed = Vec::new();
+            for entry in entries {
+                match self.store.claim_message(&entry, now, SEND_LEASE).await {
+                    Ok(SendClaim::Claimed) => claimed.push(entry),
+                    Ok(SendClaim::Sent) => {
+                        // Sent by a run that died before clearing the outbox.
+                        if let Err(e) = self.store.message_sent(&entry, now).await {
+                            warn!(error = %e, "could not clear a sent message from the outbox");
+                        }
+                    }
+                    Ok(SendClaim::Busy) => {
+                        debug!(%recipient, "another run is sending this message")
+                    }
+                    Err(e) => {
+                        warn!(%recipient, error = %e, "could not claim a message; it is sent next run")
+                    }
+                }
+            }
+            if !claimed.is_empty() {
+                self.send_digest(notify, &recipient, claimed, now).await;
+            }
+        }
+    }
+
+    async fn send_digest(
+        &self,
+        notify: &NotifySetup,
+        recipient: &Recipient,
+        claimed: Vec<OutboxEntry>,
+        now: Timestamp,
+    ) {
+        let Some(digest) = digests(&claimed).pop() else {
+            return;
+        };
+        let links: Vec<_> = digest
+            .items
+            .iter()
+            .map(|item| notify.links.links(item, recipient))
+            .collect();
+        let sent = match notify.templates.render(&digest, &links) {
+            Ok(message) => notify
+                .messenger
+                .send(recipient, &message)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(()) => {
+                info!(%recipient, identities = digest.items.len(), "owner message sent");
+                for entry in &claimed {
+                    if let Err(e) = self.store.message_sent(entry, now).await {
+                        // The claim stays `sending`: no run sends it again before the lease ends.
+                        warn!(%recipient, error = %e, "could not mark a message sent");
+                    }
+                }
+            }
+            Err(why) => {
+                for entry in &claimed {
+                    if let Err(e) = self.store.release_message(entry).await {
+                        warn!(%recipient, error = %e, "could not release a message claim; retried after the lease");
+                    }
+                    let why = format!(
+                        "telling {recipient} of the {} step failed (retried next run): {why}",
+                        entry.item.step
+                    );
+                    match Subject::from_id(&entry.item.identity) {
+                        Ok(subject) => self.notify_failed(&subject, now, &why).await,
+                        Err(_) => warn!(identity = %entry.item.identity, %why, "message failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn notify_failed(&self, subject: &Subject, at: Timestamp, why: &str) {
+        // The log line is what an alarm can count.
+        warn!(identity = %subject, error = %why, "telling the owner failed; the step stands");
+        let entry = AuditEntry {
+            at,
+            step: NOTIFY_AUDIT_STEP.to_string(),
+            outcome: Outcome::Failed,
+            actor: self.actor.clone(),
+            reason: why.to_string(),
+            event_id: None,
+        };
+        if let Err(e) = self.store.append_audit(subject, &entry).await {
+            warn!(identity = %subject, error = %e, "could not audit the message failure");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `[answers]`: where owners' answer links point and where their signing key is kept
+//! (docs/design.md, 'Answers').
+
+use serde::{Deserialize, Serialize};
+
+use super::{err, ConfigError};
+
+/// `[answers]` as written. Off while `key_source` is empty; `base_url` is needed to mint links
+/// (the function URL is only known once deployed: the page is served without it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAnswers {
+    /// The function URL (or `http://127.0.0.1:PORT` of `dormant serve`) links point to.
+    pub base_url: String,
+    /// `secretsmanager:<arn or name>`, `ssm:<SecureString name>` or `env:VAR` (local use only).
+    pub key_source: String,
+    /// The key before the last rotation: links signed with it keep working until they expire.
+    pub previous_key_source: String,
+    /// Slack's signing secret, same syntax; empty: Slack's button requests are refused.
+    pub slack_signing_secret_source: String,
+}
+
+/// Where a secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A Secrets Manager secret (its string value), read through SSM's
+    /// `/aws/reference/secretsmanager/` parameter path.
+    SecretsManager(String),
+    /// An SSM SecureString parameter, decrypted.
+    Ssm(String),
+    /// An environment variable: for local runs, the demo and tests.
+    Env(String),
+}
+
+impl KeySource {
+    pub fn parse(field: &str, s: &str) -> Result<Self, ConfigError> {
+        let (kind, name) = s.split_once(':').unwrap_or(("", ""));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(err(
+                field,
+                format!(
+                    "'{s}' is not secretsmanager:<arn or name>, ssm:<parameter name> or env:VAR"
+                ),
+            ));
+        }
+        match kind {
+            "secretsmanager" => Ok(KeySource::SecretsManager(name.to_string())),
+            "ssm" => Ok(KeySource::Ssm(name.to_string())),
+            "env" => Ok(KeySource::Env(name.to_string())),
+            _ => Err(err(
+                field,
+                format!("'{s}': the source must start with secretsmanager:, ssm: or env:"),
+            )),
+        }
+    }
+}
+
+/// Checked `[answers]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    /// `None`: answers are served, but no link can be minted until it is set.
+    pub base_url: Option<String>,
+    pub key: KeySource,
+    pub previous_key: Option<KeySource>,
+    pub slack_signing_secret: Option<KeySource>,
+}
+
+/// `None` when answers are off (no `key_source`).
+pub fn answers(raw: &RawAnswers) -> Result<Option<Answers>, ConfigError> {
+    let base = raw.base_url.trim().trim_end_matches('/');
+    if base.is_empty() && raw.key_source.trim().is_empty() {
+        return Ok(None);
+    }
+    let local = base.starts_with("http://127.0.0.1") || base.starts_with("http://localhost");
+    if !(base.is_empty() || base.starts_with("https://") || local) {
+        return Err(err(
+            "answers.base_url",
+            format!(
+                "'{base}' must be an https:// URL (http:// only on 127.0.0.1 for `dormant serve`)"
+            ),
+        ));
+    }
+    if raw.key_source.trim().is_empty() {
+        return Err(err(
+            "answers.key_source",
+            "must say where the signing key is kept when answers.base_url is set",
+        ));
+    }
+    let optional = |field: &str, s: &str| {
+        (!s.trim().is_empty())
+            .then(|| KeySource::parse(field, s.trim()))
+            .transpose()
+    };
+    Ok(Some(Answers {
+        base_url: (!base.is_empty()).then(|| base.to_string()),
+        key: KeySource::parse("answers.key_source", raw.key_source.trim())?,
+        previous_key: optional("answers.previous_key_source", &raw.previous_key_source)?,
+        slack_signing_secret: optional(
+            "answers.slack_signing_secret_source",
+            &raw.slack_signing_secret_source,
+        )?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn answers_are_off_until_a_base_url_is_given_and_sources_are_checked() {
+        assert_eq!(Config::from_toml("").unwrap().answers, None);
+        let on = Config::from_toml(
+            "[answers]\nbase_url = \"https://x.lambda-url.eu-west-1.on.aws/\"\nkey_source = \"secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:k\"\nprevious_key_source = \"ssm:/dormant/old\"",
+        )
+        .unwrap()
+        .answers
+        .unwrap();
+        assert_eq!(
+            on.base_url.as_deref(),
+            Some("https://x.lambda-url.eu-west-1.on.aws")
+        );
+        let no_url = Config::from_toml("[answers]\nkey_source = \"env:K\"").unwrap();
+        assert_eq!(no_url.answers.unwrap().base_url, None);
+        assert_eq!(
+            on.key,
+            KeySource::SecretsManager("arn:aws:secretsmanager:eu-west-1:1:secret:k".into())
+        );
+        assert_eq!(on.previous_key, Some(KeySource::Ssm("/dormant/old".into())));
+        for (toml, field) in [
+            (
+                "base_url = \"http://example.com\"\nkey_source = \"env:K\"",
+                "answers.base_url",
+            ),
+            ("base_url = \"https://x\"", "answers.key_source"),
+            (
+                "base_url = \"https://x\"\nkey_source = \"vault:k\"",
+                "answers.key_source",
+            ),
+            (
+                "base_url = \"https://x\"\nkey_source = \"env:K\"\nprevious_key_source = \"ssm:\"",
+                "answers.previous_key_source",
+            ),
+        ] {
+            let e = Config::from_toml(&format!("[answers]\n{toml}")).unwrap_err();
+            assert_eq!(e.field, field, "{toml}");
+        }
+    }
+}
