@@ -1,7 +1,7 @@
 """Deployment rehearsal: the Lambda zip, configured exactly as the synthesized DormantStack
 template configures it, answers the events the stack's rules deliver, against the emulator.
 
-Run by scripts/rehearse (which builds the zip, synthesizes the template and starts nothing
+Run by scripts/rehearse (which builds or zips the binary, synthesizes the template and starts nothing
 itself). Steps:
 1. the emulator (tests/emulator/launcher.py) on a free loopback port;
 2. the resources the function's environment refers to (table, queues, roles, ...) created in it
@@ -344,7 +344,7 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("--template", required=True)
-    ap.add_argument("--zip", required=True, help="the x86_64 Lambda zip (bootstrap inside)")
+    ap.add_argument("--zip", required=True, help="an x86_64 Lambda zip (bootstrap inside): the release or the debug build")
     ap.add_argument("--python", default=sys.executable, help="runs the emulator")
     args = ap.parse_args()
     template = json.loads(Path(args.template).read_text())
