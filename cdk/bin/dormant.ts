@@ -11,7 +11,8 @@
  *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}' or
  *                       '{"organization":{"enabled":true}}' (accounts from AWS Organizations)
  *   sweepFanOut         true: the daily sweep queues one SQS message per account (docs/design.md, 'Multi-account and scale')
- * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: the cargo-lambda zip, else a placeholder).
+ * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: scripts/package's arm64 zip, else a
+ * placeholder that fails every invocation; `cdk synth --strict` refuses the placeholder).
  */
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
@@ -34,6 +35,6 @@ const { controller } = buildApp(app, {
 if (controller.lambdaAsset.placeholder) {
   console.warn(
     'WARNING: no Lambda asset built; synthesizing with cdk/placeholder-asset, which fails every invocation. ' +
-      'Run `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` or set DORMANT_LAMBDA_ZIP.',
+      'Run `scripts/package` (the arm64 zip lands in target/lambda/arm64/) or set DORMANT_LAMBDA_ZIP.',
   );
 }

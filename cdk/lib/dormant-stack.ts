@@ -30,8 +30,8 @@ import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
 import { controllerActions, loadPermissions, PermissionsFile, PERMISSIONS_FILE } from './permissions';
 
-/** Where `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` writes. */
-export const CARGO_LAMBDA_ZIP = path.join(__dirname, '..', '..', 'target', 'lambda', 'dormant-lambda', 'bootstrap.zip');
+/** Where `scripts/package` writes the arm64 zip the stack deploys. */
+export const CARGO_LAMBDA_ZIP = path.join(__dirname, '..', '..', 'target', 'lambda', 'arm64', 'dormant-lambda', 'bootstrap.zip');
 /** A stand-in so the app synthesizes before the Rust asset is built. It cannot run. */
 export const PLACEHOLDER_ASSET = path.join(__dirname, '..', 'placeholder-asset');
 
@@ -367,7 +367,7 @@ export class DormantStack extends Stack {
     if (this.lambdaAsset.placeholder) {
       const message =
         'dormant: the Lambda asset is the placeholder cdk/placeholder-asset (it fails every invocation). ' +
-        'Build the real one with `cargo lambda build --release --arm64 --output-format zip --bin dormant-lambda` ' +
+        'Build the real one with `scripts/package` (target/lambda/arm64/dormant-lambda/bootstrap.zip) ' +
         'or set DORMANT_LAMBDA_ZIP before deploying.';
       Annotations.of(this).addWarningV2('dormant:placeholder-asset', message);
     }
