@@ -88,10 +88,21 @@ impl Fixture {
         self.store.load(&self.subject).await.unwrap().unwrap().stage
     }
 
-    /// A link for `action`, issued at the identity's current stage, valid for 7 days.
+    /// A link for `action`, issued when the identity entered its current stage (as the step's
+    /// message is), valid until day 400.
     pub async fn link(&self, action: AnswerAction) -> String {
-        let stage = self.stage().await;
-        self.link_at(action, stage, self.a.day(400), &keys())
+        let record = self.store.load(&self.subject).await.unwrap().unwrap();
+        let issued = record.stage_since.unwrap_or(self.a.day(0));
+        let claims = Claims::issue(
+            action,
+            &self.subject,
+            &self.unique_id,
+            record.stage,
+            OWNER,
+            self.a.day(400),
+            issued,
+        );
+        sign(&keys().current, &claims)
     }
 
     pub fn link_at(
@@ -420,6 +431,36 @@ async fn a_link_issued_at_an_earlier_stage_is_refused() {
     );
     assert_eq!(f.stage().await, Stage::Quarantined);
     assert!(f.a.mutations_of("moved-on").is_empty());
+}
+
+/// Review (links): a link is bound to the pass of the stage it was issued in. After an undo and
+/// a new ladder the identity is `noticed` again, and the first notice's Keep link is void.
+#[tokio::test]
+async fn a_link_from_an_earlier_pass_of_the_same_stage_is_refused() {
+    let f = Fixture::role("twice", Policy::default(), &[]).await;
+    let first = f.link(AnswerAction::Keep).await;
+    let engine = f.engine().await;
+    engine
+        .undo(&"role/twice".parse().unwrap(), "owner asked", f.a.day(1))
+        .await
+        .unwrap();
+    assert_eq!(f.stage().await, Stage::Released);
+    let mut day = 2;
+    while f.stage().await != Stage::Noticed {
+        assert!(day < 200, "never noticed again");
+        engine.sweep(f.a.day(day)).await.unwrap();
+        day += 1;
+    }
+    emulator().clear_requests(&f.a.id);
+    let until = (f.a.day(day) + Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let fields = format!("&reason=still+used&until={until}");
+    let r = f.post(&first, &fields, f.a.day(day)).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("an earlier time"), "{}", r.body);
+    assert_eq!(f.stage().await, Stage::Noticed);
+    assert!(f.a.mutations_of("twice").is_empty());
 }
 
 #[tokio::test]

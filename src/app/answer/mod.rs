@@ -229,6 +229,9 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
                 now: stage,
             });
         }
+        if claims.stage_entered_since(record.as_ref().and_then(|r| r.stage_since)) {
+            return Err(Refusal::StageAgain(stage));
+        }
         let status = engine
             .status(&arg, now)
             .await

@@ -88,6 +88,10 @@ pub struct Claims {
     /// What the single-use claim is written under.
     #[serde(rename = "t")]
     pub token_id: String,
+    /// Unix seconds: when the message was made. A link is void once its identity has entered
+    /// its stage again since (an undo and a new ladder): `None` in links issued before this.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
 }
 
 impl Claims {
@@ -128,6 +132,16 @@ impl Claims {
             recipient: recipient.to_string(),
             expires_at: expires_at.timestamp(),
             token_id,
+            issued_at: Some(issued_at.timestamp()),
+        }
+    }
+
+    /// Whether the identity entered the link's stage after the link was made (`stage_since`):
+    /// then it is another pass of that stage, which the link was not issued for.
+    pub fn stage_entered_since(&self, stage_since: Option<Timestamp>) -> bool {
+        match (self.issued_at, stage_since) {
+            (Some(issued), Some(since)) => since.timestamp() > issued,
+            _ => false,
         }
     }
 
@@ -155,6 +169,8 @@ pub enum Refusal {
     Used,
     #[error("this link was issued while the identity was {issued}, but it is now {now}; nothing was changed — answer from the latest message")]
     WrongStage { issued: Stage, now: Stage },
+    #[error("this link was issued for an earlier time the identity was {0}; nothing was changed — answer from the latest message")]
+    StageAgain(Stage),
     #[error("{0} is no longer the identity this link was issued for (it was deleted, and perhaps re-created under the same name with a new unique id); nothing was changed")]
     WrongIdentity(String),
     #[error("the form's token does not match the link; nothing was changed")]
@@ -177,7 +193,10 @@ impl Refusal {
             Refusal::Malformed | Refusal::BadForm | Refusal::Invalid(_) => 400,
             Refusal::Forged => 403,
             Refusal::Expired(_) => 410,
-            Refusal::Used | Refusal::WrongStage { .. } | Refusal::WrongIdentity(_) => 409,
+            Refusal::Used
+            | Refusal::WrongStage { .. }
+            | Refusal::StageAgain(_)
+            | Refusal::WrongIdentity(_) => 409,
             Refusal::Refused(_) => 409,
         }
     }
