@@ -519,6 +519,18 @@ async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
             "expires when the quarantine is due"
         );
     }
+    // The audit trail says who was told and which answers they were handed.
+    let history = engine
+        .store
+        .history(&a.role_subject("billing-etl"))
+        .await
+        .unwrap();
+    assert!(
+        history.iter().any(|e| e.step == NOTIFY_AUDIT_STEP
+            && e.outcome == Outcome::Done
+            && e.reason == "told alice@example.com of the notice step, with links: keep, undo"),
+        "{history:?}"
+    );
     let mallory = emails
         .iter()
         .find(|e| e.0 == "mallory@example.com")

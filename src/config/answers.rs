@@ -66,14 +66,36 @@ pub struct Answers {
     pub slack_signing_secret: Option<KeySource>,
 }
 
+/// Whether `base` is plain HTTP to this machine (`dormant serve`): the host exactly
+/// `127.0.0.1`, `localhost` or `[::1]`, with at most a port (so not `localhost.example.com`,
+/// nor `127.0.0.1@example.com`).
+fn loopback_http(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix("[::1]") {
+        Some(port) => ("[::1]", port),
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    let port_ok = match port.strip_prefix(':') {
+        Some(digits) => !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()),
+        None => port.is_empty(),
+    };
+    let host_ok = match host {
+        "[::1]" => true,
+        _ => host == "127.0.0.1" || host.eq_ignore_ascii_case("localhost"),
+    };
+    host_ok && port_ok
+}
+
 /// `None` when answers are off (no `key_source`).
 pub fn answers(raw: &RawAnswers) -> Result<Option<Answers>, ConfigError> {
     let base = raw.base_url.trim().trim_end_matches('/');
     if base.is_empty() && raw.key_source.trim().is_empty() {
         return Ok(None);
     }
-    let local = base.starts_with("http://127.0.0.1") || base.starts_with("http://localhost");
-    if !(base.is_empty() || base.starts_with("https://") || local) {
+    if !(base.is_empty() || base.starts_with("https://") || loopback_http(base)) {
         return Err(err(
             "answers.base_url",
             format!(
@@ -133,6 +155,18 @@ mod tests {
                 "base_url = \"http://example.com\"\nkey_source = \"env:K\"",
                 "answers.base_url",
             ),
+            (
+                "base_url = \"http://localhost.evil.example\"\nkey_source = \"env:K\"",
+                "answers.base_url",
+            ),
+            (
+                "base_url = \"http://127.0.0.1.evil.example:80\"\nkey_source = \"env:K\"",
+                "answers.base_url",
+            ),
+            (
+                "base_url = \"http://127.0.0.1@evil.example\"\nkey_source = \"env:K\"",
+                "answers.base_url",
+            ),
             ("base_url = \"https://x\"", "answers.key_source"),
             (
                 "base_url = \"https://x\"\nkey_source = \"vault:k\"",
@@ -145,6 +179,15 @@ mod tests {
         ] {
             let e = Config::from_toml(&format!("[answers]\n{toml}")).unwrap_err();
             assert_eq!(e.field, field, "{toml}");
+        }
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9000/",
+        ] {
+            let toml = format!("[answers]\nbase_url = \"{local}\"\nkey_source = \"env:K\"");
+            let parsed = Config::from_toml(&toml);
+            assert!(parsed.is_ok(), "{local}: {:?}", parsed.err());
         }
     }
 }

@@ -168,6 +168,24 @@ impl<I: Iam, S: Store> Engine<I, S> {
                         warn!(%recipient, error = %e, "could not mark a message sent");
                     }
                 }
+                // Who was told, and which answers they were handed: the audit trail says.
+                for (item, offered) in digest.items.iter().zip(&links) {
+                    let told = match offered.as_slice() {
+                        [] => format!("told {recipient} of the {} step (no links)", item.step),
+                        some => format!(
+                            "told {recipient} of the {} step, with links: {}",
+                            item.step,
+                            some.iter()
+                                .map(|l| l.action.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    match Subject::from_id(&item.identity) {
+                        Ok(subject) => self.audit_notify(&subject, now, Outcome::Done, &told).await,
+                        Err(_) => info!(identity = %item.identity, %told, "message sent"),
+                    }
+                }
             }
             Err(why) => {
                 for entry in &claimed {
@@ -190,16 +208,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
     async fn notify_failed(&self, subject: &Subject, at: Timestamp, why: &str) {
         // The log line is what an alarm can count.
         warn!(identity = %subject, error = %why, "telling the owner failed; the step stands");
+        self.audit_notify(subject, at, Outcome::Failed, why).await;
+    }
+
+    async fn audit_notify(&self, subject: &Subject, at: Timestamp, outcome: Outcome, why: &str) {
         let entry = AuditEntry {
             at,
             step: NOTIFY_AUDIT_STEP.to_string(),
-            outcome: Outcome::Failed,
+            outcome,
             actor: self.actor.clone(),
             reason: why.to_string(),
             event_id: None,
         };
         if let Err(e) = self.store.append_audit(subject, &entry).await {
-            warn!(identity = %subject, error = %e, "could not audit the message failure");
+            warn!(identity = %subject, error = %e, "could not audit a message to its owner");
         }
     }
 }
