@@ -123,6 +123,12 @@ macro_rules! client {
     };
 }
 
+mod notify;
+mod on_demand;
+
+use notify::{notify_setup, signed_links};
+pub use on_demand::{LazyFleet, OnDemand, ON_DEMAND_TTL};
+
 /// Resolves the caller (STS), protects the caller's own identity, lists the accounts (config and,
 /// when enabled, Organizations) and builds one engine per account with the event publisher and,
 /// when an automation role is configured, the SSM fallback.
@@ -454,109 +460,6 @@ impl EngineFactory {
 /// The engine of one account, as the shells build it.
 pub type AccountEngine = Engine<AwsIam, DynamoStore>;
 
-/// How long an engine built for a queued sweep request is reused: shorter than the assumed
-/// role's session (an hour by default), so a Lambda container that lives for hours assumes the
-/// role again, and notices one that was revoked, within a session's length.
-pub const ON_DEMAND_TTL: std::time::Duration = std::time::Duration::from_secs(45 * 60);
-
-/// The engines a queued sweep request may use: one built at start-up when there is one
-/// (`prebuilt`), else one built for that account on demand and kept for [`ON_DEMAND_TTL`], so a
-/// batch assumes a role only in the accounts it names and a retried message after a failure
-/// gets a fresh AssumeRole.
-pub struct OnDemand<'a> {
-    factory: &'a EngineFactory,
-    prebuilt: Option<&'a Fleet<AwsIam, DynamoStore>>,
-    ttl: std::time::Duration,
-    built: std::sync::Mutex<HashMap<String, (Arc<AccountEngine>, Instant)>>,
-}
-
-impl<'a> OnDemand<'a> {
-    pub fn new(
-        factory: &'a EngineFactory,
-        prebuilt: Option<&'a Fleet<AwsIam, DynamoStore>>,
-    ) -> Self {
-        OnDemand {
-            factory,
-            prebuilt,
-            ttl: ON_DEMAND_TTL,
-            built: std::sync::Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Another reuse period (tests).
-    pub fn with_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    fn cached(&self, account: &str) -> Option<Arc<Engine<AwsIam, DynamoStore>>> {
-        let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        built
-            .get(account)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(engine, _)| engine.clone())
-    }
-}
-
-#[async_trait]
-impl Engines<AwsIam, DynamoStore> for OnDemand<'_> {
-    async fn engine_for(&self, account: &str) -> Result<Arc<Engine<AwsIam, DynamoStore>>> {
-        if let Some(e) = self
-            .prebuilt
-            .and_then(|f| f.engines.iter().find(|e| e.account() == account))
-        {
-            return Ok(e.clone());
-        }
-        if let Some(e) = self.cached(account) {
-            return Ok(e);
-        }
-        let Some(member) = self.factory.members.resolve(account) else {
-            return Err(Error::Usage(format!(
-                "account {account} is not one dormant manages (see `accounts` and `[organization]` in the configuration)"
-            )));
-        };
-        let engine = self
-            .factory
-            .engine(&member)
-            .await
-            .map(Arc::new)
-            .map_err(|why| Error::Rejected(format!("account {account} is unreachable: {why}")))?;
-        self.built
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(account.to_string(), (engine.clone(), Instant::now()));
-        Ok(engine)
-    }
-}
-
-/// The fleet, built on the first event that needs it (a sweep without fan-out, a tick, a
-/// nomination) and kept for the life of the process; see [`FleetSource`].
-pub struct LazyFleet<'a> {
-    factory: &'a EngineFactory,
-    fleet: tokio::sync::OnceCell<Fleet<AwsIam, DynamoStore>>,
-}
-
-impl<'a> LazyFleet<'a> {
-    pub fn new(factory: &'a EngineFactory) -> Self {
-        LazyFleet {
-            factory,
-            fleet: tokio::sync::OnceCell::new(),
-        }
-    }
-}
-
-#[async_trait]
-impl FleetSource<AwsIam, DynamoStore> for LazyFleet<'_> {
-    async fn fleet(&self) -> Result<&Fleet<AwsIam, DynamoStore>> {
-        self.fleet
-            .get_or_try_init(|| async {
-                let members = self.factory.accounts().await?;
-                Ok(self.factory.fleet(members).await)
-            })
-            .await
-    }
-}
-
 /// `dormant init`: creates the state table unless it exists; `true` when it was created.
 pub async fn create_table(config: &Config, aws: &SdkConfig, retry: RetryPolicy) -> Result<bool> {
     let aws = sdk_config(aws, &config.timeouts);
@@ -685,115 +588,6 @@ pub fn controller_identity(arn: &str) -> Option<(PrincipalKind, String)> {
         "role" => Some((PrincipalKind::Role, parts.next_back()?.to_string())),
         _ => None,
     }
-}
-
-/// Owner messages: the templates (overrides read now, so a broken one stops start-up), the
-/// Slack webhooks (inline, then the Secrets Manager secret's over them), SES and SNS clients.
-async fn notify_setup(
-    n: &crate::config::Notify,
-    aws: &SdkConfig,
-    calls: &ApiCalls,
-    retry: RetryPolicy,
-) -> Result<NotifySetup> {
-    use crate::config::ConfigError;
-    use crate::domain::notify::{Templates, TEMPLATE_FILES};
-    let bad = |field: &str, message: String| {
-        crate::error::Error::Config(ConfigError {
-            field: field.to_string(),
-            message,
-        })
-    };
-    let mut overrides = std::collections::BTreeMap::new();
-    if let Some(dir) = &n.templates {
-        for (name, _) in TEMPLATE_FILES {
-            let path = dir.join(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    overrides.insert(name.to_string(), text);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(bad(
-                        "notify.templates",
-                        format!("cannot read {}: {e}", path.display()),
-                    ))
-                }
-            }
-        }
-    }
-    let templates =
-        Templates::new(&overrides).map_err(|e| bad("notify.templates", e.to_string()))?;
-    let mut webhooks = n.slack_webhooks.clone();
-    if let Some(secret) = &n.slack_webhooks_secret {
-        let field = "notify.slack_webhooks_secret";
-        let out = client!(calls, aws_sdk_secretsmanager, aws)
-            .get_secret_value()
-            .secret_id(secret)
-            .send()
-            .await
-            .map_err(|e| classify("GetSecretValue", e))?;
-        let parsed: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(out.secret_string().unwrap_or_default()).map_err(|e| {
-                bad(
-                    field,
-                    format!("the secret is not JSON {{\"#channel\": \"https://…\"}}: {e}"),
-                )
-            })?;
-        for (channel, url) in parsed {
-            crate::config::check_webhook(field, &url)?;
-            webhooks.insert(channel, url);
-        }
-    }
-    let messenger = AwsMessenger::new(
-        client!(calls, aws_sdk_sesv2, aws),
-        client!(calls, aws_sdk_sns, aws),
-        n.email_from.clone(),
-        webhooks,
-        retry,
-    )?;
-    Ok(NotifySetup::new(
-        n.routing.clone(),
-        Arc::new(templates),
-        Arc::new(messenger),
-    ))
-}
-
-/// The links owners' messages carry, when `[answers]` has a key and a base URL to point at.
-async fn signed_links(
-    config: &Config,
-    aws: &SdkConfig,
-    calls: &ApiCalls,
-) -> Result<Option<crate::app::answer::SignedLinks>> {
-    let Some(answers) = &config.answers else {
-        return Ok(None);
-    };
-    let Some(base_url) = &answers.base_url else {
-        warn!("[answers] has no base_url: owners' messages carry no links");
-        return Ok(None);
-    };
-    // Links are signed with the current key only. One that cannot be read turns the links
-    // off, not dormant: the ladder goes on.
-    let ssm = client!(calls, aws_sdk_ssm, aws);
-    let key = crate::adapters::secrets::read_secret(&answers.key, &ssm)
-        .await
-        .and_then(|bytes| crate::domain::answer::SigningKey::new(bytes).map_err(Error::Usage));
-    let key = match key {
-        Ok(key) => key,
-        Err(e) => {
-            error!(error = %e, "owners' messages carry no links: the answer key cannot be read");
-            return Ok(None);
-        }
-    };
-    Ok(Some(crate::app::answer::SignedLinks {
-        base_url: base_url.clone(),
-        key,
-        approval: config.policy.ladder.delete == crate::domain::policy::DeleteMode::Approval,
-        trusted: config
-            .notify
-            .as_ref()
-            .map(|n| n.routing.configured_recipients())
-            .unwrap_or_default(),
-    }))
 }
 
 #[cfg(test)]
