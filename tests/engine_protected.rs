@@ -8,36 +8,16 @@ use dormant::domain::tag::CREDENTIALS_TAG;
 use dormant::domain::{Policy, PrincipalKind, Stage};
 use dormant::ports::Store;
 
-use crate::support::account::Account;
+use crate::support::account::{Account, MUTATING};
 use crate::support::emulator::emulator;
-
-/// Every IAM call that changes an identity.
-const MUTATIONS: &[&str] = &[
-    "TagRole",
-    "UntagRole",
-    "TagUser",
-    "UntagUser",
-    "AttachRolePolicy",
-    "DetachRolePolicy",
-    "AttachUserPolicy",
-    "DetachUserPolicy",
-    "PutRolePolicy",
-    "DeleteRolePolicy",
-    "PutUserPolicy",
-    "DeleteUserPolicy",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "DeleteLoginProfile",
-    "DeleteRole",
-    "DeleteUser",
-];
 
 fn mutations(account: &str) -> Vec<String> {
     let requests = emulator().requests(account);
     requests
         .iter()
         .filter_map(|r| r["operation"].as_str())
-        .filter(|op| MUTATIONS.contains(op))
+        // `MUTATING` and the attaches (a quarantine), of any identity in the account.
+        .filter(|op| MUTATING.contains(op) || op.starts_with("Attach"))
         .map(str::to_string)
         .collect()
 }
