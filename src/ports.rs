@@ -203,6 +203,25 @@ pub trait Store: Send + Sync {
         self.save(record).await
     }
 
+    /// Commits the first step of records not stored yet (`version` 0: a notice), in as few
+    /// requests as the store allows: every done entry first (as [`Store::append_audit_once`]
+    /// does, with `dedup`), then each record as [`Store::save`] does. `Err`: the entries could
+    /// not all be written, and no record was. `Ok`: each record's own result, in order (a
+    /// `Conflict` when another run stored it first).
+    async fn commit_new(
+        &self,
+        commits: &[(Record, AuditEntry, String)],
+    ) -> PortResult<Vec<PortResult<u64>>> {
+        for (record, done, dedup) in commits {
+            self.append_audit_once(&record.subject, done, dedup).await?;
+        }
+        let mut saved = Vec::with_capacity(commits.len());
+        for (record, _, _) in commits {
+            saved.push(self.save(record).await);
+        }
+        Ok(saved)
+    }
+
     /// Appends entries that need no ordering against other writes (a dry run's notes), in as
     /// few requests as the store allows.
     async fn append_audits(&self, entries: &[(Subject, AuditEntry)]) -> PortResult<()> {

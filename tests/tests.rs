@@ -39,6 +39,7 @@ mod engine_fallback;
 mod engine_guards;
 mod engine_interrupted;
 mod engine_ladder;
+mod engine_notices;
 mod engine_protected;
 mod engine_recreated;
 mod engine_tags;

@@ -8,7 +8,7 @@ use tracing::warn;
 use crate::domain::security_hub::{HubFindingRef, HubReport, FINDINGS_PER_CALL};
 use crate::domain::{
     decide, AuditEntry, Budget, Decision, Facts, Gate, OutboundEvent, Outcome, Policy, Principal,
-    PrincipalKind, Record, Scope, Step, Subject, Timestamp,
+    PrincipalKind, Record, Scope, Stage, Step, Subject, Timestamp,
 };
 
 use super::deadline::{Deadline, Pace};
@@ -19,6 +19,19 @@ use super::progress::Progress;
 pub(crate) const EVENTS_PER_CALL: usize = 10;
 /// `BatchWriteItem` takes at most 25 items per call.
 pub(crate) const AUDITS_PER_CALL: usize = 25;
+/// Notices committed together: their done entries fill one `BatchWriteItem`.
+pub(crate) const NOTICES_PER_COMMIT: usize = AUDITS_PER_CALL;
+
+/// A notice of an identity with no record yet, tagged in IAM and waiting to be recorded with
+/// others (docs/design.md, 'Batched notices'): until then its stage tag is the crash marker.
+pub(crate) struct QueuedNotice {
+    /// The stage the subject was in before (an untracked subject is `clean`).
+    pub(crate) before: Stage,
+    /// The record to create (version 0).
+    pub(crate) after: Record,
+    pub(crate) done: AuditEntry,
+    pub(crate) reason: String,
+}
 
 pub(crate) struct Run {
     pub(crate) event_id: Option<String>,
@@ -53,6 +66,8 @@ pub(crate) struct RunState {
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
     /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
     pub(crate) hub: Vec<HubReport>,
+    /// Notices tagged but not yet recorded (in batches of [`NOTICES_PER_COMMIT`]).
+    pub(crate) notices: Vec<QueuedNotice>,
     /// Tags of the principals read in this run, by ARN: who owns an identity after its step
     /// (a deleted one cannot be read again).
     pub(crate) tags: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
@@ -76,6 +91,7 @@ impl Run {
                 events: Vec::new(),
                 audits: Vec::new(),
                 hub: Vec::new(),
+                notices: Vec::new(),
                 tags: std::collections::HashMap::new(),
                 ladders_ended: std::collections::BTreeMap::new(),
             }),
@@ -134,6 +150,18 @@ impl Run {
         let mut state = self.state();
         state.hub.push(report);
         (state.hub.len() >= FINDINGS_PER_CALL).then(|| std::mem::take(&mut state.hub))
+    }
+
+    /// Queues a tagged notice; returns a full batch to record when there is one.
+    pub(crate) fn queue_notice(&self, notice: QueuedNotice) -> Option<Vec<QueuedNotice>> {
+        let mut state = self.state();
+        state.notices.push(notice);
+        (state.notices.len() >= NOTICES_PER_COMMIT).then(|| std::mem::take(&mut state.notices))
+    }
+
+    /// The notices still waiting to be recorded.
+    pub(crate) fn drain_notices(&self) -> Vec<QueuedNotice> {
+        std::mem::take(&mut self.state().notices)
     }
 
     /// The Security Hub reports still queued.

@@ -227,6 +227,64 @@ impl DynamoStore {
         }
     }
 
+    /// Puts `items` unconditionally with `BatchWriteItem`, 25 a request; unprocessed items are
+    /// sent again with backoff.
+    async fn batch_put(&self, items: Vec<Item>) -> PortResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.writable("BatchWriteItem")?;
+        for chunk in items.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map_err(|e| {
+                        PortError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string())
+                    })?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let pending = std::sync::Mutex::new(requests);
+            self.retry
+                .run(|| {
+                    let batch = pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    let pending = &pending;
+                    async move {
+                        let out = self
+                            .client
+                            .batch_write_item()
+                            .request_items(&self.table, batch)
+                            .send()
+                            .await
+                            .map_err(|e| classify("BatchWriteItem", e))?;
+                        let left = out
+                            .unprocessed_items
+                            .and_then(|mut u| u.remove(&self.table))
+                            .unwrap_or_default();
+                        let count = left.len();
+                        *pending
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = left;
+                        if count == 0 {
+                            Ok(())
+                        } else {
+                            Err(PortError::new(
+                                ErrorKind::Transient,
+                                "BatchWriteItem",
+                                format!("{count} items unprocessed"),
+                            ))
+                        }
+                    }
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Records as stored, named in this account's partition (keys are partition-free: see
     /// [`Subject::stable_id`]).
     fn records(&self, items: Vec<Item>) -> PortResult<Vec<Record>> {
@@ -409,61 +467,32 @@ impl Store for DynamoStore {
     }
 
     /// `BatchWriteItem`, 25 entries a request; keys are unique per write, so no condition is
-    /// needed. Unprocessed items are sent again with backoff.
+    /// needed.
     async fn append_audits(&self, entries: &[(Subject, AuditEntry)]) -> PortResult<()> {
-        if !entries.is_empty() {
-            self.writable("BatchWriteItem")?;
+        let items = entries
+            .iter()
+            .map(|(subject, entry)| audit_item(subject, entry, &unique_id()))
+            .collect::<PortResult<Vec<Item>>>()?;
+        self.batch_put(items).await
+    }
+
+    /// The done entries in `BatchWriteItem`s under their fixed keys (written again, an entry
+    /// stays one), then each record with its own conditional `PutItem`: about one request per
+    /// record instead of two.
+    async fn commit_new(
+        &self,
+        commits: &[(Record, AuditEntry, String)],
+    ) -> PortResult<Vec<PortResult<u64>>> {
+        let items = commits
+            .iter()
+            .map(|(record, done, dedup)| audit_item(&record.subject, done, dedup))
+            .collect::<PortResult<Vec<Item>>>()?;
+        self.batch_put(items).await?;
+        let mut saved = Vec::with_capacity(commits.len());
+        for (record, _, _) in commits {
+            saved.push(self.save(record).await);
         }
-        for chunk in entries.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for (subject, entry) in chunk {
-                let item = audit_item(subject, entry, &unique_id())?;
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| {
-                        PortError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string())
-                    })?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let pending = std::sync::Mutex::new(requests);
-            self.retry
-                .run(|| {
-                    let batch = pending
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clone();
-                    let pending = &pending;
-                    async move {
-                        let out = self
-                            .client
-                            .batch_write_item()
-                            .request_items(&self.table, batch)
-                            .send()
-                            .await
-                            .map_err(|e| classify("BatchWriteItem", e))?;
-                        let left = out
-                            .unprocessed_items
-                            .and_then(|mut u| u.remove(&self.table))
-                            .unwrap_or_default();
-                        let count = left.len();
-                        *pending
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = left;
-                        if count == 0 {
-                            Ok(())
-                        } else {
-                            Err(PortError::new(
-                                ErrorKind::Transient,
-                                "BatchWriteItem",
-                                format!("{count} items unprocessed"),
-                            ))
-                        }
-                    }
-                })
-                .await?;
-        }
-        Ok(())
+        Ok(saved)
     }
 
     async fn history(&self, subject: &Subject) -> PortResult<Vec<AuditEntry>> {

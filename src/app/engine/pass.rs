@@ -113,6 +113,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 }
             })
             .await;
+        // Before the cursor says these identities are done.
+        self.record_queued_notices(run, now).await;
         let stopped = stopped.into_inner().unwrap_or_else(PoisonError::into_inner);
         match stopped {
             Some((from, left)) => {

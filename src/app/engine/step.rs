@@ -46,41 +46,62 @@ impl<I: Iam, S: Store> Engine<I, S> {
         if let (Some(f), Some(_)) = (facts, &self.notify) {
             run.remember_tags(f);
         }
+        let record = self.with_cut_short(record, facts, now).await?;
         let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
             return Ok(());
         };
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
-                let Some(current) = self.store.load(&record.subject).await? else {
-                    return Ok(());
-                };
-                info!(identity = %record.subject, "another run changed this identity first; deciding again");
-                // The other run may have acted on newer facts (an exemption, a use): read again.
-                let principal = &record.subject.principal;
-                let facts = self
-                    .iam
-                    .fresh_facts(principal.kind, &principal.name)
-                    .await?;
-                let Some(d) = self
-                    .decide_confirmed(run, &current, facts.as_ref(), now)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let about = d.step().unwrap_or(Step::Notice);
-                match self.carry_out(run, current, d, now).await {
-                    Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
-                        self.report(
-                            run,
-                            &record.subject,
-                            about,
-                            Outcome::Skipped,
-                            "changed concurrently by another run; left to it",
-                        );
-                        Ok(())
-                    }
-                    other => other,
-                }
+                self.decide_again(run, &record.subject, false, now).await
+            }
+            other => other,
+        }
+    }
+
+    /// Another run changed `subject` first: decides again on a fresh read of its record and of
+    /// IAM (the other run may have acted on newer facts: an exemption, a use). A second lost race
+    /// leaves it to the other run. After a lost notice (`lost_notice`), the stage tag it wrote
+    /// goes again if the winner's record is off the ladder.
+    pub(super) async fn decide_again(
+        &self,
+        run: &Run,
+        subject: &Subject,
+        lost_notice: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(current) = self.store.load(subject).await? else {
+            return Ok(());
+        };
+        info!(identity = %subject, "another run changed this identity first; deciding again");
+        let principal = &subject.principal;
+        let facts = self
+            .iam
+            .fresh_facts(principal.kind, &principal.name)
+            .await?;
+        if lost_notice
+            && self
+                .untag_after_lost_notice(run, &current, facts.as_ref(), now)
+                .await?
+        {
+            return Ok(());
+        }
+        let Some(d) = self
+            .decide_confirmed(run, &current, facts.as_ref(), now)
+            .await?
+        else {
+            return Ok(());
+        };
+        let about = d.step().unwrap_or(Step::Notice);
+        match self.carry_out(run, current, d, now).await {
+            Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
+                self.report(
+                    run,
+                    subject,
+                    about,
+                    Outcome::Skipped,
+                    "changed concurrently by another run; left to it",
+                );
+                Ok(())
             }
             other => other,
         }
@@ -217,6 +238,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
         with_intent.next_step = Some(step);
         // If this run dies, the due index hands the intent to the first run after the lease.
         with_intent.next_due_at = Some(now + INTENT_LEASE);
+        if resumes.is_none()
+            && blocked.is_none()
+            && Self::notice_without_intent(&record, step, &effects)
+        {
+            // The stage tag marks it until it is recorded with other notices.
+            return self.notice_untracked(run, with_intent, reason, now).await;
+        }
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 

@@ -123,3 +123,69 @@ fn finished_delete(
     };
     Decision::taking(planned, reason)
 }
+
+// ---- notices cut short before they were recorded ------------------------------------------
+// A notice of an identity dormant has no record of is tagged first and recorded afterwards,
+// together with other notices (docs/design.md, 'Batched notices'): its stage tag is the crash
+// marker that an intent is for every other step.
+
+/// Why a stage tag without a record is taken for a notice cut short.
+pub const CUT_SHORT_NOTICE: &str =
+    "the run that wrote dormant's stage tag ended before it recorded the notice";
+
+/// Whether `record` is not stored and `facts` show its stage tag: a notice whose run ended (or
+/// whose record could not be written) after tagging.
+pub fn is_cut_short_notice(record: &Record, facts: &Facts) -> bool {
+    record.version == 0
+        && record.pending.is_none()
+        && facts.activity(&record.subject.scope).is_some()
+        && !present_stage_tags(&record.subject, &facts.tags).is_empty()
+}
+
+/// `record` with its cut-short notice as a pending intent, started at `started_at` (when its
+/// done entry says it was taken, else now), open to this run at once. `decide` then completes it,
+/// or rolls it back, through every guard, as any step a crashed run left; the done entry is keyed
+/// by `started_at`, so one written before the crash is not written twice.
+pub fn with_cut_short_notice(record: &Record, started_at: Timestamp, now: Timestamp) -> Record {
+    let after = record.entering(Stage::Noticed, started_at, CUT_SHORT_NOTICE.to_string());
+    let mut intent = Intent::new(Step::Notice, started_at, Vec::new(), after);
+    intent.attempts = 1;
+    intent.last_error = Some(CUT_SHORT_NOTICE.to_string());
+    intent.held_until = Some(now);
+    Record {
+        pending: Some(intent),
+        next_step: Some(Step::Notice),
+        ..record.clone()
+    }
+}
+
+/// After a notice of an unrecorded identity lost the race to record it: if the record another
+/// run (or an operator) wrote meanwhile is not on the ladder, the stage tag this run wrote is
+/// removed again (unless the identity is protected: then nothing is changed, and `decide` says
+/// what was left).
+pub fn untag_lost_notice(
+    record: &Record,
+    facts: &Facts,
+    policy: &Policy,
+    now: Timestamp,
+) -> Option<Decision> {
+    let subject = &record.subject;
+    let tidy = !record.stage.is_on_ladder()
+        && record.stage != Stage::Deleted
+        && record.pending.is_none()
+        && !present_stage_tags(subject, &facts.tags).is_empty()
+        && exemption::protection(&subject.principal, &policy.exemptions).is_none();
+    tidy.then(|| {
+        let reason = format!(
+            "removed the stage tag a notice wrote while another run recorded this identity as {}",
+            record.stage
+        );
+        let mut d = release(record, facts, policy, now, record.stage, reason);
+        if let Some(after) = d.after_mut() {
+            // Not a release from the ladder: no cool-off, and the stage's own time stays.
+            after.released_at = record.released_at;
+            after.stage_since = record.stage_since;
+        }
+        d
+    })
+}
