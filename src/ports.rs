@@ -203,23 +203,18 @@ pub trait Store: Send + Sync {
         self.save(record).await
     }
 
-    /// Commits the first step of records not stored yet (`version` 0: a notice), in as few
-    /// requests as the store allows: every done entry first (as [`Store::append_audit_once`]
-    /// does, with `dedup`), then each record as [`Store::save`] does. `Err`: the entries could
-    /// not all be written, and no record was. `Ok`: each record's own result, in order (a
-    /// `Conflict` when another run stored it first).
-    async fn commit_new(
-        &self,
-        commits: &[(Record, AuditEntry, String)],
-    ) -> PortResult<Vec<PortResult<u64>>> {
+    /// Commits steps whose intents the caller holds, well within their lease: each done entry
+    /// (under the key [`Store::append_audit_once`] gives `dedup`) and each record (its `version`
+    /// the intent's) written without a condition, the lease keeping other writers off, in as few
+    /// requests as the store allows. Returns each record's new version. `Err`: some may have been
+    /// written; commit each again with [`Store::commit`] (the entry stays one; the record's
+    /// condition then tells whether it was written).
+    async fn commit_batch(&self, commits: &[(Record, AuditEntry, String)]) -> PortResult<Vec<u64>> {
+        let mut versions = Vec::with_capacity(commits.len());
         for (record, done, dedup) in commits {
-            self.append_audit_once(&record.subject, done, dedup).await?;
+            versions.push(self.commit(record, done, dedup).await?);
         }
-        let mut saved = Vec::with_capacity(commits.len());
-        for (record, _, _) in commits {
-            saved.push(self.save(record).await);
-        }
-        Ok(saved)
+        Ok(versions)
     }
 
     /// Appends entries that need no ordering against other writes (a dry run's notes), in as

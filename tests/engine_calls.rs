@@ -148,7 +148,7 @@ async fn a_dry_run_sweep_reads_iam_only_in_bulk_and_names_idle_keys_by_their_rep
 async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_about_one_dynamodb_request_each(
 ) {
     let a = Account::new().await;
-    for n in 0..57 {
+    for n in 0..97 {
         a.role(&format!("idle-{n}"), 200, &[]).await;
     }
     for n in 0..3 {
@@ -165,29 +165,29 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_about_one
         .iter()
         .filter(|x| x.outcome == Outcome::Done && x.step == Step::Notice)
         .count();
-    assert_eq!(done, 60, "{r:?}");
+    assert_eq!(done, 100, "{r:?}");
     let calls = requests_by_operation(&a);
     assert_eq!(
         iam_reads(&calls),
         BTreeMap::new(),
         "a notice acts on this run's bulk read: {calls:?}"
     );
-    assert_eq!(calls.get("iam:TagRole"), Some(&57), "{calls:?}");
+    assert_eq!(calls.get("iam:TagRole"), Some(&97), "{calls:?}");
     assert_eq!(calls.get("iam:TagUser"), Some(&3), "{calls:?}");
-    // No write-ahead intent (the stage tag marks a notice until it is recorded): the done
-    // entries go 25 to a BatchWriteItem, then each new record (+1: the breaker's count).
-    assert_eq!(calls.get("dynamodb:BatchWriteItem"), Some(&3), "{calls:?}");
-    assert_eq!(calls.get("dynamodb:PutItem"), Some(&(60 + 1)), "{calls:?}");
+    // Per notice its write-ahead intent (the claim); the commits go 25 at a time, done entries
+    // first, then records (+1 PutItem: the breaker's count).
+    assert_eq!(calls.get("dynamodb:PutItem"), Some(&(100 + 1)), "{calls:?}");
+    assert_eq!(calls.get("dynamodb:BatchWriteItem"), Some(&8), "{calls:?}");
     let dynamodb: usize = calls
         .iter()
         .filter(|(op, _)| op.starts_with("dynamodb:"))
         .map(|(_, n)| n)
         .sum();
     assert!(
-        dynamodb * 10 <= 60 * 12,
-        "at most 1.2 DynamoDB requests per notice, reads included: {dynamodb} for 60: {calls:?}"
+        dynamodb * 10 <= 100 * 12,
+        "at most 1.2 DynamoDB requests per notice, reads included: {dynamodb} for 100: {calls:?}"
     );
-    for n in [0, 56] {
+    for n in [0, 96] {
         let history = engine
             .store
             .history(&a.role_subject(&format!("idle-{n}")))
@@ -202,7 +202,7 @@ async fn a_first_pass_notices_from_the_bulk_read_with_one_tag_call_and_about_one
     let published = events.batch_sizes();
     assert_eq!(
         published.iter().sum::<usize>(),
-        60,
+        100,
         "one event per notice: {published:?}"
     );
     assert!(published.iter().all(|n| *n <= 10), "in batches of ten");

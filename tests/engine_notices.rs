@@ -1,11 +1,10 @@
 #![allow(clippy::disallowed_methods)] // moto stamps wall-clock dates; tests work relative to them
-//! Notices of identities dormant has no record of are tagged first and recorded in batches
-//! (docs/design.md, 'Batched notices'): the stage tag is their crash marker. A run whose records
-//! are not written leaves tags that the next run finds and decides again, once, through every
-//! guard.
+//! A sweep's notices are committed in batches (docs/design.md, 'Batched notices'): each still
+//! claims its identity with its intent, and what a batch cannot commit is committed one by one or,
+//! failing that, left to its intent.
 
 use chrono::Duration;
-use dormant::domain::ladder::CUT_SHORT_NOTICE;
+use dormant::app::output::RunReport;
 use dormant::domain::{AuditEntry, Outcome, Policy, Stage, Step, Subject};
 use dormant::ports::Store;
 
@@ -19,7 +18,7 @@ fn notices_done(history: &[AuditEntry]) -> Vec<&AuditEntry> {
         .collect()
 }
 
-fn count(report: &dormant::app::output::RunReport, step: Step, outcome: Outcome) -> usize {
+fn count(report: &RunReport, step: Step, outcome: Outcome) -> usize {
     report
         .actions
         .iter()
@@ -27,211 +26,118 @@ fn count(report: &dormant::app::output::RunReport, step: Step, outcome: Outcome)
         .count()
 }
 
-async fn record_stage(engine: &TestEngine, subject: &Subject) -> Option<Stage> {
-    engine.store.load(subject).await.unwrap().map(|r| r.stage)
+async fn record_stage(engine: &TestEngine, subject: &Subject) -> Option<(Stage, bool)> {
+    let record = engine.store.load(subject).await.unwrap()?;
+    Some((record.stage, record.pending.is_some()))
 }
 
 #[tokio::test]
-async fn notices_whose_batch_was_not_written_are_completed_once_by_the_next_run() {
+async fn notices_a_refused_batch_could_not_commit_are_committed_one_by_one() {
     let a = Account::new().await;
-    let names = ["cut-a", "cut-b", "cut-c"];
+    let names = ["batch-a", "batch-b", "batch-c"];
     for n in names {
         a.role(n, 200, &[]).await;
     }
     let engine = a.engine(Policy::default()).await;
-    // The done entries' batch is refused: nothing of the notices is recorded.
     emulator().inject_fault(&a.id, "dynamodb", "BatchWriteItem", Fault::AccessDenied, 1);
 
-    let first = engine.sweep(a.day(0)).await.unwrap();
+    let r = engine.sweep(a.day(0)).await.unwrap();
 
     assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
-    assert_eq!(count(&first, Step::Notice, Outcome::Failed), 3, "{first:?}");
-    for n in names {
-        assert!(
-            a.role_tags(n).await.contains_key("dormant:stage"),
-            "{n} is tagged: the tag marks the notice"
-        );
-        assert_eq!(record_stage(&engine, &a.role_subject(n)).await, None);
-    }
-
-    let second = engine.sweep(a.day(0) + Duration::hours(1)).await.unwrap();
-
-    assert_eq!(count(&second, Step::Notice, Outcome::Done), 3, "{second:?}");
+    assert_eq!(count(&r, Step::Notice, Outcome::Done), 3, "{r:?}");
     for n in names {
         let subject = a.role_subject(n);
         assert_eq!(
             record_stage(&engine, &subject).await,
-            Some(Stage::Noticed),
+            Some((Stage::Noticed, false)),
             "{n}"
         );
         let history = engine.store.history(&subject).await.unwrap();
-        let done = notices_done(&history);
-        assert_eq!(done.len(), 1, "{n}: {history:?}");
-        assert!(done[0].reason.contains(CUT_SHORT_NOTICE), "{:?}", done[0]);
+        assert_eq!(notices_done(&history).len(), 1, "{n}: {history:?}");
     }
-    let third = engine.sweep(a.day(0) + Duration::hours(2)).await.unwrap();
-    assert_eq!(count(&third, Step::Notice, Outcome::Done), 0, "{third:?}");
 }
 
 #[tokio::test]
-async fn a_notice_whose_done_entry_was_written_but_not_its_record_keeps_that_one_entry() {
+async fn a_notice_whose_commit_fails_keeps_its_intent_and_is_completed_once_after_the_lease() {
     let a = Account::new().await;
-    a.role("half-written", 200, &[]).await;
+    a.role("uncommitted", 200, &[]).await;
     let engine = a.engine(Policy::default()).await;
-    let subject = a.role_subject("half-written");
-    // The batch of done entries goes through; the record's own write is refused.
+    let subject = a.role_subject("uncommitted");
+    // The batch is refused, and so is the done entry of the one-by-one commit after it.
+    emulator().inject_fault(&a.id, "dynamodb", "BatchWriteItem", Fault::AccessDenied, 1);
     emulator().inject_fault_on(
         &a.id,
         "dynamodb",
         "PutItem",
         None,
-        Some("STATE"),
+        Some("AUDIT"),
         Fault::AccessDenied,
         1,
     );
 
     let first = engine.sweep(a.day(0)).await.unwrap();
 
-    assert!(emulator().faults(&a.id).is_empty(), "the fault fired");
+    assert!(emulator().faults(&a.id).is_empty(), "both faults fired");
     assert_eq!(count(&first, Step::Notice, Outcome::Failed), 1, "{first:?}");
-    assert_eq!(record_stage(&engine, &subject).await, None);
-    let written = engine.store.history(&subject).await.unwrap();
-    assert_eq!(notices_done(&written).len(), 1, "{written:?}");
+    assert!(a
+        .role_tags("uncommitted")
+        .await
+        .contains_key("dormant:stage"));
+    assert_eq!(
+        record_stage(&engine, &subject).await,
+        Some((Stage::Clean, true)),
+        "the intent is left for the next run"
+    );
 
+    // Within the intent's lease nothing else touches it; after it, the notice is completed.
+    let waiting = engine.sweep(a.day(0) + Duration::minutes(5)).await.unwrap();
+    assert_eq!(
+        count(&waiting, Step::Notice, Outcome::Done),
+        0,
+        "{waiting:?}"
+    );
     let second = engine.sweep(a.day(0) + Duration::hours(1)).await.unwrap();
 
     assert_eq!(count(&second, Step::Notice, Outcome::Done), 1, "{second:?}");
-    assert_eq!(record_stage(&engine, &subject).await, Some(Stage::Noticed));
+    assert_eq!(
+        record_stage(&engine, &subject).await,
+        Some((Stage::Noticed, false))
+    );
     let history = engine.store.history(&subject).await.unwrap();
     let done = notices_done(&history);
-    assert_eq!(done.len(), 1, "the entry is not written twice: {history:?}");
-    assert_eq!(done[0].at, a.day(0), "it keeps when the notice was taken");
+    assert_eq!(done.len(), 1, "{history:?}");
+    assert_eq!(done[0].at, a.day(0), "keyed by the intent's start");
 }
 
 #[tokio::test]
-async fn the_tag_of_a_notice_cut_short_goes_when_the_role_was_used_since() {
+async fn an_event_runs_notice_is_committed_before_its_run_reports() {
     let a = Account::new().await;
-    a.role("back-in-use", 200, &[]).await;
+    a.role("nominated", 200, &[]).await;
     let engine = a.engine(Policy::default()).await;
-    emulator().inject_fault(&a.id, "dynamodb", "BatchWriteItem", Fault::AccessDenied, 1);
-    engine.sweep(a.day(0)).await.unwrap();
-    assert!(a
-        .role_tags("back-in-use")
+    emulator().clear_requests(&a.id);
+
+    let r = engine
+        .evaluate(
+            dormant::domain::PrincipalKind::Role,
+            "nominated",
+            Some("event-1"),
+            a.day(0),
+        )
         .await
-        .contains_key("dormant:stage"));
-
-    let used = a.day(0) + Duration::minutes(30);
-    emulator().backdate_role(&a.id, "back-in-use", None, Some(used));
-    let r = engine.sweep(a.day(0) + Duration::hours(1)).await.unwrap();
-
-    assert_eq!(count(&r, Step::Release, Outcome::Done), 1, "{r:?}");
-    assert!(
-        !a.role_tags("back-in-use")
-            .await
-            .keys()
-            .any(|k| k.starts_with("dormant:")),
-        "the stage tag is gone"
-    );
-    let subject = a.role_subject("back-in-use");
-    assert_eq!(record_stage(&engine, &subject).await, Some(Stage::Released));
-    let history = engine.store.history(&subject).await.unwrap();
-    let release = history
-        .iter()
-        .find(|e| e.step == Step::Release.as_str())
         .unwrap();
-    assert!(
-        release.reason.contains("notice started at") && release.reason.contains("used at"),
-        "the trail says why: {release:?}"
-    );
-}
 
-#[tokio::test]
-async fn a_key_tag_without_a_record_is_found_and_removed_with_the_marker_once_the_key_is_used() {
-    let a = Account::new().await;
-    a.user("key-owner", 400).await;
-    a.key("key-owner", 300, 1).await;
-    let idle = a.key("key-owner", 250, 200).await;
-    let engine = a.engine(Policy::default()).await;
-    emulator().inject_fault(&a.id, "dynamodb", "BatchWriteItem", Fault::AccessDenied, 1);
-    engine.sweep(a.day(0)).await.unwrap();
-    let tags = a.user_tags("key-owner").await;
-    let key_tag = format!("dormant:key:{idle}:stage");
-    assert!(tags.contains_key(&key_tag), "{tags:?}");
-    assert!(tags.contains_key("dormant:credentials"), "{tags:?}");
-
-    // Used again: neither the key's bulk facts nor its dormancy would bring it up by itself.
-    emulator().backdate_access_key(
-        &a.id,
-        "key-owner",
-        &idle,
-        None,
-        Some(a.day(0) + Duration::minutes(30)),
-    );
-    let r = engine.sweep(a.day(0) + Duration::hours(1)).await.unwrap();
-
-    assert_eq!(count(&r, Step::Release, Outcome::Done), 1, "{r:?}");
-    let tags = a.user_tags("key-owner").await;
-    assert!(
-        !tags.keys().any(|k| k.starts_with("dormant:")),
-        "key tag and marker gone: {tags:?}"
-    );
-    let key = Subject::access_key(a.user_principal("key-owner"), &idle);
-    assert_eq!(record_stage(&engine, &key).await, Some(Stage::Released));
-}
-
-#[tokio::test]
-async fn a_notice_that_loses_the_race_to_an_owners_exemption_takes_its_stage_tag_back() {
-    let a = Account::new().await;
-    a.role("raced", 200, &[]).await;
-    let engine = a.engine(Policy::default()).await;
-    // The sweep's stage tag is held on the wire while the owner exempts the role (further away
-    // than exemptions.max_days: dormant records when it first saw it) and an event has it
-    // evaluated.
-    emulator().inject_fault_on(
-        &a.id,
-        "iam",
-        "TagRole",
-        Some("raced"),
-        None,
-        Fault::Latency(std::time::Duration::from_secs(2)),
-        1,
-    );
-    let now = a.day(0);
-    let sweep = engine.sweep(now);
-    let operator = async {
-        for _ in 0..100 {
-            let held = a.requests().iter().any(|r| {
-                r["operation"] == "TagRole" && r["RoleName"] == "raced" && r["fault"] == "latency"
-            });
-            if held {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let far = [
-            ("dormant:exempt", "true"),
-            ("dormant:exempt-until", "2099-01-01"),
-        ];
-        a.tag_role("raced", &far).await;
-        engine
-            .evaluate(dormant::domain::PrincipalKind::Role, "raced", None, now)
-            .await
-    };
-    let (swept, evaluated) = tokio::join!(sweep, operator);
-    swept.unwrap();
-    evaluated.unwrap();
-
-    assert!(emulator().faults(&a.id).is_empty(), "the tag was held");
-    let tags = a.role_tags("raced").await;
-    assert_eq!(tags.get("dormant:exempt").map(String::as_str), Some("true"));
-    assert!(!tags.contains_key("dormant:stage"), "{tags:?}");
-    let subject = a.role_subject("raced");
-    assert_eq!(record_stage(&engine, &subject).await, Some(Stage::Exempt));
-    let history = engine.store.history(&subject).await.unwrap();
-    assert!(
-        history
+    assert_eq!(
+        r.actions
             .iter()
-            .any(|e| e.reason.contains("removed the stage tag a notice wrote")),
-        "{history:?}"
+            .map(|x| (x.step, x.outcome))
+            .collect::<Vec<_>>(),
+        [(Step::Notice, Outcome::Done)],
+        "{r:?}"
     );
+    let batched = a
+        .requests()
+        .iter()
+        .filter(|x| x["operation"] == "BatchWriteItem")
+        .count();
+    assert_eq!(batched, 0, "one identity's run commits as every step does");
 }

@@ -253,7 +253,7 @@ export class DormantStack extends Stack {
     for (const s of identityStatements(this, permissions.all, Object.values(names), permissions.guards)) {
       this.role.addToPolicy(s);
     }
-    // permissions.json `controller.dynamodb` (BatchWriteItem: a dry run's audit notes).
+    // permissions.json `controller.dynamodb` (BatchWriteItem: a sweep's notice commits, a dry run's audit notes).
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'StateTable',

@@ -19,18 +19,21 @@ use super::progress::Progress;
 pub(crate) const EVENTS_PER_CALL: usize = 10;
 /// `BatchWriteItem` takes at most 25 items per call.
 pub(crate) const AUDITS_PER_CALL: usize = 25;
-/// Notices committed together: their done entries fill one `BatchWriteItem`.
+/// A sweep's notices committed together: 25 done entries and records fill two `BatchWriteItem`s.
 pub(crate) const NOTICES_PER_COMMIT: usize = AUDITS_PER_CALL;
 
-/// A notice of an identity with no record yet, tagged in IAM and waiting to be recorded with
-/// others (docs/design.md, 'Batched notices'): until then its stage tag is the crash marker.
+/// A notice whose effects are done and whose intent this run holds, waiting to be committed with
+/// others (docs/design.md, 'Batched notices').
 pub(crate) struct QueuedNotice {
-    /// The stage the subject was in before (an untracked subject is `clean`).
+    /// The stage the subject was in before the notice.
     pub(crate) before: Stage,
-    /// The record to create (version 0).
+    /// The record to commit, with the intent's version.
     pub(crate) after: Record,
     pub(crate) done: AuditEntry,
     pub(crate) reason: String,
+    /// When its intent was written: a commit without a condition is safe only well within the
+    /// intent's lease.
+    pub(crate) claimed: std::time::Instant,
 }
 
 pub(crate) struct Run {
@@ -66,8 +69,10 @@ pub(crate) struct RunState {
     pub(crate) audits: Vec<(Subject, AuditEntry)>,
     /// Security Hub reports not yet sent (in batches of [`FINDINGS_PER_CALL`]).
     pub(crate) hub: Vec<HubReport>,
-    /// Notices tagged but not yet recorded (in batches of [`NOTICES_PER_COMMIT`]).
+    /// Notices done but not yet committed (in batches of [`NOTICES_PER_COMMIT`]).
     pub(crate) notices: Vec<QueuedNotice>,
+    /// Whether notices are committed in batches: in a sweep pass, not in a one-identity run.
+    pub(crate) batch_notices: bool,
     /// Tags of the principals read in this run, by ARN: who owns an identity after its step
     /// (a deleted one cannot be read again).
     pub(crate) tags: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
@@ -92,6 +97,7 @@ impl Run {
                 audits: Vec::new(),
                 hub: Vec::new(),
                 notices: Vec::new(),
+                batch_notices: false,
                 tags: std::collections::HashMap::new(),
                 ladders_ended: std::collections::BTreeMap::new(),
             }),
@@ -152,14 +158,23 @@ impl Run {
         (state.hub.len() >= FINDINGS_PER_CALL).then(|| std::mem::take(&mut state.hub))
     }
 
-    /// Queues a tagged notice; returns a full batch to record when there is one.
+    /// Commits this run's notices in batches from now on (a sweep pass).
+    pub(crate) fn batch_notices(&self) {
+        self.state().batch_notices = true;
+    }
+
+    pub(crate) fn batches_notices(&self) -> bool {
+        self.state().batch_notices
+    }
+
+    /// Queues a done notice; returns a full batch to commit when there is one.
     pub(crate) fn queue_notice(&self, notice: QueuedNotice) -> Option<Vec<QueuedNotice>> {
         let mut state = self.state();
         state.notices.push(notice);
         (state.notices.len() >= NOTICES_PER_COMMIT).then(|| std::mem::take(&mut state.notices))
     }
 
-    /// The notices still waiting to be recorded.
+    /// The notices still waiting to be committed.
     pub(crate) fn drain_notices(&self) -> Vec<QueuedNotice> {
         std::mem::take(&mut self.state().notices)
     }

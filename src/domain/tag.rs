@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::stage::{Stage, Step};
-use super::subject::{Principal, Scope, Subject};
+use super::subject::{Scope, Subject};
 use super::time::{fmt_time, Timestamp};
 
 /// The prefix of every tag dormant reads or writes.
@@ -201,23 +201,6 @@ pub fn present_stage_tags(subject: &Subject, tags: &BTreeMap<String, String>) ->
     [stage_tag_key(subject), next, at]
         .iter()
         .filter_map(|k| find_key(tags, k).cloned())
-        .collect()
-}
-
-/// The subjects of `principal` whose progress tags (either form, any case) are on it: the whole
-/// principal and each credential, whether dormant has a record of it or not.
-pub fn tagged_subjects(principal: &Principal, tags: &BTreeMap<String, String>) -> Vec<Subject> {
-    let mut scopes: Vec<Scope> = tags.keys().filter_map(|k| credential_of_tag(k)).collect();
-    scopes.push(Scope::Whole);
-    scopes.sort();
-    scopes.dedup();
-    scopes
-        .into_iter()
-        .map(|scope| Subject {
-            principal: principal.clone(),
-            scope,
-        })
-        .filter(|s| !present_stage_tags(s, tags).is_empty())
         .collect()
 }
 

@@ -3,7 +3,7 @@
 //! - `mod.rs`: the engine's set-up and the runs: `sweep`, `tick`, `evaluate` (events, commands).
 //! - `step.rs`: the one path from a decision to IAM, for every step (fresh, resumed, undo,
 //!   nominated by an event), and its one failure handler.
-//! - `notice.rs`: notices of identities without a record, tagged first and recorded in batches.
+//! - `notice.rs`: a sweep's notices, committed in batches.
 //! - `fallback.rs`: steps handed to SSM Automation, polled, and stopped for an undo.
 //! - `confirm.rs`: the Access Advisor confirmation before an access-cutting step.
 //! - `hub.rs`: Security Hub reporting after each committed change.
@@ -31,9 +31,8 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::domain::ladder::{cooloff_covers, is_cut_short_notice, with_cut_short_notice};
+use crate::domain::ladder::cooloff_covers;
 use crate::domain::security_hub::HubFindingRef;
-use crate::domain::tag;
 use crate::domain::OutboundEvent;
 use crate::domain::{
     decide, dormant_subjects, AuditEntry, Budget, Facts, Outcome, Policy, Principal, PrincipalKind,
@@ -186,8 +185,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// ends here, also when it failed half-way, so nothing queued is dropped.
     pub(crate) async fn finish(&self, run: Run) -> Result<RunReport> {
         if let Some(now) = run.now {
-            // First: a recorded notice adds an event, a finding and an owner's message.
-            Box::pin(self.record_queued_notices(&run, now)).await;
+            // First: a committed notice adds an event, a finding and an owner's message.
+            Box::pin(self.commit_queued_notices(&run, now)).await;
         }
         let (events, audits) = run.drain();
         self.publish(events).await;
@@ -276,14 +275,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .iter()
             .any(|r| r.stage != Stage::Deleted && is_key(&r.subject));
         let key_candidates = dormant_subjects(bulk, &self.policy, now).iter().any(is_key);
-        // A key's stage tag without a record (a notice cut short) needs the key's id too.
-        let tagged_keys = tag::tagged_subjects(&bulk.principal, &bulk.tags)
-            .iter()
-            .any(is_key);
         let mut facts = bulk.clone();
-        if facts.has_slot_keys()
-            && (tracks_keys || tagged_keys || (key_candidates && !self.policy.dry_run))
-        {
+        if facts.has_slot_keys() && (tracks_keys || (key_candidates && !self.policy.dry_run)) {
             let listed = self.iam.access_keys(&facts.principal.name).await?;
             match facts.with_key_ids(&listed) {
                 Some(with_ids) => facts = with_ids,
@@ -294,10 +287,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .subjects(&facts, &records, None, now)
             .iter()
             .all(|subject| {
-                let mut record = record_for(&records, subject);
-                if is_cut_short_notice(&record, &facts) {
-                    record = with_cut_short_notice(&record, now, now);
-                }
+                let record = record_for(&records, subject);
                 let decision = decide(
                     &record,
                     Some(&facts),
@@ -347,13 +337,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
         subjects.extend(
             dormant_subjects(facts, &self.policy, now)
                 .into_iter()
-                .filter(|s| only.is_none_or(|o| s.scope == Scope::Whole || s.scope == *o)),
-        );
-        // A credential's stage tag without a record is a notice cut short: decided again.
-        subjects.extend(
-            tag::tagged_subjects(&facts.principal, &facts.tags)
-                .into_iter()
-                .filter(|s| facts.activity(&s.scope).is_some())
                 .filter(|s| only.is_none_or(|o| s.scope == Scope::Whole || s.scope == *o)),
         );
         subjects
@@ -407,8 +390,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .as_ref()
             .filter(|f| marker::worth_settling(f, ended(f)))
         {
-            // The marker stays for credentials on the ladder: their notices must be recorded.
-            self.record_queued_notices(run, now).await;
+            // The marker stays for credentials on the ladder: their notices must be committed.
+            self.commit_queued_notices(run, now).await;
             if let Err(e) = self
                 .settle_credentials_marker(run, &facts.principal, now)
                 .await

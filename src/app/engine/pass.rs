@@ -55,6 +55,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         }
         work.sort_by(|a, b| a.0.cmp(&b.0));
+        run.batch_notices();
         // A dry run neither continues a pass nor records one.
         let from = if self.policy.dry_run {
             None
@@ -114,7 +115,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             })
             .await;
         // Before the cursor says these identities are done.
-        self.record_queued_notices(run, now).await;
+        self.commit_queued_notices(run, now).await;
         let stopped = stopped.into_inner().unwrap_or_else(PoisonError::into_inner);
         match stopped {
             Some((from, left)) => {

@@ -46,13 +46,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         if let (Some(f), Some(_)) = (facts, &self.notify) {
             run.remember_tags(f);
         }
-        let record = self.with_cut_short(record, facts, now).await?;
         let Some(d) = self.decide_confirmed(run, &record, facts, now).await? else {
             return Ok(());
         };
         match self.carry_out(run, record.clone(), d, now).await {
             Err(Error::Port(e)) if e.kind == ErrorKind::Conflict => {
-                self.decide_again(run, &record.subject, false, now).await
+                self.decide_again(run, &record.subject, now).await
             }
             other => other,
         }
@@ -60,13 +59,11 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Another run changed `subject` first: decides again on a fresh read of its record and of
     /// IAM (the other run may have acted on newer facts: an exemption, a use). A second lost race
-    /// leaves it to the other run. After a lost notice (`lost_notice`), the stage tag it wrote
-    /// goes again if the winner's record is off the ladder.
+    /// leaves it to the other run.
     pub(super) async fn decide_again(
         &self,
         run: &Run,
         subject: &Subject,
-        lost_notice: bool,
         now: Timestamp,
     ) -> Result<()> {
         let Some(current) = self.store.load(subject).await? else {
@@ -78,13 +75,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .iam
             .fresh_facts(principal.kind, &principal.name)
             .await?;
-        if lost_notice
-            && self
-                .untag_after_lost_notice(run, &current, facts.as_ref(), now)
-                .await?
-        {
-            return Ok(());
-        }
         let Some(d) = self
             .decide_confirmed(run, &current, facts.as_ref(), now)
             .await?
@@ -238,13 +228,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         with_intent.next_step = Some(step);
         // If this run dies, the due index hands the intent to the first run after the lease.
         with_intent.next_due_at = Some(now + INTENT_LEASE);
-        if resumes.is_none()
-            && blocked.is_none()
-            && Self::notice_without_intent(&record, step, &effects)
-        {
-            // The stage tag marks it until it is recorded with other notices.
-            return self.notice_untracked(run, with_intent, reason, now).await;
-        }
+        let claimed = std::time::Instant::now();
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 
@@ -310,6 +294,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         after.version = version;
         after.pending = None;
+        if step == Step::Notice && run.batches_notices() {
+            // A sweep's notices are committed together, under the intent's lease.
+            return self
+                .queue_notice(run, record.stage, after, done, reason, claimed, now)
+                .await;
+        }
         self.store
             .commit(&after, &done, &format!("done-{step}"))
             .await?;

@@ -40,7 +40,6 @@ use identity::{remember_identity, superseded};
 pub(crate) use plan::release;
 use plan::take;
 use resume::resume;
-pub use resume::{is_cut_short_notice, untag_lost_notice, with_cut_short_notice, CUT_SHORT_NOTICE};
 
 /// Whether a subject is dormant under the policy right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
