@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 
 use crate::adapters::access_advisor::{AwsAccessAdvisor, Poll};
 use crate::adapters::access_analyzer::AccessAnalyzer;
+use crate::adapters::clock::Clock;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::events::EventBridgePublisher;
 use crate::adapters::iam::AwsIam;
@@ -85,6 +86,9 @@ pub struct EngineFactory {
     /// Each account's IAM rate limits, kept across the engines built for it (a Lambda rebuilds
     /// an on-demand engine after [`ON_DEMAND_TTL`]; the rate it found stays).
     limits: AccountLimits,
+    /// The clock the runs' `now` comes from (`--now` fixes it): engines check intents' leases
+    /// by it.
+    pub clock: Clock,
 }
 
 /// The IAM rate limits of every account a factory has built an engine for.
@@ -239,6 +243,7 @@ impl EngineFactory {
             identity_concurrency: config.max_concurrent_identities,
             preview: false,
             limits: AccountLimits::default(),
+            clock: Clock::system(),
         })
     }
 
@@ -385,8 +390,10 @@ impl EngineFactory {
             iam = iam.read_only();
             store = store.read_only();
         }
+        let clock = self.clock;
         let mut engine = Engine::new(iam, store, self.policy.clone(), self.actor.clone())
-            .with_concurrency(self.identity_concurrency);
+            .with_concurrency(self.identity_concurrency)
+            .with_wall_clock(Arc::new(move || clock.now()));
         if self.policy.inactivity.confirm_with_access_advisor {
             // Access Advisor reports on the member account's principals: its own IAM client.
             engine = engine.with_advisor(Arc::new(AwsAccessAdvisor::new(

@@ -141,3 +141,29 @@ async fn an_event_runs_notice_is_committed_before_its_run_reports() {
         .count();
     assert_eq!(batched, 0, "one identity's run commits as every step does");
 }
+
+#[tokio::test]
+async fn a_sweep_whose_intents_leases_are_nearly_over_by_the_wall_clock_commits_each_notice_at_once(
+) {
+    let a = Account::new().await;
+    for n in ["late-a", "late-b"] {
+        a.role(n, 200, &[]).await;
+    }
+    // The run's `now` is twelve minutes behind the wall clock (a fleet sweep's later account):
+    // its intents' leases end three minutes from now, too soon to wait in a batch.
+    let now = a.day(0);
+    let engine = a
+        .engine(Policy::default())
+        .await
+        .with_wall_clock(std::sync::Arc::new(move || now + Duration::minutes(12)));
+    emulator().clear_requests(&a.id);
+
+    let r = engine.sweep(now).await.unwrap();
+
+    assert_eq!(count(&r, Step::Notice, Outcome::Done), 2, "{r:?}");
+    let requests = a.requests();
+    let ops = |op: &str| requests.iter().filter(|x| x["operation"] == op).count();
+    assert_eq!(ops("BatchWriteItem"), 0, "nothing waits in a batch");
+    // Intent, done entry and record for each (+1: the breaker's count).
+    assert_eq!(ops("PutItem"), 2 * 3 + 1);
+}

@@ -31,9 +31,8 @@ pub(crate) struct QueuedNotice {
     pub(crate) after: Record,
     pub(crate) done: AuditEntry,
     pub(crate) reason: String,
-    /// When its intent was written: a commit without a condition is safe only well within the
-    /// intent's lease.
-    pub(crate) claimed: std::time::Instant,
+    /// The end of its intent's lease: a commit without a condition is safe only well before.
+    pub(crate) held_until: Timestamp,
 }
 
 pub(crate) struct Run {
@@ -161,6 +160,11 @@ impl Run {
     /// Commits this run's notices in batches from now on (a sweep pass).
     pub(crate) fn batch_notices(&self) {
         self.state().batch_notices = true;
+    }
+
+    /// From now on every notice commits at once (the run is finishing).
+    pub(crate) fn stop_batching_notices(&self) {
+        self.state().batch_notices = false;
     }
 
     pub(crate) fn batches_notices(&self) -> bool {

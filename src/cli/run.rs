@@ -189,6 +189,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
     }
 
     let mut factory = EngineFactory::new(&config, &aws, Actor::Caller, retry).await?;
+    factory.clock = clock;
     if mode == Mode::Preview {
         factory = factory.previewing();
     }

@@ -130,6 +130,7 @@ impl Account {
             policy,
             "controller",
         )
+        .with_wall_clock(std::sync::Arc::new(chrono::Utc::now))
     }
 
     /// The `dormant` binary, run in this account from a directory of its own.

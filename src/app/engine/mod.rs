@@ -75,7 +75,13 @@ pub struct Engine<I, S> {
     breaker_turn: tokio::sync::Mutex<()>,
     /// A preview (`--dry-run`): see [`Engine::previewing`].
     preview: bool,
+    /// The wall clock (`--now` in a simulation): whether an intent's lease still holds, which
+    /// a batched commit relies on ('Batched notices'). `None`: every step commits at once.
+    wall_clock: Option<WallClock>,
 }
+
+/// Reads the wall clock; handed in by the composition root (the engine never reads it itself).
+pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// What an event nominated, for [`Engine::evaluate_nominated`].
 #[derive(Debug, Clone)]
@@ -112,7 +118,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
             notify: None,
             breaker_turn: tokio::sync::Mutex::new(()),
             preview: false,
+            wall_clock: None,
         }
+    }
+
+    /// Lets a sweep commit its notices in batches while their leases hold by `clock`.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = Some(clock);
+        self
     }
 
     /// A preview (`--dry-run`, [`Mode::Preview`]): decides as a dry run and writes nothing at
@@ -185,7 +198,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
     /// ends here, also when it failed half-way, so nothing queued is dropped.
     pub(crate) async fn finish(&self, run: Run) -> Result<RunReport> {
         if let Some(now) = run.now {
-            // First: a committed notice adds an event, a finding and an owner's message.
+            // First: a committed notice adds an event, a finding and an owner's message. A
+            // notice decided again after a lost race commits at once from here on.
+            run.stop_batching_notices();
             Box::pin(self.commit_queued_notices(&run, now)).await;
         }
         let (events, audits) = run.drain();

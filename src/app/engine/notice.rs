@@ -5,8 +5,6 @@
 //! with others': done entries first, then records, in `BatchWriteItem`s without a condition,
 //! which the intent's lease makes safe. About 1.1 DynamoDB requests per notice instead of three.
 
-use std::time::{Duration, Instant};
-
 use tracing::{info, warn};
 
 use crate::domain::{AuditEntry, Record, Stage, Step, Timestamp};
@@ -16,14 +14,21 @@ use crate::ports::{ErrorKind, Iam, Store};
 use super::super::run::{QueuedNotice, Run};
 use super::Engine;
 
-/// A queued commit older than this goes through the conditional commit instead: the intent's
-/// lease (15 minutes) is what keeps other writers off, and a run held up (a suspended laptop)
-/// may have lost it.
-const BATCH_COMMIT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+/// How much of an intent's lease must be left, by the wall clock, for its commit to wait in a
+/// batch: the lease (15 minutes from the run's `now`) is what keeps other writers off, and a run
+/// held up (a fleet sweep's later account, a laptop suspended mid-sweep) may be near its end.
+const LEASE_LEFT_FOR_BATCH: chrono::Duration = chrono::Duration::minutes(5);
 
 impl<I: Iam, S: Store> Engine<I, S> {
-    /// Queues a notice whose effects are done (its intent written at `claimed`); commits the
-    /// batch it fills.
+    /// Whether a commit may wait in a batch: the wall clock says the intent's lease, ending at
+    /// `held_until`, has at least [`LEASE_LEFT_FOR_BATCH`] left.
+    pub(super) fn lease_holds(&self, held_until: Timestamp) -> bool {
+        self.wall_clock
+            .as_ref()
+            .is_some_and(|clock| clock() + LEASE_LEFT_FOR_BATCH < held_until)
+    }
+
+    /// Queues a notice whose effects are done; commits the batch it fills.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn queue_notice(
         &self,
@@ -32,7 +37,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         after: Record,
         done: AuditEntry,
         reason: &str,
-        claimed: Instant,
+        held_until: Timestamp,
         now: Timestamp,
     ) -> Result<()> {
         let notice = QueuedNotice {
@@ -40,7 +45,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             after,
             done,
             reason: reason.to_string(),
-            claimed,
+            held_until,
         };
         if let Some(batch) = run.queue_notice(notice) {
             self.commit_notices(run, batch, now).await;
@@ -50,9 +55,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Commits the notices this run has queued. Called before anything reads their records back:
     /// the end of a pass (before its cursor), a user's credentials marker, the end of the run.
+    /// (A notice decided again after a lost race may queue another: committed too.)
     pub(crate) async fn commit_queued_notices(&self, run: &Run, now: Timestamp) {
-        let batch = run.drain_notices();
-        if !batch.is_empty() {
+        loop {
+            let batch = run.drain_notices();
+            if batch.is_empty() {
+                return;
+            }
             self.commit_notices(run, batch, now).await;
         }
     }
@@ -62,7 +71,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let dedup = format!("done-{}", Step::Notice);
         let (fresh, stale): (Vec<QueuedNotice>, Vec<QueuedNotice>) = batch
             .into_iter()
-            .partition(|n| n.claimed.elapsed() < BATCH_COMMIT_MAX_AGE);
+            .partition(|n| self.lease_holds(n.held_until));
         let mut one_by_one = stale;
         if !fresh.is_empty() {
             let commits: Vec<(Record, AuditEntry, String)> = fresh

@@ -228,7 +228,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
         with_intent.next_step = Some(step);
         // If this run dies, the due index hands the intent to the first run after the lease.
         with_intent.next_due_at = Some(now + INTENT_LEASE);
-        let claimed = std::time::Instant::now();
         let version = self.store.save(&with_intent).await?;
         with_intent.version = version;
 
@@ -294,10 +293,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         after.version = version;
         after.pending = None;
-        if step == Step::Notice && run.batches_notices() {
-            // A sweep's notices are committed together, under the intent's lease.
+        // A sweep's fresh notices are committed together, while their intents' leases hold (a
+        // resumed one may look, to `undo`, like an intent nobody is carrying out).
+        let held_until = now + INTENT_LEASE;
+        if step == Step::Notice
+            && run.batches_notices()
+            && resumes.is_none()
+            && record.pending.is_none()
+            && self.lease_holds(held_until)
+        {
             return self
-                .queue_notice(run, record.stage, after, done, reason, claimed, now)
+                .queue_notice(run, record.stage, after, done, reason, held_until, now)
                 .await;
         }
         self.store
