@@ -594,3 +594,51 @@ async fn an_owners_digest_carries_signed_links_that_act_for_that_owner_once() {
     let again = service.handle(&post, a.day(1)).await;
     assert_ne!(again.status, 200, "a link acts once: {}", again.body);
 }
+
+/// An owner tag may name an email address, or a channel or topic the configuration names; a
+/// `slack:`/`sns:` value naming anything else is refused (it would fail on every run): the
+/// fallback is told instead, and the audit trail says which value was refused and why.
+#[tokio::test]
+async fn a_tag_naming_an_unconfigured_channel_or_topic_is_refused_and_the_fallback_told() {
+    let s = Setup::new().await;
+    let a = &s.a;
+    let foreign = format!("sns:arn:aws:sns:us-east-1:{}:not-configured", a.id);
+    a.role("to-slack", 120, &[("owner", "slack:#not-configured")])
+        .await;
+    a.role("to-sns", 120, &[("owner", foreign.as_str())]).await;
+    a.role("configured", 120, &[("owner", "slack:#team-a")]).await;
+    let engine = s.engine().await;
+    engine.sweep(a.day(0)).await.unwrap();
+
+    let emails = s.emails();
+    let secops: Vec<_> = emails
+        .iter()
+        .filter(|e| e.0 == "secops@example.com")
+        .collect();
+    assert_eq!(secops.len(), 1, "{emails:?}");
+    for name in ["to-slack", "to-sns"] {
+        assert!(secops[0].2.contains(&arn(a, name)), "{name}: {}", secops[0].2);
+        let history = engine.store.history(&a.role_subject(name)).await.unwrap();
+        let refused: Vec<_> = history
+            .iter()
+            .filter(|e| e.step == NOTIFY_AUDIT_STEP && e.reason.contains("refused"))
+            .collect();
+        assert_eq!(refused.len(), 1, "{history:?}");
+        assert!(
+            refused[0].reason.contains("is not a") && refused[0].reason.contains("fallback"),
+            "{}",
+            refused[0].reason
+        );
+        // Nothing was left queued for a recipient that can never be reached.
+        assert!(history
+            .iter()
+            .all(|e| !(e.step == NOTIFY_AUDIT_STEP && e.outcome == Outcome::Failed)));
+    }
+    assert!(secops[0].2.contains("refused"), "the message says why");
+    // A configured channel named in a tag is still the owner.
+    let slack = s.slack.received();
+    assert_eq!(slack.len(), 1);
+    assert!(slack[0].to_string().contains("role/configured"));
+    assert!(!secops[0].2.contains(&arn(a, "configured")));
+    assert!(engine.store.outbox(&a.id).await.unwrap().is_empty());
+}

@@ -70,7 +70,8 @@ pub(super) async fn notify_setup(
         n.routing.clone(),
         Arc::new(templates),
         Arc::new(messenger),
-    ))
+    )
+    .with_max_attempts(n.max_attempts))
 }
 
 /// The links owners' messages carry, when `[answers]` has a key and a base URL to point at.
