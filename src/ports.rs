@@ -264,8 +264,12 @@ pub trait Store: Send + Sync {
 
     /// Counts a failed attempt to send `entry` at `now` (with its error); returns the attempts
     /// so far. Counting the same `now` twice (a retried write) counts once.
-    async fn message_failed(&self, entry: &OutboxEntry, now: Timestamp, error: &str)
-        -> PortResult<u32>;
+    async fn message_failed(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<u32>;
 
     /// Gives up on `entry`: it stays in the table as a dead letter (never sent again, listed
     /// by [`Store::dead_letters`]) until its TTL, 30 days from `now`.

@@ -674,7 +674,12 @@ impl Store for DynamoStore {
         self.entry_failed(entry, now, error).await
     }
 
-    async fn dead_letter(&self, entry: &OutboxEntry, now: Timestamp, error: &str) -> PortResult<()> {
+    async fn dead_letter(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<()> {
         self.entry_dead(entry, now, error).await
     }
 

@@ -177,10 +177,8 @@ impl<I: Iam, S: Store> Engine<I, S> {
             let items = &digest.items[part.items.clone()];
             // A part's entries: claims are per entry, so each part is sent at most once more
             // after a crash (the lease), whatever happened to the others.
-            let entries: Vec<&OutboxEntry> = claimed
-                .iter()
-                .filter(|e| items.contains(&e.item))
-                .collect();
+            let entries: Vec<&OutboxEntry> =
+                claimed.iter().filter(|e| items.contains(&e.item)).collect();
             let sent = match part.message {
                 // A template that renders nothing sendable fails the same way every run, but
                 // an operator can fix it: counted like a transient failure.
@@ -230,7 +228,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
     ) {
         for (item, offered) in items.iter().zip(links) {
             let told = match offered.as_slice() {
-                [] => format!("told {recipient} of the {} step{part} (no links)", item.step),
+                [] => format!(
+                    "told {recipient} of the {} step{part} (no links)",
+                    item.step
+                ),
                 some => format!(
                     "told {recipient} of the {} step{part}, with links: {}",
                     item.step,

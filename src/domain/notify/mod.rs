@@ -411,11 +411,19 @@ mod tests {
             "sns:arn:aws:sns:us-east-1:999999999999:theirs",
         ] {
             let o = r.owner("333333333333", &tags(&[("owner", value)]));
-            assert_eq!(o.recipient.as_ref().unwrap().to_string(), "c@example.com", "{value}");
+            assert_eq!(
+                o.recipient.as_ref().unwrap().to_string(),
+                "c@example.com",
+                "{value}"
+            );
             assert!(o.fallback);
             assert_eq!(o.refused.len(), 1, "{o:?}");
             assert!(o.refused[0].starts_with(&format!("tag owner={value} refused: ")));
-            assert!(o.how.contains(value) && o.how.contains("refused"), "{}", o.how);
+            assert!(
+                o.how.contains(value) && o.how.contains("refused"),
+                "{}",
+                o.how
+            );
         }
         // Configured ones (a route's channel, the feed) and any address may be named.
         for value in [

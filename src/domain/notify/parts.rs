@@ -172,7 +172,10 @@ mod tests {
         all_items_in_order(&parts, 60);
         for (k, p) in parts.iter().enumerate() {
             let m = p.message.as_ref().unwrap();
-            let blocks = m.slack.as_ref().unwrap()["blocks"].as_array().unwrap().len();
+            let blocks = m.slack.as_ref().unwrap()["blocks"]
+                .as_array()
+                .unwrap()
+                .len();
             assert!(blocks <= SLACK_MAX_BLOCKS, "{blocks}");
             let header = format!("(part {} of {})", k + 1, parts.len());
             assert!(m.text.contains(&header), "{header} in {}", m.text);
@@ -208,7 +211,10 @@ mod tests {
                 .to_string(),
         )]);
         let t = Templates::new(&big).unwrap();
-        let parts = t.render_parts(&digest("sns:arn:aws:sns:us-east-1:123456789012:feed", 3), &[]);
+        let parts = t.render_parts(
+            &digest("sns:arn:aws:sns:us-east-1:123456789012:feed", 3),
+            &[],
+        );
         all_items_in_order(&parts, 3);
         let failed: Vec<_> = parts.iter().filter(|p| p.message.is_err()).collect();
         assert_eq!(failed.len(), 1);

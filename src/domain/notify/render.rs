@@ -93,7 +93,9 @@ fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error
         value.to_string()
     };
     match state.auto_escape() {
-        AutoEscape::Html if !value.is_safe() => return write(out, &crate::domain::html::escape(&text)),
+        AutoEscape::Html if !value.is_safe() => {
+            return write(out, &crate::domain::html::escape(&text))
+        }
         AutoEscape::Custom("slack") => {}
         _ => return minijinja::escape_formatter(out, state, value),
     }
