@@ -832,4 +832,16 @@ async fn a_message_failing_max_attempts_times_is_dead_lettered_audited_and_not_s
         3
     );
     assert_eq!(engine.store.dead_letters(&a.id).await.unwrap().len(), 2);
+
+    // The operator sees them: `dormant dead-letters`.
+    let cli = crate::support::cli::Dormant::new(&a.id, a.day(0));
+    let (code, rows) = cli.json(1, &["dead-letters"]);
+    assert_eq!(code, 0, "{rows}");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .any(|r| r["entry"]["recipient"] == "alice@example.com"
+            && r["attempts"] == 3
+            && r["last_error"].as_str().unwrap().contains("SendEmail")));
 }
