@@ -173,12 +173,26 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .collect();
         let parts = notify.templates.render_parts(&digest, &links);
         let count = parts.len();
+        // The entries of an item: the same recipient, so the key names the item.
+        let mut by_key: BTreeMap<String, Vec<&OutboxEntry>> = BTreeMap::new();
+        for e in &claimed {
+            by_key.entry(e.key()).or_default().push(e);
+        }
         for (k, part) in parts.into_iter().enumerate() {
             let items = &digest.items[part.items.clone()];
             // A part's entries: claims are per entry, so each part is sent at most once more
             // after a crash (the lease), whatever happened to the others.
-            let entries: Vec<&OutboxEntry> =
-                claimed.iter().filter(|e| items.contains(&e.item)).collect();
+            let entries: Vec<&OutboxEntry> = items
+                .iter()
+                .flat_map(|item| {
+                    let key = OutboxEntry {
+                        item: item.clone(),
+                        recipient: recipient.clone(),
+                    }
+                    .key();
+                    by_key.remove(&key).unwrap_or_default()
+                })
+                .collect();
             let sent = match part.message {
                 // A template that renders nothing sendable fails the same way every run, but
                 // an operator can fix it: counted like a transient failure.
