@@ -273,8 +273,25 @@ pub trait Store: Send + Sync {
     /// entry (same [`OutboxEntry::key`]) queued again stays one.
     async fn queue_message(&self, entry: &OutboxEntry) -> PortResult<()>;
 
-    /// Every message still queued for `account`.
+    /// Every message still queued for `account` (dead letters are not).
     async fn outbox(&self, account: &str) -> PortResult<Vec<OutboxEntry>>;
+
+    /// Counts a failed attempt to send `entry` at `now` (with its error); returns the attempts
+    /// so far. Counting the same `now` twice (a retried write) counts once.
+    async fn message_failed(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<u32>;
+
+    /// Gives up on `entry`: it stays in the table as a dead letter (never sent again, listed
+    /// by [`Store::dead_letters`]) until its TTL, 30 days from `now`.
+    async fn dead_letter(&self, entry: &OutboxEntry, now: Timestamp, error: &str)
+        -> PortResult<()>;
+
+    /// The messages of `account` given up on, with their attempts and last error.
+    async fn dead_letters(&self, account: &str) -> PortResult<Vec<DeadLetter>>;
 
     /// Claims the sending of `entry` at `now`. A claim older than `lease` that was never marked
     /// sent (a run that crashed mid-send) may be taken over.
@@ -354,6 +371,15 @@ impl ActionLinks for NoLinks {
 #[async_trait]
 pub trait Messenger: Send + Sync {
     async fn send(&self, recipient: &Recipient, message: &Rendered) -> PortResult<()>;
+}
+
+/// A message given up on (see [`Store::dead_letter`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    pub entry: OutboxEntry,
+    pub attempts: u32,
+    pub last_error: String,
+    pub dead_at: String,
 }
 
 /// A claim on sending one outbox entry (see [`Store::claim_message`]).

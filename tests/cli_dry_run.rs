@@ -297,6 +297,7 @@ async fn every_command_under_dry_run_changes_nothing_anywhere_or_refuses() {
         (vec!["list"], false),
         (vec!["status", "role/cut"], false),
         (vec!["history", "role/cut"], false),
+        (vec!["dead-letters"], false),
         (vec!["undo", "role/cut", "--reason", "preview"], true),
         (vec!["restore", "role/doomed", "--reason", "preview"], true),
         (

@@ -110,6 +110,9 @@ pub enum Command {
         #[arg(value_parser = parse_identity)]
         identity: IdentityArg,
     },
+    /// Owner messages dormant gave up on (`[notify] max_attempts` failed sends, or refused for
+    /// good): recipient, identity, step, attempts and last error. Kept 30 days; never resent.
+    DeadLetters,
     /// The audit trail of one identity.
     History {
         /// An ARN, role/NAME, user/NAME, user/NAME/key/AKIA… or user/NAME/password.

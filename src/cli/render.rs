@@ -377,6 +377,31 @@ pub(super) fn command_text(r: &CommandReport, view: View) -> String {
     s
 }
 
+pub(super) fn dead_letter_table(rows: &[crate::ports::DeadLetter]) -> String {
+    if rows.is_empty() {
+        return "no dead-lettered messages".to_string();
+    }
+    let mut t = table([
+        "dead at",
+        "recipient",
+        "identity",
+        "step",
+        "attempts",
+        "last error",
+    ]);
+    for d in rows {
+        t.add_row([
+            d.dead_at.clone(),
+            d.entry.recipient.to_string(),
+            d.entry.item.identity.clone(),
+            d.entry.item.step.to_string(),
+            d.attempts.to_string(),
+            d.last_error.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
 pub(super) fn history_table(rows: &[HistoryEntry]) -> String {
     if rows.is_empty() {
         return "no history".to_string();

@@ -20,9 +20,9 @@ use super::confirm::Confirm;
 use super::first_run::{write_starter_config, LocalDryRuns};
 use super::progress::Bar;
 use super::render::{
-    breaker_text, classification_text, command_text, exit_for, fleet_table, history_table,
-    permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow, View,
-    BREAKER_TRIPPED,
+    breaker_text, classification_text, command_text, dead_letter_table, exit_for, fleet_table,
+    history_table, permissions_table, plan_table, print_json_or, run_table, status_table, CsvRow,
+    View, BREAKER_TRIPPED,
 };
 use super::{
     config_text, load_config, BreakerAction, Command, EventAction, KindFilter, Output, PolicyArg,
@@ -293,6 +293,16 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
         Command::Status { identity } => {
             let s = pick(&identity)?.status(&identity, now).await?;
             print_json_or(out, &s, |s| status_table(std::slice::from_ref(s), view, ""))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeadLetters => {
+            let mut rows = Vec::new();
+            for engine in &fleet.engines {
+                rows.extend(
+                    crate::ports::Store::dead_letters(&engine.store, engine.account()).await?,
+                );
+            }
+            print_json_or(out, &rows, |rows| dead_letter_table(rows))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::History { identity } => {

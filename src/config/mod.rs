@@ -126,6 +126,8 @@ pub struct Notify {
     pub slack_webhooks_secret: Option<String>,
     /// Where template overrides are read from.
     pub templates: Option<std::path::PathBuf>,
+    /// Failed attempts before a message is dead-lettered (1-100).
+    pub max_attempts: u32,
 }
 
 /// Checked `[security_hub]`.
@@ -275,6 +277,7 @@ slack_webhooks = { "#team-a" = "https://hooks.slack.com/services/T/B/x" }
         .notify
         .unwrap();
         assert_eq!(on.routing.owner_tags[0], "dormant:owner");
+        assert_eq!(on.max_attempts, 10);
         assert_eq!(on.routing.routes.len(), 2);
         assert_eq!(on.email_from.as_deref(), Some("dormant@example.com"));
         for (toml, field) in [
@@ -305,6 +308,8 @@ slack_webhooks = { "#team-a" = "https://hooks.slack.com/services/T/B/x" }
             ),
             ("[notify]\nowner_tags = [\"\"]", "notify.owner_tags"),
             ("[notify]\nroute = {}", "notify.route"),
+            ("[notify]\nmax_attempts = 0", "notify.max_attempts"),
+            ("[notify]\nmax_attempts = 101", "notify.max_attempts"),
         ] {
             assert_eq!(field_of(toml), field, "{toml}");
         }

@@ -51,6 +51,9 @@ pub struct RawNotify {
     pub slack_webhooks_secret: String,
     /// A directory whose files override the built-in templates (`email.html`, `slack.json`, …).
     pub templates: String,
+    /// Failed attempts to send a message (one per run) before it is dead-lettered: kept 30 days,
+    /// audited, listed by `dormant outbox`, never sent again. 1-100.
+    pub max_attempts: u32,
 }
 
 impl Default for RawNotify {
@@ -69,6 +72,7 @@ impl Default for RawNotify {
             slack_webhooks: Default::default(),
             slack_webhooks_secret: String::new(),
             templates: String::new(),
+            max_attempts: crate::domain::notify::DEFAULT_MAX_ATTEMPTS,
         }
     }
 }

@@ -175,6 +175,12 @@ fn notify(raw: &RawNotify) -> Result<Option<super::Notify>, ConfigError> {
             ));
         }
     }
+    if !(1..=100).contains(&raw.max_attempts) {
+        return Err(err(
+            "notify.max_attempts",
+            format!("{} is not 1 to 100", raw.max_attempts),
+        ));
+    }
     let secret = raw.slack_webhooks_secret.trim();
     let templates = raw.templates.trim();
     Ok(raw.enabled.then(|| super::Notify {
@@ -183,6 +189,7 @@ fn notify(raw: &RawNotify) -> Result<Option<super::Notify>, ConfigError> {
         slack_webhooks,
         slack_webhooks_secret: (!secret.is_empty()).then(|| secret.to_string()),
         templates: (!templates.is_empty()).then(|| std::path::PathBuf::from(templates)),
+        max_attempts: raw.max_attempts,
     }))
 }
 

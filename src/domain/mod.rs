@@ -12,6 +12,7 @@ pub mod exemption;
 pub mod facts;
 pub mod fallback;
 pub mod finding;
+pub mod html;
 pub mod key_id;
 pub mod ladder;
 pub mod notify;

@@ -66,11 +66,10 @@ pub(super) async fn notify_setup(
         webhooks,
         retry,
     )?;
-    Ok(NotifySetup::new(
-        n.routing.clone(),
-        Arc::new(templates),
-        Arc::new(messenger),
-    ))
+    Ok(
+        NotifySetup::new(n.routing.clone(), Arc::new(templates), Arc::new(messenger))
+            .with_max_attempts(n.max_attempts),
+    )
 }
 
 /// The links owners' messages carry, when `[answers]` has a key and a base URL to point at.

@@ -1,5 +1,6 @@
 //! A Slack incoming webhook stand-in: an HTTP/1.1 server on a free 127.0.0.1 port that keeps
-//! every POSTed body and answers `200 ok` (or a queued failure status). Stops when dropped.
+//! every POSTed body and answers `200 ok` (or a queued failure status). Like Slack, a message of
+//! more than 50 blocks is refused (`400 invalid_blocks`) and not kept. Stops when dropped.
 
 use std::sync::{Arc, Mutex};
 
@@ -38,11 +39,13 @@ impl Webhook {
                     };
                     let status = {
                         let mut f = f.lock().unwrap();
-                        if f.is_empty() {
+                        if !f.is_empty() {
+                            f.remove(0)
+                        } else if too_many_blocks(&body) {
+                            400
+                        } else {
                             b.lock().unwrap().push(body);
                             200
-                        } else {
-                            f.remove(0)
                         }
                     };
                     let text = if status == 200 { "ok" } else { "failed" };
@@ -116,4 +119,12 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
         buf.extend_from_slice(&chunk[..n]);
     }
     Some(String::from_utf8_lossy(&buf[header_end..]).into_owned())
+}
+
+/// Slack's limit: at most 50 blocks in a message.
+fn too_many_blocks(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|j| j["blocks"].as_array().map(Vec::len))
+        .is_some_and(|n| n > 50)
 }

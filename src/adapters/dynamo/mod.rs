@@ -701,6 +701,28 @@ impl Store for DynamoStore {
         self.outbox_entries(account).await
     }
 
+    async fn message_failed(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<u32> {
+        self.entry_failed(entry, now, error).await
+    }
+
+    async fn dead_letter(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<()> {
+        self.entry_dead(entry, now, error).await
+    }
+
+    async fn dead_letters(&self, account: &str) -> PortResult<Vec<crate::ports::DeadLetter>> {
+        self.dead_entries(account).await
+    }
+
     async fn claim_message(
         &self,
         entry: &OutboxEntry,

@@ -2,15 +2,23 @@
 //!
 //! | item   | pk                  | sk                   | attributes |
 //! |--------|---------------------|----------------------|------------|
-//! | outbox | `OUTBOX#<account>`  | the entry's key      | `entry` (JSON) |
+//! | outbox | `OUTBOX#<account>`  | the entry's key      | `entry` (JSON), `attempts`, `last_error`, `last_attempt_at`; a dead letter also `dead_at`, `expires_at` (TTL, 30 days) |
 //! | claim  | `SENT#<account>`    | the entry's key      | `state` (`sending`/`sent`), `claimed_at`, `expires_at` (TTL, 30 days) |
 
 use super::*;
 use crate::domain::notify::OutboxEntry;
-use crate::ports::SendClaim;
+use crate::ports::{DeadLetter, SendClaim};
 
 /// How long a sent claim is kept: longer than any run retries an entry.
 const SENT_TTL: chrono::Duration = chrono::Duration::days(30);
+
+/// How long a dead letter is kept for the operator to see.
+const DEAD_TTL: chrono::Duration = chrono::Duration::days(30);
+
+/// An error as stored: enough to tell what failed.
+fn short(error: &str) -> String {
+    error.chars().take(1000).collect()
+}
 
 fn outbox_pk(account: &str) -> String {
     format!("OUTBOX#{account}")
@@ -42,8 +50,115 @@ impl DynamoStore {
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_values(":pk", s(&outbox_pk(account)))
+            .filter_expression("attribute_not_exists(#dead)")
+            .expression_attribute_names("#dead", "dead_at")
             .consistent_read(true);
         decode_all(self.query_all(query).await?, "entry")
+    }
+
+    pub(super) async fn entry_failed(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<u32> {
+        self.writable("UpdateItem")?;
+        let (pk, sk) = (outbox_pk(&entry.item.account), entry.key());
+        let at = key_time(now);
+        // Once per `now`: a retry of a write that was applied fails the condition, and the
+        // stored count is the answer.
+        let updated = self
+            .retry
+            .call("UpdateItem", || {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s(&sk))
+                    .update_expression("ADD #n :one SET #err = :err, #at = :at")
+                    .condition_expression(
+                        "attribute_exists(#pk) AND (attribute_not_exists(#at) OR #at <> :at)",
+                    )
+                    .expression_attribute_names("#pk", "pk")
+                    .expression_attribute_names("#n", "attempts")
+                    .expression_attribute_names("#err", "last_error")
+                    .expression_attribute_names("#at", "last_attempt_at")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":err", s(&short(error)))
+                    .expression_attribute_values(":at", s(&at))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                    .send()
+            })
+            .await;
+        let attributes = match updated {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) if e.kind == ErrorKind::Conflict => match self.get(&pk, &sk).await? {
+                Some(item) => item,
+                None => {
+                    return Err(PortError::new(
+                        ErrorKind::NotFound,
+                        "UpdateItem",
+                        format!("outbox entry {sk} is no longer queued"),
+                    ))
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        Ok(attempts(&attributes))
+    }
+
+    pub(super) async fn entry_dead(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        error: &str,
+    ) -> PortResult<()> {
+        self.writable("UpdateItem")?;
+        let (pk, sk) = (outbox_pk(&entry.item.account), entry.key());
+        let expires = (now + DEAD_TTL).timestamp().to_string();
+        self.retry
+            .call("UpdateItem", || {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s(&sk))
+                    .update_expression("SET #dead = :at, #err = :err, #ttl = :ttl")
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", "pk")
+                    .expression_attribute_names("#dead", "dead_at")
+                    .expression_attribute_names("#err", "last_error")
+                    .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                    .expression_attribute_values(":at", s(&key_time(now)))
+                    .expression_attribute_values(":err", s(&short(error)))
+                    .expression_attribute_values(":ttl", AttributeValue::N(expires.clone()))
+                    .send()
+            })
+            .await
+            .map(drop)
+    }
+
+    pub(super) async fn dead_entries(&self, account: &str) -> PortResult<Vec<DeadLetter>> {
+        let query = self
+            .query()
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(&outbox_pk(account)))
+            .filter_expression("attribute_exists(#dead)")
+            .expression_attribute_names("#dead", "dead_at")
+            .consistent_read(true);
+        self.query_all(query)
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(DeadLetter {
+                    entry: decode(item, "entry")?,
+                    attempts: attempts(item),
+                    last_error: attr_s(item, "last_error").to_string(),
+                    dead_at: attr_s(item, "dead_at").to_string(),
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn claim_entry(
@@ -129,4 +244,11 @@ impl DynamoStore {
             .await
             .map(drop)
     }
+}
+
+fn attempts(item: &Item) -> u32 {
+    item.get("attempts")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

@@ -103,22 +103,7 @@ fn decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-/// Text for HTML, attribute values included: identity names and tag values are the owner's (or
-/// an attacker's) and must never become markup.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::domain::html::escape;
 
 /// Whether a Lambda payload is a function URL request (API Gateway v2 shape).
 pub fn is_function_url_event(payload: &Value) -> bool {

@@ -22,7 +22,7 @@ mod pass;
 mod step;
 
 pub use fallback::FallbackSetup;
-pub use notify::{NotifySetup, NOTIFY_AUDIT_STEP, SEND_LEASE};
+pub use notify::{NotifySetup, DEFAULT_MAX_ATTEMPTS, NOTIFY_AUDIT_STEP, SEND_LEASE};
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,9 +1,11 @@
 //! Telling owners (docs/design.md, 'Owners and messages'). After a step is committed, an outbox
 //! entry per recipient is written to the table; at the end of the run every queued entry of the
 //! account (this run's, and what earlier runs failed to send) is claimed, grouped into one
-//! digest per recipient, sent, and marked sent. Like Security Hub reporting, it never blocks,
-//! reorders or undoes a step: a failure is logged, written to the subject's audit trail, and the
-//! entry stays queued for the next run.
+//! digest per recipient, sent (in parts when it is too big for the channel: each part's entries
+//! are marked sent as soon as it went), and marked sent. Like Security Hub reporting, it never
+//! blocks, reorders or undoes a step: a failure is logged, written to the subject's audit trail,
+//! and the entry stays queued for the next run, up to `max_attempts` failed attempts; then (or
+//! at once, for a permanent refusal) it is dead-lettered: kept, audited, and no longer sent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::domain::notify::{digests, DigestItem, OutboxEntry, Recipient, Routing, Templates};
 use crate::domain::{AuditEntry, Outcome, Record, Step, Subject, Timestamp};
-use crate::ports::{ActionLinks, Iam, Messenger, NoLinks, SendClaim, Store};
+use crate::ports::{ActionLinks, ErrorKind, Iam, Messenger, NoLinks, SendClaim, Store};
 
 use super::super::run::Run;
 use super::Engine;
@@ -24,6 +26,8 @@ pub const NOTIFY_AUDIT_STEP: &str = "notify";
 /// is retried after this (at most one duplicate, and only then).
 pub const SEND_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
+pub use crate::domain::notify::DEFAULT_MAX_ATTEMPTS;
+
 /// Everything telling owners needs (`[notify] enabled`).
 #[derive(Clone)]
 pub struct NotifySetup {
@@ -32,6 +36,8 @@ pub struct NotifySetup {
     pub messenger: Arc<dyn Messenger>,
     /// Signed links for the messages; [`NoLinks`] by default.
     pub links: Arc<dyn ActionLinks>,
+    /// Failed attempts after which a message is dead-lettered.
+    pub max_attempts: u32,
 }
 
 impl NotifySetup {
@@ -41,7 +47,14 @@ impl NotifySetup {
             templates,
             messenger,
             links: Arc::new(NoLinks),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
+    }
+
+    /// Failed attempts after which a message is dead-lettered (at least 1).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
     }
 
     /// Where the links in messages come from (the lead's link signer).
@@ -72,6 +85,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
             },
         };
         let owner = notify.routing.owner(&principal.account, &tags);
+        for refused in &owner.refused {
+            // Whoever wrote the tag named somewhere dormant does not send to: say so, once per step.
+            warn!(identity = %after.subject, %refused, "an owner tag was refused; the fallback is told");
+            let why = format!("{refused}; told {}", owner.how);
+            self.audit_notify(&after.subject, now, Outcome::Skipped, &why)
+                .await;
+        }
         let recipients = notify.routing.recipients(&owner);
         if recipients.is_empty() {
             let why = format!("nobody to tell ({})", owner.how);
@@ -151,57 +171,151 @@ impl<I: Iam, S: Store> Engine<I, S> {
             .iter()
             .map(|item| notify.links.links(item, recipient))
             .collect();
-        let sent = match notify.templates.render(&digest, &links) {
-            Ok(message) => notify
-                .messenger
-                .send(recipient, &message)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let parts = notify.templates.render_parts(&digest, &links);
+        let count = parts.len();
+        // The entries of an item: the same recipient, so the key names the item.
+        let mut by_key: BTreeMap<String, Vec<&OutboxEntry>> = BTreeMap::new();
+        for e in &claimed {
+            by_key.entry(e.key()).or_default().push(e);
+        }
+        for (k, part) in parts.into_iter().enumerate() {
+            let items = &digest.items[part.items.clone()];
+            // A part's entries: claims are per entry, so each part is sent at most once more
+            // after a crash (the lease), whatever happened to the others.
+            let entries: Vec<&OutboxEntry> = items
+                .iter()
+                .flat_map(|item| {
+                    let key = OutboxEntry {
+                        item: item.clone(),
+                        recipient: recipient.clone(),
+                    }
+                    .key();
+                    by_key.remove(&key).unwrap_or_default()
+                })
+                .collect();
+            let sent = match part.message {
+                // A template that renders nothing sendable fails the same way every run, but
+                // an operator can fix it: counted like a transient failure.
+                Err(e) => Err((e.to_string(), false)),
+                Ok(message) => notify
+                    .messenger
+                    .send(recipient, &message)
+                    .await
+                    .map_err(|e| (e.to_string(), e.kind == ErrorKind::Permanent)),
+            };
+            let part_words = if count > 1 {
+                format!(" (part {} of {count})", k + 1)
+            } else {
+                String::new()
+            };
+            match sent {
+                Ok(()) => {
+                    info!(%recipient, identities = items.len(), part = k + 1, parts = count, "owner message sent");
+                    for entry in &entries {
+                        if let Err(e) = self.store.message_sent(entry, now).await {
+                            // The claim stays `sending`: no run sends it again before the lease ends.
+                            warn!(%recipient, error = %e, "could not mark a message sent");
+                        }
+                    }
+                    let offered = &links[part.items.clone()];
+                    self.audit_told(recipient, items, offered, &part_words, now)
+                        .await;
+                }
+                Err((why, permanent)) => {
+                    for entry in entries {
+                        self.message_failed(notify, entry, &why, permanent, now)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Who was told, and which answers they were handed: the audit trail says.
+    async fn audit_told(
+        &self,
+        recipient: &Recipient,
+        items: &[DigestItem],
+        links: &[Vec<crate::domain::notify::ActionLink>],
+        part: &str,
+        now: Timestamp,
+    ) {
+        for (item, offered) in items.iter().zip(links) {
+            let told = match offered.as_slice() {
+                [] => format!(
+                    "told {recipient} of the {} step{part} (no links)",
+                    item.step
+                ),
+                some => format!(
+                    "told {recipient} of the {} step{part}, with links: {}",
+                    item.step,
+                    some.iter()
+                        .map(|l| l.action.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            match Subject::from_id(&item.identity) {
+                Ok(subject) => self.audit_notify(&subject, now, Outcome::Done, &told).await,
+                Err(_) => info!(identity = %item.identity, %told, "message sent"),
+            }
+        }
+    }
+
+    /// A failed send of `entry`: counted, and retried next run until `max_attempts` (or a
+    /// permanent refusal) dead-letters it. Audited either way.
+    async fn message_failed(
+        &self,
+        notify: &NotifySetup,
+        entry: &OutboxEntry,
+        why: &str,
+        permanent: bool,
+        now: Timestamp,
+    ) {
+        let recipient = &entry.recipient;
+        if let Err(e) = self.store.release_message(entry).await {
+            warn!(%recipient, error = %e, "could not release a message claim; retried after the lease");
+        }
+        let attempts = match self.store.message_failed(entry, now, why).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                warn!(%recipient, error = %e, "could not count a failed attempt");
+                None
+            }
         };
-        match sent {
-            Ok(()) => {
-                info!(%recipient, identities = digest.items.len(), "owner message sent");
-                for entry in &claimed {
-                    if let Err(e) = self.store.message_sent(entry, now).await {
-                        // The claim stays `sending`: no run sends it again before the lease ends.
-                        warn!(%recipient, error = %e, "could not mark a message sent");
-                    }
-                }
-                // Who was told, and which answers they were handed: the audit trail says.
-                for (item, offered) in digest.items.iter().zip(&links) {
-                    let told = match offered.as_slice() {
-                        [] => format!("told {recipient} of the {} step (no links)", item.step),
-                        some => format!(
-                            "told {recipient} of the {} step, with links: {}",
-                            item.step,
-                            some.iter()
-                                .map(|l| l.action.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                    match Subject::from_id(&item.identity) {
-                        Ok(subject) => self.audit_notify(&subject, now, Outcome::Done, &told).await,
-                        Err(_) => info!(identity = %item.identity, %told, "message sent"),
-                    }
-                }
-            }
-            Err(why) => {
-                for entry in &claimed {
-                    if let Err(e) = self.store.release_message(entry).await {
-                        warn!(%recipient, error = %e, "could not release a message claim; retried after the lease");
-                    }
-                    let why = format!(
-                        "telling {recipient} of the {} step failed (retried next run): {why}",
+        let max = notify.max_attempts;
+        let dead = permanent || attempts.is_some_and(|n| n >= max);
+        let why = if dead {
+            let reason = if permanent {
+                "was refused permanently".to_string()
+            } else {
+                format!("failed {} times", attempts.unwrap_or(max))
+            };
+            match self.store.dead_letter(entry, now, why).await {
+                Ok(()) => format!(
+                    "telling {recipient} of the {} step {reason}; dead-lettered, not retried \
+                     (see `dormant outbox`): {why}",
+                    entry.item.step
+                ),
+                Err(e) => {
+                    warn!(%recipient, error = %e, "could not dead-letter a message; retried next run");
+                    format!(
+                        "telling {recipient} of the {} step {reason} (retried next run: it could \
+                         not be dead-lettered): {why}",
                         entry.item.step
-                    );
-                    match Subject::from_id(&entry.item.identity) {
-                        Ok(subject) => self.notify_failed(&subject, now, &why).await,
-                        Err(_) => warn!(identity = %entry.item.identity, %why, "message failed"),
-                    }
+                    )
                 }
             }
+        } else {
+            let attempt = attempts.map_or(String::new(), |n| format!(", attempt {n} of {max}"));
+            format!(
+                "telling {recipient} of the {} step failed (retried next run{attempt}): {why}",
+                entry.item.step
+            )
+        };
+        match Subject::from_id(&entry.item.identity) {
+            Ok(subject) => self.notify_failed(&subject, now, &why).await,
+            Err(_) => warn!(identity = %entry.item.identity, %why, "message failed"),
         }
     }
 

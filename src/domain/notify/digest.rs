@@ -157,7 +157,7 @@ pub fn digests(entries: &[OutboxEntry]) -> Vec<Digest> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::{Principal, Subject};
     use chrono::TimeZone;
@@ -173,6 +173,7 @@ mod tests {
             recipient: None,
             how: "tag owner=x".into(),
             fallback: false,
+            refused: Vec::new(),
         };
         DigestItem::of(step, &r, &owner, at)
     }

@@ -5,7 +5,8 @@
 //!
 //! - this file: recipients and owner resolution;
 //! - `digest.rs`: what a message says about one identity, and the grouping per recipient;
-//! - `render.rs`: the templates (plain text and HTML email, Slack Block Kit, SNS).
+//! - `render.rs`: the templates (plain text and HTML email, Slack Block Kit, SNS);
+//! - `parts.rs`: a digest split into messages each channel accepts (Slack blocks, SNS bytes).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,10 +15,16 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod digest;
+mod parts;
 mod render;
 
 pub use digest::{digests, ActionLink, Digest, DigestItem, OutboxEntry};
+pub use parts::{size, Part, EMAIL_MAX_BYTES, SLACK_MAX_BLOCKS, SNS_MAX_BYTES};
 pub use render::{Rendered, TemplateError, Templates, TEMPLATE_FILES};
+
+/// Failed attempts to send a message (one per run) before it is dead-lettered, by default
+/// (`[notify] max_attempts`): a day of hourly runs rides out an outage of Slack or SES.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
 /// Tag keys read for the owner, in order, by default.
 pub const DEFAULT_OWNER_TAGS: [&str; 5] = ["dormant:owner", "owner", "Owner", "team", "contact"];
@@ -167,6 +174,10 @@ pub struct Owner {
     pub how: String,
     /// Whether the fallback was used (no resolvable owner).
     pub fallback: bool,
+    /// Owner tags whose value named a recipient the configuration does not (`owner=sns:…`),
+    /// each with why it was refused: the audit trail says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 impl Routing {
@@ -182,26 +193,66 @@ impl Routing {
             .collect()
     }
 
+    /// Whether a recipient written straight into a tag may be told: any email address, but a
+    /// Slack channel or SNS topic only if the configuration names it (a route, a fallback, the
+    /// feed). Anything else cannot be sent to (no webhook) or is not the operator's to publish
+    /// to, and would fail on every run.
+    fn tag_may_name(&self, r: &Recipient) -> Result<(), String> {
+        match r {
+            Recipient::Email(_) => Ok(()),
+            Recipient::Slack(_) | Recipient::Sns(_) => {
+                let configured = self
+                    .routes
+                    .values()
+                    .chain(self.account_fallback.values())
+                    .chain(self.fallback.iter())
+                    .chain(self.feed.iter())
+                    .any(|c| c == r);
+                if configured {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{r} is not a {} the configuration names (notify routes, fallbacks, feed)",
+                        match r {
+                            Recipient::Slack(_) => "Slack channel",
+                            _ => "SNS topic",
+                        }
+                    ))
+                }
+            }
+        }
+    }
+
     /// The owner of an identity of `account` with these tags: the first owner tag whose value
-    /// routes (through the table, or as a recipient itself), else the account's route, else the
-    /// account's fallback, else the global one.
+    /// routes (through the table, or as a recipient itself that [`Self::tag_may_name`]), else
+    /// the account's route, else the account's fallback, else the global one.
     pub fn owner(&self, account: &str, tags: &BTreeMap<String, String>) -> Owner {
         let mut unroutable = Vec::new();
+        let mut refused = Vec::new();
         for key in &self.owner_tags {
             let Some(value) = tags.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
                 continue;
             };
-            let routed = self
-                .routes
-                .get(value)
-                .cloned()
-                .or_else(|| value.parse().ok());
+            let routed = match self.routes.get(value) {
+                Some(r) => Some(r.clone()),
+                None => match value.parse::<Recipient>() {
+                    Ok(r) => match self.tag_may_name(&r) {
+                        Ok(()) => Some(r),
+                        Err(why) => {
+                            refused.push(format!("tag {key}={value} refused: {why}"));
+                            None
+                        }
+                    },
+                    Err(_) => None,
+                },
+            };
             match routed {
                 Some(r) => {
                     return Owner {
                         recipient: Some(r),
                         how: format!("tag {key}={value}"),
                         fallback: false,
+                        refused,
                     }
                 }
                 None => unroutable.push(format!("{key}={value}")),
@@ -212,9 +263,12 @@ impl Routing {
                 recipient: Some(r.clone()),
                 how: format!("account {account}"),
                 fallback: false,
+                refused,
             };
         }
-        let why = if unroutable.is_empty() {
+        let why = if !refused.is_empty() {
+            refused.join("; ")
+        } else if unroutable.is_empty() {
             "no owner tag".to_string()
         } else {
             format!("no route for tag {}", unroutable.join(", "))
@@ -231,6 +285,7 @@ impl Routing {
             },
             recipient,
             fallback: true,
+            refused,
         }
     }
 
@@ -341,6 +396,52 @@ mod tests {
         let none = Routing::default().owner("444444444444", &tags(&[]));
         assert_eq!(none.recipient, None);
         assert_eq!(none.how, "no owner and no fallback: no owner tag");
+    }
+
+    #[test]
+    fn a_tag_naming_an_unconfigured_channel_or_topic_is_refused_and_says_why() {
+        let mut r = routing();
+        r.feed = Some(
+            "sns:arn:aws:sns:us-east-1:123456789012:feed"
+                .parse()
+                .unwrap(),
+        );
+        for value in [
+            "slack:#elsewhere",
+            "sns:arn:aws:sns:us-east-1:999999999999:theirs",
+        ] {
+            let o = r.owner("333333333333", &tags(&[("owner", value)]));
+            assert_eq!(
+                o.recipient.as_ref().unwrap().to_string(),
+                "c@example.com",
+                "{value}"
+            );
+            assert!(o.fallback);
+            assert_eq!(o.refused.len(), 1, "{o:?}");
+            assert!(o.refused[0].starts_with(&format!("tag owner={value} refused: ")));
+            assert!(
+                o.how.contains(value) && o.how.contains("refused"),
+                "{}",
+                o.how
+            );
+        }
+        // Configured ones (a route's channel, the feed) and any address may be named.
+        for value in [
+            "slack:#team-a",
+            "sns:arn:aws:sns:us-east-1:123456789012:feed",
+            "x@example.com",
+        ] {
+            let o = r.owner("333333333333", &tags(&[("owner", value)]));
+            assert_eq!(o.recipient.unwrap().to_string(), value);
+            assert!(!o.fallback && o.refused.is_empty());
+        }
+        // A refused tag passes over to the next owner tag that routes.
+        let o = r.owner(
+            "333333333333",
+            &tags(&[("owner", "slack:#elsewhere"), ("team", "team-a")]),
+        );
+        assert_eq!(o.how, "tag team=team-a");
+        assert_eq!(o.refused.len(), 1);
     }
 
     #[test]

@@ -82,23 +82,6 @@ fn escape_for(name: &str) -> AutoEscape {
     }
 }
 
-/// HTML's five: enough in text and quoted attributes (minijinja's own also escapes `/`, which
-/// makes ARNs and URLs unreadable in the source and in tests).
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     let write = |out: &mut Output, s: &str| {
         out.write_str(s)
@@ -110,7 +93,9 @@ fn formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error
         value.to_string()
     };
     match state.auto_escape() {
-        AutoEscape::Html if !value.is_safe() => return write(out, &escape_html(&text)),
+        AutoEscape::Html if !value.is_safe() => {
+            return write(out, &crate::domain::html::escape(&text))
+        }
         AutoEscape::Custom("slack") => {}
         _ => return minijinja::escape_formatter(out, state, value),
     }
@@ -202,9 +187,21 @@ impl Templates {
         digest: &Digest,
         links: &[Vec<ActionLink>],
     ) -> Result<Rendered, TemplateError> {
+        self.render_part(&digest.recipient, &digest.items, links, 1, 1)
+    }
+
+    /// Renders `items` (part `part` of `parts` of a digest) for `recipient`'s channel;
+    /// `links[i]` are the links of `items[i]`. The templates see `part` and `parts`.
+    pub(super) fn render_part(
+        &self,
+        recipient: &super::Recipient,
+        items: &[DigestItem],
+        links: &[Vec<ActionLink>],
+        part: usize,
+        parts: usize,
+    ) -> Result<Rendered, TemplateError> {
         let none: Vec<ActionLink> = Vec::new();
-        let items: Vec<ItemView<'_>> = digest
-            .items
+        let items: Vec<ItemView<'_>> = items
             .iter()
             .enumerate()
             .map(|(i, item)| ItemView {
@@ -229,8 +226,10 @@ impl Templates {
             })
             .collect();
         let ctx = minijinja::context! {
-            recipient => digest.recipient.to_string(),
+            recipient => recipient.to_string(),
             count => items.len(),
+            part => part,
+            parts => parts,
             items => Value::from_serialize(&items),
         };
         let render = |name: &str| {
@@ -250,7 +249,7 @@ impl Templates {
             .chars()
             .take(100)
             .collect();
-        let (text, html, slack) = match digest.recipient {
+        let (text, html, slack) = match recipient {
             super::Recipient::Email(_) => (render("email.txt")?, Some(render("email.html")?), None),
             super::Recipient::Sns(_) => (render("sns.txt")?, None, None),
             super::Recipient::Slack(_) => {
@@ -296,6 +295,7 @@ mod tests {
             recipient: None,
             how: format!("tag owner={HOSTILE}"),
             fallback: false,
+            refused: Vec::new(),
         };
         let recipient: Recipient = to.parse().unwrap();
         digests(&[OutboxEntry {
