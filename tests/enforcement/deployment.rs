@@ -57,7 +57,7 @@ impl Deployment {
             .filter(|f| f.contains(".dormant-"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 4, "{files:?}");
+        assert_eq!(files.len(), 6, "{files:?}");
         for file in files {
             let text = read(&file).replace(&c0, &controller).replace(&m0, &member);
             let role: Value = serde_json::from_str(&text).unwrap();
