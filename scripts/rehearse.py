@@ -15,7 +15,11 @@ itself). Steps:
    rules' input transformers applied to a raw scheduled event; the finding fixtures of
    tests/fixtures/events pointed at seeded identities and checked against the rule's pattern),
    and the state it must leave read back from the emulator (IAM tags, DynamoDB audit entries, the
-   sweep queue, Security Hub findings). One line per event; the first failure stops the run.
+   sweep queue, Security Hub findings). One line per event; the first failure stops the run;
+5. the answers function (the template's second function, `DORMANT_FUNCTION=answers`, the same
+   zip) started the same way: a signed link (minted with the key the template's secret holds)
+   opened (GET) and answered (POST Keep) through function-URL requests, the exemption read back
+   from IAM; then the answers function must fail a tick and the controller a link.
 """
 
 import argparse
@@ -795,7 +799,7 @@ def answers(template, functions, answers_id, config, stack, start, api, process,
     refused("the answers function", aapi, tick, aprocess, "does not serve it")
     refused("the controller", api, url_event("GET", f"t={token}"), process, "function-URL request")
     print(f"ok  {'each refuses the other':<26} {'tick / function URL':<34} {time.monotonic() - t:5.1f}s  "
-          "the answers function failed the tick, the controller the link; nothing changed")
+          "the answers function failed the tick, the controller the link")
     return 4
 
 
