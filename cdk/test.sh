@@ -29,7 +29,8 @@ npx jest --ci
 
 step "cdk synth"
 rm -rf cdk.out
-npx cdk synth -q --no-notices
+# With owners' answers: the answers function and roles are linted too (a superset of the default).
+npx cdk synth -q --no-notices -c answers=true
 
 # The pinned Python tools (cfn-lint, parliament, cloudsplaining) live in the repository's .venv;
 # setup-venv installs them from tests/emulator/requirements.txt, or does nothing when up to date.

@@ -15,10 +15,17 @@ itself). Steps:
    rules' input transformers applied to a raw scheduled event; the finding fixtures of
    tests/fixtures/events pointed at seeded identities and checked against the rule's pattern),
    and the state it must leave read back from the emulator (IAM tags, DynamoDB audit entries, the
-   sweep queue, Security Hub findings). One line per event; the first failure stops the run.
+   sweep queue, Security Hub findings). One line per event; the first failure stops the run;
+5. the answers function (the template's second function, `DORMANT_FUNCTION=answers`, the same
+   zip) started the same way: a signed link (minted with the key the template's secret holds)
+   opened (GET) and answered (POST Keep) through function-URL requests, the exemption read back
+   from IAM; then the answers function must fail a tick and the controller a link.
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import queue
@@ -98,6 +105,9 @@ class Stack:
                 return self.sub(text, names)
             if k == "Fn::Select":
                 return self.resolve(a[1])[int(self.resolve(a[0]))]
+            if k == "Fn::Split":
+                sep, text = a
+                return str(self.resolve(text)).split(sep)
             if k.startswith("Fn::"):
                 raise Failed(f"the rehearsal cannot resolve {k} (add it to scripts/rehearse.py)")
         return {k: self.resolve(x) for k, x in v.items()}
@@ -183,6 +193,14 @@ class Stack:
             made = {"Ref": arn}
         elif kind == "AWS::Logs::LogGroup":
             made = {"Ref": props.get("LogGroupName") or self.physical(lid)}
+        elif kind == "AWS::SecretsManager::Secret":
+            # CloudFormation's generated name has one `-` (CDK's secretName parse relies on it);
+            # the value as GenerateSecretString would make it (letters and digits).
+            name = props.get("Name") or f"{lid}-{uuid.uuid4().hex[:12]}"
+            length = props.get("GenerateSecretString", {}).get("PasswordLength", 32)
+            value = "".join(uuid.uuid4().hex for _ in range(length // 32 + 1))[:length]
+            arn = self.sdk("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+            made = {"Ref": arn, "Id": arn, "Value": value}
         else:
             raise Failed(f"the function's environment refers to {lid} ({kind}), which the "
                          "rehearsal cannot create yet (add it to scripts/rehearse.py)")
@@ -401,10 +419,17 @@ def run(template, args, work, started):
     def sdk(service):
         return session.client(service, endpoint_url=endpoint)
 
-    # 2. The function's environment, resolved against resources made from the template.
-    (fn_id,) = [lid for lid, r in template["Resources"].items()
-                if r["Type"] == "AWS::Lambda::Function"]
-    fn = template["Resources"][fn_id]["Properties"]
+    # 2. The function's environment, resolved against resources made from the template. With
+    # owners' answers the template has a second function, the same zip: the answers function.
+    functions = {lid: r["Properties"] for lid, r in template["Resources"].items()
+                 if r["Type"] == "AWS::Lambda::Function"}
+    role_of = {lid: p.get("Environment", {}).get("Variables", {}).get("DORMANT_FUNCTION", "controller")
+               for lid, p in functions.items()}
+    (fn_id,) = [lid for lid, r in role_of.items() if r == "controller"]
+    answers_ids = [lid for lid, r in role_of.items() if r == "answers"]
+    if not answers_ids:
+        raise Failed("the template has no answers function: synthesize with -c answers=true")
+    fn = functions[fn_id]
     stack = Stack(template, sdk)
     variables = stack.resolve(fn.get("Environment", {}).get("Variables", {}))
     # (The quarantine policy the stack deploys is created by the emulator in every account.)
@@ -450,34 +475,42 @@ def run(template, args, work, started):
         z.extractall(bootstrap_dir)
     bootstrap = bootstrap_dir / "bootstrap"
     bootstrap.chmod(0o755)
-    name = fn.get("FunctionName") or stack.physical(fn_id)
-    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-    api = RuntimeApi(arn, int(fn.get("Timeout", 3)))
-    log_group = stack.resolve(fn.get("LoggingConfig", {}).get("LogGroup")) or f"/aws/lambda/{name}"
-    env = {
-        **variables,
-        # What Lambda sets for a provided.al2023 function (the execution role's credentials here
-        # are the emulator's account; the endpoint is the one variable Lambda would not set).
-        "AWS_LAMBDA_RUNTIME_API": f"http://{api.address}",
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.get("MemorySize", 128)),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"{NOW:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
-        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
-        "LAMBDA_TASK_ROOT": str(bootstrap_dir), "LAMBDA_RUNTIME_DIR": str(bootstrap_dir),
-        "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
-        **creds,
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    process = subprocess.Popen([str(bootstrap)], cwd=bootstrap_dir, env=env,
-                               stdin=subprocess.DEVNULL, stdout=open(work / "function.log", "w"),
-                               stderr=subprocess.STDOUT)
-    started.append(process)
-    print(f"function: {name} ({fn.get('Runtime')}, {fn.get('MemorySize')} MB, timeout "
-          f"{fn.get('Timeout')}s), bootstrap {bootstrap.stat().st_size / 1e6:.1f} MB, "
-          f"Runtime API {api.address}")
+
+    def start(fn_id, fn, variables, log_name):
+        name = fn.get("FunctionName") or stack.physical(fn_id)
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        api = RuntimeApi(arn, int(fn.get("Timeout", 3)))
+        env = lambda_env(fn, name, variables, api)
+        process = subprocess.Popen([str(bootstrap)], cwd=bootstrap_dir, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=open(work / log_name, "w"),
+                                   stderr=subprocess.STDOUT)
+        started.append(process)
+        print(f"function: {name} ({fn.get('Runtime')}, {fn.get('MemorySize')} MB, timeout "
+              f"{fn.get('Timeout')}s), bootstrap {bootstrap.stat().st_size / 1e6:.1f} MB, "
+              f"Runtime API {api.address}")
+        return api, process
+
+    def lambda_env(fn, name, variables, api):
+        log_group = stack.resolve(fn.get("LoggingConfig", {}).get("LogGroup")) or f"/aws/lambda/{name}"
+        return {
+            **variables,
+            # What Lambda sets for a provided.al2023 function (the execution role's credentials here
+            # are the emulator's account; the endpoint is the one variable Lambda would not set).
+            "AWS_LAMBDA_RUNTIME_API": f"http://{api.address}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.get("MemorySize", 128)),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{NOW:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
+            "LAMBDA_TASK_ROOT": str(bootstrap_dir), "LAMBDA_RUNTIME_DIR": str(bootstrap_dir),
+            "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
+            **creds,
+            "AWS_ENDPOINT_URL": endpoint,
+        }
+
+    api, process = start(fn_id, fn, variables, "function.log")
 
     ddb, hub = sdk("dynamodb"), sdk("securityhub")
 
@@ -685,10 +718,89 @@ def run(template, args, work, started):
             event["_rule"] = rule
         step(label, event, check)
     print(f"ok  {'Security Hub':<26} {'(read back)':<34} {'':>6}  {hub_imported(None)}")
-    print(f"rehearsal passed: {len(events)} invocations, {time.monotonic() - t0:.1f}s. The "
+    answered = answers(template, functions, answers_ids[0], config, stack, start, api, process,
+                       tick_event, config_role, stage_tag, iam)
+    print(f"rehearsal passed: {len(events) + answered} invocations, {time.monotonic() - t0:.1f}s. The "
           "emulator has no Access Analyzer GetFindingV2 nor Security Hub BatchUpdateFindings: "
           "warnings about those are expected here")
     return 0
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def link_token(key, claims):
+    """A signed answer link's token (src/domain/answer/token.rs `sign`): base64url of the claims'
+    JSON, `.`, base64url of its HMAC-SHA-256 under the key."""
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    tag = hmac.new(key.encode(), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{b64url(tag)}"
+
+
+def url_event(method, query="", body=""):
+    """A function URL request as Lambda delivers it (API Gateway v2 payload)."""
+    return {"version": "2.0", "routeKey": "$default", "rawPath": "/answer", "rawQueryString": query,
+            "headers": {"content-type": "application/x-www-form-urlencoded", "host": "answers.example"},
+            "requestContext": {"requestId": str(uuid.uuid4()), "http": {
+                "method": method, "path": "/answer", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"}},
+            "body": body, "isBase64Encoded": False}
+
+
+def answers(template, functions, answers_id, config, stack, start, api, process, tick_event,
+            role, stage_tag, iam):
+    """The answers function (the same zip, `DORMANT_FUNCTION=answers`) serves an owner's link,
+    page and Keep; it refuses the tick and the controller refuses the link. Returns the count of
+    invocations."""
+    fn = functions[answers_id]
+    variables = stack.resolve(fn.get("Environment", {}).get("Variables", {}))
+    if json.loads(variables["DORMANT_CONFIG"]) != config:
+        raise Failed("the answers function's configuration is not the controller's")
+    (key,) = [m["Value"] for m in stack.made.values() if "Value" in m]
+    aapi, aprocess = start(answers_id, fn, variables, "answers.log")
+    claims = {"a": "keep", "s": role["Arn"], "u": role["RoleId"], "g": "noticed",
+              "r": "owner@example.com", "e": int((NOW + timedelta(days=7)).timestamp()),
+              "t": "rehearsal-keep"}
+    token = link_token(key, claims)
+
+    def refused(who, a, event, process_, want):
+        try:
+            got = a.invoke(event, process_)
+        except Failed as e:
+            if want not in str(e):
+                raise Failed(f"{who} refused, but not saying {want!r}: {e}")
+            return
+        raise Failed(f"{who} answered what it must refuse: {str(got)[:200]}")
+
+    steps = [
+        ("answer link GET", lambda: aapi.invoke(url_event("GET", f"t={token}"), aprocess),
+         lambda a: (a["statusCode"] == 200 and role["RoleName"] in a["body"]
+                    and "content-security-policy" in a["headers"]) or
+         Failed(f"the page: {str(a)[:300]}")),
+        ("answer link POST Keep", lambda: aapi.invoke(url_event(
+            "POST", body=f"t={token}&action=keep&reason=rehearsal"), aprocess),
+         lambda a: a["statusCode"] == 200 or Failed(f"Keep: {str(a)[:300]}")),
+    ]
+    for label, call, ok in steps:
+        t = time.monotonic()
+        a = call()
+        verdict = ok(a)
+        if isinstance(verdict, Failed):
+            raise verdict
+        print(f"ok  {label:<26} {'function URL ' + answers_id[:21]:<34} {time.monotonic() - t:5.1f}s  "
+              f"{a['statusCode']} {a['headers'].get('content-type')}")
+    tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
+    if tags.get("dormant:exempt") != "true" or stage_tag("role", role["RoleName"]) is not None:
+        raise Failed(f"after Keep, role {role['RoleName']} has tags {tags}")
+    print(f"ok  {'Keep (read back)':<26} {'(IAM)':<34} {'':>6}  role {role['RoleName']} "
+          f"exempted by its owner, released (tags {sorted(tags)})")
+    t = time.monotonic()
+    tick = {k: v for k, v in tick_event.items() if k != "_rule"}
+    refused("the answers function", aapi, tick, aprocess, "does not serve it")
+    refused("the controller", api, url_event("GET", f"t={token}"), process, "function-URL request")
+    print(f"ok  {'each refuses the other':<26} {'tick / function URL':<34} {time.monotonic() - t:5.1f}s  "
+          "the answers function failed the tick, the controller the link")
+    return 4
 
 
 def lid_of(template, prefix):

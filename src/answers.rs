@@ -20,7 +20,36 @@ use crate::error::Error;
 use crate::wiring::EngineFactory;
 
 /// Engines of the factory's accounts, acting as the link's recipient.
-pub struct FactoryEngines<'a>(pub &'a EngineFactory);
+pub struct FactoryEngines<'a> {
+    factory: &'a EngineFactory,
+    /// The role assumed in member accounts instead of the one `accounts[].role` names (the
+    /// answers function's own role there, which can do only what answers do); `None`: that one.
+    member_role_name: Option<String>,
+}
+
+impl<'a> FactoryEngines<'a> {
+    pub fn new(factory: &'a EngineFactory) -> Self {
+        FactoryEngines {
+            factory,
+            member_role_name: None,
+        }
+    }
+
+    /// Assumes the role `name` in member accounts (same account and partition as the configured
+    /// role) rather than the configured one.
+    pub fn assuming(mut self, name: &str) -> Self {
+        self.member_role_name = Some(name.to_string());
+        self
+    }
+}
+
+/// `role_arn` with its path and name replaced by `name` (the stacks give the answers role no path).
+fn renamed_role(role_arn: &str, name: &str) -> String {
+    match role_arn.split_once(":role/") {
+        Some((head, _)) => format!("{head}:role/{name}"),
+        None => role_arn.to_string(),
+    }
+}
 
 #[async_trait]
 impl AnswerEngines<AwsIam, DynamoStore> for FactoryEngines<'_> {
@@ -29,11 +58,22 @@ impl AnswerEngines<AwsIam, DynamoStore> for FactoryEngines<'_> {
         account: &str,
         actor: &str,
     ) -> Result<Engine<AwsIam, DynamoStore>, Error> {
-        let members = self.0.accounts().await?;
-        let member = members.iter().find(|m| m.id == account).ok_or_else(|| {
-            Error::Rejected(format!("account {account} is not one dormant manages"))
-        })?;
-        let mut engine = self.0.engine(member).await.map_err(Error::Rejected)?;
+        let members = self.factory.accounts().await?;
+        let mut member = members
+            .iter()
+            .find(|m| m.id == account)
+            .ok_or_else(|| {
+                Error::Rejected(format!("account {account} is not one dormant manages"))
+            })?
+            .clone();
+        if let (Some(name), Some(role)) = (&self.member_role_name, &member.role_arn) {
+            member.role_arn = Some(renamed_role(role, name));
+        }
+        let mut engine = self
+            .factory
+            .engine(&member)
+            .await
+            .map_err(Error::Rejected)?;
         engine.actor = actor.to_string();
         Ok(engine)
     }
@@ -190,7 +230,7 @@ pub async fn run_serve(
             .unwrap_or("none: [answers] base_url is not set")
     );
     let store = factory.store();
-    let engines = FactoryEngines(factory);
+    let engines = FactoryEngines::new(factory);
     let svc = AnswerService {
         keys: &secrets.keys,
         slack_secret: secrets.slack.as_deref(),
@@ -204,6 +244,21 @@ pub async fn run_serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answers_role_replaces_only_the_role_name() {
+        assert_eq!(
+            renamed_role(
+                "arn:aws-cn:iam::222233334444:role/ops/dormant-member",
+                "dormant-answers"
+            ),
+            "arn:aws-cn:iam::222233334444:role/dormant-answers"
+        );
+        assert_eq!(
+            renamed_role("arn:aws:iam::222233334444:role/dormant-member", "x"),
+            "arn:aws:iam::222233334444:role/x"
+        );
+    }
 
     #[test]
     fn serve_listens_on_loopback_unless_allowed() {

@@ -1,5 +1,8 @@
 //! The Lambda's shell: one invocation in, routed to the event handling or the sweep queue's
-//! consumer in `app`, or an owner's answer from the function URL (`app::answer`), its answer out. `bin/lambda.rs` builds a [`ColdStart`] once.
+//! consumer in `app`, or an owner's answer from the function URL (`app::answer`), its answer out.
+//! `bin/lambda.rs` builds a [`ColdStart`] once. The same binary is deployed twice: as the
+//! controller (events, sweeps) and as the answers function (the function URL only), and each
+//! refuses what the other serves ([`Function`]).
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
@@ -30,8 +33,44 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// The environment variable that says which function this is (set by the CDK stack).
+pub const FUNCTION_ENV: &str = "DORMANT_FUNCTION";
+
+/// Which of dormant's two functions this binary runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// EventBridge events and the sweep queue; never a function-URL request.
+    Controller,
+    /// Owners' answers through the function URL, and nothing else: the internet reaches this
+    /// one, under a role that can only do what answers do.
+    Answers,
+}
+
+impl Function {
+    /// [`FUNCTION_ENV`]'s value: unset, empty or `controller` is the controller; anything but
+    /// `answers` besides is a start-up error naming it.
+    pub fn from_env(value: Option<&str>) -> Result<Function, Error> {
+        match value.map(str::trim) {
+            None | Some("") | Some("controller") => Ok(Function::Controller),
+            Some("answers") => Ok(Function::Answers),
+            Some(other) => Err(Error::Usage(format!(
+                "{FUNCTION_ENV}={other:?} is not a dormant function: `controller` (or unset) or `answers`"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Function::Controller => "controller",
+            Function::Answers => "answers",
+        }
+    }
+}
+
 /// What the Lambda handles events with, built once at cold start.
 pub struct ColdStart<'a, I, S, E: ?Sized> {
+    /// Which function this is: what it serves, and what it refuses.
+    pub function: Function,
     /// The fleet for EventBridge events, built when the first one needs it.
     pub fleet: &'a dyn FleetSource<I, S>,
     pub rules: &'a ClassifyRules,
@@ -82,8 +121,18 @@ where
     }
 }
 
+/// What names an invocation in a refusal: the event's id, else the request's.
+fn event_id(payload: &Value) -> String {
+    payload["id"]
+        .as_str()
+        .or(payload["requestContext"]["requestId"].as_str())
+        .unwrap_or("(no id)")
+        .to_string()
+}
+
 /// One Lambda invocation: an SQS batch from the sweep queue (answered with `batchItemFailures`)
-/// or an EventBridge event (answered with its report).
+/// or an EventBridge event (answered with its report) for the controller; a function-URL
+/// request (answered with the page) for the answers function. Each refuses the other's.
 pub async fn invoke<I, S, E>(
     payload: Value,
     cold: &ColdStart<'_, I, S, E>,
@@ -94,7 +143,26 @@ where
     S: Store + 'static,
     E: Engines<I, S> + ?Sized,
 {
-    if is_function_url_event(&payload) {
+    let url_request = is_function_url_event(&payload);
+    if url_request != (cold.function == Function::Answers) {
+        // Nothing is done: a failed invocation (never retried: it can never succeed here).
+        let what = if url_request {
+            "a function-URL request"
+        } else {
+            "an event that is not a function-URL request"
+        };
+        let err = EventError::Malformed {
+            id: event_id(&payload),
+            reason: format!(
+                "{what} reached the {} function ({FUNCTION_ENV}={}), which does not serve it; nothing was done",
+                cold.function.name(),
+                cold.function.name()
+            ),
+        };
+        tracing::error!(error = %err, "refused");
+        return Err(err);
+    }
+    if url_request {
         // Every request answers with a page; a bad one is refused on it, never retried.
         let response = match (cold.answers, from_function_url(&payload)) {
             (Some(svc), Ok(req)) => svc.answer(&req, now).await,
@@ -118,4 +186,35 @@ where
     answer.map_err(|e| {
         EventError::Failed(Error::Rejected(format!("cannot serialize the answer: {e}")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_function_is_named_by_its_environment_and_an_unknown_name_is_refused() {
+        for unset in [None, Some(""), Some("controller"), Some(" controller ")] {
+            assert_eq!(Function::from_env(unset).unwrap(), Function::Controller);
+        }
+        assert_eq!(
+            Function::from_env(Some("answers")).unwrap(),
+            Function::Answers
+        );
+        let err = Function::from_env(Some("answer")).unwrap_err().to_string();
+        assert!(
+            err.contains("DORMANT_FUNCTION") && err.contains("\"answer\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_event_or_the_request() {
+        assert_eq!(event_id(&serde_json::json!({"id": "e-1"})), "e-1");
+        assert_eq!(
+            event_id(&serde_json::json!({"requestContext": {"requestId": "r-1"}})),
+            "r-1"
+        );
+        assert_eq!(event_id(&serde_json::json!({"Records": []})), "(no id)");
+    }
 }

@@ -145,3 +145,105 @@ async fn an_unreadable_answer_key_turns_the_links_off_and_the_ladder_goes_on() {
         "{err}"
     );
 }
+
+/// A function URL request (API Gateway v2 shape) for `path?query`, with a form `body`.
+fn url_event(method: &str, query: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0", "rawPath": "/answer", "rawQueryString": query,
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "requestContext": {"requestId": "req-1", "http": {"method": method, "path": "/answer"}},
+        "body": body, "isBase64Encoded": false
+    })
+}
+
+#[tokio::test]
+async fn the_function_url_reaches_only_the_answers_function_and_events_only_the_controller() {
+    use dormant::adapters::retry::RetryPolicy;
+    use dormant::config::Config;
+    use dormant::inbound::eventbridge::ClassifyRules;
+    use dormant::lambda::{invoke, ColdStart, Function};
+    use dormant::wiring::{Actor, EngineFactory, LazyFleet, OnDemand};
+
+    let f = Fixture::role("routed", Policy::default(), &[]).await;
+    assert_eq!(f.stage().await, Stage::Noticed);
+    let token = f.link(AnswerAction::Keep).await;
+    let config = Config::from_toml("").unwrap();
+    let factory = EngineFactory::new(
+        &config,
+        &f.a.sdk().await,
+        Actor::Controller,
+        RetryPolicy::fast(),
+    )
+    .await
+    .unwrap();
+    let (fleet, on_demand) = (LazyFleet::new(&factory), OnDemand::new(&factory, None));
+    let rules = ClassifyRules::from_config(&config);
+    let engines = Engines {
+        a: &f.a,
+        policy: f.policy.clone(),
+    };
+    let keys = keys();
+    let svc = AnswerService {
+        keys: &keys,
+        slack_secret: None,
+        engines: &engines,
+        ledger: &f.store,
+    };
+    let answers = ColdStart {
+        function: Function::Answers,
+        fleet: &fleet,
+        rules: &rules,
+        engines: &on_demand,
+        fanout: None,
+        concurrency: 1,
+        answers: Some(&svc),
+    };
+    let controller = ColdStart {
+        function: Function::Controller,
+        ..answers
+    };
+    let day = f.a.day(1);
+    let tick = serde_json::json!({"version": "0", "id": "tick-routed", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": f.a.id, "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {"action": "tick"}});
+    let history = f.history_len().await;
+
+    // The controller refuses an owner's request: a failed invocation, nothing done.
+    let get = url_event("GET", &format!("t={token}"), "");
+    let refused = invoke(get.clone(), &controller, day).await.unwrap_err();
+    assert!(!refused.is_retryable(), "{refused}");
+    let text = refused.to_string();
+    assert!(
+        text.contains("function-URL request") && text.contains("controller"),
+        "{text}"
+    );
+    // The answers function refuses an event: nothing swept, ticked or written.
+    let refused = invoke(tick.clone(), &answers, day).await.unwrap_err();
+    assert!(!refused.is_retryable(), "{refused}");
+    assert!(refused.to_string().contains("answers"), "{refused}");
+    assert!(refused.to_string().contains("tick-routed"), "{refused}");
+    let batch = serde_json::json!({"Records": [{"messageId": "m-1", "body": "{}", "eventSource": "aws:sqs"}]});
+    assert!(invoke(batch, &answers, day).await.is_err());
+    assert_eq!(f.history_len().await, history, "nothing was recorded");
+    assert_eq!(f.stage().await, Stage::Noticed);
+
+    // The answers function serves the page and the answer.
+    let page = invoke(get, &answers, day).await.unwrap();
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert!(page["body"].as_str().unwrap().contains("routed"), "{page}");
+    let kept = invoke(
+        url_event(
+            "POST",
+            "",
+            &format!("t={token}&action=keep&reason=nightly+report"),
+        ),
+        &answers,
+        day,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept["statusCode"], 200, "{kept}");
+    assert_eq!(f.stage().await, Stage::Exempt);
+    // And the controller still handles events.
+    invoke(tick, &controller, day).await.unwrap();
+}

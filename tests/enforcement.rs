@@ -11,6 +11,8 @@
 //! evaluated; Lambda's own use of the role (logs, the sweep queue's event source mapping) is not
 //! exercised.
 
+#[path = "enforcement/answers.rs"]
+mod answers;
 #[path = "enforcement/deployment.rs"]
 mod deployment;
 #[path = "enforcement/grant_nothing.rs"]
@@ -289,6 +291,7 @@ async fn a_fanned_out_sweep_queues_and_consumes_one_message_per_account() {
     // As the Lambda does: engines assumed for the accounts the batch names.
     let engines = OnDemand::new(&live.factory, None);
     let cold = ColdStart {
+        function: dormant::lambda::Function::Controller,
         answers: None,
         fleet: &live.fleet,
         rules: &rules,

@@ -346,6 +346,7 @@ async fn a_batch_of_sweep_requests_sweeps_its_accounts_and_hands_back_only_the_f
     };
     let engines = OnDemand::new(&assembly.factory, Some(&partial));
     let cold = ColdStart {
+        function: dormant::lambda::Function::Controller,
         answers: None,
         fleet: &assembly.fleet,
         rules: &rules,

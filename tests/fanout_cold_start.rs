@@ -71,6 +71,7 @@ async fn queued_sweeps_assume_only_the_accounts_they_name_and_the_fleet_waits_fo
     let engines = OnDemand::new(&factory, None);
     let rules = ClassifyRules::from_config(&config);
     let cold = ColdStart {
+        function: dormant::lambda::Function::Controller,
         answers: None,
         fleet: &fleet,
         rules: &rules,
@@ -124,6 +125,7 @@ async fn queued_sweeps_assume_only_the_accounts_they_name_and_the_fleet_waits_fo
     // Past its time to live an engine is built again.
     let short = OnDemand::new(&factory, None).with_ttl(std::time::Duration::ZERO);
     let cold = ColdStart {
+        function: dormant::lambda::Function::Controller,
         answers: None,
         engines: &short,
         ..cold

@@ -364,6 +364,7 @@ async fn a_lambda_out_of_time_leaves_the_pass_to_the_next_invocation() {
     let (fleet, engines) = (LazyFleet::new(&factory), OnDemand::new(&factory, None));
     let rules = ClassifyRules::from_config(&config);
     let cold = ColdStart {
+        function: dormant::lambda::Function::Controller,
         answers: None,
         fleet: &fleet,
         rules: &rules,

@@ -11,6 +11,8 @@
  *   dormantConfig       JSON of configuration overrides, e.g. '{"dry_run":true}' or
  *                       '{"organization":{"enabled":true}}' (accounts from AWS Organizations)
  *   sweepFanOut         true: the daily sweep queues one SQS message per account (docs/design.md, 'Multi-account and scale')
+ *   answers             true: owners' answers, a function of their own behind a function URL, and
+ *                       its role in member accounts (docs/design.md, 'Answers')
  * Environment: DORMANT_LAMBDA_ZIP, the Lambda asset (default: scripts/package's arm64 zip, else a
  * placeholder that fails every invocation; `cdk synth --strict` refuses the placeholder).
  */
@@ -30,6 +32,7 @@ const { controller } = buildApp(app, {
   alarmTopicArn: ctx('alarmTopicArn'),
   controllerAccountId: ctx('controllerAccountId'),
   sweepFanOut: ctx('sweepFanOut') === 'true',
+  answers: ctx('answers') === 'true',
   config: typeof dormantConfig === 'string' ? JSON.parse(dormantConfig) : (dormantConfig as object | undefined),
 });
 if (controller.lambdaAsset.placeholder) {

@@ -1,14 +1,69 @@
 /**
  * Owners' answers (docs/design.md, 'Answers'): the key the answer links are signed with (a
- * Secrets Manager secret the Lambda reads at cold start) and the function URL the links and
- * Slack's buttons post to. The URL has no IAM auth (owners click it from email or Slack): every
- * request carries an HMAC-signed, expiring, single-use token that the Lambda checks before it acts,
- * and the function's reserved concurrency bounds what an unauthenticated flood can cost.
+ * Secrets Manager secret read at cold start), the answers function (the same binary, told by
+ * `DORMANT_FUNCTION=answers` to serve only its function URL) and the URL the links point to.
+ * The URL has no IAM auth (owners click it from email or Slack): every request carries an
+ * HMAC-signed, expiring, single-use token that the function checks before it acts. The function
+ * is not the controller: an unauthenticated flood uses up only its own reserved concurrency, and
+ * internet requests run under a role with only what the answer path calls (answerStatements).
  */
 import { CfnOutput, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { identityStatements } from './iam-grants';
+import { PermissionsFile } from './permissions';
+
+/** Which function the binary is (src/bin/lambda.rs): `answers` serves only function-URL requests. */
+export const FUNCTION_ENV = 'DORMANT_FUNCTION';
+/** The role the answers function assumes in member accounts instead of accounts[].role's. */
+export const ANSWERS_ROLE_ENV = 'DORMANT_MEMBER_ROLE_NAME';
+/** The answers role's name, in the controller account and (DormantMemberStack) in each member account. */
+export const DEFAULT_ANSWERS_ROLE_NAME = 'dormant-answers';
+
+/** The ladder steps whose IAM calls the answer path makes: the page's and Keep's look at the
+ * identity (evaluate, Access Advisor, names by unique id) and the release that Keep (an exempt
+ * identity is released at once) and Undo carry out. Approve only writes the record. */
+export const ANSWER_STEPS = ['evaluate', 'access_advisor', 'resolve_id', 'release'];
+
+/** The exemption tags Keep writes (src/domain/tag.rs), and nothing else of that kind. */
+export const EXEMPT_TAG_KEYS = ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason'];
+
+/** The IAM actions on identities the answer path calls (from permissions.json's steps). */
+export function answerIdentityActions(permissions: PermissionsFile): string[] {
+  const out = new Set<string>();
+  for (const step of ANSWER_STEPS) {
+    const kinds = permissions.steps[step];
+    if (!kinds) throw new Error(`permissions.json has no step ${step}: regenerate it or update ANSWER_STEPS`);
+    for (const list of Object.values(kinds)) for (const a of list) out.add(a);
+  }
+  return [...out].sort();
+}
+
+/**
+ * The answers role's statements on identities in one account: answerIdentityActions under the
+ * same guards as the controller's, the protected roles denied, plus Keep's exemption tags (the
+ * one thing an owner's answer writes that the controller may not: `dormant:exempt*` only).
+ */
+export function answerStatements(scope: Construct, permissions: PermissionsFile, ownRoleNames: readonly string[]): iam.PolicyStatement[] {
+  const stack = Stack.of(scope);
+  const arn = (kind: string) => stack.formatArn({ service: 'iam', region: '', resource: kind, resourceName: '*' });
+  return [
+    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, permissions.guards),
+    new iam.PolicyStatement({
+      sid: 'KeepWritesExemptionTags',
+      // Untag: another spelling of a key (`Dormant:Exempt`, which grants nothing) is removed
+      // before the exact one is written.
+      actions: ['iam:TagRole', 'iam:TagUser', 'iam:UntagRole', 'iam:UntagUser'],
+      resources: [arn('role'), arn('user')],
+      conditions: {
+        'ForAllValues:StringLike': { 'aws:TagKeys': [...EXEMPT_TAG_KEYS, 'Dormant:*', 'DORMANT:*'] },
+        Null: { 'aws:TagKeys': 'false' },
+      },
+    }),
+  ];
+}
 
 /** What reading the key needs: the secret, through SSM's /aws/reference/secretsmanager/ path. */
 export const ANSWER_ACTIONS = ['secretsmanager:GetSecretValue', 'ssm:GetParameter'];
@@ -17,6 +72,12 @@ export interface AnswersProps {
   /** Where links point when they are minted (a custom domain in front of the function URL, or the
    * function URL itself once known: it is an output of this stack). @default not set */
   readonly baseUrl?: string;
+  /** The answers function's own reserved concurrency: what a flood of requests can take. @default 2 */
+  readonly reservedConcurrency?: number;
+  /** @default 'dormant-answers' (DormantMemberStack's `answersRoleName` must match) */
+  readonly roleName?: string;
+  /** @default 'dormant-answers' */
+  readonly functionName?: string;
 }
 
 /** The signing key: 64 random letters and digits, generated by Secrets Manager. */

@@ -20,6 +20,8 @@ export interface AppOptions {
   readonly sweepFanOut?: boolean;
   /** @default resolveLambdaAsset() */
   readonly lambdaAsset?: LambdaAsset;
+  /** Owners' answers: the answers function and its URL, and its role in member accounts. */
+  readonly answers?: boolean;
 }
 
 export function buildApp(app: App, opts: AppOptions = {}): { controller: DormantStack; member: DormantMemberStack } {
@@ -31,10 +33,12 @@ export function buildApp(app: App, opts: AppOptions = {}): { controller: Dormant
     config: opts.config,
     sweepFanOut: opts.sweepFanOut,
     lambdaAsset: opts.lambdaAsset,
+    answers: opts.answers,
   });
   const member = new DormantMemberStack(app, 'DormantMemberStack', {
     description: 'dormant: member-account role assumed by the controller, SSM automation role and documents',
     controllerAccountId: opts.controllerAccountId,
+    answers: opts.answers,
   });
   acknowledgeNagFindings(controller);
   acknowledgeNagFindings(member);

@@ -24,7 +24,17 @@ import { Construct } from 'constructs';
 import { buildConfig, DormantConfig, DormantConfigOverrides } from './config';
 import { securityHubStatements } from './security-hub';
 import { feedKeyStatement, feedTopic, notifyStatements, NotifyProps, senderOf, topicsIn } from './notify';
-import { ANSWER_ACTIONS, answerKey, answerUrl, AnswersProps, grantAnswerKey } from './answers';
+import {
+  ANSWER_ACTIONS,
+  answerKey,
+  answerStatements,
+  answerUrl,
+  ANSWERS_ROLE_ENV,
+  AnswersProps,
+  DEFAULT_ANSWERS_ROLE_NAME,
+  FUNCTION_ENV,
+  grantAnswerKey,
+} from './answers';
 import { FALLBACK_ID, FALLBACK_RUN_ACTIONS, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
 import { EventPatternJson, findingRulePatterns, FindingRuleKey, ScheduleAction } from './patterns';
@@ -59,6 +69,7 @@ export const DEFAULT_ROLE_NAMES = {
   controller: 'dormant-controller',
   member: 'dormant-member',
   automation: 'dormant-automation',
+  answers: DEFAULT_ANSWERS_ROLE_NAME,
 };
 
 /** The sweep fanned out through SQS, one message per account (docs/design.md, 'Multi-account and scale'). */
@@ -114,8 +125,9 @@ export interface DormantStackProps extends StackProps {
   /** Fan the scheduled sweep out through an SQS queue, one message per account, consumed by this
    * same function (`true` for the defaults). @default off: one invocation sweeps every account */
   readonly sweepFanOut?: boolean | SweepFanOutProps;
-  /** Owners answer from their messages through a function URL, links signed with a key this stack
-   * keeps in Secrets Manager (`true` for the defaults). @default off */
+  /** Owners answer from their messages through the function URL of a function of their own
+   * (its own role and reserved concurrency), links signed with a key this stack keeps in Secrets
+   * Manager (`true` for the defaults). Member accounts need DormantMemberStack's `answers`. @default off */
   readonly answers?: boolean | AnswersProps;
 }
 
@@ -178,6 +190,7 @@ export class DormantStack extends Stack {
     breaker: cloudwatch.Alarm;
     sweepDlq?: cloudwatch.Alarm;
     rejectedSweepRequests?: cloudwatch.Alarm;
+    answersErrors?: cloudwatch.Alarm;
   };
   /** With `sweepFanOut`: the queue of per-account sweep requests and its dead-letter queue. */
   public readonly sweepQueue?: sqs.Queue;
@@ -186,16 +199,21 @@ export class DormantStack extends Stack {
   public readonly memberRoleName: string;
   /** With `notify`: the security team's feed of owner messages. */
   public readonly feedTopic?: sns.Topic;
-  /** With `answers`: the links' signing key and the function URL they point to. */
+  /** With `answers`: the links' signing key, the answers function, its role and its URL. */
   public readonly answerKey?: secretsmanager.Secret;
   public readonly answerUrl?: lambda.FunctionUrl;
+  public readonly answersFn?: lambda.Function;
+  public readonly answersRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: DormantStackProps = {}) {
     super(scope, id, props);
+    const answers: AnswersProps | undefined =
+      props.answers === true ? {} : props.answers === false ? undefined : props.answers;
     const names = {
       controller: props.controllerRoleName ?? DEFAULT_ROLE_NAMES.controller,
       member: props.memberRoleName ?? DEFAULT_ROLE_NAMES.member,
       automation: props.automationRoleName ?? DEFAULT_ROLE_NAMES.automation,
+      answers: answers?.roleName ?? DEFAULT_ROLE_NAMES.answers,
     };
     this.memberRoleName = names.member;
     const eventBusName = props.eventBusName ?? 'default';
@@ -254,26 +272,24 @@ export class DormantStack extends Stack {
       this.role.addToPolicy(s);
     }
     // permissions.json `controller.dynamodb` (BatchWriteItem: a sweep's notice commits, a dry run's audit notes).
-    this.role.addToPolicy(
+    const busArn = eventBusName.startsWith('arn:')
+      ? eventBusName
+      : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
+    // The state table and dormant's events: the controller's and the answers function's alike.
+    const stateAndEvents = () => [
       new iam.PolicyStatement({
         sid: 'StateTable',
         actions: controllerActions(permissions, 'dynamodb'),
         resources: [this.table.tableArn],
       }),
-    );
-    this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'StateTableIndexes',
         actions: ['dynamodb:Query'],
         resources: gsis.map(([indexName]) => `${this.table.tableArn}/index/${indexName}`),
       }),
-    );
-    const busArn = eventBusName.startsWith('arn:')
-      ? eventBusName
-      : this.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }));
-    const answers: AnswersProps | undefined =
-      props.answers === true ? {} : props.answers === false ? undefined : props.answers;
+      new iam.PolicyStatement({ sid: 'EmitEvents', actions: ['events:PutEvents'], resources: [busArn] }),
+    ];
+    for (const st of stateAndEvents()) this.role.addToPolicy(st);
     this.answerKey = answers ? answerKey(this) : undefined;
     if (this.answerKey) grantAnswerKey(this, this.role, this.answerKey);
     let config = buildConfig(
@@ -290,6 +306,9 @@ export class DormantStack extends Stack {
       memberRoleName: names.member,
       },
     );
+    // Owner messages: the controller's grants, and the answers function's (a release it carries
+    // out tells the owner).
+    let notifyGrants: ((role: iam.Role) => void) | undefined;
     if (props.notify) {
       const feed = feedTopic(this);
       this.feedTopic = feed.topic;
@@ -311,34 +330,34 @@ export class DormantStack extends Stack {
         ...Object.values(config.notify.account_fallback),
       ];
       const topics = [this.feedTopic.topicArn, ...topicsIn(recipients).filter((t) => t !== this.feedTopic?.topicArn)];
-      for (const st of notifyStatements(this, { ...props.notify, emailFrom: config.notify.email_from }, topics)) {
-        this.role.addToPolicy(st);
-      }
-      this.role.addToPolicy(feedKeyStatement(feed.key));
+      const notifyProps = { ...props.notify, emailFrom: config.notify.email_from };
+      notifyGrants = (role) => {
+        for (const st of notifyStatements(this, notifyProps, topics)) role.addToPolicy(st);
+        role.addToPolicy(feedKeyStatement(feed.key));
+      };
+      notifyGrants(this.role);
     } else if (config.notify.enabled) {
       throw new Error('config notify.enabled needs the stack prop `notify` (the SES identity, for its grant)');
     }
     this.config = config;
     // Discovered accounts are only known at run time: any account's member role then.
     const discover = this.config.organization.enabled;
-    const memberRoleArns =
+    const roleInMembers = (name: string) =>
       props.memberAccounts && props.memberAccounts.length > 0 && !discover
-        ? props.memberAccounts.map((acct) => `arn:${this.partition}:iam::${acct}:role/${names.member}`)
-        : [`arn:${this.partition}:iam::*:role/${names.member}`];
-    this.role.addToPolicy(
+        ? props.memberAccounts.map((acct) => `arn:${this.partition}:iam::${acct}:role/${name}`)
+        : [`arn:${this.partition}:iam::*:role/${name}`];
+    const assumeMemberRoles = (name: string) =>
       new iam.PolicyStatement({
         sid: 'AssumeMemberRoles',
         actions: ['sts:AssumeRole'],
-        resources: memberRoleArns,
+        resources: roleInMembers(name),
         conditions: props.organizationId ? { StringEquals: { 'aws:ResourceOrgID': props.organizationId } } : undefined,
-      }),
-    );
-    if (discover) {
-      // ListAccounts has no resource-level permissions: Resource must be "*".
-      this.role.addToPolicy(
-        new iam.PolicyStatement({ sid: 'DiscoverMemberAccounts', actions: ['organizations:ListAccounts'], resources: ['*'] }),
-      );
-    }
+      });
+    this.role.addToPolicy(assumeMemberRoles(names.member));
+    // ListAccounts has no resource-level permissions: Resource must be "*".
+    const discoverAccounts = () =>
+      new iam.PolicyStatement({ sid: 'DiscoverMemberAccounts', actions: ['organizations:ListAccounts'], resources: ['*'] });
+    if (discover) this.role.addToPolicy(discoverAccounts());
     // GetFindingV2 enriches Access Analyzer findings (key id, last access); analyzers are regional
     // and named by the event, so any analyzer of this account, in any region.
     this.role.addToPolicy(
@@ -348,12 +367,12 @@ export class DormantStack extends Stack {
         resources: [this.formatArn({ service: 'access-analyzer', region: '*', resource: 'analyzer', resourceName: '*' })],
       }),
     );
-    if (this.config.security_hub.enabled) {
-      for (const st of securityHubStatements(this, this.config.security_hub.region)) this.role.addToPolicy(st);
-    }
+    const securityHub = () => (this.config.security_hub.enabled ? securityHubStatements(this, this.config.security_hub.region) : []);
+    for (const st of securityHub()) this.role.addToPolicy(st);
     // GetCallerIdentity needs no permission (AWS answers it even under an explicit deny); the
     // statement documents that the controller calls it. It has no resource type, hence "*".
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] }));
+    const whoAmI = () => new iam.PolicyStatement({ sid: 'WhoAmI', actions: ['sts:GetCallerIdentity'], resources: ['*'] });
+    this.role.addToPolicy(whoAmI());
     this.fallback.grantRun(this.role);
 
     // ---- The Lambda ----
@@ -390,7 +409,53 @@ export class DormantStack extends Stack {
         DORMANT_CONFIG: this.toJsonString(this.config),
       },
     });
-    if (this.answerKey) this.answerUrl = answerUrl(this, this.fn);
+
+    // ---- Owners' answers: a function of their own (docs/design.md, 'Answers') ----
+    if (answers && this.answerKey) {
+      const role = new iam.Role(this, 'AnswersRole', {
+        roleName: names.answers,
+        description: "dormant: the answers function (owners' Keep / Undo / Approve links); no sweep, no SSM start, no queue",
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      });
+      const statements = [
+        ...answerStatements(this, permissions, Object.values(names)),
+        ...stateAndEvents(),
+        assumeMemberRoles(names.answers),
+        ...(discover ? [discoverAccounts()] : []),
+        whoAmI(),
+        ...securityHub(),
+      ];
+      for (const st of statements) role.addToPolicy(st);
+      notifyGrants?.(role);
+      grantAnswerKey(this, role, this.answerKey);
+      this.fallback.grantStop(role);
+      const logGroup = new logs.LogGroup(this, 'AnswersLogGroup', {
+        retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      logGroup.grantWrite(role);
+      this.answersRole = role;
+      this.answersFn = new lambda.Function(this, 'Answers', {
+        functionName: answers.functionName ?? 'dormant-answers',
+        description: "dormant: owners' answers (the function URL of the links messages carry)",
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        architecture: lambda.Architecture.ARM_64,
+        handler: 'bootstrap',
+        code: lambda.Code.fromAsset(this.lambdaAsset.path),
+        role,
+        memorySize: 512,
+        // Keep evaluates the identity (Access Advisor included) and releases it; an owner waits.
+        timeout: Duration.minutes(2),
+        reservedConcurrentExecutions: answers.reservedConcurrency ?? 2,
+        logGroup,
+        environment: {
+          DORMANT_CONFIG: this.toJsonString(this.config),
+          [FUNCTION_ENV]: 'answers',
+          [ANSWERS_ROLE_ENV]: names.answers,
+        },
+      });
+      this.answerUrl = answerUrl(this, this.answersFn);
+    }
 
     // ---- Sweep fan-out through SQS (docs/design.md, 'Multi-account and scale') ----
     const fanOut: SweepFanOutProps | undefined =
@@ -550,6 +615,18 @@ export class DormantStack extends Stack {
       breaker,
       ...(sweepDlqAlarm ? { sweepDlq: sweepDlqAlarm } : {}),
       ...(rejectedSweepRequests ? { rejectedSweepRequests } : {}),
+      ...(this.answersFn
+        ? {
+            answersErrors: new cloudwatch.Alarm(this, 'AnswersErrorsAlarm', {
+              alarmDescription: 'dormant: the answers function failed (a request that is not a function URL one, or a crash)',
+              metric: this.answersFn.metricErrors({ period, statistic: cloudwatch.Stats.SUM }),
+              threshold: 1,
+              evaluationPeriods: 1,
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+            }),
+          }
+        : {}),
     };
     if (props.alarmTopicArn) {
       const topic = sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);

@@ -10,6 +10,9 @@ import { identityStatements } from './iam-grants';
 import { Guard } from './permissions';
 import { DEFAULT_DOCS_DIR, readRemediationDocs, RemediationDocuments } from './ssm-documents';
 
+/** The actions `grantStop` allows: poll and stop an execution (an owner's Undo stops one). */
+export const FALLBACK_STOP_ACTIONS = ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'];
+
 /** The actions `grantRun` allows (nonIdentityActions lists them for the tests). */
 export const FALLBACK_RUN_ACTIONS = [
   'ssm:StartAutomationExecution',
@@ -71,6 +74,21 @@ export class RemediationFallback extends Construct {
   }
 
   /**
+   * Lets `grantee` poll and stop the documents' executions (and start none): `undo` stops a
+   * running execution of the step it reverses. Adds nothing when there is no document.
+   */
+  public grantStop(grantee: iam.IGrantable): void {
+    if (!this.enabled) return;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PollRemediationExecutions',
+        actions: [...FALLBACK_STOP_ACTIONS],
+        resources: [this.documents.executionArn()],
+      }),
+    );
+  }
+
+  /**
    * Lets `grantee` start the documents, poll and stop their executions, and pass the automation
    * role to SSM. Adds nothing when there is no document.
    */
@@ -84,14 +102,7 @@ export class RemediationFallback extends Construct {
         resources: [...this.documents.startArns(), this.documents.executionArn()],
       }),
     );
-    principal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'PollRemediationExecutions',
-        // Stop: `undo` stops a running execution of the step it reverses.
-        actions: ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
-        resources: [this.documents.executionArn()],
-      }),
-    );
+    this.grantStop(grantee);
     principal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'PassAutomationRole',

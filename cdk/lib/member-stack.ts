@@ -5,6 +5,8 @@
  *   controller account's `dormant-controller` role, with the same IAM actions as the controller,
  *   and (unless `securityHub: false`) Security Hub's import and workflow update in this account.
  * - `dormant-automation`: the role the SSM Automation documents run as in this account.
+ * - with `answers`: `dormant-answers`, the role the controller account's answers function assumes
+ *   to act on an owner's answer here, with only what that path calls (answers.ts answerStatements).
  * - The SSM documents themselves, so the AccessDenied fallback can run in the member account.
  *
  * The controller account id is a CloudFormation parameter, so one template serves every account.
@@ -12,6 +14,7 @@
 import { CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { answerStatements } from './answers';
 import { DEFAULT_ROLE_NAMES } from './dormant-stack';
 import { FALLBACK_ID, RemediationFallback } from './fallback';
 import { identityStatements, quarantinePolicy } from './iam-grants';
@@ -31,10 +34,17 @@ export interface DormantMemberStackProps extends StackProps {
   readonly securityHub?: boolean;
   /** The region findings are imported in (`security_hub.region`). @default the stack's */
   readonly securityHubRegion?: string;
+  /** The role the controller account's answers function assumes here (DormantStack `answers`).
+   * @default no answers role: owners' answers about this account's identities fail */
+  readonly answers?: boolean;
+  /** @default 'dormant-answers' (DormantStack `answers.roleName`) */
+  readonly answersRoleName?: string;
 }
 
 export class DormantMemberStack extends Stack {
   public readonly memberRole: iam.Role;
+  /** With `answers`: the answers function's role in this account. */
+  public readonly answersRole?: iam.Role;
   /** The SSM documents, the automation role and the member role's right to run them. */
   public readonly fallback: RemediationFallback;
   public readonly controllerAccountId: CfnParameter;
@@ -45,6 +55,7 @@ export class DormantMemberStack extends Stack {
       controller: props.controllerRoleName ?? DEFAULT_ROLE_NAMES.controller,
       member: props.memberRoleName ?? DEFAULT_ROLE_NAMES.member,
       automation: props.automationRoleName ?? DEFAULT_ROLE_NAMES.automation,
+      answers: props.answersRoleName ?? DEFAULT_ROLE_NAMES.answers,
     };
     const permissions = loadPermissions(props.permissionsFile ?? PERMISSIONS_FILE);
 
@@ -84,6 +95,23 @@ export class DormantMemberStack extends Stack {
     // takes a finding only from the account it is about).
     if (props.securityHub ?? true) {
       for (const st of securityHubStatements(this, props.securityHubRegion ?? '')) this.memberRole.addToPolicy(st);
+    }
+
+    if (props.answers) {
+      const answersRoleArn = `arn:${this.partition}:iam::${this.controllerAccountId.valueAsString}:role/${names.answers}`;
+      this.answersRole = new iam.Role(this, 'AnswersRole', {
+        roleName: names.answers,
+        description: "dormant: assumed by the answers function in the security account (owners' answers)",
+        assumedBy: new iam.AccountPrincipal(this.controllerAccountId.valueAsString).withConditions({
+          ArnEquals: { 'aws:PrincipalArn': answersRoleArn },
+        }),
+      });
+      for (const s of answerStatements(this, permissions, Object.values(names))) this.answersRole.addToPolicy(s);
+      this.fallback.grantStop(this.answersRole);
+      if (props.securityHub ?? true) {
+        for (const st of securityHubStatements(this, props.securityHubRegion ?? '')) this.answersRole.addToPolicy(st);
+      }
+      new CfnOutput(this, 'AnswersRoleArn', { value: this.answersRole.roleArn });
     }
 
     new CfnOutput(this, 'MemberRoleArn', { value: this.memberRole.roleArn });

@@ -89,10 +89,62 @@ export function acknowledgeNagFindings(stack: DormantStack | DormantMemberStack)
         'pinned at synth time (-c memberAccounts=...). Each member role trusts only this controller role.',
     });
     securityHubWildcards(stack.role);
+    if (stack.answersRole) {
+      answersWildcards(stack.answersRole, stack.fallback);
+      Validations.of(stack.answersRole).acknowledge({
+        id: `${IAM5}[Resource::arn:${PARTITION}:iam::*:role/${answersRoleName(stack.answersRole)}]`,
+        reason:
+          'sts:AssumeRole into the dormant answers role (one fixed name) of any member account, for when the accounts are not ' +
+          "pinned at synth time. Each member account's answers role trusts only this answers role.",
+      });
+    }
   } else {
     identityWildcards(stack.memberRole);
     fallbackWildcards(stack.fallback, stack.memberRole);
     securityHubWildcards(stack.memberRole);
+    if (stack.answersRole) answersWildcards(stack.answersRole, stack.fallback);
+  }
+}
+
+/** The answers role's name as synthesized (a fixed name, given by the stack). */
+function answersRoleName(role: iam.Role): string {
+  const cfn = role.node.defaultChild as iam.CfnRole;
+  return String(cfn.roleName);
+}
+
+/** The answers role: identities of this account (only the answer path's actions), Resource "*"
+ * reads, Security Hub, and stopping an execution an Undo reverses. */
+function answersWildcards(role: iam.Role, fallback: RemediationFallback): void {
+  const iamArn = (resource: string) => `Resource::arn:${PARTITION}:iam::${ACCOUNT}:${resource}/*`;
+  Validations.of(role).acknowledge(
+    {
+      id: `${IAM5}[${iamArn('role')}]`,
+      reason:
+        "An owner's answer names the role at run time (a signed link). Only the reads of evaluation, the guarded release " +
+        "and Keep's dormant:exempt* tags are allowed, and the explicit Deny NeverTouchProtectedRoles carves out the protected roles.",
+    },
+    {
+      id: `${IAM5}[${iamArn('user')}]`,
+      reason:
+        "An owner's answer names the user at run time (a signed link). Only the reads of evaluation, the guarded release " +
+        "and Keep's dormant:exempt* tags are allowed.",
+    },
+    {
+      id: `${IAM5}[Resource::*]`,
+      reason:
+        'iam:GenerateCredentialReport, iam:GetCredentialReport, iam:GetAccountAuthorizationDetails, iam:GetServiceLastAccessedDetails, ' +
+        'iam:ListRoles, iam:ListUsers, sts:GetCallerIdentity and (with Organizations discovery) organizations:ListAccounts have no ' +
+        'resource-level permissions: Resource must be "*".',
+    },
+  );
+  securityHubWildcards(role);
+  if (fallback.enabled) {
+    Validations.of(role).acknowledge({
+      id: `${IAM5}[Resource::arn:${PARTITION}:ssm:${REGION}:${ACCOUNT}:automation-execution/*]`,
+      reason:
+        'Get/StopAutomationExecution only (no start): an Undo stops the execution of the step it reverses, whose id SSM generated. ' +
+        'Scoped to this account and region.',
+    });
   }
 }
 

@@ -21,6 +21,7 @@ export const EXPORT = {
   sweepQueueName: 'dormant-sweep',
   deadLetterQueueName: 'dormant-dlq',
   logGroupName: 'dormant-log',
+  answerKeyName: 'AnswerSigningKeyB8C2D9E1-Xy7Zq1w2E3r4',
 };
 
 export const POLICIES_DIR = path.join(__dirname, '..', '..', 'tests', 'fixtures', 'policies');
@@ -46,6 +47,10 @@ function resolver(resources: Resources, account: string, parameters: Record<stri
         return p.Name;
       case 'AWS::Logs::LogGroup':
         return p.LogGroupName ?? EXPORT.logGroupName;
+      case 'AWS::SecretsManager::Secret':
+        // Ref gives a secret's ARN: Secrets Manager adds `-` and six random characters to the
+        // name CloudFormation generated (one `-`, as CDK's parse of the name expects).
+        return `arn:${partition}:secretsmanager:${region}:${account}:secret:${EXPORT.answerKeyName}-AbCdEf`;
       default:
         throw new Error(`cannot name ${r.Type} ${id}`);
     }
@@ -131,16 +136,17 @@ function exportRoles(template: Json, account: string, parameters: Record<string,
 
 /**
  * Synthesizes both stacks as the suite deploys them (one member account, sweep fan-out, the SSM
- * documents) and returns file name → content for tests/fixtures/policies/.
+ * documents, owners' answers) and returns file name → content for tests/fixtures/policies/.
  */
 export function exportPolicies(lambdaAsset: LambdaAsset = { path: PLACEHOLDER_ASSET, placeholder: true }): Record<string, string> {
   const app = new App();
   const controller = new DormantStack(app, 'DormantStack', {
     memberAccounts: [EXPORT.memberAccount],
     sweepFanOut: true,
+    answers: true,
     lambdaAsset,
   });
-  const member = new DormantMemberStack(app, 'DormantMemberStack', { controllerAccountId: EXPORT.controllerAccount });
+  const member = new DormantMemberStack(app, 'DormantMemberStack', { controllerAccountId: EXPORT.controllerAccount, answers: true });
   const assembly = app.synth();
   const c = exportRoles(assembly.getStackByName(controller.stackName).template, EXPORT.controllerAccount, {});
   const m = exportRoles(assembly.getStackByName(member.stackName).template, EXPORT.memberAccount, {

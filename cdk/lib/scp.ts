@@ -28,6 +28,8 @@ export const DEFAULT_SCP_OPTIONS: ScpOptions = {
     'arn:*:iam::*:role/dormant-controller',
     'arn:*:iam::*:role/dormant-member',
     'arn:*:iam::*:role/dormant-automation',
+    // Keep writes `dormant:exempt*` tags (DormantStack / DormantMemberStack `answers`).
+    'arn:*:iam::*:role/dormant-answers',
   ],
   quarantinedStages: ['quarantined', 'keys_deactivated', 'pending_delete'],
 };

@@ -67,6 +67,9 @@ class Resolver:
         if target in self.resources:
             if self.resources[target]["Type"] == "AWS::SQS::Queue":
                 return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.name(target)}"
+            if self.resources[target]["Type"] == "AWS::SecretsManager::Secret":
+                # A secret's Ref is its ARN: CloudFormation's name (one `-`) plus Secrets Manager's suffix.
+                return f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{target}-AbCdEfGhIjKl-AbCdEf"
             return self.name(target)
         raise ValueError(f"Ref to unknown {target}")
 

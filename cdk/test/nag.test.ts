@@ -49,7 +49,12 @@ describe('cdk-nag AwsSolutions', () => {
       () => controller({ sweepFanOut: true, config: { organization: { enabled: true } }, alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts' }).stack,
     ],
     ['DormantStack with answers (function URL, signing key)', () => controller({ answers: { baseUrl: 'https://answers.example.com' } }).stack],
+    [
+      'DormantStack with answers, discovery and owner messages',
+      () => controller({ answers: true, notify: NOTIFY, config: { organization: { enabled: true } } }).stack,
+    ],
     ['DormantMemberStack', () => member().stack],
+    ['DormantMemberStack with the answers role', () => member({ answers: true }).stack],
   ])('%s: no unacknowledged error or warning', (_name, make) => {
     expect(violations(make())).toEqual([]);
   });
@@ -57,6 +62,7 @@ describe('cdk-nag AwsSolutions', () => {
   test.each([
     ['DormantStack', () => controller().stack, () => controller({}, false).stack],
     ['DormantMemberStack', () => member().stack, () => member({}, false).stack],
+    ['DormantMemberStack with answers', () => member({ answers: true }).stack, () => member({ answers: true }, false).stack],
   ])('%s: every acknowledgment answers a finding that really fires', (_name, withAcks, withoutAcks) => {
     const fired = new Set(violations(withoutAcks()).map((v) => v.rule));
     const acks = acknowledged(withAcks());

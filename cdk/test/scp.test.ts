@@ -39,7 +39,7 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
   });
 
   test('the privileged principals include dormant\'s own roles', () => {
-    for (const role of ['dormant-controller', 'dormant-member', 'dormant-automation']) {
+    for (const role of ['dormant-controller', 'dormant-member', 'dormant-automation', 'dormant-answers']) {
       expect(DEFAULT_SCP_OPTIONS.privilegedPrincipalArns).toContain(`arn:*:iam::*:role/${role}`);
     }
   });

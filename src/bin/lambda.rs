@@ -1,9 +1,12 @@
 //! `dormant-lambda`: cold start wires tracing, configuration and SDK clients once; each invocation
 //! goes to `dormant::lambda::invoke_within`, bounded by the time the Lambda has left.
 //!
-//! Environment: `DORMANT_CONFIG` (the configuration as JSON; default: all defaults) and
-//! `DORMANT_SWEEP_QUEUE_URL` (set: the scheduled sweep queues one request per account there
-//! instead of sweeping them itself; the same function consumes the queue).
+//! Environment: `DORMANT_CONFIG` (the configuration as JSON; default: all defaults),
+//! `DORMANT_FUNCTION` (`controller`, the default: events and the sweep queue; `answers`: owners'
+//! answers through the function URL, nothing else), `DORMANT_SWEEP_QUEUE_URL` (controller; set:
+//! the scheduled sweep queues one request per account there instead of sweeping them itself; the
+//! same function consumes the queue) and `DORMANT_MEMBER_ROLE_NAME` (answers: the role assumed
+//! in member accounts instead of `accounts[].role`'s).
 
 use dormant::adapters::clock::Clock;
 use dormant::adapters::retry::RetryPolicy;
@@ -13,6 +16,7 @@ use dormant::app::answer::{AnswerHandler, AnswerService};
 use dormant::app::fanout::{FanOut, SweepFanOut};
 use dormant::config::Config;
 use dormant::inbound::eventbridge::ClassifyRules;
+use dormant::lambda::Function;
 use dormant::wiring::{Actor, EngineFactory, LazyFleet, OnDemand};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -29,6 +33,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .init();
 
     // Fail fast at cold start: a bad configuration is a deployment error, not an event error.
+    let function =
+        Function::from_env(std::env::var(dormant::lambda::FUNCTION_ENV).ok().as_deref())?;
     let config = match std::env::var("DORMANT_CONFIG") {
         Ok(json) => Config::from_json(&json)?,
         Err(_) => Config::from_toml("")?,
@@ -43,7 +49,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let fleet = LazyFleet::new(&factory);
     let rules = ClassifyRules::from_config(&config);
     let fanout = match std::env::var("DORMANT_SWEEP_QUEUE_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(FanOut {
+        Ok(url) if function == Function::Controller && !url.trim().is_empty() => Some(FanOut {
             members: factory.members.clone(),
             directory: factory.directory(),
             queue: factory.sweep_queue(url.trim()),
@@ -51,20 +57,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         _ => None,
     };
     let engines = OnDemand::new(&factory, None);
-    // Owners' answers through the function URL: keys read once per cold start (a rotation
-    // keeps the previous key configured until the links it signed have expired).
-    // Secrets that cannot be read turn the answers off, not the controller.
-    let secrets = match &config.answers {
-        Some(answers) => match load_secrets(answers, &factory.ssm()).await {
-            Ok(secrets) => Some(secrets),
-            Err(e) => {
-                tracing::error!(error = %e, "answers are off until the next cold start: their secrets cannot be read");
-                None
-            }
-        },
-        None => None,
+    // Owners' answers (the answers function only): keys read once per cold start (a rotation
+    // keeps the previous key configured until the links it signed have expired). Without them
+    // the function can do nothing: a start-up error.
+    let secrets = match (function, &config.answers) {
+        (Function::Controller, _) => None,
+        (Function::Answers, None) => {
+            return Err(
+                "DORMANT_FUNCTION=answers needs [answers] in the configuration (key_source)".into(),
+            )
+        }
+        (Function::Answers, Some(answers)) => Some(load_secrets(answers, &factory.ssm()).await?),
     };
-    let (answer_store, answer_engines) = (factory.store(), FactoryEngines(&factory));
+    let answer_store = factory.store();
+    let answer_engines = match std::env::var("DORMANT_MEMBER_ROLE_NAME") {
+        Ok(name) if !name.trim().is_empty() => FactoryEngines::new(&factory).assuming(name.trim()),
+        _ => FactoryEngines::new(&factory),
+    };
     let answer_service = secrets.as_ref().map(|s| AnswerService {
         keys: &s.keys,
         slack_secret: s.slack.as_deref(),
@@ -72,6 +81,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ledger: &answer_store,
     });
     let cold = dormant::lambda::ColdStart {
+        function,
         fleet: &fleet,
         rules: &rules,
         engines: &engines,

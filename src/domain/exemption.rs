@@ -188,6 +188,7 @@ pub const ALWAYS_PROTECTED: &[Protected] = &[
     name("dormant-controller", "dormant's own role"),
     name("dormant-member", "dormant's own role"),
     name("dormant-automation", "dormant's own role"),
+    name("dormant-answers", "dormant's own role"),
 ];
 
 impl Protected {
@@ -437,6 +438,7 @@ mod tests {
             ("/", "dormant-controller"),
             ("/", "dormant-member"),
             ("/", "dormant-automation"),
+            ("/", "dormant-answers"),
         ];
         let policy = super::super::policy::Policy::default().exemptions;
         for entry in ALWAYS_PROTECTED {

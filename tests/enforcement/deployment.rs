@@ -1,7 +1,8 @@
 //! A deployment in the enforcing emulator, built from the CDK's exported policies
 //! (tests/fixtures/policies, kept equal to the synth by cdk/test/policy-export.test.ts): the
-//! controller and automation roles in a controller account, the member and automation roles in a
-//! member account, the state table and the sweep queue, and the controller role's credentials.
+//! controller, answers and automation roles in a controller account, the member, answers and
+//! automation roles in a member account, the state table and the sweep queue, and the controller
+//! role's credentials.
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -57,7 +58,7 @@ impl Deployment {
             .filter(|f| f.contains(".dormant-"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 4, "{files:?}");
+        assert_eq!(files.len(), 6, "{files:?}");
         for file in files {
             let text = read(&file).replace(&c0, &controller).replace(&m0, &member);
             let role: Value = serde_json::from_str(&text).unwrap();
@@ -98,28 +99,7 @@ impl Deployment {
             .queue_url()
             .unwrap()
             .to_string();
-        // Lambda assumes the controller role; the admin stands in for the service.
-        let session = aws_sdk_sts::Client::new(&admin)
-            .assume_role()
-            .role_arn(format!("arn:aws:iam::{controller}:role/dormant-controller"))
-            .role_session_name("dormant-lambda")
-            .send()
-            .await
-            .unwrap();
-        let creds = session.credentials().unwrap();
-        let lambda = aws_config::defaults(BehaviorVersion::latest())
-            .credentials_provider(Credentials::new(
-                creds.access_key_id(),
-                creds.secret_access_key(),
-                Some(creds.session_token().to_string()),
-                None,
-                "dormant-controller",
-            ))
-            .region(Region::new("us-east-1"))
-            .endpoint_url(e.endpoint())
-            .retry_config(RetryConfig::disabled())
-            .load()
-            .await;
+        let lambda = session(&admin, &controller, "dormant-controller").await;
         Deployment {
             controller,
             member,
@@ -264,6 +244,31 @@ impl Deployment {
             .filter_map(|k| k.as_str().map(str::to_string))
             .collect()
     }
+}
+
+/// A session of `role` in `account`, assumed by `admin` (who stands in for the Lambda service).
+pub async fn session(admin: &SdkConfig, account: &str, role: &str) -> SdkConfig {
+    let session = aws_sdk_sts::Client::new(admin)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
+        .role_session_name("dormant-lambda")
+        .send()
+        .await
+        .unwrap();
+    let creds = session.credentials().unwrap();
+    aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            None,
+            "dormant-lambda",
+        ))
+        .region(Region::new("us-east-1"))
+        .endpoint_url(enforcing().endpoint())
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await
 }
 
 const ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;

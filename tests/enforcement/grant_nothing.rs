@@ -8,7 +8,10 @@ use dormant::domain::permissions::{
     guards, Guard, LIMITED_BY_TAG_GUARDS, PERMISSION_ADDING, UNGUARDED_BY_DESIGN,
 };
 use dormant::domain::quarantine;
-use dormant::domain::tag::{CREDENTIALS_TAG, TAG_KEY_PATTERNS, WHOLE_STAGE_TAG};
+use dormant::domain::tag::{
+    CREDENTIALS_TAG, TAG_EXEMPT, TAG_EXEMPT_REASON, TAG_EXEMPT_UNTIL, TAG_KEY_PATTERNS,
+    WHOLE_STAGE_TAG,
+};
 use serde_json::{json, Value};
 
 use super::deployment::{admin_iam, Deployment};
@@ -107,6 +110,21 @@ fn no_role_of_dormants_allows_a_permission_adding_action_but_under_its_guard() {
                                 );
                             }
                             eprintln!("{where_}: unguarded by design: {why}");
+                            continue;
+                        }
+                        if st["Sid"] == "KeepWritesExemptionTags" {
+                            // An owner's Keep (a signed, single-use link) writes the exemption
+                            // tags: only the answers roles, only those keys (and other
+                            // spellings of the prefix, which grant nothing).
+                            assert!(name.contains(".dormant-answers."), "{where_}: {st}");
+                            assert_eq!(
+                                st["Condition"],
+                                json!({"ForAllValues:StringLike": {"aws:TagKeys": [
+                                    TAG_EXEMPT, TAG_EXEMPT_UNTIL, TAG_EXEMPT_REASON,
+                                    "Dormant:*", "DORMANT:*"]},
+                                    "Null": {"aws:TagKeys": "false"}}),
+                                "{where_}"
+                            );
                             continue;
                         }
                         let wanted = guards(action);
