@@ -40,6 +40,27 @@ const QUARANTINE_POLICY_ARNS = 'arn:*:iam::*:policy/dormant/DormantQuarantineDen
 /** Who may change the quarantine policy itself besides the admins: the deployment, not dormant. */
 const POLICY_DEPLOYERS = ['arn:*:iam::*:role/cdk-*-cfn-exec-role-*'];
 
+/** Who creates and changes dormant's roles besides the admins: its deployments (`cdk deploy`, a
+ * service- or self-managed StackSet for the member stack). */
+const ROLE_DEPLOYERS = [
+  ...POLICY_DEPLOYERS,
+  'arn:*:iam::*:role/stacksets-exec-*',
+  'arn:*:iam::*:role/AWSCloudFormationStackSetExecutionRole',
+];
+
+/** What would let someone else hold, or widen, a role that bears one of dormant's names. */
+const ROLE_CHANGES = [
+  'iam:CreateRole',
+  'iam:UpdateAssumeRolePolicy',
+  'iam:PutRolePolicy',
+  'iam:DeleteRolePolicy',
+  'iam:AttachRolePolicy',
+  'iam:DetachRolePolicy',
+  'iam:PutRolePermissionsBoundary',
+  'iam:DeleteRolePermissionsBoundary',
+  'iam:DeleteRole',
+];
+
 export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string, unknown> {
   const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': opts.privilegedPrincipalArns } };
   const admins = opts.privilegedPrincipalArns.filter((a) => !/role\/dormant-/.test(a));
@@ -47,6 +68,15 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
   return {
     Version: '2012-10-17',
     Statement: [
+      {
+        // The names above are privileged: in an account where one is not deployed (the optional
+        // `dormant-answers`, say), anyone able to create it would hold those privileges.
+        Sid: 'DenyDormantRoleChangesExceptDeployers',
+        Effect: 'Deny',
+        Action: ROLE_CHANGES,
+        Resource: 'arn:*:iam::*:role/dormant-*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': [...admins, ...ROLE_DEPLOYERS] } },
+      },
       {
         Sid: 'DenyDormantTagWritesExceptAdmins',
         Effect: 'Deny',

@@ -44,6 +44,18 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
     }
   });
 
+  test('only the admins and the deployments create or change a role bearing one of dormant\'s privileged names', () => {
+    const s = statements.find((x) => x.Sid === 'DenyDormantRoleChangesExceptDeployers')!;
+    expect(s.Resource).toBe('arn:*:iam::*:role/dormant-*');
+    for (const action of ['iam:CreateRole', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:AttachRolePolicy', 'iam:DetachRolePolicy', 'iam:DeleteRolePermissionsBoundary']) {
+      expect(s.Action).toContain(action);
+    }
+    const allowed = s.Condition.ArnNotLike['aws:PrincipalArn'];
+    expect(allowed).toContain('arn:*:iam::*:role/security-admin');
+    expect(allowed).toContain('arn:*:iam::*:role/stacksets-exec-*');
+    expect(allowed.filter((a) => /role\/dormant-/.test(a))).toEqual([]);
+  });
+
   test('other principals and stages can be configured', () => {
     const doc = buildScp({ privilegedPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
     const quarantine = doc.Statement.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
