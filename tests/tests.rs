@@ -60,6 +60,7 @@ mod security_hub;
 
 // Owners and messages: digests per recipient over SES, SNS and a loopback Slack webhook.
 mod notify;
+mod notify_limits;
 
 // The `dormant` binary: operator commands, the recorded JSON contract, the CDK's permissions.
 mod cli;

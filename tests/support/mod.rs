@@ -13,4 +13,5 @@ pub mod emulated_world;
 pub mod emulator;
 pub mod events;
 pub mod fakes;
+pub mod owner_messages;
 pub mod webhook;
