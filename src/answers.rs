@@ -14,6 +14,7 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::iam::AwsIam;
 use crate::adapters::secrets::load_secrets;
 use crate::app::answer::{AnswerEngines, AnswerService, HttpRequest, HttpResponse};
+use crate::app::engine::FallbackSetup;
 use crate::app::Engine;
 use crate::config::Answers;
 use crate::error::Error;
@@ -75,6 +76,8 @@ impl AnswerEngines<AwsIam, DynamoStore> for FactoryEngines<'_> {
             .await
             .map_err(Error::Rejected)?;
         engine.actor = actor.to_string();
+        // The answers role may stop an execution an Undo reverses, never start one.
+        engine.fallback = engine.fallback.take().map(FallbackSetup::stop_only);
         Ok(engine)
     }
 }

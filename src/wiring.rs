@@ -458,6 +458,7 @@ impl EngineFactory {
                 )),
                 automation_role,
                 always: f.always.clone(),
+                starts: true,
             });
         }
         Ok(engine)

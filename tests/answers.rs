@@ -323,11 +323,17 @@ async fn undo_releases_and_the_audit_names_the_recipient() {
     assert!(!actors.is_empty());
     assert!(actors.iter().all(|(_, by)| by == OWNER), "{actors:?}");
     let h = f.store.history(&f.subject).await.unwrap();
-    assert!(h
-        .last()
-        .unwrap()
-        .reason
-        .contains(&format!("answered from the link sent to {OWNER}")));
+    let reason = &h.last().unwrap().reason;
+    assert!(
+        reason.contains(&format!("answered from the link sent to {OWNER} (link ")),
+        "{reason}"
+    );
+    // The link's id, so the entry can be matched with the message that carried it.
+    let id = reason.split("(link ").nth(1).unwrap_or_default();
+    assert!(
+        id.len() > 16 && id[..32].chars().all(|c| c.is_ascii_hexdigit()),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,7 @@ async fn setup(always: Vec<Step>) -> Setup {
             runner: ssm.clone(),
             automation_role: AUTOMATION_ROLE.into(),
             always,
+            starts: true,
         });
     Setup {
         now: account.now,
@@ -306,6 +307,7 @@ async fn the_real_ssm_adapter_drives_the_fallback_to_completion() {
             runner: Arc::new(SsmFallback::new(ssm, RetryPolicy::fast())),
             automation_role: AUTOMATION_ROLE.into(),
             always: vec![],
+            starts: true,
         });
     engine.sweep(now).await.unwrap();
     emulator().inject_fault(&a.id, "iam", "AttachRolePolicy", Fault::AccessDenied, 1);
@@ -697,6 +699,7 @@ async fn a_step_ssm_has_when_the_identity_becomes_protected_is_stopped_not_finis
         runner: s.ssm.clone(),
         automation_role: AUTOMATION_ROLE.into(),
         always: vec![Step::Quarantine],
+        starts: true,
     });
     emulator().clear_requests(&s.account.id);
     protected

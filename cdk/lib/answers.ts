@@ -12,7 +12,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { identityStatements } from './iam-grants';
+import { identityStatements, protectedRoleResources } from './iam-grants';
+import type { Guard } from './permissions';
 import { PermissionsFile } from './permissions';
 
 /** Which function the binary is (src/bin/lambda.rs): `answers` serves only function-URL requests. */
@@ -30,6 +31,18 @@ export const ANSWER_STEPS = ['evaluate', 'access_advisor', 'resolve_id', 'releas
 /** The exemption tags Keep writes (src/domain/tag.rs), and nothing else of that kind. */
 export const EXEMPT_TAG_KEYS = ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason'];
 
+/**
+ * Release's actions the answers role never gets, although the controller's release has them. The
+ * role serves the internet, so it must not be able to put an identity under the `marked` guards
+ * itself: it writes no stage or marker tag (a tag key in a condition is case-blind, so
+ * `Dormant:Stage` would do too), and without them it cannot reach keys or policies on an identity
+ * dormant has not marked. Nor does it delete an inline policy (only an earlier version's inline
+ * deny is one; on a marked role it could be a human's deny). A release that needs one of these
+ * fails from the page, is recorded, and the controller's next run finishes it (docs/design.md,
+ * 'Answers').
+ */
+export const NOT_FOR_ANSWERS = ['iam:TagRole', 'iam:TagUser', 'iam:DeleteRolePolicy', 'iam:DeleteUserPolicy'];
+
 /** The IAM actions on identities the answer path calls (from permissions.json's steps). */
 export function answerIdentityActions(permissions: PermissionsFile): string[] {
   const out = new Set<string>();
@@ -38,29 +51,56 @@ export function answerIdentityActions(permissions: PermissionsFile): string[] {
     if (!kinds) throw new Error(`permissions.json has no step ${step}: regenerate it or update ANSWER_STEPS`);
     for (const list of Object.values(kinds)) for (const a of list) out.add(a);
   }
-  return [...out].sort();
+  return [...out].filter((a) => !NOT_FOR_ANSWERS.includes(a)).sort();
 }
 
 /**
- * The answers role's statements on identities in one account: answerIdentityActions under the
- * same guards as the controller's, the protected roles denied, plus Keep's exemption tags (the
- * one thing an owner's answer writes that the controller may not: `dormant:exempt*` only).
+ * The guards of the answer path's actions: the controller's, except that a policy is detached
+ * only when it is dormant's quarantine (the controller's `marked` alternative is for a deletion's
+ * teardown, which an answer never makes).
+ */
+export function answerGuards(permissions: PermissionsFile): Record<string, readonly Guard[]> {
+  const out: Record<string, readonly Guard[]> = { ...permissions.guards };
+  for (const action of ['iam:DetachRolePolicy', 'iam:DetachUserPolicy']) out[action] = ['quarantine_policy'];
+  return out;
+}
+
+/**
+ * The answers role's statements on identities in one account: answerIdentityActions under
+ * answerGuards, the protected roles denied, plus Keep's exemption tags (the one thing an owner's
+ * answer writes that the controller may not: the exact `dormant:exempt*` keys only).
  */
 export function answerStatements(scope: Construct, permissions: PermissionsFile, ownRoleNames: readonly string[]): iam.PolicyStatement[] {
   const stack = Stack.of(scope);
   const arn = (kind: string) => stack.formatArn({ service: 'iam', region: '', resource: kind, resourceName: '*' });
   return [
-    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, permissions.guards),
+    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, answerGuards(permissions)),
     new iam.PolicyStatement({
       sid: 'KeepWritesExemptionTags',
-      // Untag: another spelling of a key (`Dormant:Exempt`, which grants nothing) is removed
-      // before the exact one is written.
-      actions: ['iam:TagRole', 'iam:TagUser', 'iam:UntagRole', 'iam:UntagUser'],
+      actions: ['iam:TagRole', 'iam:TagUser'],
+      resources: [arn('role'), arn('user')],
+      conditions: {
+        'ForAllValues:StringLike': { 'aws:TagKeys': EXEMPT_TAG_KEYS },
+        Null: { 'aws:TagKeys': 'false' },
+      },
+    }),
+    new iam.PolicyStatement({
+      sid: 'KeepRemovesExemptionTags',
+      // Another spelling of a key (`Dormant:Exempt`, which grants nothing) is removed before the
+      // exact one is written; removing a tag marks nothing.
+      actions: ['iam:UntagRole', 'iam:UntagUser'],
       resources: [arn('role'), arn('user')],
       conditions: {
         'ForAllValues:StringLike': { 'aws:TagKeys': [...EXEMPT_TAG_KEYS, 'Dormant:*', 'DORMANT:*'] },
         Null: { 'aws:TagKeys': 'false' },
       },
+    }),
+    // TagRole is not among the actions identityStatements denies on the protected roles here.
+    new iam.PolicyStatement({
+      sid: 'KeepNeverTagsProtectedRoles',
+      effect: iam.Effect.DENY,
+      actions: ['iam:TagRole', 'iam:UntagRole'],
+      resources: protectedRoleResources(scope, ownRoleNames),
     }),
   ];
 }

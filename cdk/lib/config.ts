@@ -93,6 +93,8 @@ export interface DormantConfig {
     readonly key_source: string;
     readonly previous_key_source: string;
     readonly slack_signing_secret_source: string;
+    /** The answers role's name: protected by the controller (the stack fills it when on). */
+    readonly role_name: string;
   };
 }
 
@@ -102,14 +104,15 @@ type Section = Exclude<
 >;
 
 /** What an operator may override from the stack props (`table`, `event_bus`, `accounts`,
- * `organization.role_name` and `fallback.automation_role` are filled in by the stack from the
- * resources it creates). */
+ * `organization.role_name`, `answers.role_name` and `fallback.automation_role` are filled in by
+ * the stack from the resources it creates). */
 export type DormantConfigOverrides = {
   readonly dry_run?: boolean;
   readonly max_concurrent_accounts?: number;
   readonly max_concurrent_identities?: number;
-} & { readonly [S in Exclude<Section, 'organization'>]?: Partial<DormantConfig[S]> } & {
+} & { readonly [S in Exclude<Section, 'organization' | 'answers'>]?: Partial<DormantConfig[S]> } & {
   readonly organization?: Partial<Omit<DormantConfig['organization'], 'role_name'>>;
+  readonly answers?: Partial<Omit<DormantConfig['answers'], 'role_name'>>;
 };
 
 /** The Rust parser's defaults (docs/design.md, 'Configuration'); test/config.test.ts checks them
@@ -148,7 +151,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
     slack_webhooks_secret: '',
     templates: '',
   },
-  answers: { base_url: '', key_source: '', previous_key_source: '', slack_signing_secret_source: '' },
+  answers: { base_url: '', key_source: '', previous_key_source: '', slack_signing_secret_source: '', role_name: '' },
 };
 
 /** Where the stack departs from the Rust defaults: a deployment reports to Security Hub. */
@@ -178,7 +181,7 @@ export const CONFIG_KEYS: Record<string, string[]> = {
     'slack_webhooks_secret',
     'templates',
   ],
-  answers: ['base_url', 'key_source', 'previous_key_source', 'slack_signing_secret_source'],
+  answers: ['base_url', 'key_source', 'previous_key_source', 'slack_signing_secret_source', 'role_name'],
 };
 
 export function buildConfig(
@@ -188,6 +191,8 @@ export function buildConfig(
     memberRoleName?: string;
     /** The answer links' signing key, when the stack creates one. */
     answersKeySource?: string;
+    /** The answers role's name, when the stack has one. */
+    answersRoleName?: string;
   },
 ): DormantConfig {
   const o = overrides ?? {};
@@ -203,6 +208,9 @@ export function buildConfig(
         }
         if (key === 'organization' && sub === 'role_name') {
           throw new Error("config override 'organization.role_name' is not allowed (the stack's memberRoleName is used)");
+        }
+        if (key === 'answers' && sub === 'role_name') {
+          throw new Error("config override 'answers.role_name' is not allowed (the stack's answers.roleName is used)");
         }
       }
     }
@@ -232,6 +240,7 @@ export function buildConfig(
       ...DEFAULT_CONFIG.answers,
       ...o.answers,
       ...(fixed.answersKeySource ? { key_source: fixed.answersKeySource } : {}),
+      ...(fixed.answersRoleName ? { role_name: fixed.answersRoleName } : {}),
     },
   };
 }

@@ -191,6 +191,7 @@ export class DormantStack extends Stack {
     sweepDlq?: cloudwatch.Alarm;
     rejectedSweepRequests?: cloudwatch.Alarm;
     answersErrors?: cloudwatch.Alarm;
+    answersThrottles?: cloudwatch.Alarm;
   };
   /** With `sweepFanOut`: the queue of per-account sweep requests and its dead-letter queue. */
   public readonly sweepQueue?: sqs.Queue;
@@ -296,6 +297,7 @@ export class DormantStack extends Stack {
       answers?.baseUrl ? { ...props.config, answers: { ...props.config?.answers, base_url: answers.baseUrl } } : props.config,
       {
       answersKeySource: this.answerKey ? `secretsmanager:${this.answerKey.secretName}` : undefined,
+      answersRoleName: answers ? names.answers : undefined,
       table: this.table.tableName,
       event_bus: eventBusName,
       accounts: (props.memberAccounts ?? []).map((acct) => ({
@@ -621,6 +623,17 @@ export class DormantStack extends Stack {
               alarmDescription: 'dormant: the answers function failed (a request that is not a function URL one, or a crash)',
               metric: this.answersFn.metricErrors({ period, statistic: cloudwatch.Stats.SUM }),
               threshold: 1,
+              evaluationPeriods: 1,
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+            }),
+            // The public URL under a flood: requests beyond the reserved concurrency are refused
+            // (owners' clicks among them), the controller unaffected.
+            answersThrottles: new cloudwatch.Alarm(this, 'AnswersThrottlesAlarm', {
+              alarmDescription:
+                "dormant: the answers function refused requests beyond its reserved concurrency (a flood of its public URL; owners' answers may be refused too)",
+              metric: this.answersFn.metricThrottles({ period, statistic: cloudwatch.Stats.SUM }),
+              threshold: 10,
               evaluationPeriods: 1,
               comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
               treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,

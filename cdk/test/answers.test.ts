@@ -32,6 +32,13 @@ describe("owners' answers (function URL + signing key)", () => {
     expect(fns.find(([id]) => id.startsWith('Controller'))![1].Properties.ReservedConcurrentExecutions).toBe(3);
   });
 
+  test("a flood of the public URL is alarmed: the answers function's throttles", () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    const throttles = alarms.find((a) => a.Properties.MetricName === 'Throttles');
+    expect(throttles?.Properties.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: answersId } }]);
+    expect(throttles?.Properties.Threshold).toBe(10);
+  });
+
   test('the same binary, told which function it is; the same configuration', () => {
     expect(answersFn.Properties.Code).toEqual(controllerFn.Properties.Code);
     const vars = answersFn.Properties.Environment.Variables;
@@ -81,12 +88,37 @@ describe("owners' answers (function URL + signing key)", () => {
   });
 
   test('Keep writes only the exemption tags; the controller may not write them', () => {
-    const keep = roleStatements(template, 'AnswersRole').find((s) => s.Sid === 'KeepWritesExemptionTags');
+    const statements = roleStatements(template, 'AnswersRole');
+    const keep = statements.find((s) => s.Sid === 'KeepWritesExemptionTags');
     expect(keep?.Condition).toEqual({
-      'ForAllValues:StringLike': { 'aws:TagKeys': ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason', 'Dormant:*', 'DORMANT:*'] },
+      'ForAllValues:StringLike': { 'aws:TagKeys': ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason'] },
       Null: { 'aws:TagKeys': 'false' },
     });
+    // The only statements that let it tag: it cannot write a stage or marker tag in any spelling.
+    const tagging = statements.filter((s) => s.Effect === 'Allow' && asList(s.Action).some((a) => a === 'iam:TagRole' || a === 'iam:TagUser'));
+    expect(tagging.map((s) => s.Sid)).toEqual(['KeepWritesExemptionTags']);
     expect(JSON.stringify(roleStatements(template, 'ControllerRole'))).not.toContain('dormant:exempt');
+  });
+
+  test("the answers role cannot mark an identity itself, so the guarded key and policy actions reach only identities dormant marked", () => {
+    const statements = roleStatements(template, 'AnswersRole').filter((s) => s.Effect === 'Allow');
+    const allowed = new Set(statements.flatMap((s) => asList(s.Action)));
+    // No inline policy deleted (a human's deny on a marked role), ...
+    expect(allowed).not.toContain('iam:DeleteRolePolicy');
+    expect(allowed).not.toContain('iam:DeleteUserPolicy');
+    // ... a policy detached only when it is dormant's quarantine, ...
+    for (const s of statements.filter((st) => asList(st.Action).some((a) => a.startsWith('iam:Detach')))) {
+      expect(JSON.stringify(s.Condition)).toContain('DormantQuarantineDenyAll');
+      expect(JSON.stringify(s.Condition)).not.toContain('aws:ResourceTag');
+    }
+    // ... and keys changed only under the marker guards, which it cannot satisfy on its own.
+    const keys = statements.filter((s) => asList(s.Action).includes('iam:UpdateAccessKey'));
+    expect(keys.length).toBeGreaterThan(0);
+    for (const s of keys) expect(JSON.stringify(s.Condition)).toMatch(/aws:ResourceTag\/dormant:(stage|credentials)/);
+    // The protected roles are denied its tag changes too.
+    const deny = roleStatements(template, 'AnswersRole').find((s) => s.Sid === 'KeepNeverTagsProtectedRoles');
+    expect(deny?.Effect).toBe('Deny');
+    expect(JSON.stringify(deny?.Resource)).toContain(':role/OrganizationAccountAccessRole');
   });
 
   test('the answers role and function are protected like the others', () => {
@@ -132,6 +164,15 @@ describe("owners' answers (function URL + signing key)", () => {
     expect(JSON.stringify(statements.find((s) => s.Sid === 'ReadAnswerKeyThroughSsm')?.Resource)).toContain(
       'parameter/aws/reference/secretsmanager/',
     );
+  });
+
+  test("the answers role's name is in the config, so a renamed one is protected; it is not an override", () => {
+    const configOf = (t: typeof template) =>
+      JSON.stringify(Object.entries(t.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('Controller'))![1].Properties.Environment.Variables.DORMANT_CONFIG);
+    expect(configOf(template)).toContain('\\"role_name\\":\\"dormant-answers\\"');
+    const { template: renamed } = controller({ answers: { roleName: 'owners-answers' } });
+    expect(configOf(renamed)).toContain('\\"role_name\\":\\"owners-answers\\"');
+    expect(() => controller({ answers: true, config: { answers: { role_name: 'x' } as never } })).toThrow(/answers.role_name/);
   });
 
   test('off by default: no URL, no secret, no answers function or role', () => {

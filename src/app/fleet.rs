@@ -159,6 +159,11 @@ impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
 
     async fn run(&self, job: Job, now: Timestamp) -> FleetReport {
         let total = self.engines.len();
+        // Owners hear once per run, not once per account: the accounts' runs leave their
+        // messages queued and the fleet sends them all at the end (a run cut short leaves them
+        // for the next). The guard hands sending back to the engines however this ends.
+        let together = total > 1 && self.engines.iter().any(|e| e.notify.is_some());
+        let _deferred = together.then(|| MessagesDeferred::new(&self.engines));
         let results: Vec<(String, Result<RunReport>)> = stream::iter(self.engines.iter().cloned())
             .map(|engine| async move {
                 let account = engine.account().to_string();
@@ -189,11 +194,43 @@ impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
             }
         }
         report.accounts.sort_by(|a, b| a.account.cmp(&b.account));
+        if together {
+            let accounts: Vec<String> = self
+                .engines
+                .iter()
+                .map(|e| e.account().to_string())
+                .collect();
+            if let Some(sender) = self.engines.iter().find(|e| e.notify.is_some()) {
+                sender.flush_owners_of(&accounts, now).await;
+            }
+        }
         info!(
             accounts = total + self.unreachable.len(),
             failed = report.failed_accounts(),
             "run over all accounts finished"
         );
         report
+    }
+}
+
+/// Keeps the engines' owner messages for the fleet while it lives (see `Fleet::run`).
+struct MessagesDeferred<'a, I: Iam, S: Store> {
+    engines: &'a [Arc<Engine<I, S>>],
+}
+
+impl<'a, I: Iam, S: Store> MessagesDeferred<'a, I, S> {
+    fn new(engines: &'a [Arc<Engine<I, S>>]) -> Self {
+        for e in engines {
+            e.set_fleet_sends_messages(true);
+        }
+        MessagesDeferred { engines }
+    }
+}
+
+impl<I: Iam, S: Store> Drop for MessagesDeferred<'_, I, S> {
+    fn drop(&mut self) {
+        for e in self.engines {
+            e.set_fleet_sends_messages(false);
+        }
     }
 }

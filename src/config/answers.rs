@@ -18,6 +18,9 @@ pub struct RawAnswers {
     pub previous_key_source: String,
     /// Slack's signing secret, same syntax; empty: Slack's button requests are refused.
     pub slack_signing_secret_source: String,
+    /// The answers function's role in each account when it is not named `dormant-answers`
+    /// (the stacks fill it): protected like dormant's other roles.
+    pub role_name: String,
 }
 
 /// Where a secret is read from.
@@ -189,5 +192,18 @@ mod tests {
             let parsed = Config::from_toml(&toml);
             assert!(parsed.is_ok(), "{local}: {:?}", parsed.err());
         }
+    }
+
+    #[test]
+    fn a_renamed_answers_role_is_protected_and_a_bad_name_is_refused() {
+        use crate::domain::PrincipalKind;
+        let config = Config::from_toml("[answers]\nrole_name = \"owners-answers\"").unwrap();
+        assert!(config
+            .policy
+            .exemptions
+            .controller
+            .contains(&(PrincipalKind::Role, "owners-answers".to_string())));
+        let e = Config::from_toml("[answers]\nrole_name = \"no spaces\"").unwrap_err();
+        assert_eq!(e.field, "answers.role_name");
     }
 }

@@ -44,12 +44,20 @@ impl RawConfig {
         // The roles dormant assumes or passes to SSM are its own: protected by name in every
         // account (the same names are deployed in each, and a name is unique in an account
         // whatever the path), so a member account's copy is never quarantined either.
+        let answers_role = self.answers.role_name.trim();
+        if !answers_role.is_empty() && !crate::domain::subject::is_iam_name(answers_role) {
+            return Err(err(
+                "answers.role_name",
+                format!("'{answers_role}' is not an IAM role name"),
+            ));
+        }
         let own_roles = accounts
             .iter()
             .filter_map(|a| a.role_arn.as_deref())
             .chain(automation_role.as_deref())
             .filter_map(|arn| arn.rsplit('/').next())
-            .chain(organization.as_ref().map(|o| o.role_name.as_str()));
+            .chain(organization.as_ref().map(|o| o.role_name.as_str()))
+            .chain((!answers_role.is_empty()).then_some(answers_role));
         for name in own_roles {
             exemptions
                 .controller

@@ -12,7 +12,7 @@ use dormant::domain::{Principal, Stage, Subject};
 use dormant::ports::Store;
 use dormant::wiring::{Actor, EngineFactory};
 
-use super::deployment::{enforcing, session, Deployment};
+use super::deployment::{admin_iam, enforcing, session, Deployment};
 
 const OWNER: &str = "owner@example.com";
 
@@ -177,4 +177,327 @@ async fn the_answers_role_is_refused_what_only_the_controller_may_do() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("AccessDenied"), "{err:?}");
     assert!(d.exists(&d.member, "role", "victim").await);
+}
+
+/// The answers role serves the internet: it must not be able to put an identity under the
+/// guards that open keys and policies (`dormant:stage`, `dormant:credentials`, in any spelling),
+/// so what those guards allow reaches only identities dormant itself marked. Nor may it delete an
+/// inline policy, detach anything but dormant's quarantine, or tag a protected role.
+#[tokio::test]
+async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close() {
+    use aws_sdk_iam::types::StatusType;
+    let d = Deployment::new().await;
+    let admin = admin_iam(&d.member).await;
+    d.role(&d.member, "guarded", 200).await;
+    d.role(&d.member, "marked", 200).await;
+    d.user(&d.member, "idle-user", 200).await;
+    d.role(&d.member, "OrganizationAccountAccessRole", 1).await;
+    // A human's inline deny and managed policy on a role dormant marked; a key a human turned off.
+    admin
+        .tag_role()
+        .role_name("marked")
+        .tags(tag("dormant:stage", "noticed"))
+        .send()
+        .await
+        .unwrap();
+    admin
+        .put_role_policy()
+        .role_name("marked")
+        .policy_name("incident-deny")
+        .policy_document(DENY_ALL)
+        .send()
+        .await
+        .unwrap();
+    let managed = admin
+        .create_policy()
+        .policy_name("incident-managed-deny")
+        .policy_document(DENY_ALL)
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    admin
+        .attach_role_policy()
+        .role_name("marked")
+        .policy_arn(&managed)
+        .send()
+        .await
+        .unwrap();
+    let key = admin
+        .list_access_keys()
+        .user_name("idle-user")
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()[0]
+        .access_key_id()
+        .unwrap()
+        .to_string();
+    admin
+        .update_access_key()
+        .user_name("idle-user")
+        .access_key_id(&key)
+        .status(StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+
+    let in_member = session(
+        &enforcing().sdk_config_for(&d.member).await,
+        &d.member,
+        "dormant-answers",
+    )
+    .await;
+    let iam = aws_sdk_iam::Client::new(&in_member);
+    let denied = |what: &str, r: Result<(), String>| {
+        let e = r.expect_err(&format!("{what}: allowed to the answers role"));
+        assert!(e.contains("AccessDenied"), "{what}: {e}");
+    };
+    for key_name in ["dormant:stage", "Dormant:Stage", "dormant:next-step"] {
+        let r = iam
+            .tag_role()
+            .role_name("guarded")
+            .tags(tag(key_name, "noticed"))
+            .send()
+            .await;
+        denied(
+            &format!("TagRole {key_name}"),
+            r.map(|_| ()).map_err(|e| format!("{e:?}")),
+        );
+    }
+    for key_name in [
+        "dormant:credentials",
+        "dormant:stage",
+        "DORMANT:CREDENTIALS",
+    ] {
+        let r = iam
+            .tag_user()
+            .user_name("idle-user")
+            .tags(tag(key_name, "true"))
+            .send()
+            .await;
+        denied(
+            &format!("TagUser {key_name}"),
+            r.map(|_| ()).map_err(|e| format!("{e:?}")),
+        );
+    }
+    let r = iam
+        .update_access_key()
+        .user_name("idle-user")
+        .access_key_id(&key)
+        .status(StatusType::Active)
+        .send()
+        .await;
+    denied(
+        "UpdateAccessKey Active on an unmarked user",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    let r = iam
+        .delete_role_policy()
+        .role_name("marked")
+        .policy_name("incident-deny")
+        .send()
+        .await;
+    denied(
+        "DeleteRolePolicy on a marked role",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    let r = iam
+        .detach_role_policy()
+        .role_name("marked")
+        .policy_arn(&managed)
+        .send()
+        .await;
+    denied(
+        "DetachRolePolicy of a human's policy",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    let r = iam
+        .tag_role()
+        .role_name("OrganizationAccountAccessRole")
+        .tags(tag("dormant:exempt", "true"))
+        .send()
+        .await;
+    denied(
+        "TagRole dormant:exempt on a protected role",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    // What Keep does write is still allowed.
+    iam.tag_role()
+        .role_name("guarded")
+        .tags(tag("dormant:exempt", "true"))
+        .send()
+        .await
+        .unwrap();
+
+    // Nothing changed: the key is off, the human's policies are in place.
+    let keys = admin
+        .list_access_keys()
+        .user_name("idle-user")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata()[0].status(),
+        Some(&StatusType::Inactive)
+    );
+    let inline = admin
+        .list_role_policies()
+        .role_name("marked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.policy_names(), ["incident-deny"]);
+    let attached = admin
+        .list_attached_role_policies()
+        .role_name("marked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attached.attached_policies().len(), 1);
+    let ignored = d.ignored_conditions();
+    assert!(
+        ignored.is_empty(),
+        "conditions the emulator did not check: {ignored:?}"
+    );
+}
+
+const DENY_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
+fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
+    aws_sdk_iam::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+/// The narrow role still does a user's Undo after its keys were turned off: the keys dormant
+/// turned off come back on (allowed by the marks dormant wrote), the marks come off.
+#[tokio::test]
+async fn an_owners_undo_turns_a_users_keys_back_on_under_the_answers_role() {
+    owners_undo_of_a_user_whose_keys_are_off(false).await;
+}
+
+/// With the user's stage tag removed by hand, the release must first write the credentials
+/// marker, which the answers role may not: the Undo fails, recorded, and the controller's next
+/// run finishes it (docs/design.md, 'Answers').
+#[tokio::test]
+async fn an_undo_the_answers_role_cannot_finish_is_finished_by_the_controller() {
+    owners_undo_of_a_user_whose_keys_are_off(true).await;
+}
+
+async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: bool) {
+    use aws_sdk_iam::types::StatusType;
+    let d = Deployment::new().await;
+    let unique_id = d.user(&d.member, "idle-user", 200).await;
+    let now = Utc::now();
+    let config = d.config("", "");
+    let live = d.assembly(&config).await;
+    live.fleet.sweep(now).await;
+    live.fleet.tick(now + Duration::days(8)).await;
+    let later = now + Duration::days(16);
+    live.fleet.tick(later).await;
+    d.assert_nothing_refused("notice, quarantine, keys off (controller)");
+    let subject = Subject::whole(Principal::user(&d.member, "/", "idle-user"));
+    let admin = admin_iam(&d.member).await;
+    let status = || async {
+        admin
+            .list_access_keys()
+            .user_name("idle-user")
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()[0]
+            .status()
+            .cloned()
+    };
+    assert_eq!(status().await, Some(StatusType::Inactive));
+    if stage_tag_removed_by_hand {
+        admin
+            .untag_user()
+            .user_name("idle-user")
+            .tag_keys("dormant:stage")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let controller_admin = enforcing().sdk_config_for(&d.controller).await;
+    let answers_sdk = session(&controller_admin, &d.controller, "dormant-answers").await;
+    let factory = EngineFactory::new(
+        &config,
+        &answers_sdk,
+        Actor::Controller,
+        RetryPolicy::fast(),
+    )
+    .await
+    .unwrap();
+    let engines = FactoryEngines::new(&factory).assuming("dormant-answers");
+    let store = factory.store();
+    let keys = keys();
+    let svc = AnswerService {
+        keys: &keys,
+        slack_secret: None,
+        engines: &engines,
+        ledger: &store,
+    };
+    let record = store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
+    let at = later + Duration::hours(1);
+    let claims = Claims::issue(
+        AnswerAction::Undo,
+        &subject,
+        &unique_id,
+        record.stage,
+        OWNER,
+        at + Duration::days(7),
+        record.stage_since.unwrap_or(later),
+    );
+    let page = svc
+        .handle(&post(&sign(&keys.current, &claims), "action=undo"), at)
+        .await;
+    if stage_tag_removed_by_hand {
+        // The answer stands (the owner need not answer again); the change is left to the controller.
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("Answer recorded"), "{}", page.body);
+        assert!(page.body.contains("controller retries it"), "{}", page.body);
+        assert_eq!(status().await, Some(StatusType::Inactive));
+        let history = store.history(&subject).await.unwrap();
+        let failed = history.last().unwrap();
+        assert_eq!(
+            failed.outcome,
+            dormant::domain::Outcome::Failed,
+            "{history:?}"
+        );
+        assert!(failed.reason.contains("AccessDenied"), "{}", failed.reason);
+        // The controller's next run, once the failed attempt's retry is due, finishes it.
+        let record = store.load(&subject).await.unwrap().unwrap();
+        let due = record.next_due_at.expect("a retry is scheduled");
+        live.fleet.tick(due + Duration::minutes(1)).await;
+    } else {
+        d.assert_nothing_refused("an owner's Undo of a user (answers role)");
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    assert_eq!(
+        store.load(&subject).await.unwrap().unwrap().stage,
+        Stage::Released
+    );
+    assert_eq!(status().await, Some(StatusType::Active));
+    let tags = admin
+        .list_user_tags()
+        .user_name("idle-user")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().iter().all(|t| !t.key().starts_with("dormant:")),
+        "{:?}",
+        tags.tags()
+    );
 }

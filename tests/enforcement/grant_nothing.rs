@@ -114,8 +114,22 @@ fn no_role_of_dormants_allows_a_permission_adding_action_but_under_its_guard() {
                         }
                         if st["Sid"] == "KeepWritesExemptionTags" {
                             // An owner's Keep (a signed, single-use link) writes the exemption
-                            // tags: only the answers roles, only those keys (and other
-                            // spellings of the prefix, which grant nothing).
+                            // tags: only the answers roles, exactly those keys (no other
+                            // spelling: a condition's tag key is case-blind, so `Dormant:Stage`
+                            // would mark an identity as `dormant:stage` does).
+                            assert!(name.contains(".dormant-answers."), "{where_}: {st}");
+                            assert_eq!(
+                                st["Condition"],
+                                json!({"ForAllValues:StringLike": {"aws:TagKeys": [
+                                    TAG_EXEMPT, TAG_EXEMPT_UNTIL, TAG_EXEMPT_REASON]},
+                                    "Null": {"aws:TagKeys": "false"}}),
+                                "{where_}"
+                            );
+                            continue;
+                        }
+                        if st["Sid"] == "KeepRemovesExemptionTags" {
+                            // Removing marks nothing: the exemption keys and other spellings
+                            // of the prefix.
                             assert!(name.contains(".dormant-answers."), "{where_}: {st}");
                             assert_eq!(
                                 st["Condition"],

@@ -20,7 +20,7 @@ use crate::app::Engine;
 use crate::domain::answer::{
     verify, verify_slack, AnswerAction, Claims, Refusal, SigningKeys, ANSWER_PATH,
 };
-use crate::domain::{IdentityArg, Stage, Subject, Timestamp};
+use crate::domain::{IdentityArg, Outcome, Stage, Subject, Timestamp};
 use crate::error::Error;
 use crate::ports::{Iam, PortResult, Store};
 
@@ -77,7 +77,14 @@ pub struct AnswerService<'a, I, S> {
 }
 
 /// What an owner sees after answering, or why nothing happened.
-type Answered = Result<String, Refusal>;
+type Answered = Result<Answer, Refusal>;
+
+/// An answer taken: what was done, or that the change failed for now (recorded, and retried by
+/// the controller).
+pub(super) struct Answer {
+    pub(super) text: String,
+    pub(super) finished: bool,
+}
 
 impl<I: Iam, S: Store> AnswerService<'_, I, S> {
     /// One request: the page (GET), the answer (POST), Slack's button (POST /slack).
@@ -183,7 +190,7 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             until: String::new(),
         });
         match self.act(&claims, keep, now).await {
-            Ok(done) => reply(done),
+            Ok(done) => reply(done.text),
             Err(r) => reply(r.to_string()),
         }
     }
@@ -269,7 +276,11 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             return Err(Refusal::Used);
         }
         let arg = IdentityArg::Subject(look.view.subject.clone());
-        let via = format!("answered from the link sent to {}", claims.recipient);
+        // The link's id lets an operator match the audit entry with the message that carried it.
+        let via = format!(
+            "answered from the link sent to {} (link {})",
+            claims.recipient, claims.token_id
+        );
         let done = match (claims.action, keep) {
             (AnswerAction::Keep, Some((until, reason))) => {
                 look.engine.exempt(&arg, until, &reason, now).await
@@ -279,10 +290,21 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             (AnswerAction::Undo, _) => look.engine.undo(&arg, &via, now).await,
         };
         match done {
-            Ok(report) => Ok(format!(
-                "{}: {} — {} (recorded as answered by {})",
-                report.identity, report.command, report.reason, claims.recipient
-            )),
+            // The answer stands (the claim is kept): a failed step is recorded and retried.
+            Ok(report) if report.outcome == Outcome::Failed => Ok(Answer {
+                text: format!(
+                    "{}: your {} is recorded as answered by {}, but the change could not be made                      yet: {}. dormant's controller retries it; nothing more is needed from you",
+                    report.identity, report.command, claims.recipient, report.reason
+                ),
+                finished: false,
+            }),
+            Ok(report) => Ok(Answer {
+                text: format!(
+                    "{}: {} — {} (recorded as answered by {})",
+                    report.identity, report.command, report.reason, claims.recipient
+                ),
+                finished: true,
+            }),
             Err(e) => {
                 // Nothing (or not all) was done: the owner may try the link again.
                 let _ = self.ledger.release_answer(&claims.token_id).await;

@@ -49,18 +49,25 @@ pub(super) fn refused(refusal: &Refusal) -> HttpResponse {
     )
 }
 
-pub(super) fn outcome(outcome: &Result<String, Refusal>) -> HttpResponse {
+pub(super) fn outcome(outcome: &Result<super::Answer, Refusal>) -> HttpResponse {
     match outcome {
-        Ok(done) => HttpResponse::html(
-            200,
-            document(
-                "Done",
-                &format!(
-                    "<h1>Done</h1><p class=\"done\" role=\"status\">{}</p>",
-                    escape(done)
+        Ok(answer) => {
+            let title = if answer.finished {
+                "Done"
+            } else {
+                "Answer recorded"
+            };
+            HttpResponse::html(
+                200,
+                document(
+                    title,
+                    &format!(
+                        "<h1>{title}</h1><p class=\"done\" role=\"status\">{}</p>",
+                        escape(&answer.text)
+                    ),
                 ),
-            ),
-        ),
+            )
+        }
         Err(r) => refused(r),
     }
 }

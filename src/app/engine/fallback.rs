@@ -20,6 +20,19 @@ pub struct FallbackSetup {
     pub runner: Arc<dyn Fallback>,
     pub automation_role: String,
     pub always: Vec<Step>,
+    /// Whether steps may be handed to SSM; `false`: only executions already running are polled
+    /// and stopped (the answers function, whose role may not start them).
+    pub starts: bool,
+}
+
+impl FallbackSetup {
+    /// Polls and stops executions, never starts one: a refused step is a recorded failure that
+    /// the controller's next run takes up.
+    pub fn stop_only(mut self) -> Self {
+        self.always.clear();
+        self.starts = false;
+        self
+    }
 }
 
 /// How long an Automation execution may run before it counts as failed.

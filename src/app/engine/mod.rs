@@ -78,6 +78,9 @@ pub struct Engine<I, S> {
     /// The wall clock (`--now` in a simulation): whether an intent's lease still holds, which
     /// a batched commit relies on ('Batched notices'). `None`: every step commits at once.
     wall_clock: Option<WallClock>,
+    /// Set while a fleet run over several accounts is under way: the fleet sends the owner
+    /// messages of all its accounts at its end, one digest per recipient, not each account's run.
+    fleet_sends_messages: std::sync::atomic::AtomicBool,
 }
 
 /// Reads the wall clock; handed in by the composition root (the engine never reads it itself).
@@ -119,6 +122,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             breaker_turn: tokio::sync::Mutex::new(()),
             preview: false,
             wall_clock: None,
+            fleet_sends_messages: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -208,7 +212,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
         // Boxed, as in `tell_hub`: every run's future holds this one.
         Box::pin(self.flush_hub(run.drain_hub())).await;
         if let Some(now) = run.now {
-            Box::pin(self.flush_owners(now)).await;
+            if !self.fleet_sends_messages() {
+                Box::pin(self.flush_owners(now)).await;
+            }
         }
         self.store.append_audits(&audits).await?;
         Ok(run.into_report())
@@ -216,6 +222,17 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     pub fn account(&self) -> &str {
         self.iam.account()
+    }
+
+    /// While `on`, runs leave their owner messages queued for the fleet (see `Fleet::run`).
+    pub(crate) fn set_fleet_sends_messages(&self, on: bool) {
+        self.fleet_sends_messages
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn fleet_sends_messages(&self) -> bool {
+        self.fleet_sends_messages
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The account's circuit breaker, as stored.

@@ -116,20 +116,30 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Sends every queued message of the account: one digest per recipient.
     pub(crate) async fn flush_owners(&self, now: Timestamp) {
+        let account = self.account().to_string();
+        self.flush_owners_of(std::slice::from_ref(&account), now)
+            .await;
+    }
+
+    /// Sends every queued message of `accounts` (all in this engine's table): one digest per
+    /// recipient across them. An account whose outbox cannot be read is sent next run.
+    pub(crate) async fn flush_owners_of(&self, accounts: &[String], now: Timestamp) {
         let Some(notify) = &self.notify else { return };
         if self.policy.dry_run || !self.mode().writes() {
             return;
         }
-        let queued = match self.store.outbox(self.account()).await {
-            Ok(q) => q,
-            Err(e) => {
-                warn!(account = self.account(), error = %e, "could not read the message outbox; it is sent next run");
-                return;
-            }
-        };
         let mut by: BTreeMap<Recipient, Vec<OutboxEntry>> = BTreeMap::new();
-        for entry in queued {
-            by.entry(entry.recipient.clone()).or_default().push(entry);
+        for account in accounts {
+            match self.store.outbox(account).await {
+                Ok(queued) => {
+                    for entry in queued {
+                        by.entry(entry.recipient.clone()).or_default().push(entry);
+                    }
+                }
+                Err(e) => {
+                    warn!(%account, error = %e, "could not read the message outbox; it is sent next run");
+                }
+            }
         }
         for (recipient, entries) in by {
             let mut claimed = Vec::new();

@@ -262,7 +262,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 && *effect != Effect::TakeSnapshot
                 && !effect.is_tag_change()
             {
-                if let Some(setup) = self.fallback.clone() {
+                if let Some(setup) = self.fallback.clone().filter(|f| f.starts) {
                     let started = self
                         .start_fallback(run, &setup, &with_intent, n, &e, now)
                         .await;
