@@ -248,3 +248,23 @@ async fn a_message_failing_max_attempts_times_is_dead_lettered_audited_and_not_s
             && r["attempts"] == 3
             && r["last_error"].as_str().unwrap().contains("SendEmail")));
 }
+
+/// Near the run's deadline, owner messages are left queued for the next run rather than cut off
+/// between a send and its marking.
+#[tokio::test]
+async fn near_the_deadline_messages_wait_for_the_next_run() {
+    use dormant::app::deadline::{self, Deadline};
+    let s = Setup::new().await;
+    s.a.role("late-etl", 120, &[]).await;
+    let engine = s.engine().await;
+    let close = Some(Deadline::after(std::time::Duration::from_secs(4)));
+    let report = deadline::within(close, engine.sweep(s.a.day(0)))
+        .await
+        .unwrap();
+    assert_eq!(report.actions.len(), 1, "{report:?}");
+    assert!(s.emails().is_empty(), "{:?}", s.emails());
+    engine.tick(s.a.day(0)).await.unwrap();
+    let emails = s.emails();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].2.contains(&arn(&s.a, "late-etl")));
+}

@@ -12,7 +12,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { identityStatements, protectedRoleResources } from './iam-grants';
+import { identityStatements } from './iam-grants';
 import type { Guard } from './permissions';
 import { PermissionsFile } from './permissions';
 
@@ -62,8 +62,18 @@ export function answerIdentityActions(permissions: PermissionsFile): string[] {
 export function answerGuards(permissions: PermissionsFile): Record<string, readonly Guard[]> {
   const out: Record<string, readonly Guard[]> = { ...permissions.guards };
   for (const action of ['iam:DetachRolePolicy', 'iam:DetachUserPolicy']) out[action] = ['quarantine_policy'];
+  // A whole user's keys: see KEYS_TURNED_OFF_STAGES (a credential's ladder keeps its marker guard).
+  out['iam:UpdateAccessKey'] = ['credentials_marked'];
   return out;
 }
+
+/**
+ * The stages at which a whole user's keys are off because dormant turned them off
+ * (src/domain/tag.rs `stage_tag`: the value starts with the stage). The answers role turns keys
+ * back on only for a user whose stage tag says so, not for any user dormant has noticed, so a
+ * key an incident responder turned off on a merely noticed or quarantined user stays off.
+ */
+export const KEYS_TURNED_OFF_STAGES = ['keys_deactivated*', 'pending_delete*'];
 
 /**
  * The answers role's statements on identities in one account: answerIdentityActions under
@@ -74,7 +84,8 @@ export function answerStatements(scope: Construct, permissions: PermissionsFile,
   const stack = Stack.of(scope);
   const arn = (kind: string) => stack.formatArn({ service: 'iam', region: '', resource: kind, resourceName: '*' });
   return [
-    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, answerGuards(permissions)),
+    // Keep's TagRole below is denied on the protected roles with the rest.
+    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, answerGuards(permissions), ['iam:TagRole']),
     new iam.PolicyStatement({
       sid: 'KeepWritesExemptionTags',
       actions: ['iam:TagRole', 'iam:TagUser'],
@@ -85,22 +96,22 @@ export function answerStatements(scope: Construct, permissions: PermissionsFile,
       },
     }),
     new iam.PolicyStatement({
-      sid: 'KeepRemovesExemptionTags',
+      sid: 'KeepRemovesMiscasedExemptionTags',
       // Another spelling of a key (`Dormant:Exempt`, which grants nothing) is removed before the
-      // exact one is written; removing a tag marks nothing.
+      // exact one is written; never the exact keys, which would end someone's exemption.
       actions: ['iam:UntagRole', 'iam:UntagUser'],
       resources: [arn('role'), arn('user')],
       conditions: {
-        'ForAllValues:StringLike': { 'aws:TagKeys': [...EXEMPT_TAG_KEYS, 'Dormant:*', 'DORMANT:*'] },
+        'ForAllValues:StringEqualsIgnoreCase': { 'aws:TagKeys': EXEMPT_TAG_KEYS },
+        'ForAllValues:StringNotEquals': { 'aws:TagKeys': EXEMPT_TAG_KEYS },
         Null: { 'aws:TagKeys': 'false' },
       },
     }),
-    // TagRole is not among the actions identityStatements denies on the protected roles here.
     new iam.PolicyStatement({
-      sid: 'KeepNeverTagsProtectedRoles',
-      effect: iam.Effect.DENY,
-      actions: ['iam:TagRole', 'iam:UntagRole'],
-      resources: protectedRoleResources(scope, ownRoleNames),
+      sid: 'ReleaseTurnsOnKeysDormantTurnedOff',
+      actions: ['iam:UpdateAccessKey'],
+      resources: [arn('user')],
+      conditions: { StringLike: { 'aws:ResourceTag/dormant:stage': KEYS_TURNED_OFF_STAGES } },
     }),
   ];
 }

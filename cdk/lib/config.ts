@@ -86,6 +86,8 @@ export interface DormantConfig {
     readonly slack_webhooks: Record<string, string>;
     readonly slack_webhooks_secret: string;
     readonly templates: string;
+    /** Failed attempts after which a message is dead-lettered (1-100). */
+    readonly max_attempts: number;
   };
   /** Owners' answer links (docs/design.md, 'Answers'); the stack fills key_source when on. */
   readonly answers: {
@@ -150,6 +152,7 @@ export const DEFAULT_CONFIG: DormantConfig = {
     slack_webhooks: {},
     slack_webhooks_secret: '',
     templates: '',
+    max_attempts: 10,
   },
   answers: { base_url: '', key_source: '', previous_key_source: '', slack_signing_secret_source: '', role_name: '' },
 };
@@ -180,6 +183,7 @@ export const CONFIG_KEYS: Record<string, string[]> = {
     'slack_webhooks',
     'slack_webhooks_secret',
     'templates',
+    'max_attempts',
   ],
   answers: ['base_url', 'key_source', 'previous_key_source', 'slack_signing_secret_source', 'role_name'],
 };

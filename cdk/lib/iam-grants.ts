@@ -95,6 +95,8 @@ export function identityStatements(
   actions: readonly string[],
   ownRoleNames: readonly string[],
   guards: Readonly<Record<string, readonly Guard[]>>,
+  /** Role actions granted by other statements of the same role, denied on the protected roles too. */
+  alsoDenied: readonly string[] = [],
 ): iam.PolicyStatement[] {
   const stack = Stack.of(scope);
   const arnOf = (kind: IamResourceKind): string =>
@@ -136,7 +138,7 @@ export function identityStatements(
       );
     }
   }
-  const mutatingRoleActions = actions.filter((a) => isMutating(a) && IAM_ACTION_RESOURCE[a] === 'role').sort();
+  const mutatingRoleActions = [...new Set([...actions.filter((a) => isMutating(a) && IAM_ACTION_RESOURCE[a] === 'role'), ...alsoDenied])].sort();
   if (mutatingRoleActions.length > 0) {
     statements.push(
       new iam.PolicyStatement({

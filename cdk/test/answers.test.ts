@@ -116,9 +116,12 @@ describe("owners' answers (function URL + signing key)", () => {
     expect(keys.length).toBeGreaterThan(0);
     for (const s of keys) expect(JSON.stringify(s.Condition)).toMatch(/aws:ResourceTag\/dormant:(stage|credentials)/);
     // The protected roles are denied its tag changes too.
-    const deny = roleStatements(template, 'AnswersRole').find((s) => s.Sid === 'KeepNeverTagsProtectedRoles');
+    const deny = roleStatements(template, 'AnswersRole').find((s) => s.Sid === 'NeverTouchProtectedRoles');
     expect(deny?.Effect).toBe('Deny');
+    expect(asList(deny?.Action)).toEqual(expect.arrayContaining(['iam:TagRole', 'iam:UntagRole']));
     expect(JSON.stringify(deny?.Resource)).toContain(':role/OrganizationAccountAccessRole');
+    // One policy document: no overflow policy (which would count against the role's 10 managed policies).
+    expect(Object.keys(template.findResources('AWS::IAM::ManagedPolicy')).filter((id) => id.startsWith('AnswersRoleOverflow'))).toEqual([]);
   });
 
   test('the answers role and function are protected like the others', () => {

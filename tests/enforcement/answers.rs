@@ -326,10 +326,57 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         "TagRole dormant:exempt on a protected role",
         r.map(|_| ()).map_err(|e| format!("{e:?}")),
     );
-    // What Keep does write is still allowed.
-    iam.tag_role()
+    // A noticed user (dormant's stage tag, but its keys are not dormant's to turn on): a key a
+    // human turned off stays off.
+    admin
+        .tag_user()
+        .user_name("idle-user")
+        .tags(tag(
+            "dormant:stage",
+            "noticed next quarantine at 2026-01-01T00:00:00Z",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let r = iam
+        .update_access_key()
+        .user_name("idle-user")
+        .access_key_id(&key)
+        .status(StatusType::Active)
+        .send()
+        .await;
+    denied(
+        "UpdateAccessKey Active on a noticed user",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    // Someone's exemption is not ended: the exact keys are not removed.
+    admin
+        .tag_role()
         .role_name("guarded")
         .tags(tag("dormant:exempt", "true"))
+        .send()
+        .await
+        .unwrap();
+    let r = iam
+        .untag_role()
+        .role_name("guarded")
+        .tag_keys("dormant:exempt")
+        .send()
+        .await;
+    denied(
+        "UntagRole dormant:exempt",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    // What Keep does write and remove is still allowed.
+    iam.tag_role()
+        .role_name("guarded")
+        .tags(tag("dormant:exempt-reason", "still needed"))
+        .send()
+        .await
+        .unwrap();
+    iam.untag_role()
+        .role_name("guarded")
+        .tag_keys("Dormant:Exempt-Until")
         .send()
         .await
         .unwrap();
@@ -381,7 +428,7 @@ fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
 /// turned off come back on (allowed by the marks dormant wrote), the marks come off.
 #[tokio::test]
 async fn an_owners_undo_turns_a_users_keys_back_on_under_the_answers_role() {
-    owners_undo_of_a_user_whose_keys_are_off(false).await;
+    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Undo, false).await;
 }
 
 /// With the user's stage tag removed by hand, the release must first write the credentials
@@ -389,10 +436,20 @@ async fn an_owners_undo_turns_a_users_keys_back_on_under_the_answers_role() {
 /// run finishes it (docs/design.md, 'Answers').
 #[tokio::test]
 async fn an_undo_the_answers_role_cannot_finish_is_finished_by_the_controller() {
-    owners_undo_of_a_user_whose_keys_are_off(true).await;
+    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Undo, true).await;
 }
 
-async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: bool) {
+/// The same for Keep: the exemption is written, the release fails for now, the page says so.
+#[tokio::test]
+async fn a_keep_whose_release_the_answers_role_cannot_finish_says_so_and_the_controller_finishes_it(
+) {
+    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Keep, true).await;
+}
+
+async fn owners_answer_for_a_user_whose_keys_are_off(
+    action: AnswerAction,
+    stage_tag_removed_by_hand: bool,
+) {
     use aws_sdk_iam::types::StatusType;
     let d = Deployment::new().await;
     let unique_id = d.user(&d.member, "idle-user", 200).await;
@@ -451,7 +508,7 @@ async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: boo
     assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
     let at = later + Duration::hours(1);
     let claims = Claims::issue(
-        AnswerAction::Undo,
+        action,
         &subject,
         &unique_id,
         record.stage,
@@ -459,8 +516,12 @@ async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: boo
         at + Duration::days(7),
         record.stage_since.unwrap_or(later),
     );
+    let fields = match action {
+        AnswerAction::Keep => "action=keep&reason=still+needed",
+        _ => "action=undo",
+    };
     let page = svc
-        .handle(&post(&sign(&keys.current, &claims), "action=undo"), at)
+        .handle(&post(&sign(&keys.current, &claims), fields), at)
         .await;
     if stage_tag_removed_by_hand {
         // The answer stands (the owner need not answer again); the change is left to the controller.
@@ -484,10 +545,11 @@ async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: boo
         d.assert_nothing_refused("an owner's Undo of a user (answers role)");
         assert_eq!(page.status, 200, "{}", page.body);
     }
-    assert_eq!(
-        store.load(&subject).await.unwrap().unwrap().stage,
-        Stage::Released
-    );
+    let expected = match action {
+        AnswerAction::Keep => Stage::Exempt,
+        _ => Stage::Released,
+    };
+    assert_eq!(store.load(&subject).await.unwrap().unwrap().stage, expected);
     assert_eq!(status().await, Some(StatusType::Active));
     let tags = admin
         .list_user_tags()
@@ -496,7 +558,9 @@ async fn owners_undo_of_a_user_whose_keys_are_off(stage_tag_removed_by_hand: boo
         .await
         .unwrap();
     assert!(
-        tags.tags().iter().all(|t| !t.key().starts_with("dormant:")),
+        tags.tags()
+            .iter()
+            .all(|t| !t.key().starts_with("dormant:") || t.key().starts_with("dormant:exempt")),
         "{:?}",
         tags.tags()
     );

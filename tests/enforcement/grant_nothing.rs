@@ -127,16 +127,28 @@ fn no_role_of_dormants_allows_a_permission_adding_action_but_under_its_guard() {
                             );
                             continue;
                         }
-                        if st["Sid"] == "KeepRemovesExemptionTags" {
-                            // Removing marks nothing: the exemption keys and other spellings
-                            // of the prefix.
+                        if st["Sid"] == "KeepRemovesMiscasedExemptionTags" {
+                            // Only other spellings of the exemption keys, never the exact ones
+                            // (which would end someone's exemption).
+                            let keys = json!([TAG_EXEMPT, TAG_EXEMPT_UNTIL, TAG_EXEMPT_REASON]);
                             assert!(name.contains(".dormant-answers."), "{where_}: {st}");
                             assert_eq!(
                                 st["Condition"],
-                                json!({"ForAllValues:StringLike": {"aws:TagKeys": [
-                                    TAG_EXEMPT, TAG_EXEMPT_UNTIL, TAG_EXEMPT_REASON,
-                                    "Dormant:*", "DORMANT:*"]},
+                                json!({"ForAllValues:StringEqualsIgnoreCase": {"aws:TagKeys": keys},
+                                    "ForAllValues:StringNotEquals": {"aws:TagKeys": keys},
                                     "Null": {"aws:TagKeys": "false"}}),
+                                "{where_}"
+                            );
+                            continue;
+                        }
+                        if st["Sid"] == "ReleaseTurnsOnKeysDormantTurnedOff" {
+                            // An owner's Undo turns a whole user's keys back on only where the
+                            // stage tag says dormant turned them off.
+                            assert!(name.contains(".dormant-answers."), "{where_}: {st}");
+                            assert_eq!(
+                                st["Condition"],
+                                json!({"StringLike": {"aws:ResourceTag/dormant:stage":
+                                    ["keys_deactivated*", "pending_delete*"]}}),
                                 "{where_}"
                             );
                             continue;

@@ -293,7 +293,9 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
             // The answer stands (the claim is kept): a failed step is recorded and retried.
             Ok(report) if report.outcome == Outcome::Failed => Ok(Answer {
                 text: format!(
-                    "{}: your {} is recorded as answered by {}, but the change could not be made                      yet: {}. dormant's controller retries it; nothing more is needed from you",
+                    "{}: your {} is recorded as answered by {}, but the change could not be made \
+                     yet: {}. dormant's controller retries it and the security team sees the \
+                     failure in the identity's history",
                     report.identity, report.command, claims.recipient, report.reason
                 ),
                 finished: false,

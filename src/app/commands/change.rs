@@ -228,19 +228,39 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.audit(&whole, "exempt", Outcome::Done, &reason_text, &run, now)
             .await?;
         // Evaluate now, so a quarantined identity is released at once.
-        self.evaluate(facts.principal.kind, &facts.principal.name, None, now)
+        let released = self
+            .evaluate(facts.principal.kind, &facts.principal.name, None, now)
             .await?;
         let stage = self
             .store
             .load(&whole)
             .await?
             .map_or(Stage::Clean, |r| r.stage);
+        // The exemption stands; a release that failed is recorded and retried by the controller,
+        // and the caller must hear of it (an owner's page says "Answer recorded", not "Done").
+        let failed: Vec<String> = released
+            .actions
+            .iter()
+            .filter(|a| a.outcome == Outcome::Failed)
+            .map(|a| a.reason.clone())
+            .collect();
+        let (outcome, reason) = if failed.is_empty() {
+            (Outcome::Done, reason_text)
+        } else {
+            (
+                Outcome::Failed,
+                format!(
+                    "{reason_text}; the release failed for now: {}",
+                    failed.join("; ")
+                ),
+            )
+        };
         Ok(CommandReport {
             identity: whole.id(),
             command: "exempt",
-            outcome: Outcome::Done,
+            outcome,
             stage,
-            reason: reason_text,
+            reason,
             restored: None,
             not_restored: None,
         })

@@ -16,6 +16,7 @@ use crate::domain::notify::{digests, DigestItem, OutboxEntry, Recipient, Routing
 use crate::domain::{AuditEntry, Outcome, Record, Step, Subject, Timestamp};
 use crate::ports::{ActionLinks, ErrorKind, Iam, Messenger, NoLinks, SendClaim, Store};
 
+use super::super::deadline;
 use super::super::run::Run;
 use super::Engine;
 
@@ -27,6 +28,9 @@ pub const NOTIFY_AUDIT_STEP: &str = "notify";
 pub const SEND_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 pub use crate::domain::notify::DEFAULT_MAX_ATTEMPTS;
+
+/// Time a digest's send and marking are given before the run's deadline.
+const SEND_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything telling owners needs (`[notify] enabled`).
 #[derive(Clone)]
@@ -142,6 +146,12 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         }
         for (recipient, entries) in by {
+            // Near the deadline the rest stays queued for the next run, rather than being cut
+            // off between a send and its marking (which would send it again after the lease).
+            if deadline::current().is_some_and(|d| d.remaining() < SEND_RESERVE) {
+                info!(%recipient, "the deadline is near: owner messages left for the next run");
+                break;
+            }
             let mut claimed = Vec::new();
             for entry in entries {
                 match self.store.claim_message(&entry, now, SEND_LEASE).await {
