@@ -3,10 +3,10 @@
 //! engines (assuming `dormant-answers`, not `dormant-member`, in the member account), and that
 //! role is refused what only the controller may do.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use dormant::adapters::retry::RetryPolicy;
 use dormant::answers::FactoryEngines;
-use dormant::app::answer::{AnswerService, HttpRequest};
+use dormant::app::answer::{AnswerService, HttpRequest, HttpResponse};
 use dormant::domain::answer::{sign, AnswerAction, Claims, SigningKey, SigningKeys};
 use dormant::domain::{Principal, Stage, Subject};
 use dormant::ports::Store;
@@ -15,6 +15,44 @@ use dormant::wiring::{Actor, EngineFactory};
 use super::deployment::{admin_iam, enforcing, session, Deployment};
 
 const OWNER: &str = "owner@example.com";
+
+/// The answers function, as src/bin/lambda.rs builds it: its own role in the controller
+/// account, `dormant-answers` assumed in members.
+struct AnswersFunction {
+    factory: EngineFactory,
+    keys: SigningKeys,
+}
+
+impl AnswersFunction {
+    async fn new(d: &Deployment, config: &dormant::config::Config) -> Self {
+        let admin = enforcing().sdk_config_for(&d.controller).await;
+        let answers_sdk = session(&admin, &d.controller, "dormant-answers").await;
+        let factory =
+            EngineFactory::new(config, &answers_sdk, Actor::Controller, RetryPolicy::fast())
+                .await
+                .unwrap();
+        AnswersFunction {
+            factory,
+            keys: keys(),
+        }
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        sign(&self.keys.current, claims)
+    }
+
+    async fn handle(&self, req: &HttpRequest, at: DateTime<Utc>) -> HttpResponse {
+        let engines = FactoryEngines::new(&self.factory).assuming("dormant-answers");
+        let store = self.factory.store();
+        let svc = AnswerService {
+            keys: &self.keys,
+            slack_secret: None,
+            engines: &engines,
+            ledger: &store,
+        };
+        svc.handle(req, at).await
+    }
+}
 
 fn keys() -> SigningKeys {
     SigningKeys {
@@ -57,26 +95,8 @@ async fn an_owners_keep_and_undo_succeed_under_the_answers_role_in_both_accounts
     live.fleet.tick(later).await;
     d.assert_nothing_refused("notice, quarantine (controller)");
 
-    // The answers function, as src/bin/lambda.rs builds it.
-    let admin = enforcing().sdk_config_for(&d.controller).await;
-    let answers_sdk = session(&admin, &d.controller, "dormant-answers").await;
-    let factory = EngineFactory::new(
-        &config,
-        &answers_sdk,
-        Actor::Controller,
-        RetryPolicy::fast(),
-    )
-    .await
-    .unwrap();
-    let engines = FactoryEngines::new(&factory).assuming("dormant-answers");
-    let store = factory.store();
-    let keys = keys();
-    let svc = AnswerService {
-        keys: &keys,
-        slack_secret: None,
-        engines: &engines,
-        ledger: &store,
-    };
+    let answers = AnswersFunction::new(&d, &config).await;
+    let store = answers.factory.store();
     let at = later + Duration::hours(1);
     for (account, name, unique_id) in &ids {
         let subject = Subject::whole(Principal::role(account, "/", name));
@@ -96,12 +116,12 @@ async fn an_owners_keep_and_undo_succeed_under_the_answers_role_in_both_accounts
             at + Duration::days(7),
             record.stage_since.unwrap_or(now),
         );
-        let token = sign(&keys.current, &claims);
+        let token = answers.sign(&claims);
         let fields = match action {
             AnswerAction::Keep => "action=keep&reason=still+needed",
             _ => "action=undo",
         };
-        let page = svc.handle(&post(&token, fields), at).await;
+        let page = answers.handle(&post(&token, fields), at).await;
         d.assert_nothing_refused(&format!("{action:?} of {subject}"));
         assert_eq!(page.status, 200, "{subject}: {}", page.body);
         let after = store.load(&subject).await.unwrap().unwrap();
@@ -485,25 +505,8 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
             .unwrap();
     }
 
-    let controller_admin = enforcing().sdk_config_for(&d.controller).await;
-    let answers_sdk = session(&controller_admin, &d.controller, "dormant-answers").await;
-    let factory = EngineFactory::new(
-        &config,
-        &answers_sdk,
-        Actor::Controller,
-        RetryPolicy::fast(),
-    )
-    .await
-    .unwrap();
-    let engines = FactoryEngines::new(&factory).assuming("dormant-answers");
-    let store = factory.store();
-    let keys = keys();
-    let svc = AnswerService {
-        keys: &keys,
-        slack_secret: None,
-        engines: &engines,
-        ledger: &store,
-    };
+    let answers = AnswersFunction::new(&d, &config).await;
+    let store = answers.factory.store();
     let record = store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
     let at = later + Duration::hours(1);
@@ -520,8 +523,8 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
         AnswerAction::Keep => "action=keep&reason=still+needed",
         _ => "action=undo",
     };
-    let page = svc
-        .handle(&post(&sign(&keys.current, &claims), fields), at)
+    let page = answers
+        .handle(&post(&answers.sign(&claims), fields), at)
         .await;
     if stage_tag_removed_by_hand {
         // The answer stands (the owner need not answer again); the change is left to the controller.
