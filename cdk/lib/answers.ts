@@ -12,8 +12,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { identityStatements } from './iam-grants';
-import type { Guard } from './permissions';
+import { identityStatements, quarantinePolicyArn } from './iam-grants';
 import { PermissionsFile } from './permissions';
 
 /** Which function the binary is (src/bin/lambda.rs): `answers` serves only function-URL requests. */
@@ -32,16 +31,23 @@ export const ANSWER_STEPS = ['evaluate', 'access_advisor', 'resolve_id', 'releas
 export const EXEMPT_TAG_KEYS = ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason'];
 
 /**
- * Release's actions the answers role never gets, although the controller's release has them. The
- * role serves the internet, so it must not be able to put an identity under the `marked` guards
- * itself: it writes no stage or marker tag (a tag key in a condition is case-blind, so
- * `Dormant:Stage` would do too), and without them it cannot reach keys or policies on an identity
- * dormant has not marked. Nor does it delete an inline policy (only an earlier version's inline
- * deny is one; on a marked role it could be a human's deny). A release that needs one of these
- * fails from the page, is recorded, and the controller's next run finishes it (docs/design.md,
- * 'Answers').
+ * Release's actions the answers role never gets as the controller has them. The role serves the
+ * internet, so it must not be able to put an identity under the `marked` guards itself: it
+ * writes no stage or marker tag (a tag key in a condition is case-blind, so `Dormant:Stage`
+ * would do too). Nor does it delete an inline policy (only an earlier version's inline deny is
+ * one; on a marked role it could be a human's deny). Keys and the quarantine detach it gets
+ * only under the stage tag's value (answerStatements). A release that needs more fails from the
+ * page, is recorded, and the controller's next run finishes it (docs/design.md, 'Answers').
  */
-export const NOT_FOR_ANSWERS = ['iam:TagRole', 'iam:TagUser', 'iam:DeleteRolePolicy', 'iam:DeleteUserPolicy'];
+export const NOT_FOR_ANSWERS = [
+  'iam:TagRole',
+  'iam:TagUser',
+  'iam:DeleteRolePolicy',
+  'iam:DeleteUserPolicy',
+  'iam:DetachRolePolicy',
+  'iam:DetachUserPolicy',
+  'iam:UpdateAccessKey',
+];
 
 /** The IAM actions on identities the answer path calls (from permissions.json's steps). */
 export function answerIdentityActions(permissions: PermissionsFile): string[] {
@@ -55,44 +61,38 @@ export function answerIdentityActions(permissions: PermissionsFile): string[] {
 }
 
 /**
- * The guards of the answer path's actions: the controller's, except that a policy is detached
- * only when it is dormant's quarantine (the controller's `marked` alternative is for a deletion's
- * teardown, which an answer never makes).
+ * The stages (src/domain/tag.rs `stage_tag`: the value starts with the stage) at which dormant's
+ * quarantine is on a whole identity, and those at which a whole user's keys are off because
+ * dormant turned them off. The answers role lifts the quarantine and turns keys back on only
+ * where the stage tag says so: not on an identity a human quarantined, not a key an incident
+ * responder turned off on a merely noticed or quarantined user, not through the credentials
+ * marker (a credential's own ladder), which any user with an unused key carries from its notice.
  */
-export function answerGuards(permissions: PermissionsFile): Record<string, readonly Guard[]> {
-  const out: Record<string, readonly Guard[]> = { ...permissions.guards };
-  for (const action of ['iam:DetachRolePolicy', 'iam:DetachUserPolicy']) out[action] = ['quarantine_policy'];
-  // A whole user's keys: see KEYS_TURNED_OFF_STAGES (a credential's ladder keeps its marker guard).
-  out['iam:UpdateAccessKey'] = ['credentials_marked'];
-  return out;
-}
-
-/**
- * The stages at which a whole user's keys are off because dormant turned them off
- * (src/domain/tag.rs `stage_tag`: the value starts with the stage). The answers role turns keys
- * back on only for a user whose stage tag says so, not for any user dormant has noticed, so a
- * key an incident responder turned off on a merely noticed or quarantined user stays off.
- */
+export const QUARANTINED_STAGES = ['quarantined*', 'keys_deactivated*', 'pending_delete*'];
 export const KEYS_TURNED_OFF_STAGES = ['keys_deactivated*', 'pending_delete*'];
 
 /**
- * The answers role's statements on identities in one account: answerIdentityActions under
- * answerGuards, the protected roles denied, plus Keep's exemption tags (the one thing an owner's
- * answer writes that the controller may not: the exact `dormant:exempt*` keys only).
+ * The answers role's statements on identities in one account: answerIdentityActions under the
+ * controller's guards, the protected roles denied, the release's detach and key statements
+ * under the stage tag's value, plus Keep's exemption tags (the one thing an owner's answer
+ * writes that the controller may not: the exact `dormant:exempt*` keys only).
  */
 export function answerStatements(scope: Construct, permissions: PermissionsFile, ownRoleNames: readonly string[]): iam.PolicyStatement[] {
   const stack = Stack.of(scope);
   const arn = (kind: string) => stack.formatArn({ service: 'iam', region: '', resource: kind, resourceName: '*' });
   return [
-    // Keep's TagRole below is denied on the protected roles with the rest.
-    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, answerGuards(permissions), ['iam:TagRole']),
+    // The role actions granted below are denied on the protected roles with the rest.
+    ...identityStatements(scope, answerIdentityActions(permissions), ownRoleNames, permissions.guards, ['iam:TagRole', 'iam:DetachRolePolicy']),
     new iam.PolicyStatement({
       sid: 'KeepWritesExemptionTags',
+      // With `dormant:exempt` = true in the same request: writing "false" or only a date would
+      // end someone's exemption.
       actions: ['iam:TagRole', 'iam:TagUser'],
       resources: [arn('role'), arn('user')],
       conditions: {
         'ForAllValues:StringLike': { 'aws:TagKeys': EXEMPT_TAG_KEYS },
-        Null: { 'aws:TagKeys': 'false' },
+        StringEquals: { 'aws:RequestTag/dormant:exempt': 'true' },
+        Null: { 'aws:TagKeys': 'false', 'aws:RequestTag/dormant:exempt': 'false' },
       },
     }),
     new iam.PolicyStatement({
@@ -112,6 +112,15 @@ export function answerStatements(scope: Construct, permissions: PermissionsFile,
       actions: ['iam:UpdateAccessKey'],
       resources: [arn('user')],
       conditions: { StringLike: { 'aws:ResourceTag/dormant:stage': KEYS_TURNED_OFF_STAGES } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'ReleaseLiftsDormantsQuarantine',
+      actions: ['iam:DetachRolePolicy', 'iam:DetachUserPolicy'],
+      resources: [arn('role'), arn('user')],
+      conditions: {
+        ArnEquals: { 'iam:PolicyARN': quarantinePolicyArn(scope) },
+        StringLike: { 'aws:ResourceTag/dormant:stage': QUARANTINED_STAGES },
+      },
     }),
   ];
 }

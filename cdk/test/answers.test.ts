@@ -92,7 +92,8 @@ describe("owners' answers (function URL + signing key)", () => {
     const keep = statements.find((s) => s.Sid === 'KeepWritesExemptionTags');
     expect(keep?.Condition).toEqual({
       'ForAllValues:StringLike': { 'aws:TagKeys': ['dormant:exempt', 'dormant:exempt-until', 'dormant:exempt-reason'] },
-      Null: { 'aws:TagKeys': 'false' },
+      StringEquals: { 'aws:RequestTag/dormant:exempt': 'true' },
+      Null: { 'aws:TagKeys': 'false', 'aws:RequestTag/dormant:exempt': 'false' },
     });
     // The only statements that let it tag: it cannot write a stage or marker tag in any spelling.
     const tagging = statements.filter((s) => s.Effect === 'Allow' && asList(s.Action).some((a) => a === 'iam:TagRole' || a === 'iam:TagUser'));
@@ -106,19 +107,24 @@ describe("owners' answers (function URL + signing key)", () => {
     // No inline policy deleted (a human's deny on a marked role), ...
     expect(allowed).not.toContain('iam:DeleteRolePolicy');
     expect(allowed).not.toContain('iam:DeleteUserPolicy');
-    // ... a policy detached only when it is dormant's quarantine, ...
-    for (const s of statements.filter((st) => asList(st.Action).some((a) => a.startsWith('iam:Detach')))) {
-      expect(JSON.stringify(s.Condition)).toContain('DormantQuarantineDenyAll');
-      expect(JSON.stringify(s.Condition)).not.toContain('aws:ResourceTag');
-    }
-    // ... and keys changed only under the marker guards, which it cannot satisfy on its own.
+    // ... a policy detached only when it is dormant's quarantine on an identity dormant
+    // quarantined (by the stage tag's value), ...
+    const detach = statements.filter((st) => asList(st.Action).some((a) => a.startsWith('iam:Detach')));
+    expect(detach.map((s) => s.Sid)).toEqual(['ReleaseLiftsDormantsQuarantine']);
+    expect(JSON.stringify(detach[0].Condition)).toContain('DormantQuarantineDenyAll');
+    expect((detach[0].Condition as Record<string, unknown>).StringLike).toEqual({ 'aws:ResourceTag/dormant:stage': ['quarantined*', 'keys_deactivated*', 'pending_delete*'] });
+    // ... and keys turned on only where the stage tag says dormant turned them off (not through
+    // the credentials marker, which any user with an unused key carries from its notice).
     const keys = statements.filter((s) => asList(s.Action).includes('iam:UpdateAccessKey'));
-    expect(keys.length).toBeGreaterThan(0);
-    for (const s of keys) expect(JSON.stringify(s.Condition)).toMatch(/aws:ResourceTag\/dormant:(stage|credentials)/);
+    expect(keys.map((s) => s.Sid)).toEqual(['ReleaseTurnsOnKeysDormantTurnedOff']);
+    expect(keys[0].Condition).toEqual({ StringLike: { 'aws:ResourceTag/dormant:stage': ['keys_deactivated*', 'pending_delete*'] } });
+    // Keep writes the exemption only as "true": never "false", never a date alone.
+    const keep = statements.find((s) => s.Sid === 'KeepWritesExemptionTags');
+    expect((keep?.Condition as Record<string, unknown>).StringEquals).toEqual({ 'aws:RequestTag/dormant:exempt': 'true' });
     // The protected roles are denied its tag changes too.
     const deny = roleStatements(template, 'AnswersRole').find((s) => s.Sid === 'NeverTouchProtectedRoles');
     expect(deny?.Effect).toBe('Deny');
-    expect(asList(deny?.Action)).toEqual(expect.arrayContaining(['iam:TagRole', 'iam:UntagRole']));
+    expect(asList(deny?.Action)).toEqual(expect.arrayContaining(['iam:TagRole', 'iam:UntagRole', 'iam:DetachRolePolicy']));
     expect(JSON.stringify(deny?.Resource)).toContain(':role/OrganizationAccountAccessRole');
     // One policy document: no overflow policy (which would count against the role's 10 managed policies).
     expect(Object.keys(template.findResources('AWS::IAM::ManagedPolicy')).filter((id) => id.startsWith('AnswersRoleOverflow'))).toEqual([]);

@@ -40,7 +40,7 @@ IAM_GROUP_OPS = {"AddUserToGroup", "RemoveUserFromGroup"}
 # Condition keys this module can supply; any other key is reported as ignored (and treated as met).
 KNOWN_KEYS = ("aws:principalarn", "aws:principalaccount", "aws:requestedregion",
               "iam:passedtoservice", "aws:resourcetag/", "aws:principaltag/", "iam:policyarn",
-              "aws:tagkeys")
+              "aws:tagkeys", "aws:requesttag/")
 
 
 class Denied(Exception):
@@ -151,13 +151,12 @@ def condition_met(conditions, context, ignored):
             if match is None:
                 ignored.add(f"{operator}:{key}")
                 continue
-            hits = [any(match(str(v), w) for w in wanted) for v in values]
+            # A negated operator holds for a value that matches none of the policy's values;
+            # ForAllValues: every request value must hold, otherwise (and ForAnyValue) one.
             negated = "Not" in op
-            if quantifier == "ForAllValues":
-                ok = all(hits)
-            else:
-                ok = any(hits)
-            if ok == negated:
+            holds = [any(match(str(v), w) for w in wanted) != negated for v in values]
+            ok = all(holds) if quantifier == "ForAllValues" else any(holds)
+            if not ok:
                 return False
     return True
 
@@ -331,8 +330,8 @@ def authorize(account, access_key, service, operation, region, form, body, envir
 
 
 def request_keys(form):
-    """The condition keys an IAM request carries: iam:PolicyARN (Attach/Detach*Policy) and
-    aws:TagKeys (Tag*/Untag*: Tags.member.N.Key, TagKeys.member.N)."""
+    """The condition keys an IAM request carries: iam:PolicyARN (Attach/Detach*Policy),
+    aws:TagKeys (Tag*/Untag*: Tags.member.N.Key, TagKeys.member.N) and aws:RequestTag/<key>."""
     out = {}
     if "PolicyArn" in form:
         out["iam:policyarn"] = form["PolicyArn"]
@@ -340,6 +339,11 @@ def request_keys(form):
             if re.fullmatch(r"Tags\.member\.\d+\.Key|TagKeys\.member\.\d+", k)]
     if keys:
         out["aws:tagkeys"] = keys
+    # aws:RequestTag/<key>: the value a Tag* request writes under that key (key case-blind).
+    for k, key in form.items():
+        m = re.fullmatch(r"Tags\.member\.(\d+)\.Key", k)
+        if m:
+            out[f"aws:requesttag/{key.lower()}"] = form.get(f"Tags.member.{m.group(1)}.Value", "")
     return out
 
 

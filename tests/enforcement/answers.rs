@@ -369,7 +369,69 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         "UpdateAccessKey Active on a noticed user",
         r.map(|_| ()).map_err(|e| format!("{e:?}")),
     );
-    // Someone's exemption is not ended: the exact keys are not removed.
+    // Nor through the credentials marker, which any user with an unused key carries.
+    admin
+        .tag_user()
+        .user_name("idle-user")
+        .tags(tag(
+            "dormant:credentials",
+            "access keys or password on the dormant ladder",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let r = iam
+        .update_access_key()
+        .user_name("idle-user")
+        .access_key_id(&key)
+        .status(StatusType::Active)
+        .send()
+        .await;
+    denied(
+        "UpdateAccessKey Active on a user carrying the credentials marker",
+        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+    );
+    // A quarantine a human put on (no stage tag), or on a role dormant only noticed, stays.
+    let quarantine = format!(
+        "arn:aws:iam::{}:policy/dormant/DormantQuarantineDenyAll",
+        d.member
+    );
+    for role in ["guarded", "marked"] {
+        admin
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(&quarantine)
+            .send()
+            .await
+            .unwrap();
+        let r = iam
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(&quarantine)
+            .send()
+            .await;
+        denied(
+            &format!("DetachRolePolicy of the quarantine from {role}"),
+            r.map(|_| ()).map_err(|e| format!("{e:?}")),
+        );
+    }
+    // Someone's exemption is not ended: not overwritten with "false" or a date alone, ...
+    for tags in [
+        vec![tag("dormant:exempt", "false")],
+        vec![tag("dormant:exempt-until", "2000-01-01")],
+    ] {
+        let r = iam
+            .tag_role()
+            .role_name("guarded")
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await;
+        denied(
+            &format!("TagRole {tags:?}"),
+            r.map(|_| ()).map_err(|e| format!("{e:?}")),
+        );
+    }
+    // ... nor removed.
     admin
         .tag_role()
         .role_name("guarded")
@@ -390,6 +452,8 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
     // What Keep does write and remove is still allowed.
     iam.tag_role()
         .role_name("guarded")
+        .tags(tag("dormant:exempt", "true"))
+        .tags(tag("dormant:exempt-until", "2099-01-01"))
         .tags(tag("dormant:exempt-reason", "still needed"))
         .send()
         .await
@@ -425,7 +489,8 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .send()
         .await
         .unwrap();
-    assert_eq!(attached.attached_policies().len(), 1);
+    // The human's policy and the quarantine put on by hand above.
+    assert_eq!(attached.attached_policies().len(), 2);
     let ignored = d.ignored_conditions();
     assert!(
         ignored.is_empty(),

@@ -122,7 +122,9 @@ fn no_role_of_dormants_allows_a_permission_adding_action_but_under_its_guard() {
                                 st["Condition"],
                                 json!({"ForAllValues:StringLike": {"aws:TagKeys": [
                                     TAG_EXEMPT, TAG_EXEMPT_UNTIL, TAG_EXEMPT_REASON]},
-                                    "Null": {"aws:TagKeys": "false"}}),
+                                    "StringEquals": {"aws:RequestTag/dormant:exempt": "true"},
+                                    "Null": {"aws:TagKeys": "false",
+                                        "aws:RequestTag/dormant:exempt": "false"}}),
                                 "{where_}"
                             );
                             continue;
@@ -138,6 +140,27 @@ fn no_role_of_dormants_allows_a_permission_adding_action_but_under_its_guard() {
                                     "ForAllValues:StringNotEquals": {"aws:TagKeys": keys},
                                     "Null": {"aws:TagKeys": "false"}}),
                                 "{where_}"
+                            );
+                            continue;
+                        }
+                        if st["Sid"] == "ReleaseLiftsDormantsQuarantine" {
+                            // An owner's Undo lifts dormant's quarantine only where the stage
+                            // tag says dormant put it on.
+                            assert!(name.contains(".dormant-answers."), "{where_}: {st}");
+                            let condition = &st["Condition"];
+                            assert_eq!(
+                                condition["StringLike"],
+                                json!({"aws:ResourceTag/dormant:stage":
+                                    ["quarantined*", "keys_deactivated*", "pending_delete*"]}),
+                                "{where_}"
+                            );
+                            assert!(
+                                is_guard(
+                                    &json!({"ArnEquals": condition["ArnEquals"]}),
+                                    Guard::QuarantinePolicy,
+                                    account
+                                ),
+                                "{where_}: {st}"
                             );
                             continue;
                         }

@@ -227,23 +227,27 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let run = self.start_run(None, now).await?;
         self.audit(&whole, "exempt", Outcome::Done, &reason_text, &run, now)
             .await?;
-        // Evaluate now, so a quarantined identity is released at once.
-        let released = self
+        // Evaluate now, so a quarantined identity is released at once. The exemption stands
+        // whatever happens next; a release that failed, or was left to another run, is recorded
+        // and taken up by the controller, and the caller must hear of it (an owner's page says
+        // "Answer recorded", not "Done").
+        let failed: Vec<String> = match self
             .evaluate(facts.principal.kind, &facts.principal.name, None, now)
-            .await?;
+            .await
+        {
+            Ok(released) => released
+                .actions
+                .iter()
+                .filter(|a| matches!(a.outcome, Outcome::Failed | Outcome::Skipped))
+                .map(|a| a.reason.clone())
+                .collect(),
+            Err(e) => vec![e.to_string()],
+        };
         let stage = self
             .store
             .load(&whole)
             .await?
             .map_or(Stage::Clean, |r| r.stage);
-        // The exemption stands; a release that failed is recorded and retried by the controller,
-        // and the caller must hear of it (an owner's page says "Answer recorded", not "Done").
-        let failed: Vec<String> = released
-            .actions
-            .iter()
-            .filter(|a| a.outcome == Outcome::Failed)
-            .map(|a| a.reason.clone())
-            .collect();
         let (outcome, reason) = if failed.is_empty() {
             (Outcome::Done, reason_text)
         } else {

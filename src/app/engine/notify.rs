@@ -29,8 +29,9 @@ pub const SEND_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 pub use crate::domain::notify::DEFAULT_MAX_ATTEMPTS;
 
-/// Time a digest's send and marking are given before the run's deadline.
-const SEND_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Time a digest's send and marking are given before the run's deadline: more than one Slack
+/// POST may take (`WEBHOOK_TIMEOUT`, 15 s).
+const SEND_RESERVE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Everything telling owners needs (`[notify] enabled`).
 #[derive(Clone)]
