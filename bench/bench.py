@@ -406,8 +406,15 @@ def main():
     ap.add_argument("--throttle", default=None, metavar="W/WB/R/RB",
                     help="run the real passes under IAM token buckets: writes/s, write burst, reads/s, "
                          "read burst (e.g. 10/20/20/40)")
+    ap.add_argument("--deadline-mode", default=None, metavar="D[,D...]",
+                    help="instead: dormant's first pass under the buckets (default 10/20/20/40) unbounded, "
+                         "then as repeated `sweep --deadline D` runs; compares the final states "
+                         "(bench/deadline.py)")
+    ap.add_argument("--max-runs", type=int, default=10, help="deadline mode: runs per deadline at most")
     ap.add_argument("ns", nargs="*", type=int, default=[1000])
     args = ap.parse_args()
+    if args.deadline_mode and not args.throttle:
+        args.throttle = "10/20/20/40"
     if args.throttle:
         args.throttle = tuple(float(x) for x in args.throttle.split("/"))
         if len(args.throttle) != 4:
@@ -425,6 +432,13 @@ def main():
                                                 capture_output=True, text=True).stdout.strip()}
     git = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty", "--exclude", "*"],
                          capture_output=True, text=True).stdout.strip()
+    if args.deadline_mode:
+        import deadline
+        args.git = git
+        print(f"dormant: {args.dormant} ({args.dormant_profile} build, {versions['dormant']}, commit {git}); "
+              f"deadline mode; results in {rdir}", flush=True)
+        deadline.main(emu, args, rdir)
+        return
     results = {"started": stamp, "dormant_binary": args.dormant, "dormant_profile": args.dormant_profile,
                "git": git, "throttle": args.throttle,
                "versions": versions, "cores": os.cpu_count(), "runs": {}}

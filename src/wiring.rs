@@ -379,7 +379,10 @@ impl EngineFactory {
             member.id.clone(),
             self.retry,
         )
-        .in_partition(partition);
+        .in_partition(partition)
+        // One limiter per account and API class, shared by every worker (docs/design.md,
+        // 'Rate limits'), so a throttle slows them all instead of each request retrying alone.
+        .with_limits(self.limits.of(&member.id));
         let mut store = DynamoStore::new(
             client!(self.calls, aws_sdk_dynamodb, &self.aws),
             self.table.clone(),

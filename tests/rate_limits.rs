@@ -102,6 +102,35 @@ async fn a_throttled_first_pass_fails_nothing_and_is_rarely_throttled() {
     assert!(rate < 15.0, "paced near the 10/s bucket, not {rate}/s");
 }
 
+/// The same through the binary: the engines it wires pace IAM by the account's shared limiter
+/// (a merge once dropped it there while the test above, which wires its own, still passed).
+#[tokio::test]
+async fn the_cli_sweep_paces_iam_by_the_shared_limiter() {
+    const N: usize = 100;
+    let a = Account::new().await;
+    dormant_roles(&a, N).await;
+    emulator().set_iam_rates(
+        &a.id,
+        Some(Rate::new(20.0, 10.0)),
+        Some(Rate::new(10.0, 5.0)),
+    );
+    a.clear_requests();
+
+    let (code, report) = a.dormant().json(0, &["sweep"]);
+
+    emulator().set_iam_rates(&a.id, None, None);
+    assert_eq!(code, 0, "{report}");
+    let log = a.requests();
+    tagged_once(&log, N);
+    let (requests, throttled) = iam_requests(&log);
+    assert!(throttled > 0, "the bucket was reached: {requests} requests");
+    // Unpaced, each throttled request retries on its own: about as many throttles as writes.
+    assert!(
+        throttled * 5 <= requests,
+        "{throttled} of {requests} IAM requests throttled (more than 20 %)"
+    );
+}
+
 #[tokio::test]
 async fn a_rate_lowered_mid_run_slows_every_worker_and_fails_nothing() {
     const N: usize = 150;
