@@ -56,18 +56,24 @@ fn tagged_once(log: &[Value], n: usize) {
     );
 }
 
-#[tokio::test]
-async fn a_throttled_first_pass_fails_nothing_and_is_rarely_throttled() {
-    const N: usize = 100;
+/// An account with `n` dormant roles under the benchmark's rates, the bursts smaller (~10 s of
+/// writes at the floor for 100), its request log cleared.
+async fn throttled_account(n: usize) -> Account {
     let a = Account::new().await;
-    dormant_roles(&a, N).await;
-    // The benchmark's rates, the bursts smaller: ~10 s of writes at the floor.
+    dormant_roles(&a, n).await;
     emulator().set_iam_rates(
         &a.id,
         Some(Rate::new(20.0, 10.0)),
         Some(Rate::new(10.0, 5.0)),
     );
     a.clear_requests();
+    a
+}
+
+#[tokio::test]
+async fn a_throttled_first_pass_fails_nothing_and_is_rarely_throttled() {
+    const N: usize = 100;
+    let a = throttled_account(N).await;
     let (engine, limits) = limited_engine(&a).await;
 
     let report = engine.sweep(a.now).await.unwrap();
@@ -107,14 +113,7 @@ async fn a_throttled_first_pass_fails_nothing_and_is_rarely_throttled() {
 #[tokio::test]
 async fn the_cli_sweep_paces_iam_by_the_shared_limiter() {
     const N: usize = 100;
-    let a = Account::new().await;
-    dormant_roles(&a, N).await;
-    emulator().set_iam_rates(
-        &a.id,
-        Some(Rate::new(20.0, 10.0)),
-        Some(Rate::new(10.0, 5.0)),
-    );
-    a.clear_requests();
+    let a = throttled_account(N).await;
 
     let (code, report) = a.dormant().json(0, &["sweep"]);
 

@@ -273,10 +273,6 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
     )
     .await;
     let iam = aws_sdk_iam::Client::new(&in_member);
-    let denied = |what: &str, r: Result<(), String>| {
-        let e = r.expect_err(&format!("{what}: allowed to the answers role"));
-        assert!(e.contains("AccessDenied"), "{what}: {e}");
-    };
     for key_name in ["dormant:stage", "Dormant:Stage", "dormant:next-step"] {
         let r = iam
             .tag_role()
@@ -284,10 +280,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
             .tags(tag(key_name, "noticed"))
             .send()
             .await;
-        denied(
-            &format!("TagRole {key_name}"),
-            r.map(|_| ()).map_err(|e| format!("{e:?}")),
-        );
+        refused(&format!("TagRole {key_name}"), &r);
     }
     for key_name in [
         "dormant:credentials",
@@ -300,10 +293,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
             .tags(tag(key_name, "true"))
             .send()
             .await;
-        denied(
-            &format!("TagUser {key_name}"),
-            r.map(|_| ()).map_err(|e| format!("{e:?}")),
-        );
+        refused(&format!("TagUser {key_name}"), &r);
     }
     let r = iam
         .update_access_key()
@@ -312,40 +302,28 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .status(StatusType::Active)
         .send()
         .await;
-    denied(
-        "UpdateAccessKey Active on an unmarked user",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("UpdateAccessKey Active on an unmarked user", &r);
     let r = iam
         .delete_role_policy()
         .role_name("marked")
         .policy_name("incident-deny")
         .send()
         .await;
-    denied(
-        "DeleteRolePolicy on a marked role",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("DeleteRolePolicy on a marked role", &r);
     let r = iam
         .detach_role_policy()
         .role_name("marked")
         .policy_arn(&managed)
         .send()
         .await;
-    denied(
-        "DetachRolePolicy of a human's policy",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("DetachRolePolicy of a human's policy", &r);
     let r = iam
         .tag_role()
         .role_name("OrganizationAccountAccessRole")
         .tags(tag("dormant:exempt", "true"))
         .send()
         .await;
-    denied(
-        "TagRole dormant:exempt on a protected role",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("TagRole dormant:exempt on a protected role", &r);
     // A noticed user (dormant's stage tag, but its keys are not dormant's to turn on): a key a
     // human turned off stays off.
     admin
@@ -365,10 +343,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .status(StatusType::Active)
         .send()
         .await;
-    denied(
-        "UpdateAccessKey Active on a noticed user",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("UpdateAccessKey Active on a noticed user", &r);
     // Nor through the credentials marker, which any user with an unused key carries.
     admin
         .tag_user()
@@ -387,9 +362,9 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .status(StatusType::Active)
         .send()
         .await;
-    denied(
+    refused(
         "UpdateAccessKey Active on a user carrying the credentials marker",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
+        &r,
     );
     // A quarantine a human put on (no stage tag), or on a role dormant only noticed, stays.
     let quarantine = format!(
@@ -410,9 +385,9 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
             .policy_arn(&quarantine)
             .send()
             .await;
-        denied(
+        refused(
             &format!("DetachRolePolicy of the quarantine from {role}"),
-            r.map(|_| ()).map_err(|e| format!("{e:?}")),
+            &r,
         );
     }
     // Someone's exemption is not ended: not overwritten with "false" or a date alone, ...
@@ -426,10 +401,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
             .set_tags(Some(tags.clone()))
             .send()
             .await;
-        denied(
-            &format!("TagRole {tags:?}"),
-            r.map(|_| ()).map_err(|e| format!("{e:?}")),
-        );
+        refused(&format!("TagRole {tags:?}"), &r);
     }
     // ... nor removed.
     admin
@@ -445,10 +417,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .tag_keys("dormant:exempt")
         .send()
         .await;
-    denied(
-        "UntagRole dormant:exempt",
-        r.map(|_| ()).map_err(|e| format!("{e:?}")),
-    );
+    refused("UntagRole dormant:exempt", &r);
     // What Keep does write and remove is still allowed.
     iam.tag_role()
         .role_name("guarded")
@@ -632,4 +601,12 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
         "{:?}",
         tags.tags()
     );
+}
+
+/// Fails unless the answers role's call `what` was refused by IAM (AccessDenied).
+fn refused<T: std::fmt::Debug, E: std::fmt::Debug>(what: &str, r: &Result<T, E>) {
+    match r {
+        Ok(out) => panic!("{what}: allowed to the answers role: {out:?}"),
+        Err(e) => assert!(format!("{e:?}").contains("AccessDenied"), "{what}: {e:?}"),
+    }
 }
