@@ -5,49 +5,19 @@
 //! records requests and reports what the test tells it (the SSM adapter itself is tested with
 //! aws-smithy-mocks in adapters_ssm.rs).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use dormant::adapters::retry::RetryPolicy;
 use dormant::app::engine::FallbackSetup;
-use dormant::domain::{AutomationRequest, AutomationStatus, Outcome, Policy, Stage, Step, Subject};
-use dormant::ports::{Fallback, PortResult, Store};
+use dormant::domain::{AutomationStatus, Outcome, Policy, Stage, Step, Subject};
+use dormant::ports::Store;
 
 use crate::support::account::{Account, TestEngine};
 use crate::support::emulator::{emulator, Fault};
-use crate::support::fakes::Published;
+use crate::support::fakes::{FakeSsm, Published};
 
 const AUTOMATION_ROLE: &str = "arn:aws:iam::111122223333:role/dormant-automation";
-
-#[derive(Default)]
-struct FakeSsm {
-    started: Mutex<Vec<AutomationRequest>>,
-    status: Mutex<Option<AutomationStatus>>,
-    stopped: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Fallback for FakeSsm {
-    async fn start(&self, request: &AutomationRequest) -> PortResult<String> {
-        let mut started = self.started.lock().unwrap();
-        started.push(request.clone());
-        Ok(format!("exec-{}", started.len()))
-    }
-    async fn status(&self, _id: &str) -> PortResult<AutomationStatus> {
-        Ok(self
-            .status
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or(AutomationStatus::Running))
-    }
-    async fn stop(&self, id: &str) -> PortResult<()> {
-        self.stopped.lock().unwrap().push(id.to_string());
-        *self.status.lock().unwrap() = Some(AutomationStatus::Failed("Cancelled".into()));
-        Ok(())
-    }
-}
 
 struct Setup {
     account: Account,

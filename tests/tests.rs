@@ -11,6 +11,7 @@ mod support;
 mod answers;
 mod answers_browser;
 mod answers_http;
+mod exempt_unfinished;
 mod exemptions;
 mod ladder;
 mod ladder_properties;

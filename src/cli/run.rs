@@ -411,7 +411,7 @@ pub(super) async fn run(cli: super::Cli) -> Result<ExitCode> {
             reason,
         } => {
             let r = pick(&identity)?
-                .exempt(&identity, until, &reason, now)
+                .exempt(&identity, until, &reason, None, now)
                 .await?;
             print_json_or(out, &r, |r| command_text(r, view))?;
             Ok(exit_for(&r))

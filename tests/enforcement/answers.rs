@@ -485,6 +485,13 @@ async fn an_owners_undo_turns_a_users_keys_back_on_under_the_answers_role() {
     owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Undo, false).await;
 }
 
+/// Keep on a user whose keys dormant turned off: exempt, and the keys back on, all under the
+/// answers role, the page saying "Done".
+#[tokio::test]
+async fn an_owners_keep_turns_a_users_keys_back_on_under_the_answers_role() {
+    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Keep, false).await;
+}
+
 /// With the user's stage tag removed by hand, the release must first write the credentials
 /// marker, which the answers role may not: the Undo fails, recorded, and the controller's next
 /// run finishes it (docs/design.md, 'Answers').
@@ -579,8 +586,9 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
         let due = record.next_due_at.expect("a retry is scheduled");
         live.fleet.tick(due + Duration::minutes(1)).await;
     } else {
-        d.assert_nothing_refused("an owner's Undo of a user (answers role)");
+        d.assert_nothing_refused("an owner's answer for a user (answers role)");
         assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("Done"), "{}", page.body);
     }
     let expected = match action {
         AnswerAction::Keep => Stage::Exempt,

@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use dormant::domain::OutboundEvent;
-use dormant::ports::{PortResult, Publisher};
+use dormant::domain::{AutomationRequest, AutomationStatus, OutboundEvent};
+use dormant::ports::{Fallback, PortResult, Publisher};
 
 /// A publisher that keeps every batch it is given.
 #[derive(Default)]
@@ -26,6 +26,37 @@ impl Published {
 impl Publisher for Published {
     async fn publish(&self, events: &[OutboundEvent]) -> PortResult<()> {
         self.0.lock().unwrap().push(events.to_vec());
+        Ok(())
+    }
+}
+
+/// SSM Automation as moto lacks it: records starts and stops, and reports what the test sets
+/// (running until told otherwise; cancelled once stopped).
+#[derive(Default)]
+pub struct FakeSsm {
+    pub started: Mutex<Vec<AutomationRequest>>,
+    pub status: Mutex<Option<AutomationStatus>>,
+    pub stopped: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Fallback for FakeSsm {
+    async fn start(&self, request: &AutomationRequest) -> PortResult<String> {
+        let mut started = self.started.lock().unwrap();
+        started.push(request.clone());
+        Ok(format!("exec-{}", started.len()))
+    }
+    async fn status(&self, _id: &str) -> PortResult<AutomationStatus> {
+        Ok(self
+            .status
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(AutomationStatus::Running))
+    }
+    async fn stop(&self, id: &str) -> PortResult<()> {
+        self.stopped.lock().unwrap().push(id.to_string());
+        *self.status.lock().unwrap() = Some(AutomationStatus::Failed("Cancelled".into()));
         Ok(())
     }
 }

@@ -283,7 +283,9 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
         );
         let done = match (claims.action, keep) {
             (AnswerAction::Keep, Some((until, reason))) => {
-                look.engine.exempt(&arg, until, &reason, now).await
+                look.engine
+                    .exempt(&arg, until, &reason, Some(&via), now)
+                    .await
             }
             (AnswerAction::Keep, None) => Err(Error::Usage("a reason is needed".into())),
             (AnswerAction::Approve, _) => look.engine.approve(&arg, &via, now).await,

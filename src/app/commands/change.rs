@@ -135,12 +135,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 
     /// `exempt`: write the exemption tags, then evaluate at once (a quarantined identity is
-    /// released).
+    /// released). `answered` says where the answer came from (an owner's link), for the audit
+    /// trail only.
     pub async fn exempt(
         &self,
         arg: &IdentityArg,
         until: chrono::NaiveDate,
         reason: &str,
+        answered: Option<&str>,
         now: Timestamp,
     ) -> Result<CommandReport> {
         refuse_credential_exemption(match arg {
@@ -177,20 +179,26 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         let whole = Subject::whole(facts.principal.clone());
         let reason_text = format!("exempted until {until}: {reason}");
+        let records = self.store.load_principal(&facts.principal).await?;
+        let stage_before = records
+            .iter()
+            .find(|r| r.subject == whole)
+            .map_or(Stage::Clean, |r| r.stage);
         if self.policy.dry_run {
             return Ok(CommandReport {
                 identity: whole.id(),
                 command: "exempt",
                 outcome: Outcome::DryRun,
-                stage: self
-                    .store
-                    .load(&whole)
-                    .await?
-                    .map_or(Stage::Clean, |r| r.stage),
+                stage: stage_before,
                 reason: reason_text,
                 restored: None,
                 not_restored: None,
             });
+        }
+        // A step SSM is carrying out would land after the release: stop it first, as `undo`
+        // does. A stop that fails changes nothing (the caller may try again).
+        for intent in records.iter().filter_map(|r| r.pending.as_ref()) {
+            self.stop_fallback(intent).await?;
         }
         let tags = vec![
             (tag::TAG_EXEMPT.to_string(), "true".to_string()),
@@ -224,15 +232,53 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.iam
             .apply(&facts.principal, &crate::domain::Effect::PutTags { tags })
             .await?;
+        // The exemption stands from here: whatever fails next is reported as a failure to be
+        // finished by the controller, never as an error (an owner's link would be offered again
+        // for an answer already in effect).
+        let audit_reason = match answered {
+            Some(via) => format!("{reason_text} ({via})"),
+            None => reason_text.clone(),
+        };
+        let report = match self
+            .release_exempted(&whole, &reason_text, &audit_reason, now)
+            .await
+        {
+            Ok(report) => report,
+            Err(e) => CommandReport {
+                identity: whole.id(),
+                command: "exempt",
+                outcome: Outcome::Failed,
+                stage: stage_before,
+                reason: format!(
+                    "{reason_text}; the exemption tags are written, but the rest failed for now \
+                     ({e}): the controller releases it when it next evaluates the identity"
+                ),
+                restored: None,
+                not_restored: None,
+            },
+        };
+        Ok(report)
+    }
+
+    /// `exempt` after its tags are written: the audit entry, the release, and whether the
+    /// identity is now off the ladder with nothing in flight. A release that failed, was left
+    /// to another run, waits for a step's retry or for SSM is the controller's to finish, and
+    /// the caller must hear of it (an owner's page says "Answer recorded", not "Done").
+    async fn release_exempted(
+        &self,
+        whole: &Subject,
+        reason_text: &str,
+        audit_reason: &str,
+        now: Timestamp,
+    ) -> Result<CommandReport> {
+        let principal = &whole.principal;
         let run = self.start_run(None, now).await?;
-        self.audit(&whole, "exempt", Outcome::Done, &reason_text, &run, now)
-            .await?;
-        // Evaluate now, so a quarantined identity is released at once. The exemption stands
-        // whatever happens next; a release that failed, or was left to another run, is recorded
-        // and taken up by the controller, and the caller must hear of it (an owner's page says
-        // "Answer recorded", not "Done").
-        let failed: Vec<String> = match self
-            .evaluate(facts.principal.kind, &facts.principal.name, None, now)
+        // An audit entry that cannot be written does not hold the release back: said below.
+        let audited = self
+            .audit(whole, "exempt", Outcome::Done, audit_reason, &run, now)
+            .await;
+        let mut unfinished: Vec<String> = match self
+            .evaluate(principal.kind, &principal.name, None, now)
             .await
         {
             Ok(released) => released
@@ -243,20 +289,54 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .collect(),
             Err(e) => vec![e.to_string()],
         };
-        let stage = self
-            .store
-            .load(&whole)
-            .await?
+        let records = self.store.load_principal(principal).await?;
+        let open: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.pending.is_some() || r.stage.is_on_ladder())
+            .collect();
+        if unfinished.is_empty() && !open.is_empty() {
+            let fresh = self
+                .iam
+                .fresh_facts(principal.kind, &principal.name)
+                .await?;
+            for record in open {
+                let why = decide(
+                    record,
+                    fresh.as_ref(),
+                    &self.policy,
+                    &Budget::default(),
+                    now,
+                );
+                unfinished.push(format!(
+                    "{} is still {}: {}",
+                    record.subject.short(),
+                    record.stage,
+                    why.reason
+                ));
+            }
+        }
+        let stage = records
+            .iter()
+            .find(|r| r.subject == *whole)
             .map_or(Stage::Clean, |r| r.stage);
-        let (outcome, reason) = if failed.is_empty() {
-            (Outcome::Done, reason_text)
+        let mut problems = Vec::new();
+        if let Err(e) = audited {
+            problems.push(format!(
+                "the exemption's audit entry could not be written ({e})"
+            ));
+        }
+        if !unfinished.is_empty() {
+            problems.push(format!(
+                "the release is not done yet and is left to the controller: {}",
+                unfinished.join("; ")
+            ));
+        }
+        let (outcome, reason) = if problems.is_empty() {
+            (Outcome::Done, reason_text.to_string())
         } else {
             (
                 Outcome::Failed,
-                format!(
-                    "{reason_text}; the release failed for now: {}",
-                    failed.join("; ")
-                ),
+                format!("{reason_text}; {}", problems.join("; ")),
             )
         };
         Ok(CommandReport {
