@@ -19,7 +19,7 @@ use dormant::error::Error;
 use dormant::ports::Store;
 
 use crate::support::account::{Account, TestEngine};
-use crate::support::emulator::emulator;
+use crate::support::emulator::{emulator, Fault};
 
 pub const OWNER: &str = "owner@example.com";
 const SLACK_SECRET: &[u8] = b"slack-signing-secret-for-the-tests";
@@ -499,6 +499,52 @@ async fn a_role_recreated_under_the_same_name_is_not_the_links_identity() {
         "the new role is not touched"
     );
     assert!(!f.a.role_tags("reborn").await.contains_key("dormant:exempt"));
+}
+
+/// The role is re-created after the page's checks, while the answer is being claimed: the
+/// command itself refuses the new role (it checks the link's unique id again).
+#[tokio::test]
+async fn a_role_recreated_while_the_answer_is_taken_is_not_changed() {
+    let f = Fixture::role("reborn-late", Policy::default(), &[]).await;
+    let token = f.link(AnswerAction::Keep).await;
+    let slow = Fault::Latency(std::time::Duration::from_secs(3));
+    emulator().inject_fault_on(
+        &f.a.id,
+        "dynamodb",
+        "PutItem",
+        None,
+        Some("ANSWER"),
+        slow,
+        1,
+    );
+    let answer = f.post(&token, "&reason=mine&until=", f.a.day(1));
+    let recreate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        f.a.iam
+            .delete_role()
+            .role_name("reborn-late")
+            .send()
+            .await
+            .unwrap();
+        f.a.create_role("/", "reborn-late", &[]).await
+    };
+    let (r, new_id) = tokio::join!(answer, recreate);
+    assert_ne!(new_id, f.unique_id);
+    assert!(
+        emulator().faults(&f.a.id).is_empty(),
+        "the claim was slowed"
+    );
+    assert_ne!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("no longer the identity the link was issued for"),
+        "{}",
+        r.body
+    );
+    assert!(
+        f.a.role_tags("reborn-late").await.is_empty(),
+        "the new role is not touched"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use dormant::adapters::secrets::read_secret;
 use dormant::answers::serve;
 use dormant::app::answer::AnswerService;
 use dormant::config::KeySource;
-use dormant::domain::answer::AnswerAction;
+use dormant::domain::answer::{sign, verify, AnswerAction, Claims, SigningKey};
 use dormant::domain::{Policy, Stage};
 use dormant::ports::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,6 +102,63 @@ async fn the_signing_key_is_read_from_an_ssm_secure_string() {
         .await
         .unwrap_err();
     assert!(missing.to_string().contains("/dormant/none"), "{missing}");
+}
+
+/// The stack's key is a Secrets Manager secret, read through SSM's reference path (one SSM
+/// client, one grant); a rotated-in key and the previous one are both read.
+#[tokio::test]
+async fn the_signing_keys_are_read_from_secrets_manager_through_ssm() {
+    let f = Fixture::role("secret-keyed", Policy::default(), &[]).await;
+    let sdk = f.a.sdk().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for (name, value) in [
+        ("AnswerSigningKey-new", "n".repeat(64)),
+        ("AnswerSigningKey-old", "o".repeat(64)),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let answers = dormant::config::Answers {
+        key: KeySource::SecretsManager("AnswerSigningKey-new".into()),
+        previous_key: Some(KeySource::SecretsManager("AnswerSigningKey-old".into())),
+        base_url: None,
+        slack_signing_secret: None,
+    };
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let loaded = dormant::adapters::secrets::load_secrets(&answers, &ssm)
+        .await
+        .unwrap();
+    let token = |key: &SigningKey| {
+        let claims = Claims::issue(
+            AnswerAction::Keep,
+            &f.subject,
+            &f.unique_id,
+            Stage::Noticed,
+            "a@example.com",
+            f.a.day(3),
+            f.a.day(0),
+        );
+        sign(key, &claims)
+    };
+    let new = SigningKey::new("n".repeat(64).into_bytes()).unwrap();
+    let old = SigningKey::new("o".repeat(64).into_bytes()).unwrap();
+    let other = SigningKey::new("x".repeat(64).into_bytes()).unwrap();
+    assert!(verify(&loaded.keys, &token(&new), f.a.day(1)).is_ok());
+    assert!(
+        verify(&loaded.keys, &token(&old), f.a.day(1)).is_ok(),
+        "the previous key still verifies"
+    );
+    assert!(verify(&loaded.keys, &token(&other), f.a.day(1)).is_err());
+
+    let missing = read_secret(&KeySource::SecretsManager("no-such-secret".into()), &ssm)
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("no-such-secret"), "{missing}");
 }
 
 #[test]

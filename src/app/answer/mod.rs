@@ -246,7 +246,7 @@ impl<I: Iam, S: Store> AnswerService<'_, I, S> {
         let history = engine.history(&arg).await.unwrap_or_default();
         let max_days = engine.policy.exemptions.max_duration.num_days();
         Ok(Look {
-            engine,
+            engine: engine.answering_for(claims.unique_id.clone()),
             view: View {
                 subject,
                 status,

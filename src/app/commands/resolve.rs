@@ -58,6 +58,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 (subject, facts)
             }
         };
+        if let Some(want) = &self.link_unique_id {
+            let now_is = facts.as_ref().and_then(|f| f.unique_id.as_deref());
+            if now_is != Some(want.as_str()) {
+                return Err(Error::Rejected(format!(
+                    "{subject} is no longer the identity the link was issued for (unique id \
+                     {want}; IAM now has {}); nothing was changed",
+                    now_is.unwrap_or("no such identity")
+                )));
+            }
+        }
         self.credential_exists(&subject, facts.as_ref()).await?;
         Ok((subject, facts))
     }

@@ -81,6 +81,9 @@ pub struct Engine<I, S> {
     /// Set while a fleet run over several accounts is under way: the fleet sends the owner
     /// messages of all its accounts at its end, one digest per recipient, not each account's run.
     fleet_sends_messages: std::sync::atomic::AtomicBool,
+    /// The unique id an owner's link was issued for: commands refuse whatever else now has the
+    /// name (see [`Engine::answering_for`]).
+    pub(crate) link_unique_id: Option<String>,
 }
 
 /// Reads the wall clock; handed in by the composition root (the engine never reads it itself).
@@ -123,7 +126,16 @@ impl<I: Iam, S: Store> Engine<I, S> {
             preview: false,
             wall_clock: None,
             fleet_sends_messages: std::sync::atomic::AtomicBool::new(false),
+            link_unique_id: None,
         }
+    }
+
+    /// An engine carrying out an owner's answer to a link issued for `unique_id`: every
+    /// command's `resolve` refuses an identity that is not (or no longer) that one, so an
+    /// identity re-created under the name after the page's checks is never changed.
+    pub fn answering_for(mut self, unique_id: impl Into<String>) -> Self {
+        self.link_unique_id = Some(unique_id.into());
+        self
     }
 
     /// Lets a sweep commit its notices in batches while their leases hold by `clock`.

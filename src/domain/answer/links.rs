@@ -4,20 +4,20 @@
 use super::{answer_url, sign, AnswerAction, Claims, SigningKey};
 use crate::domain::notify::{ActionLink, DigestItem, Recipient};
 use crate::domain::stage::Stage;
-use crate::domain::subject::Subject;
+use crate::domain::subject::{Scope, Subject};
 use crate::domain::Timestamp;
 
 /// What a link may be offered for: `approval` when deletions wait for an approval
-/// (`ladder.delete = "approval"`).
-pub fn offered(stage: Stage, approval: bool) -> Vec<AnswerAction> {
-    let on_ladder = matches!(
-        stage,
-        Stage::Noticed | Stage::Quarantined | Stage::KeysDeactivated | Stage::PendingDelete
-    );
-    if !on_ladder {
+/// (`ladder.delete = "approval"`). No Keep for an access key or password: it has no tags of its
+/// own, so its exemption would be the whole user's, which `exempt` refuses.
+pub fn offered(stage: Stage, scope: &Scope, approval: bool) -> Vec<AnswerAction> {
+    if !stage.is_on_ladder() {
         return Vec::new();
     }
-    let mut actions = vec![AnswerAction::Keep, AnswerAction::Undo];
+    let mut actions = match scope {
+        Scope::Whole => vec![AnswerAction::Keep, AnswerAction::Undo],
+        Scope::AccessKey(_) | Scope::Password => vec![AnswerAction::Undo],
+    };
     if approval && stage == Stage::PendingDelete {
         actions.push(AnswerAction::Approve);
     }
@@ -61,7 +61,7 @@ pub fn links_for(
         return Vec::new();
     };
     let to = recipient.to_string();
-    offered(item.stage, approval)
+    offered(item.stage, &subject.scope, approval)
         .into_iter()
         .map(|action| {
             let claims = Claims::issue(
@@ -117,15 +117,33 @@ mod tests {
     #[test]
     fn each_rung_offers_keep_and_undo_and_a_pending_deletion_under_approval_also_approve() {
         use AnswerAction::*;
-        assert_eq!(offered(Stage::Noticed, false), vec![Keep, Undo]);
-        assert_eq!(offered(Stage::PendingDelete, false), vec![Keep, Undo]);
+        let whole = Scope::Whole;
+        assert_eq!(offered(Stage::Noticed, &whole, false), vec![Keep, Undo]);
         assert_eq!(
-            offered(Stage::PendingDelete, true),
+            offered(Stage::PendingDelete, &whole, false),
+            vec![Keep, Undo]
+        );
+        assert_eq!(
+            offered(Stage::PendingDelete, &whole, true),
             vec![Keep, Undo, Approve]
         );
-        assert_eq!(offered(Stage::Quarantined, true), vec![Keep, Undo]);
+        assert_eq!(offered(Stage::Quarantined, &whole, true), vec![Keep, Undo]);
         for off in [Stage::Clean, Stage::Deleted, Stage::Released, Stage::Exempt] {
-            assert!(offered(off, true).is_empty(), "{off}");
+            assert!(offered(off, &whole, true).is_empty(), "{off}");
+        }
+    }
+
+    /// `exempt` refuses a key or password (its exemption would be the whole user's): its
+    /// message offers no Keep that could only be refused.
+    #[test]
+    fn a_key_or_password_is_offered_undo_and_approve_but_no_keep() {
+        use AnswerAction::*;
+        for scope in [Scope::AccessKey("AKIAEXAMPLE".into()), Scope::Password] {
+            assert_eq!(offered(Stage::KeysDeactivated, &scope, false), vec![Undo]);
+            assert_eq!(
+                offered(Stage::PendingDelete, &scope, true),
+                vec![Undo, Approve]
+            );
         }
     }
 
