@@ -13,6 +13,8 @@
 
 #[path = "enforcement/answers.rs"]
 mod answers;
+#[path = "enforcement/answers_keys.rs"]
+mod answers_keys;
 #[path = "enforcement/deployment.rs"]
 mod deployment;
 #[path = "enforcement/grant_nothing.rs"]

@@ -14,17 +14,17 @@ use dormant::wiring::{Actor, EngineFactory};
 
 use super::deployment::{admin_iam, enforcing, session, Deployment};
 
-const OWNER: &str = "owner@example.com";
+pub(super) const OWNER: &str = "owner@example.com";
 
 /// The answers function, as src/bin/lambda.rs builds it: its own role in the controller
 /// account, `dormant-answers` assumed in members.
-struct AnswersFunction {
-    factory: EngineFactory,
+pub(super) struct AnswersFunction {
+    pub(super) factory: EngineFactory,
     keys: SigningKeys,
 }
 
 impl AnswersFunction {
-    async fn new(d: &Deployment, config: &dormant::config::Config) -> Self {
+    pub(super) async fn new(d: &Deployment, config: &dormant::config::Config) -> Self {
         let admin = enforcing().sdk_config_for(&d.controller).await;
         let answers_sdk = session(&admin, &d.controller, "dormant-answers").await;
         let factory =
@@ -37,11 +37,11 @@ impl AnswersFunction {
         }
     }
 
-    fn sign(&self, claims: &Claims) -> String {
+    pub(super) fn sign(&self, claims: &Claims) -> String {
         sign(&self.keys.current, claims)
     }
 
-    async fn handle(&self, req: &HttpRequest, at: DateTime<Utc>) -> HttpResponse {
+    pub(super) async fn handle(&self, req: &HttpRequest, at: DateTime<Utc>) -> HttpResponse {
         let engines = FactoryEngines::new(&self.factory).assuming("dormant-answers");
         let store = self.factory.store();
         let svc = AnswerService {
@@ -61,7 +61,7 @@ fn keys() -> SigningKeys {
     }
 }
 
-fn post(token: &str, fields: &str) -> HttpRequest {
+pub(super) fn post(token: &str, fields: &str) -> HttpRequest {
     HttpRequest {
         method: "POST".into(),
         path: "/answer".into(),
@@ -476,139 +476,6 @@ fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
         .value(value)
         .build()
         .unwrap()
-}
-
-/// The narrow role still does a user's Undo after its keys were turned off: the keys dormant
-/// turned off come back on (allowed by the marks dormant wrote), the marks come off.
-#[tokio::test]
-async fn an_owners_undo_turns_a_users_keys_back_on_under_the_answers_role() {
-    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Undo, false).await;
-}
-
-/// Keep on a user whose keys dormant turned off: exempt, and the keys back on, all under the
-/// answers role, the page saying "Done".
-#[tokio::test]
-async fn an_owners_keep_turns_a_users_keys_back_on_under_the_answers_role() {
-    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Keep, false).await;
-}
-
-/// With the user's stage tag removed by hand, the release must first write the credentials
-/// marker, which the answers role may not: the Undo fails, recorded, and the controller's next
-/// run finishes it (docs/design.md, 'Answers').
-#[tokio::test]
-async fn an_undo_the_answers_role_cannot_finish_is_finished_by_the_controller() {
-    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Undo, true).await;
-}
-
-/// The same for Keep: the exemption is written, the release fails for now, the page says so.
-#[tokio::test]
-async fn a_keep_whose_release_the_answers_role_cannot_finish_says_so_and_the_controller_finishes_it(
-) {
-    owners_answer_for_a_user_whose_keys_are_off(AnswerAction::Keep, true).await;
-}
-
-async fn owners_answer_for_a_user_whose_keys_are_off(
-    action: AnswerAction,
-    stage_tag_removed_by_hand: bool,
-) {
-    use aws_sdk_iam::types::StatusType;
-    let d = Deployment::new().await;
-    let unique_id = d.user(&d.member, "idle-user", 200).await;
-    let now = Utc::now();
-    let config = d.config("", "");
-    let live = d.assembly(&config).await;
-    live.fleet.sweep(now).await;
-    live.fleet.tick(now + Duration::days(8)).await;
-    let later = now + Duration::days(16);
-    live.fleet.tick(later).await;
-    d.assert_nothing_refused("notice, quarantine, keys off (controller)");
-    let subject = Subject::whole(Principal::user(&d.member, "/", "idle-user"));
-    let admin = admin_iam(&d.member).await;
-    let status = || async {
-        admin
-            .list_access_keys()
-            .user_name("idle-user")
-            .send()
-            .await
-            .unwrap()
-            .access_key_metadata()[0]
-            .status()
-            .cloned()
-    };
-    assert_eq!(status().await, Some(StatusType::Inactive));
-    if stage_tag_removed_by_hand {
-        admin
-            .untag_user()
-            .user_name("idle-user")
-            .tag_keys("dormant:stage")
-            .send()
-            .await
-            .unwrap();
-    }
-
-    let answers = AnswersFunction::new(&d, &config).await;
-    let store = answers.factory.store();
-    let record = store.load(&subject).await.unwrap().unwrap();
-    assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
-    let at = later + Duration::hours(1);
-    let claims = Claims::issue(
-        action,
-        &subject,
-        &unique_id,
-        record.stage,
-        OWNER,
-        at + Duration::days(7),
-        record.stage_since.unwrap_or(later),
-    );
-    let fields = match action {
-        AnswerAction::Keep => "action=keep&reason=still+needed",
-        _ => "action=undo",
-    };
-    let page = answers
-        .handle(&post(&answers.sign(&claims), fields), at)
-        .await;
-    if stage_tag_removed_by_hand {
-        // The answer stands (the owner need not answer again); the change is left to the controller.
-        assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("Answer recorded"), "{}", page.body);
-        assert!(page.body.contains("controller retries it"), "{}", page.body);
-        assert_eq!(status().await, Some(StatusType::Inactive));
-        let history = store.history(&subject).await.unwrap();
-        let failed = history.last().unwrap();
-        assert_eq!(
-            failed.outcome,
-            dormant::domain::Outcome::Failed,
-            "{history:?}"
-        );
-        assert!(failed.reason.contains("AccessDenied"), "{}", failed.reason);
-        // The controller's next run, once the failed attempt's retry is due, finishes it.
-        let record = store.load(&subject).await.unwrap().unwrap();
-        let due = record.next_due_at.expect("a retry is scheduled");
-        live.fleet.tick(due + Duration::minutes(1)).await;
-    } else {
-        d.assert_nothing_refused("an owner's answer for a user (answers role)");
-        assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("Done"), "{}", page.body);
-    }
-    let expected = match action {
-        AnswerAction::Keep => Stage::Exempt,
-        _ => Stage::Released,
-    };
-    assert_eq!(store.load(&subject).await.unwrap().unwrap().stage, expected);
-    assert_eq!(status().await, Some(StatusType::Active));
-    let tags = admin
-        .list_user_tags()
-        .user_name("idle-user")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        tags.tags()
-            .iter()
-            .all(|t| !t.key().starts_with("dormant:") || t.key().starts_with("dormant:exempt")),
-        "{:?}",
-        tags.tags()
-    );
 }
 
 /// Fails unless the answers role's call `what` was refused by IAM (AccessDenied).
