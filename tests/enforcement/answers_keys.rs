@@ -4,10 +4,11 @@
 //! own ladder) is recorded as answered and finished by the controller.
 
 use aws_sdk_iam::types::StatusType;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use dormant::domain::answer::{AnswerAction, Claims};
 use dormant::domain::{Principal, Stage, Subject};
 use dormant::ports::Store;
+use dormant::wiring::Assembly;
 
 use super::answers::{post, AnswersFunction, OWNER};
 use super::deployment::{admin_iam, enforcing, Deployment};
@@ -49,25 +50,10 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
     let unique_id = d.user(&d.member, "idle-user", 200).await;
     let now = Utc::now();
     let config = d.config("", "");
-    let live = d.assembly(&config).await;
-    live.fleet.sweep(now).await;
-    live.fleet.tick(now + Duration::days(8)).await;
-    let later = now + Duration::days(16);
-    live.fleet.tick(later).await;
-    d.assert_nothing_refused("notice, quarantine, keys off (controller)");
+    let (live, later) = controller_turns_keys_off(&d, &config, now).await;
     let subject = Subject::whole(Principal::user(&d.member, "/", "idle-user"));
     let admin = admin_iam(&d.member).await;
-    let status = || async {
-        admin
-            .list_access_keys()
-            .user_name("idle-user")
-            .send()
-            .await
-            .unwrap()
-            .access_key_metadata()[0]
-            .status()
-            .cloned()
-    };
+    let status = || key_status(&admin, "idle-user", None);
     assert_eq!(status().await, Some(StatusType::Inactive));
     if stage_tag_removed_by_hand {
         admin
@@ -84,22 +70,11 @@ async fn owners_answer_for_a_user_whose_keys_are_off(
     let record = store.load(&subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
     let at = later + Duration::hours(1);
-    let claims = Claims::issue(
-        action,
-        &subject,
-        &unique_id,
-        record.stage,
-        OWNER,
-        at + Duration::days(7),
-        record.stage_since.unwrap_or(later),
-    );
     let fields = match action {
         AnswerAction::Keep => "action=keep&reason=still+needed",
         _ => "action=undo",
     };
-    let page = answers
-        .handle(&post(&answers.sign(&claims), fields), at)
-        .await;
+    let page = answer(&answers, action, &record, &unique_id, at, fields).await;
     if stage_tag_removed_by_hand {
         // The answer stands (the owner need not answer again); the change is left to the controller.
         assert_eq!(page.status, 200, "{}", page.body);
@@ -181,34 +156,16 @@ async fn an_owners_undo_of_a_lone_key_is_recorded_and_finished_by_the_controller
         );
         keys.push(id);
     }
-    let (used_key, idle_key) = (keys[0].clone(), keys[1].clone());
-    let status = |id: String| {
-        let iam = iam.clone();
-        async move {
-            iam.list_access_keys()
-                .user_name("two-keys")
-                .send()
-                .await
-                .unwrap()
-                .access_key_metadata()
-                .iter()
-                .find(|k| k.access_key_id() == Some(id.as_str()))
-                .and_then(|k| k.status().cloned())
-        }
-    };
+    let (used_key, idle_key) = (keys[0].as_str(), keys[1].as_str());
+    let status = |id| key_status(&iam, "two-keys", Some(id));
     let config = d.config("", "");
-    let live = d.assembly(&config).await;
-    live.fleet.sweep(now).await;
-    live.fleet.tick(now + Duration::days(8)).await;
-    let later = now + Duration::days(16);
-    live.fleet.tick(later).await;
-    d.assert_nothing_refused("a lone key's ladder (controller)");
-    assert_eq!(status(idle_key.clone()).await, Some(StatusType::Inactive));
-    assert_eq!(status(used_key.clone()).await, Some(StatusType::Active));
+    let (live, later) = controller_turns_keys_off(&d, &config, now).await;
+    assert_eq!(status(idle_key).await, Some(StatusType::Inactive));
+    assert_eq!(status(used_key).await, Some(StatusType::Active));
 
     let principal = Principal::user(&d.member, "/", "two-keys");
     let whole = Subject::whole(principal.clone());
-    let key_subject = Subject::access_key(principal, &idle_key);
+    let key_subject = Subject::access_key(principal, idle_key);
     let answers = AnswersFunction::new(&d, &config).await;
     let store = answers.factory.store();
     assert!(
@@ -222,21 +179,18 @@ async fn an_owners_undo_of_a_lone_key_is_recorded_and_finished_by_the_controller
     let record = store.load(&key_subject).await.unwrap().unwrap();
     assert_eq!(record.stage, Stage::KeysDeactivated, "{record:?}");
     let at = later + Duration::hours(1);
-    let claims = Claims::issue(
+    let page = answer(
+        &answers,
         AnswerAction::Undo,
-        &key_subject,
+        &record,
         &unique_id,
-        record.stage,
-        OWNER,
-        at + Duration::days(7),
-        record.stage_since.unwrap_or(later),
-    );
-    let page = answers
-        .handle(&post(&answers.sign(&claims), "action=undo"), at)
-        .await;
+        at,
+        "action=undo",
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Answer recorded"), "{}", page.body);
-    assert_eq!(status(idle_key.clone()).await, Some(StatusType::Inactive));
+    assert_eq!(status(idle_key).await, Some(StatusType::Inactive));
 
     let record = store.load(&key_subject).await.unwrap().unwrap();
     let due = record.next_due_at.expect("a retry is scheduled");
@@ -247,4 +201,57 @@ async fn an_owners_undo_of_a_lone_key_is_recorded_and_finished_by_the_controller
         store.load(&key_subject).await.unwrap().unwrap().stage,
         Stage::Released
     );
+}
+
+/// The controller's notice, quarantine and key deactivation: a sweep at `now`, ticks 8 and 16
+/// days later, nothing refused. Returns the controller and the last tick's time.
+async fn controller_turns_keys_off(
+    d: &Deployment,
+    config: &dormant::config::Config,
+    now: DateTime<Utc>,
+) -> (Assembly, DateTime<Utc>) {
+    let live = d.assembly(config).await;
+    live.fleet.sweep(now).await;
+    live.fleet.tick(now + Duration::days(8)).await;
+    let later = now + Duration::days(16);
+    live.fleet.tick(later).await;
+    d.assert_nothing_refused("notice, quarantine, keys off (controller)");
+    (live, later)
+}
+
+/// The status of `user`'s key `id` (its first key's when `None`).
+async fn key_status(iam: &aws_sdk_iam::Client, user: &str, id: Option<&str>) -> Option<StatusType> {
+    iam.list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .find(|k| id.is_none_or(|id| k.access_key_id() == Some(id)))
+        .and_then(|k| k.status().cloned())
+}
+
+/// The owner's POST of `fields` at `at`, from a link to `action` issued when `record`'s subject
+/// entered its stage, valid for a week.
+async fn answer(
+    answers: &AnswersFunction,
+    action: AnswerAction,
+    record: &dormant::domain::Record,
+    unique_id: &str,
+    at: DateTime<Utc>,
+    fields: &str,
+) -> dormant::app::answer::HttpResponse {
+    let claims = Claims::issue(
+        action,
+        &record.subject,
+        unique_id,
+        record.stage,
+        OWNER,
+        at + Duration::days(7),
+        record.stage_since.unwrap_or(at),
+    );
+    answers
+        .handle(&post(&answers.sign(&claims), fields), at)
+        .await
 }
