@@ -161,15 +161,14 @@ impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
         let total = self.engines.len();
         // Owners hear once per run, not once per account: the accounts' runs leave their
         // messages queued and the fleet sends them all at the end (a run cut short leaves them
-        // for the next). The guard hands sending back to the engines however this ends.
+        // for the next).
         let together = total > 1 && self.engines.iter().any(|e| e.notify.is_some());
-        let _deferred = together.then(|| MessagesDeferred::new(&self.engines));
         let results: Vec<(String, Result<RunReport>)> = stream::iter(self.engines.iter().cloned())
             .map(|engine| async move {
                 let account = engine.account().to_string();
                 let result = match job {
-                    Job::Sweep => engine.sweep(now).await,
-                    Job::Tick => engine.tick(now).await,
+                    Job::Sweep => engine.sweep_for(now, together).await,
+                    Job::Tick => engine.tick_for(now, together).await,
                 };
                 (account, result)
             })
@@ -210,27 +209,5 @@ impl<I: Iam + 'static, S: Store + 'static> Fleet<I, S> {
             "run over all accounts finished"
         );
         report
-    }
-}
-
-/// Keeps the engines' owner messages for the fleet while it lives (see `Fleet::run`).
-struct MessagesDeferred<'a, I: Iam, S: Store> {
-    engines: &'a [Arc<Engine<I, S>>],
-}
-
-impl<'a, I: Iam, S: Store> MessagesDeferred<'a, I, S> {
-    fn new(engines: &'a [Arc<Engine<I, S>>]) -> Self {
-        for e in engines {
-            e.set_fleet_sends_messages(true);
-        }
-        MessagesDeferred { engines }
-    }
-}
-
-impl<I: Iam, S: Store> Drop for MessagesDeferred<'_, I, S> {
-    fn drop(&mut self) {
-        for e in self.engines {
-            e.set_fleet_sends_messages(false);
-        }
     }
 }

@@ -47,6 +47,9 @@ pub(crate) struct Run {
     pace: Option<Pace>,
     /// Where identities done and steps taken are told, if anywhere.
     progress: Option<std::sync::Arc<dyn Progress>>,
+    /// A fleet run over several accounts sends the owner messages of all of them at its end
+    /// (one digest per recipient): this account's run leaves its own queued.
+    pub(crate) messages_left_to_fleet: bool,
     state: Mutex<RunState>,
 }
 
@@ -89,6 +92,7 @@ impl Run {
             origin: None,
             pace: None,
             progress: super::progress::current(),
+            messages_left_to_fleet: false,
             state: Mutex::new(RunState {
                 budget,
                 report: RunReport::default(),

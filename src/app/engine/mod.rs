@@ -78,9 +78,6 @@ pub struct Engine<I, S> {
     /// The wall clock (`--now` in a simulation): whether an intent's lease still holds, which
     /// a batched commit relies on ('Batched notices'). `None`: every step commits at once.
     wall_clock: Option<WallClock>,
-    /// Set while a fleet run over several accounts is under way: the fleet sends the owner
-    /// messages of all its accounts at its end, one digest per recipient, not each account's run.
-    fleet_sends_messages: std::sync::atomic::AtomicBool,
     /// The unique id an owner's link was issued for: commands refuse whatever else now has the
     /// name (see [`Engine::answering_for`]).
     pub(crate) link_unique_id: Option<String>,
@@ -125,7 +122,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
             breaker_turn: tokio::sync::Mutex::new(()),
             preview: false,
             wall_clock: None,
-            fleet_sends_messages: std::sync::atomic::AtomicBool::new(false),
             link_unique_id: None,
         }
     }
@@ -224,7 +220,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         // Boxed, as in `tell_hub`: every run's future holds this one.
         Box::pin(self.flush_hub(run.drain_hub())).await;
         if let Some(now) = run.now {
-            if !self.fleet_sends_messages() {
+            if !run.messages_left_to_fleet {
                 Box::pin(self.flush_owners(now)).await;
             }
         }
@@ -234,17 +230,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     pub fn account(&self) -> &str {
         self.iam.account()
-    }
-
-    /// While `on`, runs leave their owner messages queued for the fleet (see `Fleet::run`).
-    pub(crate) fn set_fleet_sends_messages(&self, on: bool) {
-        self.fleet_sends_messages
-            .store(on, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn fleet_sends_messages(&self) -> bool {
-        self.fleet_sends_messages
-            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The account's circuit breaker, as stored.
@@ -267,7 +252,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Evaluates every identity in the account and takes whatever step is due.
     pub async fn sweep(&self, now: Timestamp) -> Result<RunReport> {
-        let run = self.start_run(None, now).await?;
+        self.sweep_for(now, false).await
+    }
+
+    /// [`Engine::sweep`]; `in_fleet`: the owner messages are left queued for the fleet run
+    /// over several accounts that sends them all at its end (`Fleet::run`).
+    pub(crate) async fn sweep_for(&self, now: Timestamp, in_fleet: bool) -> Result<RunReport> {
+        let mut run = self.start_run(None, now).await?;
+        run.messages_left_to_fleet = in_fleet;
         let result = self.sweep_in_run(&run, now).await;
         let report = self.finish(run).await;
         if self.mode() == Mode::Observe && result.is_ok() {
@@ -449,7 +441,13 @@ impl<I: Iam, S: Store> Engine<I, S> {
 
     /// Takes the steps that are due, re-reading only those identities (the sparse due index).
     pub async fn tick(&self, now: Timestamp) -> Result<RunReport> {
-        let run = self.start_run(None, now).await?;
+        self.tick_for(now, false).await
+    }
+
+    /// [`Engine::tick`]; `in_fleet` as for [`Engine::sweep_for`].
+    pub(crate) async fn tick_for(&self, now: Timestamp, in_fleet: bool) -> Result<RunReport> {
+        let mut run = self.start_run(None, now).await?;
+        run.messages_left_to_fleet = in_fleet;
         let result = self.tick_in_run(&run, now).await;
         let report = self.finish(run).await;
         result.and(report)
