@@ -11,28 +11,46 @@
  * README "The sample SCP".
  */
 
+import { DEFAULT_ROLE_NAMES } from './dormant-stack';
+
+/** The names of dormant's roles, as the stacks were given them (`controllerRoleName`, ...). */
+export type ScpRoleNames = typeof DEFAULT_ROLE_NAMES;
+
 export interface ScpOptions {
-  /** ARN patterns (ArnLike) of the principals allowed to do what the SCP denies to everyone else. */
-  readonly privilegedPrincipalArns: string[];
+  /** ARN patterns (ArnLike) of the security admins: allowed what the SCP denies to everyone else. */
+  readonly adminPrincipalArns: string[];
+  /** dormant's own roles, privileged too; renamed ones must be named here (`buildScp` adds them). */
+  readonly roleNames: ScpRoleNames;
   /** Stages during which dormant's deny-all inline policy is in place (matched as a prefix of the tag's value). */
   readonly quarantinedStages: string[];
 }
 
 export const DEFAULT_SCP_OPTIONS: ScpOptions = {
-  privilegedPrincipalArns: [
+  adminPrincipalArns: [
     // The security team's admin role (replace with your own). `arn:*:` matches every partition.
     'arn:*:iam::*:role/security-admin',
     // The same team through IAM Identity Center (permission set "SecurityAdmin").
     'arn:*:iam::*:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_SecurityAdmin_*',
-    // dormant's own roles (cdk/: DormantStack and DormantMemberStack).
-    'arn:*:iam::*:role/dormant-controller',
-    'arn:*:iam::*:role/dormant-member',
-    'arn:*:iam::*:role/dormant-automation',
-    // Keep writes `dormant:exempt*` tags (DormantStack / DormantMemberStack `answers`).
-    'arn:*:iam::*:role/dormant-answers',
   ],
+  // cdk/: DormantStack and DormantMemberStack; the answers role writes Keep's `dormant:exempt*`.
+  roleNames: DEFAULT_ROLE_NAMES,
   quarantinedStages: ['quarantined', 'keys_deactivated', 'pending_delete'],
 };
+
+const roleArn = (name: string): string => `arn:*:iam::*:role/${name}`;
+
+/** Everyone the SCP lets through: the admins, then dormant's roles. */
+export function privilegedPrincipalArns(opts: ScpOptions = DEFAULT_SCP_OPTIONS): string[] {
+  const r = opts.roleNames;
+  return [...opts.adminPrincipalArns, ...[r.controller, r.member, r.automation, r.answers].map(roleArn)];
+}
+
+/** The roles whose names carry dormant's privileges: `dormant-*`, and any renamed one. */
+function dormantRoleResources(opts: ScpOptions): string | string[] {
+  const r = opts.roleNames;
+  const renamed = [r.controller, r.member, r.automation, r.answers].filter((n) => !n.startsWith('dormant-'));
+  return renamed.length === 0 ? roleArn('dormant-*') : [roleArn('dormant-*'), ...renamed.map(roleArn)];
+}
 
 /** dormant's quarantine policy in every account and partition. */
 const QUARANTINE_POLICY_ARNS = 'arn:*:iam::*:policy/dormant/DormantQuarantineDenyAll';
@@ -62,8 +80,8 @@ const ROLE_CHANGES = [
 ];
 
 export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string, unknown> {
-  const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': opts.privilegedPrincipalArns } };
-  const admins = opts.privilegedPrincipalArns.filter((a) => !/role\/dormant-/.test(a));
+  const unlessPrivileged = { ArnNotLike: { 'aws:PrincipalArn': privilegedPrincipalArns(opts) } };
+  const admins = opts.adminPrincipalArns;
   const unlessAdminOrDeployer = { ArnNotLike: { 'aws:PrincipalArn': [...admins, ...POLICY_DEPLOYERS] } };
   return {
     Version: '2012-10-17',
@@ -74,7 +92,7 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
         Sid: 'DenyDormantRoleChangesExceptDeployers',
         Effect: 'Deny',
         Action: ROLE_CHANGES,
-        Resource: 'arn:*:iam::*:role/dormant-*',
+        Resource: dormantRoleResources(opts),
         Condition: { ArnNotLike: { 'aws:PrincipalArn': [...admins, ...ROLE_DEPLOYERS] } },
       },
       {
@@ -100,7 +118,7 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
           'ssm:DeleteDocument',
           'ssm:ModifyDocumentPermission',
         ],
-        Resource: ['arn:*:iam::*:role/dormant-automation', 'arn:*:ssm:*:*:document/Dormant-*'],
+        Resource: [roleArn(opts.roleNames.automation), 'arn:*:ssm:*:*:document/Dormant-*'],
         Condition: { ...unlessPrivileged },
       },
       {
@@ -139,6 +157,9 @@ export function buildScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): Record<string,
     ],
   };
 }
+
+/** AWS's limit on an SCP document, whitespace included. */
+export const SCP_SIZE_LIMIT = 5120;
 
 /** The SCP as committed in `cdk/scp/dormant-tags-scp.json` (2-space JSON, trailing newline). */
 export function renderScp(opts: ScpOptions = DEFAULT_SCP_OPTIONS): string {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { buildScp, DEFAULT_SCP_OPTIONS, renderScp } from '../lib/scp';
+import { buildScp, DEFAULT_SCP_OPTIONS, privilegedPrincipalArns, renderScp, SCP_SIZE_LIMIT } from '../lib/scp';
 
 const FILE = path.join(__dirname, '..', 'scp', 'dormant-tags-scp.json');
 const committed = fs.readFileSync(FILE, 'utf8');
@@ -13,7 +13,7 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
   });
 
   test('fits the SCP size limit (5,120 characters, whitespace included)', () => {
-    expect(committed.length).toBeLessThanOrEqual(5120);
+    expect(committed.length).toBeLessThanOrEqual(SCP_SIZE_LIMIT);
   });
 
   test('is deny-only, with no NotAction/NotResource', () => {
@@ -27,7 +27,7 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
     const s = statements.find((x) => x.Sid === 'DenyDormantTagWritesExceptAdmins')!;
     expect(s.Action.sort()).toEqual(['iam:CreateRole', 'iam:CreateUser', 'iam:TagRole', 'iam:TagUser', 'iam:UntagRole', 'iam:UntagUser']);
     expect(s.Condition['ForAnyValue:StringLike']).toEqual({ 'aws:TagKeys': ['dormant:*'] });
-    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': privilegedPrincipalArns() });
   });
 
   test('protects the quarantine through the dormant:stage tag (IAM has no policy-name condition key)', () => {
@@ -35,12 +35,12 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
     const s = statements.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
     expect(s.Action.sort()).toEqual(['iam:DeleteRolePolicy', 'iam:DeleteUserPolicy', 'iam:PutRolePolicy', 'iam:PutUserPolicy']);
     expect(s.Condition.StringLike).toEqual({ 'aws:ResourceTag/dormant:stage': ['quarantined*', 'keys_deactivated*', 'pending_delete*'] });
-    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': privilegedPrincipalArns() });
   });
 
   test('the privileged principals include dormant\'s own roles', () => {
     for (const role of ['dormant-controller', 'dormant-member', 'dormant-automation', 'dormant-answers']) {
-      expect(DEFAULT_SCP_OPTIONS.privilegedPrincipalArns).toContain(`arn:*:iam::*:role/${role}`);
+      expect(privilegedPrincipalArns()).toContain(`arn:*:iam::*:role/${role}`);
     }
   });
 
@@ -57,9 +57,26 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
   });
 
   test('other principals and stages can be configured', () => {
-    const doc = buildScp({ privilegedPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
+    const doc = buildScp({ ...DEFAULT_SCP_OPTIONS, adminPrincipalArns: ['arn:aws:iam::*:role/x'], quarantinedStages: ['quarantined'] }) as { Statement: Statement[] };
     const quarantine = doc.Statement.find((x) => x.Sid === 'DenyInlinePolicyChangesOnQuarantinedIdentities')!;
     expect(quarantine.Condition.StringLike['aws:ResourceTag/dormant:stage']).toEqual(['quarantined*']);
+    expect(quarantine.Condition.ArnNotLike['aws:PrincipalArn'][0]).toBe('arn:aws:iam::*:role/x');
+  });
+
+  test('renamed roles are privileged, guarded like dormant-* and the automation role is theirs', () => {
+    const roleNames = { ...DEFAULT_SCP_OPTIONS.roleNames, answers: 'acme-answers', automation: 'acme-automation' };
+    const doc = buildScp({ ...DEFAULT_SCP_OPTIONS, roleNames }) as { Statement: Statement[] };
+    const sid = (id: string) => doc.Statement.find((x) => x.Sid === id)!;
+    const tags = sid('DenyDormantTagWritesExceptAdmins').Condition.ArnNotLike['aws:PrincipalArn'];
+    expect(tags).toContain('arn:*:iam::*:role/acme-answers');
+    expect(tags).toContain('arn:*:iam::*:role/acme-automation');
+    expect(tags).not.toContain('arn:*:iam::*:role/dormant-answers');
+    expect(sid('DenyDormantRoleChangesExceptDeployers').Resource).toEqual([
+      'arn:*:iam::*:role/dormant-*',
+      'arn:*:iam::*:role/acme-automation',
+      'arn:*:iam::*:role/acme-answers',
+    ]);
+    expect(sid('DenyDormantAutomationUseExceptDormant').Resource[0]).toBe('arn:*:iam::*:role/acme-automation');
   });
 
   test('only dormant\'s roles and the admins pass the automation role or change its documents', () => {
@@ -67,6 +84,6 @@ describe('sample SCP (scp/dormant-tags-scp.json)', () => {
     expect(s.Action).toContain('iam:PassRole');
     expect(s.Action).toContain('ssm:UpdateDocument');
     expect(s.Resource).toEqual(['arn:*:iam::*:role/dormant-automation', 'arn:*:ssm:*:*:document/Dormant-*']);
-    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': DEFAULT_SCP_OPTIONS.privilegedPrincipalArns });
+    expect(s.Condition.ArnNotLike).toEqual({ 'aws:PrincipalArn': privilegedPrincipalArns() });
   });
 });
