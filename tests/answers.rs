@@ -519,7 +519,13 @@ async fn a_role_recreated_while_the_answer_is_taken_is_not_changed() {
     );
     let answer = f.post(&token, "&reason=mine&until=", f.a.day(1));
     let recreate = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Once the slowed claim has arrived, the page's checks are done.
+        for _ in 0..300 {
+            if emulator().faults(&f.a.id).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         f.a.iam
             .delete_role()
             .role_name("reborn-late")

@@ -191,6 +191,12 @@ async fn an_owners_undo_of_a_lone_key_is_recorded_and_finished_by_the_controller
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Answer recorded"), "{}", page.body);
     assert_eq!(status(idle_key).await, Some(StatusType::Inactive));
+    let history = store.history(&key_subject).await.unwrap();
+    let failed = history.last().unwrap();
+    assert!(
+        failed.reason.contains("AccessDenied") && failed.reason.contains("UpdateAccessKey"),
+        "{failed:?}"
+    );
 
     let record = store.load(&key_subject).await.unwrap().unwrap();
     let due = record.next_due_at.expect("a retry is scheduled");

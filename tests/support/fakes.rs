@@ -30,6 +30,9 @@ impl Publisher for Published {
     }
 }
 
+/// What happens in the world while an execution is being stopped (the test's doing).
+pub type OnStop = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
 /// SSM Automation as moto lacks it: records starts and stops, and reports what the test sets
 /// (running until told otherwise; cancelled once stopped).
 #[derive(Default)]
@@ -37,6 +40,8 @@ pub struct FakeSsm {
     pub started: Mutex<Vec<AutomationRequest>>,
     pub status: Mutex<Option<AutomationStatus>>,
     pub stopped: Mutex<Vec<String>>,
+    /// Run once, at the first stop.
+    pub on_stop: Mutex<Option<OnStop>>,
 }
 
 #[async_trait]
@@ -55,6 +60,10 @@ impl Fallback for FakeSsm {
             .unwrap_or(AutomationStatus::Running))
     }
     async fn stop(&self, id: &str) -> PortResult<()> {
+        let hook = self.on_stop.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook().await;
+        }
         self.stopped.lock().unwrap().push(id.to_string());
         *self.status.lock().unwrap() = Some(AutomationStatus::Failed("Cancelled".into()));
         Ok(())

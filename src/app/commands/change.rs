@@ -1,4 +1,5 @@
-//! The operator commands that change something: `undo`, `approve`, `exempt`, `restore`.
+//! The operator commands that change something: `undo`, `approve`, `restore` (`exempt` is in
+//! exempt.rs).
 
 use super::*;
 
@@ -46,11 +47,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             // An execution finishing after the release would undo the undo; stop it first, then
             // release from what IAM shows once it has stopped.
-            self.stop_fallback(intent).await?;
+            self.refuse_half_way_delete(intent).await?;
+            self.stop_fallback(intent, "undo").await?;
             facts = self
                 .iam
                 .fresh_facts(subject.principal.kind, &subject.principal.name)
                 .await?;
+            // Stopping can take a while: the identity must still be the one decided on.
+            self.check_link_identity(&subject, facts.as_ref())?;
         }
         let decision = crate::domain::undo(&record, facts.as_ref(), &self.policy, now, reason)?;
         let after_stage = decision.after().map_or(record.stage, |a| a.stage);
@@ -132,222 +136,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
             ))),
             (approved, None) => Ok((subject, approved?)),
         }
-    }
-
-    /// `exempt`: write the exemption tags, then evaluate at once (a quarantined identity is
-    /// released). `answered` says where the answer came from (an owner's link), for the audit
-    /// trail only.
-    pub async fn exempt(
-        &self,
-        arg: &IdentityArg,
-        until: chrono::NaiveDate,
-        reason: &str,
-        answered: Option<&str>,
-        now: Timestamp,
-    ) -> Result<CommandReport> {
-        refuse_credential_exemption(match arg {
-            IdentityArg::Name { scope, .. } => scope,
-            IdentityArg::Subject(subject) => &subject.scope,
-        })?;
-        let Some(until_instant) = exemption::parse_until(&until.format("%Y-%m-%d").to_string())
-        else {
-            return Err(Error::Usage(format!("--until {until} is not a date")));
-        };
-        if until_instant <= now {
-            return Err(Error::Rejected(format!(
-                "--until {until} is in the past; an exemption must end in the future"
-            )));
-        }
-        if until_instant - now > self.policy.exemptions.max_duration {
-            return Err(Error::Rejected(format!(
-                "--until {until} is more than {} days away (exemptions.max_days)",
-                self.policy.exemptions.max_duration.num_days()
-            )));
-        }
-        if reason.trim().is_empty() {
-            return Err(Error::Usage("--reason must not be empty".to_string()));
-        }
-        check_tag_value("--reason", reason)?;
-        let (subject, facts) = self.resolve(arg).await?;
-        let Some(facts) = facts else {
-            return Err(Error::NotFound(format!("{subject} does not exist in IAM")));
-        };
-        if let Some(why) = exemption::protection(&facts.principal, &self.policy.exemptions) {
-            return Err(Error::Rejected(format!(
-                "{subject} is protected ({why}); dormant never changes it, not even to tag it"
-            )));
-        }
-        let whole = Subject::whole(facts.principal.clone());
-        let reason_text = format!("exempted until {until}: {reason}");
-        let records = self.store.load_principal(&facts.principal).await?;
-        let stage_before = records
-            .iter()
-            .find(|r| r.subject == whole)
-            .map_or(Stage::Clean, |r| r.stage);
-        if self.policy.dry_run {
-            return Ok(CommandReport {
-                identity: whole.id(),
-                command: "exempt",
-                outcome: Outcome::DryRun,
-                stage: stage_before,
-                reason: reason_text,
-                restored: None,
-                not_restored: None,
-            });
-        }
-        // A step SSM is carrying out would land after the release: stop it first, as `undo`
-        // does. A stop that fails changes nothing (the caller may try again).
-        for intent in records.iter().filter_map(|r| r.pending.as_ref()) {
-            self.stop_fallback(intent).await?;
-        }
-        let tags = vec![
-            (tag::TAG_EXEMPT.to_string(), "true".to_string()),
-            (
-                tag::TAG_EXEMPT_UNTIL.to_string(),
-                until.format("%Y-%m-%d").to_string(),
-            ),
-            (
-                tag::TAG_EXEMPT_REASON.to_string(),
-                reason.trim().to_string(),
-            ),
-        ];
-        // IAM keeps one spelling per key: an owner's `Dormant:Exempt` would keep its case and the
-        // exemption would not count (only the exact key does). Remove such spellings first.
-        let miscased: Vec<String> = [
-            tag::TAG_EXEMPT,
-            tag::TAG_EXEMPT_UNTIL,
-            tag::TAG_EXEMPT_REASON,
-        ]
-        .iter()
-        .filter_map(|k| crate::domain::tag::miscased(&facts.tags, k).map(str::to_string))
-        .collect();
-        if !miscased.is_empty() {
-            self.iam
-                .apply(
-                    &facts.principal,
-                    &crate::domain::Effect::RemoveTags { keys: miscased },
-                )
-                .await?;
-        }
-        self.iam
-            .apply(&facts.principal, &crate::domain::Effect::PutTags { tags })
-            .await?;
-        // The exemption stands from here: whatever fails next is reported as a failure to be
-        // finished by the controller, never as an error (an owner's link would be offered again
-        // for an answer already in effect).
-        let audit_reason = match answered {
-            Some(via) => format!("{reason_text} ({via})"),
-            None => reason_text.clone(),
-        };
-        let report = match self
-            .release_exempted(&whole, &reason_text, &audit_reason, now)
-            .await
-        {
-            Ok(report) => report,
-            Err(e) => CommandReport {
-                identity: whole.id(),
-                command: "exempt",
-                outcome: Outcome::Failed,
-                stage: stage_before,
-                reason: format!(
-                    "{reason_text}; the exemption tags are written, but the rest failed for now \
-                     ({e}): the controller releases it when it next evaluates the identity"
-                ),
-                restored: None,
-                not_restored: None,
-            },
-        };
-        Ok(report)
-    }
-
-    /// `exempt` after its tags are written: the audit entry, the release, and whether the
-    /// identity is now off the ladder with nothing in flight. A release that failed, was left
-    /// to another run, waits for a step's retry or for SSM is the controller's to finish, and
-    /// the caller must hear of it (an owner's page says "Answer recorded", not "Done").
-    async fn release_exempted(
-        &self,
-        whole: &Subject,
-        reason_text: &str,
-        audit_reason: &str,
-        now: Timestamp,
-    ) -> Result<CommandReport> {
-        let principal = &whole.principal;
-        let run = self.start_run(None, now).await?;
-        // An audit entry that cannot be written does not hold the release back: said below.
-        let audited = self
-            .audit(whole, "exempt", Outcome::Done, audit_reason, &run, now)
-            .await;
-        let mut unfinished: Vec<String> = match self
-            .evaluate(principal.kind, &principal.name, None, now)
-            .await
-        {
-            Ok(released) => released
-                .actions
-                .iter()
-                .filter(|a| matches!(a.outcome, Outcome::Failed | Outcome::Skipped))
-                .map(|a| a.reason.clone())
-                .collect(),
-            Err(e) => vec![e.to_string()],
-        };
-        let records = self.store.load_principal(principal).await?;
-        let open: Vec<&Record> = records
-            .iter()
-            .filter(|r| r.pending.is_some() || r.stage.is_on_ladder())
-            .collect();
-        if unfinished.is_empty() && !open.is_empty() {
-            let fresh = self
-                .iam
-                .fresh_facts(principal.kind, &principal.name)
-                .await?;
-            for record in open {
-                let why = decide(
-                    record,
-                    fresh.as_ref(),
-                    &self.policy,
-                    &Budget::default(),
-                    now,
-                );
-                unfinished.push(format!(
-                    "{} is still {}: {}",
-                    record.subject.short(),
-                    record.stage,
-                    why.reason
-                ));
-            }
-        }
-        let stage = records
-            .iter()
-            .find(|r| r.subject == *whole)
-            .map_or(Stage::Clean, |r| r.stage);
-        let mut problems = Vec::new();
-        if let Err(e) = audited {
-            problems.push(format!(
-                "the exemption's audit entry could not be written ({e})"
-            ));
-        }
-        if !unfinished.is_empty() {
-            problems.push(format!(
-                "the release is not done yet and is left to the controller: {}",
-                unfinished.join("; ")
-            ));
-        }
-        let (outcome, reason) = if problems.is_empty() {
-            (Outcome::Done, reason_text.to_string())
-        } else {
-            (
-                Outcome::Failed,
-                format!("{reason_text}; {}", problems.join("; ")),
-            )
-        };
-        Ok(CommandReport {
-            identity: whole.id(),
-            command: "exempt",
-            outcome,
-            stage,
-            reason,
-            restored: None,
-            not_restored: None,
-        })
     }
 
     /// `restore`: recreate a deleted role or user from its latest snapshot.

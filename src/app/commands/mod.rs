@@ -8,6 +8,7 @@ use crate::domain::{
 };
 
 mod change;
+mod exempt;
 mod permissions;
 mod plan;
 mod report;

@@ -58,18 +58,31 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 (subject, facts)
             }
         };
-        if let Some(want) = &self.link_unique_id {
-            let now_is = facts.as_ref().and_then(|f| f.unique_id.as_deref());
-            if now_is != Some(want.as_str()) {
-                return Err(Error::Rejected(format!(
-                    "{subject} is no longer the identity the link was issued for (unique id \
-                     {want}; IAM now has {}); nothing was changed",
-                    now_is.unwrap_or("no such identity")
-                )));
-            }
-        }
+        self.check_link_identity(&subject, facts.as_ref())?;
         self.credential_exists(&subject, facts.as_ref()).await?;
         Ok((subject, facts))
+    }
+
+    /// For an engine answering a link (`Engine::answering_for`): refuses unless IAM's identity
+    /// under the name is the one the link was issued for. Checked on every read a command acts
+    /// on; IAM has no condition on a unique id, so the call after the read is the only window.
+    pub(crate) fn check_link_identity(
+        &self,
+        subject: &Subject,
+        facts: Option<&Facts>,
+    ) -> Result<()> {
+        let Some(want) = &self.link_unique_id else {
+            return Ok(());
+        };
+        let now_is = facts.and_then(|f| f.unique_id.as_deref());
+        if now_is == Some(want.as_str()) {
+            return Ok(());
+        }
+        Err(Error::Rejected(format!(
+            "{subject} is no longer the identity the link was issued for (unique id {want}; IAM \
+             now has {}); nothing was changed",
+            now_is.unwrap_or("no such identity")
+        )))
     }
 
     async fn tracked_principal(

@@ -259,7 +259,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let stopped = if self.fallback.is_none() || now - since > FALLBACK_TIMEOUT {
             "not stopped (no SSM client, or past the timeout): they may have changed it"
         } else {
-            if let Err(e) = self.stop_fallback(intent).await {
+            if let Err(e) = self.stop_fallback(intent, "protection").await {
                 let why = format!("the identity is protected, and stopping {executions}: {e}");
                 return self
                     .step_failed(run, &record, "SSM Automation", &why, now)
@@ -289,9 +289,36 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.carry_out(run, record, d, now).await
     }
 
+    /// Refuses to stop a delete SSM is still running (for `undo` and `exempt`): stopped
+    /// half-way it would leave the identity stripped of what it had, and its snapshot can only
+    /// recreate it once it is deleted.
+    pub(crate) async fn refuse_half_way_delete(&self, intent: &Intent) -> Result<()> {
+        let (Step::Delete, Some(setup)) = (intent.step, &self.fallback) else {
+            return Ok(());
+        };
+        let mut running = Vec::new();
+        for id in &intent.fallback {
+            if still_running(setup, id).await? {
+                running.push(id.as_str());
+            }
+        }
+        if running.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Rejected(format!(
+            "{} is being deleted by SSM Automation {} since {}; stopping it half-way would leave \
+             it stripped: once the deletion has finished, `dormant restore` recreates it from the \
+             snapshot taken before it",
+            intent.after.subject,
+            running.join(", "),
+            fmt_time(intent.fallback_since.unwrap_or(intent.started_at))
+        )))
+    }
+
     /// Stops the SSM executions of an intent and waits until they have ended, so that nothing
-    /// lands in IAM after an undo. An error (nothing changed) if one cannot be stopped.
-    pub(crate) async fn stop_fallback(&self, intent: &Intent) -> Result<()> {
+    /// lands in IAM after an undo, a keep or a protection (`why`). An error (nothing changed)
+    /// if one cannot be stopped.
+    pub(crate) async fn stop_fallback(&self, intent: &Intent, why: &str) -> Result<()> {
         if intent.fallback.is_empty() {
             return Ok(());
         }
@@ -305,7 +332,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         for id in &intent.fallback {
             if still_running(setup, id).await? {
-                info!(execution = %id, step = %intent.step, "stopping SSM Automation before undo");
+                info!(execution = %id, step = %intent.step, "stopping SSM Automation before {why}");
                 setup.runner.stop(id).await?;
             }
         }
