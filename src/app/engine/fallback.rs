@@ -296,12 +296,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
         let (Step::Delete, Some(setup)) = (intent.step, &self.fallback) else {
             return Ok(());
         };
-        let mut running = Vec::new();
-        for id in &intent.fallback {
-            if still_running(setup, id).await? {
-                running.push(id.as_str());
-            }
-        }
+        let running = running(setup, intent).await?;
         if running.is_empty() {
             return Ok(());
         }
@@ -337,12 +332,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
         }
         for poll in 0..STOP_POLLS {
-            let mut running = Vec::new();
-            for id in &intent.fallback {
-                if still_running(setup, id).await? {
-                    running.push(id.as_str());
-                }
-            }
+            let running = running(setup, intent).await?;
             if running.is_empty() {
                 return Ok(());
             }
@@ -360,6 +350,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         Ok(())
     }
+}
+
+/// The intent's executions that still run.
+async fn running<'a>(
+    setup: &FallbackSetup,
+    intent: &'a Intent,
+) -> std::result::Result<Vec<&'a str>, PortError> {
+    let mut running = Vec::new();
+    for id in &intent.fallback {
+        if still_running(setup, id).await? {
+            running.push(id.as_str());
+        }
+    }
+    Ok(running)
 }
 
 /// Whether an execution still runs; one SSM no longer knows ended long ago.
