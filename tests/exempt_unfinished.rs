@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use dormant::app::commands::CommandReport;
 use dormant::app::engine::FallbackSetup;
 use dormant::domain::answer::AnswerAction;
-use dormant::domain::{Outcome, Policy, Stage, Step, Subject};
+use dormant::domain::{Intent, Outcome, Policy, Stage, Step, Subject};
 use dormant::error::Error;
 use dormant::ports::Store;
 
@@ -265,6 +265,51 @@ async fn keep_refuses_while_ssm_is_deleting_and_stops_nothing() {
         .unwrap_err();
     assert!(undo.to_string().contains("being deleted"), "{undo}");
     assert!(ssm.stopped.lock().unwrap().is_empty());
+}
+
+/// Another run is deleting the role under its lease: Keep is refused and changes nothing. A
+/// deletion that failed part-way does not hold Keep back, which says what may be missing.
+#[tokio::test]
+async fn keep_refuses_while_another_run_deletes_and_says_when_a_deletion_failed_part_way() {
+    let a = Account::new().await;
+    a.role("deleting", 200, &[]).await;
+    let engine = a.engine(Policy::default()).await;
+    engine.sweep(a.day(0)).await.unwrap();
+    engine.tick(a.day(7)).await.unwrap();
+    let subject = a.role_subject("deleting");
+    let mut record = engine.store.load(&subject).await.unwrap().unwrap();
+    assert_eq!(record.stage, Stage::Quarantined);
+    let at = a.day(30);
+    record.pending = Some(Intent::new(Step::Delete, at, vec![], record.clone()));
+    engine.store.save(&record).await.unwrap();
+
+    let refused = keep(&engine, "deleting", at + Duration::minutes(1))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("being deleted by another run"),
+        "{refused}"
+    );
+    assert!(!a.role_tags("deleting").await.contains_key("dormant:exempt"));
+
+    let mut record = engine.store.load(&subject).await.unwrap().unwrap();
+    let intent = record.pending.as_mut().unwrap();
+    intent.attempts = 1;
+    intent.last_error = Some("AccessDenied on DeleteRole".into());
+    engine.store.save(&record).await.unwrap();
+    let kept = keep(&engine, "deleting", at + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert!(
+        kept.reason
+            .contains("had not finished (AccessDenied on DeleteRole)")
+            && kept.reason.contains("stays removed"),
+        "{}",
+        kept.reason
+    );
+    let history = engine.store.history(&subject).await.unwrap();
+    let exempt = history.iter().find(|e| e.step == "exempt").unwrap();
+    assert!(exempt.reason.contains("stays removed"), "{}", exempt.reason);
 }
 
 /// No room for the exemption's tags: refused before anything is stopped or written.

@@ -47,7 +47,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
             }
             // An execution finishing after the release would undo the undo; stop it first, then
             // release from what IAM shows once it has stopped.
-            self.refuse_half_way_delete(intent).await?;
+            self.refuse_during_delete(intent, now).await?;
             self.stop_fallback(intent, "undo").await?;
             facts = self
                 .iam

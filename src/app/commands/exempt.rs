@@ -49,19 +49,22 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         let whole = Subject::whole(facts.principal.clone());
         let reason_text = format!("exempted until {until}: {reason}");
-        let records = self.store.load_principal(&facts.principal).await?;
+        let records = self.principal_records(&facts.principal).await?;
         let stage_before = records
             .iter()
             .find(|r| r.subject == whole)
             .map_or(Stage::Clean, |r| r.stage);
-        let handed_to_ssm: Vec<&Intent> = records
-            .iter()
-            .filter_map(|r| r.pending.as_ref())
-            .filter(|i| !i.fallback.is_empty())
-            .collect();
+        let pending: Vec<&Intent> = records.iter().filter_map(|r| r.pending.as_ref()).collect();
+        // Refusals first (reads only, so a dry run says them too): no room for the tags, or a
+        // deletion under way (stopped half-way it would leave the identity stripped).
+        exemption_tags_fit(&subject, &facts.tags)?;
+        for intent in &pending {
+            self.refuse_during_delete(intent, now).await?;
+        }
         if self.policy.dry_run {
-            let stops = handed_to_ssm
+            let stops = pending
                 .iter()
+                .filter(|i| !i.fallback.is_empty())
                 .map(|i| {
                     format!(
                         "; would first stop SSM Automation {} ({})",
@@ -80,29 +83,45 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 not_restored: None,
             });
         }
-        exemption_tags_fit(&subject, &facts.tags)?;
         // A step SSM is carrying out would land after the release: stop it first, as `undo`
-        // does (a delete is refused rather than stopped half-way). A stop that fails leaves the
-        // exemption unwritten.
-        for intent in &handed_to_ssm {
-            self.refuse_half_way_delete(intent).await?;
-        }
+        // does. A stop that fails leaves the exemption unwritten.
         let mut stopped = Vec::new();
-        for intent in handed_to_ssm {
-            self.stop_fallback(intent, "keep").await?;
-            stopped.push(format!("{} ({})", intent.fallback.join(", "), intent.step));
+        for intent in &pending {
+            for id in self.stop_fallback(intent, "keep").await? {
+                stopped.push(format!("{id} ({})", intent.step));
+            }
         }
-        if !stopped.is_empty() {
+        if pending.iter().any(|i| !i.fallback.is_empty()) {
             // Stopping can take a while: the identity must still be the one decided on.
-            let p = &facts.principal;
-            let fresh = self.iam.fresh_facts(p.kind, &p.name).await?;
+            let fresh = self
+                .iam
+                .fresh_facts(subject.principal.kind, &subject.principal.name)
+                .await?
+                .filter(|f| f.principal.path == facts.principal.path);
             self.check_link_identity(&subject, fresh.as_ref())?;
-            let Some(fresh) = fresh else {
-                return Err(Error::NotFound(format!("{subject} does not exist in IAM")));
+            let Some(fresh) = fresh.filter(|f| f.unique_id == facts.unique_id) else {
+                return Err(Error::Rejected(format!(
+                    "{subject} was deleted or re-created while its SSM Automation was being \
+                     stopped; nothing was written"
+                )));
             };
             facts = fresh;
             exemption_tags_fit(&subject, &facts.tags)?;
         }
+        // A deletion that failed part-way (waiting for its retry) is not finished: what it
+        // removed stays removed, and the caller must hear of it.
+        let half_deleted: Vec<String> = pending
+            .iter()
+            .filter(|i| i.step == Step::Delete)
+            .map(|i| {
+                format!(
+                    "a deletion started at {} had not finished ({}): what it removed stays \
+                     removed; the snapshot taken then lists what it had (`dormant history`)",
+                    fmt_time(i.started_at),
+                    i.last_error.as_deref().unwrap_or("interrupted")
+                )
+            })
+            .collect();
         let tags = vec![
             (tag::TAG_EXEMPT.to_string(), "true".to_string()),
             (tag::TAG_EXEMPT_UNTIL.to_string(), until_text),
@@ -123,6 +142,10 @@ impl<I: Iam, S: Store> Engine<I, S> {
         // The exemption stands from here: whatever fails next is reported as a failure to be
         // finished by the controller, never as an error (an owner's link would be offered again
         // for an answer already in effect).
+        let mut reason_text = reason_text;
+        for said in &half_deleted {
+            reason_text.push_str(&format!("; {said}"));
+        }
         let mut audit_reason = reason_text.clone();
         if !stopped.is_empty() {
             audit_reason.push_str(&format!("; stopped SSM Automation {}", stopped.join(", ")));
@@ -181,13 +204,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 .collect(),
             Err(e) => vec![e.to_string()],
         };
-        // The index lists the subjects; each record is then read consistently.
-        let mut records = Vec::new();
-        for listed in self.store.load_principal(principal).await? {
-            if let Some(record) = self.store.load(&listed.subject).await? {
-                records.push(record);
-            }
-        }
+        let records = self.principal_records(principal).await?;
         let open: Vec<&Record> = records
             .iter()
             .filter(|r| r.pending.is_some() || r.stage.is_on_ladder())
@@ -251,6 +268,20 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 }
 
+impl<I: Iam, S: Store> Engine<I, S> {
+    /// The principal's records: the index lists the subjects (it may lag), then each record is
+    /// read consistently.
+    async fn principal_records(&self, principal: &Principal) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for listed in self.store.load_principal(principal).await? {
+            if let Some(record) = self.store.load(&listed.subject).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+}
+
 /// The spellings of the exemption keys other than the exact ones: IAM keeps one spelling per
 /// key, so an owner's `Dormant:Exempt` would keep its case and the exemption would not count
 /// (only the exact key does). They are removed first.
@@ -280,8 +311,8 @@ fn exemption_tags_fit(
     let after = tags.len() - miscased_exemption_keys(tags).len() + added;
     if after > tag::TAG_LIMIT {
         return Err(Error::Rejected(format!(
-            "{subject} has {} tags and the exemption needs {added} more: IAM allows {}; remove \
-             {} of its tags first",
+            "{subject} has {} tags and would have {after} with the exemption's: IAM allows {}; \
+             remove {} of its tags first",
             tags.len(),
             tag::TAG_LIMIT,
             after - tag::TAG_LIMIT

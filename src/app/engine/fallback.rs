@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::domain::fallback::{automation_for, landed};
+use crate::domain::ladder::INTENT_LEASE;
 use crate::domain::time::fmt_time;
 use crate::domain::{Action, AutomationStatus, Effect, Intent, Outcome, Record, Step, Timestamp};
 use crate::error::{Error, Result};
@@ -289,33 +290,61 @@ impl<I: Iam, S: Store> Engine<I, S> {
         self.carry_out(run, record, d, now).await
     }
 
-    /// Refuses to stop a delete SSM is still running (for `undo` and `exempt`): stopped
-    /// half-way it would leave the identity stripped of what it had, and its snapshot can only
-    /// recreate it once it is deleted.
-    pub(crate) async fn refuse_half_way_delete(&self, intent: &Intent) -> Result<()> {
-        let (Step::Delete, Some(setup)) = (intent.step, &self.fallback) else {
-            return Ok(());
-        };
-        let running = running(setup, intent).await?;
-        if running.is_empty() {
+    /// Refuses `undo` and `exempt` while the identity is being deleted: by SSM (an execution
+    /// running, or one SSM may not know yet) or by another run under its lease. Stopped half-way
+    /// a delete would leave the identity stripped of what it had, and its snapshot can only
+    /// recreate it once it is deleted. A delete that failed and waits for its retry is not
+    /// refused (the caller says what it may have removed).
+    pub(crate) async fn refuse_during_delete(&self, intent: &Intent, now: Timestamp) -> Result<()> {
+        if intent.step != Step::Delete {
             return Ok(());
         }
+        let since = intent.fallback_since.unwrap_or(intent.started_at);
+        let by = if intent.fallback.is_empty() {
+            if intent.last_error.is_some() || now >= intent.not_before(INTENT_LEASE) {
+                return Ok(());
+            }
+            "another run".to_string()
+        } else {
+            let Some(setup) = &self.fallback else {
+                // `stop_fallback` refuses: nothing can be stopped without SSM.
+                return Ok(());
+            };
+            let mut running = Vec::new();
+            for id in &intent.fallback {
+                let runs = match setup.runner.status(id).await {
+                    Ok(status) => status == AutomationStatus::Running,
+                    // Right after a start SSM may not know it yet (as `poll_fallback` waits).
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        now - since < UNKNOWN_EXECUTION_GRACE
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if runs {
+                    running.push(id.as_str());
+                }
+            }
+            if running.is_empty() {
+                return Ok(());
+            }
+            format!("SSM Automation {}", running.join(", "))
+        };
         Err(Error::Rejected(format!(
-            "{} is being deleted by SSM Automation {} since {}; stopping it half-way would leave \
-             it stripped: once the deletion has finished, `dormant restore` recreates it from the \
-             snapshot taken before it",
+            "{} is being deleted by {by} since {}; stopping it half-way would leave it stripped: \
+             once the deletion has finished, `dormant restore` recreates it from the snapshot \
+             taken before it",
             intent.after.subject,
-            running.join(", "),
-            fmt_time(intent.fallback_since.unwrap_or(intent.started_at))
+            fmt_time(since)
         )))
     }
 
     /// Stops the SSM executions of an intent and waits until they have ended, so that nothing
     /// lands in IAM after an undo, a keep or a protection (`why`). An error (nothing changed)
     /// if one cannot be stopped.
-    pub(crate) async fn stop_fallback(&self, intent: &Intent, why: &str) -> Result<()> {
+    /// Returns the executions it asked to stop.
+    pub(crate) async fn stop_fallback(&self, intent: &Intent, why: &str) -> Result<Vec<String>> {
         if intent.fallback.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(setup) = &self.fallback else {
             return Err(Error::Rejected(format!(
@@ -325,16 +354,18 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 intent.step
             )));
         };
+        let mut stopped = Vec::new();
         for id in &intent.fallback {
             if still_running(setup, id).await? {
                 info!(execution = %id, step = %intent.step, "stopping SSM Automation before {why}");
                 setup.runner.stop(id).await?;
+                stopped.push(id.clone());
             }
         }
         for poll in 0..STOP_POLLS {
             let running = running(setup, intent).await?;
             if running.is_empty() {
-                return Ok(());
+                return Ok(stopped);
             }
             if poll + 1 < STOP_POLLS {
                 tokio::time::sleep(STOP_POLL_INTERVAL).await;
@@ -348,7 +379,7 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 )));
             }
         }
-        Ok(())
+        Ok(stopped)
     }
 }
 
