@@ -85,6 +85,15 @@ async fn exempt_while_a_failed_step_waits_for_its_retry_says_so_and_the_controll
     assert_released(&a, &engine, "waiting").await;
 }
 
+/// The subject's `exempt` audit entry.
+async fn exempt_entry(engine: &TestEngine, subject: &Subject) -> dormant::domain::AuditEntry {
+    let history = engine.store.history(subject).await.unwrap();
+    let entry = history.iter().find(|e| e.step == "exempt");
+    entry
+        .cloned()
+        .unwrap_or_else(|| panic!("no exempt entry: {history:?}"))
+}
+
 /// An engine whose SSM fallback is the fake, for `always` and for whatever IAM refuses.
 async fn with_ssm(a: &Account, always: Vec<Step>) -> (TestEngine, Arc<FakeSsm>) {
     let ssm = Arc::new(FakeSsm::default());
@@ -137,12 +146,7 @@ async fn exempt_stops_a_running_ssm_execution_and_what_it_landed_is_released() {
         "{}",
         kept.reason
     );
-    let history = engine
-        .store
-        .history(&a.role_subject("handed-over"))
-        .await
-        .unwrap();
-    let exempt = history.iter().find(|e| e.step == "exempt").unwrap();
+    let exempt = exempt_entry(&engine, &a.role_subject("handed-over")).await;
     assert!(
         exempt.reason.contains("stopped SSM Automation exec-1"),
         "{}",
@@ -307,8 +311,7 @@ async fn keep_refuses_while_another_run_deletes_and_says_when_a_deletion_failed_
         "{}",
         kept.reason
     );
-    let history = engine.store.history(&subject).await.unwrap();
-    let exempt = history.iter().find(|e| e.step == "exempt").unwrap();
+    let exempt = exempt_entry(&engine, &subject).await;
     assert!(exempt.reason.contains("stays removed"), "{}", exempt.reason);
 }
 
