@@ -310,20 +310,9 @@ impl<I: Iam, S: Store> Engine<I, S> {
                 // `stop_fallback` refuses: nothing can be stopped without SSM.
                 return Ok(());
             };
-            let mut running = Vec::new();
-            for id in &intent.fallback {
-                let runs = match setup.runner.status(id).await {
-                    Ok(status) => status == AutomationStatus::Running,
-                    // Right after a start SSM may not know it yet (as `poll_fallback` waits).
-                    Err(e) if e.kind == ErrorKind::NotFound => {
-                        now - since < UNKNOWN_EXECUTION_GRACE
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if runs {
-                    running.push(id.as_str());
-                }
-            }
+            // Right after a start SSM may not know it yet (as `poll_fallback` waits).
+            let just_started = now - since < UNKNOWN_EXECUTION_GRACE;
+            let running = running(setup, intent, just_started).await?;
             if running.is_empty() {
                 return Ok(());
             }
@@ -356,14 +345,14 @@ impl<I: Iam, S: Store> Engine<I, S> {
         };
         let mut stopped = Vec::new();
         for id in &intent.fallback {
-            if still_running(setup, id).await? {
+            if still_running(setup, id, false).await? {
                 info!(execution = %id, step = %intent.step, "stopping SSM Automation before {why}");
                 setup.runner.stop(id).await?;
                 stopped.push(id.clone());
             }
         }
         for poll in 0..STOP_POLLS {
-            let running = running(setup, intent).await?;
+            let running = running(setup, intent, false).await?;
             if running.is_empty() {
                 return Ok(stopped);
             }
@@ -383,25 +372,31 @@ impl<I: Iam, S: Store> Engine<I, S> {
     }
 }
 
-/// The intent's executions that still run.
+/// The intent's executions that still run (`unknown_runs`: as for `still_running`).
 async fn running<'a>(
     setup: &FallbackSetup,
     intent: &'a Intent,
+    unknown_runs: bool,
 ) -> std::result::Result<Vec<&'a str>, PortError> {
     let mut running = Vec::new();
     for id in &intent.fallback {
-        if still_running(setup, id).await? {
+        if still_running(setup, id, unknown_runs).await? {
             running.push(id.as_str());
         }
     }
     Ok(running)
 }
 
-/// Whether an execution still runs; one SSM no longer knows ended long ago.
-async fn still_running(setup: &FallbackSetup, id: &str) -> std::result::Result<bool, PortError> {
+/// Whether an execution still runs. One SSM does not know ended long ago, unless
+/// `unknown_runs` (it was started a moment ago: SSM may not know it yet).
+async fn still_running(
+    setup: &FallbackSetup,
+    id: &str,
+    unknown_runs: bool,
+) -> std::result::Result<bool, PortError> {
     match setup.runner.status(id).await {
         Ok(status) => Ok(status == AutomationStatus::Running),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(unknown_runs),
         Err(e) => Err(e),
     }
 }
