@@ -473,13 +473,7 @@ async fn a_link_from_an_earlier_pass_of_the_same_stage_is_refused() {
 async fn a_role_recreated_under_the_same_name_is_not_the_links_identity() {
     let f = Fixture::role("reborn", Policy::default(), &[]).await;
     let token = f.link(AnswerAction::Keep).await;
-    f.a.iam
-        .delete_role()
-        .role_name("reborn")
-        .send()
-        .await
-        .unwrap();
-    let new_id = f.a.create_role("/", "reborn", &[]).await;
+    let new_id = f.a.recreate_role("reborn").await;
     assert_ne!(new_id, f.unique_id);
     emulator().clear_requests(&f.a.id);
     for r in [
@@ -526,13 +520,7 @@ async fn a_role_recreated_while_the_answer_is_taken_is_not_changed() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        f.a.iam
-            .delete_role()
-            .role_name("reborn-late")
-            .send()
-            .await
-            .unwrap();
-        f.a.create_role("/", "reborn-late", &[]).await
+        f.a.recreate_role("reborn-late").await
     };
     let (r, new_id) = tokio::join!(answer, recreate);
     assert_ne!(new_id, f.unique_id);

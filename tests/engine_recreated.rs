@@ -131,13 +131,7 @@ async fn quarantined_then_replaced(a: &Account, policy: Policy, used: bool) -> (
         .send()
         .await
         .unwrap();
-    a.iam
-        .delete_role()
-        .role_name("deploy")
-        .send()
-        .await
-        .unwrap();
-    let new_id = a.create_role("/", "deploy", &[]).await;
+    let new_id = a.recreate_role("deploy").await;
     let last_used = used.then(|| a.day(20));
     emulator().backdate_role(&a.id, "deploy", Some(a.day(8)), last_used);
     emulator().clear_requests(&a.id);

@@ -206,9 +206,7 @@ async fn recreated_while_stopping(undo: bool) {
     };
     *ssm.on_stop.lock().unwrap() = Some(Box::new(move || {
         Box::pin(async move {
-            let iam = account.iam.clone();
-            iam.delete_role().role_name("swapped").send().await.unwrap();
-            account.create_role("/", "swapped", &[]).await;
+            account.recreate_role("swapped").await;
         })
     }));
     let at = a.day(7) + Duration::hours(1);

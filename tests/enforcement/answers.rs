@@ -8,11 +8,13 @@ use dormant::adapters::retry::RetryPolicy;
 use dormant::answers::FactoryEngines;
 use dormant::app::answer::{AnswerService, HttpRequest, HttpResponse};
 use dormant::domain::answer::{sign, AnswerAction, Claims, SigningKey, SigningKeys};
+use dormant::domain::PrincipalKind::{self, Role, User};
 use dormant::domain::{Principal, Stage, Subject};
 use dormant::ports::Store;
 use dormant::wiring::{Actor, EngineFactory};
 
-use super::deployment::{admin_iam, enforcing, session, Deployment};
+use super::deployment::{admin_iam, enforcing, key_status, session, Deployment};
+use crate::support::account::create_policy_with;
 
 pub(super) const OWNER: &str = "owner@example.com";
 
@@ -168,10 +170,7 @@ async fn the_answers_role_is_refused_what_only_the_controller_may_do() {
     )
     .await;
     let iam = aws_sdk_iam::Client::new(&in_member);
-    let quarantine = format!(
-        "arn:aws:iam::{}:policy/dormant/DormantQuarantineDenyAll",
-        d.member
-    );
+    let quarantine = dormant::domain::quarantine::policy_arn("aws", &d.member);
     let err = iam
         .attach_role_policy()
         .role_name("victim")
@@ -213,11 +212,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
     d.user(&d.member, "idle-user", 200).await;
     d.role(&d.member, "OrganizationAccountAccessRole", 1).await;
     // A human's inline deny and managed policy on a role dormant marked; a key a human turned off.
-    admin
-        .tag_role()
-        .role_name("marked")
-        .tags(tag("dormant:stage", "noticed"))
-        .send()
+    tag_as(&admin, Role, "marked", "dormant:stage", "noticed")
         .await
         .unwrap();
     admin
@@ -228,18 +223,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .send()
         .await
         .unwrap();
-    let managed = admin
-        .create_policy()
-        .policy_name("incident-managed-deny")
-        .policy_document(DENY_ALL)
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let managed = create_policy_with(&admin, "incident-managed-deny", DENY_ALL).await;
     admin
         .attach_role_policy()
         .role_name("marked")
@@ -274,12 +258,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
     .await;
     let iam = aws_sdk_iam::Client::new(&in_member);
     for key_name in ["dormant:stage", "Dormant:Stage", "dormant:next-step"] {
-        let r = iam
-            .tag_role()
-            .role_name("guarded")
-            .tags(tag(key_name, "noticed"))
-            .send()
-            .await;
+        let r = tag_as(&iam, Role, "guarded", key_name, "noticed").await;
         refused(&format!("TagRole {key_name}"), &r);
     }
     for key_name in [
@@ -287,21 +266,10 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         "dormant:stage",
         "DORMANT:CREDENTIALS",
     ] {
-        let r = iam
-            .tag_user()
-            .user_name("idle-user")
-            .tags(tag(key_name, "true"))
-            .send()
-            .await;
+        let r = tag_as(&iam, User, "idle-user", key_name, "true").await;
         refused(&format!("TagUser {key_name}"), &r);
     }
-    let r = iam
-        .update_access_key()
-        .user_name("idle-user")
-        .access_key_id(&key)
-        .status(StatusType::Active)
-        .send()
-        .await;
+    let r = turn_key_on(&iam, "idle-user", &key).await;
     refused("UpdateAccessKey Active on an unmarked user", &r);
     let r = iam
         .delete_role_policy()
@@ -317,60 +285,35 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .send()
         .await;
     refused("DetachRolePolicy of a human's policy", &r);
-    let r = iam
-        .tag_role()
-        .role_name("OrganizationAccountAccessRole")
-        .tags(tag("dormant:exempt", "true"))
-        .send()
-        .await;
+    let r = tag_as(
+        &iam,
+        Role,
+        "OrganizationAccountAccessRole",
+        "dormant:exempt",
+        "true",
+    )
+    .await;
     refused("TagRole dormant:exempt on a protected role", &r);
     // A noticed user (dormant's stage tag, but its keys are not dormant's to turn on): a key a
     // human turned off stays off.
-    admin
-        .tag_user()
-        .user_name("idle-user")
-        .tags(tag(
-            "dormant:stage",
-            "noticed next quarantine at 2026-01-01T00:00:00Z",
-        ))
-        .send()
+    let stage = "noticed next quarantine at 2026-01-01T00:00:00Z";
+    tag_as(&admin, User, "idle-user", "dormant:stage", stage)
         .await
         .unwrap();
-    let r = iam
-        .update_access_key()
-        .user_name("idle-user")
-        .access_key_id(&key)
-        .status(StatusType::Active)
-        .send()
-        .await;
+    let r = turn_key_on(&iam, "idle-user", &key).await;
     refused("UpdateAccessKey Active on a noticed user", &r);
     // Nor through the credentials marker, which any user with an unused key carries.
-    admin
-        .tag_user()
-        .user_name("idle-user")
-        .tags(tag(
-            "dormant:credentials",
-            "access keys or password on the dormant ladder",
-        ))
-        .send()
+    let marker = "access keys or password on the dormant ladder";
+    tag_as(&admin, User, "idle-user", "dormant:credentials", marker)
         .await
         .unwrap();
-    let r = iam
-        .update_access_key()
-        .user_name("idle-user")
-        .access_key_id(&key)
-        .status(StatusType::Active)
-        .send()
-        .await;
+    let r = turn_key_on(&iam, "idle-user", &key).await;
     refused(
         "UpdateAccessKey Active on a user carrying the credentials marker",
         &r,
     );
     // A quarantine a human put on (no stage tag), or on a role dormant only noticed, stays.
-    let quarantine = format!(
-        "arn:aws:iam::{}:policy/dormant/DormantQuarantineDenyAll",
-        d.member
-    );
+    let quarantine = dormant::domain::quarantine::policy_arn("aws", &d.member);
     for role in ["guarded", "marked"] {
         admin
             .attach_role_policy()
@@ -404,11 +347,7 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         refused(&format!("TagRole {tags:?}"), &r);
     }
     // ... nor removed.
-    admin
-        .tag_role()
-        .role_name("guarded")
-        .tags(tag("dormant:exempt", "true"))
-        .send()
+    tag_as(&admin, Role, "guarded", "dormant:exempt", "true")
         .await
         .unwrap();
     let r = iam
@@ -435,15 +374,9 @@ async fn the_answers_role_cannot_mark_an_identity_or_open_what_it_did_not_close(
         .unwrap();
 
     // Nothing changed: the key is off, the human's policies are in place.
-    let keys = admin
-        .list_access_keys()
-        .user_name("idle-user")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        keys.access_key_metadata()[0].status(),
-        Some(&StatusType::Inactive)
+        key_status(&admin, "idle-user", None).await,
+        Some(StatusType::Inactive)
     );
     let inline = admin
         .list_role_policies()
@@ -476,6 +409,46 @@ fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
         .value(value)
         .build()
         .unwrap()
+}
+
+/// One tag on role or user `name`, written by `iam`'s caller.
+async fn tag_as(
+    iam: &aws_sdk_iam::Client,
+    kind: PrincipalKind,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    match kind {
+        Role => iam
+            .tag_role()
+            .role_name(name)
+            .tags(tag(key, value))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| format!("{e:?}")),
+        User => iam
+            .tag_user()
+            .user_name(name)
+            .tags(tag(key, value))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| format!("{e:?}")),
+    }
+}
+
+/// `user`'s key turned back on by `iam`'s caller.
+async fn turn_key_on(iam: &aws_sdk_iam::Client, user: &str, key: &str) -> Result<(), String> {
+    iam.update_access_key()
+        .user_name(user)
+        .access_key_id(key)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Fails unless the answers role's call `what` was refused by IAM (AccessDenied).

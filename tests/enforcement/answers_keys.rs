@@ -11,7 +11,7 @@ use dormant::ports::Store;
 use dormant::wiring::Assembly;
 
 use super::answers::{post, AnswersFunction, OWNER};
-use super::deployment::{admin_iam, enforcing, Deployment};
+use super::deployment::{admin_iam, enforcing, key_status, Deployment};
 
 /// The narrow role still does a user's Undo after its keys were turned off: the keys dormant
 /// turned off come back on (allowed by the marks dormant wrote), the marks come off.
@@ -223,19 +223,6 @@ async fn controller_turns_keys_off(
     live.fleet.tick(later).await;
     d.assert_nothing_refused("notice, quarantine, keys off (controller)");
     (live, later)
-}
-
-/// The status of `user`'s key `id` (its first key's when `None`).
-async fn key_status(iam: &aws_sdk_iam::Client, user: &str, id: Option<&str>) -> Option<StatusType> {
-    iam.list_access_keys()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap()
-        .access_key_metadata()
-        .iter()
-        .find(|k| id.is_none_or(|id| k.access_key_id() == Some(id)))
-        .and_then(|k| k.status().cloned())
 }
 
 /// The owner's POST of `fields` at `at`, from a link to `action` issued when `record`'s subject

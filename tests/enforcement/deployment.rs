@@ -276,3 +276,20 @@ const ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 pub async fn admin_iam(account: &str) -> Iam {
     Iam::new(&enforcing().sdk_config_for(account).await)
 }
+
+/// The status of `user`'s key `id` (its first key's when `None`).
+pub async fn key_status(
+    iam: &Iam,
+    user: &str,
+    id: Option<&str>,
+) -> Option<aws_sdk_iam::types::StatusType> {
+    iam.list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .find(|k| id.is_none_or(|id| k.access_key_id() == Some(id)))
+        .and_then(|k| k.status().cloned())
+}

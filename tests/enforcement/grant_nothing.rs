@@ -14,6 +14,8 @@ use dormant::domain::tag::{
 };
 use serde_json::{json, Value};
 
+use crate::support::account::create_policy_with;
+
 use super::deployment::{admin_iam, Deployment};
 
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policies");
@@ -235,30 +237,8 @@ async fn the_controllers_credentials_cannot_give_an_identity_access() {
     let allow_all =
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     let deny_s3 = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#;
-    let admin_policy = admin
-        .create_policy()
-        .policy_name("admin-ish")
-        .policy_document(allow_all)
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    let ops_deny = admin
-        .create_policy()
-        .policy_name("ops-deny")
-        .policy_document(deny_s3)
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let admin_policy = create_policy_with(&admin, "admin-ish", allow_all).await;
+    let ops_deny = create_policy_with(&admin, "ops-deny", deny_s3).await;
     admin
         .attach_role_policy()
         .role_name("victim")

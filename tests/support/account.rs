@@ -209,6 +209,13 @@ impl Account {
     /// A role under `/app/` with everything a snapshot keeps of the role itself: a description, a
     /// two-hour session, the permissions boundary `boundary`, the trust policy [`encoded_trust`]
     /// and `tags`.
+    /// Deletes the role `name` (which must have no policies attached) and creates another under
+    /// the same name at path `/`: the new role's unique id.
+    pub async fn recreate_role(&self, name: &str) -> String {
+        self.iam.delete_role().role_name(name).send().await.unwrap();
+        self.create_role("/", name, &[]).await
+    }
+
     pub async fn described_role(&self, name: &str, boundary: &str, tags: &[(&str, &str)]) {
         self.iam
             .create_role()
@@ -357,18 +364,7 @@ impl Account {
 
     /// A customer-managed policy with `document`; its ARN.
     pub async fn create_policy(&self, name: &str, document: &str) -> String {
-        self.iam
-            .create_policy()
-            .policy_name(name)
-            .policy_document(document)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string()
+        create_policy_with(&self.iam, name, document).await
     }
 
     pub async fn attach_role_policy(&self, role: &str, arn: &str) {
@@ -796,4 +792,19 @@ pub fn decode_document(doc: &str) -> Value {
         .decode_utf8()
         .unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// A customer-managed policy with `document`, created through `iam`; its ARN.
+pub async fn create_policy_with(iam: &Client, name: &str, document: &str) -> String {
+    iam.create_policy()
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
 }
