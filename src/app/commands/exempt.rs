@@ -110,18 +110,15 @@ impl<I: Iam, S: Store> Engine<I, S> {
         }
         // A deletion that failed part-way (waiting for its retry) is not finished: what it
         // removed stays removed, and the caller must hear of it.
-        let half_deleted: Vec<String> = pending
-            .iter()
-            .filter(|i| i.step == Step::Delete)
-            .map(|i| {
-                format!(
-                    "a deletion started at {} had not finished ({}): what it removed stays \
-                     removed; the snapshot taken then lists what it had (`dormant history`)",
-                    fmt_time(i.started_at),
-                    i.last_error.as_deref().unwrap_or("interrupted")
-                )
-            })
-            .collect();
+        let mut reason_text = reason_text;
+        for i in pending.iter().filter(|i| i.step == Step::Delete) {
+            reason_text.push_str(&format!(
+                "; a deletion started at {} had not finished ({}): what it removed stays \
+                 removed; the snapshot taken then lists what it had (`dormant history`)",
+                fmt_time(i.started_at),
+                i.last_error.as_deref().unwrap_or("interrupted")
+            ));
+        }
         let tags = vec![
             (tag::TAG_EXEMPT.to_string(), "true".to_string()),
             (tag::TAG_EXEMPT_UNTIL.to_string(), until_text),
@@ -142,10 +139,6 @@ impl<I: Iam, S: Store> Engine<I, S> {
         // The exemption stands from here: whatever fails next is reported as a failure to be
         // finished by the controller, never as an error (an owner's link would be offered again
         // for an answer already in effect).
-        let mut reason_text = reason_text;
-        for said in &half_deleted {
-            reason_text.push_str(&format!("; {said}"));
-        }
         let mut audit_reason = reason_text.clone();
         if !stopped.is_empty() {
             audit_reason.push_str(&format!("; stopped SSM Automation {}", stopped.join(", ")));
