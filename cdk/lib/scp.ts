@@ -41,14 +41,12 @@ const roleArn = (name: string): string => `arn:*:iam::*:role/${name}`;
 
 /** Everyone the SCP lets through: the admins, then dormant's roles. */
 export function privilegedPrincipalArns(opts: ScpOptions = DEFAULT_SCP_OPTIONS): string[] {
-  const r = opts.roleNames;
-  return [...opts.adminPrincipalArns, ...[r.controller, r.member, r.automation, r.answers].map(roleArn)];
+  return [...opts.adminPrincipalArns, ...Object.values(opts.roleNames).map(roleArn)];
 }
 
 /** The roles whose names carry dormant's privileges: `dormant-*`, and any renamed one. */
 function dormantRoleResources(opts: ScpOptions): string | string[] {
-  const r = opts.roleNames;
-  const renamed = [r.controller, r.member, r.automation, r.answers].filter((n) => !n.startsWith('dormant-'));
+  const renamed = Object.values(opts.roleNames).filter((n) => !n.startsWith('dormant-'));
   return renamed.length === 0 ? roleArn('dormant-*') : [roleArn('dormant-*'), ...renamed.map(roleArn)];
 }
 
